@@ -1,0 +1,38 @@
+//! bottlesync's core: the domain (formula index, tags, naming, bottle jobs,
+//! the mirror record) and the ports to the outside (store, ledger, registry)
+//! with their local and AWS adapters. `planner`, `worker` and the
+//! `bottlesync` binary are thin layers over this crate.
+
+pub mod aws;
+pub mod destination;
+pub mod digest;
+pub mod error;
+pub mod hash_file;
+pub mod index;
+pub mod job;
+pub mod key;
+pub mod ledger;
+pub mod local_store;
+pub mod naming;
+pub mod registry;
+pub mod retry;
+pub mod s3_store;
+pub mod store;
+pub mod tag;
+
+pub use digest::Sha256Digest;
+pub use error::{Error, Result};
+pub use job::{BottleJob, SizeSource};
+pub use key::ObjectKey;
+pub use tag::Tag;
+
+/// At most `max` characters of untrusted text, for error messages.
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let mut short: String = text.chars().take(max).collect();
+        short.push('…');
+        short
+    }
+}

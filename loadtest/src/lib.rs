@@ -1,0 +1,53 @@
+//! A local stand-in for Homebrew's formula API and GitHub Packages, so
+//! bottlesync's tests, benchmarks and demo never need the network.
+//!
+//! Two listeners on 127.0.0.1 (two origins, like the real services):
+//! - host A serves `/api/formula.json` (Homebrew's schema, `root_url`
+//!   pointing at itself), `formula.jws.json`, the registry (`/v2/...`, with
+//!   the 401 challenge and `/token` flow, 307 redirects for blobs and OCI
+//!   image indexes for manifests) and the `/__standin/...` control endpoints;
+//! - host B serves the signed bottle URLs, rejecting forwarded credentials.
+//!
+//! Bottles are generated on the fly from a catalog (any size, no memory
+//! cost, deterministic bytes), faults are injected per bottle, and every
+//! request is counted.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use bottlesync_loadtest::{Catalog, Fault, StandIn, StandInConfig};
+//! let standin = StandIn::start(StandInConfig::new(Catalog::tricky())).await?;
+//! let wget = standin.bottle("wget", "arm64_tahoe").unwrap();
+//! standin.set_fault(&wget.sha256, Fault::Status { code: 503, times: 2 });
+//! // ... point a mirror at standin.api_url() ...
+//! assert_eq!(standin.stats().bottle(&wget.sha256).blob_requests, 3);
+//! # Ok(()) }
+//! ```
+
+mod api;
+mod auth;
+mod bottles;
+mod catalog;
+mod connection;
+mod content;
+mod control;
+mod faults;
+mod gzip;
+mod index;
+mod manifest;
+mod prng;
+mod registry;
+mod server;
+mod stats;
+mod storage;
+mod tags;
+
+pub use auth::{ANONYMOUS_TOKEN, SERVICE};
+pub use bottles::BottleInfo;
+pub use catalog::{BottleSpec, Catalog, FormulaSpec, SizeModel, image_name};
+pub use content::{BottleContent, CHUNK_LEN, Pieces};
+pub use control::FaultRequest;
+pub use faults::Fault;
+pub use manifest::IMAGE_INDEX_MEDIA_TYPE;
+pub use server::{StandIn, StandInConfig};
+pub use stats::{BottleStats, Stats};
+pub use tags::{CURRENT_TAGS, MACOS_NEWEST_FIRST, TagPlatform, installable_tag, parse_tag};

@@ -1,0 +1,1042 @@
+//! The stand-in behaves like the Homebrew API + GitHub Packages described in
+//! shared/reference/homebrew.md, hop by hop (redirects are not followed).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bottlesync_loadtest::{
+    BottleInfo, Catalog, Fault, FormulaSpec, SizeModel, StandIn, StandInConfig,
+};
+use reqwest::StatusCode;
+use reqwest::header::{
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, LOCATION, RANGE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const ANONYMOUS: &str = "Bearer QQ==";
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+async fn start(catalog: Catalog) -> StandIn {
+    StandIn::start(StandInConfig::new(catalog)).await.unwrap()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn bottle(standin: &StandIn, name: &str, tag: &str) -> BottleInfo {
+    standin
+        .bottle(name, tag)
+        .unwrap_or_else(|| panic!("{name} {tag} in catalog"))
+}
+
+/// The registry hop with anonymous auth: asserts a 307 and returns its target.
+async fn signed_location(client: &reqwest::Client, url: &str) -> String {
+    let response = client
+        .get(url)
+        .header(AUTHORIZATION, ANONYMOUS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TEMPORARY_REDIRECT);
+    response.headers()[LOCATION].to_str().unwrap().to_string()
+}
+
+/// Reads a body until it ends or fails; returns the bytes and whether it failed.
+async fn read_body(mut response: reqwest::Response) -> (Vec<u8>, bool) {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => return (body, false),
+            Err(_) => return (body, true),
+        }
+    }
+}
+
+#[tokio::test]
+async fn index_has_the_tricky_cases() {
+    let standin = start(Catalog::tricky()).await;
+    let client = client();
+    let text = client
+        .get(format!("{}/formula.json", standin.api_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let index: Vec<Value> = serde_json::from_str(&text).unwrap();
+    let by_name: HashMap<&str, &Value> = index
+        .iter()
+        .map(|f| (f["name"].as_str().unwrap(), f))
+        .collect();
+    assert!(index.len() >= 15);
+
+    let wget = by_name["wget"];
+    assert_eq!(wget["tap"], "homebrew/core");
+    assert_eq!(wget["versions"]["stable"], "1.25.0");
+    assert_eq!(
+        wget["dependencies"],
+        serde_json::json!(["libidn2", "openssl@3"])
+    );
+    let files = wget["bottle"]["stable"]["files"].as_object().unwrap();
+    for tag in [
+        "arm64_golden_gate",
+        "arm64_tahoe",
+        "tahoe",
+        "arm64_sequoia",
+        "sequoia",
+        "arm64_sonoma",
+        "sonoma",
+        "x86_64_linux",
+        "arm64_linux",
+    ] {
+        assert!(files.contains_key(tag), "wget lacks {tag}");
+    }
+    assert_eq!(by_name["curl"]["bottle"]["stable"]["rebuild"], 1);
+    assert_eq!(by_name["libidn2"]["revision"], 1);
+    assert_eq!(by_name["python@3.13"]["versions"]["stable"], "3.13.9");
+    let ca = by_name["ca-certificates"]["bottle"]["stable"]["files"]
+        .as_object()
+        .unwrap();
+    assert_eq!(ca.keys().collect::<Vec<_>>(), ["all"]);
+    assert_eq!(by_name["no-bottle"]["bottle"], serde_json::json!({}));
+    assert_eq!(by_name["gone"]["disabled"], true);
+    assert!(by_name["gone"]["bottle"]["stable"]["files"].is_object());
+    assert_eq!(by_name["old-but-ok"]["deprecated"], true);
+    let linux: Vec<&String> = by_name["linux-only"]["bottle"]["stable"]["files"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(linux, ["arm64_linux", "x86_64_linux"]); // serde_json sorts keys
+    let old_tool = by_name["old-tool"]["bottle"]["stable"]["files"]
+        .as_object()
+        .unwrap();
+    assert!(!old_tool.contains_key("arm64_tahoe") && old_tool.contains_key("arm64_sequoia"));
+    assert!(
+        by_name["ancient"]["bottle"]["stable"]["files"]
+            .as_object()
+            .unwrap()
+            .contains_key("ventura")
+    );
+
+    // URLs: root_url on this host, image with @ -> / and + -> x, and they
+    // agree with the ground truth; never a bare golden_gate.
+    let truth: HashMap<(String, String), BottleInfo> = standin
+        .bottles()
+        .into_iter()
+        .map(|b| ((b.name.clone(), b.tag.clone()), b))
+        .collect();
+    let mut seen = 0;
+    for formula in &index {
+        let name = formula["name"].as_str().unwrap();
+        let Some(stable) = formula["bottle"].get("stable") else {
+            continue;
+        };
+        assert_eq!(stable["root_url"], standin.registry_root().as_str());
+        for (tag, file) in stable["files"].as_object().unwrap() {
+            assert_ne!(tag, "golden_gate");
+            let b = &truth[&(name.to_string(), tag.clone())];
+            assert_eq!(file["sha256"], b.sha256.as_str());
+            assert_eq!(
+                file["url"].as_str().unwrap(),
+                format!(
+                    "{}/{}/blobs/sha256:{}",
+                    standin.registry_root(),
+                    b.image,
+                    b.sha256
+                )
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, truth.len());
+    assert!(
+        files["arm64_tahoe"]["url"]
+            .as_str()
+            .unwrap()
+            .contains("/wget/blobs/")
+    );
+    let openssl = &truth[&("openssl@3".into(), "arm64_tahoe".into())];
+    assert!(openssl.url.contains("/openssl/3/blobs/sha256:"));
+    assert_eq!(
+        openssl.mirror_file_name,
+        "openssl@3-3.6.0.arm64_tahoe.bottle.tar.gz"
+    );
+    let gtk = &truth[&("gtk+3".into(), "arm64_tahoe".into())];
+    assert!(gtk.url.contains("/gtkx3/blobs/"));
+    let curl = &truth[&("curl".into(), "arm64_tahoe".into())];
+    assert_eq!(
+        curl.mirror_file_name,
+        "curl-8.17.0.arm64_tahoe.bottle.1.tar.gz"
+    );
+    let libidn2 = &truth[&("libidn2".into(), "sonoma".into())];
+    assert_eq!(
+        libidn2.mirror_file_name,
+        "libidn2-2.3.8_1.sonoma.bottle.tar.gz"
+    );
+
+    // The JWS wraps the very same text.
+    let jws: Value = client
+        .get(format!("{}/formula.jws.json", standin.api_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jws["payload"].as_str().unwrap(), text);
+    assert_eq!(jws["signatures"][0]["header"]["kid"], "homebrew-1");
+    assert_eq!(standin.stats().index_requests, 2);
+}
+
+#[tokio::test]
+async fn blob_needs_auth_then_redirects_to_storage() {
+    let standin = start(Catalog::tricky()).await;
+    let client = client();
+    let b = bottle(&standin, "openssl@3", "arm64_tahoe");
+
+    let response = client.get(&b.url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.headers()[WWW_AUTHENTICATE],
+        format!(
+            "Bearer realm=\"{}/token\",service=\"ghcr.io\",scope=\"repository:homebrew/core/openssl/3:pull\"",
+            standin.api_origin()
+        )
+        .as_str()
+    );
+    let wrong = client
+        .get(&b.url)
+        .header(AUTHORIZATION, "Bearer nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+
+    let location = signed_location(&client, &b.url).await;
+    assert!(
+        location.starts_with(&format!(
+            "{}/blobs/{}?expires=",
+            standin.storage_origin(),
+            b.sha256
+        )),
+        "{location}"
+    );
+    assert!(location.contains("&sig="));
+    assert_ne!(standin.storage_origin(), standin.api_origin());
+
+    // HEAD redirects too.
+    let head = client
+        .head(&b.url)
+        .header(AUTHORIZATION, ANONYMOUS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::TEMPORARY_REDIRECT);
+
+    // Unknown sha256, or a known one under another image: 404.
+    let unknown = format!(
+        "{}/openssl/3/blobs/sha256:{}",
+        standin.registry_root(),
+        "0".repeat(64)
+    );
+    let wrong_image = b.url.replace("/openssl/3/", "/wget/");
+    for url in [unknown, wrong_image] {
+        let response = client
+            .get(&url)
+            .header(AUTHORIZATION, ANONYMOUS)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{url}");
+    }
+}
+
+#[tokio::test]
+async fn token_flow_when_anonymous_is_refused() {
+    let standin = StandIn::start(StandInConfig {
+        require_token: true,
+        ..StandInConfig::new(Catalog::tricky())
+    })
+    .await
+    .unwrap();
+    let client = client();
+    let b = bottle(&standin, "openssl@3", "arm64_sonoma");
+
+    let response = client
+        .get(&b.url)
+        .header(AUTHORIZATION, ANONYMOUS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let challenge = response.headers()[WWW_AUTHENTICATE].to_str().unwrap();
+    let params: HashMap<&str, &str> = challenge
+        .strip_prefix("Bearer ")
+        .unwrap()
+        .split(',')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            (k, v.trim_matches('"'))
+        })
+        .collect();
+    let token: Value = client
+        .get(
+            url::Url::parse_with_params(
+                params["realm"],
+                [("scope", params["scope"]), ("service", params["service"])],
+            )
+            .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+    let auth = format!("Bearer {token}");
+
+    let ok = client
+        .get(&b.url)
+        .header(AUTHORIZATION, &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::TEMPORARY_REDIRECT);
+    let manifest = client
+        .get(format!(
+            "{}/openssl/3/manifests/3.6.0",
+            standin.registry_root()
+        ))
+        .header(AUTHORIZATION, &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(manifest.status(), StatusCode::OK);
+
+    // The token is scoped to openssl/3.
+    let other = bottle(&standin, "wget", "arm64_sonoma");
+    let refused = client
+        .get(&other.url)
+        .header(AUTHORIZATION, &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(standin.stats().token_requests, 1);
+    assert_eq!(standin.stats().unauthorized, 2);
+
+    standin.set_require_token(false);
+    signed_location(&client, &other.url).await;
+}
+
+#[tokio::test]
+async fn storage_refuses_credentials_and_serves_the_bytes() {
+    let standin = start(Catalog::tricky()).await;
+    let client = client();
+    let b = bottle(&standin, "python@3.13", "arm64_tahoe");
+    let location = signed_location(&client, &b.url).await;
+
+    let forwarded = client
+        .get(&location)
+        .header(AUTHORIZATION, ANONYMOUS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forwarded.status(), StatusCode::BAD_REQUEST);
+    let body = forwarded.text().await.unwrap();
+    assert!(body.contains("<Code>InvalidArgument</Code>"), "{body}");
+    assert!(body.contains("Only one auth mechanism allowed"), "{body}");
+
+    let response = client.get(&location).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[CONTENT_LENGTH],
+        b.size.to_string().as_str()
+    );
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(bytes.len() as u64, b.size);
+    assert_eq!(sha256_hex(&bytes), b.sha256);
+    assert_eq!(standin.bottle_bytes(&b.sha256).unwrap(), bytes.to_vec());
+
+    let head = client.head(&location).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.headers()[CONTENT_LENGTH], b.size.to_string().as_str());
+
+    // A tampered signature, or an expired URL: 403.
+    let tampered = location.replace("expires=", "expires=1");
+    assert_eq!(
+        client.get(&tampered).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    let unsigned = location.split('?').next().unwrap().to_string();
+    assert_eq!(
+        client.get(&unsigned).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    standin.set_signed_url_ttl(Duration::ZERO);
+    let expired = signed_location(&client, &b.url).await;
+    let response = client.get(&expired).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response.text().await.unwrap().contains("expired"));
+
+    let stats = standin.stats();
+    assert_eq!(stats.storage_auth_rejections, 1);
+    assert_eq!(stats.storage_signature_rejections, 3);
+}
+
+#[tokio::test]
+async fn ranges() {
+    let standin = start(Catalog::tricky()).await;
+    let client = client();
+    let b = bottle(&standin, "python@3.13", "arm64_tahoe");
+    let all = standin.bottle_bytes(&b.sha256).unwrap();
+    let size = b.size;
+    let location = signed_location(&client, &b.url).await;
+
+    let from = client
+        .get(&location)
+        .header(RANGE, "bytes=1000-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(from.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        from.headers()[CONTENT_RANGE],
+        format!("bytes 1000-{}/{size}", size - 1).as_str()
+    );
+    assert_eq!(from.bytes().await.unwrap(), all[1000..]);
+
+    let part = client
+        .get(&location)
+        .header(RANGE, "bytes=70000-70009")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.headers()[CONTENT_LENGTH], "10");
+    assert_eq!(part.bytes().await.unwrap(), all[70000..70010]);
+
+    let beyond = client
+        .get(&location)
+        .header(RANGE, format!("bytes={size}-"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(beyond.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        beyond.headers()[CONTENT_RANGE],
+        format!("bytes */{size}").as_str()
+    );
+
+    let stats = standin.stats().bottle(&b.sha256);
+    assert_eq!(stats.range_requests, 3);
+    assert_eq!(stats.bytes_served, size - 1000 + 10);
+}
+
+#[tokio::test]
+async fn manifests_carry_the_annotations() {
+    let standin = start(Catalog::tricky()).await;
+    let client = client();
+    let get_index = |image: &str, reference: &str| {
+        client
+            .get(format!(
+                "{}/{image}/manifests/{reference}",
+                standin.registry_root()
+            ))
+            .header(AUTHORIZATION, ANONYMOUS)
+            .header("accept", "application/vnd.oci.image.index.v1+json")
+            .send()
+    };
+
+    let response = get_index("curl", "8.17.0-1").await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let index: Value = response.json().await.unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let manifests = index["manifests"].as_array().unwrap();
+    let curl: Vec<BottleInfo> = standin
+        .bottles()
+        .into_iter()
+        .filter(|b| b.name == "curl")
+        .collect();
+    assert_eq!(manifests.len(), curl.len());
+    for b in &curl {
+        let entry = manifests
+            .iter()
+            .find(|m| m["annotations"]["sh.brew.bottle.digest"] == b.sha256.as_str())
+            .unwrap();
+        let a = &entry["annotations"];
+        assert_eq!(
+            a["org.opencontainers.image.ref.name"],
+            format!("8.17.0.{}.1", b.tag).as_str()
+        );
+        assert_eq!(a["sh.brew.bottle.size"], b.size.to_string().as_str());
+        let tab: Value = serde_json::from_str(a["sh.brew.tab"].as_str().unwrap()).unwrap();
+        assert!(tab.is_object());
+        assert!(entry["platform"]["architecture"].is_string());
+    }
+
+    let libidn2: Value = get_index("libidn2", "2.3.8_1")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        libidn2["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+        "2.3.8_1.arm64_golden_gate"
+    );
+    let openssl = get_index("openssl/3", "3.6.0").await.unwrap();
+    assert_eq!(openssl.status(), StatusCode::OK);
+
+    let legacy: Value = get_index("legacy-sizes", "1.0.2")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for entry in legacy["manifests"].as_array().unwrap() {
+        assert!(entry["annotations"]["sh.brew.bottle.digest"].is_string());
+        assert!(entry["annotations"].get("sh.brew.bottle.size").is_none());
+    }
+
+    assert_eq!(
+        get_index("curl", "8.17.0").await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    let anonymous = client
+        .get(format!(
+            "{}/curl/manifests/8.17.0-1",
+            standin.registry_root()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(standin.stats().manifest_requests, 6);
+}
+
+#[tokio::test]
+async fn status_and_rate_limit_faults_run_out() {
+    let standin = start(Catalog::tricky()).await;
+    let client = client();
+    let b = bottle(&standin, "wget", "arm64_tahoe");
+    let get = || client.get(&b.url).header(AUTHORIZATION, ANONYMOUS).send();
+
+    standin.set_fault(
+        &b.sha256,
+        Fault::Status {
+            code: 503,
+            times: 2,
+        },
+    );
+    assert_eq!(
+        get().await.unwrap().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        get().await.unwrap().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        get().await.unwrap().status(),
+        StatusCode::TEMPORARY_REDIRECT
+    );
+    assert_eq!(standin.stats().bottle(&b.sha256).blob_requests, 3);
+    assert!(standin.faults().is_empty());
+
+    standin.set_fault(
+        &b.sha256,
+        Fault::TooManyRequests {
+            retry_after_secs: 7,
+            times: 1,
+        },
+    );
+    let limited = get().await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.headers()[RETRY_AFTER], "7");
+    assert_eq!(
+        get().await.unwrap().status(),
+        StatusCode::TEMPORARY_REDIRECT
+    );
+
+    standin.set_fault(&b.sha256, Fault::ResetConnection { times: 1 });
+    assert!(get().await.is_err(), "the connection is dropped");
+    assert_eq!(
+        get().await.unwrap().status(),
+        StatusCode::TEMPORARY_REDIRECT
+    );
+
+    // Other bottles are unaffected; clear_faults removes everything.
+    standin.set_fault(
+        &b.sha256,
+        Fault::Status {
+            code: 500,
+            times: 9,
+        },
+    );
+    let other = bottle(&standin, "wget", "sonoma");
+    signed_location(&client, &other.url).await;
+    standin.clear_faults();
+    assert_eq!(
+        get().await.unwrap().status(),
+        StatusCode::TEMPORARY_REDIRECT
+    );
+    assert_eq!(standin.stats().faults_injected, 4);
+}
+
+#[tokio::test]
+async fn storage_faults_truncate_corrupt_and_slow() {
+    let standin = start(Catalog::tricky()).await;
+    let client = client();
+    let b = bottle(&standin, "python@3.13", "arm64_tahoe");
+    let all = standin.bottle_bytes(&b.sha256).unwrap();
+
+    // Truncate: full Content-Length, about half the body, then the
+    // connection closes; a Range request resumes.
+    standin.set_fault(&b.sha256, Fault::Truncate { times: 1 });
+    let location = signed_location(&client, &b.url).await;
+    let response = client.get(&location).send().await.unwrap();
+    assert_eq!(
+        response.headers()[CONTENT_LENGTH],
+        b.size.to_string().as_str()
+    );
+    let (mut got, failed) = read_body(response).await;
+    assert!(failed, "a truncated body is an error");
+    assert!(
+        !got.is_empty() && (got.len() as u64) < b.size,
+        "{}",
+        got.len()
+    );
+    assert_eq!(got[..], all[..got.len()]);
+    let rest = client
+        .get(&location)
+        .header(RANGE, format!("bytes={}-", got.len()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.status(), StatusCode::PARTIAL_CONTENT);
+    got.extend_from_slice(&rest.bytes().await.unwrap());
+    assert_eq!(sha256_hex(&got), b.sha256);
+
+    // Corrupt: same length, wrong digest, one byte off.
+    standin.set_fault(&b.sha256, Fault::Corrupt);
+    for _ in 0..2 {
+        let body = client
+            .get(&location)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(body.len() as u64, b.size);
+        assert_ne!(sha256_hex(&body), b.sha256);
+        let differing = body.iter().zip(&all).filter(|(x, y)| x != y).count();
+        assert_eq!(differing, 1);
+    }
+
+    // Slow: paced to about the given rate.
+    let small = bottle(&standin, "wget", "sonoma");
+    standin.set_fault(
+        &small.sha256,
+        Fault::Slow {
+            bytes_per_sec: small.size * 4,
+        },
+    );
+    let location = signed_location(&client, &small.url).await;
+    let started = Instant::now();
+    let body = client
+        .get(&location)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(sha256_hex(&body), small.sha256);
+    assert!(elapsed >= Duration::from_millis(150), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+}
+
+#[tokio::test]
+async fn stats_count_requests_and_bytes() {
+    let standin = start(Catalog::tricky()).await;
+    let client = client();
+    let b = bottle(&standin, "curl", "x86_64_linux");
+    client
+        .get(format!("{}/formula.json", standin.api_url()))
+        .send()
+        .await
+        .unwrap();
+    let location = signed_location(&client, &b.url).await;
+    client
+        .get(&location)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    client
+        .get(&location)
+        .header(RANGE, "bytes=0-99")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    client.head(&location).send().await.unwrap();
+
+    let stats = standin.stats();
+    assert_eq!(stats.index_requests, 1);
+    assert_eq!(stats.blob_requests, 1);
+    assert_eq!(stats.storage_gets, 2);
+    assert_eq!(stats.head_requests, 1);
+    assert_eq!(stats.range_requests, 1);
+    assert_eq!(stats.bytes_served, b.size + 100);
+    let per_bottle = stats.bottle(&b.sha256);
+    assert_eq!(per_bottle.blob_requests, 1);
+    assert_eq!(per_bottle.storage_gets, 2);
+    assert_eq!(per_bottle.storage_head_requests, 1);
+    assert_eq!(per_bottle.bytes_served, b.size + 100);
+    assert_eq!(per_bottle.range_requests, 1);
+    assert_eq!(stats.bottles.len(), 1);
+
+    standin.reset_stats();
+    assert_eq!(standin.stats(), Default::default());
+}
+
+#[tokio::test]
+async fn control_endpoints_over_http() {
+    let standin = start(Catalog::tricky()).await;
+    let client = client();
+    let origin = standin.api_origin();
+    let bottles: Vec<BottleInfo> = client
+        .get(format!("{origin}/__standin/bottles"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bottles, standin.bottles());
+    let b = &bottles[0];
+
+    let set = client
+        .post(format!("{origin}/__standin/faults"))
+        .json(&serde_json::json!({
+            "sha256": b.sha256,
+            "fault": {"kind": "status", "code": 502, "times": 1},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        standin.faults(),
+        vec![(
+            b.sha256.clone(),
+            Fault::Status {
+                code: 502,
+                times: 1
+            }
+        )]
+    );
+    let response = client
+        .get(&b.url)
+        .header(AUTHORIZATION, ANONYMOUS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+
+    let unknown = client
+        .post(format!("{origin}/__standin/faults"))
+        .json(&serde_json::json!({"sha256": "00", "fault": {"kind": "corrupt"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+
+    let stats: Value = client
+        .get(format!("{origin}/__standin/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["blob_requests"], 1);
+    assert_eq!(stats["bottles"][&b.sha256]["blob_requests"], 1);
+
+    standin.set_fault(&b.sha256, Fault::Corrupt);
+    let reset = client
+        .post(format!("{origin}/__standin/reset"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), StatusCode::NO_CONTENT);
+    assert!(standin.faults().is_empty());
+    assert_eq!(standin.stats(), Default::default());
+}
+
+#[tokio::test]
+async fn index_override_serves_hostile_json() {
+    let standin = start(Catalog::tricky()).await;
+    let client = client();
+    let b = bottle(&standin, "wget", "arm64_tahoe");
+    let hostile = serde_json::json!([{
+        "name": "../../etc/passwd",
+        "versions": {"stable": "1.0"},
+        "bottle": {"stable": {"rebuild": 0, "root_url": "http://evil.invalid/v2", "files": {
+            "arm64_tahoe": {"cellar": ":any", "url": b.url, "sha256": b.sha256}
+        }}}
+    }]);
+    standin.set_index_json(hostile.clone());
+    let url = format!("{}/formula.json", standin.api_url());
+    let served: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(served, hostile);
+    let jws: Value = client
+        .get(format!("{}/formula.jws.json", standin.api_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let payload: Value = serde_json::from_str(jws["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(payload, hostile);
+    // Blobs are still served for known sha256s.
+    signed_location(&client, &b.url).await;
+
+    standin.set_index_text("[{\"name\": \"trunc");
+    assert_eq!(
+        client.get(&url).send().await.unwrap().text().await.unwrap(),
+        "[{\"name\": \"trunc"
+    );
+    standin.clear_index_override();
+    let index: Vec<Value> = client.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(index.len(), standin.catalog().formulae().len());
+}
+
+#[tokio::test]
+async fn per_tag_and_per_formula_api_files() {
+    let standin = start(Catalog::tricky()).await;
+    let client = client();
+    let jws: Value = client
+        .get(format!(
+            "{}/internal/packages.arm64_tahoe.jws.json",
+            standin.api_url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let payload: Value = serde_json::from_str(jws["payload"].as_str().unwrap()).unwrap();
+    let old_tool = &payload["formulae"]["old-tool"];
+    assert_eq!(old_tool["bottle_tag"], "arm64_sequoia");
+    assert_eq!(
+        old_tool["bottle_checksum"],
+        bottle(&standin, "old-tool", "arm64_sequoia")
+            .sha256
+            .as_str()
+    );
+    let wget = &payload["formulae"]["wget"];
+    assert!(wget.get("bottle_tag").is_none());
+    assert_eq!(payload["formulae"]["ca-certificates"]["bottle_tag"], "all");
+    assert!(
+        payload["formulae"]["linux-only"]
+            .get("bottle_checksum")
+            .is_none()
+    );
+
+    let unknown_tag = client
+        .get(format!(
+            "{}/internal/packages.golden_gate.jws.json",
+            standin.api_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_tag.status(), StatusCode::NOT_FOUND);
+
+    let one: Value = client
+        .get(format!("{}/formula/openssl@3.json", standin.api_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["name"], "openssl@3");
+
+    // Conditional re-fetch of the index.
+    let url = format!("{}/formula.json", standin.api_url());
+    let first = client.get(&url).send().await.unwrap();
+    let etag = first.headers()["etag"].clone();
+    let again = client
+        .get(&url)
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+}
+
+#[tokio::test]
+async fn custom_and_generated_catalogs() {
+    let custom = Catalog::from_formulae(vec![
+        FormulaSpec {
+            rebuild: 2,
+            revision: 3,
+            ..FormulaSpec::new("tool+plus@2", "1.0")
+        }
+        .bottle("arm64_tahoe", 1)
+        .bottle("x86_64_linux", 3 << 20),
+    ]);
+    let standin = start(custom).await;
+    let client = client();
+    let tiny = bottle(&standin, "tool+plus@2", "arm64_tahoe");
+    assert_eq!(tiny.image, "toolxplus/2");
+    assert_eq!(tiny.pkg_version, "1.0_3");
+    assert_eq!(tiny.version_rebuild, "1.0_3-2");
+    assert_eq!(
+        tiny.mirror_file_name,
+        "tool+plus@2-1.0_3.arm64_tahoe.bottle.2.tar.gz"
+    );
+    let big = bottle(&standin, "tool+plus@2", "x86_64_linux");
+    for b in [&tiny, &big] {
+        let location = signed_location(&client, &b.url).await;
+        let body = client
+            .get(&location)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(body.len() as u64, b.size);
+        assert_eq!(sha256_hex(&body), b.sha256);
+    }
+    standin.shutdown().await;
+
+    let generated = Catalog::generated(300, 42, SizeModel::fixed(512));
+    assert_eq!(
+        generated,
+        Catalog::generated(300, 42, SizeModel::fixed(512))
+    );
+    let standin = start(generated).await;
+    let index: Vec<Value> = client
+        .get(format!("{}/formula.json", standin.api_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(index.len(), 300);
+    let bottles = standin.bottles();
+    assert!(bottles.len() > 300 * 5, "{}", bottles.len());
+    assert!(
+        bottles
+            .iter()
+            .all(|b| b.size == 512 && b.tag != "golden_gate")
+    );
+    let files: usize = index
+        .iter()
+        .filter_map(|f| f["bottle"].get("stable"))
+        .map(|s| s["files"].as_object().unwrap().len())
+        .sum();
+    assert_eq!(files, bottles.len());
+}
+
+#[tokio::test]
+async fn shutdown_stops_both_hosts() {
+    let standin = start(Catalog::single("big", 1 << 20)).await;
+    let api = standin.api_url();
+    let storage = standin.storage_origin();
+    let client = client();
+    assert!(
+        client
+            .get(format!("{api}/formula.json"))
+            .send()
+            .await
+            .is_ok()
+    );
+    drop(standin);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let fresh = reqwest::Client::builder().no_proxy().build().unwrap();
+    assert!(
+        fresh
+            .get(format!("{api}/formula.json"))
+            .send()
+            .await
+            .is_err()
+    );
+    assert!(
+        fresh
+            .get(format!("{storage}/blobs/x"))
+            .send()
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn api_files_are_gzipped_on_request() {
+    let standin = start(Catalog::tricky()).await;
+    let url = format!("{}/formula.json", standin.api_url());
+    let plain_client = reqwest::Client::builder()
+        .no_proxy()
+        .no_gzip()
+        .build()
+        .unwrap();
+    let plain = plain_client.get(&url).send().await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain = plain.bytes().await.unwrap();
+
+    let raw = plain_client
+        .get(&url)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.headers()["content-encoding"], "gzip");
+    let raw = raw.bytes().await.unwrap();
+    assert_eq!(&raw[..2], &[0x1f, 0x8b]);
+
+    // A decoding client gets the very same bytes as an identity request.
+    let decoded = client()
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(decoded, plain);
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Every check CI runs, in one command: formatting, lints, and all tests.
+# Installs what the tests need (moto_server, in a project-local .venv) and
+# needs no network beyond the package registries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Build artefacts live outside the clone so CI runs on the same machine reuse them.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bottlesync/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+# moto >= 5.2.2: 5.2.1 answers CompleteMultipartUpload with the wrong XML root.
+MOTO_VERSION=5.2.5
+if ! .venv/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+  echo "== installing moto[server]==$MOTO_VERSION into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+export BOTTLESYNC_MOTO_SERVER="$PWD/.venv/bin/moto_server"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+if [ -d terraform ]; then
+  echo "== terraform fmt -check"
+  terraform fmt -check -recursive terraform
+fi
+echo "== cargo test"
+cargo test --workspace --locked

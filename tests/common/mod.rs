@@ -1,0 +1,265 @@
+//! What the integration tests share: running the `bottlesync` binary,
+//! starting `moto_server` (a real S3 API on loopback), and the expected
+//! mirror computed from the stand-in's own ground truth (not from our code).
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use bottlesync_loadtest::{BottleInfo, StandIn, installable_tag};
+use sha2::{Digest, Sha256};
+
+pub const DATE: &str = "2026-11-29";
+/// `--tags auto` on the tricky catalog: the three newest macOS releases.
+pub const AUTO_TAGS: [&str; 5] = [
+    "arm64_golden_gate",
+    "arm64_tahoe",
+    "tahoe",
+    "arm64_sequoia",
+    "sequoia",
+];
+
+/// A `bottlesync` command with a clean environment (no stray BOTTLESYNC_*,
+/// no real AWS credentials) and plain log lines.
+pub fn bottlesync() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bottlesync"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("BOTTLESYNC_") || key.starts_with("AWS_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("BOTTLESYNC_PROGRESS", "log").env("NO_COLOR", "1");
+    cmd
+}
+
+pub fn sync_args(standin: &StandIn, dest: &str) -> Vec<String> {
+    vec![
+        "sync".into(),
+        "--dest".into(),
+        dest.into(),
+        "--api-url".into(),
+        standin.api_url(),
+        "--date".into(),
+        DATE.into(),
+    ]
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn from(output: Output) -> Self {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into(),
+            stderr: String::from_utf8_lossy(&output.stderr).into(),
+        }
+    }
+
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit status\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn all_output(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs the binary to completion off the async runtime (the stand-in
+/// serves from the test's runtime meanwhile).
+pub async fn run(mut cmd: Command) -> Run {
+    tokio::task::spawn_blocking(move || Run::from(cmd.output().expect("bottlesync runs")))
+        .await
+        .unwrap()
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+pub fn sha256_file(path: &Path) -> String {
+    let mut file = std::fs::File::open(path).unwrap();
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).unwrap();
+    hex::encode(hasher.finalize())
+}
+
+/// The bottles a mirror for `client_tags` must hold, by sha256, from the
+/// stand-in's catalog and its own fallback rule.
+pub fn expected_bottles(
+    standin: &StandIn,
+    client_tags: &[&str],
+    include_disabled: bool,
+) -> BTreeMap<String, BottleInfo> {
+    let mut by_formula: BTreeMap<String, Vec<BottleInfo>> = BTreeMap::new();
+    for bottle in standin.bottles() {
+        by_formula
+            .entry(bottle.name.clone())
+            .or_default()
+            .push(bottle);
+    }
+    let mut expected = BTreeMap::new();
+    for bottles in by_formula.values() {
+        if bottles[0].disabled && !include_disabled {
+            continue;
+        }
+        let tags: Vec<&str> = bottles.iter().map(|b| b.tag.as_str()).collect();
+        for client in client_tags {
+            if let Some(tag) = installable_tag(&tags, client) {
+                let bottle = bottles.iter().find(|b| b.tag == tag).unwrap();
+                expected.insert(bottle.sha256.clone(), bottle.clone());
+            }
+        }
+    }
+    expected
+}
+
+/// Every regular file below `root`, relative, `/`-separated.
+pub fn files_below(root: &Path) -> BTreeSet<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.insert(
+                    path.strip_prefix(root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .replace('\\', "/"),
+                );
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// Mirror files (bottles and the hash file), leaving out `.bottlesync/`.
+pub fn mirror_files(root: &Path) -> BTreeSet<String> {
+    files_below(root)
+        .into_iter()
+        .filter(|f| !f.starts_with(".bottlesync/"))
+        .collect()
+}
+
+pub fn read_hash_file(root: &Path) -> serde_json::Value {
+    serde_json::from_slice(
+        &std::fs::read(root.join("bottles_hash.json")).expect("bottles_hash.json exists"),
+    )
+    .unwrap()
+}
+
+pub fn read_report(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).expect("report written")).unwrap()
+}
+
+/// A `moto_server` on a free loopback port, killed on drop.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+fn moto_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("BOTTLESYNC_MOTO_SERVER") {
+        return PathBuf::from(path);
+    }
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
+    assert!(
+        local.exists(),
+        "moto_server not found at {}: run the test command from the README (scripts/test.sh), which installs it",
+        local.display()
+    );
+    local
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Moto {
+    pub async fn start() -> Moto {
+        let port = free_port();
+        let child = Command::new(moto_binary())
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let http = reqwest::Client::new();
+        while http
+            .get(format!("{}/moto-api/", moto.endpoint))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not come up on port {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        moto
+    }
+
+    /// The environment the SDK needs to talk to this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+
+    pub fn apply(&self, cmd: &mut Command) {
+        for (key, value) in self.env() {
+            cmd.env(key, value);
+        }
+    }
+
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let creds = aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "test");
+        let config = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(creds)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

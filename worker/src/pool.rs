@@ -1,0 +1,162 @@
+//! Runs many bottle jobs with at most `concurrency` in flight (a semaphore),
+//! records each stored bottle in the ledger as soon as it is committed, and
+//! stops starting new work when `shutdown` fires; in-flight transfers are
+//! dropped, which aborts their uploads.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use bottlesync_core::BottleJob;
+use bottlesync_core::hash_file::MirroredBottle;
+use bottlesync_core::ledger::Ledger;
+use bottlesync_core::registry::RegistryClient;
+use bottlesync_core::retry::RetryPolicy;
+use bottlesync_core::store::BlobStore;
+use chrono::Utc;
+use futures::FutureExt;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::transfer::fetch_verify_store;
+
+/// Live counters, read by whoever shows progress.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub bytes: AtomicU64,
+    pub stored: AtomicUsize,
+    pub failed: AtomicUsize,
+    pub in_flight: AtomicUsize,
+    /// Label of the last bottle that finished, for log lines.
+    pub last: Mutex<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub job: BottleJob,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PoolOutcome {
+    pub stored: Vec<(BottleJob, u64)>,
+    pub failed: Vec<Failure>,
+    /// Jobs never started because of a shutdown.
+    pub not_started: usize,
+    pub interrupted: bool,
+}
+
+pub struct PoolContext {
+    pub registry: Arc<RegistryClient>,
+    pub store: Arc<dyn BlobStore>,
+    pub ledger: Arc<dyn Ledger>,
+    pub retry: RetryPolicy,
+}
+
+pub async fn run_pool(
+    context: Arc<PoolContext>,
+    jobs: Vec<BottleJob>,
+    concurrency: usize,
+    progress: Arc<Progress>,
+    mut shutdown: watch::Receiver<bool>,
+) -> PoolOutcome {
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    let mut outcome = PoolOutcome::default();
+    let total = jobs.len();
+    let mut started = 0;
+    for job in jobs {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit.expect("semaphore never closed"),
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        started += 1;
+        let context = context.clone();
+        let progress = progress.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            progress.in_flight.fetch_add(1, Ordering::Relaxed);
+            // A panic fails this bottle only.
+            let result = AssertUnwindSafe(run_one(&context, &job, &progress))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Err("the transfer panicked (a bug: please report it)".into()));
+            progress.in_flight.fetch_sub(1, Ordering::Relaxed);
+            *progress.last.lock().expect("progress lock") = job.label();
+            (job, result)
+        });
+        // Reap finished tasks as we go so memory stays flat on huge plans.
+        while let Some(done) = tasks.try_join_next() {
+            collect(done, &mut outcome);
+        }
+    }
+    outcome.not_started = total - started;
+    loop {
+        tokio::select! {
+            done = tasks.join_next() => match done {
+                Some(done) => collect(done, &mut outcome),
+                None => break,
+            },
+            _ = shutdown.wait_for(|stop| *stop), if !outcome.interrupted => {
+                outcome.interrupted = true;
+                // Dropping the transfers aborts their uploads.
+                tasks.abort_all();
+            }
+        }
+    }
+    outcome.interrupted |= *shutdown.borrow();
+    outcome
+}
+
+async fn run_one(
+    context: &PoolContext,
+    job: &BottleJob,
+    progress: &Progress,
+) -> Result<u64, String> {
+    let on_bytes = |n: u64| {
+        progress.bytes.fetch_add(n, Ordering::Relaxed);
+    };
+    let transfer = fetch_verify_store(
+        &context.registry,
+        context.store.as_ref(),
+        job,
+        &context.retry,
+        &on_bytes,
+    )
+    .await;
+    let result = match transfer {
+        Ok(transfer) => {
+            let record = MirroredBottle::from_job(job, transfer.bytes, Utc::now());
+            match context.ledger.record_stored(&job.sha256, &record).await {
+                Ok(()) => {
+                    tracing::info!(bottle = %job.label(), key = %job.key, bytes = transfer.bytes,
+                        seconds = transfer.duration.as_secs_f64(), attempts = transfer.attempts, "stored");
+                    Ok(transfer.bytes)
+                }
+                Err(e) => Err(format!("stored but not recorded: {e}")),
+            }
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    match &result {
+        Ok(_) => progress.stored.fetch_add(1, Ordering::Relaxed),
+        Err(reason) => {
+            tracing::warn!(bottle = %job.label(), sha256 = %job.sha256, reason, "failed");
+            progress.failed.fetch_add(1, Ordering::Relaxed)
+        }
+    };
+    result
+}
+
+fn collect(
+    done: Result<(BottleJob, Result<u64, String>), tokio::task::JoinError>,
+    outcome: &mut PoolOutcome,
+) {
+    match done {
+        Ok((job, Ok(bytes))) => outcome.stored.push((job, bytes)),
+        Ok((job, Err(reason))) => outcome.failed.push(Failure { job, reason }),
+        Err(e) if e.is_cancelled() => {}
+        Err(e) => tracing::error!(error = %e, "a transfer task panicked"),
+    }
+}
