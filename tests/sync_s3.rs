@@ -37,7 +37,7 @@ async fn object_sha256(s3: &aws_sdk_s3::Client, key: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_destination_gets_the_same_layout() {
     let moto = Moto::start().await;
-    let s3 = moto.s3().await;
+    let s3 = moto.s3();
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     let mut formulae = Catalog::tricky().formulae().to_vec();
     // Larger than one 8 MiB part: goes up as a multipart upload.

@@ -6,17 +6,24 @@
 pub mod aws;
 pub mod destination;
 pub mod digest;
+pub mod dynamo_ledger;
 pub mod error;
+pub mod fleet_ledger;
 pub mod hash_file;
 pub mod index;
 pub mod job;
 pub mod key;
 pub mod ledger;
 pub mod local_store;
+pub mod memory_ledger;
+pub mod memory_queue;
+pub mod message;
 pub mod naming;
+pub mod queue;
 pub mod registry;
 pub mod retry;
 pub mod s3_store;
+pub mod sqs_queue;
 pub mod store;
 pub mod tag;
 

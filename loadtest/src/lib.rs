@@ -34,6 +34,7 @@ mod faults;
 mod gzip;
 mod index;
 mod manifest;
+pub mod moto;
 mod prng;
 mod registry;
 mod server;

@@ -1,16 +1,16 @@
 //! What the integration tests share: running the `bottlesync` binary,
-//! starting `moto_server` (a real S3 API on loopback), and the expected
+//! `moto_server` (a real S3 API on loopback, from the loadtest crate), and the expected
 //! mirror computed from the stand-in's own ground truth (not from our code).
 
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Output};
 
 use bottlesync_loadtest::{BottleInfo, StandIn, installable_tag};
+#[allow(unused_imports)]
+pub use bottlesync_loadtest::moto::Moto;
 use sha2::{Digest, Sha256};
 
 pub const DATE: &str = "2026-11-29";
@@ -168,98 +168,4 @@ pub fn read_hash_file(root: &Path) -> serde_json::Value {
 
 pub fn read_report(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).expect("report written")).unwrap()
-}
-
-/// A `moto_server` on a free loopback port, killed on drop.
-pub struct Moto {
-    child: Child,
-    pub endpoint: String,
-}
-
-fn moto_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("BOTTLESYNC_MOTO_SERVER") {
-        return PathBuf::from(path);
-    }
-    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
-    assert!(
-        local.exists(),
-        "moto_server not found at {}: run the test command from the README (scripts/test.sh), which installs it",
-        local.display()
-    );
-    local
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Moto {
-    pub async fn start() -> Moto {
-        let port = free_port();
-        let child = Command::new(moto_binary())
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server starts");
-        let moto = Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let http = reqwest::Client::new();
-        while http
-            .get(format!("{}/moto-api/", moto.endpoint))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not come up on port {port}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        moto
-    }
-
-    /// The environment the SDK needs to talk to this server.
-    pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_EC2_METADATA_DISABLED", "true".into()),
-        ]
-    }
-
-    pub fn apply(&self, cmd: &mut Command) {
-        for (key, value) in self.env() {
-            cmd.env(key, value);
-        }
-    }
-
-    pub async fn s3(&self) -> aws_sdk_s3::Client {
-        let creds = aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "test");
-        let config = aws_sdk_s3::config::Builder::new()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new("us-east-1"))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(creds)
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

@@ -1,0 +1,1 @@
+//! DynamoDB implementation of FleetLedger (being written).

@@ -1,0 +1,163 @@
+//! The fleet's ledger port: dedup claims on bottles and the per-run
+//! counters that decide when a run has drained. DynamoDB implements it with
+//! conditional writes (`dynamo_ledger`); `memory_ledger` is the in-process
+//! twin for tests and single-machine load runs. One table, one string
+//! partition key `pk`: `bottle#<sha256>`, `run#<run id>`, `count#<run id>#<sha256>`,
+//! and `run#latest` (a pointer to the newest run).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::Sha256Digest;
+use crate::error::Result;
+use crate::hash_file::MirroredBottle;
+
+/// The first failures a run keeps for its summary.
+pub const MAX_FAILURE_NOTES: usize = 20;
+
+/// What the ledger knows about one bottle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BottleState {
+    Stored(MirroredBottle),
+    /// Enqueued by `run_id`; counts as in flight until `until`.
+    Queued { run_id: String, until: DateTime<Utc> },
+    /// A worker holds it until `lease_expires`.
+    Claimed { owner: String, lease_expires: DateTime<Utc> },
+    /// The last attempt failed; the next plan enqueues it again.
+    Failed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// This worker now holds the bottle until the lease expires.
+    Granted,
+    AlreadyStored(MirroredBottle),
+    /// Another worker holds a live claim: leave the message for later.
+    HeldElsewhere { owner: String, lease_expires: DateTime<Utc> },
+}
+
+/// Whether a per-run counter moved because of this call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counted {
+    Now,
+    /// This bottle was already counted for this run (a redelivery).
+    Already,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompleteOutcome {
+    Counted(Counted),
+    /// The claim expired and someone else holds it: they will count it.
+    ClaimLost,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Running,
+    /// One worker is compacting and sending the summary.
+    Finishing,
+    Finished,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    Lambda,
+    Ecs,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureNote {
+    pub name: String,
+    pub tag: String,
+    pub sha256: String,
+    pub reason: String,
+}
+
+/// A run: what the planner expected and what the workers counted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    /// The dated folder (YYYY-MM-DD).
+    pub date: String,
+    pub expected: u64,
+    pub bytes_planned: u64,
+    pub route: Route,
+    pub started_at: DateTime<Utc>,
+    pub state: RunState,
+    pub stored: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub bytes_stored: u64,
+    /// The first [`MAX_FAILURE_NOTES`] failures.
+    pub failures: Vec<FailureNote>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub summary_sent: bool,
+}
+
+impl RunRecord {
+    pub fn done(&self) -> u64 {
+        self.stored + self.skipped + self.failed
+    }
+}
+
+#[async_trait]
+pub trait FleetLedger: Send + Sync {
+    /// Every bottle item (for planning and compaction).
+    async fn bottle_states(&self) -> Result<BTreeMap<Sha256Digest, BottleState>>;
+
+    /// Marks a bottle as enqueued by `run_id` unless it is stored, queued by
+    /// a run whose mark is still live, or claimed under a live lease.
+    /// Returns whether the mark was made (and the message should be sent).
+    async fn mark_queued(&self, sha256: &Sha256Digest, run_id: &str, until: DateTime<Utc>) -> Result<bool>;
+
+    /// One conditional write: granted if the bottle is new, queued, failed,
+    /// or claimed under an expired lease.
+    async fn claim(&self, sha256: &Sha256Digest, run_id: &str, owner: &str, lease: Duration) -> Result<ClaimOutcome>;
+
+    /// Extends a claim this owner still holds; false when it was lost.
+    async fn extend_claim(&self, sha256: &Sha256Digest, owner: &str, lease: Duration) -> Result<bool>;
+
+    /// Gives a claim up (the attempt failed and SQS will retry).
+    async fn release_claim(&self, sha256: &Sha256Digest, owner: &str) -> Result<()>;
+
+    /// Marks the bottle stored (conditionally on still holding the claim)
+    /// and counts it for `run_id` exactly once, in one transaction.
+    async fn complete(&self, run_id: &str, owner: &str, sha256: &Sha256Digest, bottle: &MirroredBottle) -> Result<CompleteOutcome>;
+
+    /// Counts an already-stored bottle as skipped for `run_id`, once.
+    async fn count_skipped(&self, run_id: &str, sha256: &Sha256Digest) -> Result<Counted>;
+
+    /// Counts a bottle as failed for `run_id`, once; keeps the note among
+    /// the first [`MAX_FAILURE_NOTES`]; the bottle (unless stored) becomes
+    /// `Failed` so the next plan retries it.
+    async fn count_failed(&self, run_id: &str, sha256: &Sha256Digest, note: &FailureNote) -> Result<Counted>;
+
+    /// Records stored bottles without a run (importing an external mirror).
+    /// Returns how many were new.
+    async fn import_stored(&self, bottles: &[(Sha256Digest, MirroredBottle)]) -> Result<usize>;
+
+    /// Writes a new run record and points `run#latest` at it.
+    async fn create_run(&self, run: &RunRecord) -> Result<()>;
+
+    async fn run(&self, run_id: &str) -> Result<Option<RunRecord>>;
+
+    async fn latest_run(&self) -> Result<Option<RunRecord>>;
+
+    /// Takes the right to finish a run: the run is `Running` with
+    /// stored + skipped + failed >= expected, or `Finishing` under an
+    /// expired finisher lease. Exactly one caller wins.
+    async fn begin_finish(&self, run_id: &str, owner: &str, lease: Duration) -> Result<bool>;
+
+    /// Marks the summary of a run as sent (the finisher calls this right
+    /// after posting it).
+    async fn mark_summary_sent(&self, run_id: &str, owner: &str) -> Result<()>;
+
+    /// Ends the run: `Finished`, with `finished_at`.
+    async fn finish(&self, run_id: &str, owner: &str) -> Result<()>;
+}

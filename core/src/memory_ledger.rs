@@ -1,0 +1,1 @@
+//! in-process FleetLedger (being written).

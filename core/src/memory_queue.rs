@@ -1,0 +1,1 @@
+//! in-process Queue (being written).

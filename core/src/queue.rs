@@ -1,0 +1,61 @@
+//! The work queue port: SQS in the cloud (`sqs_queue`), an in-process queue
+//! with the same semantics for tests and single-machine load runs
+//! (`memory_queue`). Messages are at-least-once; consumers deduplicate
+//! through the ledger.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::error::Result;
+
+/// One received message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueMessage {
+    pub message_id: String,
+    /// Handle for delete / visibility changes of this receive.
+    pub receipt: String,
+    pub body: String,
+    /// How many times it has been received, this time included
+    /// (`ApproximateReceiveCount`).
+    pub receive_count: u32,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// Message counts of a queue (approximate, as SQS reports them).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueueDepth {
+    pub visible: u64,
+    pub in_flight: u64,
+    pub delayed: u64,
+}
+
+impl QueueDepth {
+    pub fn is_empty(&self) -> bool {
+        self.visible == 0 && self.in_flight == 0 && self.delayed == 0
+    }
+}
+
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// The queue's URL or name, for messages.
+    fn name(&self) -> String;
+
+    /// Sends every body (in batches of 10, several batches at once).
+    /// Fails if any message could not be sent, naming how many.
+    async fn send_all(&self, bodies: Vec<String>) -> Result<()>;
+
+    /// Up to `max` (1 to 10) messages, waiting up to `wait` for the first.
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<QueueMessage>>;
+
+    async fn delete(&self, receipt: &str) -> Result<()>;
+
+    /// Sets how long until the message becomes visible again (0: now).
+    async fn set_visibility(&self, receipt: &str, timeout: Duration) -> Result<()>;
+
+    async fn depth(&self) -> Result<QueueDepth>;
+
+    /// The redrive policy's `maxReceiveCount`, when the queue has a DLQ.
+    async fn max_receive_count(&self) -> Result<Option<u32>>;
+}

@@ -1,0 +1,1 @@
+//! SQS implementation of Queue (being written).

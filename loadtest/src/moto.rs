@@ -1,0 +1,116 @@
+//! `moto_server` for tests: a real AWS API (S3, SQS, DynamoDB, ...) on a
+//! free loopback port, started per test and killed on drop. The binary is
+//! `$BOTTLESYNC_MOTO_SERVER`, else `.venv/bin/moto_server` at the workspace
+//! root (scripts/test.sh installs it there).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `moto_server` on a free loopback port, killed on drop.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+fn moto_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("BOTTLESYNC_MOTO_SERVER") {
+        return PathBuf::from(path);
+    }
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
+    assert!(
+        local.exists(),
+        "moto_server not found at {}: run the test command from the README (scripts/test.sh), which installs it",
+        local.display()
+    );
+    local
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Moto {
+    pub async fn start() -> Moto {
+        let port = free_port();
+        let child = Command::new(moto_binary())
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let http = reqwest::Client::new();
+        while http
+            .get(format!("{}/moto-api/", moto.endpoint))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not come up on port {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        moto
+    }
+
+    /// The environment the SDK needs to talk to this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+
+    pub fn apply(&self, cmd: &mut Command) {
+        for (key, value) in self.env() {
+            cmd.env(key, value);
+        }
+    }
+
+    /// SDK settings for this server (fake credentials, us-east-1, few retries).
+    pub fn sdk_config(&self) -> aws_config::SdkConfig {
+        let creds = aws_credential_types::Credentials::new("testing", "testing", None, None, "moto");
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(creds))
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
+            .build()
+    }
+
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::config::Builder::from(&self.sdk_config()).force_path_style(true).build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk_config())
+    }
+
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk_config())
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
