@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# An offline demo: start the Homebrew stand-in, mirror wget and its
+# dependencies into ./mirror, and show what was written.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bottlesync/target}"
+cargo build --release --quiet --bin bottlesync --bin bottlesync-fixture
+bin="$CARGO_TARGET_DIR/release"
+
+fifo=$(mktemp -u); mkfifo "$fifo"
+"$bin/bottlesync-fixture" --preset tricky >"$fifo" 2>/dev/null &
+fixture=$!
+trap 'kill $fixture 2>/dev/null; rm -f "$fifo"' EXIT
+read -r line <"$fifo"
+api_url=${line#API_URL=}
+echo "Homebrew stand-in at $api_url"
+
+"$bin/bottlesync" sync --dest ./mirror --api-url "$api_url" --formula wget --with-deps "$@"
+echo
+find ./mirror -type f -not -path '*/.bottlesync/*' | sort
