@@ -34,6 +34,67 @@ pub enum LogFormat {
 pub enum Command {
     /// Mirror bottles on this machine: plan, fetch, verify, store, record.
     Sync(SyncArgs),
+    /// Plan a fleet run: one SQS message per missing bottle (as the planner Lambda does).
+    Plan(PlanArgs),
+    /// Consume a queue as an ECS worker (as the worker Lambda does, but long-running).
+    Work(WorkArgs),
+    /// Compact the ledger into bottles_hash.json now (and finish a drained run).
+    Compact(CompactArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub fleet: bottlesync_core::fleet_config::FleetArgs,
+    /// Work out the run and print it; write and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The dated folder (default: today, UTC).
+    #[arg(long, value_parser = parse_date)]
+    pub date: Option<chrono::NaiveDate>,
+    /// Only these formulae (repeatable).
+    #[arg(long = "formula", value_delimiter = ',')]
+    pub formulae: Vec<String>,
+    #[arg(long)]
+    pub with_deps: bool,
+    #[arg(long)]
+    pub include_disabled: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WorkArgs {
+    #[command(flatten)]
+    pub fleet: bottlesync_core::fleet_config::FleetArgs,
+    /// The queue to consume (default: BOTTLESYNC_LARGE_QUEUE_URL).
+    #[arg(long = "queue-url")]
+    pub consume_queue_url: Option<String>,
+    /// Bottles worked on at once.
+    #[arg(long, env = "BOTTLESYNC_CONCURRENCY", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Exit 0 once the queue has stayed empty (visible and in flight) for --drain-grace seconds.
+    #[arg(long)]
+    pub drain: bool,
+    #[arg(long, default_value_t = 5)]
+    pub drain_grace: u64,
+    /// The queue's visibility timeout in seconds; in-flight messages are extended by it.
+    #[arg(long, env = "BOTTLESYNC_VISIBILITY_TIMEOUT", default_value_t = 300)]
+    pub visibility_timeout: u64,
+    /// Seconds in-flight bottles may still finish after SIGTERM before they are abandoned.
+    #[arg(long, default_value_t = 80)]
+    pub shutdown_grace: u64,
+    /// Seconds before a failed bottle is retried (doubling per attempt).
+    #[arg(long, env = "BOTTLESYNC_RETRY_DELAY", default_value_t = 10)]
+    pub retry_delay: u64,
+    /// Seconds a claim lasts without a heartbeat.
+    #[arg(long, env = "BOTTLESYNC_LEASE_SECONDS", default_value_t = 900)]
+    pub lease_seconds: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CompactArgs {
+    #[command(flatten)]
+    pub fleet: bottlesync_core::fleet_config::FleetArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -121,4 +182,13 @@ pub enum ProgressMode {
 fn parse_date(text: &str) -> Result<chrono::NaiveDate, String> {
     chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .map_err(|e| format!("{text:?} is not a date YYYY-MM-DD: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

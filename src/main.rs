@@ -3,6 +3,7 @@
 //! or an unusable input or destination (nothing written), 130 interrupted.
 
 mod cli;
+mod fleet;
 mod progress;
 mod sync;
 
@@ -33,6 +34,18 @@ async fn main() -> ExitCode {
             let quiet = progress::uses_bar(args.progress);
             init_tracing(cli.log_format, if quiet { "warn" } else { "info" });
             sync::run(args).await
+        }
+        Command::Plan(args) => {
+            init_tracing(cli.log_format, "info");
+            fleet::plan(args).await
+        }
+        Command::Work(args) => {
+            init_tracing(cli.log_format, "info");
+            fleet::work(args).await
+        }
+        Command::Compact(args) => {
+            init_tracing(cli.log_format, "info");
+            fleet::compact(args).await
         }
     }
 }

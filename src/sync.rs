@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bottlesync_core::destination::{Location, open_store, read_external_hashes};
-use bottlesync_core::index::{FormulaIndex, HostPolicy, parse_index};
+use bottlesync_core::index::{FormulaIndex, HostPolicy};
 use bottlesync_core::ledger::{JournalLedger, Ledger};
 use bottlesync_core::registry::{HttpSettings, RegistryClient};
 use bottlesync_core::retry::RetryPolicy;
 use bottlesync_core::{Error, Sha256Digest};
+use bottlesync_planner::index_source::fetch_index;
 use bottlesync_planner::{Plan, PlanRequest, TagSelection, plan, size_jobs};
 use bottlesync_worker::pool::{PoolContext, PoolOutcome, Progress, run_pool};
 use indicatif::{HumanBytes, HumanDuration};
@@ -23,11 +24,7 @@ use url::Url;
 
 use crate::cli::SyncArgs;
 
-/// The index is ~30 MB today; refuse anything absurd instead of exhausting memory.
-const MAX_INDEX_BYTES: u64 = 256 * 1024 * 1024;
 const SIZING_CONCURRENCY: usize = 16;
-/// How many rejected index entries are logged one by one.
-const REJECTIONS_LOGGED: usize = 50;
 
 pub async fn run(args: SyncArgs) -> ExitCode {
     match sync(args).await {
@@ -168,40 +165,6 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
     } else {
         ExitCode::from(1)
     })
-}
-
-async fn fetch_index(
-    registry: &RegistryClient,
-    retry: &RetryPolicy,
-    api_url: &Url,
-    hosts: &HostPolicy,
-) -> Result<FormulaIndex, Error> {
-    let url = Url::parse(&format!("{api_url}/formula.json"))
-        .map_err(|e| Error::config("--api-url", e.to_string()))?;
-    let index_error = |problem: String| Error::Index {
-        source_name: url.to_string(),
-        problem,
-    };
-    let body = retry
-        .run(|| registry.get_document(&url, MAX_INDEX_BYTES))
-        .await
-        .map_err(|e| index_error(e.to_string()))?;
-    let index = parse_index(&body, hosts).map_err(index_error)?;
-    for rejection in index.rejections.iter().take(REJECTIONS_LOGGED) {
-        tracing::warn!("{rejection}");
-    }
-    if index.rejections.len() > REJECTIONS_LOGGED {
-        tracing::warn!(
-            "... and {} more rejected index entries",
-            index.rejections.len() - REJECTIONS_LOGGED
-        );
-    }
-    tracing::info!(
-        formulae = index.formulae.len(),
-        rejected = index.rejections.len(),
-        "index validated"
-    );
-    Ok(index)
 }
 
 fn print_plan(plan: &Plan, index: &FormulaIndex) {

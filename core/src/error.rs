@@ -49,6 +49,10 @@ pub enum Error {
         bytes: u64,
     },
 
+    /// The work was cancelled (shutdown); nothing was committed.
+    #[error("cancelled by shutdown")]
+    Cancelled,
+
     /// A key would leave the mirror's prefix or is otherwise unusable.
     #[error("invalid object key {key:?}: {problem}")]
     Key { key: String, problem: String },

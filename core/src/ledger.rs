@@ -39,27 +39,8 @@ impl JournalLedger {
         JournalLedger { store }
     }
 
-    fn hash_file_key() -> ObjectKey {
-        ObjectKey::parse(HASH_FILE_NAME).expect("constant key")
-    }
-
-    fn hash_file_location(&self) -> String {
-        format!("{}/{HASH_FILE_NAME}", self.store.location())
-    }
-
-    /// `bottles_hash.json` as it is now (empty if absent). An unreadable or
-    /// invalid file is an error, so it is never silently overwritten.
     pub async fn read_hash_file(&self) -> Result<MirrorRecord> {
-        let bytes = self
-            .store
-            .get(&Self::hash_file_key(), MAX_HASH_FILE_BYTES)
-            .await
-            .map_err(|e| Error::hash_file(self.hash_file_location(), e.to_string()))?;
-        match bytes {
-            None => Ok(MirrorRecord::default()),
-            Some(bytes) => MirrorRecord::parse(&bytes)
-                .map_err(|problem| Error::hash_file(self.hash_file_location(), problem)),
-        }
+        read_hash_file(self.store.as_ref()).await
     }
 
     async fn read_journal(&self) -> Result<Vec<(ObjectKey, Sha256Digest, MirroredBottle)>> {
@@ -82,21 +63,56 @@ impl JournalLedger {
     /// Folds the journal into `bottles_hash.json` (validated, replaced
     /// atomically), then removes the folded journal entries.
     pub async fn compact(&self) -> Result<MirrorRecord> {
-        let mut record = self.read_hash_file().await?;
         let journal = self.read_journal().await?;
         let mut folded = Vec::with_capacity(journal.len());
+        let mut bottles = Vec::with_capacity(journal.len());
         for (key, sha, bottle) in journal {
-            record.bottles.insert(sha, bottle);
+            bottles.push((sha, bottle));
             folded.push(key);
         }
-        record.updated_at = Utc::now();
-        let bytes = record
-            .to_validated_json()
-            .map_err(|problem| Error::hash_file(self.hash_file_location(), problem))?;
-        self.store.put_atomic(&Self::hash_file_key(), bytes).await?;
+        let record = compact_into(self.store.as_ref(), bottles).await?;
         self.store.delete(&folded).await?;
         Ok(record)
     }
+}
+
+fn hash_file_key() -> ObjectKey {
+    ObjectKey::parse(HASH_FILE_NAME).expect("constant key")
+}
+
+fn hash_file_location(store: &dyn BlobStore) -> String {
+    format!("{}/{HASH_FILE_NAME}", store.location())
+}
+
+/// `bottles_hash.json` as it is now in `store` (empty if absent). An
+/// unreadable or invalid file is an error, so it is never silently overwritten.
+pub async fn read_hash_file(store: &dyn BlobStore) -> Result<MirrorRecord> {
+    let bytes = store
+        .get(&hash_file_key(), MAX_HASH_FILE_BYTES)
+        .await
+        .map_err(|e| Error::hash_file(hash_file_location(store), e.to_string()))?;
+    match bytes {
+        None => Ok(MirrorRecord::default()),
+        Some(bytes) => MirrorRecord::parse(&bytes)
+            .map_err(|problem| Error::hash_file(hash_file_location(store), problem)),
+    }
+}
+
+/// Merges `bottles` into the store's `bottles_hash.json` and writes it back
+/// (validated first; replaced atomically, so readers see the old or the new
+/// file). The one compaction used by `sync` and by the fleet.
+pub async fn compact_into(
+    store: &dyn BlobStore,
+    bottles: impl IntoIterator<Item = (Sha256Digest, MirroredBottle)>,
+) -> Result<MirrorRecord> {
+    let mut record = read_hash_file(store).await?;
+    record.bottles.extend(bottles);
+    record.updated_at = Utc::now();
+    let bytes = record
+        .to_validated_json()
+        .map_err(|problem| Error::hash_file(hash_file_location(store), problem))?;
+    store.put_atomic(&hash_file_key(), bytes).await?;
+    Ok(record)
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -108,7 +124,7 @@ struct JournalEntry {
 #[async_trait]
 impl Ledger for JournalLedger {
     async fn stored_bottles(&self) -> Result<BTreeMap<Sha256Digest, MirroredBottle>> {
-        let mut bottles = self.read_hash_file().await?.bottles;
+        let mut bottles = read_hash_file(self.store.as_ref()).await?.bottles;
         for (_, sha, bottle) in self.read_journal().await? {
             bottles.insert(sha, bottle);
         }

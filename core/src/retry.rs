@@ -30,6 +30,16 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// For webhooks: a few quick tries, then give up (and log).
+    pub fn notifications() -> Self {
+        RetryPolicy {
+            retries: 3,
+            min_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(5),
+            max_retry_after: Duration::from_secs(10),
+        }
+    }
+
     /// The delays before each retry, jittered.
     pub fn delays(&self) -> impl Iterator<Item = Duration> + Send + use<> {
         ExponentialBuilder::default()

@@ -189,6 +189,35 @@ impl BlobStore for S3Store {
         Ok(keys)
     }
 
+    async fn abort_incomplete_uploads(&self, key: &ObjectKey) -> Result<usize> {
+        let full = self.full_key(key.as_str());
+        let listed = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .prefix(&full)
+            .send()
+            .await
+            .map_err(|e| self.err(&format!("cannot list uploads of {key}"), e))?;
+        let mut aborted = 0;
+        for upload in listed.uploads() {
+            if let (Some(k), Some(id)) = (upload.key(), upload.upload_id())
+                && k == full
+            {
+                self.client
+                    .abort_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(k)
+                    .upload_id(id)
+                    .send()
+                    .await
+                    .map_err(|e| self.err(&format!("cannot abort an old upload of {key}"), e))?;
+                aborted += 1;
+            }
+        }
+        Ok(aborted)
+    }
+
     async fn delete(&self, keys: &[ObjectKey]) -> Result<()> {
         for batch in keys.chunks(1000) {
             let objects = batch

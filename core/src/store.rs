@@ -40,6 +40,13 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectKey>>;
 
     async fn delete(&self, keys: &[ObjectKey]) -> Result<()>;
+
+    /// Aborts uploads to `key` that a killed writer left unfinished. Only
+    /// safe when the caller is the key's sole writer (it holds the claim).
+    /// Returns how many were aborted.
+    async fn abort_incomplete_uploads(&self, _key: &ObjectKey) -> Result<usize> {
+        Ok(0)
+    }
 }
 
 #[async_trait]

@@ -41,6 +41,7 @@ mod server;
 mod stats;
 mod storage;
 mod tags;
+pub mod webhook;
 
 pub use auth::{ANONYMOUS_TOKEN, SERVICE};
 pub use bottles::BottleInfo;

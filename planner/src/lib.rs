@@ -2,6 +2,9 @@
 //! the list of `BottleJob`s still to fetch, with their sizes.
 //! `select` is pure; `sizing` asks the registry.
 
+pub mod fleet;
+pub mod index_source;
+pub mod lambda;
 pub mod select;
 pub mod sizing;
 

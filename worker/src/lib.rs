@@ -1,9 +1,14 @@
-//! The worker: fetch, verify and store one bottle (`transfer`), and run many
-//! of them under a concurrency bound with a shared progress view (`pool`).
-//! `sync` uses the pool; the SQS consumers call `transfer` per message.
+//! The worker: fetch, verify and store one bottle (`transfer`); run many of
+//! them under a concurrency bound (`pool`, for `sync`); and the fleet's
+//! per-message logic (`consumer`) with its two shells, the Lambda SQS
+//! handler (`lambda`) and the ECS long-poll loop (`work_loop`).
 
+pub mod consumer;
+pub mod lambda;
 pub mod pool;
 pub mod transfer;
+pub mod work_loop;
 
+pub use consumer::{Consumer, Disposition};
 pub use pool::{Failure, PoolOutcome, Progress, run_pool};
 pub use transfer::{Transfer, fetch_verify_store};

@@ -16,6 +16,7 @@ use bottlesync_core::retry::RetryPolicy;
 use bottlesync_core::store::BlobStore;
 use chrono::Utc;
 use futures::FutureExt;
+use tokio_util::sync::CancellationToken;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -123,6 +124,7 @@ async fn run_one(
         job,
         &context.retry,
         &on_bytes,
+        &CancellationToken::new(),
     )
     .await;
     let result = match transfer {

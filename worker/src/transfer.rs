@@ -10,6 +10,7 @@ use bottlesync_core::retry::RetryPolicy;
 use bottlesync_core::store::{BlobStore, Upload};
 use bottlesync_core::{BottleJob, Error, Result, Sha256Digest};
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 
 /// No bottle is larger than this; a body that goes on is cut off.
 pub const MAX_BOTTLE_BYTES: u64 = 64 * 1024 * 1024 * 1024;
@@ -25,14 +26,16 @@ pub struct Transfer {
 }
 
 /// Fetches `job`, verifies its sha256 and commits it to `store` at `job.key`.
-/// `on_bytes` is told about every chunk (negative deltas never happen:
-/// discarded bytes are reported in `Transfer::wasted_bytes`).
+/// `on_bytes` is told about every chunk (discarded bytes are reported in
+/// `Transfer::wasted_bytes`). When `cancel` fires the upload is aborted and
+/// the result is `Error::Cancelled`.
 pub async fn fetch_verify_store(
     registry: &RegistryClient,
     store: &dyn BlobStore,
     job: &BottleJob,
     retry: &RetryPolicy,
     on_bytes: &(dyn Fn(u64) + Sync),
+    cancel: &CancellationToken,
 ) -> Result<Transfer> {
     let started = Instant::now();
     let mut upload = store.begin(&job.key, &job.sha256, job.size).await?;
@@ -66,7 +69,13 @@ pub async fn fetch_verify_store(
                 let wait = retry.wait_for(&e, delay);
                 tracing::info!(bottle = %job.label(), error = %e, at_byte = upload.written(),
                     wait_ms = wait.as_millis() as u64, "transient failure, resuming");
-                tokio::time::sleep(wait).await;
+                tokio::select! {
+                    _ = cancel.cancelled() => {
+                        let _ = upload.abort().await;
+                        return Err(Error::Cancelled);
+                    }
+                    _ = tokio::time::sleep(wait) => {}
+                }
             }
             Err(e) => {
                 let _ = upload.abort().await;

@@ -1,0 +1,230 @@
+//! The fleet's settings: one set of names for Lambda, ECS and the CLI.
+//! Each is an environment variable `BOTTLESYNC_*` and a flag; a missing or
+//! malformed one is a startup error that names it.
+
+use clap::Args;
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::index::HostPolicy;
+
+pub const DEFAULT_API_URL: &str = "https://formulae.brew.sh/api";
+
+#[derive(Args, Clone, Debug, Default)]
+pub struct FleetArgs {
+    /// The mirror bucket.
+    #[arg(long, env = "BOTTLESYNC_BUCKET")]
+    pub bucket: Option<String>,
+    /// Key prefix of the mirror inside the bucket.
+    #[arg(long, env = "BOTTLESYNC_PREFIX")]
+    pub prefix: Option<String>,
+    /// The queue the Lambda workers consume.
+    #[arg(long = "lambda-queue-url", env = "BOTTLESYNC_QUEUE_URL")]
+    pub queue_url: Option<String>,
+    /// The queue the ECS workers consume (large runs).
+    #[arg(long, env = "BOTTLESYNC_LARGE_QUEUE_URL")]
+    pub large_queue_url: Option<String>,
+    /// The dead-letter queue of both.
+    #[arg(long, env = "BOTTLESYNC_DLQ_URL")]
+    pub dlq_url: Option<String>,
+    /// The DynamoDB ledger table (partition key `pk`, string).
+    #[arg(long, env = "BOTTLESYNC_LEDGER_TABLE")]
+    pub ledger_table: Option<String>,
+    #[arg(long = "api-url", env = "BOTTLESYNC_API_URL")]
+    pub api_url: Option<String>,
+    #[arg(long = "tags", env = "BOTTLESYNC_TAGS")]
+    pub tags: Option<String>,
+    /// Runs estimated at or above this many GB (10^9 bytes) go to ECS.
+    #[arg(long, env = "BOTTLESYNC_SIZE_THRESHOLD_GB")]
+    pub size_threshold_gb: Option<String>,
+    /// Slack incoming webhook (never logged).
+    #[arg(long, env = "BOTTLESYNC_SLACK_WEBHOOK_URL", hide_env_values = true)]
+    pub slack_webhook_url: Option<String>,
+    /// Secrets Manager secret holding the webhook URL (plain, or JSON with `webhook_url`).
+    #[arg(long, env = "BOTTLESYNC_SLACK_SECRET_ARN")]
+    pub slack_secret_arn: Option<String>,
+    /// s3:// or https:// hash file whose bottles count as mirrored.
+    #[arg(long, env = "BOTTLESYNC_EXTERNAL_HASH_FILE")]
+    pub external_hash_file: Option<String>,
+    /// Shown in messages (e.g. prod, staging).
+    #[arg(long, env = "BOTTLESYNC_ENVIRONMENT")]
+    pub environment: Option<String>,
+    /// CloudWatch log group named in failure messages.
+    #[arg(long, env = "BOTTLESYNC_LOG_GROUP")]
+    pub log_group: Option<String>,
+    /// Extra hosts bottle URLs may use.
+    #[arg(long = "allow-host", env = "BOTTLESYNC_ALLOW_HOST", value_delimiter = ',')]
+    pub allow_hosts: Vec<String>,
+}
+
+/// How the Slack webhook is found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SlackSource {
+    None,
+    Url(String),
+    SecretArn(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct FleetConfig {
+    pub bucket: String,
+    pub prefix: String,
+    pub queue_url: Option<String>,
+    pub large_queue_url: Option<String>,
+    pub dlq_url: Option<String>,
+    pub ledger_table: String,
+    pub api_url: Url,
+    pub tags: String,
+    pub size_threshold_bytes: u64,
+    pub slack: SlackSource,
+    pub external_hash_file: Option<String>,
+    pub environment: String,
+    pub log_group: Option<String>,
+    pub hosts: HostPolicy,
+}
+
+fn required(value: &Option<String>, name: &str) -> Result<String> {
+    match value.as_deref().map(str::trim) {
+        Some(v) if !v.is_empty() => Ok(v.to_string()),
+        _ => Err(Error::config(name, "is not set")),
+    }
+}
+
+fn optional(value: &Option<String>) -> Option<String> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(String::from)
+}
+
+fn queue_url(value: &Option<String>, name: &str) -> Result<Option<String>> {
+    match optional(value) {
+        None => Ok(None),
+        Some(v) => match Url::parse(&v) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(Some(v)),
+            _ => Err(Error::config(name, format!("{v:?} is not a queue URL"))),
+        },
+    }
+}
+
+impl FleetConfig {
+    /// Validates everything that is set; bucket and ledger table are always
+    /// required. Callers then `require_*` what their role needs.
+    pub fn from_args(args: &FleetArgs) -> Result<Self> {
+        let bucket = required(&args.bucket, "BOTTLESYNC_BUCKET")?;
+        crate::destination::Location::parse("BOTTLESYNC_BUCKET", &format!("s3://{bucket}"), false)?;
+        let prefix = optional(&args.prefix).unwrap_or_default().trim_matches('/').to_string();
+        if !prefix.is_empty() {
+            crate::key::ObjectKey::parse(&prefix).map_err(|e| Error::config("BOTTLESYNC_PREFIX", e.to_string()))?;
+        }
+        let ledger_table = required(&args.ledger_table, "BOTTLESYNC_LEDGER_TABLE")?;
+        let api_text = optional(&args.api_url).unwrap_or_else(|| DEFAULT_API_URL.to_string());
+        let api_url = Url::parse(api_text.trim_end_matches('/'))
+            .map_err(|e| Error::config("BOTTLESYNC_API_URL", format!("{api_text:?}: {e}")))?;
+        let threshold_text = optional(&args.size_threshold_gb).unwrap_or_else(|| "20".into());
+        let gb: f64 = threshold_text
+            .parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite() && *v > 0.0)
+            .ok_or_else(|| Error::config("BOTTLESYNC_SIZE_THRESHOLD_GB", format!("{threshold_text:?} is not a positive number")))?;
+        let slack = match (optional(&args.slack_webhook_url), optional(&args.slack_secret_arn)) {
+            (Some(url), _) => {
+                let parsed = Url::parse(&url).ok().filter(|u| matches!(u.scheme(), "http" | "https"));
+                if parsed.is_none() {
+                    return Err(Error::config("BOTTLESYNC_SLACK_WEBHOOK_URL", "is not an http(s) URL"));
+                }
+                SlackSource::Url(url)
+            }
+            (None, Some(arn)) => {
+                if !arn.starts_with("arn:") {
+                    return Err(Error::config("BOTTLESYNC_SLACK_SECRET_ARN", format!("{arn:?} is not an ARN")));
+                }
+                SlackSource::SecretArn(arn)
+            }
+            (None, None) => SlackSource::None,
+        };
+        let external_hash_file = optional(&args.external_hash_file);
+        if let Some(location) = &external_hash_file
+            && !(location.starts_with("s3://") || location.starts_with("https://") || location.starts_with("http://"))
+        {
+            return Err(Error::config("BOTTLESYNC_EXTERNAL_HASH_FILE", format!("{location:?} must be s3:// or https://")));
+        }
+        let hosts = HostPolicy::new(&api_url, &args.allow_hosts);
+        Ok(FleetConfig {
+            bucket,
+            prefix,
+            queue_url: queue_url(&args.queue_url, "BOTTLESYNC_QUEUE_URL")?,
+            large_queue_url: queue_url(&args.large_queue_url, "BOTTLESYNC_LARGE_QUEUE_URL")?,
+            dlq_url: queue_url(&args.dlq_url, "BOTTLESYNC_DLQ_URL")?,
+            ledger_table,
+            api_url,
+            tags: optional(&args.tags).unwrap_or_else(|| "auto".into()),
+            size_threshold_bytes: (gb * 1e9) as u64,
+            slack,
+            external_hash_file,
+            environment: optional(&args.environment).unwrap_or_else(|| "default".into()),
+            log_group: optional(&args.log_group),
+            hosts,
+        })
+    }
+
+    pub fn require_queue(&self) -> Result<&str> {
+        self.queue_url.as_deref().ok_or_else(|| Error::config("BOTTLESYNC_QUEUE_URL", "is not set"))
+    }
+
+    pub fn require_large_queue(&self) -> Result<&str> {
+        self.large_queue_url.as_deref().ok_or_else(|| Error::config("BOTTLESYNC_LARGE_QUEUE_URL", "is not set"))
+    }
+
+    /// `s3://bucket/prefix`, for messages.
+    pub fn mirror_location(&self) -> String {
+        if self.prefix.is_empty() {
+            format!("s3://{}", self.bucket)
+        } else {
+            format!("s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> FleetArgs {
+        FleetArgs {
+            bucket: Some("mirror".into()),
+            ledger_table: Some("ledger".into()),
+            ..FleetArgs::default()
+        }
+    }
+
+    #[test]
+    fn defaults_and_names_in_errors() {
+        let config = FleetConfig::from_args(&args()).unwrap();
+        assert_eq!(config.size_threshold_bytes, 20_000_000_000);
+        assert_eq!(config.tags, "auto");
+        assert_eq!(config.slack, SlackSource::None);
+        let err = config.require_queue().unwrap_err().to_string();
+        assert!(err.contains("BOTTLESYNC_QUEUE_URL"), "{err}");
+
+        for (mutate, name) in [
+            (Box::new(|a: &mut FleetArgs| a.bucket = None) as Box<dyn Fn(&mut FleetArgs)>, "BOTTLESYNC_BUCKET"),
+            (Box::new(|a: &mut FleetArgs| a.ledger_table = Some(" ".into())), "BOTTLESYNC_LEDGER_TABLE"),
+            (Box::new(|a: &mut FleetArgs| a.size_threshold_gb = Some("-1".into())), "BOTTLESYNC_SIZE_THRESHOLD_GB"),
+            (Box::new(|a: &mut FleetArgs| a.queue_url = Some("not a url".into())), "BOTTLESYNC_QUEUE_URL"),
+            (Box::new(|a: &mut FleetArgs| a.slack_webhook_url = Some("ftp://x".into())), "BOTTLESYNC_SLACK_WEBHOOK_URL"),
+            (Box::new(|a: &mut FleetArgs| a.prefix = Some("a/../b".into())), "BOTTLESYNC_PREFIX"),
+            (Box::new(|a: &mut FleetArgs| a.external_hash_file = Some("/local".into())), "BOTTLESYNC_EXTERNAL_HASH_FILE"),
+        ] {
+            let mut a = args();
+            mutate(&mut a);
+            let err = FleetConfig::from_args(&a).unwrap_err().to_string();
+            assert!(err.contains(name), "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_webhook_url_is_not_in_errors() {
+        let mut a = args();
+        a.slack_webhook_url = Some("ftp://secret-token".into());
+        let err = FleetConfig::from_args(&a).unwrap_err().to_string();
+        assert!(!err.contains("secret-token"), "{err}");
+    }
+}

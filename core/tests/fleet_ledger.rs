@@ -1,0 +1,674 @@
+//! The `FleetLedger` contract, written once and run against both
+//! implementations: `MemoryLedger` in process and `DynamoLedger` on
+//! moto_server. Each scenario gets a fresh ledger (a fresh table on moto),
+//! and the scenarios run concurrently.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use bottlesync_core::dynamo_ledger::DynamoLedger;
+use bottlesync_core::fleet_ledger::{
+    BottleState, ClaimOutcome, CompleteOutcome, Counted, FailureNote, FleetLedger,
+    MAX_FAILURE_NOTES, Route, RunRecord, RunState,
+};
+use bottlesync_core::hash_file::MirroredBottle;
+use bottlesync_core::memory_ledger::MemoryLedger;
+use bottlesync_core::{ObjectKey, Sha256Digest, Tag};
+use bottlesync_loadtest::moto::Moto;
+use chrono::{DateTime, Utc};
+
+type Ledger = Arc<dyn FleetLedger>;
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type Scenario = fn(Ledger) -> BoxFuture<()>;
+
+const HOUR: Duration = Duration::from_secs(3600);
+/// Short leases that the tests wait out.
+const SHORT: Duration = Duration::from_millis(300);
+const PAST_SHORT: Duration = Duration::from_millis(450);
+
+fn scenarios() -> Vec<(&'static str, Scenario)> {
+    vec![
+        ("claims", |l| Box::pin(claims(l))),
+        ("expired_claims", |l| Box::pin(expired_claims(l))),
+        ("complete_counts_once", |l| {
+            Box::pin(complete_counts_once(l))
+        }),
+        ("counted_before_complete", |l| {
+            Box::pin(counted_before_complete(l))
+        }),
+        ("failures", |l| Box::pin(failures(l))),
+        ("failure_notes_are_capped", |l| {
+            Box::pin(failure_notes_are_capped(l))
+        }),
+        ("mark_queued", |l| Box::pin(mark_queued(l))),
+        ("begin_finish_once", |l| Box::pin(begin_finish_once(l))),
+        ("finishing_lease_takeover", |l| {
+            Box::pin(finishing_lease_takeover(l))
+        }),
+        ("runs_and_latest", |l| Box::pin(runs_and_latest(l))),
+        ("import_stored", |l| Box::pin(import_stored(l))),
+        ("bottle_states", |l| Box::pin(bottle_states(l))),
+        ("unknown_run", |l| Box::pin(unknown_run(l))),
+    ]
+}
+
+/// Runs every scenario on its own ledger from `make`, concurrently, and
+/// names the ones that failed.
+async fn run_all<F>(make: F)
+where
+    F: Fn(&'static str) -> BoxFuture<Ledger>,
+{
+    let mut tasks = Vec::new();
+    for (name, scenario) in scenarios() {
+        let ledger = make(name).await;
+        tasks.push((name, tokio::spawn(scenario(ledger))));
+    }
+    let mut failed = Vec::new();
+    for (name, task) in tasks {
+        if let Err(err) = task.await {
+            failed.push(format!("{name}: {err}"));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "failed scenarios:\n{}",
+        failed.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn memory_ledger_keeps_the_contract() {
+    run_all(|_| Box::pin(async { Arc::new(MemoryLedger::new()) as Ledger })).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamo_ledger_keeps_the_contract() {
+    let moto = Moto::start().await;
+    let client = moto.dynamodb();
+    run_all(|name| {
+        let client = client.clone();
+        Box::pin(async move {
+            let table = format!("ledger-{}", name.replace('_', "-"));
+            client
+                .create_table()
+                .table_name(&table)
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name("pk")
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()
+                        .unwrap(),
+                )
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name("pk")
+                        .key_type(KeyType::Hash)
+                        .build()
+                        .unwrap(),
+                )
+                .billing_mode(BillingMode::PayPerRequest)
+                .send()
+                .await
+                .unwrap();
+            Arc::new(DynamoLedger::new(client, table)) as Ledger
+        })
+    })
+    .await;
+}
+
+// ---- fixtures ----------------------------------------------------------
+
+fn sha(n: u32) -> Sha256Digest {
+    Sha256Digest::parse(&format!("{n:064x}")).unwrap()
+}
+
+fn bottle(name: &str, size: u64) -> MirroredBottle {
+    MirroredBottle {
+        name: name.to_string(),
+        version: "1.2.3_1".into(),
+        rebuild: 1,
+        tag: Tag::parse("arm64_tahoe").unwrap(),
+        key: ObjectKey::parse(&format!(
+            "2026-11-29/{name}-1.2.3_1.arm64_tahoe.bottle.1.tar.gz"
+        ))
+        .unwrap(),
+        size,
+        downloaded_at: Utc::now(),
+    }
+}
+
+fn run_record(run_id: &str, expected: u64) -> RunRecord {
+    RunRecord {
+        run_id: run_id.to_string(),
+        date: "2026-11-29".into(),
+        expected,
+        bytes_planned: 1000 * expected,
+        route: Route::Lambda,
+        started_at: Utc::now(),
+        state: RunState::Running,
+        stored: 0,
+        skipped: 0,
+        failed: 0,
+        bytes_stored: 0,
+        failures: Vec::new(),
+        finished_at: None,
+        summary_sent: false,
+    }
+}
+
+fn note(n: u32) -> FailureNote {
+    FailureNote {
+        name: format!("formula{n}"),
+        tag: "arm64_tahoe".into(),
+        sha256: sha(n).to_string(),
+        reason: format!("HTTP 404 for bottle {n}"),
+    }
+}
+
+async fn run_of(ledger: &Ledger, run_id: &str) -> RunRecord {
+    ledger.run(run_id).await.unwrap().expect("the run exists")
+}
+
+async fn state_of(ledger: &Ledger, sha256: &Sha256Digest) -> Option<BottleState> {
+    ledger.bottle_states().await.unwrap().remove(sha256)
+}
+
+/// Whole seconds, which every implementation keeps exactly.
+fn in_secs(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(Utc::now().timestamp() + secs, 0).unwrap()
+}
+
+// ---- scenarios -------------------------------------------------------------
+
+async fn claims(ledger: Ledger) {
+    let x = sha(1);
+    let before = Utc::now();
+    assert_eq!(
+        ledger.claim(&x, "r1", "a", HOUR).await.unwrap(),
+        ClaimOutcome::Granted
+    );
+    match ledger.claim(&x, "r1", "b", HOUR).await.unwrap() {
+        ClaimOutcome::HeldElsewhere {
+            owner,
+            lease_expires,
+        } => {
+            assert_eq!(owner, "a");
+            assert!(lease_expires > before + chrono::Duration::minutes(59));
+        }
+        other => panic!("expected HeldElsewhere, got {other:?}"),
+    }
+    // The holder's own claim again (a redelivery to the same worker).
+    assert_eq!(
+        ledger.claim(&x, "r1", "a", HOUR).await.unwrap(),
+        ClaimOutcome::Granted
+    );
+    assert!(!ledger.extend_claim(&x, "b", HOUR).await.unwrap());
+    assert!(ledger.extend_claim(&x, "a", HOUR).await.unwrap());
+    // Only the holder can release.
+    ledger.release_claim(&x, "b").await.unwrap();
+    assert!(matches!(
+        ledger.claim(&x, "r1", "b", HOUR).await.unwrap(),
+        ClaimOutcome::HeldElsewhere { .. }
+    ));
+    ledger.release_claim(&x, "a").await.unwrap();
+    assert_eq!(
+        ledger.claim(&x, "r1", "b", HOUR).await.unwrap(),
+        ClaimOutcome::Granted
+    );
+    assert!(!ledger.extend_claim(&x, "a", HOUR).await.unwrap());
+    match state_of(&ledger, &x).await {
+        Some(BottleState::Claimed { owner, .. }) => assert_eq!(owner, "b"),
+        other => panic!("expected Claimed by b, got {other:?}"),
+    }
+}
+
+async fn expired_claims(ledger: Ledger) {
+    ledger.create_run(&run_record("r1", 1)).await.unwrap();
+    let x = sha(2);
+    assert_eq!(
+        ledger.claim(&x, "r1", "a", SHORT).await.unwrap(),
+        ClaimOutcome::Granted
+    );
+    assert!(matches!(
+        ledger.claim(&x, "r1", "b", HOUR).await.unwrap(),
+        ClaimOutcome::HeldElsewhere { .. }
+    ));
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(
+        ledger.claim(&x, "r1", "b", HOUR).await.unwrap(),
+        ClaimOutcome::Granted
+    );
+    // The first holder has lost it: no extension, and its completion does
+    // not count (b will).
+    assert!(!ledger.extend_claim(&x, "a", HOUR).await.unwrap());
+    assert_eq!(
+        ledger
+            .complete("r1", "a", &x, &bottle("curl", 10))
+            .await
+            .unwrap(),
+        CompleteOutcome::ClaimLost
+    );
+    assert_eq!(run_of(&ledger, "r1").await.done(), 0);
+    assert_eq!(
+        ledger
+            .complete("r1", "b", &x, &bottle("curl", 10))
+            .await
+            .unwrap(),
+        CompleteOutcome::Counted(Counted::Now)
+    );
+    // A zero lease is over at once.
+    let y = sha(3);
+    assert_eq!(
+        ledger.claim(&y, "r1", "a", Duration::ZERO).await.unwrap(),
+        ClaimOutcome::Granted
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        ledger.claim(&y, "r1", "b", HOUR).await.unwrap(),
+        ClaimOutcome::Granted
+    );
+}
+
+async fn complete_counts_once(ledger: Ledger) {
+    ledger.create_run(&run_record("r1", 5)).await.unwrap();
+    let x = sha(4);
+    let curl = bottle("curl", 347_618);
+    assert_eq!(
+        ledger.claim(&x, "r1", "a", HOUR).await.unwrap(),
+        ClaimOutcome::Granted
+    );
+    assert_eq!(
+        ledger.complete("r1", "a", &x, &curl).await.unwrap(),
+        CompleteOutcome::Counted(Counted::Now)
+    );
+    let run = run_of(&ledger, "r1").await;
+    assert_eq!(
+        (run.stored, run.skipped, run.failed, run.done()),
+        (1, 0, 0, 1)
+    );
+    assert_eq!(run.bytes_stored, 347_618);
+    assert_eq!(
+        state_of(&ledger, &x).await,
+        Some(BottleState::Stored(curl.clone()))
+    );
+
+    // Redeliveries of the same message count nothing more.
+    assert_eq!(
+        ledger.complete("r1", "a", &x, &curl).await.unwrap(),
+        CompleteOutcome::Counted(Counted::Already)
+    );
+    assert_eq!(
+        ledger.count_skipped("r1", &x).await.unwrap(),
+        Counted::Already
+    );
+    assert_eq!(
+        ledger.claim(&x, "r1", "b", HOUR).await.unwrap(),
+        ClaimOutcome::AlreadyStored(curl.clone())
+    );
+    assert!(!ledger.mark_queued(&x, "r1", in_secs(3600)).await.unwrap());
+    let run = run_of(&ledger, "r1").await;
+    assert_eq!((run.stored, run.done(), run.bytes_stored), (1, 1, 347_618));
+
+    // A worker that never held the claim.
+    let y = sha(5);
+    assert_eq!(
+        ledger.claim(&y, "r1", "a", HOUR).await.unwrap(),
+        ClaimOutcome::Granted
+    );
+    assert_eq!(
+        ledger
+            .complete("r1", "b", &y, &bottle("wget", 5))
+            .await
+            .unwrap(),
+        CompleteOutcome::ClaimLost
+    );
+    assert!(matches!(
+        state_of(&ledger, &y).await,
+        Some(BottleState::Claimed { .. })
+    ));
+    // Nor a bottle never claimed at all.
+    assert_eq!(
+        ledger
+            .complete("r1", "b", &sha(6), &bottle("jq", 5))
+            .await
+            .unwrap(),
+        CompleteOutcome::ClaimLost
+    );
+    assert_eq!(run_of(&ledger, "r1").await.done(), 1);
+
+    // Another run counts the stored bottle as skipped, once.
+    ledger.create_run(&run_record("r2", 1)).await.unwrap();
+    assert_eq!(ledger.count_skipped("r2", &x).await.unwrap(), Counted::Now);
+    assert_eq!(
+        ledger.count_skipped("r2", &x).await.unwrap(),
+        Counted::Already
+    );
+    let run2 = run_of(&ledger, "r2").await;
+    assert_eq!((run2.skipped, run2.done()), (1, 1));
+    assert_eq!(run_of(&ledger, "r1").await.done(), 1);
+}
+
+/// The marker exists (an earlier attempt counted the bottle for the run)
+/// while this worker holds the claim: stored, not counted again.
+async fn counted_before_complete(ledger: Ledger) {
+    ledger.create_run(&run_record("r1", 2)).await.unwrap();
+    let x = sha(7);
+    assert_eq!(ledger.count_skipped("r1", &x).await.unwrap(), Counted::Now);
+    assert_eq!(
+        ledger.claim(&x, "r1", "a", HOUR).await.unwrap(),
+        ClaimOutcome::Granted
+    );
+    let jq = bottle("jq", 99);
+    assert_eq!(
+        ledger.complete("r1", "a", &x, &jq).await.unwrap(),
+        CompleteOutcome::Counted(Counted::Already)
+    );
+    assert_eq!(state_of(&ledger, &x).await, Some(BottleState::Stored(jq)));
+    let run = run_of(&ledger, "r1").await;
+    assert_eq!(
+        (run.stored, run.skipped, run.done(), run.bytes_stored),
+        (0, 1, 1, 0)
+    );
+}
+
+async fn failures(ledger: Ledger) {
+    ledger.create_run(&run_record("r1", 3)).await.unwrap();
+    let x = sha(8);
+    assert_eq!(
+        ledger.claim(&x, "r1", "a", HOUR).await.unwrap(),
+        ClaimOutcome::Granted
+    );
+    assert_eq!(
+        ledger.count_failed("r1", &x, &note(8)).await.unwrap(),
+        Counted::Now
+    );
+    assert_eq!(
+        ledger.count_failed("r1", &x, &note(8)).await.unwrap(),
+        Counted::Already
+    );
+    let run = run_of(&ledger, "r1").await;
+    assert_eq!((run.failed, run.done()), (1, 1));
+    assert_eq!(run.failures, vec![note(8)]);
+    assert_eq!(state_of(&ledger, &x).await, Some(BottleState::Failed));
+    // A failed bottle is claimable, and the next plan enqueues it again.
+    assert_eq!(
+        ledger.claim(&x, "r2", "b", HOUR).await.unwrap(),
+        ClaimOutcome::Granted
+    );
+    ledger.count_failed("r1", &x, &note(8)).await.unwrap();
+    assert!(ledger.mark_queued(&x, "r2", in_secs(3600)).await.unwrap());
+
+    // A stored bottle stays stored.
+    let y = sha(9);
+    ledger
+        .import_stored(&[(y.clone(), bottle("git", 1))])
+        .await
+        .unwrap();
+    assert_eq!(
+        ledger.count_failed("r1", &y, &note(9)).await.unwrap(),
+        Counted::Now
+    );
+    assert!(matches!(
+        state_of(&ledger, &y).await,
+        Some(BottleState::Stored(_))
+    ));
+    // A bottle the ledger never saw becomes Failed.
+    let z = sha(10);
+    ledger.count_failed("r1", &z, &note(10)).await.unwrap();
+    assert_eq!(state_of(&ledger, &z).await, Some(BottleState::Failed));
+    let run = run_of(&ledger, "r1").await;
+    assert_eq!((run.failed, run.done()), (3, 3));
+    assert_eq!(run.failures, vec![note(8), note(9), note(10)]);
+}
+
+async fn failure_notes_are_capped(ledger: Ledger) {
+    ledger.create_run(&run_record("r1", 30)).await.unwrap();
+    let total = MAX_FAILURE_NOTES as u32 + 5;
+    for n in 0..total {
+        assert_eq!(
+            ledger
+                .count_failed("r1", &sha(100 + n), &note(n))
+                .await
+                .unwrap(),
+            Counted::Now
+        );
+    }
+    let run = run_of(&ledger, "r1").await;
+    assert_eq!(run.failed, u64::from(total));
+    assert_eq!(run.failures.len(), MAX_FAILURE_NOTES);
+    assert_eq!(
+        run.failures,
+        (0..MAX_FAILURE_NOTES as u32).map(note).collect::<Vec<_>>()
+    );
+}
+
+async fn mark_queued(ledger: Ledger) {
+    let x = sha(11);
+    let until = in_secs(3600);
+    assert!(ledger.mark_queued(&x, "r1", until).await.unwrap());
+    assert!(!ledger.mark_queued(&x, "r1", until).await.unwrap());
+    assert!(!ledger.mark_queued(&x, "r2", in_secs(7200)).await.unwrap());
+    assert_eq!(
+        state_of(&ledger, &x).await,
+        Some(BottleState::Queued {
+            run_id: "r1".into(),
+            until
+        })
+    );
+    // Queued bottles are claimable; a live claim blocks a new mark.
+    assert_eq!(
+        ledger.claim(&x, "r1", "a", HOUR).await.unwrap(),
+        ClaimOutcome::Granted
+    );
+    assert!(!ledger.mark_queued(&x, "r2", until).await.unwrap());
+    // An expired claim does not.
+    let y = sha(12);
+    assert_eq!(
+        ledger.claim(&y, "r1", "a", SHORT).await.unwrap(),
+        ClaimOutcome::Granted
+    );
+    assert!(!ledger.mark_queued(&y, "r2", until).await.unwrap());
+    // Nor does an expired mark.
+    let z = sha(13);
+    assert!(
+        ledger
+            .mark_queued(&z, "r1", Utc::now() + chrono::Duration::milliseconds(300))
+            .await
+            .unwrap()
+    );
+    assert!(!ledger.mark_queued(&z, "r2", until).await.unwrap());
+    tokio::time::sleep(PAST_SHORT).await;
+    assert!(ledger.mark_queued(&y, "r2", until).await.unwrap());
+    assert!(ledger.mark_queued(&z, "r2", until).await.unwrap());
+    assert_eq!(
+        state_of(&ledger, &y).await,
+        Some(BottleState::Queued {
+            run_id: "r2".into(),
+            until
+        })
+    );
+}
+
+async fn begin_finish_once(ledger: Ledger) {
+    ledger.create_run(&run_record("r1", 3)).await.unwrap();
+    assert!(!ledger.begin_finish("r1", "w0", HOUR).await.unwrap());
+    ledger.count_skipped("r1", &sha(20)).await.unwrap();
+    ledger.count_skipped("r1", &sha(21)).await.unwrap();
+    assert!(!ledger.begin_finish("r1", "w0", HOUR).await.unwrap());
+    ledger
+        .count_failed("r1", &sha(22), &note(22))
+        .await
+        .unwrap();
+    assert_eq!(run_of(&ledger, "r1").await.done(), 3);
+
+    let racers: Vec<_> = (1..=8)
+        .map(|i| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move {
+                let owner = format!("w{i}");
+                let won = ledger.begin_finish("r1", &owner, HOUR).await.unwrap();
+                (owner, won)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for racer in racers {
+        let (owner, won) = racer.await.unwrap();
+        if won {
+            winners.push(owner);
+        }
+    }
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    let winner = &winners[0];
+    let loser = if winner == "w1" { "w2" } else { "w1" };
+    let run = run_of(&ledger, "r1").await;
+    assert_eq!(run.state, RunState::Finishing);
+    assert!(!ledger.begin_finish("r1", loser, HOUR).await.unwrap());
+
+    assert!(ledger.mark_summary_sent("r1", loser).await.is_err());
+    assert!(!run_of(&ledger, "r1").await.summary_sent);
+    ledger.mark_summary_sent("r1", winner).await.unwrap();
+    assert!(run_of(&ledger, "r1").await.summary_sent);
+
+    let err = ledger.finish("r1", loser).await.unwrap_err().to_string();
+    assert!(err.contains("r1") && err.contains(loser), "{err}");
+    let before = Utc::now() - chrono::Duration::seconds(1);
+    ledger.finish("r1", winner).await.unwrap();
+    let run = run_of(&ledger, "r1").await;
+    assert_eq!(run.state, RunState::Finished);
+    assert!(run.finished_at.is_some_and(|at| at >= before));
+    // A repeated finish by the finisher is fine; nobody begins again.
+    ledger.finish("r1", winner).await.unwrap();
+    assert!(!ledger.begin_finish("r1", winner, HOUR).await.unwrap());
+    assert!(!ledger.begin_finish("r1", loser, HOUR).await.unwrap());
+}
+
+async fn finishing_lease_takeover(ledger: Ledger) {
+    ledger.create_run(&run_record("r1", 0)).await.unwrap();
+    assert!(ledger.begin_finish("r1", "a", SHORT).await.unwrap());
+    assert!(!ledger.begin_finish("r1", "b", HOUR).await.unwrap());
+    tokio::time::sleep(PAST_SHORT).await;
+    assert!(ledger.begin_finish("r1", "b", HOUR).await.unwrap());
+    assert!(!ledger.begin_finish("r1", "a", HOUR).await.unwrap());
+    assert!(ledger.finish("r1", "a").await.is_err());
+    ledger.finish("r1", "b").await.unwrap();
+    assert_eq!(run_of(&ledger, "r1").await.state, RunState::Finished);
+    // An unknown run cannot be begun.
+    assert!(!ledger.begin_finish("nope", "a", HOUR).await.unwrap());
+}
+
+async fn runs_and_latest(ledger: Ledger) {
+    assert_eq!(ledger.latest_run().await.unwrap(), None);
+    assert_eq!(ledger.run("r1").await.unwrap(), None);
+    let mut first = run_record("2026-11-29-a", 7);
+    first.route = Route::Ecs;
+    first.failures = vec![note(1)];
+    ledger.create_run(&first).await.unwrap();
+    assert_eq!(
+        ledger.run(&first.run_id).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(ledger.latest_run().await.unwrap(), Some(first.clone()));
+
+    let second = run_record("2026-11-29-b", 3);
+    ledger.create_run(&second).await.unwrap();
+    assert_eq!(ledger.latest_run().await.unwrap(), Some(second.clone()));
+    assert_eq!(
+        ledger.run(&first.run_id).await.unwrap(),
+        Some(first.clone())
+    );
+
+    // Run ids are unique; "latest" is the pointer's.
+    let err = ledger.create_run(&first).await.unwrap_err().to_string();
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(ledger.latest_run().await.unwrap(), Some(second));
+    assert!(ledger.create_run(&run_record("latest", 1)).await.is_err());
+}
+
+async fn import_stored(ledger: Ledger) {
+    let (a, b, c) = (sha(30), sha(31), sha(32));
+    let first = [(a.clone(), bottle("a", 1)), (b.clone(), bottle("b", 2))];
+    assert_eq!(ledger.import_stored(&first).await.unwrap(), 2);
+    assert_eq!(ledger.import_stored(&first).await.unwrap(), 0);
+    // A failed bottle is not stored yet.
+    ledger.create_run(&run_record("r1", 1)).await.unwrap();
+    ledger.count_failed("r1", &c, &note(32)).await.unwrap();
+    let mut more = first.to_vec();
+    more.push((c.clone(), bottle("c", 3)));
+    assert_eq!(ledger.import_stored(&more).await.unwrap(), 1);
+    let many: Vec<_> = (0..40)
+        .map(|n| (sha(1000 + n), bottle("many", 1)))
+        .collect();
+    assert_eq!(ledger.import_stored(&many).await.unwrap(), 40);
+    let states = ledger.bottle_states().await.unwrap();
+    assert_eq!(states.len(), 43);
+    assert_eq!(states[&c], BottleState::Stored(more[2].1.clone()));
+}
+
+async fn bottle_states(ledger: Ledger) {
+    ledger.create_run(&run_record("r1", 4)).await.unwrap();
+    let (stored, queued, claimed, failed) = (sha(40), sha(41), sha(42), sha(43));
+    let git = bottle("git", 4096);
+    ledger
+        .import_stored(&[(stored.clone(), git.clone())])
+        .await
+        .unwrap();
+    let until = in_secs(600);
+    assert!(ledger.mark_queued(&queued, "r1", until).await.unwrap());
+    let before = Utc::now();
+    ledger.claim(&claimed, "r1", "w7", HOUR).await.unwrap();
+    ledger.count_failed("r1", &failed, &note(43)).await.unwrap();
+    ledger.count_skipped("r1", &stored).await.unwrap();
+
+    let states = ledger.bottle_states().await.unwrap();
+    assert_eq!(states.len(), 4, "{states:?}");
+    assert_eq!(states[&stored], BottleState::Stored(git));
+    assert_eq!(
+        states[&queued],
+        BottleState::Queued {
+            run_id: "r1".into(),
+            until
+        }
+    );
+    match &states[&claimed] {
+        BottleState::Claimed {
+            owner,
+            lease_expires,
+        } => {
+            assert_eq!(owner, "w7");
+            let lease = *lease_expires - before;
+            assert!(lease > chrono::Duration::minutes(59) && lease < chrono::Duration::minutes(61));
+        }
+        other => panic!("expected Claimed, got {other:?}"),
+    }
+    assert_eq!(states[&failed], BottleState::Failed);
+}
+
+async fn unknown_run(ledger: Ledger) {
+    let x = sha(50);
+    let err = ledger
+        .count_skipped("nope", &x)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nope"), "{err}");
+    assert!(ledger.count_failed("nope", &x, &note(50)).await.is_err());
+    ledger.claim(&x, "nope", "a", HOUR).await.unwrap();
+    assert!(
+        ledger
+            .complete("nope", "a", &x, &bottle("x", 1))
+            .await
+            .is_err()
+    );
+    // Nothing was counted or stored.
+    assert_eq!(ledger.run("nope").await.unwrap(), None);
+    assert!(matches!(
+        state_of(&ledger, &x).await,
+        Some(BottleState::Claimed { .. })
+    ));
+}

@@ -1,0 +1,332 @@
+#!/usr/bin/env bash
+# bottlesync benchmark (not a test): throughput against curl baselines
+# measured in the same run, against the local Homebrew stand-in.
+#
+#   bash loadtest/bench/run.sh
+#
+# 1. One 2 GiB bottle: `curl | sha256sum`, `curl -o file`, `curl -o file` +
+#    fsync, and `bottlesync sync` (with its peak RSS).
+# 2. ~2,000 small bottles: `bottlesync sync --concurrency 8` against an
+#    `xargs -P 8` curl + sha256sum script.
+# Each measurement runs REPS times (interleaved); the median is reported.
+# Prints a table and writes it as markdown to loadtest/bench/RESULTS.md.
+#
+# Environment knobs (defaults in brackets):
+#   REPS [3]             runs of each measurement
+#   BIG_SIZE [2GiB]      size of the single bottle
+#   SMALL_FORMULAE [312] formulae of the generated catalog (~2,000 bottles)
+#   SMALL_SEED [1]       catalog seed
+#   BENCH_TMPDIR [$TMPDIR or /tmp]  where the work dir (and the 2 GiB files) go
+#   RESULTS_MD [loadtest/bench/RESULTS.md]
+#   BENCH_SKIP_BUILD [0] 1: benchmark the release binaries already built
+# Takes about 3-5 minutes on a 2-core machine, plus the cargo build.
+
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+COMMAND_LINE="bash loadtest/bench/run.sh${*:+ $*}"
+for var in REPS BIG_SIZE SMALL_FORMULAE SMALL_SEED BENCH_TMPDIR BENCH_SKIP_BUILD; do
+    if [[ -n ${!var:-} ]]; then COMMAND_LINE="$var=${!var} $COMMAND_LINE"; fi
+done
+
+REPS=${REPS:-3}
+BIG_SIZE=${BIG_SIZE:-2GiB}
+SMALL_FORMULAE=${SMALL_FORMULAE:-312}
+SMALL_SEED=${SMALL_SEED:-1}
+RESULTS_MD=${RESULTS_MD:-$HERE/RESULTS.md}
+SMALL_TAGS=arm64_golden_gate,arm64_tahoe,tahoe,arm64_sequoia,sequoia,arm64_sonoma,sonoma,x86_64_linux,arm64_linux
+BIG_TAG=arm64_tahoe
+TOKEN='QQ=='
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/bottlesync/target}
+BOTTLESYNC=$CARGO_TARGET_DIR/release/bottlesync
+FIXTURE=$CARGO_TARGET_DIR/release/bottlesync-fixture
+PY=(python3 "$HERE/benchlib.py")
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# ------------------------------------------------------------ cleanup
+
+W=''
+FIXTURE_PID=''
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [[ -n $FIXTURE_PID ]] && kill -0 "$FIXTURE_PID" 2>/dev/null; then
+        kill -TERM "$FIXTURE_PID" 2>/dev/null || true
+        wait "$FIXTURE_PID" 2>/dev/null || true
+    fi
+    if [[ -n $W && -d $W ]]; then
+        rm -rf "$W"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+# ------------------------------------------------------------ tools
+
+for tool in curl sha256sum python3 xargs awk sync; do
+    command -v "$tool" >/dev/null || die "$tool is required"
+done
+TIME_BIN=''
+if [[ -x /usr/bin/time ]]; then
+    TIME_BIN=/usr/bin/time
+elif command -v apt-get >/dev/null; then
+    log "installing GNU time (apt-get install -y time)"
+    if apt-get install -y time >/dev/null 2>&1 ||
+        { apt-get update >/dev/null 2>&1 && apt-get install -y time >/dev/null 2>&1; }; then
+        TIME_BIN=/usr/bin/time
+    fi
+fi
+[[ -n $TIME_BIN ]] || log "GNU time unavailable: peak RSS by polling /proc/PID/status VmHWM, no CPU times"
+
+# ------------------------------------------------------------ build
+
+build_started=$EPOCHREALTIME
+if [[ ${BENCH_SKIP_BUILD:-0} == 1 ]]; then
+    log "BENCH_SKIP_BUILD=1: using the release binaries already in $CARGO_TARGET_DIR/release"
+    BUILD_NOTE="skipped (BENCH_SKIP_BUILD=1; binaries built $(date -u -r "$BOTTLESYNC" '+%Y-%m-%d %H:%M UTC' 2>/dev/null || echo '?'))"
+else
+    log "building release binaries (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+    (cd "$ROOT" && cargo build --release --quiet --bin bottlesync) ||
+        die "cargo build failed (BENCH_SKIP_BUILD=1 benchmarks the binaries already built)"
+    (cd "$ROOT" && cargo build --release --quiet -p bottlesync-loadtest --bin bottlesync-fixture) ||
+        die "cargo build of the stand-in failed"
+    BUILD_NOTE="built from this tree"
+fi
+BUILD_SECONDS=$(awk -v a="$build_started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')
+[[ -x $BOTTLESYNC && -x $FIXTURE ]] || die "binaries missing after the build"
+
+BENCH_STARTED=$EPOCHREALTIME
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+W=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/bottlesync-bench.XXXXXX")
+# Private copies: another build in the shared target dir cannot swap them mid-run.
+mkdir -p "$W/bin"
+cp "$BOTTLESYNC" "$FIXTURE" "$W/bin/"
+BOTTLESYNC=$W/bin/bottlesync
+FIXTURE=$W/bin/bottlesync-fixture
+RESULTS=$W/results.tsv
+: >"$RESULTS"
+NOTES=''
+log "work dir $W ($(df -T "$W" | awk 'NR == 2 { print $2 }')), load average $LOAD_BEFORE"
+if awk -v l="${LOAD_BEFORE%% *}" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
+    log "WARNING: the machine is busy (load $LOAD_BEFORE on $(nproc) CPUs): numbers will be noisy"
+fi
+
+# ------------------------------------------------------------ helpers
+
+# start_fixture ARGS...: runs the stand-in, sets API and ORIGIN.
+start_fixture() {
+    "$FIXTURE" "$@" >"$W/fixture.out" 2>"$W/fixture.err" &
+    FIXTURE_PID=$!
+    API=''
+    for _ in $(seq 1 1200); do
+        API=$(sed -n 's/^API_URL=//p' "$W/fixture.out")
+        [[ -n $API ]] && break
+        kill -0 "$FIXTURE_PID" 2>/dev/null || { cat "$W/fixture.err" >&2; die "the stand-in exited"; }
+        sleep 0.1
+    done
+    [[ -n $API ]] || die "the stand-in did not start within 120 s"
+    ORIGIN=${API%/api}
+}
+
+stop_fixture() {
+    kill -TERM "$FIXTURE_PID" 2>/dev/null || true
+    wait "$FIXTURE_PID" 2>/dev/null || true
+    FIXTURE_PID=''
+}
+
+reset_stats() { curl -sSf -X POST "$ORIGIN/__standin/reset" >/dev/null; }
+
+stats_line() {
+    curl -sSf "$ORIGIN/__standin/stats" >"$W/stats.json"
+    "${PY[@]}" stats-summary "$W/stats.json"
+}
+
+# Lets the previous measurement's writeback and deletions settle.
+settle() {
+    sync
+    sleep 1
+}
+
+signed_url() {
+    local url
+    url=$(curl -sS -o /dev/null -w '%{redirect_url}' -H "Authorization: Bearer $TOKEN" "$1")
+    [[ -n $url ]] || die "no redirect from $1"
+    printf '%s\n' "$url"
+}
+
+seconds_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }'; }
+
+# measure OUTFILE CMD...: runs CMD with stdout+stderr to OUTFILE; sets
+# SECS (wall clock), RSS_KB (peak RSS, largest process), CPU (user+sys
+# of the command and its children) and RC.
+measure() {
+    local out=$1 started
+    shift
+    RSS_KB='-' CPU='-' RC=0
+    started=$EPOCHREALTIME
+    if [[ -n $TIME_BIN ]]; then
+        "$TIME_BIN" -f '%M %U %S' -o "$W/time.out" "$@" >"$out" 2>&1 || RC=$?
+        SECS=$(seconds_since "$started")
+        read -r RSS_KB user sys < <(tail -n 1 "$W/time.out")
+        CPU=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
+    else
+        "$@" >"$out" 2>&1 &
+        local pid=$! hwm=0 v
+        while kill -0 "$pid" 2>/dev/null; do
+            v=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+            [[ -n $v ]] && ((v > hwm)) && hwm=$v
+            sleep 0.05
+        done
+        wait "$pid" || RC=$?
+        SECS=$(seconds_since "$started")
+        RSS_KB=$hwm
+    fi
+}
+
+# record CASE TOOL REP BYTES BOTTLES SHOW_RSS
+record() {
+    local rss='-'
+    [[ $6 == yes ]] && rss=$RSS_KB
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$SECS" "$4" "$5" "$rss" "$CPU" >>"$RESULTS"
+    log "  $2 #$3: $SECS s$([[ $6 == yes ]] && echo ", peak RSS $((RSS_KB / 1024)) MiB")"
+}
+
+file_size() { stat -c %s "$1"; }
+
+# ------------------------------------------------------------ 1. one big bottle
+
+log "1. one $BIG_SIZE bottle: starting the stand-in (it hashes the bottle first)"
+start_fixture --preset single --size "$BIG_SIZE" --name bigbottle
+curl -sSf "$ORIGIN/__standin/bottles" >"$W/big-bottles.json"
+read -r BIG_URL BIG_SHA BIG_BYTES < <("${PY[@]}" first-url "$W/big-bottles.json")
+BIG_FILE=$W/big-curl.bin
+
+for rep in $(seq 1 "$REPS"); do
+    log "round $rep/$REPS"
+
+    settle
+    signed=$(signed_url "$BIG_URL")
+    measure "$W/out.txt" bash -c 'set -o pipefail; curl -sS "$1" | sha256sum' _ "$signed"
+    [[ $RC == 0 ]] || { cat "$W/out.txt" >&2; die "curl | sha256sum failed"; }
+    [[ $(cut -d' ' -f1 "$W/out.txt") == "$BIG_SHA" ]] || die "curl | sha256sum: wrong digest"
+    record big "curl | sha256sum" "$rep" "$BIG_BYTES" 1 no
+
+    settle
+    signed=$(signed_url "$BIG_URL")
+    measure "$W/out.txt" curl -sS -f -o "$BIG_FILE" "$signed"
+    [[ $RC == 0 && $(file_size "$BIG_FILE") == "$BIG_BYTES" ]] || { cat "$W/out.txt" >&2; die "curl -o failed"; }
+    record big "curl -o file" "$rep" "$BIG_BYTES" 1 no
+    rm -f "$BIG_FILE"
+
+    settle
+    signed=$(signed_url "$BIG_URL")
+    measure "$W/out.txt" bash -c 'curl -sS -f -o "$1" "$2" && sync --data "$1"' _ "$BIG_FILE" "$signed"
+    [[ $RC == 0 && $(file_size "$BIG_FILE") == "$BIG_BYTES" ]] || { cat "$W/out.txt" >&2; die "curl -o + fsync failed"; }
+    record big "curl -o file + fsync" "$rep" "$BIG_BYTES" 1 no
+    rm -f "$BIG_FILE"
+
+    settle
+    reset_stats
+    dest=$W/dest-big-$rep
+    measure "$W/bottlesync-big.log" "$BOTTLESYNC" sync --dest "$dest" --api-url "$API" \
+        --tags "$BIG_TAG" --progress log
+    [[ $RC == 0 ]] || { tail -n 20 "$W/bottlesync-big.log" >&2; die "bottlesync sync exited with $RC"; }
+    stored=$(find "$dest" -mindepth 2 -maxdepth 2 -type f -name 'bigbottle-*' -printf '%s\n')
+    [[ $stored == "$BIG_BYTES" ]] || die "bottlesync did not store the $BIG_BYTES-byte bottle"
+    record big "bottlesync sync" "$rep" "$BIG_BYTES" 1 yes
+    BIG_STATS=$(stats_line)
+    rm -rf "$dest"
+done
+NOTES+="2 GiB, bottlesync: $BIG_STATS"$'\n'
+stop_fixture
+settle
+
+# ------------------------------------------------------------ 2. ~2,000 small bottles
+
+log "2. small bottles: starting the stand-in (--formulae $SMALL_FORMULAE)"
+start_fixture --preset generated --formulae "$SMALL_FORMULAE" --seed "$SMALL_SEED" \
+    --median-size 64KiB --max-size 1MiB
+"$BOTTLESYNC" sync --dest "$W/dry-run-dest" --dry-run --report "$W/plan.json" --api-url "$API" \
+    --tags "$SMALL_TAGS" --progress log >"$W/dry-run.log" 2>&1 ||
+    { tail -n 20 "$W/dry-run.log" >&2; die "dry run failed"; }
+read -r PLAN_BOTTLES PLAN_BYTES < <("${PY[@]}" plan-count "$W/plan.json")
+log "plan: $PLAN_BOTTLES bottles ($PLAN_BYTES bytes estimated)"
+if ((PLAN_BOTTLES < 1800 || PLAN_BOTTLES > 2200)); then
+    log "WARNING: the plan has $PLAN_BOTTLES bottles, not ~2,000: adjust SMALL_FORMULAE"
+fi
+curl -sSf "$ORIGIN/__standin/bottles" >"$W/small-bottles.json"
+read -r LIST_BOTTLES SMALL_BYTES < <("${PY[@]}" baseline-list "$W/small-bottles.json" "$W/plan.json" "$W/list.txt")
+[[ $LIST_BOTTLES == "$PLAN_BOTTLES" ]] || die "baseline list has $LIST_BOTTLES bottles, the plan $PLAN_BOTTLES"
+
+count_files() { find "$1" -mindepth "$2" -maxdepth "$2" -type f -not -path '*/.bottlesync/*' -name '*.tar.gz' | wc -l; }
+
+for rep in $(seq 1 "$REPS"); do
+    log "round $rep/$REPS"
+
+    settle
+    reset_stats
+    dest=$W/dest-curl-$rep
+    mkdir -p "$dest" "$W/tmp-curl-$rep"
+    awk -v d="$dest" -v t="$W/tmp-curl-$rep" '{ print $0, d, t }' "$W/list.txt" >"$W/jobs.txt"
+    measure "$W/xargs.log" xargs -P 8 -n 5 -a "$W/jobs.txt" bash "$HERE/fetch_one.sh"
+    [[ $RC == 0 ]] || { tail -n 20 "$W/xargs.log" >&2; die "the curl baseline failed ($RC)"; }
+    n=$(count_files "$dest" 1)
+    [[ $n == "$PLAN_BOTTLES" ]] || die "the curl baseline stored $n of $PLAN_BOTTLES bottles"
+    record small "xargs -P 8 curl + sha256sum -c + mv" "$rep" "$SMALL_BYTES" "$PLAN_BOTTLES" no
+    CURL_STATS=$(stats_line)
+    rm -rf "$dest" "$W/tmp-curl-$rep"
+
+    settle
+    reset_stats
+    dest=$W/dest-small-$rep
+    measure "$W/bottlesync-small.log" "$BOTTLESYNC" sync --dest "$dest" --api-url "$API" \
+        --tags "$SMALL_TAGS" --concurrency 8 --progress log
+    [[ $RC == 0 ]] || { tail -n 20 "$W/bottlesync-small.log" >&2; die "bottlesync sync exited with $RC"; }
+    n=$(count_files "$dest" 2)
+    [[ $n == "$PLAN_BOTTLES" ]] || die "bottlesync stored $n of $PLAN_BOTTLES bottles"
+    record small "bottlesync sync --concurrency 8" "$rep" "$SMALL_BYTES" "$PLAN_BOTTLES" yes
+    SMALL_STATS=$(stats_line)
+    rm -rf "$dest"
+done
+NOTES+="small, curl baseline: $CURL_STATS"$'\n'
+NOTES+="small, bottlesync: $SMALL_STATS"$'\n'
+stop_fixture
+
+# ------------------------------------------------------------ report
+
+export META_DATE META_NPROC META_CPU META_MEM META_KERNEL META_FS META_LOAD_BEFORE META_LOAD_AFTER
+export META_GIT META_COMMAND META_ELAPSED META_REPS META_FORMULAE META_SEED META_TAGS
+export META_PLAN_BOTTLES META_PLAN_BYTES META_NOTES META_BUILD META_BUILD_NOTE
+META_DATE=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
+META_NPROC=$(nproc)
+META_CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+META_MEM=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+META_KERNEL=$(uname -r)
+META_FS=$(df -T "$W" | awk 'NR == 2 { print $2 " on " $1 }')
+META_LOAD_BEFORE=$LOAD_BEFORE
+META_LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+META_GIT=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ -n $(cd "$ROOT" && git status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+    META_GIT+=" (with uncommitted changes)"
+fi
+META_COMMAND=$COMMAND_LINE
+META_ELAPSED=$(awk -v a="$BENCH_STARTED" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')
+META_BUILD=$BUILD_SECONDS
+META_BUILD_NOTE=$BUILD_NOTE
+META_REPS=$REPS
+META_FORMULAE=$SMALL_FORMULAE
+META_SEED=$SMALL_SEED
+META_TAGS=$SMALL_TAGS
+META_PLAN_BOTTLES=$PLAN_BOTTLES
+META_PLAN_BYTES=$SMALL_BYTES
+META_NOTES=$NOTES
+python3 -c 'import json, os, sys
+json.dump({k[5:].lower(): v for k, v in os.environ.items() if k.startswith("META_")}, open(sys.argv[1], "w"), indent=1)' "$W/meta.json"
+"${PY[@]}" report "$RESULTS" "$W/meta.json" "$RESULTS_MD"
+echo
+echo "benchmark: ${META_ELAPSED} s (build: ${BUILD_SECONDS} s); markdown written to ${RESULTS_MD#"$ROOT"/}"

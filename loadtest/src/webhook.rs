@@ -1,0 +1,75 @@
+//! A stand-in for a Slack incoming webhook: records every JSON body posted
+//! to it, and can be told to fail the next N posts (a Slack outage).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+
+#[derive(Default)]
+struct Received {
+    messages: Vec<serde_json::Value>,
+    fail_next: u32,
+}
+
+pub struct WebhookReceiver {
+    addr: SocketAddr,
+    state: Arc<Mutex<Received>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl WebhookReceiver {
+    pub async fn start() -> anyhow::Result<Self> {
+        let state = Arc::new(Mutex::new(Received::default()));
+        let app = axum::Router::new()
+            .route("/hook", post(receive))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(WebhookReceiver { addr, state, server })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    /// Every body received, in order.
+    pub fn messages(&self) -> Vec<serde_json::Value> {
+        self.state.lock().expect("webhook state").messages.clone()
+    }
+
+    /// The first line of each message's `text`.
+    pub fn titles(&self) -> Vec<String> {
+        self.messages()
+            .iter()
+            .map(|m| m["text"].as_str().unwrap_or_default().lines().next().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// Answer 503 to the next `n` posts (they are not recorded).
+    pub fn fail_next(&self, n: u32) {
+        self.state.lock().expect("webhook state").fail_next = n;
+    }
+}
+
+impl Drop for WebhookReceiver {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn receive(State(state): State<Arc<Mutex<Received>>>, Json(body): Json<serde_json::Value>) -> StatusCode {
+    let mut state = state.lock().expect("webhook state");
+    if state.fail_next > 0 {
+        state.fail_next -= 1;
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    state.messages.push(body);
+    StatusCode::OK
+}

@@ -1,0 +1,219 @@
+//! The fleet planner: the same plan as `sync`, then a run record in the
+//! ledger and one SQS message per missing bottle, routed by size.
+//! `bottlesync plan` and the planner Lambda both call [`plan_fleet_run`].
+
+use std::collections::HashSet;
+
+use bottlesync_core::destination::{Location, read_external_hashes};
+use bottlesync_core::drain::finish_latest_if_due;
+use bottlesync_core::fleet_ledger::{BottleState, Route, RunRecord, RunState};
+use bottlesync_core::message::BottleMessage;
+use bottlesync_core::notifier::{notify_or_log, started};
+use bottlesync_core::services::FleetServices;
+use bottlesync_core::{Error, Result};
+use chrono::{NaiveDate, Utc};
+use futures::stream::{self, StreamExt};
+use serde::{Deserialize, Serialize};
+
+use crate::index_source::fetch_index;
+use crate::select::{PlanRequest, TagSelection, plan};
+use crate::sizing::size_jobs;
+
+/// A queued mark outlives no message: SQS keeps messages 4 days by default,
+/// so after that a mark left by a crashed planner stops blocking the bottle.
+const QUEUED_MARK_LIFETIME: chrono::Duration = chrono::Duration::days(4);
+const LEDGER_CONCURRENCY: usize = 16;
+const SIZING_CONCURRENCY: usize = 16;
+
+/// What a caller may override (the Lambda's manual invocation, the CLI).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetPlanRequest {
+    /// Dated folder (default: today, UTC).
+    #[serde(default)]
+    pub date: Option<NaiveDate>,
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Overrides `BOTTLESYNC_TAGS`.
+    #[serde(default)]
+    pub tags: Option<String>,
+    #[serde(default)]
+    pub formulae: Vec<String>,
+    #[serde(default)]
+    pub with_deps: bool,
+    #[serde(default)]
+    pub include_disabled: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FleetPlanOutcome {
+    /// `None` for a dry run.
+    pub run_id: Option<String>,
+    pub date: String,
+    pub enqueued: u64,
+    pub bytes: u64,
+    pub route: Route,
+    pub already_mirrored: usize,
+    /// Wanted bottles another run has queued or is downloading.
+    pub in_flight: usize,
+    pub in_hash_file: usize,
+    pub rejected_entries: usize,
+    pub estimated_sizes: usize,
+    pub external_hash_file_error: Option<String>,
+    pub dry_run: bool,
+}
+
+/// `YYYYMMDDTHHMMSSZ-xxxxxxxx`: sortable, unique enough, safe in keys.
+pub fn new_run_id() -> String {
+    format!("{}-{:08x}", Utc::now().format("%Y%m%dT%H%M%SZ"), rand::random::<u32>())
+}
+
+pub async fn plan_fleet_run(services: &FleetServices, request: &FleetPlanRequest, owner: &str) -> Result<FleetPlanOutcome> {
+    let config = &services.config;
+    let tags_text = request.tags.as_deref().unwrap_or(&config.tags);
+    let tags = TagSelection::parse("BOTTLESYNC_TAGS", tags_text)?;
+    let date = request.date.unwrap_or_else(|| Utc::now().date_naive());
+
+    // A previous run that drained without its summary gets it now.
+    if !request.dry_run && let Err(e) = finish_latest_if_due(services, owner).await {
+        tracing::warn!(error = %e, "could not finish the previous run");
+    }
+
+    let index = fetch_index(&services.registry, &services.retry, &config.api_url, &config.hosts).await?;
+    let (external, external_hash_file_error) = match &config.external_hash_file {
+        None => (HashSet::new(), None),
+        Some(text) => {
+            let loaded = match Location::parse("BOTTLESYNC_EXTERNAL_HASH_FILE", text, true) {
+                Ok(location) => read_external_hashes(&location, &services.registry).await,
+                Err(e) => Err(e),
+            };
+            match loaded {
+                Ok(hashes) => (hashes.digests.into_iter().collect(), None),
+                Err(e) => {
+                    tracing::warn!(error = %e, "external hash file unavailable; planning without it");
+                    (HashSet::new(), Some(e.to_string()))
+                }
+            }
+        }
+    };
+    let now = Utc::now();
+    let mut stored = HashSet::new();
+    let mut in_flight = HashSet::new();
+    for (sha, state) in services.ledger.bottle_states().await? {
+        match state {
+            BottleState::Stored(_) => {
+                stored.insert(sha);
+            }
+            BottleState::Queued { until, .. } if until > now => {
+                in_flight.insert(sha);
+            }
+            BottleState::Claimed { lease_expires, .. } if lease_expires > now => {
+                in_flight.insert(sha);
+            }
+            _ => {}
+        }
+    }
+    let plan_request = PlanRequest {
+        tags,
+        formulae: request.formulae.clone(),
+        with_deps: request.with_deps,
+        include_disabled: request.include_disabled,
+        date,
+    };
+    let mut plan = plan(&index, &plan_request, &stored, &external)?;
+    let before = plan.jobs.len();
+    plan.jobs.retain(|job| !in_flight.contains(&job.sha256));
+    let in_flight_count = before - plan.jobs.len();
+    let sizing = size_jobs(&services.registry, &services.retry, &mut plan.jobs, SIZING_CONCURRENCY).await;
+    let bytes = plan.bytes();
+    let route = if bytes >= config.size_threshold_bytes { Route::Ecs } else { Route::Lambda };
+    let mut outcome = FleetPlanOutcome {
+        run_id: None,
+        date: date.format("%Y-%m-%d").to_string(),
+        enqueued: 0,
+        bytes,
+        route,
+        already_mirrored: plan.already_mirrored.len(),
+        in_flight: in_flight_count,
+        in_hash_file: plan.in_hash_file.len(),
+        rejected_entries: index.rejections.len(),
+        estimated_sizes: sizing.unknown,
+        external_hash_file_error,
+        dry_run: request.dry_run,
+    };
+    if request.dry_run {
+        outcome.enqueued = plan.jobs.len() as u64;
+        return Ok(outcome);
+    }
+    let queue = match route {
+        Route::Lambda => services.queue.clone().ok_or_else(|| Error::config("BOTTLESYNC_QUEUE_URL", "is not set"))?,
+        Route::Ecs => services
+            .large_queue
+            .clone()
+            .ok_or_else(|| Error::config("BOTTLESYNC_LARGE_QUEUE_URL", "is not set"))?,
+    };
+
+    let run_id = new_run_id();
+    // Mark first: a bottle another planner queued meanwhile is left to it.
+    let until = now + QUEUED_MARK_LIFETIME;
+    let marks: Vec<(usize, Result<bool>)> = stream::iter(plan.jobs.iter().enumerate())
+        .map(|(i, job)| {
+            let run_id = run_id.clone();
+            async move { (i, services.ledger.mark_queued(&job.sha256, &run_id, until).await) }
+        })
+        .buffer_unordered(LEDGER_CONCURRENCY)
+        .collect()
+        .await;
+    let mut marked = vec![false; plan.jobs.len()];
+    for (i, result) in marks {
+        marked[i] = result?;
+    }
+    let jobs: Vec<_> = plan.jobs.into_iter().zip(marked).filter_map(|(job, m)| m.then_some(job)).collect();
+    outcome.in_flight += before - in_flight_count - jobs.len();
+    outcome.bytes = jobs.iter().map(|j| j.size).sum();
+    outcome.enqueued = jobs.len() as u64;
+    outcome.run_id = Some(run_id.clone());
+
+    let run = RunRecord {
+        run_id: run_id.clone(),
+        date: outcome.date.clone(),
+        expected: jobs.len() as u64,
+        bytes_planned: outcome.bytes,
+        route,
+        started_at: now,
+        state: if jobs.is_empty() { RunState::Finished } else { RunState::Running },
+        stored: 0,
+        skipped: 0,
+        failed: 0,
+        bytes_stored: 0,
+        failures: Vec::new(),
+        finished_at: jobs.is_empty().then_some(now),
+        summary_sent: false,
+    };
+    services.ledger.create_run(&run).await?;
+    if jobs.is_empty() {
+        tracing::info!(run_id, "nothing to do: every wanted bottle is mirrored or in flight");
+        return Ok(outcome);
+    }
+    let bodies: Vec<String> = jobs.into_iter().map(|job| BottleMessage::new(&run_id, job).to_body()).collect();
+    queue.send_all(bodies).await?;
+    tracing::info!(run_id, enqueued = outcome.enqueued, bytes = outcome.bytes, route = ?route, queue = %queue.name(), "run planned");
+    let mut message = started(&run, &services.message_context());
+    if let Some(problem) = &outcome.external_hash_file_error {
+        message.text.push_str(&format!("\nExternal hash file not used: {problem}"));
+    }
+    notify_or_log(services.notifier.as_ref(), &message).await;
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn run_ids_are_valid_and_distinct() {
+        let a = super::new_run_id();
+        let b = super::new_run_id();
+        bottlesync_core::message::validate_run_id(&a).unwrap();
+        assert_eq!(a.len(), "20261129T030000Z-1a2b3c4d".len());
+        assert_ne!(a, b);
+    }
+}

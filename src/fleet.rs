@@ -1,0 +1,118 @@
+//! The fleet commands: `plan`, `work` and `compact`, thin shells over the
+//! planner and worker crates with the AWS services from `FleetConfig`.
+//! Exit status: 0 done, 2 a bad setting or an unusable service.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bottlesync_core::fleet_config::FleetConfig;
+use bottlesync_core::queue::Queue;
+use bottlesync_core::services::FleetServices;
+use bottlesync_core::sqs_queue::SqsQueue;
+use bottlesync_core::{Error, Result};
+use bottlesync_planner::fleet::{FleetPlanRequest, plan_fleet_run};
+use bottlesync_worker::consumer::Consumer;
+use bottlesync_worker::work_loop::{WorkOptions, run_work_loop};
+use tokio::sync::watch;
+
+use crate::cli::{CompactArgs, PlanArgs, WorkArgs};
+
+fn finish(result: Result<serde_json::Value>) -> ExitCode {
+    match result {
+        Ok(report) => {
+            println!("{}", serde_json::to_string_pretty(&report).expect("reports serialise"));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn services(args: &bottlesync_core::fleet_config::FleetArgs) -> Result<Arc<FleetServices>> {
+    let config = FleetConfig::from_args(args)?;
+    Ok(Arc::new(FleetServices::aws(config).await?))
+}
+
+pub async fn plan(args: PlanArgs) -> ExitCode {
+    finish(async {
+        let services = services(&args.fleet).await?;
+        let request = FleetPlanRequest {
+            date: args.date,
+            dry_run: args.dry_run,
+            tags: None,
+            formulae: args.formulae.clone(),
+            with_deps: args.with_deps,
+            include_disabled: args.include_disabled,
+        };
+        let outcome = plan_fleet_run(&services, &request, &Consumer::default_worker_id()).await?;
+        Ok(serde_json::to_value(outcome).expect("serialises"))
+    }
+    .await)
+}
+
+/// SIGTERM (ECS stopping the task) or Ctrl-C flips the returned channel.
+fn shutdown_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => tracing::warn!("SIGTERM: stopping"),
+            _ = tokio::signal::ctrl_c() => tracing::warn!("interrupted: stopping"),
+        }
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+pub async fn work(args: WorkArgs) -> ExitCode {
+    finish(async {
+        let services = services(&args.fleet).await?;
+        let queue_url = match &args.consume_queue_url {
+            Some(url) => url.clone(),
+            None => services.config.require_large_queue()?.to_string(),
+        };
+        let sdk = bottlesync_core::aws::sdk_config().await;
+        let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(aws_sdk_sqs_client(&sdk), &queue_url));
+        let max_receive_count = queue.max_receive_count().await.map_err(|e| {
+            Error::config("--queue-url", format!("cannot read the queue's attributes: {e}"))
+        })?;
+        let consumer = Arc::new(
+            Consumer::new(services.clone(), Consumer::default_worker_id(), max_receive_count)
+                .with_lease(Duration::from_secs(args.lease_seconds.max(1)))
+                .with_retry_base(Duration::from_secs(args.retry_delay)),
+        );
+        let options = WorkOptions {
+            concurrency: args.concurrency as usize,
+            drain: args.drain.then(|| Duration::from_secs(args.drain_grace)),
+            visibility_timeout: Duration::from_secs(args.visibility_timeout.max(10)),
+            shutdown_grace: Duration::from_secs(args.shutdown_grace),
+            ..WorkOptions::default()
+        };
+        tracing::info!(queue = %queue_url, worker = %consumer.worker_id, concurrency = options.concurrency, "working");
+        let stats = run_work_loop(consumer, queue, options, shutdown_signal()).await?;
+        Ok(serde_json::json!({
+            "stored": stats.stored, "skipped": stats.skipped, "failed": stats.failed,
+            "refused": stats.refused, "retried": stats.retried,
+        }))
+    }
+    .await)
+}
+
+fn aws_sdk_sqs_client(sdk: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(sdk)
+}
+
+pub async fn compact(args: CompactArgs) -> ExitCode {
+    finish(async {
+        let services = services(&args.fleet).await?;
+        let finished =
+            bottlesync_core::drain::finish_latest_if_due(&services, &Consumer::default_worker_id()).await?;
+        let bottles = bottlesync_core::drain::compact(&services).await?;
+        Ok(serde_json::json!({"bottles": bottles, "finished_run": format!("{finished:?}")}))
+    }
+    .await)
+}

@@ -1,0 +1,279 @@
+//! One SQS message, whichever shell received it (Lambda or the ECS loop):
+//! validate, claim in the ledger, fetch-verify-store, record and count
+//! exactly once, and finish the run when it has drained. The shells only
+//! translate a `Disposition` into delete / retry / batch-item-failure.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bottlesync_core::drain::finish_run_if_due;
+use bottlesync_core::fleet_ledger::{ClaimOutcome, CompleteOutcome, FailureNote};
+use bottlesync_core::hash_file::MirroredBottle;
+use bottlesync_core::message::{BottleMessage, salvage_ids};
+use bottlesync_core::queue::QueueMessage;
+use bottlesync_core::services::FleetServices;
+use bottlesync_core::{Error, Result, Sha256Digest};
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use crate::transfer::fetch_verify_store;
+
+/// What happened to a message, and so what its shell does with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    Stored { bytes: u64 },
+    /// Already in the mirror.
+    Skipped,
+    /// Another claim holder stored it meanwhile (a redelivery).
+    Duplicate,
+    /// Counted as failed for its run and moved to the DLQ.
+    Failed { reason: String },
+    /// Refused as invalid and moved to the DLQ.
+    Refused { reason: String },
+    /// Leave it: SQS delivers it again after `delay` (or its visibility timeout).
+    Retry { reason: String, delay: Option<Duration> },
+}
+
+impl Disposition {
+    /// Whether the message is done with and may be deleted.
+    pub fn acknowledges(&self) -> bool {
+        !matches!(self, Disposition::Retry { .. })
+    }
+}
+
+pub struct Consumer {
+    pub services: Arc<FleetServices>,
+    /// Names this worker in claims (`<host>-<pid>-<random>` or the Lambda request id).
+    pub worker_id: String,
+    /// How long a claim lasts without a heartbeat.
+    pub lease: Duration,
+    /// The redrive policy's maxReceiveCount of the queue being consumed.
+    pub max_receive_count: Option<u32>,
+    /// First delay before a failed bottle is retried (doubles per receive).
+    pub retry_base: Duration,
+    known_runs: Mutex<HashSet<String>>,
+}
+
+impl Consumer {
+    pub fn new(services: Arc<FleetServices>, worker_id: String, max_receive_count: Option<u32>) -> Self {
+        Consumer {
+            services,
+            worker_id,
+            lease: Duration::from_secs(15 * 60),
+            max_receive_count,
+            retry_base: Duration::from_secs(10),
+            known_runs: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn with_retry_base(mut self, base: Duration) -> Self {
+        self.retry_base = base;
+        self
+    }
+
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// A fresh worker id for this process.
+    pub fn default_worker_id() -> String {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
+        format!("{host}-{}-{:06x}", std::process::id(), rand::random::<u32>() & 0xff_ffff)
+    }
+
+    fn is_last_attempt(&self, message: &QueueMessage) -> bool {
+        self.max_receive_count.is_some_and(|max| message.receive_count >= max)
+    }
+
+    /// Handles one message; never panics on bad input, never returns an error:
+    /// infrastructure failures become `Retry`.
+    pub async fn handle(&self, message: &QueueMessage, cancel: &CancellationToken) -> Disposition {
+        let parsed = match BottleMessage::parse(&message.body, &self.services.config.hosts) {
+            Ok(parsed) => parsed,
+            Err(e) => return self.refuse(message, e.to_string()).await,
+        };
+        match self.run_exists(&parsed.run_id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return self
+                    .refuse(message, format!("unknown run id {:?}", parsed.run_id))
+                    .await;
+            }
+            Err(e) => return retry(format!("ledger unavailable: {e}")),
+        }
+        let disposition = match self.process(&parsed, message, cancel).await {
+            Ok(d) => d,
+            Err(e) => retry(format!("{e}")),
+        };
+        if matches!(
+            disposition,
+            Disposition::Stored { .. } | Disposition::Skipped | Disposition::Failed { .. }
+        ) && let Err(e) = finish_run_if_due(&self.services, &parsed.run_id, &self.worker_id).await
+        {
+            tracing::warn!(run_id = %parsed.run_id, error = %e, "could not check whether the run drained");
+        }
+        disposition
+    }
+
+    async fn run_exists(&self, run_id: &str) -> Result<bool> {
+        if self.known_runs.lock().expect("run cache").contains(run_id) {
+            return Ok(true);
+        }
+        let exists = self.services.ledger.run(run_id).await?.is_some();
+        if exists {
+            self.known_runs.lock().expect("run cache").insert(run_id.to_string());
+        }
+        Ok(exists)
+    }
+
+    async fn process(&self, message: &BottleMessage, received: &QueueMessage, cancel: &CancellationToken) -> Result<Disposition> {
+        let job = &message.job;
+        let ledger = &self.services.ledger;
+        let span = tracing::info_span!("bottle", run_id = %message.run_id, sha256 = %job.sha256, bottle = %job.label());
+        let _enter = span.enter();
+        match ledger.claim(&job.sha256, &message.run_id, &self.worker_id, self.lease).await? {
+            ClaimOutcome::Granted => {}
+            ClaimOutcome::AlreadyStored(_) => {
+                ledger.count_skipped(&message.run_id, &job.sha256).await?;
+                tracing::info!("already stored: skipped");
+                return Ok(Disposition::Skipped);
+            }
+            ClaimOutcome::HeldElsewhere { owner, lease_expires } => {
+                let wait = (lease_expires - Utc::now()).to_std().unwrap_or_default();
+                tracing::info!(%owner, "claimed by another worker: leaving it for later");
+                // Check back well before the lease runs out, not after.
+                return Ok(Disposition::Retry {
+                    reason: format!("claimed by {owner}"),
+                    delay: Some(wait.min(Duration::from_secs(60)).max(Duration::from_secs(5))),
+                });
+            }
+        }
+        if received.receive_count > 1 {
+            // An earlier attempt may have died mid-upload; we hold the claim now.
+            match self.services.store.abort_incomplete_uploads(&job.key).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(aborted = n, "aborted uploads left by an earlier attempt"),
+                Err(e) => tracing::warn!(error = %e, "could not check for abandoned uploads"),
+            }
+        }
+        let transfer = self.transfer_with_heartbeat(message, cancel).await;
+        match transfer {
+            Ok(bytes) => {
+                let bottle = MirroredBottle::from_job(job, bytes, Utc::now());
+                match ledger.complete(&message.run_id, &self.worker_id, &job.sha256, &bottle).await? {
+                    CompleteOutcome::Counted(_) => {
+                        tracing::info!(bytes, key = %job.key, "stored");
+                        Ok(Disposition::Stored { bytes })
+                    }
+                    CompleteOutcome::ClaimLost => {
+                        tracing::warn!("stored, but the claim had expired: the new holder counts it");
+                        Ok(Disposition::Duplicate)
+                    }
+                }
+            }
+            Err(Error::Cancelled) => {
+                let _ = ledger.release_claim(&job.sha256, &self.worker_id).await;
+                Ok(retry("cancelled by shutdown".into()))
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                if self.is_last_attempt(received) {
+                    self.count_failure(&message.run_id, &job.sha256, message, &reason).await?;
+                    let _ = ledger.release_claim(&job.sha256, &self.worker_id).await;
+                    tracing::error!(%reason, attempts = received.receive_count, "failed for good");
+                    Ok(self.dead_letter(received, Disposition::Failed { reason }).await)
+                } else {
+                    ledger.release_claim(&job.sha256, &self.worker_id).await?;
+                    tracing::warn!(%reason, attempt = received.receive_count, "attempt failed; SQS will retry");
+                    Ok(Disposition::Retry {
+                        reason,
+                        delay: Some(backoff_for(self.retry_base, received.receive_count)),
+                    })
+                }
+            }
+        }
+    }
+
+    /// The transfer, extending the claim while it runs.
+    async fn transfer_with_heartbeat(&self, message: &BottleMessage, cancel: &CancellationToken) -> Result<u64> {
+        let services = &self.services;
+        let job = &message.job;
+        let no_progress = |_: u64| {};
+        let transfer = fetch_verify_store(&services.registry, services.store.as_ref(), job, &services.retry, &no_progress, cancel);
+        tokio::pin!(transfer);
+        let mut beat = tokio::time::interval(self.lease / 3);
+        beat.tick().await;
+        loop {
+            tokio::select! {
+                result = &mut transfer => return result.map(|t| t.bytes),
+                _ = beat.tick() => {
+                    match services.ledger.extend_claim(&job.sha256, &self.worker_id, self.lease).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!("claim lost during the download"),
+                        Err(e) => tracing::warn!(error = %e, "could not extend the claim"),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn count_failure(&self, run_id: &str, sha256: &Sha256Digest, message: &BottleMessage, reason: &str) -> Result<()> {
+        let note = FailureNote {
+            name: message.job.name.clone(),
+            tag: message.job.tag.to_string(),
+            sha256: sha256.to_string(),
+            reason: reason.to_string(),
+        };
+        self.services.ledger.count_failed(run_id, sha256, &note).await.map(|_| ())
+    }
+
+    /// A message that can never succeed: counted for its run when it names
+    /// one, then moved to the DLQ.
+    async fn refuse(&self, message: &QueueMessage, reason: String) -> Disposition {
+        tracing::error!(message_id = %message.message_id, %reason, "refusing message");
+        if let Some((run_id, sha256)) = salvage_ids(&message.body)
+            && matches!(self.run_exists(&run_id).await, Ok(true))
+        {
+            let note = FailureNote {
+                name: "(invalid message)".into(),
+                tag: String::new(),
+                sha256: sha256.to_string(),
+                reason: reason.clone(),
+            };
+            if let Err(e) = self.services.ledger.count_failed(&run_id, &sha256, &note).await {
+                return retry(format!("ledger unavailable: {e}"));
+            }
+            if let Err(e) = finish_run_if_due(&self.services, &run_id, &self.worker_id).await {
+                tracing::warn!(error = %e, "could not check whether the run drained");
+            }
+        }
+        self.dead_letter(message, Disposition::Refused { reason }).await
+    }
+
+    /// Sends the body to the DLQ, so it can be inspected and replayed; without
+    /// a DLQ setting the redrive policy moves it after maxReceiveCount.
+    async fn dead_letter(&self, message: &QueueMessage, disposition: Disposition) -> Disposition {
+        let Some(dlq) = &self.services.dlq else {
+            return retry(format!("{disposition:?} (no BOTTLESYNC_DLQ_URL: left for the redrive policy)"));
+        };
+        match dlq.send_all(vec![message.body.clone()]).await {
+            Ok(()) => disposition,
+            Err(e) => retry(format!("could not move the message to the DLQ: {e}")),
+        }
+    }
+}
+
+fn retry(reason: String) -> Disposition {
+    Disposition::Retry { reason, delay: None }
+}
+
+/// Visibility before the next attempt: `base`, 2x, 4x ... capped at 15 min,
+/// plus up to 25% jitter so a burst of failures does not return as a burst.
+pub fn backoff_for(base: Duration, receive_count: u32) -> Duration {
+    let delay = base
+        .saturating_mul(1 << receive_count.saturating_sub(1).min(7))
+        .min(Duration::from_secs(900));
+    delay + delay.mul_f64(rand::random::<f64>() / 4.0)
+}

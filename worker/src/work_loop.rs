@@ -1,0 +1,209 @@
+//! The ECS worker: long-polls a queue with N concurrent slots (a semaphore),
+//! keeps the messages it works on invisible (heartbeat), and on shutdown
+//! stops receiving, lets in-flight bottles finish for a grace period, then
+//! cancels the rest (uploads aborted, messages made visible again).
+//! With `drain`, it returns once the queue has stayed empty for a while.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bottlesync_core::Result;
+use bottlesync_core::drain::finish_latest_if_due;
+use bottlesync_core::queue::{Queue, QueueMessage};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::consumer::{Consumer, Disposition};
+
+#[derive(Clone, Debug)]
+pub struct WorkOptions {
+    pub concurrency: usize,
+    /// Return once the queue has been empty (visible and in flight) this long.
+    pub drain: Option<Duration>,
+    /// The queue's visibility timeout; messages in work are extended by it.
+    pub visibility_timeout: Duration,
+    /// After a shutdown signal, how long in-flight bottles may still finish.
+    pub shutdown_grace: Duration,
+    /// Long-poll wait per receive.
+    pub poll_wait: Duration,
+}
+
+impl Default for WorkOptions {
+    fn default() -> Self {
+        WorkOptions {
+            concurrency: 4,
+            drain: None,
+            visibility_timeout: Duration::from_secs(300),
+            shutdown_grace: Duration::from_secs(80),
+            poll_wait: Duration::from_secs(20),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkStats {
+    pub stored: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub refused: usize,
+    pub retried: usize,
+}
+
+impl WorkStats {
+    fn add(&mut self, d: &Disposition) {
+        match d {
+            Disposition::Stored { .. } => self.stored += 1,
+            Disposition::Skipped | Disposition::Duplicate => self.skipped += 1,
+            Disposition::Failed { .. } => self.failed += 1,
+            Disposition::Refused { .. } => self.refused += 1,
+            Disposition::Retry { .. } => self.retried += 1,
+        }
+    }
+}
+
+pub async fn run_work_loop(
+    consumer: Arc<Consumer>,
+    queue: Arc<dyn Queue>,
+    options: WorkOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<WorkStats> {
+    let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let cancel = CancellationToken::new();
+    let mut tasks: JoinSet<Disposition> = JoinSet::new();
+    let mut stats = WorkStats::default();
+    let mut empty_since: Option<Instant> = None;
+    loop {
+        while let Some(done) = tasks.try_join_next() {
+            record(done, &mut stats);
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+        let free = slots.available_permits().min(10);
+        if free == 0 {
+            tokio::select! {
+                Some(done) = tasks.join_next() => record(done, &mut stats),
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        let wait = match options.drain {
+            Some(grace) => options.poll_wait.min(grace).min(Duration::from_secs(2)),
+            None => options.poll_wait,
+        };
+        let received = tokio::select! {
+            received = queue.receive(free, wait) => received,
+            _ = shutdown.changed() => continue,
+        };
+        let messages = match received {
+            Ok(messages) => messages,
+            Err(e) => {
+                tracing::warn!(error = %e, queue = %queue.name(), "receive failed; backing off");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+        };
+        if messages.is_empty() {
+            if let Some(grace) = options.drain
+                && tasks.is_empty()
+            {
+                let depth = queue.depth().await?;
+                if depth.is_empty() {
+                    let since = *empty_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= grace {
+                        break;
+                    }
+                } else {
+                    empty_since = None;
+                }
+            }
+            continue;
+        }
+        empty_since = None;
+        for message in messages {
+            let permit = slots.clone().acquire_owned().await.expect("semaphore never closed");
+            let consumer = consumer.clone();
+            let queue = queue.clone();
+            let cancel = cancel.child_token();
+            let visibility = options.visibility_timeout;
+            tasks.spawn(async move {
+                let _permit = permit;
+                work_on(consumer, queue, message, visibility, cancel).await
+            });
+        }
+    }
+
+    if !tasks.is_empty() {
+        tracing::info!(in_flight = tasks.len(), grace_s = options.shutdown_grace.as_secs(), "stopping: letting in-flight bottles finish");
+        let deadline = tokio::time::sleep(options.shutdown_grace);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                done = tasks.join_next() => match done {
+                    Some(done) => record(done, &mut stats),
+                    None => break,
+                },
+                _ = &mut deadline, if !cancel.is_cancelled() => {
+                    tracing::warn!(in_flight = tasks.len(), "grace period over: abandoning in-flight bottles");
+                    cancel.cancel();
+                }
+            }
+        }
+    }
+    if options.drain.is_some()
+        && !*shutdown.borrow()
+        && let Err(e) = finish_latest_if_due(&consumer.services, &consumer.worker_id).await
+    {
+        tracing::warn!(error = %e, "could not finish the latest run");
+    }
+    Ok(stats)
+}
+
+fn record(done: std::result::Result<Disposition, tokio::task::JoinError>, stats: &mut WorkStats) {
+    match done {
+        Ok(d) => stats.add(&d),
+        Err(e) => {
+            tracing::error!(error = %e, "message task panicked");
+            stats.retried += 1;
+        }
+    }
+}
+
+/// One message: handled while its visibility is extended, then deleted or
+/// returned to the queue.
+async fn work_on(
+    consumer: Arc<Consumer>,
+    queue: Arc<dyn Queue>,
+    message: QueueMessage,
+    visibility: Duration,
+    cancel: CancellationToken,
+) -> Disposition {
+    let handling = consumer.handle(&message, &cancel);
+    tokio::pin!(handling);
+    let mut beat = tokio::time::interval(visibility / 3);
+    beat.tick().await;
+    let disposition = loop {
+        tokio::select! {
+            d = &mut handling => break d,
+            _ = beat.tick() => {
+                if let Err(e) = queue.set_visibility(&message.receipt, visibility).await {
+                    tracing::warn!(message_id = %message.message_id, error = %e, "could not extend visibility");
+                }
+            }
+        }
+    };
+    let result = match &disposition {
+        d if d.acknowledges() => queue.delete(&message.receipt).await,
+        Disposition::Retry { delay, .. } => {
+            // Cancelled work goes back at once; failures after a backoff.
+            let delay = if cancel.is_cancelled() { Duration::ZERO } else { delay.unwrap_or(visibility) };
+            queue.set_visibility(&message.receipt, delay).await
+        }
+        _ => Ok(()),
+    };
+    if let Err(e) = result {
+        tracing::warn!(message_id = %message.message_id, error = %e, "could not settle the message");
+    }
+    disposition
+}
