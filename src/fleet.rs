@@ -21,7 +21,10 @@ use crate::cli::{CompactArgs, PlanArgs, WorkArgs};
 fn finish(result: Result<serde_json::Value>) -> ExitCode {
     match result {
         Ok(report) => {
-            println!("{}", serde_json::to_string_pretty(&report).expect("reports serialise"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("reports serialise")
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -37,20 +40,23 @@ async fn services(args: &bottlesync_core::fleet_config::FleetArgs) -> Result<Arc
 }
 
 pub async fn plan(args: PlanArgs) -> ExitCode {
-    finish(async {
-        let services = services(&args.fleet).await?;
-        let request = FleetPlanRequest {
-            date: args.date,
-            dry_run: args.dry_run,
-            tags: None,
-            formulae: args.formulae.clone(),
-            with_deps: args.with_deps,
-            include_disabled: args.include_disabled,
-        };
-        let outcome = plan_fleet_run(&services, &request, &Consumer::default_worker_id()).await?;
-        Ok(serde_json::to_value(outcome).expect("serialises"))
-    }
-    .await)
+    finish(
+        async {
+            let services = services(&args.fleet).await?;
+            let request = FleetPlanRequest {
+                date: args.date,
+                dry_run: args.dry_run,
+                tags: None,
+                formulae: args.formulae.clone(),
+                with_deps: args.with_deps,
+                include_disabled: args.include_disabled,
+            };
+            let outcome =
+                plan_fleet_run(&services, &request, &Consumer::default_worker_id()).await?;
+            Ok(serde_json::to_value(outcome).expect("serialises"))
+        }
+        .await,
+    )
 }
 
 /// SIGTERM (ECS stopping the task) or Ctrl-C flips the returned channel.
@@ -82,6 +88,7 @@ pub async fn work(args: WorkArgs) -> ExitCode {
         })?;
         let consumer = Arc::new(
             Consumer::new(services.clone(), Consumer::default_worker_id(), max_receive_count)
+                .with_source(queue.clone())
                 .with_lease(Duration::from_secs(args.lease_seconds.max(1)))
                 .with_retry_base(Duration::from_secs(args.retry_delay)),
         );
@@ -107,12 +114,17 @@ fn aws_sdk_sqs_client(sdk: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
 }
 
 pub async fn compact(args: CompactArgs) -> ExitCode {
-    finish(async {
-        let services = services(&args.fleet).await?;
-        let finished =
-            bottlesync_core::drain::finish_latest_if_due(&services, &Consumer::default_worker_id()).await?;
-        let bottles = bottlesync_core::drain::compact(&services).await?;
-        Ok(serde_json::json!({"bottles": bottles, "finished_run": format!("{finished:?}")}))
-    }
-    .await)
+    finish(
+        async {
+            let services = services(&args.fleet).await?;
+            let finished = bottlesync_core::drain::finish_latest_if_due(
+                &services,
+                &Consumer::default_worker_id(),
+            )
+            .await?;
+            let bottles = bottlesync_core::drain::compact(&services).await?;
+            Ok(serde_json::json!({"bottles": bottles, "finished_run": format!("{finished:?}")}))
+        }
+        .await,
+    )
 }

@@ -43,7 +43,11 @@ pub async fn compact(services: &FleetServices) -> Result<usize> {
 }
 
 /// Finishes `run_id` if it has drained and nobody else is at it.
-pub async fn finish_run_if_due(services: &FleetServices, run_id: &str, owner: &str) -> Result<FinishOutcome> {
+pub async fn finish_run_if_due(
+    services: &FleetServices,
+    run_id: &str,
+    owner: &str,
+) -> Result<FinishOutcome> {
     let Some(run) = services.ledger.run(run_id).await? else {
         return Ok(FinishOutcome::NotMine);
     };
@@ -53,7 +57,12 @@ pub async fn finish_run_if_due(services: &FleetServices, run_id: &str, owner: &s
         // Maybe abandoned: begin_finish decides by the lease.
         RunState::Finishing => true,
     };
-    if !due || !services.ledger.begin_finish(run_id, owner, FINISH_LEASE).await? {
+    if !due
+        || !services
+            .ledger
+            .begin_finish(run_id, owner, FINISH_LEASE)
+            .await?
+    {
         return Ok(FinishOutcome::NotMine);
     }
     tracing::info!(run_id, "run drained: compacting and sending the summary");
@@ -86,7 +95,9 @@ async fn post_summary(services: &FleetServices, run: &RunRecord) {
 /// the planner before it starts a new run).
 pub async fn finish_latest_if_due(services: &FleetServices, owner: &str) -> Result<FinishOutcome> {
     match services.ledger.latest_run().await? {
-        Some(run) if run.state != RunState::Finished => finish_run_if_due(services, &run.run_id, owner).await,
+        Some(run) if run.state != RunState::Finished => {
+            finish_run_if_due(services, &run.run_id, owner).await
+        }
         _ => Ok(FinishOutcome::NotMine),
     }
 }

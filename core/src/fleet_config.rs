@@ -53,7 +53,11 @@ pub struct FleetArgs {
     #[arg(long, env = "BOTTLESYNC_LOG_GROUP")]
     pub log_group: Option<String>,
     /// Extra hosts bottle URLs may use.
-    #[arg(long = "allow-host", env = "BOTTLESYNC_ALLOW_HOST", value_delimiter = ',')]
+    #[arg(
+        long = "allow-host",
+        env = "BOTTLESYNC_ALLOW_HOST",
+        value_delimiter = ','
+    )]
     pub allow_hosts: Vec<String>,
 }
 
@@ -91,7 +95,11 @@ fn required(value: &Option<String>, name: &str) -> Result<String> {
 }
 
 fn optional(value: &Option<String>) -> Option<String> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(String::from)
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(String::from)
 }
 
 fn queue_url(value: &Option<String>, name: &str) -> Result<Option<String>> {
@@ -110,9 +118,13 @@ impl FleetConfig {
     pub fn from_args(args: &FleetArgs) -> Result<Self> {
         let bucket = required(&args.bucket, "BOTTLESYNC_BUCKET")?;
         crate::destination::Location::parse("BOTTLESYNC_BUCKET", &format!("s3://{bucket}"), false)?;
-        let prefix = optional(&args.prefix).unwrap_or_default().trim_matches('/').to_string();
+        let prefix = optional(&args.prefix)
+            .unwrap_or_default()
+            .trim_matches('/')
+            .to_string();
         if !prefix.is_empty() {
-            crate::key::ObjectKey::parse(&prefix).map_err(|e| Error::config("BOTTLESYNC_PREFIX", e.to_string()))?;
+            crate::key::ObjectKey::parse(&prefix)
+                .map_err(|e| Error::config("BOTTLESYNC_PREFIX", e.to_string()))?;
         }
         let ledger_table = required(&args.ledger_table, "BOTTLESYNC_LEDGER_TABLE")?;
         let api_text = optional(&args.api_url).unwrap_or_else(|| DEFAULT_API_URL.to_string());
@@ -123,18 +135,34 @@ impl FleetConfig {
             .parse()
             .ok()
             .filter(|v: &f64| v.is_finite() && *v > 0.0)
-            .ok_or_else(|| Error::config("BOTTLESYNC_SIZE_THRESHOLD_GB", format!("{threshold_text:?} is not a positive number")))?;
-        let slack = match (optional(&args.slack_webhook_url), optional(&args.slack_secret_arn)) {
+            .ok_or_else(|| {
+                Error::config(
+                    "BOTTLESYNC_SIZE_THRESHOLD_GB",
+                    format!("{threshold_text:?} is not a positive number"),
+                )
+            })?;
+        let slack = match (
+            optional(&args.slack_webhook_url),
+            optional(&args.slack_secret_arn),
+        ) {
             (Some(url), _) => {
-                let parsed = Url::parse(&url).ok().filter(|u| matches!(u.scheme(), "http" | "https"));
+                let parsed = Url::parse(&url)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"));
                 if parsed.is_none() {
-                    return Err(Error::config("BOTTLESYNC_SLACK_WEBHOOK_URL", "is not an http(s) URL"));
+                    return Err(Error::config(
+                        "BOTTLESYNC_SLACK_WEBHOOK_URL",
+                        "is not an http(s) URL",
+                    ));
                 }
                 SlackSource::Url(url)
             }
             (None, Some(arn)) => {
                 if !arn.starts_with("arn:") {
-                    return Err(Error::config("BOTTLESYNC_SLACK_SECRET_ARN", format!("{arn:?} is not an ARN")));
+                    return Err(Error::config(
+                        "BOTTLESYNC_SLACK_SECRET_ARN",
+                        format!("{arn:?} is not an ARN"),
+                    ));
                 }
                 SlackSource::SecretArn(arn)
             }
@@ -142,9 +170,14 @@ impl FleetConfig {
         };
         let external_hash_file = optional(&args.external_hash_file);
         if let Some(location) = &external_hash_file
-            && !(location.starts_with("s3://") || location.starts_with("https://") || location.starts_with("http://"))
+            && !(location.starts_with("s3://")
+                || location.starts_with("https://")
+                || location.starts_with("http://"))
         {
-            return Err(Error::config("BOTTLESYNC_EXTERNAL_HASH_FILE", format!("{location:?} must be s3:// or https://")));
+            return Err(Error::config(
+                "BOTTLESYNC_EXTERNAL_HASH_FILE",
+                format!("{location:?} must be s3:// or https://"),
+            ));
         }
         let hosts = HostPolicy::new(&api_url, &args.allow_hosts);
         Ok(FleetConfig {
@@ -166,11 +199,15 @@ impl FleetConfig {
     }
 
     pub fn require_queue(&self) -> Result<&str> {
-        self.queue_url.as_deref().ok_or_else(|| Error::config("BOTTLESYNC_QUEUE_URL", "is not set"))
+        self.queue_url
+            .as_deref()
+            .ok_or_else(|| Error::config("BOTTLESYNC_QUEUE_URL", "is not set"))
     }
 
     pub fn require_large_queue(&self) -> Result<&str> {
-        self.large_queue_url.as_deref().ok_or_else(|| Error::config("BOTTLESYNC_LARGE_QUEUE_URL", "is not set"))
+        self.large_queue_url
+            .as_deref()
+            .ok_or_else(|| Error::config("BOTTLESYNC_LARGE_QUEUE_URL", "is not set"))
     }
 
     /// `s3://bucket/prefix`, for messages.
@@ -205,13 +242,34 @@ mod tests {
         assert!(err.contains("BOTTLESYNC_QUEUE_URL"), "{err}");
 
         for (mutate, name) in [
-            (Box::new(|a: &mut FleetArgs| a.bucket = None) as Box<dyn Fn(&mut FleetArgs)>, "BOTTLESYNC_BUCKET"),
-            (Box::new(|a: &mut FleetArgs| a.ledger_table = Some(" ".into())), "BOTTLESYNC_LEDGER_TABLE"),
-            (Box::new(|a: &mut FleetArgs| a.size_threshold_gb = Some("-1".into())), "BOTTLESYNC_SIZE_THRESHOLD_GB"),
-            (Box::new(|a: &mut FleetArgs| a.queue_url = Some("not a url".into())), "BOTTLESYNC_QUEUE_URL"),
-            (Box::new(|a: &mut FleetArgs| a.slack_webhook_url = Some("ftp://x".into())), "BOTTLESYNC_SLACK_WEBHOOK_URL"),
-            (Box::new(|a: &mut FleetArgs| a.prefix = Some("a/../b".into())), "BOTTLESYNC_PREFIX"),
-            (Box::new(|a: &mut FleetArgs| a.external_hash_file = Some("/local".into())), "BOTTLESYNC_EXTERNAL_HASH_FILE"),
+            (
+                Box::new(|a: &mut FleetArgs| a.bucket = None) as Box<dyn Fn(&mut FleetArgs)>,
+                "BOTTLESYNC_BUCKET",
+            ),
+            (
+                Box::new(|a: &mut FleetArgs| a.ledger_table = Some(" ".into())),
+                "BOTTLESYNC_LEDGER_TABLE",
+            ),
+            (
+                Box::new(|a: &mut FleetArgs| a.size_threshold_gb = Some("-1".into())),
+                "BOTTLESYNC_SIZE_THRESHOLD_GB",
+            ),
+            (
+                Box::new(|a: &mut FleetArgs| a.queue_url = Some("not a url".into())),
+                "BOTTLESYNC_QUEUE_URL",
+            ),
+            (
+                Box::new(|a: &mut FleetArgs| a.slack_webhook_url = Some("ftp://x".into())),
+                "BOTTLESYNC_SLACK_WEBHOOK_URL",
+            ),
+            (
+                Box::new(|a: &mut FleetArgs| a.prefix = Some("a/../b".into())),
+                "BOTTLESYNC_PREFIX",
+            ),
+            (
+                Box::new(|a: &mut FleetArgs| a.external_hash_file = Some("/local".into())),
+                "BOTTLESYNC_EXTERNAL_HASH_FILE",
+            ),
         ] {
             let mut a = args();
             mutate(&mut a);

@@ -24,9 +24,15 @@ pub const MAX_FAILURE_NOTES: usize = 20;
 pub enum BottleState {
     Stored(MirroredBottle),
     /// Enqueued by `run_id`; counts as in flight until `until`.
-    Queued { run_id: String, until: DateTime<Utc> },
+    Queued {
+        run_id: String,
+        until: DateTime<Utc>,
+    },
     /// A worker holds it until `lease_expires`.
-    Claimed { owner: String, lease_expires: DateTime<Utc> },
+    Claimed {
+        owner: String,
+        lease_expires: DateTime<Utc>,
+    },
     /// The last attempt failed; the next plan enqueues it again.
     Failed,
 }
@@ -37,7 +43,10 @@ pub enum ClaimOutcome {
     Granted,
     AlreadyStored(MirroredBottle),
     /// Another worker holds a live claim: leave the message for later.
-    HeldElsewhere { owner: String, lease_expires: DateTime<Utc> },
+    HeldElsewhere {
+        owner: String,
+        lease_expires: DateTime<Utc>,
+    },
 }
 
 /// Whether a per-run counter moved because of this call.
@@ -114,21 +123,43 @@ pub trait FleetLedger: Send + Sync {
     /// Marks a bottle as enqueued by `run_id` unless it is stored, queued by
     /// a run whose mark is still live, or claimed under a live lease.
     /// Returns whether the mark was made (and the message should be sent).
-    async fn mark_queued(&self, sha256: &Sha256Digest, run_id: &str, until: DateTime<Utc>) -> Result<bool>;
+    async fn mark_queued(
+        &self,
+        sha256: &Sha256Digest,
+        run_id: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool>;
 
     /// One conditional write: granted if the bottle is new, queued, failed,
     /// or claimed under an expired lease.
-    async fn claim(&self, sha256: &Sha256Digest, run_id: &str, owner: &str, lease: Duration) -> Result<ClaimOutcome>;
+    async fn claim(
+        &self,
+        sha256: &Sha256Digest,
+        run_id: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<ClaimOutcome>;
 
     /// Extends a claim this owner still holds; false when it was lost.
-    async fn extend_claim(&self, sha256: &Sha256Digest, owner: &str, lease: Duration) -> Result<bool>;
+    async fn extend_claim(
+        &self,
+        sha256: &Sha256Digest,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool>;
 
     /// Gives a claim up (the attempt failed and SQS will retry).
     async fn release_claim(&self, sha256: &Sha256Digest, owner: &str) -> Result<()>;
 
     /// Marks the bottle stored (conditionally on still holding the claim)
     /// and counts it for `run_id` exactly once, in one transaction.
-    async fn complete(&self, run_id: &str, owner: &str, sha256: &Sha256Digest, bottle: &MirroredBottle) -> Result<CompleteOutcome>;
+    async fn complete(
+        &self,
+        run_id: &str,
+        owner: &str,
+        sha256: &Sha256Digest,
+        bottle: &MirroredBottle,
+    ) -> Result<CompleteOutcome>;
 
     /// Counts an already-stored bottle as skipped for `run_id`, once.
     async fn count_skipped(&self, run_id: &str, sha256: &Sha256Digest) -> Result<Counted>;
@@ -136,7 +167,12 @@ pub trait FleetLedger: Send + Sync {
     /// Counts a bottle as failed for `run_id`, once; keeps the note among
     /// the first [`MAX_FAILURE_NOTES`]; the bottle (unless stored) becomes
     /// `Failed` so the next plan retries it.
-    async fn count_failed(&self, run_id: &str, sha256: &Sha256Digest, note: &FailureNote) -> Result<Counted>;
+    async fn count_failed(
+        &self,
+        run_id: &str,
+        sha256: &Sha256Digest,
+        note: &FailureNote,
+    ) -> Result<Counted>;
 
     /// Records stored bottles without a run (importing an external mirror).
     /// Returns how many were new.

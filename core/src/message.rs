@@ -35,7 +35,10 @@ pub fn validate_run_id(run_id: &str) -> std::result::Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("run id {:?} is not 1-64 of A-Z a-z 0-9 - _", crate::shorten(run_id, 80)))
+        Err(format!(
+            "run id {:?} is not 1-64 of A-Z a-z 0-9 - _",
+            crate::shorten(run_id, 80)
+        ))
     }
 }
 
@@ -56,12 +59,18 @@ impl BottleMessage {
     pub fn parse(body: &str, hosts: &HostPolicy) -> Result<Self> {
         let bad = |problem: String| Error::config("message", problem);
         if body.len() > MAX_MESSAGE_BYTES {
-            return Err(bad(format!("body is {} bytes, over {MAX_MESSAGE_BYTES}", body.len())));
+            return Err(bad(format!(
+                "body is {} bytes, over {MAX_MESSAGE_BYTES}",
+                body.len()
+            )));
         }
-        let message: BottleMessage = serde_json::from_str(body)
-            .map_err(|e| bad(format!("not a bottle message: {e}")))?;
+        let message: BottleMessage =
+            serde_json::from_str(body).map_err(|e| bad(format!("not a bottle message: {e}")))?;
         if message.v != MESSAGE_VERSION {
-            return Err(bad(format!("message version {} is not supported", message.v)));
+            return Err(bad(format!(
+                "message version {} is not supported",
+                message.v
+            )));
         }
         validate_run_id(&message.run_id).map_err(bad)?;
         message.validate_job(hosts).map_err(bad)?;
@@ -152,11 +161,29 @@ mod tests {
     fn refuses_what_could_write_elsewhere_or_fetch_elsewhere() {
         let mut v: serde_json::Value = serde_json::from_str(&message().to_body()).unwrap();
         let cases = [
-            ("key", serde_json::json!("../../etc/openssl@3-3.6.0_1.arm64_tahoe.bottle.tar.gz")),
+            (
+                "key",
+                serde_json::json!("../../etc/openssl@3-3.6.0_1.arm64_tahoe.bottle.tar.gz"),
+            ),
             ("key", serde_json::json!("2026-11-29/other.tar.gz")),
-            ("key", serde_json::json!("a/b/openssl@3-3.6.0_1.arm64_tahoe.bottle.tar.gz")),
-            ("url", serde_json::json!(format!("https://evil.example/v2/homebrew/core/openssl/3/blobs/sha256:{}", "ab".repeat(32)))),
-            ("url", serde_json::json!(format!("https://ghcr.io/v2/homebrew/core/other/blobs/sha256:{}", "ab".repeat(32)))),
+            (
+                "key",
+                serde_json::json!("a/b/openssl@3-3.6.0_1.arm64_tahoe.bottle.tar.gz"),
+            ),
+            (
+                "url",
+                serde_json::json!(format!(
+                    "https://evil.example/v2/homebrew/core/openssl/3/blobs/sha256:{}",
+                    "ab".repeat(32)
+                )),
+            ),
+            (
+                "url",
+                serde_json::json!(format!(
+                    "https://ghcr.io/v2/homebrew/core/other/blobs/sha256:{}",
+                    "ab".repeat(32)
+                )),
+            ),
             ("sha256", serde_json::json!("zz")),
             ("run_id", serde_json::json!("../x")),
             ("name", serde_json::json!("../openssl")),
@@ -176,6 +203,9 @@ mod tests {
         }
         assert!(BottleMessage::parse("{", &hosts()).is_err());
         assert!(BottleMessage::parse(&"x".repeat(MAX_MESSAGE_BYTES + 1), &hosts()).is_err());
-        assert_eq!(salvage_ids(&v.to_string()).unwrap().0, "20261129T030000Z-1a2b3c4d");
+        assert_eq!(
+            salvage_ids(&v.to_string()).unwrap().0,
+            "20261129T030000Z-1a2b3c4d"
+        );
     }
 }

@@ -63,7 +63,9 @@ impl SlackWebhook {
         let url = url::Url::parse(url.trim())
             .ok()
             .filter(|u| matches!(u.scheme(), "https" | "http"))
-            .ok_or_else(|| Error::config("BOTTLESYNC_SLACK_WEBHOOK_URL", "is not an http(s) URL"))?;
+            .ok_or_else(|| {
+                Error::config("BOTTLESYNC_SLACK_WEBHOOK_URL", "is not an http(s) URL")
+            })?;
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(15))
             .build()
@@ -84,7 +86,9 @@ impl Notifier for SlackWebhook {
                     .json(&body)
                     .send()
                     .await
-                    .map_err(|e| Error::transient_fetch("slack webhook", e.without_url().to_string()))?;
+                    .map_err(|e| {
+                        Error::transient_fetch("slack webhook", e.without_url().to_string())
+                    })?;
                 let status = response.status();
                 if status.is_success() {
                     Ok(())
@@ -198,8 +202,17 @@ pub fn started(run: &RunRecord, ctx: &MessageContext) -> Notification {
 }
 
 /// The drain summary: `Complete`, or `Failed` when any bottle failed.
-pub fn summary(run: &RunRecord, ctx: &MessageContext, dlq_depth: Option<u64>, now: DateTime<Utc>) -> Notification {
-    let title = if run.failed > 0 { TITLE_FAILED } else { TITLE_COMPLETE };
+pub fn summary(
+    run: &RunRecord,
+    ctx: &MessageContext,
+    dlq_depth: Option<u64>,
+    now: DateTime<Utc>,
+) -> Notification {
+    let title = if run.failed > 0 {
+        TITLE_FAILED
+    } else {
+        TITLE_COMPLETE
+    };
     let finished = run.finished_at.unwrap_or(now);
     let mut pairs = vec![
         ("Environment", ctx.environment.clone()),
@@ -209,7 +222,10 @@ pub fn summary(run: &RunRecord, ctx: &MessageContext, dlq_depth: Option<u64>, no
         ("Skipped", run.skipped.to_string()),
         ("Failed", run.failed.to_string()),
         ("Total size", human_bytes(run.bytes_stored)),
-        ("Duration", human_duration((finished - run.started_at).num_seconds())),
+        (
+            "Duration",
+            human_duration((finished - run.started_at).num_seconds()),
+        ),
         ("S3 location", format!("{}/{}/", ctx.mirror, run.date)),
     ];
     if let Some(depth) = dlq_depth {
@@ -220,10 +236,21 @@ pub fn summary(run: &RunRecord, ctx: &MessageContext, dlq_depth: Option<u64>, no
             .failures
             .iter()
             .take(FAILURES_SHOWN)
-            .map(|f| format!("• {} {} ({}): {}", f.name, f.tag, &f.sha256[..f.sha256.len().min(12)], f.reason))
+            .map(|f| {
+                format!(
+                    "• {} {} ({}): {}",
+                    f.name,
+                    f.tag,
+                    &f.sha256[..f.sha256.len().min(12)],
+                    f.reason
+                )
+            })
             .collect();
         if run.failed as usize > FAILURES_SHOWN {
-            lines.push(format!("… and {} more", run.failed as usize - FAILURES_SHOWN));
+            lines.push(format!(
+                "… and {} more",
+                run.failed as usize - FAILURES_SHOWN
+            ));
         }
         let mut look = Vec::new();
         if let Some(group) = &ctx.log_group {
@@ -284,11 +311,20 @@ mod tests {
     fn titles_and_fields() {
         let ok = summary(&run(0), &ctx(), Some(0), Utc::now());
         assert_eq!(ok.title(), TITLE_COMPLETE);
-        assert!(ok.text.contains("New bottles: 3") && ok.text.contains("Duration: 1m 15s"), "{}", ok.text);
+        assert!(
+            ok.text.contains("New bottles: 3") && ok.text.contains("Duration: 1m 15s"),
+            "{}",
+            ok.text
+        );
         assert!(ok.text.contains("S3 location: s3://b/p/2026-11-29/"));
         let failed = summary(&run(1), &ctx(), Some(1), Utc::now());
         assert_eq!(failed.title(), TITLE_FAILED);
-        assert!(failed.text.contains("bad0 arm64_tahoe") && failed.text.contains("DLQ: https://sqs/dlq"), "{}", failed.text);
+        assert!(
+            failed.text.contains("bad0 arm64_tahoe")
+                && failed.text.contains("DLQ: https://sqs/dlq"),
+            "{}",
+            failed.text
+        );
         assert_eq!(failed.blocks[0]["type"], "header");
         assert_eq!(started(&run(0), &ctx()).title(), TITLE_STARTED);
     }

@@ -34,19 +34,27 @@ impl FleetServices {
         let s3 = crate::aws::s3_client(&sdk);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let queue = |url: &Option<String>| -> Option<Arc<dyn Queue>> {
-            url.as_ref()
-                .map(|u| Arc::new(crate::sqs_queue::SqsQueue::new(sqs.clone(), u)) as Arc<dyn Queue>)
+            url.as_ref().map(|u| {
+                Arc::new(crate::sqs_queue::SqsQueue::new(sqs.clone(), u)) as Arc<dyn Queue>
+            })
         };
         let notifier: Arc<dyn Notifier> = match &config.slack {
             SlackSource::None => Arc::new(LogNotifier),
-            SlackSource::Url(url) => Arc::new(SlackWebhook::new(url, RetryPolicy::notifications())?),
+            SlackSource::Url(url) => {
+                Arc::new(SlackWebhook::new(url, RetryPolicy::notifications())?)
+            }
             SlackSource::SecretArn(arn) => {
-                let url = slack_url_from_secret(&aws_sdk_secretsmanager::Client::new(&sdk), arn).await?;
+                let url =
+                    slack_url_from_secret(&aws_sdk_secretsmanager::Client::new(&sdk), arn).await?;
                 Arc::new(SlackWebhook::new(&url, RetryPolicy::notifications())?)
             }
         };
         Ok(FleetServices {
-            store: Arc::new(crate::s3_store::S3Store::new(s3, &config.bucket, &config.prefix)),
+            store: Arc::new(crate::s3_store::S3Store::new(
+                s3,
+                &config.bucket,
+                &config.prefix,
+            )),
             ledger: Arc::new(crate::dynamo_ledger::DynamoLedger::new(
                 aws_sdk_dynamodb::Client::new(&sdk),
                 &config.ledger_table,
@@ -73,7 +81,10 @@ impl FleetServices {
 
 /// The webhook URL in a Secrets Manager secret: the plain string, or JSON
 /// with `webhook_url` (or `url`). Errors never include the secret.
-async fn slack_url_from_secret(client: &aws_sdk_secretsmanager::Client, arn: &str) -> Result<String> {
+async fn slack_url_from_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+) -> Result<String> {
     let secret = client
         .get_secret_value()
         .secret_id(arn)
@@ -82,21 +93,38 @@ async fn slack_url_from_secret(client: &aws_sdk_secretsmanager::Client, arn: &st
         .map_err(|e| {
             Error::config(
                 "BOTTLESYNC_SLACK_SECRET_ARN",
-                format!("cannot read {arn}: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(e)),
+                format!(
+                    "cannot read {arn}: {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                ),
             )
         })?;
     let text = secret
         .secret_string()
-        .ok_or_else(|| Error::config("BOTTLESYNC_SLACK_SECRET_ARN", format!("{arn} has no string value")))?
+        .ok_or_else(|| {
+            Error::config(
+                "BOTTLESYNC_SLACK_SECRET_ARN",
+                format!("{arn} has no string value"),
+            )
+        })?
         .trim()
         .to_string();
     if text.starts_with('{') {
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|_| Error::config("BOTTLESYNC_SLACK_SECRET_ARN", format!("{arn} is JSON but not an object")))?;
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|_| {
+            Error::config(
+                "BOTTLESYNC_SLACK_SECRET_ARN",
+                format!("{arn} is JSON but not an object"),
+            )
+        })?;
         return ["webhook_url", "url", "slack_webhook_url"]
             .iter()
             .find_map(|k| value.get(k).and_then(|v| v.as_str()).map(String::from))
-            .ok_or_else(|| Error::config("BOTTLESYNC_SLACK_SECRET_ARN", format!("{arn} has no webhook_url field")));
+            .ok_or_else(|| {
+                Error::config(
+                    "BOTTLESYNC_SLACK_SECRET_ARN",
+                    format!("{arn} has no webhook_url field"),
+                )
+            });
     }
     Ok(text)
 }

@@ -10,8 +10,13 @@ use std::time::{Duration, Instant};
 
 /// A `moto_server` on a free loopback port, killed on drop.
 pub struct Moto {
-    child: Child,
+    children: Vec<Child>,
+    /// S3, SQS and everything else (threaded, so long polls do not block).
     pub endpoint: String,
+    /// DynamoDB, from a server that answers one request at a time: moto's
+    /// conditional writes are not atomic under concurrency (see
+    /// `loadtest/moto_serial.py`), DynamoDB's are.
+    pub dynamodb_endpoint: String,
 }
 
 fn moto_binary() -> PathBuf {
@@ -35,33 +40,50 @@ fn free_port() -> u16 {
         .port()
 }
 
+async fn wait_until_up(endpoint: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let http = reqwest::Client::new();
+    while http
+        .get(format!("{endpoint}/moto-api/"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "moto_server did not come up at {endpoint}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 impl Moto {
     pub async fn start() -> Moto {
-        let port = free_port();
-        let child = Command::new(moto_binary())
+        let binary = moto_binary();
+        let (port, serial_port) = (free_port(), free_port());
+        let main = Command::new(&binary)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("moto_server starts");
+        // The virtualenv's python, next to its moto_server.
+        let python = binary.with_file_name("python");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("moto_serial.py");
+        let serial = Command::new(&python)
+            .arg(&script)
+            .args(["-H", "127.0.0.1", "-p", &serial_port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} {}: {e}", python.display(), script.display()));
         let moto = Moto {
-            child,
+            children: vec![main, serial],
             endpoint: format!("http://127.0.0.1:{port}"),
+            dynamodb_endpoint: format!("http://127.0.0.1:{serial_port}"),
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let http = reqwest::Client::new();
-        while http
-            .get(format!("{}/moto-api/", moto.endpoint))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not come up on port {port}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_until_up(&moto.endpoint).await;
+        wait_until_up(&moto.dynamodb_endpoint).await;
         moto
     }
 
@@ -69,6 +91,7 @@ impl Moto {
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", self.dynamodb_endpoint.clone()),
             ("AWS_ACCESS_KEY_ID", "testing".into()),
             ("AWS_SECRET_ACCESS_KEY", "testing".into()),
             ("AWS_REGION", "us-east-1".into()),
@@ -84,18 +107,23 @@ impl Moto {
 
     /// SDK settings for this server (fake credentials, us-east-1, few retries).
     pub fn sdk_config(&self) -> aws_config::SdkConfig {
-        let creds = aws_credential_types::Credentials::new("testing", "testing", None, None, "moto");
+        let creds =
+            aws_credential_types::Credentials::new("testing", "testing", None, None, "moto");
         aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(&self.endpoint)
-            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(creds))
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(creds),
+            )
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
             .build()
     }
 
     pub fn s3(&self) -> aws_sdk_s3::Client {
-        let config = aws_sdk_s3::config::Builder::from(&self.sdk_config()).force_path_style(true).build();
+        let config = aws_sdk_s3::config::Builder::from(&self.sdk_config())
+            .force_path_style(true)
+            .build();
         aws_sdk_s3::Client::from_conf(config)
     }
 
@@ -104,13 +132,18 @@ impl Moto {
     }
 
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
-        aws_sdk_dynamodb::Client::new(&self.sdk_config())
+        let config = aws_sdk_dynamodb::config::Builder::from(&self.sdk_config())
+            .endpoint_url(&self.dynamodb_endpoint)
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
     }
 }
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

@@ -32,7 +32,11 @@ impl WebhookReceiver {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(WebhookReceiver { addr, state, server })
+        Ok(WebhookReceiver {
+            addr,
+            state,
+            server,
+        })
     }
 
     pub fn url(&self) -> String {
@@ -48,7 +52,15 @@ impl WebhookReceiver {
     pub fn titles(&self) -> Vec<String> {
         self.messages()
             .iter()
-            .map(|m| m["text"].as_str().unwrap_or_default().lines().next().unwrap_or_default().to_string())
+            .map(|m| {
+                m["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
             .collect()
     }
 
@@ -64,7 +76,10 @@ impl Drop for WebhookReceiver {
     }
 }
 
-async fn receive(State(state): State<Arc<Mutex<Received>>>, Json(body): Json<serde_json::Value>) -> StatusCode {
+async fn receive(
+    State(state): State<Arc<Mutex<Received>>>,
+    Json(body): Json<serde_json::Value>,
+) -> StatusCode {
     let mut state = state.lock().expect("webhook state");
     if state.fail_next > 0 {
         state.fail_next -= 1;

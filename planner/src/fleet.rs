@@ -47,7 +47,7 @@ pub struct FleetPlanRequest {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FleetPlanOutcome {
-    /// `None` for a dry run.
+    /// `None` for a dry run or when there was nothing to do.
     pub run_id: Option<String>,
     pub date: String,
     pub enqueued: u64,
@@ -65,21 +65,37 @@ pub struct FleetPlanOutcome {
 
 /// `YYYYMMDDTHHMMSSZ-xxxxxxxx`: sortable, unique enough, safe in keys.
 pub fn new_run_id() -> String {
-    format!("{}-{:08x}", Utc::now().format("%Y%m%dT%H%M%SZ"), rand::random::<u32>())
+    format!(
+        "{}-{:08x}",
+        Utc::now().format("%Y%m%dT%H%M%SZ"),
+        rand::random::<u32>()
+    )
 }
 
-pub async fn plan_fleet_run(services: &FleetServices, request: &FleetPlanRequest, owner: &str) -> Result<FleetPlanOutcome> {
+pub async fn plan_fleet_run(
+    services: &FleetServices,
+    request: &FleetPlanRequest,
+    owner: &str,
+) -> Result<FleetPlanOutcome> {
     let config = &services.config;
     let tags_text = request.tags.as_deref().unwrap_or(&config.tags);
     let tags = TagSelection::parse("BOTTLESYNC_TAGS", tags_text)?;
     let date = request.date.unwrap_or_else(|| Utc::now().date_naive());
 
     // A previous run that drained without its summary gets it now.
-    if !request.dry_run && let Err(e) = finish_latest_if_due(services, owner).await {
+    if !request.dry_run
+        && let Err(e) = finish_latest_if_due(services, owner).await
+    {
         tracing::warn!(error = %e, "could not finish the previous run");
     }
 
-    let index = fetch_index(&services.registry, &services.retry, &config.api_url, &config.hosts).await?;
+    let index = fetch_index(
+        &services.registry,
+        &services.retry,
+        &config.api_url,
+        &config.hosts,
+    )
+    .await?;
     let (external, external_hash_file_error) = match &config.external_hash_file {
         None => (HashSet::new(), None),
         Some(text) => {
@@ -124,9 +140,19 @@ pub async fn plan_fleet_run(services: &FleetServices, request: &FleetPlanRequest
     let before = plan.jobs.len();
     plan.jobs.retain(|job| !in_flight.contains(&job.sha256));
     let in_flight_count = before - plan.jobs.len();
-    let sizing = size_jobs(&services.registry, &services.retry, &mut plan.jobs, SIZING_CONCURRENCY).await;
+    let sizing = size_jobs(
+        &services.registry,
+        &services.retry,
+        &mut plan.jobs,
+        SIZING_CONCURRENCY,
+    )
+    .await;
     let bytes = plan.bytes();
-    let route = if bytes >= config.size_threshold_bytes { Route::Ecs } else { Route::Lambda };
+    let route = if bytes >= config.size_threshold_bytes {
+        Route::Ecs
+    } else {
+        Route::Lambda
+    };
     let mut outcome = FleetPlanOutcome {
         run_id: None,
         date: date.format("%Y-%m-%d").to_string(),
@@ -146,7 +172,10 @@ pub async fn plan_fleet_run(services: &FleetServices, request: &FleetPlanRequest
         return Ok(outcome);
     }
     let queue = match route {
-        Route::Lambda => services.queue.clone().ok_or_else(|| Error::config("BOTTLESYNC_QUEUE_URL", "is not set"))?,
+        Route::Lambda => services
+            .queue
+            .clone()
+            .ok_or_else(|| Error::config("BOTTLESYNC_QUEUE_URL", "is not set"))?,
         Route::Ecs => services
             .large_queue
             .clone()
@@ -159,7 +188,15 @@ pub async fn plan_fleet_run(services: &FleetServices, request: &FleetPlanRequest
     let marks: Vec<(usize, Result<bool>)> = stream::iter(plan.jobs.iter().enumerate())
         .map(|(i, job)| {
             let run_id = run_id.clone();
-            async move { (i, services.ledger.mark_queued(&job.sha256, &run_id, until).await) }
+            async move {
+                (
+                    i,
+                    services
+                        .ledger
+                        .mark_queued(&job.sha256, &run_id, until)
+                        .await,
+                )
+            }
         })
         .buffer_unordered(LEDGER_CONCURRENCY)
         .collect()
@@ -168,10 +205,21 @@ pub async fn plan_fleet_run(services: &FleetServices, request: &FleetPlanRequest
     for (i, result) in marks {
         marked[i] = result?;
     }
-    let jobs: Vec<_> = plan.jobs.into_iter().zip(marked).filter_map(|(job, m)| m.then_some(job)).collect();
+    let jobs: Vec<_> = plan
+        .jobs
+        .into_iter()
+        .zip(marked)
+        .filter_map(|(job, m)| m.then_some(job))
+        .collect();
     outcome.in_flight += before - in_flight_count - jobs.len();
     outcome.bytes = jobs.iter().map(|j| j.size).sum();
     outcome.enqueued = jobs.len() as u64;
+    if jobs.is_empty() {
+        // No run record: `run#latest` keeps pointing at a run that may
+        // still be draining, so its takeover and status stay visible.
+        tracing::info!("nothing to do: every wanted bottle is mirrored or in flight");
+        return Ok(outcome);
+    }
     outcome.run_id = Some(run_id.clone());
 
     let run = RunRecord {
@@ -181,26 +229,27 @@ pub async fn plan_fleet_run(services: &FleetServices, request: &FleetPlanRequest
         bytes_planned: outcome.bytes,
         route,
         started_at: now,
-        state: if jobs.is_empty() { RunState::Finished } else { RunState::Running },
+        state: RunState::Running,
         stored: 0,
         skipped: 0,
         failed: 0,
         bytes_stored: 0,
         failures: Vec::new(),
-        finished_at: jobs.is_empty().then_some(now),
+        finished_at: None,
         summary_sent: false,
     };
     services.ledger.create_run(&run).await?;
-    if jobs.is_empty() {
-        tracing::info!(run_id, "nothing to do: every wanted bottle is mirrored or in flight");
-        return Ok(outcome);
-    }
-    let bodies: Vec<String> = jobs.into_iter().map(|job| BottleMessage::new(&run_id, job).to_body()).collect();
+    let bodies: Vec<String> = jobs
+        .into_iter()
+        .map(|job| BottleMessage::new(&run_id, job).to_body())
+        .collect();
     queue.send_all(bodies).await?;
     tracing::info!(run_id, enqueued = outcome.enqueued, bytes = outcome.bytes, route = ?route, queue = %queue.name(), "run planned");
     let mut message = started(&run, &services.message_context());
     if let Some(problem) = &outcome.external_hash_file_error {
-        message.text.push_str(&format!("\nExternal hash file not used: {problem}"));
+        message
+            .text
+            .push_str(&format!("\nExternal hash file not used: {problem}"));
     }
     notify_or_log(services.notifier.as_ref(), &message).await;
     Ok(outcome)

@@ -19,8 +19,11 @@ pub async fn fetch_index(
     api_url: &Url,
     hosts: &HostPolicy,
 ) -> Result<FormulaIndex> {
-    let url = Url::parse(&format!("{}/formula.json", api_url.as_str().trim_end_matches('/')))
-        .map_err(|e| Error::config("api url", e.to_string()))?;
+    let url = Url::parse(&format!(
+        "{}/formula.json",
+        api_url.as_str().trim_end_matches('/')
+    ))
+    .map_err(|e| Error::config("api url", e.to_string()))?;
     let index_error = |problem: String| Error::Index {
         source_name: url.to_string(),
         problem,
@@ -39,6 +42,10 @@ pub async fn fetch_index(
             index.rejections.len() - REJECTIONS_LOGGED
         );
     }
-    tracing::info!(formulae = index.formulae.len(), rejected = index.rejections.len(), "index validated");
+    tracing::info!(
+        formulae = index.formulae.len(),
+        rejected = index.rejections.len(),
+        "index validated"
+    );
     Ok(index)
 }

@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Output};
 
-use bottlesync_loadtest::{BottleInfo, StandIn, installable_tag};
 #[allow(unused_imports)]
 pub use bottlesync_loadtest::moto::Moto;
+use bottlesync_loadtest::{BottleInfo, StandIn, installable_tag};
 use sha2::{Digest, Sha256};
 
 pub const DATE: &str = "2026-11-29";

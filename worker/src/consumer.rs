@@ -11,7 +11,7 @@ use bottlesync_core::drain::finish_run_if_due;
 use bottlesync_core::fleet_ledger::{ClaimOutcome, CompleteOutcome, FailureNote};
 use bottlesync_core::hash_file::MirroredBottle;
 use bottlesync_core::message::{BottleMessage, salvage_ids};
-use bottlesync_core::queue::QueueMessage;
+use bottlesync_core::queue::{Queue, QueueMessage};
 use bottlesync_core::services::FleetServices;
 use bottlesync_core::{Error, Result, Sha256Digest};
 use chrono::Utc;
@@ -22,17 +22,28 @@ use crate::transfer::fetch_verify_store;
 /// What happened to a message, and so what its shell does with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Disposition {
-    Stored { bytes: u64 },
+    Stored {
+        bytes: u64,
+    },
     /// Already in the mirror.
     Skipped,
-    /// Another claim holder stored it meanwhile (a redelivery).
-    Duplicate,
     /// Counted as failed for its run and moved to the DLQ.
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
     /// Refused as invalid and moved to the DLQ.
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
+    /// Sent again as a fresh message (its receive count starts over).
+    Requeued {
+        reason: String,
+    },
     /// Leave it: SQS delivers it again after `delay` (or its visibility timeout).
-    Retry { reason: String, delay: Option<Duration> },
+    Retry {
+        reason: String,
+        delay: Option<Duration>,
+    },
 }
 
 impl Disposition {
@@ -52,19 +63,32 @@ pub struct Consumer {
     pub max_receive_count: Option<u32>,
     /// First delay before a failed bottle is retried (doubles per receive).
     pub retry_base: Duration,
+    /// The queue being consumed, to re-enqueue a message whose last receive
+    /// met someone else's claim (SQS would otherwise dead-letter it uncounted).
+    pub source: Option<Arc<dyn Queue>>,
     known_runs: Mutex<HashSet<String>>,
 }
 
 impl Consumer {
-    pub fn new(services: Arc<FleetServices>, worker_id: String, max_receive_count: Option<u32>) -> Self {
+    pub fn new(
+        services: Arc<FleetServices>,
+        worker_id: String,
+        max_receive_count: Option<u32>,
+    ) -> Self {
         Consumer {
             services,
             worker_id,
             lease: Duration::from_secs(15 * 60),
             max_receive_count,
             retry_base: Duration::from_secs(10),
+            source: None,
             known_runs: Mutex::new(HashSet::new()),
         }
+    }
+
+    pub fn with_source(mut self, queue: Arc<dyn Queue>) -> Self {
+        self.source = Some(queue);
+        self
     }
 
     pub fn with_retry_base(mut self, base: Duration) -> Self {
@@ -80,11 +104,16 @@ impl Consumer {
     /// A fresh worker id for this process.
     pub fn default_worker_id() -> String {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
-        format!("{host}-{}-{:06x}", std::process::id(), rand::random::<u32>() & 0xff_ffff)
+        format!(
+            "{host}-{}-{:06x}",
+            std::process::id(),
+            rand::random::<u32>() & 0xff_ffff
+        )
     }
 
     fn is_last_attempt(&self, message: &QueueMessage) -> bool {
-        self.max_receive_count.is_some_and(|max| message.receive_count >= max)
+        self.max_receive_count
+            .is_some_and(|max| message.receive_count >= max)
     }
 
     /// Handles one message; never panics on bad input, never returns an error:
@@ -110,7 +139,8 @@ impl Consumer {
         if matches!(
             disposition,
             Disposition::Stored { .. } | Disposition::Skipped | Disposition::Failed { .. }
-        ) && let Err(e) = finish_run_if_due(&self.services, &parsed.run_id, &self.worker_id).await
+        ) && let Err(e) =
+            finish_run_if_due(&self.services, &parsed.run_id, &self.worker_id).await
         {
             tracing::warn!(run_id = %parsed.run_id, error = %e, "could not check whether the run drained");
         }
@@ -123,30 +153,47 @@ impl Consumer {
         }
         let exists = self.services.ledger.run(run_id).await?.is_some();
         if exists {
-            self.known_runs.lock().expect("run cache").insert(run_id.to_string());
+            self.known_runs
+                .lock()
+                .expect("run cache")
+                .insert(run_id.to_string());
         }
         Ok(exists)
     }
 
-    async fn process(&self, message: &BottleMessage, received: &QueueMessage, cancel: &CancellationToken) -> Result<Disposition> {
+    async fn process(
+        &self,
+        message: &BottleMessage,
+        received: &QueueMessage,
+        cancel: &CancellationToken,
+    ) -> Result<Disposition> {
         let job = &message.job;
         let ledger = &self.services.ledger;
         let span = tracing::info_span!("bottle", run_id = %message.run_id, sha256 = %job.sha256, bottle = %job.label());
         let _enter = span.enter();
-        match ledger.claim(&job.sha256, &message.run_id, &self.worker_id, self.lease).await? {
+        match ledger
+            .claim(&job.sha256, &message.run_id, &self.worker_id, self.lease)
+            .await?
+        {
             ClaimOutcome::Granted => {}
             ClaimOutcome::AlreadyStored(_) => {
                 ledger.count_skipped(&message.run_id, &job.sha256).await?;
                 tracing::info!("already stored: skipped");
                 return Ok(Disposition::Skipped);
             }
-            ClaimOutcome::HeldElsewhere { owner, lease_expires } => {
+            ClaimOutcome::HeldElsewhere {
+                owner,
+                lease_expires,
+            } => {
                 let wait = (lease_expires - Utc::now()).to_std().unwrap_or_default();
                 tracing::info!(%owner, "claimed by another worker: leaving it for later");
                 // Check back well before the lease runs out, not after.
                 return Ok(Disposition::Retry {
                     reason: format!("claimed by {owner}"),
-                    delay: Some(wait.min(Duration::from_secs(60)).max(Duration::from_secs(5))),
+                    delay: Some(
+                        wait.min(Duration::from_secs(60))
+                            .max(Duration::from_secs(5)),
+                    ),
                 });
             }
         }
@@ -162,14 +209,26 @@ impl Consumer {
         match transfer {
             Ok(bytes) => {
                 let bottle = MirroredBottle::from_job(job, bytes, Utc::now());
-                match ledger.complete(&message.run_id, &self.worker_id, &job.sha256, &bottle).await? {
+                match ledger
+                    .complete(&message.run_id, &self.worker_id, &job.sha256, &bottle)
+                    .await?
+                {
                     CompleteOutcome::Counted(_) => {
                         tracing::info!(bytes, key = %job.key, "stored");
                         Ok(Disposition::Stored { bytes })
                     }
                     CompleteOutcome::ClaimLost => {
-                        tracing::warn!("stored, but the claim had expired: the new holder counts it");
-                        Ok(Disposition::Duplicate)
+                        // The new holder may belong to another run; this run
+                        // still needs the bottle counted. The retry finds it
+                        // stored and counts it as skipped here.
+                        tracing::warn!("stored, but the claim had expired: retrying to count it");
+                        Ok(self
+                            .later(
+                                received,
+                                "claim lost while storing".into(),
+                                Duration::from_secs(5),
+                            )
+                            .await)
                     }
                 }
             }
@@ -180,10 +239,13 @@ impl Consumer {
             Err(e) => {
                 let reason = e.to_string();
                 if self.is_last_attempt(received) {
-                    self.count_failure(&message.run_id, &job.sha256, message, &reason).await?;
+                    self.count_failure(&message.run_id, &job.sha256, message, &reason)
+                        .await?;
                     let _ = ledger.release_claim(&job.sha256, &self.worker_id).await;
                     tracing::error!(%reason, attempts = received.receive_count, "failed for good");
-                    Ok(self.dead_letter(received, Disposition::Failed { reason }).await)
+                    Ok(self
+                        .dead_letter(received, Disposition::Failed { reason })
+                        .await)
                 } else {
                     ledger.release_claim(&job.sha256, &self.worker_id).await?;
                     tracing::warn!(%reason, attempt = received.receive_count, "attempt failed; SQS will retry");
@@ -197,11 +259,22 @@ impl Consumer {
     }
 
     /// The transfer, extending the claim while it runs.
-    async fn transfer_with_heartbeat(&self, message: &BottleMessage, cancel: &CancellationToken) -> Result<u64> {
+    async fn transfer_with_heartbeat(
+        &self,
+        message: &BottleMessage,
+        cancel: &CancellationToken,
+    ) -> Result<u64> {
         let services = &self.services;
         let job = &message.job;
         let no_progress = |_: u64| {};
-        let transfer = fetch_verify_store(&services.registry, services.store.as_ref(), job, &services.retry, &no_progress, cancel);
+        let transfer = fetch_verify_store(
+            &services.registry,
+            services.store.as_ref(),
+            job,
+            &services.retry,
+            &no_progress,
+            cancel,
+        );
         tokio::pin!(transfer);
         let mut beat = tokio::time::interval(self.lease / 3);
         beat.tick().await;
@@ -219,14 +292,40 @@ impl Consumer {
         }
     }
 
-    async fn count_failure(&self, run_id: &str, sha256: &Sha256Digest, message: &BottleMessage, reason: &str) -> Result<()> {
+    async fn count_failure(
+        &self,
+        run_id: &str,
+        sha256: &Sha256Digest,
+        message: &BottleMessage,
+        reason: &str,
+    ) -> Result<()> {
         let note = FailureNote {
             name: message.job.name.clone(),
             tag: message.job.tag.to_string(),
             sha256: sha256.to_string(),
             reason: reason.to_string(),
         };
-        self.services.ledger.count_failed(run_id, sha256, &note).await.map(|_| ())
+        self.services
+            .ledger
+            .count_failed(run_id, sha256, &note)
+            .await
+            .map(|_| ())
+    }
+
+    /// Not this worker's turn: retry after `delay`, or, on the last receive,
+    /// re-enqueue the body so the redrive policy does not dead-letter a
+    /// bottle nobody counted.
+    async fn later(&self, message: &QueueMessage, reason: String, delay: Duration) -> Disposition {
+        if let (true, Some(source)) = (self.is_last_attempt(message), &self.source) {
+            match source.send_all(vec![message.body.clone()]).await {
+                Ok(()) => return Disposition::Requeued { reason },
+                Err(e) => tracing::warn!(error = %e, "could not re-enqueue"),
+            }
+        }
+        Disposition::Retry {
+            reason,
+            delay: Some(delay),
+        }
     }
 
     /// A message that can never succeed: counted for its run when it names
@@ -242,21 +341,29 @@ impl Consumer {
                 sha256: sha256.to_string(),
                 reason: reason.clone(),
             };
-            if let Err(e) = self.services.ledger.count_failed(&run_id, &sha256, &note).await {
+            if let Err(e) = self
+                .services
+                .ledger
+                .count_failed(&run_id, &sha256, &note)
+                .await
+            {
                 return retry(format!("ledger unavailable: {e}"));
             }
             if let Err(e) = finish_run_if_due(&self.services, &run_id, &self.worker_id).await {
                 tracing::warn!(error = %e, "could not check whether the run drained");
             }
         }
-        self.dead_letter(message, Disposition::Refused { reason }).await
+        self.dead_letter(message, Disposition::Refused { reason })
+            .await
     }
 
     /// Sends the body to the DLQ, so it can be inspected and replayed; without
     /// a DLQ setting the redrive policy moves it after maxReceiveCount.
     async fn dead_letter(&self, message: &QueueMessage, disposition: Disposition) -> Disposition {
         let Some(dlq) = &self.services.dlq else {
-            return retry(format!("{disposition:?} (no BOTTLESYNC_DLQ_URL: left for the redrive policy)"));
+            return retry(format!(
+                "{disposition:?} (no BOTTLESYNC_DLQ_URL: left for the redrive policy)"
+            ));
         };
         match dlq.send_all(vec![message.body.clone()]).await {
             Ok(()) => disposition,
@@ -266,7 +373,10 @@ impl Consumer {
 }
 
 fn retry(reason: String) -> Disposition {
-    Disposition::Retry { reason, delay: None }
+    Disposition::Retry {
+        reason,
+        delay: None,
+    }
 }
 
 /// Visibility before the next attempt: `base`, 2x, 4x ... capped at 15 min,

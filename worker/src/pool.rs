@@ -16,9 +16,9 @@ use bottlesync_core::retry::RetryPolicy;
 use bottlesync_core::store::BlobStore;
 use chrono::Utc;
 use futures::FutureExt;
-use tokio_util::sync::CancellationToken;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::transfer::fetch_verify_store;
 

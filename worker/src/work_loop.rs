@@ -54,10 +54,10 @@ impl WorkStats {
     fn add(&mut self, d: &Disposition) {
         match d {
             Disposition::Stored { .. } => self.stored += 1,
-            Disposition::Skipped | Disposition::Duplicate => self.skipped += 1,
+            Disposition::Skipped => self.skipped += 1,
             Disposition::Failed { .. } => self.failed += 1,
             Disposition::Refused { .. } => self.refused += 1,
-            Disposition::Retry { .. } => self.retried += 1,
+            Disposition::Retry { .. } | Disposition::Requeued { .. } => self.retried += 1,
         }
     }
 }
@@ -122,7 +122,11 @@ pub async fn run_work_loop(
         }
         empty_since = None;
         for message in messages {
-            let permit = slots.clone().acquire_owned().await.expect("semaphore never closed");
+            let permit = slots
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore never closed");
             let consumer = consumer.clone();
             let queue = queue.clone();
             let cancel = cancel.child_token();
@@ -135,7 +139,11 @@ pub async fn run_work_loop(
     }
 
     if !tasks.is_empty() {
-        tracing::info!(in_flight = tasks.len(), grace_s = options.shutdown_grace.as_secs(), "stopping: letting in-flight bottles finish");
+        tracing::info!(
+            in_flight = tasks.len(),
+            grace_s = options.shutdown_grace.as_secs(),
+            "stopping: letting in-flight bottles finish"
+        );
         let deadline = tokio::time::sleep(options.shutdown_grace);
         tokio::pin!(deadline);
         loop {
@@ -197,7 +205,11 @@ async fn work_on(
         d if d.acknowledges() => queue.delete(&message.receipt).await,
         Disposition::Retry { delay, .. } => {
             // Cancelled work goes back at once; failures after a backoff.
-            let delay = if cancel.is_cancelled() { Duration::ZERO } else { delay.unwrap_or(visibility) };
+            let delay = if cancel.is_cancelled() {
+                Duration::ZERO
+            } else {
+                delay.unwrap_or(visibility)
+            };
             queue.set_visibility(&message.receipt, delay).await
         }
         _ => Ok(()),

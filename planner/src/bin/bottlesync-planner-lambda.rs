@@ -19,7 +19,11 @@ struct Settings {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt().json().flatten_event(true).with_target(false).init();
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_target(false)
+        .init();
     let settings = Settings::parse_from(["bottlesync-planner-lambda"]);
     let services = Arc::new(FleetServices::aws(FleetConfig::from_args(&settings.fleet)?).await?);
     run(service_fn(move |event: LambdaEvent<Value>| {

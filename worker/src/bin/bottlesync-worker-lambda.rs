@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use bottlesync_core::fleet_config::{FleetArgs, FleetConfig};
-use bottlesync_core::queue::Queue;
 use bottlesync_core::services::FleetServices;
 use bottlesync_worker::consumer::Consumer;
 use bottlesync_worker::lambda::handle_sqs_event;
@@ -20,13 +19,24 @@ struct Settings {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt().json().flatten_event(true).with_target(false).init();
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_target(false)
+        .init();
     let settings = Settings::parse_from(["bottlesync-worker-lambda"]);
     let config = FleetConfig::from_args(&settings.fleet)?;
     let services = Arc::new(FleetServices::aws(config).await?);
-    let queue = services.queue.clone().ok_or("BOTTLESYNC_QUEUE_URL: is not set")?;
+    let queue = services
+        .queue
+        .clone()
+        .ok_or("BOTTLESYNC_QUEUE_URL: is not set")?;
     let max_receive_count = queue.max_receive_count().await?;
-    let consumer = Arc::new(Consumer::new(services, Consumer::default_worker_id(), max_receive_count));
+    let consumer = Arc::new(Consumer::new(
+        services,
+        Consumer::default_worker_id(),
+        max_receive_count,
+    ));
     run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let consumer = consumer.clone();
         async move { Ok::<_, Error>(handle_sqs_event(consumer, event.payload).await) }
