@@ -40,6 +40,55 @@ pub enum Command {
     Work(WorkArgs),
     /// Compact the ledger into bottles_hash.json now (and finish a drained run).
     Compact(CompactArgs),
+    /// The dead-letter queue: list it, or replay it as a new run.
+    Dlq(DlqArgs),
+    /// Queue depths and the current (or last) run.
+    Status(StatusArgs),
+    /// Seed the ledger from an external hash file (PATH, s3://, https://).
+    ImportHashes(ImportArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DlqArgs {
+    #[command(subcommand)]
+    pub action: DlqAction,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum DlqAction {
+    /// Show the dead letters (bottle, run, receive count, last error); they stay in the DLQ.
+    List {
+        #[command(flatten)]
+        fleet: bottlesync_core::fleet_config::FleetArgs,
+        #[arg(long, default_value_t = 1000)]
+        max: usize,
+    },
+    /// Move dead letters back to work as a new run (send first, then delete).
+    Replay {
+        #[command(flatten)]
+        fleet: bottlesync_core::fleet_config::FleetArgs,
+        #[arg(long, default_value_t = 10_000)]
+        max: usize,
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub fleet: bottlesync_core::fleet_config::FleetArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub fleet: bottlesync_core::fleet_config::FleetArgs,
+    /// The hash file: a bottles_hash.json, a JSON array of sha256, or an object keyed by sha256.
+    pub source: String,
 }
 
 #[derive(Args, Debug, Clone)]

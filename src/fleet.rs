@@ -16,7 +16,7 @@ use bottlesync_worker::consumer::Consumer;
 use bottlesync_worker::work_loop::{WorkOptions, run_work_loop};
 use tokio::sync::watch;
 
-use crate::cli::{CompactArgs, PlanArgs, WorkArgs};
+use crate::cli::{CompactArgs, DlqAction, DlqArgs, ImportArgs, PlanArgs, StatusArgs, WorkArgs};
 
 fn finish(result: Result<serde_json::Value>) -> ExitCode {
     match result {
@@ -124,6 +124,86 @@ pub async fn compact(args: CompactArgs) -> ExitCode {
             .await?;
             let bottles = bottlesync_core::drain::compact(&services).await?;
             Ok(serde_json::json!({"bottles": bottles, "finished_run": format!("{finished:?}")}))
+        }
+        .await,
+    )
+}
+
+pub async fn dlq(args: DlqArgs) -> ExitCode {
+    finish(
+        async {
+            match args.action {
+                DlqAction::List { fleet, max } => {
+                    let services = services(&fleet).await?;
+                    let letters = bottlesync_core::dlq::list(&services, max).await?;
+                    Ok(serde_json::json!({"count": letters.len(), "messages": letters}))
+                }
+                DlqAction::Replay {
+                    fleet,
+                    max,
+                    dry_run,
+                } => {
+                    let services = services(&fleet).await?;
+                    let run_id = bottlesync_planner::fleet::new_run_id();
+                    let report =
+                        bottlesync_core::dlq::replay(&services, max, dry_run, run_id).await?;
+                    Ok(serde_json::to_value(report).expect("serialises"))
+                }
+            }
+        }
+        .await,
+    )
+}
+
+pub async fn status(args: StatusArgs) -> ExitCode {
+    let result = async {
+        let services = services(&args.fleet).await?;
+        bottlesync_core::operations::status(&services).await
+    }
+    .await;
+    match result {
+        Ok(status) if args.json => finish(Ok(serde_json::to_value(status).expect("serialises"))),
+        Ok(status) => {
+            println!("{} ({})", status.mirror, status.environment);
+            for q in &status.queues {
+                println!(
+                    "  {:<7} visible {:>6}  in flight {:>6}  delayed {:>4}",
+                    q.name, q.depth.visible, q.depth.in_flight, q.depth.delayed
+                );
+            }
+            match &status.run {
+                Some(r) => println!(
+                    "  run {} ({:?}, {:?}): {}/{} done ({} stored, {} skipped, {} failed), {} stored at {}/s, started {}{}",
+                    r.run.run_id,
+                    r.run.state,
+                    r.run.route,
+                    r.done,
+                    r.run.expected,
+                    r.run.stored,
+                    r.run.skipped,
+                    r.run.failed,
+                    bottlesync_core::notifier::human_bytes(r.run.bytes_stored),
+                    bottlesync_core::notifier::human_bytes(r.bytes_per_second as u64),
+                    r.run.started_at.to_rfc3339(),
+                    r.eta
+                        .map(|e| format!(", ETA {}", e.to_rfc3339()))
+                        .unwrap_or_default(),
+                ),
+                None => println!("  no runs yet"),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => finish(Err(e)),
+    }
+}
+
+pub async fn import_hashes(args: ImportArgs) -> ExitCode {
+    finish(
+        async {
+            let services = services(&args.fleet).await?;
+            let report =
+                bottlesync_core::operations::import_hashes(&services, &args.source).await?;
+            Ok(serde_json::to_value(report).expect("serialises"))
         }
         .await,
     )

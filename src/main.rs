@@ -47,5 +47,17 @@ async fn main() -> ExitCode {
             init_tracing(cli.log_format, "info");
             fleet::compact(args).await
         }
+        Command::Dlq(args) => {
+            init_tracing(cli.log_format, "info");
+            fleet::dlq(args).await
+        }
+        Command::Status(args) => {
+            init_tracing(cli.log_format, "warn");
+            fleet::status(args).await
+        }
+        Command::ImportHashes(args) => {
+            init_tracing(cli.log_format, "info");
+            fleet::import_hashes(args).await
+        }
     }
 }

@@ -35,7 +35,9 @@ pub async fn compact(services: &FleetServices) -> Result<usize> {
         .await?
         .into_iter()
         .filter_map(|(sha, state)| match state {
-            BottleState::Stored(bottle) => Some((sha, bottle)),
+            BottleState::Stored(bottle) if !crate::operations::is_imported_placeholder(&bottle) => {
+                Some((sha, bottle))
+            }
             _ => None,
         });
     let record = compact_into(services.store.as_ref(), stored).await?;

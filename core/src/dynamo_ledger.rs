@@ -9,13 +9,15 @@
 //!   [`MirroredBottle`] fields, `stored_at`, `run_id`) or `failed`.
 //! - `run#<run id>`: the [`RunRecord`] fields, `done` (= stored + skipped +
 //!   failed, moved in the same write as the specific counter, because a
-//!   condition cannot add), `finisher` and `finish_lease`.
+//!   condition cannot add), `finisher`, `finish_lease` and
+//!   `last_progress_at` (when the fleet last sent a progress message;
+//!   `started_at` when the run is created).
 //! - `count#<run id>#<sha256>`: the bottle has been counted for the run
 //!   (`expires_at`: a TTL 30 days out).
 //! - `run#latest`: `run_id` of the newest run.
 //!
 //! Times that conditions compare (`queued_until`, `lease_expires`,
-//! `finish_lease`) are epoch seconds with millisecond decimals; times that
+//! `finish_lease`, `last_progress_at`) are epoch seconds with millisecond decimals; times that
 //! people read (`downloaded_at`, `started_at`, ...) are RFC 3339 strings.
 //! Every attribute in an expression goes through an expression attribute
 //! name (`#st` for `st`), so reserved words (`name`, `size`, `state`, `key`,
@@ -32,7 +34,8 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::{StreamExt, TryStreamExt};
@@ -717,6 +720,65 @@ impl FleetLedger for DynamoLedger {
         }
         Err(self.not_finisher(LABEL, run_id, owner, old).await)
     }
+
+    async fn try_progress_slot(
+        &self,
+        run_id: &str,
+        interval: Duration,
+    ) -> Result<Option<RunRecord>> {
+        const LABEL: &str = "try_progress_slot";
+        const EXPRESSION: &str = "SET #last_progress_at = :now";
+        let pk = run_pk(run_id);
+        let now = now();
+        // A condition cannot subtract: the cut-off is computed here. Only
+        // one writer per interval can see `last_progress_at <= :due` hold,
+        // because the winner moves it to `:now`.
+        let due = chrono::Duration::from_std(interval)
+            .ok()
+            .and_then(|interval| now.checked_sub_signed(interval))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        // `#state = :running` also fails for a missing item, so the update
+        // never creates a stub run. A run written before `last_progress_at`
+        // existed gets its first slot at once.
+        let write = Write::update(pk.clone(), EXPRESSION)
+            .condition(
+                "#state = :running \
+                 AND (attribute_not_exists(#last_progress_at) OR #last_progress_at <= :due)",
+            )
+            .value(":running", s(run_state(RunState::Running)))
+            .value(":now", epoch(now))
+            .value(":due", epoch(due));
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.clone()))
+            .update_expression(EXPRESSION)
+            .set_condition_expression(write.condition.map(str::to_string))
+            .set_expression_attribute_names(write.names())
+            .set_expression_attribute_values(write.values())
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        let item = match result {
+            Ok(output) => output.attributes,
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => return Ok(None),
+                _ => return Err(self.sdk_error(LABEL, "UpdateItem", &pk, &err)),
+            },
+        };
+        let item = match item {
+            Some(item) if !item.is_empty() => item,
+            // Not what DynamoDB does with ALL_NEW, but a read is as good.
+            _ => match self.get(LABEL, &pk).await? {
+                Some(item) => item,
+                None => return Ok(None),
+            },
+        };
+        parse_run(&item)
+            .map(Some)
+            .map_err(|problem| self.problem(format!("{LABEL}: item {pk} is unreadable: {problem}")))
+    }
 }
 
 impl DynamoLedger {
@@ -932,6 +994,8 @@ fn run_item(run: &RunRecord) -> Item {
         ("bytes_planned".to_string(), n(run.bytes_planned)),
         ("route".to_string(), s(route_name(run.route))),
         ("started_at".to_string(), s(rfc3339(run.started_at))),
+        // The start message is the first progress message.
+        ("last_progress_at".to_string(), epoch(run.started_at)),
         ("state".to_string(), s(run_state(run.state))),
         ("stored".to_string(), n(run.stored)),
         ("skipped".to_string(), n(run.skipped)),

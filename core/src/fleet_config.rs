@@ -52,6 +52,30 @@ pub struct FleetArgs {
     /// CloudWatch log group named in failure messages.
     #[arg(long, env = "BOTTLESYNC_LOG_GROUP")]
     pub log_group: Option<String>,
+    /// ECS cluster of the large-run workers (the planner wakes the service).
+    #[arg(long, env = "BOTTLESYNC_ECS_CLUSTER")]
+    pub ecs_cluster: Option<String>,
+    /// ECS service of the large-run workers.
+    #[arg(long, env = "BOTTLESYNC_ECS_SERVICE")]
+    pub ecs_service: Option<String>,
+    /// Tasks the planner asks for when a run goes to ECS and the service is at 0.
+    #[arg(long, env = "BOTTLESYNC_ECS_WAKE_TASKS")]
+    pub ecs_wake_tasks: Option<String>,
+    /// A single bottle larger than this many GB goes to the ECS queue even in
+    /// a small run (default 5: what cannot be streamed within a 15-minute
+    /// Lambda at a conservative ~6 MB/s).
+    #[arg(long, env = "BOTTLESYNC_LAMBDA_MAX_BOTTLE_GB")]
+    pub lambda_max_bottle_gb: Option<String>,
+    /// Seconds between Slack progress messages of an ECS run, fleet-wide (default 900; 0 = none).
+    #[arg(long, env = "BOTTLESYNC_PROGRESS_INTERVAL_SECONDS")]
+    pub progress_interval_seconds: Option<String>,
+    /// `true`: an unreachable external hash file fails the plan (default: plan without it, and say so).
+    #[arg(long, env = "BOTTLESYNC_EXTERNAL_HASH_FILE_REQUIRED")]
+    pub external_hash_file_required: Option<String>,
+    /// `emf` (CloudWatch Embedded Metric Format lines on stdout), `off`, or
+    /// unset: `emf` when running in Lambda or ECS.
+    #[arg(long, env = "BOTTLESYNC_METRICS")]
+    pub metrics: Option<String>,
     /// Extra hosts bottle URLs may use.
     #[arg(
         long = "allow-host",
@@ -85,6 +109,38 @@ pub struct FleetConfig {
     pub environment: String,
     pub log_group: Option<String>,
     pub hosts: HostPolicy,
+    pub ecs: Option<EcsService>,
+    pub ecs_wake_tasks: i32,
+    pub lambda_max_bottle_bytes: u64,
+    /// `None`: no progress messages.
+    pub progress_interval: Option<std::time::Duration>,
+    pub external_hash_file_required: bool,
+    pub emit_metrics: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EcsService {
+    pub cluster: String,
+    pub service: String,
+}
+
+fn positive_number(value: &Option<String>, name: &str, default: f64) -> Result<f64> {
+    let text = optional(value).unwrap_or_else(|| default.to_string());
+    text.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .ok_or_else(|| Error::config(name, format!("{text:?} is not a non-negative number")))
+}
+
+fn boolean(value: &Option<String>, name: &str) -> Result<bool> {
+    match optional(value).map(|v| v.to_ascii_lowercase()).as_deref() {
+        None | Some("false" | "0" | "no" | "off") => Ok(false),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some(other) => Err(Error::config(
+            name,
+            format!("{other:?} is not true or false"),
+        )),
+    }
 }
 
 fn required(value: &Option<String>, name: &str) -> Result<String> {
@@ -180,7 +236,57 @@ impl FleetConfig {
             ));
         }
         let hosts = HostPolicy::new(&api_url, &args.allow_hosts);
+        let ecs = match (optional(&args.ecs_cluster), optional(&args.ecs_service)) {
+            (Some(cluster), Some(service)) => Some(EcsService { cluster, service }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(Error::config(
+                    "BOTTLESYNC_ECS_SERVICE",
+                    "is not set (BOTTLESYNC_ECS_CLUSTER is)",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(Error::config(
+                    "BOTTLESYNC_ECS_CLUSTER",
+                    "is not set (BOTTLESYNC_ECS_SERVICE is)",
+                ));
+            }
+        };
+        let wake = positive_number(&args.ecs_wake_tasks, "BOTTLESYNC_ECS_WAKE_TASKS", 1.0)?;
+        let lambda_max_gb = positive_number(
+            &args.lambda_max_bottle_gb,
+            "BOTTLESYNC_LAMBDA_MAX_BOTTLE_GB",
+            5.0,
+        )?;
+        let progress = positive_number(
+            &args.progress_interval_seconds,
+            "BOTTLESYNC_PROGRESS_INTERVAL_SECONDS",
+            900.0,
+        )?;
+        let in_aws = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
+            || std::env::var_os("ECS_CONTAINER_METADATA_URI_V4").is_some();
+        let emit_metrics = match optional(&args.metrics).as_deref() {
+            None => in_aws,
+            Some("emf") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(Error::config(
+                    "BOTTLESYNC_METRICS",
+                    format!("{other:?} is not emf or off"),
+                ));
+            }
+        };
         Ok(FleetConfig {
+            ecs,
+            ecs_wake_tasks: (wake as i32).max(1),
+            lambda_max_bottle_bytes: (lambda_max_gb * 1e9) as u64,
+            progress_interval: (progress > 0.0)
+                .then(|| std::time::Duration::from_secs_f64(progress)),
+            external_hash_file_required: boolean(
+                &args.external_hash_file_required,
+                "BOTTLESYNC_EXTERNAL_HASH_FILE_REQUIRED",
+            )?,
+            emit_metrics,
             bucket,
             prefix,
             queue_url: queue_url(&args.queue_url, "BOTTLESYNC_QUEUE_URL")?,

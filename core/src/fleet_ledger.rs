@@ -196,4 +196,17 @@ pub trait FleetLedger: Send + Sync {
 
     /// Ends the run: `Finished`, with `finished_at`.
     async fn finish(&self, run_id: &str, owner: &str) -> Result<()>;
+
+    /// Takes the fleet-wide slot for one progress message of a run: one
+    /// conditional write that sets the run's `last_progress_at` to now if
+    /// the run is `Running` and the last progress (initially `started_at`:
+    /// the start message just went out) is at least `interval` ago. Exactly
+    /// one caller per interval gets the run, as it is after the write, so
+    /// it can render the counts without a second read; everyone else (and
+    /// an unknown run) gets `None`.
+    async fn try_progress_slot(
+        &self,
+        run_id: &str,
+        interval: Duration,
+    ) -> Result<Option<RunRecord>>;
 }

@@ -99,6 +99,8 @@ impl MirrorRecord {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExternalHashes {
     pub digests: BTreeSet<Sha256Digest>,
+    /// Full records, when the file was a schema-1 `bottles_hash.json`.
+    pub bottles: BTreeMap<Sha256Digest, MirroredBottle>,
     /// Which of the accepted formats it was, for reports.
     pub format: &'static str,
 }
@@ -112,7 +114,8 @@ pub fn parse_external(bytes: &[u8]) -> Result<ExternalHashes, String> {
         serde_json::Value::Object(map) if map.contains_key("schema") => {
             let record = MirrorRecord::parse(bytes)?;
             Ok(ExternalHashes {
-                digests: record.bottles.into_keys().collect(),
+                digests: record.bottles.keys().cloned().collect(),
+                bottles: record.bottles,
                 format: "bottles_hash.json schema 1",
             })
         }
@@ -123,6 +126,7 @@ pub fn parse_external(bytes: &[u8]) -> Result<ExternalHashes, String> {
                 .collect::<Result<_, _>>()?;
             Ok(ExternalHashes {
                 digests,
+                bottles: BTreeMap::new(),
                 format: "object keyed by sha256",
             })
         }
@@ -139,6 +143,7 @@ pub fn parse_external(bytes: &[u8]) -> Result<ExternalHashes, String> {
                 .collect::<Result<_, _>>()?;
             Ok(ExternalHashes {
                 digests,
+                bottles: BTreeMap::new(),
                 format: "array of sha256 strings",
             })
         }

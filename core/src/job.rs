@@ -16,7 +16,11 @@ pub enum SizeSource {
     Manifest,
     /// The blob's Content-Length.
     ContentLength,
-    /// Nothing told us.
+    /// The last stored bottle of the same formula and tag.
+    PreviousBottle,
+    /// Nothing told us; a conservative default so no estimate is zero.
+    Default,
+    /// Not looked up yet.
     Unknown,
 }
 

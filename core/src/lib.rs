@@ -4,8 +4,10 @@
 //! `bottlesync` binary are thin layers over this crate.
 
 pub mod aws;
+pub mod capacity;
 pub mod destination;
 pub mod digest;
+pub mod dlq;
 pub mod drain;
 pub mod dynamo_ledger;
 pub mod error;
@@ -20,8 +22,10 @@ pub mod local_store;
 pub mod memory_ledger;
 pub mod memory_queue;
 pub mod message;
+pub mod metrics;
 pub mod naming;
 pub mod notifier;
+pub mod operations;
 pub mod queue;
 pub mod registry;
 pub mod retry;

@@ -39,6 +39,8 @@ struct RunEntry {
     record: RunRecord,
     finisher: Option<String>,
     finish_lease: DateTime<Utc>,
+    /// When the last progress message went out (`started_at` at first).
+    last_progress_at: DateTime<Utc>,
 }
 
 #[derive(Default)]
@@ -311,6 +313,7 @@ impl FleetLedger for MemoryLedger {
                 record: run.clone(),
                 finisher: None,
                 finish_lease: DateTime::<Utc>::UNIX_EPOCH,
+                last_progress_at: run.started_at,
             },
         );
         state.latest = Some(run.run_id.clone());
@@ -379,6 +382,23 @@ impl FleetLedger for MemoryLedger {
                 format!("finish: run {run_id:?} is still running"),
             )),
         }
+    }
+
+    async fn try_progress_slot(
+        &self,
+        run_id: &str,
+        interval: Duration,
+    ) -> Result<Option<RunRecord>> {
+        let now = Utc::now();
+        let mut state = self.lock();
+        let Some(run) = state.runs.get_mut(run_id) else {
+            return Ok(None);
+        };
+        if run.record.state != RunState::Running || expiry(run.last_progress_at, interval) > now {
+            return Ok(None);
+        }
+        run.last_progress_at = now;
+        Ok(Some(run.record.clone()))
     }
 }
 

@@ -14,6 +14,7 @@ use crate::retry::RetryPolicy;
 pub const TITLE_STARTED: &str = "🚀 Homebrew Bottles Sync Started";
 pub const TITLE_COMPLETE: &str = "✅ Homebrew Bottles Sync Complete";
 pub const TITLE_FAILED: &str = "❌ Homebrew Bottles Sync Failed";
+pub const TITLE_PROGRESS: &str = "⏳ Homebrew Sync Progress";
 /// How many failures a summary names.
 pub const FAILURES_SHOWN: usize = 5;
 
@@ -201,6 +202,65 @@ pub fn started(run: &RunRecord, ctx: &MessageContext) -> Notification {
     )
 }
 
+/// A progress message of a running run (ECS runs, at most one per
+/// interval for the whole fleet): done/total, percent, bytes, and an ETA
+/// from the average rate since `started_at`.
+pub fn progress(run: &RunRecord, ctx: &MessageContext, now: DateTime<Utc>) -> Notification {
+    let done = run.done();
+    let percent = (done.min(run.expected) * 100)
+        .checked_div(run.expected)
+        .unwrap_or(100);
+    let elapsed_ms = (now - run.started_at).num_milliseconds().max(0);
+    let remaining = run.expected.saturating_sub(done);
+    let eta = if remaining == 0 {
+        "any moment".to_string()
+    } else if done == 0 || elapsed_ms == 0 {
+        "unknown (nothing done yet)".to_string()
+    } else {
+        let seconds = elapsed_ms as f64 / 1000.0 * remaining as f64 / done as f64;
+        let seconds = seconds.ceil().min(1e9) as i64;
+        let at = now + chrono::Duration::seconds(seconds);
+        let clock = if at.date_naive() == now.date_naive() {
+            "%H:%M UTC"
+        } else {
+            "%Y-%m-%d %H:%M UTC"
+        };
+        format!("{} (about {})", human_duration(seconds), at.format(clock))
+    };
+    let rate = if elapsed_ms > 0 {
+        format!(
+            "{}/s",
+            human_bytes((run.bytes_stored as f64 * 1000.0 / elapsed_ms as f64) as u64)
+        )
+    } else {
+        "-".to_string()
+    };
+    render(
+        TITLE_PROGRESS,
+        &[
+            ("Progress", format!("{done}/{} ({percent}%)", run.expected)),
+            (
+                "Stored / skipped / failed",
+                format!("{} / {} / {}", run.stored, run.skipped, run.failed),
+            ),
+            (
+                "Bytes stored",
+                format!(
+                    "{} of ~{}",
+                    human_bytes(run.bytes_stored),
+                    human_bytes(run.bytes_planned)
+                ),
+            ),
+            ("Rate", rate),
+            ("Elapsed", human_duration(elapsed_ms / 1000)),
+            ("ETA", eta),
+            ("Environment", ctx.environment.clone()),
+            ("Run", run.run_id.clone()),
+        ],
+        None,
+    )
+}
+
 /// The drain summary: `Complete`, or `Failed` when any bottle failed.
 pub fn summary(
     run: &RunRecord,
@@ -327,5 +387,57 @@ mod tests {
         );
         assert_eq!(failed.blocks[0]["type"], "header");
         assert_eq!(started(&run(0), &ctx()).title(), TITLE_STARTED);
+    }
+
+    #[test]
+    fn progress_counts_percent_and_eta() {
+        let mut r = run(1);
+        r.state = RunState::Running;
+        r.route = Route::Ecs;
+        r.expected = 40;
+        r.stored = 8;
+        r.skipped = 1;
+        r.failed = 1;
+        r.bytes_stored = 3 << 30;
+        r.bytes_planned = 12 << 30;
+        r.finished_at = None;
+        // 10 of 40 done in 5 minutes: 30 more take 15 minutes.
+        let now = r.started_at + chrono::Duration::minutes(5);
+        let message = progress(&r, &ctx(), now);
+        assert_eq!(message.title(), TITLE_PROGRESS);
+        assert_eq!(TITLE_PROGRESS, "⏳ Homebrew Sync Progress");
+        for needle in [
+            "Progress: 10/40 (25%)",
+            "Stored / skipped / failed: 8 / 1 / 1",
+            "Bytes stored: 3.0 GiB of ~12.0 GiB",
+            "Elapsed: 5m 0s",
+            "ETA: 15m 0s (about 08:20 UTC)",
+            "Environment: prod",
+            "Run: r1",
+        ] {
+            assert!(
+                message.text.contains(needle),
+                "{needle:?} in\n{}",
+                message.text
+            );
+        }
+        assert_eq!(message.blocks[0]["type"], "header");
+        assert_eq!(message.blocks[0]["text"]["text"], TITLE_PROGRESS);
+
+        // Nothing done yet, and everything done.
+        r.stored = 0;
+        r.skipped = 0;
+        r.failed = 0;
+        let message = progress(&r, &ctx(), now);
+        assert!(
+            message.text.contains("Progress: 0/40 (0%)"),
+            "{}",
+            message.text
+        );
+        assert!(message.text.contains("ETA: unknown"), "{}", message.text);
+        r.stored = 40;
+        let message = progress(&r, &ctx(), now);
+        assert!(message.text.contains("(100%)"), "{}", message.text);
+        assert!(message.text.contains("ETA: any moment"), "{}", message.text);
     }
 }

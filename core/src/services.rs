@@ -24,6 +24,8 @@ pub struct FleetServices {
     pub queue: Option<Arc<dyn Queue>>,
     pub large_queue: Option<Arc<dyn Queue>>,
     pub dlq: Option<Arc<dyn Queue>>,
+    /// The ECS workers, when `BOTTLESYNC_ECS_CLUSTER`/`_SERVICE` are set.
+    pub capacity: Option<Arc<dyn crate::capacity::WorkerCapacity>>,
 }
 
 impl FleetServices {
@@ -65,6 +67,12 @@ impl FleetServices {
             queue: queue(&config.queue_url),
             large_queue: queue(&config.large_queue_url),
             dlq: queue(&config.dlq_url),
+            capacity: config.ecs.clone().map(|service| {
+                Arc::new(crate::capacity::EcsCapacity::new(
+                    aws_sdk_ecs::Client::new(&sdk),
+                    service,
+                )) as Arc<dyn crate::capacity::WorkerCapacity>
+            }),
             config,
         })
     }

@@ -66,6 +66,8 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         import_stored,
         bottle_states,
         unknown_run,
+        progress_slots,
+        progress_slot_race,
     ]
 }
 
@@ -705,4 +707,94 @@ async fn unknown_run(ledger: Ledger, _: Backend) {
         state_of(&ledger, &x).await,
         Some(BottleState::Claimed { .. })
     ));
+}
+
+/// One progress slot per interval, the first one interval after the start.
+async fn progress_slots(ledger: Ledger, _: Backend) {
+    // An unknown run has no slot, and asking creates nothing.
+    assert_eq!(ledger.try_progress_slot("nope", SHORT).await.unwrap(), None);
+    assert_eq!(ledger.run("nope").await.unwrap(), None);
+
+    let mut run = run_record("r1", 4);
+    run.route = Route::Ecs;
+    ledger.create_run(&run).await.unwrap();
+    // The start message was the last progress: nothing before an interval.
+    assert_eq!(ledger.try_progress_slot("r1", SHORT).await.unwrap(), None);
+    ledger.count_skipped("r1", &sha(60)).await.unwrap();
+    tokio::time::sleep(PAST_SHORT).await;
+    // The winner gets the run as written, counters included.
+    let slot = ledger
+        .try_progress_slot("r1", SHORT)
+        .await
+        .unwrap()
+        .expect("a slot one interval after the start");
+    assert_eq!((slot.skipped, slot.done(), slot.expected), (1, 1, 4));
+    assert_eq!(slot.route, Route::Ecs);
+    assert_eq!(slot, run_of(&ledger, "r1").await);
+    // Taken: nobody gets another until the interval has passed again.
+    assert_eq!(ledger.try_progress_slot("r1", SHORT).await.unwrap(), None);
+    assert_eq!(ledger.try_progress_slot("r1", SHORT).await.unwrap(), None);
+    tokio::time::sleep(PAST_SHORT).await;
+    assert!(
+        ledger
+            .try_progress_slot("r1", SHORT)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // A longer interval is measured from the same last progress.
+    assert_eq!(ledger.try_progress_slot("r1", HOUR).await.unwrap(), None);
+
+    // A run that started long ago has its first slot at once.
+    let mut old = run_record("r2", 2);
+    old.started_at = Utc::now() - chrono::Duration::hours(2);
+    ledger.create_run(&old).await.unwrap();
+    assert!(
+        ledger
+            .try_progress_slot("r2", HOUR)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(ledger.try_progress_slot("r2", HOUR).await.unwrap(), None);
+
+    // Only running runs report progress.
+    let mut drained = run_record("r3", 1);
+    drained.started_at = Utc::now() - chrono::Duration::hours(2);
+    ledger.create_run(&drained).await.unwrap();
+    ledger.count_skipped("r3", &sha(61)).await.unwrap();
+    assert!(ledger.begin_finish("r3", "w", HOUR).await.unwrap());
+    assert_eq!(ledger.try_progress_slot("r3", SHORT).await.unwrap(), None);
+    ledger.finish("r3", "w").await.unwrap();
+    assert_eq!(ledger.try_progress_slot("r3", SHORT).await.unwrap(), None);
+    assert_eq!(run_of(&ledger, "r3").await.state, RunState::Finished);
+}
+
+/// Many workers ask at once: one slot, one winner.
+async fn progress_slot_race(ledger: Ledger, backend: Backend) {
+    let mut run = run_record("r1", 100);
+    run.started_at = Utc::now() - chrono::Duration::hours(1);
+    ledger.create_run(&run).await.unwrap();
+    // Against moto the racers take turns (see `Backend` and `begin_finish_once`).
+    let turns = Arc::new(tokio::sync::Mutex::new(()));
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let ledger = ledger.clone();
+            let turns = turns.clone();
+            tokio::spawn(async move {
+                let _turn = match backend.atomic_under_concurrency {
+                    true => None,
+                    false => Some(turns.lock().await),
+                };
+                ledger.try_progress_slot("r1", HOUR).await.unwrap()
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for racer in racers {
+        if racer.await.unwrap().is_some() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
 }

@@ -2,7 +2,7 @@
 //! ledger and one SQS message per missing bottle, routed by size.
 //! `bottlesync plan` and the planner Lambda both call [`plan_fleet_run`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use bottlesync_core::destination::{Location, read_external_hashes};
 use bottlesync_core::drain::finish_latest_if_due;
@@ -10,7 +10,7 @@ use bottlesync_core::fleet_ledger::{BottleState, Route, RunRecord, RunState};
 use bottlesync_core::message::BottleMessage;
 use bottlesync_core::notifier::{notify_or_log, started};
 use bottlesync_core::services::FleetServices;
-use bottlesync_core::{Error, Result};
+use bottlesync_core::{BottleJob, Error, Result};
 use chrono::{NaiveDate, Utc};
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -58,7 +58,12 @@ pub struct FleetPlanOutcome {
     pub in_flight: usize,
     pub in_hash_file: usize,
     pub rejected_entries: usize,
+    /// Sizes not read from a manifest (Content-Length, previous bottle, default).
     pub estimated_sizes: usize,
+    /// Messages sent to the ECS queue (the whole run, or its oversized bottles).
+    pub to_ecs: u64,
+    /// The ECS service's desired count before and after the planner woke it.
+    pub ecs_desired_count: Option<(i32, i32)>,
     pub external_hash_file_error: Option<String>,
     pub dry_run: bool,
 }
@@ -105,6 +110,7 @@ pub async fn plan_fleet_run(
             };
             match loaded {
                 Ok(hashes) => (hashes.digests.into_iter().collect(), None),
+                Err(e) if config.external_hash_file_required => return Err(e),
                 Err(e) => {
                     tracing::warn!(error = %e, "external hash file unavailable; planning without it");
                     (HashSet::new(), Some(e.to_string()))
@@ -115,9 +121,11 @@ pub async fn plan_fleet_run(
     let now = Utc::now();
     let mut stored = HashSet::new();
     let mut in_flight = HashSet::new();
+    let mut previous_sizes = HashMap::new();
     for (sha, state) in services.ledger.bottle_states().await? {
         match state {
-            BottleState::Stored(_) => {
+            BottleState::Stored(bottle) => {
+                previous_sizes.insert((bottle.name.clone(), bottle.tag.to_string()), bottle.size);
                 stored.insert(sha);
             }
             BottleState::Queued { until, .. } if until > now => {
@@ -147,6 +155,13 @@ pub async fn plan_fleet_run(
         SIZING_CONCURRENCY,
     )
     .await;
+    let estimated = crate::sizing::estimate_unknown_sizes(&mut plan.jobs, &previous_sizes);
+    if estimated > 0 {
+        tracing::warn!(
+            estimated,
+            "bottle sizes estimated (no manifest size, no Content-Length)"
+        );
+    }
     let bytes = plan.bytes();
     let route = if bytes >= config.size_threshold_bytes {
         Route::Ecs
@@ -163,7 +178,9 @@ pub async fn plan_fleet_run(
         in_flight: in_flight_count,
         in_hash_file: plan.in_hash_file.len(),
         rejected_entries: index.rejections.len(),
-        estimated_sizes: sizing.unknown,
+        estimated_sizes: estimated + sizing.from_content_length,
+        to_ecs: 0,
+        ecs_desired_count: None,
         external_hash_file_error,
         dry_run: request.dry_run,
     };
@@ -171,16 +188,16 @@ pub async fn plan_fleet_run(
         outcome.enqueued = plan.jobs.len() as u64;
         return Ok(outcome);
     }
-    let queue = match route {
-        Route::Lambda => services
-            .queue
-            .clone()
-            .ok_or_else(|| Error::config("BOTTLESYNC_QUEUE_URL", "is not set"))?,
-        Route::Ecs => services
-            .large_queue
-            .clone()
-            .ok_or_else(|| Error::config("BOTTLESYNC_LARGE_QUEUE_URL", "is not set"))?,
-    };
+    let lambda_queue = services.queue.clone();
+    let ecs_queue = services.large_queue.clone();
+    let goes_to_ecs =
+        |job: &BottleJob| route == Route::Ecs || job.size > config.lambda_max_bottle_bytes;
+    if plan.jobs.iter().any(goes_to_ecs) && ecs_queue.is_none() {
+        return Err(Error::config("BOTTLESYNC_LARGE_QUEUE_URL", "is not set"));
+    }
+    if !plan.jobs.iter().all(goes_to_ecs) && lambda_queue.is_none() {
+        return Err(Error::config("BOTTLESYNC_QUEUE_URL", "is not set"));
+    }
 
     let run_id = new_run_id();
     // Mark first: a bottle another planner queued meanwhile is left to it.
@@ -239,12 +256,35 @@ pub async fn plan_fleet_run(
         summary_sent: false,
     };
     services.ledger.create_run(&run).await?;
-    let bodies: Vec<String> = jobs
-        .into_iter()
-        .map(|job| BottleMessage::new(&run_id, job).to_body())
-        .collect();
-    queue.send_all(bodies).await?;
-    tracing::info!(run_id, enqueued = outcome.enqueued, bytes = outcome.bytes, route = ?route, queue = %queue.name(), "run planned");
+    let (to_ecs, to_lambda): (Vec<BottleJob>, Vec<BottleJob>) =
+        jobs.into_iter().partition(goes_to_ecs);
+    outcome.to_ecs = to_ecs.len() as u64;
+    if !to_ecs.is_empty() {
+        match &services.capacity {
+            Some(capacity) => match capacity.ensure_at_least(config.ecs_wake_tasks).await {
+                Ok(counts) => {
+                    tracing::info!(before = counts.0, after = counts.1, "ECS workers woken");
+                    outcome.ecs_desired_count = Some(counts);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not wake the ECS service; queue-depth scaling must")
+                }
+            },
+            None => tracing::info!(
+                "BOTTLESYNC_ECS_CLUSTER/SERVICE not set: relying on queue-depth scaling"
+            ),
+        }
+    }
+    for (jobs, queue) in [(to_ecs, &ecs_queue), (to_lambda, &lambda_queue)] {
+        if let (false, Some(queue)) = (jobs.is_empty(), queue) {
+            let bodies = jobs
+                .into_iter()
+                .map(|job| BottleMessage::new(&run_id, job).to_body())
+                .collect();
+            queue.send_all(bodies).await?;
+        }
+    }
+    tracing::info!(run_id, enqueued = outcome.enqueued, to_ecs = outcome.to_ecs, bytes = outcome.bytes, route = ?route, "run planned");
     let mut message = started(&run, &services.message_context());
     if let Some(problem) = &outcome.external_hash_file_error {
         message

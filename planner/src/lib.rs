@@ -9,4 +9,4 @@ pub mod select;
 pub mod sizing;
 
 pub use select::{Plan, PlanRequest, TagSelection, Unavailable, plan};
-pub use sizing::{SizingReport, size_jobs};
+pub use sizing::{SizingReport, estimate_unknown_sizes, size_jobs};

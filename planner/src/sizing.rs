@@ -103,3 +103,82 @@ pub async fn size_jobs(
     }
     report
 }
+
+/// What a bottle nobody could size is assumed to weigh (the median bottle
+/// is a few MB; erring large routes such runs to ECS rather than Lambda).
+pub const DEFAULT_SIZE_ESTIMATE: u64 = 64 * 1024 * 1024;
+
+/// Sizes still unknown after [`size_jobs`] are estimated from the last
+/// stored bottle of the same formula and tag, else [`DEFAULT_SIZE_ESTIMATE`]:
+/// never zero. Returns how many were estimated this way.
+pub fn estimate_unknown_sizes(
+    jobs: &mut [BottleJob],
+    previous: &HashMap<(String, String), u64>,
+) -> usize {
+    let mut estimated = 0;
+    for job in jobs
+        .iter_mut()
+        .filter(|j| j.size_source == SizeSource::Unknown)
+    {
+        estimated += 1;
+        match previous.get(&(job.name.clone(), job.tag.to_string())) {
+            Some(size) if *size > 0 => {
+                job.size = *size;
+                job.size_source = SizeSource::PreviousBottle;
+            }
+            _ => {
+                job.size = DEFAULT_SIZE_ESTIMATE;
+                job.size_source = SizeSource::Default;
+            }
+        }
+    }
+    estimated
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bottlesync_core::{ObjectKey, Sha256Digest, Tag};
+
+    fn job(name: &str, source: SizeSource) -> BottleJob {
+        let sha = Sha256Digest::parse(&"a".repeat(64)).unwrap();
+        BottleJob {
+            name: name.into(),
+            version: "1".into(),
+            revision: 0,
+            rebuild: 0,
+            tag: Tag::parse("arm64_tahoe").unwrap(),
+            url: format!("https://ghcr.io/v2/homebrew/core/{name}/blobs/sha256:{sha}")
+                .parse()
+                .unwrap(),
+            sha256: sha,
+            size: if source == SizeSource::Manifest { 7 } else { 0 },
+            size_source: source,
+            key: ObjectKey::parse(&format!("2026-11-29/{name}-1.arm64_tahoe.bottle.tar.gz"))
+                .unwrap(),
+        }
+    }
+
+    #[test]
+    fn unknown_sizes_are_never_zero() {
+        let mut jobs = vec![
+            job("a", SizeSource::Manifest),
+            job("b", SizeSource::Unknown),
+            job("c", SizeSource::Unknown),
+        ];
+        let previous = HashMap::from([(("b".to_string(), "arm64_tahoe".to_string()), 1234u64)]);
+        assert_eq!(estimate_unknown_sizes(&mut jobs, &previous), 2);
+        assert_eq!(
+            (jobs[0].size, jobs[0].size_source),
+            (7, SizeSource::Manifest)
+        );
+        assert_eq!(
+            (jobs[1].size, jobs[1].size_source),
+            (1234, SizeSource::PreviousBottle)
+        );
+        assert_eq!(
+            (jobs[2].size, jobs[2].size_source),
+            (DEFAULT_SIZE_ESTIMATE, SizeSource::Default)
+        );
+    }
+}

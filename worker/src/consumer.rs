@@ -2,15 +2,21 @@
 //! validate, claim in the ledger, fetch-verify-store, record and count
 //! exactly once, and finish the run when it has drained. The shells only
 //! translate a `Disposition` into delete / retry / batch-item-failure.
+//!
+//! Around each counted outcome the consumer also reports: an EMF metrics
+//! line (when `BOTTLESYNC_METRICS` is on) and, for ECS runs, a Slack
+//! progress message when this worker wins the fleet-wide slot for it.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bottlesync_core::drain::finish_run_if_due;
-use bottlesync_core::fleet_ledger::{ClaimOutcome, CompleteOutcome, FailureNote};
+use bottlesync_core::fleet_ledger::{ClaimOutcome, CompleteOutcome, FailureNote, Route};
 use bottlesync_core::hash_file::MirroredBottle;
 use bottlesync_core::message::{BottleMessage, salvage_ids};
+use bottlesync_core::metrics::{self, Unit};
+use bottlesync_core::notifier::{self, notify_or_log};
 use bottlesync_core::queue::{Queue, QueueMessage};
 use bottlesync_core::services::FleetServices;
 use bottlesync_core::{Error, Result, Sha256Digest};
@@ -66,7 +72,8 @@ pub struct Consumer {
     /// The queue being consumed, to re-enqueue a message whose last receive
     /// met someone else's claim (SQS would otherwise dead-letter it uncounted).
     pub source: Option<Arc<dyn Queue>>,
-    known_runs: Mutex<HashSet<String>>,
+    /// Runs seen to exist, with their route (neither ever changes).
+    known_runs: Mutex<HashMap<String, Route>>,
 }
 
 impl Consumer {
@@ -82,7 +89,7 @@ impl Consumer {
             max_receive_count,
             retry_base: Duration::from_secs(10),
             source: None,
-            known_runs: Mutex::new(HashSet::new()),
+            known_runs: Mutex::new(HashMap::new()),
         }
     }
 
@@ -132,33 +139,123 @@ impl Consumer {
             }
             Err(e) => return retry(format!("ledger unavailable: {e}")),
         }
-        let disposition = match self.process(&parsed, message, cancel).await {
+        let mut download = None;
+        let disposition = match self.process(&parsed, message, cancel, &mut download).await {
             Ok(d) => d,
             Err(e) => retry(format!("{e}")),
         };
+        self.emit_metrics(
+            &parsed.run_id,
+            parsed.job.sha256.as_str(),
+            message,
+            &disposition,
+            download,
+        );
         if matches!(
             disposition,
             Disposition::Stored { .. } | Disposition::Skipped | Disposition::Failed { .. }
-        ) && let Err(e) =
-            finish_run_if_due(&self.services, &parsed.run_id, &self.worker_id).await
-        {
-            tracing::warn!(run_id = %parsed.run_id, error = %e, "could not check whether the run drained");
+        ) {
+            self.report_progress(&parsed.run_id).await;
+            if let Err(e) = finish_run_if_due(&self.services, &parsed.run_id, &self.worker_id).await
+            {
+                tracing::warn!(run_id = %parsed.run_id, error = %e, "could not check whether the run drained");
+            }
         }
         disposition
     }
 
     async fn run_exists(&self, run_id: &str) -> Result<bool> {
-        if self.known_runs.lock().expect("run cache").contains(run_id) {
-            return Ok(true);
+        Ok(self.run_route(run_id).await?.is_some())
+    }
+
+    /// The run's route, or `None` when the run does not exist.
+    async fn run_route(&self, run_id: &str) -> Result<Option<Route>> {
+        if let Some(route) = self.known_runs.lock().expect("run cache").get(run_id) {
+            return Ok(Some(*route));
         }
-        let exists = self.services.ledger.run(run_id).await?.is_some();
-        if exists {
+        let route = self.services.ledger.run(run_id).await?.map(|run| run.route);
+        if let Some(route) = route {
             self.known_runs
                 .lock()
                 .expect("run cache")
-                .insert(run_id.to_string());
+                .insert(run_id.to_string(), route);
         }
-        Ok(exists)
+        Ok(route)
+    }
+
+    /// After a bottle of an ECS run was counted: posts a progress message if
+    /// this worker wins the fleet-wide slot (at most one per
+    /// `BOTTLESYNC_PROGRESS_INTERVAL_SECONDS` for all workers together) and
+    /// the run has not drained (then the summary says it all).
+    async fn report_progress(&self, run_id: &str) {
+        let Some(interval) = self.services.config.progress_interval else {
+            return;
+        };
+        match self.run_route(run_id).await {
+            Ok(Some(Route::Ecs)) => {}
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(run_id, error = %e, "could not read the run for a progress message");
+                return;
+            }
+        }
+        match self
+            .services
+            .ledger
+            .try_progress_slot(run_id, interval)
+            .await
+        {
+            Ok(Some(run)) if run.done() < run.expected => {
+                let message =
+                    notifier::progress(&run, &self.services.message_context(), Utc::now());
+                tracing::info!(
+                    run_id,
+                    done = run.done(),
+                    expected = run.expected,
+                    "posting progress"
+                );
+                notify_or_log(self.services.notifier.as_ref(), &message).await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(run_id, error = %e, "could not take the progress slot"),
+        }
+    }
+
+    /// One EMF line per message with a counted outcome (when metrics are on).
+    fn emit_metrics(
+        &self,
+        run_id: &str,
+        sha256: &str,
+        message: &QueueMessage,
+        disposition: &Disposition,
+        download: Option<Duration>,
+    ) {
+        if !self.services.config.emit_metrics {
+            return;
+        }
+        let mut values: Vec<(&str, f64, Unit)> = match disposition {
+            Disposition::Stored { bytes } => vec![
+                ("BottlesStored", 1.0, Unit::Count),
+                ("BytesStored", *bytes as f64, Unit::Bytes),
+            ],
+            Disposition::Skipped => vec![("BottlesSkipped", 1.0, Unit::Count)],
+            Disposition::Failed { .. } | Disposition::Refused { .. } => {
+                vec![("BottlesFailed", 1.0, Unit::Count)]
+            }
+            Disposition::Requeued { .. } | Disposition::Retry { .. } => return,
+        };
+        if let Some(download) = download {
+            values.push(("DownloadSeconds", download.as_secs_f64(), Unit::Seconds));
+        }
+        if let Some(sent_at) = message.sent_at {
+            let waited = (Utc::now() - sent_at).num_milliseconds().max(0) as f64 / 1000.0;
+            values.push(("TimeInQueueSeconds", waited, Unit::Seconds));
+        }
+        metrics::emit(
+            &self.services.config.environment,
+            &values,
+            &[("run_id", run_id), ("sha256", sha256)],
+        );
     }
 
     async fn process(
@@ -166,6 +263,7 @@ impl Consumer {
         message: &BottleMessage,
         received: &QueueMessage,
         cancel: &CancellationToken,
+        download: &mut Option<Duration>,
     ) -> Result<Disposition> {
         let job = &message.job;
         let ledger = &self.services.ledger;
@@ -205,7 +303,9 @@ impl Consumer {
                 Err(e) => tracing::warn!(error = %e, "could not check for abandoned uploads"),
             }
         }
+        let started = Instant::now();
         let transfer = self.transfer_with_heartbeat(message, cancel).await;
+        *download = Some(started.elapsed());
         match transfer {
             Ok(bytes) => {
                 let bottle = MirroredBottle::from_job(job, bytes, Utc::now());
@@ -352,6 +452,11 @@ impl Consumer {
             if let Err(e) = finish_run_if_due(&self.services, &run_id, &self.worker_id).await {
                 tracing::warn!(error = %e, "could not check whether the run drained");
             }
+            let disposition = self
+                .dead_letter(message, Disposition::Refused { reason })
+                .await;
+            self.emit_metrics(&run_id, sha256.as_str(), message, &disposition, None);
+            return disposition;
         }
         self.dead_letter(message, Disposition::Refused { reason })
             .await

@@ -1,0 +1,319 @@
+//! A whole fleet stack on moto_server for end-to-end tests: bucket, ledger
+//! table, the Lambda and ECS queues with a DLQ, the Homebrew stand-in and a
+//! Slack webhook receiver; plus the settings Terraform would give the
+//! functions, and readers for what ended up where.
+
+use std::collections::BTreeSet;
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+
+use bottlesync_core::dynamo_ledger::DynamoLedger;
+use bottlesync_core::fleet_config::{FleetArgs, FleetConfig};
+use bottlesync_core::notifier::LogNotifier;
+use bottlesync_core::queue::Queue;
+use bottlesync_core::registry::{HttpSettings, RegistryClient};
+use bottlesync_core::retry::RetryPolicy;
+use bottlesync_core::s3_store::S3Store;
+use bottlesync_core::services::FleetServices;
+use bottlesync_core::sqs_queue::SqsQueue;
+use bottlesync_loadtest::webhook::WebhookReceiver;
+use bottlesync_loadtest::{Catalog, StandIn, StandInConfig};
+
+use super::*;
+
+pub const BUCKET: &str = "fleet-mirror";
+pub const TABLE: &str = "bottlesync-ledger";
+pub const PREFIX: &str = "brew";
+pub const MAX_RECEIVES: u32 = 3;
+
+/// A whole stack on moto: bucket, ledger table, two queues with a DLQ.
+pub struct Stack {
+    pub moto: Moto,
+    pub standin: StandIn,
+    pub webhook: WebhookReceiver,
+    pub queue_url: String,
+    pub large_queue_url: String,
+    pub dlq_url: String,
+}
+
+impl Stack {
+    pub async fn start(catalog: Catalog) -> Stack {
+        let moto = Moto::start().await;
+        moto.s3()
+            .create_bucket()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
+        let ddb = moto.dynamodb();
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        ddb.create_table()
+            .table_name(TABLE)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("pk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("pk")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let sqs = moto.sqs();
+        let dlq_url = sqs
+            .create_queue()
+            .queue_name("dlq")
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let dlq_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&dlq_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+            .clone();
+        let redrive =
+            format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{MAX_RECEIVES}"}}"#);
+        let mut urls = Vec::new();
+        for name in ["work", "work-large"] {
+            let url = sqs
+                .create_queue()
+                .queue_name(name)
+                .attributes(
+                    aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+                    "4",
+                )
+                .attributes(
+                    aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
+                    redrive.clone(),
+                )
+                .send()
+                .await
+                .unwrap()
+                .queue_url
+                .unwrap();
+            urls.push(url);
+        }
+        let standin = StandIn::start(StandInConfig::new(catalog)).await.unwrap();
+        let webhook = WebhookReceiver::start().await.unwrap();
+        Stack {
+            moto,
+            standin,
+            webhook,
+            large_queue_url: urls.pop().unwrap(),
+            queue_url: urls.pop().unwrap(),
+            dlq_url,
+        }
+    }
+
+    /// The settings the Terraform stack gives the functions.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = self.moto.env();
+        env.extend([
+            ("BOTTLESYNC_BUCKET", BUCKET.to_string()),
+            ("BOTTLESYNC_PREFIX", PREFIX.to_string()),
+            ("BOTTLESYNC_LEDGER_TABLE", TABLE.to_string()),
+            ("BOTTLESYNC_QUEUE_URL", self.queue_url.clone()),
+            ("BOTTLESYNC_LARGE_QUEUE_URL", self.large_queue_url.clone()),
+            ("BOTTLESYNC_DLQ_URL", self.dlq_url.clone()),
+            ("BOTTLESYNC_API_URL", self.standin.api_url()),
+            ("BOTTLESYNC_SLACK_WEBHOOK_URL", self.webhook.url()),
+            ("BOTTLESYNC_ENVIRONMENT", "test".to_string()),
+            // Tiny threshold: every run goes to the ECS queue that `work` consumes.
+            ("BOTTLESYNC_SIZE_THRESHOLD_GB", "0.000000001".to_string()),
+        ]);
+        env
+    }
+
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        self.command_with(args, &[])
+    }
+
+    /// With settings overridden (or added).
+    pub fn command_with(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
+        let mut cmd = bottlesync();
+        cmd.env("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required");
+        for (k, v) in self.env() {
+            cmd.env(k, v);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.args(args);
+        cmd
+    }
+
+    pub async fn plan(&self) -> serde_json::Value {
+        let run = run(self.command(&["plan", "--date", DATE])).await;
+        run.assert_code(0);
+        serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("plan output {e}: {}", run.stdout))
+    }
+
+    pub fn spawn_worker(&self, extra: &[&str]) -> Child {
+        let mut args = vec![
+            "work",
+            "--drain",
+            "--drain-grace",
+            "3",
+            "--visibility-timeout",
+            "4",
+            "--retry-delay",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        let mut cmd = self.command(&args);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.spawn().unwrap()
+    }
+
+    pub async fn wait_all(children: Vec<Child>) -> Vec<Run> {
+        tokio::task::spawn_blocking(move || {
+            children
+                .into_iter()
+                .map(|c| Run::from(c.wait_with_output().unwrap()))
+                .collect()
+        })
+        .await
+        .unwrap()
+    }
+
+    pub fn services(&self) -> FleetServices {
+        let config = FleetConfig::from_args(&FleetArgs {
+            bucket: Some(BUCKET.into()),
+            prefix: Some(PREFIX.into()),
+            ledger_table: Some(TABLE.into()),
+            queue_url: Some(self.queue_url.clone()),
+            dlq_url: Some(self.dlq_url.clone()),
+            api_url: Some(self.standin.api_url()),
+            ..FleetArgs::default()
+        })
+        .unwrap();
+        let sqs = self.moto.sqs();
+        FleetServices {
+            store: Arc::new(S3Store::new(self.moto.s3(), BUCKET, PREFIX)),
+            ledger: Arc::new(DynamoLedger::new(self.moto.dynamodb(), TABLE)),
+            registry: Arc::new(RegistryClient::new(&HttpSettings::default()).unwrap()),
+            notifier: Arc::new(LogNotifier),
+            retry: RetryPolicy::default(),
+            queue: Some(Arc::new(SqsQueue::new(sqs.clone(), &self.queue_url))),
+            large_queue: Some(Arc::new(SqsQueue::new(sqs.clone(), &self.large_queue_url))),
+            dlq: Some(Arc::new(SqsQueue::new(sqs, &self.dlq_url))),
+            capacity: None,
+            config,
+        }
+    }
+
+    pub async fn objects(&self) -> BTreeSet<String> {
+        let listed = self
+            .moto
+            .s3()
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
+        listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(String::from))
+            .collect()
+    }
+
+    pub async fn object_sha256(&self, key: &str) -> String {
+        let body = self
+            .moto
+            .s3()
+            .get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap();
+        sha256_hex(&body.into_bytes())
+    }
+
+    pub async fn hash_file_keys(&self) -> BTreeSet<String> {
+        let key = format!("{PREFIX}/bottles_hash.json");
+        let body = self
+            .moto
+            .s3()
+            .get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap();
+        let record: serde_json::Value = serde_json::from_slice(&body.into_bytes()).unwrap();
+        record["bottles"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    pub async fn dlq_depth(&self) -> u64 {
+        let depth = SqsQueue::new(self.moto.sqs(), &self.dlq_url)
+            .depth()
+            .await
+            .unwrap();
+        depth.visible + depth.in_flight
+    }
+
+    pub async fn assert_no_partial_uploads(&self) {
+        let uploads = self
+            .moto
+            .s3()
+            .list_multipart_uploads()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            uploads.uploads().is_empty(),
+            "incomplete multipart uploads: {:?}",
+            uploads.uploads()
+        );
+    }
+}
+
+pub fn small_catalog() -> Catalog {
+    let mut formulae = Catalog::tricky().formulae().to_vec();
+    formulae.retain(|f| {
+        [
+            "wget",
+            "openssl@3",
+            "curl",
+            "libidn2",
+            "ca-certificates",
+            "old-tool",
+        ]
+        .contains(&f.name.as_str())
+    });
+    Catalog::from_formulae(formulae)
+}
