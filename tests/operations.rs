@@ -159,8 +159,34 @@ async fn status_reports_queues_and_the_run() {
     );
     assert_eq!(status["run"]["state"], "running");
 
-    let worker = stack.spawn_worker(&["--concurrency", "4"]);
-    Stack::wait_all(vec![worker]).await[0].assert_code(0);
+    // As an ECS task: scale-in protection is on while bottles are in flight.
+    let mut worker = stack.command(&[
+        "work",
+        "--drain",
+        "--drain-grace",
+        "3",
+        "--visibility-timeout",
+        "4",
+    ]);
+    worker.env("ECS_AGENT_URI", stack.webhook.base_url());
+    run(worker).await.assert_code(0);
+    let protection: Vec<serde_json::Value> = stack
+        .webhook
+        .other_requests()
+        .into_iter()
+        .filter(|(method, path, _)| method == "PUT" && path == "/task-protection/v1/state")
+        .map(|(_, _, body)| body["ProtectionEnabled"].clone())
+        .collect();
+    assert!(
+        protection.len() >= 2 && protection.len() % 2 == 0,
+        "{protection:?}"
+    );
+    assert_eq!(protection.first(), Some(&json!(true)));
+    assert_eq!(
+        protection.last(),
+        Some(&json!(false)),
+        "released before exit"
+    );
     let status = json_of(&run(stack.command(&["status", "--json"])).await);
     assert_eq!(status["run"]["stored"], total);
     assert_eq!(status["run"]["state"], "finished");

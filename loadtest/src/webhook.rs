@@ -1,5 +1,7 @@
 //! A stand-in for a Slack incoming webhook: records every JSON body posted
-//! to it, and can be told to fail the next N posts (a Slack outage).
+//! to it, and can be told to fail the next N posts (a Slack outage). Any
+//! other request (e.g. the ECS agent's task-protection endpoint) is recorded
+//! as (method, path, body) and answered 200.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -13,6 +15,7 @@ use axum::routing::post;
 struct Received {
     messages: Vec<serde_json::Value>,
     fail_next: u32,
+    other: Vec<(String, String, serde_json::Value)>,
 }
 
 pub struct WebhookReceiver {
@@ -26,6 +29,7 @@ impl WebhookReceiver {
         let state = Arc::new(Mutex::new(Received::default()));
         let app = axum::Router::new()
             .route("/hook", post(receive))
+            .fallback(record_other)
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -64,6 +68,16 @@ impl WebhookReceiver {
             .collect()
     }
 
+    /// The base URL (for stand-ins of other endpoints, e.g. `ECS_AGENT_URI`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests to paths other than `/hook`: (method, path, JSON body or null).
+    pub fn other_requests(&self) -> Vec<(String, String, serde_json::Value)> {
+        self.state.lock().expect("webhook state").other.clone()
+    }
+
     /// Answer 503 to the next `n` posts (they are not recorded).
     pub fn fail_next(&self, n: u32) {
         self.state.lock().expect("webhook state").fail_next = n;
@@ -86,5 +100,20 @@ async fn receive(
         return StatusCode::SERVICE_UNAVAILABLE;
     }
     state.messages.push(body);
+    StatusCode::OK
+}
+
+async fn record_other(
+    State(state): State<Arc<Mutex<Received>>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    state.lock().expect("webhook state").other.push((
+        method.to_string(),
+        uri.path().to_string(),
+        json,
+    ));
     StatusCode::OK
 }

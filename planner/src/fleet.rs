@@ -8,6 +8,7 @@ use bottlesync_core::destination::{Location, read_external_hashes};
 use bottlesync_core::drain::finish_latest_if_due;
 use bottlesync_core::fleet_ledger::{BottleState, Route, RunRecord, RunState};
 use bottlesync_core::message::BottleMessage;
+use bottlesync_core::metrics::Unit;
 use bottlesync_core::notifier::{notify_or_log, started};
 use bottlesync_core::services::FleetServices;
 use bottlesync_core::{BottleJob, Error, Result};
@@ -285,6 +286,21 @@ pub async fn plan_fleet_run(
         }
     }
     tracing::info!(run_id, enqueued = outcome.enqueued, to_ecs = outcome.to_ecs, bytes = outcome.bytes, route = ?route, "run planned");
+    let route_name = format!("{route:?}").to_lowercase();
+    bottlesync_core::metrics::emit_for(
+        config,
+        &[
+            ("BottlesPlanned", outcome.enqueued as f64, Unit::Count),
+            ("BytesPlanned", outcome.bytes as f64, Unit::Bytes),
+            ("BottlesToEcs", outcome.to_ecs as f64, Unit::Count),
+            (
+                "SizesEstimated",
+                outcome.estimated_sizes as f64,
+                Unit::Count,
+            ),
+        ],
+        &[("run_id", run_id.as_str()), ("route", route_name.as_str())],
+    );
     let mut message = started(&run, &services.message_context());
     if let Some(problem) = &outcome.external_hash_file_error {
         message

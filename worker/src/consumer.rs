@@ -22,6 +22,7 @@ use bottlesync_core::services::FleetServices;
 use bottlesync_core::{Error, Result, Sha256Digest};
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::transfer::fetch_verify_store;
 
@@ -140,7 +141,13 @@ impl Consumer {
             Err(e) => return retry(format!("ledger unavailable: {e}")),
         }
         let mut download = None;
-        let disposition = match self.process(&parsed, message, cancel, &mut download).await {
+        // Every log line of this bottle carries its run id and sha256.
+        let span = tracing::info_span!("bottle", run_id = %parsed.run_id, sha256 = %parsed.job.sha256, bottle = %parsed.job.label());
+        let disposition = match self
+            .process(&parsed, message, cancel, &mut download)
+            .instrument(span)
+            .await
+        {
             Ok(d) => d,
             Err(e) => retry(format!("{e}")),
         };
@@ -267,8 +274,6 @@ impl Consumer {
     ) -> Result<Disposition> {
         let job = &message.job;
         let ledger = &self.services.ledger;
-        let span = tracing::info_span!("bottle", run_id = %message.run_id, sha256 = %job.sha256, bottle = %job.label());
-        let _enter = span.enter();
         match ledger
             .claim(&job.sha256, &message.run_id, &self.worker_id, self.lease)
             .await?

@@ -6,6 +6,7 @@
 pub mod consumer;
 pub mod lambda;
 pub mod pool;
+pub mod protection;
 pub mod transfer;
 pub mod work_loop;
 

@@ -73,9 +73,16 @@ pub async fn run_work_loop(
     let mut tasks: JoinSet<Disposition> = JoinSet::new();
     let mut stats = WorkStats::default();
     let mut empty_since: Option<Instant> = None;
+    let protection = crate::protection::TaskProtection::from_env();
+    let mut protected = false;
     loop {
         while let Some(done) = tasks.try_join_next() {
             record(done, &mut stats);
+        }
+        // Scale-in protection exactly while bottles are in flight.
+        if protected != !tasks.is_empty() {
+            protected = !tasks.is_empty();
+            protection.set(protected).await;
         }
         if *shutdown.borrow() {
             break;
@@ -158,6 +165,9 @@ pub async fn run_work_loop(
                 }
             }
         }
+    }
+    if protected {
+        protection.set(false).await;
     }
     if options.drain.is_some()
         && !*shutdown.borrow()
