@@ -80,8 +80,9 @@ pub async fn run_work_loop(
             record(done, &mut stats);
         }
         // Scale-in protection exactly while bottles are in flight.
-        if protected != !tasks.is_empty() {
-            protected = !tasks.is_empty();
+        let busy = !tasks.is_empty();
+        if protected != busy {
+            protected = busy;
             protection.set(protected).await;
         }
         if *shutdown.borrow() {
