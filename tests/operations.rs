@@ -178,7 +178,7 @@ async fn status_reports_queues_and_the_run() {
         .map(|(_, _, body)| body["ProtectionEnabled"].clone())
         .collect();
     assert!(
-        protection.len() >= 2 && protection.len() % 2 == 0,
+        protection.len() >= 2 && protection.len().is_multiple_of(2),
         "{protection:?}"
     );
     assert_eq!(protection.first(), Some(&json!(true)));
