@@ -8,7 +8,6 @@ use bottlesync_core::destination::{Location, read_external_hashes};
 use bottlesync_core::drain::finish_latest_if_due;
 use bottlesync_core::fleet_ledger::{BottleState, Route, RunRecord, RunState};
 use bottlesync_core::message::BottleMessage;
-use bottlesync_core::metrics::Unit;
 use bottlesync_core::notifier::{notify_or_log, started};
 use bottlesync_core::services::FleetServices;
 use bottlesync_core::{BottleJob, Error, Result};
@@ -286,7 +285,25 @@ pub async fn plan_fleet_run(
         }
     }
     tracing::info!(run_id, enqueued = outcome.enqueued, to_ecs = outcome.to_ecs, bytes = outcome.bytes, route = ?route, "run planned");
-    let route_name = format!("{route:?}").to_lowercase();
+    let mut message = started(&run, &services.message_context());
+    if let Some(problem) = &outcome.external_hash_file_error {
+        message
+            .text
+            .push_str(&format!("\nExternal hash file not used: {problem}"));
+    }
+    notify_or_log(services.notifier.as_ref(), &message).await;
+    Ok(outcome)
+}
+
+/// The planner's CloudWatch EMF line (planned bottles, bytes, route). The
+/// planner Lambda emits it; the CLI prints the outcome as JSON instead, so
+/// its stdout stays one parseable document.
+pub fn emit_plan_metrics(
+    config: &bottlesync_core::fleet_config::FleetConfig,
+    outcome: &FleetPlanOutcome,
+) {
+    use bottlesync_core::metrics::Unit;
+    let route = format!("{:?}", outcome.route).to_lowercase();
     bottlesync_core::metrics::emit_for(
         config,
         &[
@@ -299,16 +316,11 @@ pub async fn plan_fleet_run(
                 Unit::Count,
             ),
         ],
-        &[("run_id", run_id.as_str()), ("route", route_name.as_str())],
+        &[
+            ("run_id", outcome.run_id.as_deref().unwrap_or("")),
+            ("route", route.as_str()),
+        ],
     );
-    let mut message = started(&run, &services.message_context());
-    if let Some(problem) = &outcome.external_hash_file_error {
-        message
-            .text
-            .push_str(&format!("\nExternal hash file not used: {problem}"));
-    }
-    notify_or_log(services.notifier.as_ref(), &message).await;
-    Ok(outcome)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bottlesync_core::fleet_config::{FleetArgs, FleetConfig};
 use bottlesync_core::services::FleetServices;
-use bottlesync_planner::fleet::plan_fleet_run;
+use bottlesync_planner::fleet::{emit_plan_metrics, plan_fleet_run};
 use bottlesync_planner::lambda::request_from_event;
 use clap::Parser;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
@@ -31,6 +31,7 @@ async fn main() -> Result<(), Error> {
         async move {
             let request = request_from_event(&event.payload)?;
             let outcome = plan_fleet_run(&services, &request, &event.context.request_id).await?;
+            emit_plan_metrics(&services.config, &outcome);
             Ok::<_, Error>(serde_json::to_value(outcome)?)
         }
     }))
