@@ -27,4 +27,4 @@ if [ -d terraform ]; then
   terraform fmt -check -recursive terraform
 fi
 echo "== cargo test"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
