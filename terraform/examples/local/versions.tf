@@ -1,0 +1,13 @@
+terraform {
+  required_version = ">= 1.11"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.95, < 6.0"
+    }
+  }
+
+  # scripts/terraform-check.sh passes -backend-config=path=<a temporary file>.
+  backend "local" {}
+}

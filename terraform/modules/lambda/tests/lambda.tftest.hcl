@@ -1,0 +1,112 @@
+# The lambda module's own logic, with a mock provider. The zips only need to
+# exist (their hash goes into the plan): any file of the module will do.
+
+mock_provider "aws" {}
+
+variables {
+  name_prefix         = "bottlesync-test"
+  planner_zip_path    = "main.tf"
+  worker_zip_path     = "main.tf"
+  planner_role_arn    = "arn:aws:iam::123456789012:role/planner"
+  worker_role_arn     = "arn:aws:iam::123456789012:role/worker"
+  planner_environment = { BOTTLESYNC_BUCKET = "mirror", BOTTLESYNC_LEDGER_TABLE = "ledger" }
+  worker_environment  = { BOTTLESYNC_BUCKET = "mirror", BOTTLESYNC_LEDGER_TABLE = "ledger" }
+  queue_arn           = "arn:aws:sqs:us-east-1:123456789012:bottlesync-test-work"
+}
+
+run "custom_runtime_arm64_json_logs" {
+  command = plan
+
+  assert {
+    condition = alltrue([for f in [aws_lambda_function.planner, aws_lambda_function.worker] :
+      f.runtime == "provided.al2023" && f.handler == "bootstrap" && f.architectures == tolist(["arm64"])
+    ])
+    error_message = "both functions: provided.al2023, bootstrap, arm64"
+  }
+  assert {
+    condition = alltrue([for f in [aws_lambda_function.planner, aws_lambda_function.worker] :
+      one(f.logging_config).log_format == "JSON"
+    ])
+    error_message = "JSON logging"
+  }
+  assert {
+    condition     = aws_cloudwatch_log_group.function["worker"].name == "/aws/lambda/bottlesync-test-worker" && aws_cloudwatch_log_group.function["worker"].retention_in_days == 30
+    error_message = "log groups named as Lambda expects, with retention"
+  }
+  assert {
+    condition     = one(aws_lambda_function.worker.environment).variables.BOTTLESYNC_LOG_GROUP == "/aws/lambda/bottlesync-test-worker"
+    error_message = "BOTTLESYNC_LOG_GROUP names the function's own log group"
+  }
+  assert {
+    condition     = one(aws_lambda_function.planner.environment).variables.BOTTLESYNC_BUCKET == "mirror"
+    error_message = "the given settings reach the function"
+  }
+  assert {
+    condition     = length(aws_lambda_function.planner.dead_letter_config) == 0
+    error_message = "no planner DLQ unless given"
+  }
+}
+
+run "sqs_event_source_reports_batch_item_failures" {
+  command = plan
+
+  variables {
+    maximum_concurrency = 50
+    batch_size          = 4
+  }
+
+  assert {
+    condition     = aws_lambda_event_source_mapping.worker[0].function_response_types == toset(["ReportBatchItemFailures"])
+    error_message = "ReportBatchItemFailures"
+  }
+  assert {
+    condition     = one(aws_lambda_event_source_mapping.worker[0].scaling_config).maximum_concurrency == 50 && aws_lambda_event_source_mapping.worker[0].batch_size == 4
+    error_message = "maximum concurrency and batch size from the variables"
+  }
+  assert {
+    condition     = aws_lambda_event_source_mapping.worker[0].event_source_arn == var.queue_arn
+    error_message = "the worker consumes the Lambda queue"
+  }
+}
+
+run "moto_switch_and_planner_dlq" {
+  command = plan
+
+  variables {
+    enable_event_source_mapping = false
+    planner_dead_letter_arn     = "arn:aws:sqs:us-east-1:123456789012:bottlesync-test-schedule-dlq"
+  }
+
+  assert {
+    condition     = length(aws_lambda_event_source_mapping.worker) == 0
+    error_message = "enable_event_source_mapping = false removes the mapping"
+  }
+  assert {
+    condition     = one(aws_lambda_function.planner.dead_letter_config).target_arn == var.planner_dead_letter_arn
+    error_message = "failed async planner invocations go to the given DLQ"
+  }
+}
+
+run "rejects_missing_zip" {
+  command = plan
+  variables {
+    worker_zip_path = "no-such-file.zip"
+  }
+  expect_failures = [var.worker_zip_path]
+}
+
+run "rejects_concurrency_below_the_sqs_minimum" {
+  command = plan
+  variables {
+    maximum_concurrency = 1
+  }
+  expect_failures = [var.maximum_concurrency]
+}
+
+run "rejects_timeout_over_15_minutes" {
+  command = plan
+  variables {
+    worker_timeout_seconds = 1000
+  }
+  expect_failures = [var.worker_timeout_seconds]
+}

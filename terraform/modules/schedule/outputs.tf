@@ -1,0 +1,29 @@
+output "rule_name" {
+  description = "Name of the EventBridge rule."
+  value       = aws_cloudwatch_event_rule.planner.name
+}
+
+output "rule_arn" {
+  description = "ARN of the EventBridge rule."
+  value       = aws_cloudwatch_event_rule.planner.arn
+}
+
+output "schedule_expression" {
+  description = "When the planner runs."
+  value       = aws_cloudwatch_event_rule.planner.schedule_expression
+}
+
+output "dlq_arn" {
+  description = "ARN of the schedule's DLQ (undelivered events, failed async planner invocations)."
+  value       = aws_sqs_queue.dlq.arn
+}
+
+output "dlq_url" {
+  description = "URL of the schedule's DLQ."
+  value       = aws_sqs_queue.dlq.url
+}
+
+output "dlq_name" {
+  description = "Name of the schedule's DLQ."
+  value       = aws_sqs_queue.dlq.name
+}

@@ -1,0 +1,141 @@
+# The storage module's own logic, with a mock provider (no AWS, no moto).
+
+mock_provider "aws" {}
+
+variables {
+  bucket_name   = "mirror-test"
+  mirror_prefix = "homebrew"
+}
+
+run "defaults_never_expire_current_bottles" {
+  command = plan
+
+  assert {
+    condition     = !contains([for r in aws_s3_bucket_lifecycle_configuration.mirror.rule : r.id], "expire-current-bottles")
+    error_message = "current bottles must not expire by default"
+  }
+  assert {
+    condition = toset([for r in aws_s3_bucket_lifecycle_configuration.mirror.rule : r.id]) == toset([
+      "abort-incomplete-multipart-uploads", "expire-noncurrent-versions", "transition-old-bottles",
+    ])
+    error_message = "default lifecycle rules: abort multipart, expire noncurrent versions, transitions"
+  }
+  assert {
+    condition = one([for r in aws_s3_bucket_lifecycle_configuration.mirror.rule : r.abort_incomplete_multipart_upload[0].days_after_initiation
+    if r.id == "abort-incomplete-multipart-uploads"]) == 1
+    error_message = "incomplete multipart uploads are aborted after a day"
+  }
+  assert {
+    condition     = one([for r in aws_s3_bucket_lifecycle_configuration.mirror.rule : r.filter[0].prefix if r.id == "transition-old-bottles"]) == "homebrew/"
+    error_message = "transitions apply below the mirror prefix only"
+  }
+  assert {
+    condition     = aws_s3_bucket.mirror.force_destroy == false
+    error_message = "a mirror bucket is not force-destroyed by default"
+  }
+  assert {
+    condition     = one(one(aws_s3_bucket_server_side_encryption_configuration.mirror.rule).apply_server_side_encryption_by_default).sse_algorithm == "AES256"
+    error_message = "SSE-S3 without a KMS key"
+  }
+  assert {
+    condition     = one(aws_s3_bucket_versioning.mirror.versioning_configuration).status == "Enabled"
+    error_message = "versioning is on"
+  }
+  assert {
+    condition = alltrue([
+      aws_s3_bucket_public_access_block.mirror.block_public_acls,
+      aws_s3_bucket_public_access_block.mirror.block_public_policy,
+      aws_s3_bucket_public_access_block.mirror.ignore_public_acls,
+      aws_s3_bucket_public_access_block.mirror.restrict_public_buckets,
+    ])
+    error_message = "all public access is blocked"
+  }
+  assert {
+    condition     = length(aws_s3_bucket_policy.mirror) == 1 && aws_s3_bucket.logs.bucket == "mirror-test-logs"
+    error_message = "TLS-only policy on, access logs to <bucket>-logs"
+  }
+}
+
+run "kms_key_switches_to_sse_kms" {
+  command = plan
+
+  variables {
+    kms_key_arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+  }
+
+  assert {
+    condition     = one(one(aws_s3_bucket_server_side_encryption_configuration.mirror.rule).apply_server_side_encryption_by_default).sse_algorithm == "aws:kms"
+    error_message = "SSE-KMS with a key"
+  }
+}
+
+run "expiring_current_bottles_is_opt_in" {
+  command = plan
+
+  variables {
+    expire_current_days = 730
+    transitions         = []
+    enforce_tls         = false
+  }
+
+  assert {
+    condition     = one([for r in aws_s3_bucket_lifecycle_configuration.mirror.rule : r.expiration[0].days if r.id == "expire-current-bottles"]) == 730
+    error_message = "expire_current_days adds an expiration rule"
+  }
+  assert {
+    condition     = !contains([for r in aws_s3_bucket_lifecycle_configuration.mirror.rule : r.id], "transition-old-bottles")
+    error_message = "no transitions rule without transitions"
+  }
+  assert {
+    condition     = length(aws_s3_bucket_policy.mirror) == 0
+    error_message = "enforce_tls = false drops the TLS-only bucket policy"
+  }
+}
+
+run "rejects_expire_current_days_zero" {
+  command = plan
+  variables {
+    expire_current_days = 0
+  }
+  expect_failures = [var.expire_current_days]
+}
+
+run "rejects_standard_ia_before_30_days" {
+  command = plan
+  variables {
+    transitions = [{ days = 7, storage_class = "STANDARD_IA" }]
+  }
+  expect_failures = [var.transitions]
+}
+
+run "rejects_classes_brew_cannot_download_from" {
+  command = plan
+  variables {
+    transitions = [{ days = 90, storage_class = "DEEP_ARCHIVE" }]
+  }
+  expect_failures = [var.transitions]
+}
+
+run "rejects_descending_transitions" {
+  command = plan
+  variables {
+    transitions = [{ days = 180, storage_class = "GLACIER_IR" }, { days = 30, storage_class = "STANDARD_IA" }]
+  }
+  expect_failures = [var.transitions]
+}
+
+run "rejects_bad_bucket_name" {
+  command = plan
+  variables {
+    bucket_name = "Not_A_Bucket"
+  }
+  expect_failures = [var.bucket_name]
+}
+
+run "rejects_prefix_with_slashes_at_the_ends" {
+  command = plan
+  variables {
+    mirror_prefix = "/homebrew/"
+  }
+  expect_failures = [var.mirror_prefix]
+}

@@ -1,0 +1,358 @@
+# The deployment's settings. Copy terraform.tfvars.example to terraform.tfvars
+# and fill it in. The seed design's names are kept (aws_region, environment,
+# s3_bucket_name, slack_webhook_url, size_threshold_gb, enable_notifications,
+# schedule_expression, external_hash_file_*). Validation happens in
+# modules/stack, which these pass through to.
+
+variable "aws_region" {
+  description = "AWS region of the deployment."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "default_tags" {
+  description = "Tags added to every resource (Project and Environment are always set)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "environment" {
+  description = "Name of this deployment (prod, staging, ...): part of every resource name, and BOTTLESYNC_ENVIRONMENT."
+  type        = string
+  default     = "prod"
+}
+
+variable "s3_bucket_name" {
+  description = "The mirror bucket (created here)."
+  type        = string
+}
+
+variable "mirror_prefix" {
+  description = "Key prefix of the mirror in the bucket (BOTTLESYNC_PREFIX). Empty: the bucket root."
+  type        = string
+  default     = "homebrew"
+}
+
+variable "api_url" {
+  description = "Homebrew API base (BOTTLESYNC_API_URL): the index is {api_url}/formula.json."
+  type        = string
+  default     = "https://formulae.brew.sh/api"
+}
+
+variable "bottle_tags" {
+  description = "Bottle tags to mirror (BOTTLESYNC_TAGS): \"auto\" (the newest three macOS releases, both architectures) or a comma-separated list."
+  type        = string
+  default     = "auto"
+}
+
+variable "allow_hosts" {
+  description = "Extra hosts bottle URLs may point at (BOTTLESYNC_ALLOW_HOST); ghcr.io and the API host always may."
+  type        = list(string)
+  default     = []
+}
+
+variable "size_threshold_gb" {
+  description = "Runs estimated at or above this many GB (10^9 bytes) go to the ECS workers, smaller ones to the Lambda workers (BOTTLESYNC_SIZE_THRESHOLD_GB)."
+  type        = number
+  default     = 20
+}
+
+variable "lambda_max_bottle_gb" {
+  description = "A single bottle larger than this many GB goes to ECS even in a small run (BOTTLESYNC_LAMBDA_MAX_BOTTLE_GB)."
+  type        = number
+  default     = 5
+}
+
+variable "progress_interval_seconds" {
+  description = "Seconds between Slack progress messages of an ECS run (BOTTLESYNC_PROGRESS_INTERVAL_SECONDS); 0: none."
+  type        = number
+  default     = 900
+}
+
+variable "external_hash_file_s3_bucket" {
+  description = "Bucket of an external hash file whose bottles count as already mirrored (with external_hash_file_s3_key)."
+  type        = string
+  default     = null
+}
+
+variable "external_hash_file_s3_key" {
+  description = "Key of the external hash file in external_hash_file_s3_bucket."
+  type        = string
+  default     = null
+}
+
+variable "external_hash_file_url" {
+  description = "https:// URL of an external hash file (instead of the S3 pair)."
+  type        = string
+  default     = null
+}
+
+variable "external_hash_file_required" {
+  description = "Fail the plan when the external hash file cannot be read (default: plan without it and say so)."
+  type        = bool
+  default     = false
+}
+
+variable "enable_notifications" {
+  description = "Slack messages (run started, progress, summary). null: on when slack_webhook_url or slack_secret_arn is set."
+  type        = bool
+  default     = null
+}
+
+variable "slack_webhook_url" {
+  description = "Slack incoming webhook; stored write-only in a Secrets Manager secret, never in a function's environment."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "slack_webhook_url_version" {
+  description = "Bump after changing slack_webhook_url so that the new URL is written to the secret."
+  type        = number
+  default     = 1
+}
+
+variable "slack_secret_arn" {
+  description = "An existing secret holding the webhook (instead of slack_webhook_url)."
+  type        = string
+  default     = null
+}
+
+variable "alarm_emails" {
+  description = "Email addresses for the alarms (each confirms its subscription by email)."
+  type        = list(string)
+  default     = []
+}
+
+variable "schedule_expression" {
+  description = "When the planner runs (EventBridge, UTC)."
+  type        = string
+  default     = "cron(0 3 ? * SUN *)"
+}
+
+variable "schedule_enabled" {
+  description = "Run on the schedule (false pauses it; manual runs still work)."
+  type        = bool
+  default     = true
+}
+
+variable "planner_zip_path" {
+  description = "Zip of the planner Lambda. null: terraform/dist/bottlesync-planner-lambda.zip (scripts/package.sh)."
+  type        = string
+  default     = null
+}
+
+variable "worker_zip_path" {
+  description = "Zip of the worker Lambda. null: terraform/dist/bottlesync-worker-lambda.zip (scripts/package.sh)."
+  type        = string
+  default     = null
+}
+
+variable "lambda_architecture" {
+  description = "Architecture the Lambda zips are built for."
+  type        = string
+  default     = "arm64"
+}
+
+variable "worker_timeout_seconds" {
+  description = "Timeout of the worker Lambda (the Lambda queue's visibility timeout is 6x this)."
+  type        = number
+  default     = 900
+}
+
+variable "worker_memory_mb" {
+  description = "Memory of the worker Lambda."
+  type        = number
+  default     = 1024
+}
+
+variable "worker_max_concurrency" {
+  description = "Most worker Lambdas running at once."
+  type        = number
+  default     = 20
+}
+
+variable "worker_batch_size" {
+  description = "Bottles per worker Lambda invocation."
+  type        = number
+  default     = 1
+}
+
+variable "planner_timeout_seconds" {
+  description = "Timeout of the planner Lambda."
+  type        = number
+  default     = 900
+}
+
+variable "planner_memory_mb" {
+  description = "Memory of the planner Lambda."
+  type        = number
+  default     = 1024
+}
+
+variable "worker_image" {
+  description = "Container image of the ECS worker (the repository's Dockerfile)."
+  type        = string
+}
+
+variable "ecs_worker_concurrency" {
+  description = "Bottles one ECS task works on at once."
+  type        = number
+  default     = 4
+}
+
+variable "ecs_task_cpu" {
+  description = "CPU units of an ECS task."
+  type        = number
+  default     = 1024
+}
+
+variable "ecs_task_memory" {
+  description = "Memory (MiB) of an ECS task."
+  type        = number
+  default     = 2048
+}
+
+variable "ecs_cpu_architecture" {
+  description = "CPU architecture of the ECS task (X86_64 or ARM64); the image must match."
+  type        = string
+  default     = "X86_64"
+}
+
+variable "ecs_max_tasks" {
+  description = "Most ECS worker tasks."
+  type        = number
+  default     = 10
+}
+
+variable "ecs_wake_tasks" {
+  description = "Tasks started when a run goes to ECS and the service is at zero (BOTTLESYNC_ECS_WAKE_TASKS)."
+  type        = number
+  default     = 1
+}
+
+variable "ecs_target_backlog_per_task" {
+  description = "Visible messages per running task that queue-depth scaling aims for."
+  type        = number
+  default     = 50
+}
+
+variable "ecs_scale_in_idle_minutes" {
+  description = "Minutes of empty ECS queue before the service scales to zero."
+  type        = number
+  default     = 15
+}
+
+variable "ecs_visibility_timeout_seconds" {
+  description = "Visibility timeout of the ECS queue, also the worker's BOTTLESYNC_VISIBILITY_TIMEOUT."
+  type        = number
+  default     = 300
+}
+
+variable "ecs_fargate_spot_weight" {
+  description = "Share of ECS tasks on FARGATE_SPOT."
+  type        = number
+  default     = 3
+}
+
+variable "ecs_fargate_weight" {
+  description = "Share of ECS tasks on on-demand FARGATE."
+  type        = number
+  default     = 1
+}
+
+variable "enable_ecs_autoscaling" {
+  description = "Queue-depth scaling of the ECS service (false only for moto)."
+  type        = bool
+  default     = true
+}
+
+variable "max_receive_count" {
+  description = "Receives of a message before it moves to the DLQ."
+  type        = number
+  default     = 5
+}
+
+variable "enable_redrive_allow_policy" {
+  description = "The DLQ's redrive-allow policy (false only for moto)."
+  type        = bool
+  default     = true
+}
+
+variable "enforce_tls" {
+  description = "TLS-only bucket policies (false only for moto, which serves plain HTTP and enforces bucket policies)."
+  type        = bool
+  default     = true
+}
+
+variable "enable_event_source_mapping" {
+  description = "Connect the worker Lambda to its queue (false only for moto, which cannot run Lambda functions here)."
+  type        = bool
+  default     = true
+}
+
+variable "vpc_cidr" {
+  description = "CIDR block of the workers' VPC."
+  type        = string
+  default     = "10.42.0.0/16"
+}
+
+variable "az_count" {
+  description = "Availability zones of the workers' subnets."
+  type        = number
+  default     = 2
+}
+
+variable "enable_nat_gateway" {
+  description = "Private subnets with NAT for the ECS tasks (costs more than everything else; off by default)."
+  type        = bool
+  default     = false
+}
+
+variable "kms_key_arn" {
+  description = "Customer-managed KMS key for bucket, queues, table, secret, topic and logs. null: AWS-managed encryption everywhere."
+  type        = string
+  default     = null
+}
+
+variable "log_retention_days" {
+  description = "Retention of the Lambda and ECS log groups."
+  type        = number
+  default     = 30
+}
+
+variable "oldest_message_age_alarm_seconds" {
+  description = "Alarm when a work queue's oldest message is older than this."
+  type        = number
+  default     = 21600
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the workers' EMF metrics (dashboard)."
+  type        = string
+  default     = "bottlesync"
+}
+
+variable "storage_transitions" {
+  description = "Storage-class transitions of old bottles (days, storage_class)."
+  type = list(object({
+    days          = number
+    storage_class = string
+  }))
+  default = [
+    { days = 30, storage_class = "STANDARD_IA" },
+    { days = 180, storage_class = "GLACIER_IR" },
+  ]
+}
+
+variable "expire_current_days" {
+  description = "Delete current bottles after this many days. null (default): never."
+  type        = number
+  default     = null
+}
+
+variable "protect_data" {
+  description = "Keep data on destroy: non-empty buckets, the ledger table (deletion protection) and the Slack secret (recovery window) survive `terraform destroy`. false only for throwaway stacks."
+  type        = bool
+  default     = true
+}
