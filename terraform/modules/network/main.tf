@@ -11,7 +11,8 @@ data "aws_availability_zones" "available" {
 data "aws_region" "current" {}
 
 locals {
-  azs = length(var.availability_zones) > 0 ? slice(var.availability_zones, 0, min(var.az_count, length(var.availability_zones))) : slice(data.aws_availability_zones.available[0].names, 0, var.az_count)
+  zone_names = length(var.availability_zones) > 0 ? var.availability_zones : data.aws_availability_zones.available[0].names
+  azs        = slice(local.zone_names, 0, min(var.az_count, length(local.zone_names)))
   # /20s: public subnets first, private ones after them.
   public_cidrs  = [for i, _ in local.azs : cidrsubnet(var.vpc_cidr, 4, i)]
   private_cidrs = [for i, _ in local.azs : cidrsubnet(var.vpc_cidr, 4, i + 8)]

@@ -101,8 +101,8 @@ variable "external_hash_file_url" {
   default     = null
 
   validation {
-    condition     = var.external_hash_file_url == null || can(regex("^https?://[^ ]+$", coalesce(var.external_hash_file_url, "x")))
-    error_message = "external_hash_file_url must be an http(s) URL."
+    condition     = can(regex("^(https?://[^ ]+)?$", var.external_hash_file_url == null ? "" : var.external_hash_file_url))
+    error_message = "external_hash_file_url must be an http(s) URL (or empty)."
   }
 }
 
@@ -116,6 +116,11 @@ variable "enable_notifications" {
   description = "Slack messages (run started, progress, summary). null: on when slack_webhook_url or slack_secret_arn is set."
   type        = bool
   default     = null
+
+  validation {
+    condition     = var.enable_notifications != true || nonsensitive(var.slack_webhook_url != null) || var.slack_secret_arn != null
+    error_message = "enable_notifications = true needs slack_webhook_url or slack_secret_arn."
+  }
 }
 
 variable "slack_webhook_url" {

@@ -1,6 +1,6 @@
 output "bucket_id" {
   description = "Name of the mirror bucket (BOTTLESYNC_BUCKET)."
-  value       = aws_s3_bucket.mirror.id
+  value       = aws_s3_bucket.mirror.bucket
 }
 
 output "bucket_arn" {
@@ -10,7 +10,7 @@ output "bucket_arn" {
 
 output "log_bucket_id" {
   description = "Name of the access-log bucket."
-  value       = aws_s3_bucket.logs.id
+  value       = aws_s3_bucket.logs.bucket
 }
 
 output "log_bucket_arn" {

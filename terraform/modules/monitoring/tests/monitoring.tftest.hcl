@@ -1,0 +1,79 @@
+# Dashboard and alarms, with a mock provider.
+
+mock_provider "aws" {
+  mock_data "aws_region" {
+    defaults = { name = "us-east-1" }
+  }
+}
+
+variables {
+  name_prefix           = "bottlesync-test"
+  alarm_topic_arn       = "arn:aws:sns:us-east-1:123456789012:bottlesync-test-alarms"
+  lambda_queue_name     = "bottlesync-test-work"
+  ecs_queue_name        = "bottlesync-test-work-large"
+  dlq_name              = "bottlesync-test-dlq"
+  schedule_dlq_name     = "bottlesync-test-schedule-dlq"
+  planner_function_name = "bottlesync-test-planner"
+  worker_function_name  = "bottlesync-test-worker"
+  ecs_cluster_name      = "bottlesync-test"
+  ecs_cluster_arn       = "arn:aws:ecs:us-east-1:123456789012:cluster/bottlesync-test"
+  ecs_service_name      = "bottlesync-test-worker"
+}
+
+run "dashboard_widgets" {
+  command = plan
+
+  assert {
+    condition = alltrue([for t in [
+      "Queue bottlesync-test-work", "Queue bottlesync-test-work-large", "Queue bottlesync-test-dlq",
+      "Messages sent / deleted", "ECS worker tasks", "Lambda errors and throttles", "Lambda duration (ms)",
+      "Bottles (EMF)", "Bytes stored (EMF)",
+    ] : contains(output.dashboard_widget_titles, t)])
+    error_message = "queue depth for both queues and the DLQ, sent/deleted, ECS tasks, Lambda errors/throttles/duration, EMF metrics"
+  }
+  assert {
+    condition = alltrue([for m in ["ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible", "ApproximateAgeOfOldestMessage"] :
+      strcontains(aws_cloudwatch_dashboard.this.dashboard_body, m)
+    ])
+    error_message = "visible, in flight and age of oldest on the dashboard"
+  }
+  assert {
+    condition     = strcontains(aws_cloudwatch_dashboard.this.dashboard_body, "{bottlesync} MetricName=\\\"BottlesStored\\\"")
+    error_message = "EMF metrics from the bottlesync namespace"
+  }
+}
+
+run "alarms_go_to_the_topic" {
+  command = plan
+
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.dlq_depth["work"].dimensions.QueueName == "bottlesync-test-dlq" &&
+      aws_cloudwatch_metric_alarm.dlq_depth["work"].threshold == 0 &&
+      aws_cloudwatch_metric_alarm.dlq_depth["work"].comparison_operator == "GreaterThanThreshold"
+    )
+    error_message = "DLQ depth > 0"
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.oldest_message["ecs"].metric_name == "ApproximateAgeOfOldestMessage" && aws_cloudwatch_metric_alarm.oldest_message["ecs"].threshold == 21600
+    error_message = "age of the oldest message"
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.lambda_errors["planner"].dimensions.FunctionName == "bottlesync-test-planner"
+    error_message = "planner failures"
+  }
+  assert {
+    condition = alltrue([for a in concat(values(aws_cloudwatch_metric_alarm.dlq_depth), values(aws_cloudwatch_metric_alarm.oldest_message), values(aws_cloudwatch_metric_alarm.lambda_errors)) :
+      a.alarm_actions == toset([var.alarm_topic_arn])
+    ])
+    error_message = "every alarm notifies the topic"
+  }
+  assert {
+    condition     = jsondecode(aws_cloudwatch_event_rule.ecs_task_failed.event_pattern).detail.clusterArn == [var.ecs_cluster_arn]
+    error_message = "ECS task failures of this cluster"
+  }
+  assert {
+    condition     = aws_cloudwatch_event_target.ecs_task_failed.arn == var.alarm_topic_arn
+    error_message = "ECS task failures go to the topic"
+  }
+}

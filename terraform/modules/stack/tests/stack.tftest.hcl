@@ -1,0 +1,221 @@
+# The wiring: what every function and the task are told (BOTTLESYNC_*), from
+# the seed's variables. A mock provider; distinct queue URLs and ARNs come from
+# overrides, since the provider checks ARNs even under a mock.
+
+mock_provider "aws" {
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+  mock_data "aws_region" {
+    defaults = { name = "us-east-1" }
+  }
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+  mock_data "aws_availability_zones" {
+    defaults = { names = ["us-east-1a", "us-east-1b"] }
+  }
+  mock_resource "aws_s3_bucket" {
+    defaults = { arn = "arn:aws:s3:::mirror-test" }
+  }
+  mock_resource "aws_dynamodb_table" {
+    defaults = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/bottlesync-test-ledger" }
+  }
+  mock_resource "aws_iam_role" {
+    defaults = { arn = "arn:aws:iam::123456789012:role/bottlesync-test" }
+  }
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = { arn = "arn:aws:logs:us-east-1:123456789012:log-group:mock" }
+  }
+  mock_resource "aws_sns_topic" {
+    defaults = { arn = "arn:aws:sns:us-east-1:123456789012:bottlesync-test-alarms" }
+  }
+  mock_resource "aws_secretsmanager_secret" {
+    defaults = { arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bottlesync-test-slack-AbCdEf" }
+  }
+  mock_resource "aws_cloudwatch_event_rule" {
+    defaults = { arn = "arn:aws:events:us-east-1:123456789012:rule/mock" }
+  }
+  mock_resource "aws_lambda_function" {
+    defaults = { arn = "arn:aws:lambda:us-east-1:123456789012:function:mock" }
+  }
+  mock_resource "aws_ecs_cluster" {
+    defaults = { arn = "arn:aws:ecs:us-east-1:123456789012:cluster/bottlesync-test" }
+  }
+  mock_resource "aws_ecs_service" {
+    defaults = { id = "arn:aws:ecs:us-east-1:123456789012:service/bottlesync-test/bottlesync-test-worker" }
+  }
+  mock_resource "aws_ecs_task_definition" {
+    defaults = { arn = "arn:aws:ecs:us-east-1:123456789012:task-definition/bottlesync-test-worker:1" }
+  }
+  mock_resource "aws_sqs_queue" {
+    defaults = { arn = "arn:aws:sqs:us-east-1:123456789012:mock" }
+  }
+  mock_resource "aws_appautoscaling_policy" {
+    defaults = { arn = "arn:aws:autoscaling:us-east-1:123456789012:scalingPolicy:mock" }
+  }
+  mock_data "aws_iam_policy_document" {
+    defaults = { json = "{}" }
+  }
+}
+
+override_resource {
+  target = module.queues.aws_sqs_queue.lambda
+  values = { arn = "arn:aws:sqs:us-east-1:123456789012:bottlesync-test-work", url = "https://sqs.us-east-1.amazonaws.com/123456789012/bottlesync-test-work", name = "bottlesync-test-work" }
+}
+
+override_resource {
+  target = module.queues.aws_sqs_queue.ecs
+  values = { arn = "arn:aws:sqs:us-east-1:123456789012:bottlesync-test-work-large", url = "https://sqs.us-east-1.amazonaws.com/123456789012/bottlesync-test-work-large", name = "bottlesync-test-work-large", visibility_timeout_seconds = 300 }
+}
+
+override_resource {
+  target = module.queues.aws_sqs_queue.dlq
+  values = { arn = "arn:aws:sqs:us-east-1:123456789012:bottlesync-test-dlq", url = "https://sqs.us-east-1.amazonaws.com/123456789012/bottlesync-test-dlq", name = "bottlesync-test-dlq" }
+}
+
+variables {
+  environment                  = "test"
+  s3_bucket_name               = "mirror-test"
+  worker_image                 = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/bottlesync/worker:1.2.3"
+  planner_zip_path             = "main.tf"
+  worker_zip_path              = "main.tf"
+  slack_webhook_url            = "https://hooks.slack.com/services/T000/B000/SECRET"
+  external_hash_file_s3_bucket = "other-mirror"
+  external_hash_file_s3_key    = "/homebrew/bottles_hash.json"
+  size_threshold_gb            = 12.5
+}
+
+run "settings_every_function_and_the_task_get" {
+  command = apply
+
+  assert {
+    condition = output.planner_environment == tomap({
+      BOTTLESYNC_BUCKET                    = "mirror-test"
+      BOTTLESYNC_PREFIX                    = "homebrew"
+      BOTTLESYNC_QUEUE_URL                 = "https://sqs.us-east-1.amazonaws.com/123456789012/bottlesync-test-work"
+      BOTTLESYNC_LARGE_QUEUE_URL           = "https://sqs.us-east-1.amazonaws.com/123456789012/bottlesync-test-work-large"
+      BOTTLESYNC_DLQ_URL                   = "https://sqs.us-east-1.amazonaws.com/123456789012/bottlesync-test-dlq"
+      BOTTLESYNC_LEDGER_TABLE              = "bottlesync-test-ledger"
+      BOTTLESYNC_API_URL                   = "https://formulae.brew.sh/api"
+      BOTTLESYNC_TAGS                      = "auto"
+      BOTTLESYNC_SIZE_THRESHOLD_GB         = "12.5"
+      BOTTLESYNC_LAMBDA_MAX_BOTTLE_GB      = "5"
+      BOTTLESYNC_SLACK_SECRET_ARN          = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bottlesync-test-slack-AbCdEf"
+      BOTTLESYNC_EXTERNAL_HASH_FILE        = "s3://other-mirror/homebrew/bottles_hash.json"
+      BOTTLESYNC_ENVIRONMENT               = "test"
+      BOTTLESYNC_ECS_CLUSTER               = "bottlesync-test"
+      BOTTLESYNC_ECS_SERVICE               = "bottlesync-test-worker"
+      BOTTLESYNC_ECS_WAKE_TASKS            = "1"
+      BOTTLESYNC_PROGRESS_INTERVAL_SECONDS = "900"
+      BOTTLESYNC_LOG_GROUP                 = "/aws/lambda/bottlesync-test-planner"
+    })
+    error_message = "the planner's settings"
+  }
+  assert {
+    condition     = tomap(merge(output.worker_environment, { BOTTLESYNC_LOG_GROUP = "" })) == tomap(merge(output.planner_environment, { BOTTLESYNC_LOG_GROUP = "" }))
+    error_message = "the worker Lambda gets the same settings, with its own log group"
+  }
+  assert {
+    condition = tomap(merge(output.ecs_task_environment, { BOTTLESYNC_LOG_GROUP = "" })) == tomap(merge(output.planner_environment, {
+      BOTTLESYNC_LOG_GROUP = "", BOTTLESYNC_VISIBILITY_TIMEOUT = "300"
+    }))
+    error_message = "the ECS task gets the same settings plus BOTTLESYNC_VISIBILITY_TIMEOUT (the ECS queue's)"
+  }
+  assert {
+    condition = alltrue([for env in [output.planner_environment, output.worker_environment, output.ecs_task_environment] :
+      !contains(values(env), nonsensitive(var.slack_webhook_url)) && !contains(keys(env), "BOTTLESYNC_SLACK_WEBHOOK_URL")
+    ])
+    error_message = "the webhook URL is never in an environment (only the secret's ARN)"
+  }
+  assert {
+    condition     = output.ecs_command == ["bottlesync", "work", "--concurrency", "4"]
+    error_message = "the ECS task's command"
+  }
+  assert {
+    condition     = one([for s in output.iam_policies.ecs-execution.Statement : s.Resource if s.Sid == "EcrPull"]) == tolist(["arn:aws:ecr:eu-west-1:123456789012:repository/bottlesync/worker"])
+    error_message = "the execution role pulls from the image's ECR repository only"
+  }
+  assert {
+    condition     = one([for s in output.iam_policies.planner.Statement : s.Resource if s.Sid == "ExternalHashFile"]) == ["arn:aws:s3:::other-mirror/homebrew/bottles_hash.json"]
+    error_message = "the planner may read the external hash file in S3"
+  }
+}
+
+run "external_hash_file_url_and_no_slack" {
+  command = apply
+
+  variables {
+    slack_webhook_url      = null
+    external_hash_file_url = "https://mirror.example/bottles_hash.json"
+    worker_image           = "ghcr.io/example/bottlesync:1.2.3"
+    mirror_prefix          = ""
+  }
+
+  assert {
+    condition     = output.planner_environment.BOTTLESYNC_EXTERNAL_HASH_FILE == "https://mirror.example/bottles_hash.json"
+    error_message = "the URL wins over the S3 pair"
+  }
+  assert {
+    condition = alltrue([for k in ["BOTTLESYNC_SLACK_SECRET_ARN", "BOTTLESYNC_PREFIX"] :
+      !contains(keys(output.planner_environment), k)
+    ])
+    error_message = "unset settings are left out (no Slack, no prefix)"
+  }
+  assert {
+    condition     = length([for s in output.iam_policies.ecs-execution.Statement : s if startswith(s.Sid, "Ecr")]) == 0
+    error_message = "no ECR permissions for an image outside ECR"
+  }
+  assert {
+    condition     = length([for s in output.iam_policies.planner.Statement : s if s.Sid == "ExternalHashFile"]) == 0
+    error_message = "an https hash file needs no S3 permission"
+  }
+}
+
+run "seed_empty_strings_mean_unset" {
+  command = apply
+
+  variables {
+    slack_webhook_url            = null
+    external_hash_file_s3_bucket = ""
+    external_hash_file_s3_key    = ""
+    external_hash_file_url       = ""
+  }
+
+  assert {
+    condition     = !contains(keys(output.planner_environment), "BOTTLESYNC_EXTERNAL_HASH_FILE")
+    error_message = "empty strings (as in the seed's tfvars) mean no external hash file"
+  }
+}
+
+run "notifications_on_without_a_webhook_is_an_error" {
+  command = plan
+
+  variables {
+    slack_webhook_url    = null
+    enable_notifications = true
+  }
+
+  expect_failures = [var.enable_notifications]
+}
+
+run "notifications_off_despite_a_webhook" {
+  command = apply
+
+  variables {
+    enable_notifications = false
+  }
+
+  assert {
+    condition     = !contains(keys(output.planner_environment), "BOTTLESYNC_SLACK_SECRET_ARN") && output.slack_secret_arn == null
+    error_message = "enable_notifications = false wins over a configured webhook"
+  }
+}
+
+run "rejects_bad_environment_name" {
+  command = plan
+  variables {
+    environment = "Prod Env"
+  }
+  expect_failures = [var.environment]
+}

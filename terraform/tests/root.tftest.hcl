@@ -1,0 +1,44 @@
+# The root module passes the seed's variables through to modules/stack.
+# A mock provider replaces the root's. (tfvars-example/ plans
+# terraform.tfvars.example itself.)
+
+mock_provider "aws" {
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+  mock_data "aws_region" {
+    defaults = { name = "us-east-1" }
+  }
+  mock_data "aws_availability_zones" {
+    defaults = { names = ["us-east-1a", "us-east-1b"] }
+  }
+}
+
+variables {
+  # Any existing file: the mock provider never unzips it.
+  planner_zip_path = "main.tf"
+  worker_zip_path  = "main.tf"
+}
+
+run "seed_variables_reach_the_functions" {
+  command = plan
+
+  variables {
+    s3_bucket_name            = "seed-mirror"
+    worker_image              = "ghcr.io/example/bottlesync:1.0.0"
+    environment               = "staging"
+    size_threshold_gb         = 7
+    schedule_expression       = "cron(30 4 ? * SAT *)"
+    external_hash_file_url    = "https://mirror.example/bottles_hash.json"
+    external_hash_file_s3_key = ""
+  }
+
+  assert {
+    condition     = module.bottlesync.schedule_expression == "cron(30 4 ? * SAT *)"
+    error_message = "schedule_expression reaches the rule"
+  }
+  assert {
+    condition     = module.bottlesync.ecs_cluster_name == "bottlesync-staging" && module.bottlesync.bucket == "seed-mirror"
+    error_message = "environment names the resources, s3_bucket_name the bucket"
+  }
+}
