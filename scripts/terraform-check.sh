@@ -137,6 +137,10 @@ init_and_validate() {
 run_tests() {
   cd "$ROOT/$1"
   terraform test -no-color
+  if [ -d tests/tfvars-example ]; then
+    # The root's terraform.tfvars.example plans as it is.
+    terraform test -no-color -test-directory=tests/tfvars-example -var-file=terraform.tfvars.example
+  fi
 }
 
 # ------------------------------------------------------------ static checks ----
