@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bottlesync/target}"
-cargo build --release --quiet --bin bottlesync --bin bottlesync-fixture
+cargo build --release --quiet --bin bottlesync && cargo build --release --quiet -p bottlesync-loadtest --bin bottlesync-fixture
 bin="$CARGO_TARGET_DIR/release"
 
 fifo=$(mktemp -u); mkfifo "$fifo"

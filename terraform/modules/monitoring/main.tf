@@ -41,7 +41,7 @@ locals {
       width  = 24
       height = 2
       properties = {
-        markdown = "## bottlesync ${var.name_prefix}\nQueues, workers and the mirror's own metrics (namespace `${local.ns}`). A message in the DLQ is a bottle that failed every attempt: see the runbook in terraform/README.md to replay it."
+        markdown = "## bottlesync ${var.name_prefix}\nQueues, workers and the fleet's own metrics (namespace `${local.ns}`, Environment `${var.environment}`). A message in the DLQ is a bottle that failed every attempt: see terraform/README.md to replay it."
       }
     }],
     local.queue_depth_widgets,
@@ -89,7 +89,7 @@ locals {
           region  = local.region
           stat    = "Sum"
           period  = 300
-          metrics = flatten([for key, name in local.functions : [["AWS/Lambda", "Errors", "FunctionName", name, { label = "${key} errors" }], [".", "Throttles", ".", ".", { label = "${key} throttles" }]]])
+          metrics = concat([for key, name in local.functions : [["AWS/Lambda", "Errors", "FunctionName", name, { label = "${key} errors" }], [".", "Throttles", ".", ".", { label = "${key} throttles" }]]]...)
         }
       },
       {
@@ -100,7 +100,7 @@ locals {
           title   = "Lambda duration (ms)"
           region  = local.region
           period  = 300
-          metrics = flatten([for key, name in local.functions : [["AWS/Lambda", "Duration", "FunctionName", name, { stat = "Average", label = "${key} average" }], [".", ".", ".", ".", { stat = "Maximum", label = "${key} max" }]]])
+          metrics = concat([for key, name in local.functions : [["AWS/Lambda", "Duration", "FunctionName", name, { stat = "Average", label = "${key} average" }], [".", ".", ".", ".", { stat = "Maximum", label = "${key} max" }]]]...)
         }
       },
       {
@@ -122,12 +122,13 @@ locals {
         properties = {
           title  = "Bottles (EMF)"
           region = local.region
+          stat   = "Sum"
           period = 300
-          # SEARCH: whatever dimensions the workers emit, summed.
           metrics = [
-            [{ expression = "SUM(SEARCH('{${local.ns}} MetricName=\"BottlesStored\"', 'Sum', 300))", id = "stored", label = "stored" }],
-            [{ expression = "SUM(SEARCH('{${local.ns}} MetricName=\"BottlesSkipped\"', 'Sum', 300))", id = "skipped", label = "skipped" }],
-            [{ expression = "SUM(SEARCH('{${local.ns}} MetricName=\"BottlesFailed\"', 'Sum', 300))", id = "failed", label = "failed" }],
+            [local.ns, "BottlesPlanned", "Environment", var.environment, { label = "planned" }],
+            [".", "BottlesStored", ".", ".", { label = "stored" }],
+            [".", "BottlesSkipped", ".", ".", { label = "skipped" }],
+            [".", "BottlesFailed", ".", ".", { label = "failed" }],
           ]
         }
       },
@@ -136,11 +137,29 @@ locals {
         width  = 12
         height = 6
         properties = {
-          title  = "Bytes stored (EMF)"
+          title  = "Bytes (EMF)"
+          region = local.region
+          stat   = "Sum"
+          period = 300
+          metrics = [
+            [local.ns, "BytesPlanned", "Environment", var.environment, { label = "planned" }],
+            [".", "BytesStored", ".", ".", { label = "stored" }],
+          ]
+        }
+      },
+      {
+        type   = "metric"
+        width  = 24
+        height = 6
+        properties = {
+          title  = "Download and queue time (EMF, seconds)"
           region = local.region
           period = 300
           metrics = [
-            [{ expression = "SUM(SEARCH('{${local.ns}} MetricName=\"BytesStored\"', 'Sum', 300))", id = "bytes", label = "bytes stored" }],
+            [local.ns, "DownloadSeconds", "Environment", var.environment, { stat = "p50", label = "download p50" }],
+            ["...", { stat = "p99", label = "download p99" }],
+            [".", "TimeInQueueSeconds", ".", ".", { stat = "p50", label = "time in queue p50" }],
+            ["...", { stat = "Maximum", label = "time in queue max" }],
           ]
         }
       },

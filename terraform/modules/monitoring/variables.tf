@@ -54,9 +54,14 @@ variable "ecs_service_name" {
 }
 
 variable "metrics_namespace" {
-  description = "CloudWatch namespace of the workers' Embedded Metric Format metrics."
+  description = "CloudWatch namespace of the fleet's Embedded Metric Format metrics (core::metrics::NAMESPACE)."
   type        = string
   default     = "bottlesync"
+}
+
+variable "environment" {
+  description = "Value of the EMF metrics' one dimension, Environment (BOTTLESYNC_ENVIRONMENT)."
+  type        = string
 }
 
 variable "oldest_message_age_alarm_seconds" {

@@ -209,5 +209,6 @@ module "monitoring" {
   ecs_cluster_arn                  = module.ecs.cluster_arn
   ecs_service_name                 = module.ecs.service_name
   metrics_namespace                = var.metrics_namespace
+  environment                      = var.environment
   oldest_message_age_alarm_seconds = var.oldest_message_age_alarm_seconds
 }

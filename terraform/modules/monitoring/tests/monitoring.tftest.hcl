@@ -18,6 +18,7 @@ variables {
   ecs_cluster_name      = "bottlesync-test"
   ecs_cluster_arn       = "arn:aws:ecs:us-east-1:123456789012:cluster/bottlesync-test"
   ecs_service_name      = "bottlesync-test-worker"
+  environment           = "test"
 }
 
 run "dashboard_widgets" {
@@ -27,7 +28,7 @@ run "dashboard_widgets" {
     condition = alltrue([for t in [
       "Queue bottlesync-test-work", "Queue bottlesync-test-work-large", "Queue bottlesync-test-dlq",
       "Messages sent / deleted", "ECS worker tasks", "Lambda errors and throttles", "Lambda duration (ms)",
-      "Bottles (EMF)", "Bytes stored (EMF)",
+      "Bottles (EMF)", "Bytes (EMF)", "Download and queue time (EMF, seconds)",
     ] : contains(output.dashboard_widget_titles, t)])
     error_message = "queue depth for both queues and the DLQ, sent/deleted, ECS tasks, Lambda errors/throttles/duration, EMF metrics"
   }
@@ -38,8 +39,22 @@ run "dashboard_widgets" {
     error_message = "visible, in flight and age of oldest on the dashboard"
   }
   assert {
-    condition     = strcontains(aws_cloudwatch_dashboard.this.dashboard_body, "{bottlesync} MetricName=\\\"BottlesStored\\\"")
-    error_message = "EMF metrics from the bottlesync namespace"
+    condition = alltrue([for m in ["BottlesStored", "BottlesFailed", "BytesStored", "BottlesPlanned"] :
+      contains(flatten([for w in jsondecode(aws_cloudwatch_dashboard.this.dashboard_body).widgets : try(flatten(w.properties.metrics), [])]), m)
+    ]) && strcontains(aws_cloudwatch_dashboard.this.dashboard_body, "[\"bottlesync\",\"BottlesPlanned\",\"Environment\",\"test\"")
+    error_message = "the fleet's EMF metrics (core::metrics), namespace bottlesync, dimension Environment"
+  }
+}
+
+run "every_metric_line_is_a_list" {
+  command = plan
+
+  assert {
+    # CloudWatch wants metrics = [[namespace, name, dims..., {options}], ...].
+    condition = alltrue(flatten([for w in jsondecode(aws_cloudwatch_dashboard.this.dashboard_body).widgets :
+      [for m in try(w.properties.metrics, []) : can(m[0])]
+    ]))
+    error_message = "a widget's metrics must be a list of lists"
   }
 }
 
