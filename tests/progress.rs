@@ -11,119 +11,30 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use bottlesync_core::notifier::{TITLE_COMPLETE, TITLE_PROGRESS, TITLE_STARTED};
-use bottlesync_loadtest::webhook::WebhookReceiver;
-use bottlesync_loadtest::{Catalog, Fault, FormulaSpec, StandIn, StandInConfig};
+use bottlesync_loadtest::{Catalog, Fault, FormulaSpec};
+use common::stack::Stack;
 use common::*;
 
-const BUCKET: &str = "progress-mirror";
-const TABLE: &str = "bottlesync-ledger";
-const PREFIX: &str = "brew";
 const BOTTLES: usize = 60;
 const BOTTLE_SIZE: u64 = 60_000;
 const INTERVAL_SECONDS: u64 = 1;
 
-/// Bucket, ledger table, the two work queues and a DLQ, on moto.
-struct Stack {
-    moto: Moto,
-    standin: StandIn,
-    webhook: WebhookReceiver,
-    queue_url: String,
-    large_queue_url: String,
-    dlq_url: String,
+/// The shared moto stack's command, with progress every interval and EMF metrics on.
+fn command(stack: &Stack, args: &[&str]) -> std::process::Command {
+    let interval = INTERVAL_SECONDS.to_string();
+    stack.command_with(
+        args,
+        &[
+            ("BOTTLESYNC_PROGRESS_INTERVAL_SECONDS", interval.as_str()),
+            ("BOTTLESYNC_METRICS", "emf"),
+        ],
+    )
 }
 
-impl Stack {
-    async fn start(catalog: Catalog) -> Stack {
-        use aws_sdk_dynamodb::types::{
-            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-        };
-        use aws_sdk_sqs::types::QueueAttributeName;
-        let moto = Moto::start().await;
-        moto.s3()
-            .create_bucket()
-            .bucket(BUCKET)
-            .send()
-            .await
-            .unwrap();
-        moto.dynamodb()
-            .create_table()
-            .table_name(TABLE)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("pk")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("pk")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
-        let sqs = moto.sqs();
-        let mut urls = Vec::new();
-        for name in ["dlq", "work", "work-large"] {
-            let url = sqs
-                .create_queue()
-                .queue_name(name)
-                .attributes(QueueAttributeName::VisibilityTimeout, "10")
-                .send()
-                .await
-                .unwrap()
-                .queue_url
-                .unwrap();
-            urls.push(url);
-        }
-        let standin = StandIn::start(StandInConfig::new(catalog)).await.unwrap();
-        let webhook = WebhookReceiver::start().await.unwrap();
-        Stack {
-            moto,
-            standin,
-            webhook,
-            large_queue_url: urls.pop().unwrap(),
-            queue_url: urls.pop().unwrap(),
-            dlq_url: urls.pop().unwrap(),
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> std::process::Command {
-        let mut cmd = bottlesync();
-        cmd.env("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required");
-        for (k, v) in self.moto.env() {
-            cmd.env(k, v);
-        }
-        for (k, v) in [
-            ("BOTTLESYNC_BUCKET", BUCKET.to_string()),
-            ("BOTTLESYNC_PREFIX", PREFIX.to_string()),
-            ("BOTTLESYNC_LEDGER_TABLE", TABLE.to_string()),
-            ("BOTTLESYNC_QUEUE_URL", self.queue_url.clone()),
-            ("BOTTLESYNC_LARGE_QUEUE_URL", self.large_queue_url.clone()),
-            ("BOTTLESYNC_DLQ_URL", self.dlq_url.clone()),
-            ("BOTTLESYNC_API_URL", self.standin.api_url()),
-            ("BOTTLESYNC_SLACK_WEBHOOK_URL", self.webhook.url()),
-            ("BOTTLESYNC_ENVIRONMENT", "test".to_string()),
-            // Tiny threshold: the run goes to the ECS queue that `work` consumes.
-            ("BOTTLESYNC_SIZE_THRESHOLD_GB", "0.000000001".to_string()),
-            (
-                "BOTTLESYNC_PROGRESS_INTERVAL_SECONDS",
-                INTERVAL_SECONDS.to_string(),
-            ),
-            ("BOTTLESYNC_METRICS", "emf".to_string()),
-        ] {
-            cmd.env(k, v);
-        }
-        cmd.args(args);
-        cmd
-    }
-
-    fn spawn_worker(&self) -> Child {
-        let mut cmd = self.command(&[
+fn spawn_worker(stack: &Stack) -> Child {
+    let mut cmd = command(
+        stack,
+        &[
             "work",
             "--drain",
             "--drain-grace",
@@ -132,10 +43,12 @@ impl Stack {
             "1",
             "--concurrency",
             "3",
-        ]);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        cmd.spawn().unwrap()
-    }
+            "--visibility-timeout",
+            "10",
+        ],
+    );
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.spawn().unwrap()
 }
 
 /// Small bottles, all served slowly at staggered rates (0.3 to 1.5 s
@@ -172,7 +85,7 @@ async fn progress_is_rate_limited_for_the_whole_fleet() {
         );
     }
 
-    let plan = run(stack.command(&["plan", "--date", DATE])).await;
+    let plan = run(command(&stack, &["plan", "--date", DATE])).await;
     plan.assert_code(0);
     let planned: serde_json::Value = serde_json::from_str(&plan.stdout)
         .unwrap_or_else(|e| panic!("plan output {e}: {}", plan.stdout));
@@ -184,7 +97,7 @@ async fn progress_is_rate_limited_for_the_whole_fleet() {
     // fall between the workers' start and the summary, at least one
     // interval apart.
     let began = Instant::now();
-    let workers: Vec<Child> = (0..2).map(|_| stack.spawn_worker()).collect();
+    let workers: Vec<Child> = (0..2).map(|_| spawn_worker(&stack)).collect();
     // The run is over when the summary has arrived; the workers then wait
     // out their drain grace, which is not part of the run.
     let deadline = began + Duration::from_secs(120);

@@ -8,9 +8,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use bottlesync_core::dynamo_ledger::DynamoLedger;
 use bottlesync_core::fleet_ledger::{
     BottleState, ClaimOutcome, CompleteOutcome, Counted, FailureNote, FleetLedger,
@@ -117,27 +114,7 @@ async fn dynamo_ledger_keeps_the_contract() {
         let client = client.clone();
         Box::pin(async move {
             let table = format!("ledger-{}", name.replace('_', "-"));
-            client
-                .create_table()
-                .table_name(&table)
-                .attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name("pk")
-                        .attribute_type(ScalarAttributeType::S)
-                        .build()
-                        .unwrap(),
-                )
-                .key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name("pk")
-                        .key_type(KeyType::Hash)
-                        .build()
-                        .unwrap(),
-                )
-                .billing_mode(BillingMode::PayPerRequest)
-                .send()
-                .await
-                .unwrap();
+            bottlesync_loadtest::moto::create_ledger_table(&client, &table).await;
             Arc::new(DynamoLedger::new(client, table)) as Ledger
         })
     })

@@ -45,30 +45,7 @@ impl Stack {
             .send()
             .await
             .unwrap();
-        let ddb = moto.dynamodb();
-        use aws_sdk_dynamodb::types::{
-            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-        };
-        ddb.create_table()
-            .table_name(TABLE)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("pk")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("pk")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
+        bottlesync_loadtest::moto::create_ledger_table(&moto.dynamodb(), TABLE).await;
         let sqs = moto.sqs();
         let dlq_url = sqs
             .create_queue()
