@@ -9,11 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use bottlesync_core::fleet_config::{FleetArgs, FleetConfig};
 use bottlesync_core::notifier::{TITLE_COMPLETE, TITLE_FAILED, TITLE_STARTED};
 use bottlesync_core::queue::Queue;
+use bottlesync_core::services::FleetServices;
 use bottlesync_core::sqs_queue::SqsQueue;
-use bottlesync_loadtest::{Catalog, Fault, FormulaSpec};
-use bottlesync_worker::consumer::Consumer;
+use bottlesync_loadtest::{Catalog, Fault, FormulaSpec, StandIn, StandInConfig};
+use bottlesync_planner::fleet::{FleetPlanRequest, plan_fleet_run};
+use bottlesync_worker::consumer::{Consumer, Disposition};
 use bottlesync_worker::lambda::handle_sqs_event;
 use common::stack::*;
 use common::*;
@@ -360,4 +363,69 @@ async fn bad_messages_are_refused_into_the_dlq_and_nothing_is_written() {
         "nothing stored"
     );
     assert_eq!(stack.standin.stats().storage_gets, 0);
+}
+
+/// Two copies of a bottle's message handled at the same moment by one
+/// worker: one attempt holds the claim and downloads, the other waits.
+/// In process (memory queue and ledger, local store): no timing luck needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_worker_given_two_copies_at_once_downloads_once() {
+    let standin = StandIn::start(StandInConfig::new(small_catalog()))
+        .await
+        .unwrap();
+    let mirror = tempfile::tempdir().unwrap();
+    let config = FleetConfig::from_args(&FleetArgs {
+        bucket: Some("in-process".into()),
+        ledger_table: Some("in-process".into()),
+        api_url: Some(standin.api_url()),
+        ..FleetArgs::default()
+    })
+    .unwrap();
+    let services = Arc::new(
+        FleetServices::in_process(config, mirror.path(), Duration::from_secs(30), 3).unwrap(),
+    );
+    let request = FleetPlanRequest {
+        date: Some(DATE.parse().unwrap()),
+        ..FleetPlanRequest::default()
+    };
+    let planned = plan_fleet_run(&services, &request, "planner")
+        .await
+        .unwrap();
+    assert!(planned.enqueued > 0);
+    let queue = services.queue.clone().unwrap();
+    let mut messages = Vec::new();
+    loop {
+        let batch = queue.receive(10, Duration::ZERO).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        messages.extend(batch);
+    }
+    assert_eq!(messages.len() as u64, planned.enqueued);
+
+    let consumer = Consumer::new(services.clone(), "worker".into(), Some(3));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    for message in &messages {
+        let (first, second) = tokio::join!(
+            consumer.handle(message, &cancel),
+            consumer.handle(message, &cancel)
+        );
+        let stored = [&first, &second]
+            .iter()
+            .filter(|d| matches!(d, Disposition::Stored { .. }))
+            .count();
+        let waiting = [&first, &second]
+            .iter()
+            .filter(|d| matches!(d, Disposition::Retry { .. }))
+            .count();
+        assert_eq!((stored, waiting), (1, 1), "{first:?} / {second:?}");
+    }
+    for bottle in expected_bottles(&standin, &AUTO_TAGS, false).values() {
+        assert_eq!(
+            standin.stats().bottle(&bottle.sha256).storage_gets,
+            1,
+            "{} downloaded twice",
+            bottle.mirror_file_name
+        );
+    }
 }

@@ -77,6 +77,51 @@ impl FleetServices {
         })
     }
 
+    /// The in-process implementations: the mirror in a local directory, an
+    /// in-memory ledger, and in-memory Lambda and ECS queues that dead-letter
+    /// into an in-memory DLQ after `max_receive_count` receives. The fleet
+    /// code runs on them unchanged, at rates moto cannot serve (load tests)
+    /// and without any AWS endpoint (tests of the consumer's logic).
+    pub fn in_process(
+        config: FleetConfig,
+        mirror_root: &std::path::Path,
+        visibility_timeout: std::time::Duration,
+        max_receive_count: u32,
+    ) -> Result<Self> {
+        use crate::memory_queue::MemoryQueue;
+        let notifier: Arc<dyn Notifier> = match &config.slack {
+            SlackSource::None => Arc::new(LogNotifier),
+            SlackSource::Url(url) => {
+                Arc::new(SlackWebhook::new(url, RetryPolicy::notifications())?)
+            }
+            SlackSource::SecretArn(_) => {
+                return Err(Error::config(
+                    "BOTTLESYNC_SLACK_SECRET_ARN",
+                    "an in-process fleet has no Secrets Manager: give BOTTLESYNC_SLACK_WEBHOOK_URL",
+                ));
+            }
+        };
+        let dlq = Arc::new(MemoryQueue::new("dlq", visibility_timeout));
+        let queue = |name: &str| -> Arc<dyn Queue> {
+            Arc::new(
+                MemoryQueue::new(name, visibility_timeout)
+                    .with_dead_letter(dlq.clone(), max_receive_count),
+            )
+        };
+        Ok(FleetServices {
+            store: Arc::new(crate::local_store::LocalStore::open(mirror_root)?),
+            ledger: Arc::new(crate::memory_ledger::MemoryLedger::new()),
+            registry: Arc::new(RegistryClient::new(&HttpSettings::default())?),
+            notifier,
+            retry: RetryPolicy::default(),
+            queue: Some(queue("work")),
+            large_queue: Some(queue("work-large")),
+            dlq: Some(dlq.clone()),
+            capacity: None,
+            config,
+        })
+    }
+
     pub fn message_context(&self) -> MessageContext {
         MessageContext {
             environment: self.config.environment.clone(),

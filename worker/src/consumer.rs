@@ -8,6 +8,7 @@
 //! progress message when this worker wins the fleet-wide slot for it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -62,7 +63,8 @@ impl Disposition {
 
 pub struct Consumer {
     pub services: Arc<FleetServices>,
-    /// Names this worker in claims (`<host>-<pid>-<random>` or the Lambda request id).
+    /// Names this worker (`<host>-<pid>-<random>` or the Lambda request id);
+    /// its claims are owned by `<worker_id>/<attempt>`.
     pub worker_id: String,
     /// How long a claim lasts without a heartbeat.
     pub lease: Duration,
@@ -75,6 +77,8 @@ pub struct Consumer {
     pub source: Option<Arc<dyn Queue>>,
     /// Runs seen to exist, with their route (neither ever changes).
     known_runs: Mutex<HashMap<String, Route>>,
+    /// Numbers this worker's attempts, so each claim has its own owner.
+    attempts: AtomicU64,
 }
 
 impl Consumer {
@@ -91,6 +95,7 @@ impl Consumer {
             retry_base: Duration::from_secs(10),
             source: None,
             known_runs: Mutex::new(HashMap::new()),
+            attempts: AtomicU64::new(0),
         }
     }
 
@@ -117,6 +122,15 @@ impl Consumer {
             std::process::id(),
             rand::random::<u32>() & 0xff_ffff
         )
+    }
+
+    /// The claim owner for one attempt at one message. Per attempt, not per
+    /// worker: two copies of a bottle's message handled at once by the same
+    /// worker must not both hold the claim (the ledger lets an owner re-claim,
+    /// which keeps a retried claim write idempotent).
+    fn attempt_owner(&self) -> String {
+        let n = self.attempts.fetch_add(1, Ordering::Relaxed);
+        format!("{}/{n}", self.worker_id)
     }
 
     fn is_last_attempt(&self, message: &QueueMessage) -> bool {
@@ -274,8 +288,10 @@ impl Consumer {
     ) -> Result<Disposition> {
         let job = &message.job;
         let ledger = &self.services.ledger;
+        let owner = self.attempt_owner();
+        let owner = owner.as_str();
         match ledger
-            .claim(&job.sha256, &message.run_id, &self.worker_id, self.lease)
+            .claim(&job.sha256, &message.run_id, owner, self.lease)
             .await?
         {
             ClaimOutcome::Granted => {}
@@ -285,14 +301,14 @@ impl Consumer {
                 return Ok(Disposition::Skipped);
             }
             ClaimOutcome::HeldElsewhere {
-                owner,
+                owner: holder,
                 lease_expires,
             } => {
                 let wait = (lease_expires - Utc::now()).to_std().unwrap_or_default();
-                tracing::info!(%owner, "claimed by another worker: leaving it for later");
+                tracing::info!(%holder, "claimed by another attempt: leaving it for later");
                 // Check back well before the lease runs out, not after.
                 return Ok(Disposition::Retry {
-                    reason: format!("claimed by {owner}"),
+                    reason: format!("claimed by {holder}"),
                     delay: Some(
                         wait.min(Duration::from_secs(60))
                             .max(Duration::from_secs(5)),
@@ -309,13 +325,13 @@ impl Consumer {
             }
         }
         let started = Instant::now();
-        let transfer = self.transfer_with_heartbeat(message, cancel).await;
+        let transfer = self.transfer_with_heartbeat(message, owner, cancel).await;
         *download = Some(started.elapsed());
         match transfer {
             Ok(bytes) => {
                 let bottle = MirroredBottle::from_job(job, bytes, Utc::now());
                 match ledger
-                    .complete(&message.run_id, &self.worker_id, &job.sha256, &bottle)
+                    .complete(&message.run_id, owner, &job.sha256, &bottle)
                     .await?
                 {
                     CompleteOutcome::Counted(_) => {
@@ -338,7 +354,7 @@ impl Consumer {
                 }
             }
             Err(Error::Cancelled) => {
-                let _ = ledger.release_claim(&job.sha256, &self.worker_id).await;
+                let _ = ledger.release_claim(&job.sha256, owner).await;
                 Ok(retry("cancelled by shutdown".into()))
             }
             Err(e) => {
@@ -346,13 +362,13 @@ impl Consumer {
                 if self.is_last_attempt(received) {
                     self.count_failure(&message.run_id, &job.sha256, message, &reason)
                         .await?;
-                    let _ = ledger.release_claim(&job.sha256, &self.worker_id).await;
+                    let _ = ledger.release_claim(&job.sha256, owner).await;
                     tracing::error!(%reason, attempts = received.receive_count, "failed for good");
                     Ok(self
                         .dead_letter(received, Disposition::Failed { reason })
                         .await)
                 } else {
-                    ledger.release_claim(&job.sha256, &self.worker_id).await?;
+                    ledger.release_claim(&job.sha256, owner).await?;
                     tracing::warn!(%reason, attempt = received.receive_count, "attempt failed; SQS will retry");
                     Ok(Disposition::Retry {
                         reason,
@@ -367,6 +383,7 @@ impl Consumer {
     async fn transfer_with_heartbeat(
         &self,
         message: &BottleMessage,
+        owner: &str,
         cancel: &CancellationToken,
     ) -> Result<u64> {
         let services = &self.services;
@@ -387,7 +404,7 @@ impl Consumer {
             tokio::select! {
                 result = &mut transfer => return result.map(|t| t.bytes),
                 _ = beat.tick() => {
-                    match services.ledger.extend_claim(&job.sha256, &self.worker_id, self.lease).await {
+                    match services.ledger.extend_claim(&job.sha256, owner, self.lease).await {
                         Ok(true) => {}
                         Ok(false) => tracing::warn!("claim lost during the download"),
                         Err(e) => tracing::warn!(error = %e, "could not extend the claim"),
