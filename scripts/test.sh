@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every check CI runs, in one command: formatting, lints, and all tests.
+# Every check CI runs, in one command: formatting, lints, all tests, and the
+# Terraform checks (validate, terraform test, checkov, apply to moto).
 # Installs what the tests need (moto_server, in a project-local .venv) and
 # needs no network beyond the package registries.
 set -euo pipefail
@@ -28,3 +29,8 @@ if [ -d terraform ]; then
 fi
 echo "== cargo test"
 cargo test --workspace --locked --no-fail-fast
+if [ -d terraform ]; then
+  # validate, terraform test, checkov, and apply + plan + work + destroy on moto.
+  echo "== scripts/terraform-check.sh"
+  ./scripts/terraform-check.sh all
+fi
