@@ -239,8 +239,16 @@ run_bottlesync() { # env-array-name, args...
 }
 
 if [ "$MODE" != static ]; then
-  step "5a. build bottlesync, bottlesync-fixture"
-  cargo build --quiet --locked -p bottlesync --bin bottlesync -p bottlesync-loadtest --bin bottlesync-fixture
+  # scripts/test.sh sets BOTTLESYNC_PREBUILT=1: `cargo test --workspace` has
+  # just built both binaries, and `cargo build` would build them again with
+  # another feature set (dev-dependencies unify features only for tests).
+  if [ "${BOTTLESYNC_PREBUILT:-0}" = 1 ] && [ -x "$CARGO_TARGET_DIR/debug/bottlesync" ] &&
+    [ -x "$CARGO_TARGET_DIR/debug/bottlesync-fixture" ]; then
+    step "5a. bottlesync, bottlesync-fixture: as cargo test built them"
+  else
+    step "5a. build bottlesync, bottlesync-fixture"
+    cargo build --quiet --locked -p bottlesync --bin bottlesync -p bottlesync-loadtest --bin bottlesync-fixture
+  fi
   done_step
 
   step "5b. start moto_server, the Homebrew stand-in, a webhook receiver"

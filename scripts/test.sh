@@ -32,5 +32,5 @@ cargo test --workspace --locked --no-fail-fast
 if [ -d terraform ]; then
   # validate, terraform test, checkov, and apply + plan + work + destroy on moto.
   echo "== scripts/terraform-check.sh"
-  ./scripts/terraform-check.sh all
+  BOTTLESYNC_PREBUILT=1 ./scripts/terraform-check.sh all
 fi

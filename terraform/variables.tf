@@ -268,7 +268,7 @@ variable "enable_ecs_autoscaling" {
 }
 
 variable "max_receive_count" {
-  description = "Receives of a message before it moves to the DLQ."
+  description = "Receives of a message before it moves to the DLQ; workers give a bottle up two receives earlier (keep it at 3 or more)."
   type        = number
   default     = 5
 }

@@ -121,9 +121,10 @@ pub async fn read_external_hashes(
                     meta.len()
                 )));
             }
-            tokio::fs::read(path)
+            crate::local_store::read_at_most(path, MAX_HASH_FILE_BYTES)
                 .await
                 .map_err(|e| fail(e.to_string()))?
+                .ok_or_else(|| fail(format!("more than the {MAX_HASH_FILE_BYTES} bytes allowed")))?
         }
         Location::S3 { bucket, prefix } => {
             let key = crate::key::ObjectKey::parse(prefix).map_err(|e| fail(e.to_string()))?;

@@ -67,7 +67,7 @@ impl MirrorRecord {
     /// Parses and validates our own schema; any problem is an error naming it.
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
         let record: MirrorRecord = serde_json::from_slice(bytes)
-            .map_err(|e| format!("not a valid schema-1 record: {e}"))?;
+            .map_err(|e| format!("not a valid schema-1 record: {}", crate::serde_problem(&e)))?;
         record.validate()?;
         Ok(record)
     }
@@ -108,18 +108,25 @@ pub struct ExternalHashes {
 /// Accepts our schema-1 record, a JSON array of sha256 strings, or a JSON
 /// object keyed by sha256. Anything else is an error that says why.
 pub fn parse_external(bytes: &[u8]) -> Result<ExternalHashes, String> {
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
-    match value {
-        serde_json::Value::Object(map) if map.contains_key("schema") => {
-            let record = MirrorRecord::parse(bytes)?;
-            Ok(ExternalHashes {
-                digests: record.bottles.keys().cloned().collect(),
-                bottles: record.bottles,
-                format: "bottles_hash.json schema 1",
-            })
-        }
-        serde_json::Value::Object(map) => {
+    use serde_json::value::RawValue;
+    let not_json = |e: serde_json::Error| format!("not JSON: {}", crate::serde_problem(&e));
+    // Only the top level is read generically (values stay raw slices of
+    // `bytes`): a record of a million bottles is parsed once, straight into
+    // its structs, not first into a `serde_json::Value` tree several times
+    // the file's size.
+    match bytes.iter().find(|b| !b" \t\r\n".contains(b)) {
+        Some(b'{') => {
+            let map: BTreeMap<String, &RawValue> =
+                serde_json::from_slice(bytes).map_err(not_json)?;
+            if map.contains_key("schema") {
+                drop(map);
+                let record = MirrorRecord::parse(bytes)?;
+                return Ok(ExternalHashes {
+                    digests: record.bottles.keys().cloned().collect(),
+                    bottles: record.bottles,
+                    format: "bottles_hash.json schema 1",
+                });
+            }
             let digests = map
                 .keys()
                 .map(|k| Sha256Digest::parse(k).map_err(|e| format!("object key: {e}")))
@@ -130,16 +137,20 @@ pub fn parse_external(bytes: &[u8]) -> Result<ExternalHashes, String> {
                 format: "object keyed by sha256",
             })
         }
-        serde_json::Value::Array(items) => {
+        Some(b'[') => {
+            let items: Vec<&RawValue> = serde_json::from_slice(bytes).map_err(not_json)?;
             let digests = items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| match item {
-                    serde_json::Value::String(s) => {
-                        Sha256Digest::parse(s).map_err(|e| format!("item {i}: {e}"))
-                    }
-                    other => Err(format!("item {i} is {other}, not a sha256 string")),
-                })
+                .map(
+                    |(i, item)| match serde_json::from_str::<String>(item.get()) {
+                        Ok(s) => Sha256Digest::parse(&s).map_err(|e| format!("item {i}: {e}")),
+                        Err(_) => Err(format!(
+                            "item {i} is {}, not a sha256 string",
+                            crate::shorten(item.get(), 80)
+                        )),
+                    },
+                )
                 .collect::<Result<_, _>>()?;
             Ok(ExternalHashes {
                 digests,
@@ -147,10 +158,13 @@ pub fn parse_external(bytes: &[u8]) -> Result<ExternalHashes, String> {
                 format: "array of sha256 strings",
             })
         }
-        other => Err(format!(
-            "expected a schema-1 record, an array of sha256 strings or an object keyed by sha256, got {}",
-            crate::shorten(&other.to_string(), 40)
-        )),
+        _ => {
+            let other: serde_json::Value = serde_json::from_slice(bytes).map_err(not_json)?;
+            Err(format!(
+                "expected a schema-1 record, an array of sha256 strings or an object keyed by sha256, got {}",
+                crate::shorten(&other.to_string(), 40)
+            ))
+        }
     }
 }
 

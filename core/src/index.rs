@@ -10,7 +10,9 @@ use serde_json::value::RawValue;
 use url::Url;
 
 use crate::digest::Sha256Digest;
-use crate::naming::{image_name, pkg_version, validate_formula_name, validate_version};
+use crate::naming::{
+    checked_mirror_file_name, image_name, pkg_version, validate_formula_name, validate_version,
+};
 use crate::tag::Tag;
 
 /// The registry Homebrew's bottles live on; always allowed.
@@ -182,11 +184,21 @@ pub fn parse_index(text: &[u8], hosts: &HostPolicy) -> Result<FormulaIndex, Stri
         Ok(entries) => entries,
         Err(array_err) => match serde_json::from_slice::<JwsEnvelope>(text) {
             Ok(envelope) => {
-                let entries: Vec<Box<RawValue>> = serde_json::from_str(&envelope.payload)
-                    .map_err(|e| format!("JWS payload is not a JSON array: {e}"))?;
+                let entries: Vec<Box<RawValue>> =
+                    serde_json::from_str(&envelope.payload).map_err(|e| {
+                        format!(
+                            "JWS payload is not a JSON array: {}",
+                            crate::serde_problem(&e)
+                        )
+                    })?;
                 return Ok(validate_entries(entries.iter().map(|b| &**b), hosts));
             }
-            Err(_) => return Err(format!("not a JSON array of formulae: {array_err}")),
+            Err(_) => {
+                return Err(format!(
+                    "not a JSON array of formulae: {}",
+                    crate::serde_problem(&array_err)
+                ));
+            }
         },
     };
     Ok(validate_entries(entries.into_iter(), hosts))
@@ -213,7 +225,7 @@ fn validate_entries<'a>(
                 index.rejections.push(Rejection {
                     formula: name,
                     tag: None,
-                    problem: format!("malformed entry: {e}"),
+                    problem: format!("malformed entry: {}", crate::serde_problem(&e)),
                 });
                 continue;
             }
@@ -270,8 +282,13 @@ fn validate_formula(
         bottles: Vec::new(),
         invalid_tags: Vec::new(),
     };
+    let pkg = formula.pkg_version();
     for (tag_text, file) in spec.map(|s| s.files).unwrap_or_default() {
-        match validate_bottle_file(&tag_text, &file, &image, hosts) {
+        let checked = validate_bottle_file(&tag_text, &file, &image, hosts).and_then(|bottle| {
+            checked_mirror_file_name(&formula.name, &pkg, bottle.tag.as_str(), formula.rebuild)
+                .map(|_| bottle)
+        });
+        match checked {
             Ok(bottle) => formula.bottles.push(bottle),
             Err(problem) => {
                 rejections.push(Rejection {
@@ -296,26 +313,40 @@ fn validate_bottle_file(
     let sha256 = Sha256Digest::parse(&file.sha256)?;
     let url = Url::parse(&file.url)
         .map_err(|e| format!("url {:?} is not a URL: {e}", crate::shorten(&file.url, 120)))?;
+    check_bottle_url(&url, image, &sha256, hosts)?;
+    Ok(BottleFile { tag, url, sha256 })
+}
+
+/// The checks every bottle URL passes before anything fetches it, whether
+/// it came from the index or from a queue message: http(s), no credentials,
+/// an allowed host, and the registry shape naming exactly this blob.
+pub fn check_bottle_url(
+    url: &Url,
+    image: &str,
+    sha256: &Sha256Digest,
+    hosts: &HostPolicy,
+) -> Result<(), String> {
+    let shown = crate::shorten(url.as_str(), 200);
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("url {url} is not http(s)"));
+        return Err(format!("url {shown} is not http(s)"));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err("url carries credentials".into());
     }
-    if !hosts.allows(&url) {
+    if !hosts.allows(url) {
         return Err(format!(
             "url host {:?} is not allowed (allowed: {}; add --allow-host)",
-            url.host_str().unwrap_or(""),
+            crate::shorten(url.host_str().unwrap_or(""), 80),
             hosts.allowed_hosts().join(", ")
         ));
     }
     let expected_tail = format!("/{image}/blobs/sha256:{sha256}");
-    if !url.path().ends_with(&expected_tail) || url.query().is_some() {
+    if !url.path().ends_with(&expected_tail) || url.query().is_some() || url.fragment().is_some() {
         return Err(format!(
-            "url {url} does not have the registry shape .../{image}/blobs/sha256:<its sha256>"
+            "url {shown} does not have the registry shape .../{image}/blobs/sha256:<its sha256>"
         ));
     }
-    Ok(BottleFile { tag, url, sha256 })
+    Ok(())
 }
 
 #[cfg(test)]

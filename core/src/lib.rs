@@ -51,3 +51,18 @@ pub fn shorten(text: &str, max: usize) -> String {
         short
     }
 }
+
+/// A serde error for a message: serde quotes offending values and field
+/// names whole (a 256 KiB "URL" would come back verbatim), so keep the
+/// start and the position at the end.
+pub fn serde_problem(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    if text.chars().count() <= 300 {
+        return text;
+    }
+    let head: String = text.chars().take(200).collect();
+    match error.line() {
+        0 => format!("{head}…"),
+        line => format!("{head}… at line {line} column {}", error.column()),
+    }
+}

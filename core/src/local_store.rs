@@ -165,10 +165,14 @@ impl BlobStore for LocalStore {
                 meta.len()
             )));
         }
-        tokio::fs::read(&path)
-            .await
-            .map(Some)
-            .map_err(|e| self.err(format!("cannot read {}: {e}", path.display())))
+        match read_at_most(&path, max_bytes).await {
+            Ok(Some(bytes)) => Ok(Some(bytes)),
+            Ok(None) => Err(self.err(format!(
+                "{} is more than the {max_bytes} bytes allowed",
+                path.display()
+            ))),
+            Err(e) => Err(self.err(format!("cannot read {}: {e}", path.display()))),
+        }
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectKey>> {
@@ -307,4 +311,19 @@ async fn publish(root: &Path, temp: &Path, key: &ObjectKey) -> Result<()> {
         .await
         .map_err(|e| err(e.to_string()))?
         .map_err(|e| err(format!("cannot sync directory: {e}")))
+}
+
+/// Reads `path` whole if it holds at most `max_bytes`, `Ok(None)` if it
+/// holds more. Counts while reading rather than trusting the size on disk:
+/// a pipe, a device (`/dev/zero`) or a file that grows delivers more than
+/// its metadata says.
+pub async fn read_at_most(path: &Path, max_bytes: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::open(path).await?;
+    let hint = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(hint.min(max_bytes) as usize + 1);
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .await?;
+    Ok((bytes.len() as u64 <= max_bytes).then_some(bytes))
 }

@@ -3,12 +3,16 @@
 //! everything a hostile or broken producer could get wrong, because the key
 //! and URL in it decide what is written where.
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::index::HostPolicy;
+use crate::index::{HostPolicy, check_bottle_url};
 use crate::job::BottleJob;
-use crate::naming::{image_name, mirror_file_name, validate_formula_name, validate_version};
+use crate::naming::{
+    checked_mirror_file_name, image_name, validate_formula_name, validate_version,
+};
+use crate::serde_problem;
 
 /// SQS's own limit on a message body.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
@@ -64,8 +68,8 @@ impl BottleMessage {
                 body.len()
             )));
         }
-        let message: BottleMessage =
-            serde_json::from_str(body).map_err(|e| bad(format!("not a bottle message: {e}")))?;
+        let message: BottleMessage = serde_json::from_str(body)
+            .map_err(|e| bad(format!("not a bottle message: {}", serde_problem(&e))))?;
         if message.v != MESSAGE_VERSION {
             return Err(bad(format!(
                 "message version {} is not supported",
@@ -82,28 +86,37 @@ impl BottleMessage {
         validate_formula_name(&job.name)?;
         validate_version(&job.version)?;
         let expected_name =
-            mirror_file_name(&job.name, &job.pkg_version(), job.tag.as_str(), job.rebuild);
+            checked_mirror_file_name(&job.name, &job.pkg_version(), job.tag.as_str(), job.rebuild)?;
         if job.key.file_name() != expected_name {
             return Err(format!(
                 "key {} does not end in the bottle's mirror name {expected_name}",
                 job.key
             ));
         }
-        if job.key.as_str().split('/').count() != 2 {
-            return Err(format!("key {} is not <date>/<file name>", job.key));
+        // Exactly `<YYYY-MM-DD>/<file>`, as the planner writes it: anything
+        // else could place a bottle in the mirror's internal folder or
+        // beside bottles_hash.json.
+        let dated = job
+            .key
+            .as_str()
+            .split_once('/')
+            .is_some_and(|(date, file)| {
+                !file.contains('/')
+                    && NaiveDate::parse_from_str(date, "%Y-%m-%d")
+                        .is_ok_and(|d| d.format("%Y-%m-%d").to_string() == date)
+            });
+        if !dated {
+            return Err(format!("key {} is not <YYYY-MM-DD>/<file name>", job.key));
         }
         if !matches!(job.url.scheme(), "http" | "https") || !hosts.allows(&job.url) {
             return Err(format!(
                 "url {} is not on an allowed host ({})",
-                job.url,
+                crate::shorten(job.url.as_str(), 200),
                 hosts.allowed_hosts().join(", ")
             ));
         }
-        let tail = format!("/{}/blobs/sha256:{}", image_name(&job.name), job.sha256);
-        if !job.url.path().ends_with(&tail) {
-            return Err(format!("url {} does not name this bottle's blob", job.url));
-        }
-        Ok(())
+        // The rest as for index entries: no credentials, no query, this blob.
+        check_bottle_url(&job.url, &image_name(&job.name), &job.sha256, hosts)
     }
 }
 

@@ -89,6 +89,29 @@ pub fn mirror_file_name(name: &str, pkg_version: &str, tag: &str, rebuild: u32) 
     }
 }
 
+/// The usual limit on one file name (NAME_MAX): a directory mirror cannot
+/// hold a longer mirror file name, and names and versions alone allow 128
+/// bytes each.
+pub const MAX_FILE_NAME_BYTES: usize = 255;
+
+/// [`mirror_file_name`], refused when it is too long to be a file name.
+pub fn checked_mirror_file_name(
+    name: &str,
+    pkg_version: &str,
+    tag: &str,
+    rebuild: u32,
+) -> Result<String, String> {
+    let file = mirror_file_name(name, pkg_version, tag, rebuild);
+    if file.len() > MAX_FILE_NAME_BYTES {
+        return Err(format!(
+            "mirror file name {:?} is {} bytes, more than the {MAX_FILE_NAME_BYTES} a file name may have",
+            crate::shorten(&file, 80),
+            file.len()
+        ));
+    }
+    Ok(file)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

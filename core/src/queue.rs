@@ -51,6 +51,19 @@ pub trait Queue: Send + Sync {
 
     async fn delete(&self, receipt: &str) -> Result<()>;
 
+    /// Deletes up to 10 messages in one request where the queue can; the
+    /// receipts whose delete failed come back (they will be redelivered,
+    /// which the ledger makes harmless).
+    async fn delete_batch(&self, receipts: &[String]) -> Result<Vec<String>> {
+        let mut failed = Vec::new();
+        for receipt in receipts {
+            if self.delete(receipt).await.is_err() {
+                failed.push(receipt.clone());
+            }
+        }
+        Ok(failed)
+    }
+
     /// Sets how long until the message becomes visible again (0: now).
     async fn set_visibility(&self, receipt: &str, timeout: Duration) -> Result<()>;
 

@@ -15,7 +15,8 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{
-    Message, MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
 };
 use chrono::DateTime;
 use futures::StreamExt;
@@ -388,6 +389,39 @@ impl Queue for SqsQueue {
             .await
             .map_err(|e| self.err("DeleteMessage", e))?;
         Ok(())
+    }
+
+    async fn delete_batch(&self, receipts: &[String]) -> Result<Vec<String>> {
+        let mut failed = Vec::new();
+        for chunk in receipts.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, receipt)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(receipt)
+                        .build()
+                        .expect("id and receipt handle are set")
+                })
+                .collect();
+            let output = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| self.err("DeleteMessageBatch", e))?;
+            failed.extend(
+                output
+                    .failed()
+                    .iter()
+                    .filter_map(|f| f.id().parse::<usize>().ok())
+                    .filter_map(|i| chunk.get(i).cloned()),
+            );
+        }
+        Ok(failed)
     }
 
     async fn set_visibility(&self, receipt: &str, timeout: Duration) -> Result<()> {

@@ -8,6 +8,8 @@
 #    fsync, and `bottlesync sync` (with its peak RSS).
 # 2. ~2,000 small bottles: `bottlesync sync --concurrency 8` against an
 #    `xargs -P 8` curl + sha256sum script.
+# 3. planning (CPU and memory, no network): loadtest/bench/plan.sh, run
+#    last; it adds its own "Planning" section to the markdown.
 # Each measurement runs REPS times (interleaved); the median is reported.
 # Prints a table and writes it as markdown to loadtest/bench/RESULTS.md.
 #
@@ -328,5 +330,7 @@ META_NOTES=$NOTES
 python3 -c 'import json, os, sys
 json.dump({k[5:].lower(): v for k, v in os.environ.items() if k.startswith("META_")}, open(sys.argv[1], "w"), indent=1)' "$W/meta.json"
 "${PY[@]}" report "$RESULTS" "$W/meta.json" "$RESULTS_MD"
+# 3. planning: its own script, which appends its section to the fresh markdown.
+RESULTS_MD=$RESULTS_MD BENCH_TMPDIR=${BENCH_TMPDIR:-} bash "$HERE/plan.sh" || die "the planning benchmark (plan.sh) failed"
 echo
 echo "benchmark: ${META_ELAPSED} s (build: ${BUILD_SECONDS} s); markdown written to ${RESULTS_MD#"$ROOT"/}"

@@ -25,6 +25,7 @@
 
 mod api;
 mod auth;
+pub mod aws_counter;
 mod bottles;
 mod catalog;
 mod connection;

@@ -176,3 +176,62 @@ pub async fn create_ledger_table(client: &aws_sdk_dynamodb::Client, name: &str) 
         .await
         .unwrap_or_else(|e| panic!("cannot create table {name}: {e:?}"));
 }
+
+/// The fleet's queues as Terraform creates them: `work` (Lambda) and
+/// `work-large` (ECS), both dead-lettering into `dlq` after
+/// `max_receive_count` receives.
+pub struct FleetQueues {
+    pub queue_url: String,
+    pub large_queue_url: String,
+    pub dlq_url: String,
+}
+
+impl FleetQueues {
+    pub async fn create(
+        sqs: &aws_sdk_sqs::Client,
+        visibility_timeout_secs: u32,
+        max_receive_count: u32,
+    ) -> FleetQueues {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let create = |name: &'static str, attributes: Vec<(QueueAttributeName, String)>| async move {
+            let mut request = sqs.create_queue().queue_name(name);
+            for (key, value) in attributes {
+                request = request.attributes(key, value);
+            }
+            request
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("cannot create queue {name}: {e:?}"))
+                .queue_url
+                .expect("queue url")
+        };
+        let dlq_url = create("dlq", vec![]).await;
+        let dlq_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&dlq_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("dlq attributes")
+            .attributes
+            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+            .expect("dlq arn");
+        let redrive = format!(
+            r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{max_receive_count}"}}"#
+        );
+        let work_attributes = || {
+            vec![
+                (
+                    QueueAttributeName::VisibilityTimeout,
+                    visibility_timeout_secs.to_string(),
+                ),
+                (QueueAttributeName::RedrivePolicy, redrive.clone()),
+            ]
+        };
+        FleetQueues {
+            queue_url: create("work", work_attributes()).await,
+            large_queue_url: create("work-large", work_attributes()).await,
+            dlq_url,
+        }
+    }
+}

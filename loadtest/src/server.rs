@@ -2,7 +2,7 @@
 //! share, and exposes the control surface tests use (faults, stats, ground
 //! truth, index override).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -266,6 +266,36 @@ impl StandIn {
     /// Ground truth: every bottle, formula by formula, in catalog order.
     pub fn bottles(&self) -> Vec<BottleInfo> {
         self.state.resolved.bottles.clone()
+    }
+
+    /// The bottles a mirror for `client_tags` must hold, by sha256: per
+    /// formula, the bottle each client tag would install (brew's fallback
+    /// rule, [`installable_tag`](crate::installable_tag)). Disabled formulae
+    /// only with `include_disabled`.
+    pub fn expected_mirror(
+        &self,
+        client_tags: &[&str],
+        include_disabled: bool,
+    ) -> BTreeMap<String, BottleInfo> {
+        let mut by_formula: BTreeMap<&str, Vec<&BottleInfo>> = BTreeMap::new();
+        for bottle in &self.state.resolved.bottles {
+            by_formula.entry(&bottle.name).or_default().push(bottle);
+        }
+        let mut expected = BTreeMap::new();
+        for bottles in by_formula.values() {
+            if bottles[0].disabled && !include_disabled {
+                continue;
+            }
+            let tags: Vec<&str> = bottles.iter().map(|b| b.tag.as_str()).collect();
+            for client in client_tags {
+                if let Some(tag) = crate::installable_tag(&tags, client)
+                    && let Some(bottle) = bottles.iter().find(|b| b.tag == tag)
+                {
+                    expected.insert(bottle.sha256.clone(), (*bottle).clone());
+                }
+            }
+        }
+        expected
     }
 
     /// The bottle of formula `name` for `tag`, if the catalog has it.

@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 
 #[allow(unused_imports)]
 pub use bottlesync_loadtest::moto::Moto;
-use bottlesync_loadtest::{BottleInfo, StandIn, installable_tag};
+use bottlesync_loadtest::{BottleInfo, StandIn};
 use sha2::{Digest, Sha256};
 
 pub const DATE: &str = "2026-11-29";
@@ -98,34 +98,13 @@ pub fn sha256_file(path: &Path) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// The bottles a mirror for `client_tags` must hold, by sha256, from the
-/// stand-in's catalog and its own fallback rule.
+/// The bottles a mirror for `client_tags` must hold, by sha256.
 pub fn expected_bottles(
     standin: &StandIn,
     client_tags: &[&str],
     include_disabled: bool,
 ) -> BTreeMap<String, BottleInfo> {
-    let mut by_formula: BTreeMap<String, Vec<BottleInfo>> = BTreeMap::new();
-    for bottle in standin.bottles() {
-        by_formula
-            .entry(bottle.name.clone())
-            .or_default()
-            .push(bottle);
-    }
-    let mut expected = BTreeMap::new();
-    for bottles in by_formula.values() {
-        if bottles[0].disabled && !include_disabled {
-            continue;
-        }
-        let tags: Vec<&str> = bottles.iter().map(|b| b.tag.as_str()).collect();
-        for client in client_tags {
-            if let Some(tag) = installable_tag(&tags, client) {
-                let bottle = bottles.iter().find(|b| b.tag == tag).unwrap();
-                expected.insert(bottle.sha256.clone(), bottle.clone());
-            }
-        }
-    }
-    expected
+    standin.expected_mirror(client_tags, include_disabled)
 }
 
 /// Every regular file below `root`, relative, `/`-separated.

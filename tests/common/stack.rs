@@ -16,6 +16,7 @@ use bottlesync_core::retry::RetryPolicy;
 use bottlesync_core::s3_store::S3Store;
 use bottlesync_core::services::FleetServices;
 use bottlesync_core::sqs_queue::SqsQueue;
+use bottlesync_loadtest::moto::FleetQueues;
 use bottlesync_loadtest::webhook::WebhookReceiver;
 use bottlesync_loadtest::{Catalog, StandIn, StandInConfig};
 
@@ -24,7 +25,8 @@ use super::*;
 pub const BUCKET: &str = "fleet-mirror";
 pub const TABLE: &str = "bottlesync-ledger";
 pub const PREFIX: &str = "brew";
-pub const MAX_RECEIVES: u32 = 3;
+/// As Terraform's default; workers give a bottle `attempts_allowed(5)` = 3.
+pub const MAX_RECEIVES: u32 = 5;
 
 /// A whole stack on moto: bucket, ledger table, two queues with a DLQ.
 pub struct Stack {
@@ -46,56 +48,16 @@ impl Stack {
             .await
             .unwrap();
         bottlesync_loadtest::moto::create_ledger_table(&moto.dynamodb(), TABLE).await;
-        let sqs = moto.sqs();
-        let dlq_url = sqs
-            .create_queue()
-            .queue_name("dlq")
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
-        let dlq_arn = sqs
-            .get_queue_attributes()
-            .queue_url(&dlq_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .unwrap()
-            .attributes
-            .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-            .clone();
-        let redrive =
-            format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{MAX_RECEIVES}"}}"#);
-        let mut urls = Vec::new();
-        for name in ["work", "work-large"] {
-            let url = sqs
-                .create_queue()
-                .queue_name(name)
-                .attributes(
-                    aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
-                    "4",
-                )
-                .attributes(
-                    aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
-                    redrive.clone(),
-                )
-                .send()
-                .await
-                .unwrap()
-                .queue_url
-                .unwrap();
-            urls.push(url);
-        }
+        let queues = FleetQueues::create(&moto.sqs(), 4, MAX_RECEIVES).await;
         let standin = StandIn::start(StandInConfig::new(catalog)).await.unwrap();
         let webhook = WebhookReceiver::start().await.unwrap();
         Stack {
             moto,
             standin,
             webhook,
-            large_queue_url: urls.pop().unwrap(),
-            queue_url: urls.pop().unwrap(),
-            dlq_url,
+            queue_url: queues.queue_url,
+            large_queue_url: queues.large_queue_url,
+            dlq_url: queues.dlq_url,
         }
     }
 

@@ -7,8 +7,8 @@
 //! line (when `BOTTLESYNC_METRICS` is on) and, for ECS runs, a Slack
 //! progress message when this worker wins the fleet-wide slot for it.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -61,6 +61,20 @@ impl Disposition {
     }
 }
 
+/// Receives kept back from the queue's redrive limit. The consumer gives a
+/// bottle up (counts it failed, moves its message to the DLQ itself) this
+/// many receives before SQS would: when a worker dies during that last
+/// attempt, or its message's visibility runs out, SQS still hands the
+/// message to a worker that counts it, instead of dead-lettering it
+/// uncounted and leaving its run unable to drain (found by the load runs).
+pub const RESERVED_RECEIVES: u32 = 2;
+
+/// How many receives a bottle gets under a redrive limit of
+/// `max_receive_count`.
+pub fn attempts_allowed(max_receive_count: u32) -> u32 {
+    max_receive_count.saturating_sub(RESERVED_RECEIVES).max(1)
+}
+
 pub struct Consumer {
     pub services: Arc<FleetServices>,
     /// Names this worker (`<host>-<pid>-<random>` or the Lambda request id);
@@ -68,7 +82,8 @@ pub struct Consumer {
     pub worker_id: String,
     /// How long a claim lasts without a heartbeat.
     pub lease: Duration,
-    /// The redrive policy's maxReceiveCount of the queue being consumed.
+    /// The redrive policy's maxReceiveCount of the queue being consumed
+    /// (bottles get [`attempts_allowed`] of them).
     pub max_receive_count: Option<u32>,
     /// First delay before a failed bottle is retried (doubles per receive).
     pub retry_base: Duration,
@@ -79,6 +94,15 @@ pub struct Consumer {
     known_runs: Mutex<HashMap<String, Route>>,
     /// Numbers this worker's attempts, so each claim has its own owner.
     attempts: AtomicU64,
+    /// Not before then does this worker try for the progress slot again.
+    next_progress_attempt: Mutex<Option<Instant>>,
+    /// Runs that counted a bottle here since this worker last checked
+    /// whether they drained.
+    unchecked_runs: Mutex<BTreeSet<String>>,
+    /// Whether the queue may hold no more visible messages. While it surely
+    /// does, no run can have drained and the check (a ledger read per
+    /// bottle) is put off. True unless the work loop knows better.
+    queue_may_be_empty: AtomicBool,
 }
 
 impl Consumer {
@@ -96,6 +120,9 @@ impl Consumer {
             source: None,
             known_runs: Mutex::new(HashMap::new()),
             attempts: AtomicU64::new(0),
+            next_progress_attempt: Mutex::new(None),
+            unchecked_runs: Mutex::new(BTreeSet::new()),
+            queue_may_be_empty: AtomicBool::new(true),
         }
     }
 
@@ -133,9 +160,27 @@ impl Consumer {
         format!("{}/{n}", self.worker_id)
     }
 
+    /// Tells the consumer what the last receive saw: `false` when it got
+    /// every message it asked for (more are surely waiting).
+    pub fn set_queue_may_be_empty(&self, may_be_empty: bool) {
+        self.queue_may_be_empty
+            .store(may_be_empty, Ordering::Relaxed);
+    }
+
+    /// For every run that counted a bottle here since the last check: if it
+    /// drained, compact and post the summary (exactly once fleet-wide).
+    pub async fn finish_drained_runs(&self) {
+        let runs = std::mem::take(&mut *self.unchecked_runs.lock().expect("unchecked runs"));
+        for run_id in runs {
+            if let Err(e) = finish_run_if_due(&self.services, &run_id, &self.worker_id).await {
+                tracing::warn!(%run_id, error = %e, "could not check whether the run drained");
+            }
+        }
+    }
+
     fn is_last_attempt(&self, message: &QueueMessage) -> bool {
         self.max_receive_count
-            .is_some_and(|max| message.receive_count >= max)
+            .is_some_and(|max| message.receive_count >= attempts_allowed(max))
     }
 
     /// Handles one message; never panics on bad input, never returns an error:
@@ -177,9 +222,12 @@ impl Consumer {
             Disposition::Stored { .. } | Disposition::Skipped | Disposition::Failed { .. }
         ) {
             self.report_progress(&parsed.run_id).await;
-            if let Err(e) = finish_run_if_due(&self.services, &parsed.run_id, &self.worker_id).await
-            {
-                tracing::warn!(run_id = %parsed.run_id, error = %e, "could not check whether the run drained");
+            self.unchecked_runs
+                .lock()
+                .expect("unchecked runs")
+                .insert(parsed.run_id.clone());
+            if self.queue_may_be_empty.load(Ordering::Relaxed) {
+                self.finish_drained_runs().await;
             }
         }
         disposition
@@ -212,6 +260,16 @@ impl Consumer {
         let Some(interval) = self.services.config.progress_interval else {
             return;
         };
+        // The slot is a conditional write: try it at most once per interval
+        // per worker, not after every bottle (writes are the fleet's cost).
+        {
+            let mut next = self.next_progress_attempt.lock().expect("progress gate");
+            let now = Instant::now();
+            if next.is_some_and(|at| now < at) {
+                return;
+            }
+            *next = Some(now + interval);
+        }
         match self.run_route(run_id).await {
             Ok(Some(Route::Ecs)) => {}
             Ok(_) => return,

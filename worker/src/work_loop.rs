@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bottlesync_core::Result;
 use bottlesync_core::drain::finish_latest_if_due;
 use bottlesync_core::queue::{Queue, QueueMessage};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -74,6 +74,7 @@ pub async fn run_work_loop(
     let mut stats = WorkStats::default();
     let mut empty_since: Option<Instant> = None;
     let protection = crate::protection::TaskProtection::from_env();
+    let acks = Acks::start(queue.clone());
     let mut protected = false;
     loop {
         while let Some(done) = tasks.try_join_next() {
@@ -112,7 +113,11 @@ pub async fn run_work_loop(
                 continue;
             }
         };
+        // Fewer than asked: the queue may have run dry, so a bottle counted
+        // now may be a run's last (see `Consumer::finish_drained_runs`).
+        consumer.set_queue_may_be_empty(messages.len() < free);
         if messages.is_empty() {
+            consumer.finish_drained_runs().await;
             if let Some(grace) = options.drain
                 && tasks.is_empty()
             {
@@ -139,9 +144,10 @@ pub async fn run_work_loop(
             let queue = queue.clone();
             let cancel = cancel.child_token();
             let visibility = options.visibility_timeout;
+            let acks = acks.sender();
             tasks.spawn(async move {
                 let _permit = permit;
-                work_on(consumer, queue, message, visibility, cancel).await
+                work_on(consumer, queue, acks, message, visibility, cancel).await
             });
         }
     }
@@ -167,6 +173,7 @@ pub async fn run_work_loop(
             }
         }
     }
+    acks.close().await;
     if protected {
         protection.set(false).await;
     }
@@ -194,6 +201,7 @@ fn record(done: std::result::Result<Disposition, tokio::task::JoinError>, stats:
 async fn work_on(
     consumer: Arc<Consumer>,
     queue: Arc<dyn Queue>,
+    acks: mpsc::UnboundedSender<String>,
     message: QueueMessage,
     visibility: Duration,
     cancel: CancellationToken,
@@ -213,7 +221,10 @@ async fn work_on(
         }
     };
     let result = match &disposition {
-        d if d.acknowledges() => queue.delete(&message.receipt).await,
+        d if d.acknowledges() => match acks.send(message.receipt.clone()) {
+            Ok(()) => Ok(()),
+            Err(_) => queue.delete(&message.receipt).await,
+        },
         Disposition::Retry { delay, .. } => {
             // Cancelled work goes back at once; failures after a backoff.
             let delay = if cancel.is_cancelled() {
@@ -229,4 +240,60 @@ async fn work_on(
         tracing::warn!(message_id = %message.message_id, error = %e, "could not settle the message");
     }
     disposition
+}
+
+/// How long an acknowledged message waits for others to share its delete.
+const ACK_LINGER: Duration = Duration::from_millis(500);
+
+/// Deletes acknowledged messages in batches of up to ten: one
+/// DeleteMessageBatch instead of ten DeleteMessage calls. A delete lost to a
+/// crash only means a redelivery, which the ledger counts once.
+struct Acks {
+    sender: mpsc::UnboundedSender<String>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Acks {
+    fn start(queue: Arc<dyn Queue>) -> Acks {
+        let (sender, mut receipts) = mpsc::unbounded_channel::<String>();
+        let task = tokio::spawn(async move {
+            let mut batch: Vec<String> = Vec::with_capacity(10);
+            while let Some(first) = receipts.recv().await {
+                batch.push(first);
+                let linger = tokio::time::sleep(ACK_LINGER);
+                tokio::pin!(linger);
+                while batch.len() < 10 {
+                    tokio::select! {
+                        next = receipts.recv() => match next {
+                            Some(receipt) => batch.push(receipt),
+                            None => break,
+                        },
+                        _ = &mut linger => break,
+                    }
+                }
+                match queue.delete_batch(&batch).await {
+                    Ok(failed) if failed.is_empty() => {}
+                    Ok(failed) => {
+                        tracing::warn!(
+                            failed = failed.len(),
+                            "some deletes failed: those messages come back"
+                        )
+                    }
+                    Err(e) => tracing::warn!(error = %e, "delete failed: those messages come back"),
+                }
+                batch.clear();
+            }
+        });
+        Acks { sender, task }
+    }
+
+    fn sender(&self) -> mpsc::UnboundedSender<String> {
+        self.sender.clone()
+    }
+
+    /// Flushes what is pending.
+    async fn close(self) {
+        drop(self.sender);
+        let _ = self.task.await;
+    }
 }

@@ -31,7 +31,7 @@ variable "ecs_visibility_timeout_seconds" {
 }
 
 variable "max_receive_count" {
-  description = "Receives of a message before SQS moves it to the DLQ (the worker counts the bottle as failed on the last one)."
+  description = "Receives of a message before SQS moves it to the DLQ. Workers give a bottle up (count it failed, dead-letter it themselves) two receives earlier, so a worker dying on that attempt cannot leave it dead-lettered uncounted: keep it at 3 or more."
   type        = number
   default     = 5
 

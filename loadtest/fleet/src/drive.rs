@@ -1,0 +1,192 @@
+//! Drives a run to its end, the same way for both backends: keeps the
+//! requested number of workers alive until the summary is posted, kills one
+//! now and then (and notes the bottles whose claim it held), and samples the
+//! queue, the DLQ and the run's counters for the timeline.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bottlesync_core::fleet_ledger::BottleState;
+use bottlesync_core::notifier::{TITLE_COMPLETE, TITLE_FAILED};
+use bottlesync_core::queue::Queue;
+use bottlesync_core::services::FleetServices;
+use bottlesync_loadtest::webhook::WebhookReceiver;
+use rand::Rng;
+use serde::Serialize;
+
+use crate::LoadOptions;
+
+/// The workers of one backend: processes or tasks.
+pub trait WorkerPool {
+    /// Starts one more worker.
+    fn spawn(&mut self) -> anyhow::Result<()>;
+    /// Workers still running (reaps the ones that ended; an unexpected
+    /// failure is returned as a problem).
+    fn alive(&mut self) -> (usize, Vec<String>);
+    /// The prefix of the claim owners of each live worker, in order.
+    fn owner_prefixes(&self) -> Vec<String>;
+    /// Kills worker `index` of the live ones without warning; returns the
+    /// prefix of the claim owners it used.
+    fn kill(&mut self, index: usize) -> impl Future<Output = Option<String>>;
+    /// Peak resident memory per worker so far, in bytes.
+    fn peak_rss(&mut self) -> Vec<u64>;
+}
+
+/// One point of the timeline.
+#[derive(Clone, Debug, Serialize)]
+pub struct Sample {
+    pub seconds: f64,
+    pub visible: u64,
+    pub in_flight: u64,
+    pub dlq: u64,
+    /// Stored + skipped + failed so far.
+    pub done: u64,
+    pub stored: u64,
+    pub workers: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct Driven {
+    pub samples: Vec<Sample>,
+    pub kills: usize,
+    /// Per sha256: how many killed workers held its claim.
+    pub held_at_kills: BTreeMap<String, u64>,
+    /// From the first worker's start to the summary.
+    pub elapsed: Duration,
+    /// From the run's last counted bottle to the summary (sampling resolution).
+    pub last_bottle_to_summary: Option<Duration>,
+    /// Workers that ended badly (not killed by us).
+    pub problems: Vec<String>,
+    pub timed_out: bool,
+}
+
+const TICK: Duration = Duration::from_millis(250);
+const SAMPLE_EVERY: usize = 4;
+
+pub async fn drive<P: WorkerPool>(
+    options: &LoadOptions,
+    services: &FleetServices,
+    queue: Arc<dyn Queue>,
+    run_id: &str,
+    webhook: &WebhookReceiver,
+    pool: &mut P,
+) -> anyhow::Result<Driven> {
+    let mut driven = Driven::default();
+    let dlq = services
+        .dlq
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no DLQ configured"))?;
+    let start = Instant::now();
+    for _ in 0..options.workers {
+        pool.spawn()?;
+    }
+    let mut next_kill = options.kill_every.map(|every| start + every);
+    let mut all_done_at: Option<Instant> = None;
+    let mut summary_at: Option<Instant> = None;
+    let mut rng = rand::rng();
+    for tick in 0usize.. {
+        tokio::time::sleep(TICK).await;
+        let (alive, problems) = pool.alive();
+        driven.problems.extend(problems);
+        if summary_at.is_none() {
+            let titles = webhook.titles();
+            if titles
+                .iter()
+                .any(|t| t == TITLE_COMPLETE || t == TITLE_FAILED)
+            {
+                summary_at = Some(Instant::now());
+            }
+        }
+        let run = services.ledger.run(run_id).await?;
+        if all_done_at.is_none()
+            && let Some(run) = &run
+            && run.done() >= run.expected
+        {
+            all_done_at = Some(Instant::now());
+        }
+        if tick % SAMPLE_EVERY == 0 || (summary_at.is_some() && alive == 0) {
+            let depth = queue.depth().await?;
+            let dlq_depth = dlq.depth().await?;
+            driven.samples.push(Sample {
+                seconds: start.elapsed().as_secs_f64(),
+                visible: depth.visible,
+                in_flight: depth.in_flight,
+                dlq: dlq_depth.visible + dlq_depth.in_flight,
+                done: run.as_ref().map_or(0, |r| r.done()),
+                stored: run.as_ref().map_or(0, |r| r.stored),
+                workers: alive,
+            });
+        }
+        if summary_at.is_some() && alive == 0 {
+            break;
+        }
+        if start.elapsed() > options.timeout {
+            driven.timed_out = true;
+            break;
+        }
+        if summary_at.is_none() {
+            if let Some(at) = next_kill
+                && Instant::now() >= at
+                && driven.kills < options.max_kills
+                && alive > 0
+            {
+                // A random worker among those holding claims (killing an
+                // idle one proves nothing), else any.
+                let claims: Vec<String> = services
+                    .ledger
+                    .bottle_states()
+                    .await?
+                    .into_values()
+                    .filter_map(|state| match state {
+                        BottleState::Claimed { owner, .. } => Some(owner),
+                        _ => None,
+                    })
+                    .collect();
+                let busy: Vec<usize> = pool
+                    .owner_prefixes()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, prefix)| claims.iter().any(|owner| owner.starts_with(*prefix)))
+                    .map(|(i, _)| i)
+                    .collect();
+                let victim = match busy.as_slice() {
+                    [] => rng.random_range(0..alive),
+                    busy => busy[rng.random_range(0..busy.len())],
+                };
+                if let Some(owner_prefix) = pool.kill(victim).await {
+                    driven.kills += 1;
+                    for (sha, state) in services.ledger.bottle_states().await? {
+                        if let BottleState::Claimed { owner, .. } = state
+                            && owner.starts_with(&owner_prefix)
+                        {
+                            *driven.held_at_kills.entry(sha.to_string()).or_default() += 1;
+                        }
+                    }
+                    tracing::info!(kills = driven.kills, %owner_prefix, "killed a worker");
+                }
+                next_kill = options.kill_every.map(|every| at + every);
+            }
+            // Keep the fleet at strength until the run is over (a drained
+            // worker may leave while a killed one's messages are invisible).
+            let (alive, _) = pool.alive();
+            for _ in alive..options.workers {
+                pool.spawn()?;
+            }
+        }
+    }
+    driven.elapsed = summary_at.unwrap_or_else(Instant::now) - start;
+    driven.last_bottle_to_summary = match (all_done_at, summary_at) {
+        (Some(done), Some(summary)) => Some(summary.saturating_duration_since(done)),
+        _ => None,
+    };
+    Ok(driven)
+}
+
+/// Peak resident memory (VmHWM) of a process, in bytes.
+pub fn peak_rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

@@ -1,0 +1,410 @@
+//! The end-state check of a load run, as a pure function of what was
+//! expected and what was found, so that it is tested on its own.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bottlesync_core::notifier::{FAILURES_SHOWN, TITLE_COMPLETE, TITLE_FAILED};
+use serde::Serialize;
+
+use crate::world::{ExpectedBottle, FaultKind};
+
+/// What a run left behind, collected by the backend.
+#[derive(Clone, Debug, Default)]
+pub struct EndState {
+    /// Every object (file) in the bucket (mirror directory), with the sha256
+    /// of its content; keys relative to the bucket (directory).
+    pub objects: BTreeMap<String, String>,
+    /// Multipart uploads never completed or aborted (S3 only).
+    pub incomplete_uploads: Vec<String>,
+    /// The sha256 named by each DLQ message (`None`: not a bottle message).
+    pub dlq: Vec<Option<String>>,
+    /// The run record's counters.
+    pub run: RunCounts,
+    /// The sha256 keys of `bottles_hash.json`.
+    pub hash_file: Option<BTreeSet<String>>,
+    /// Every Slack message's text, in order.
+    pub messages: Vec<String>,
+    /// Storage GETs per bottle, from the stand-in.
+    pub downloads: BTreeMap<String, u64>,
+    /// For each bottle, how many killed workers held its claim when killed.
+    pub held_at_kills: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RunCounts {
+    pub expected: u64,
+    pub stored: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub summary_sent: bool,
+}
+
+/// Where objects live: `<key_prefix><date>/<mirror file name>` and
+/// `<key_prefix>bottles_hash.json`.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    pub key_prefix: String,
+    pub date: String,
+}
+
+impl Layout {
+    pub fn bottle_key(&self, bottle: &ExpectedBottle) -> String {
+        format!(
+            "{}{}/{}",
+            self.key_prefix, self.date, bottle.info.mirror_file_name
+        )
+    }
+
+    pub fn hash_file_key(&self) -> String {
+        format!("{}bottles_hash.json", self.key_prefix)
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Verdict {
+    /// Empty when the run is correct.
+    pub problems: Vec<String>,
+    /// Downloads beyond one per bottle caused by faults (range resumes).
+    pub redownloads_by_faults: u64,
+    /// Downloads beyond that, each of a bottle a killed worker held.
+    pub redownloads_by_kills: u64,
+}
+
+impl Verdict {
+    pub fn passed(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Checks every promise of the fleet against the end state.
+pub fn verify(
+    expected: &BTreeMap<String, ExpectedBottle>,
+    layout: &Layout,
+    end: &EndState,
+) -> Verdict {
+    let mut verdict = Verdict::default();
+    let problems = &mut verdict.problems;
+    let corrupt: BTreeSet<&String> = expected
+        .iter()
+        .filter(|(_, b)| b.fault == Some(FaultKind::Corrupt))
+        .map(|(sha, _)| sha)
+        .collect();
+    let storable = expected.len() - corrupt.len();
+
+    // Every non-corrupt bottle exactly once, right digest, right name;
+    // nothing else.
+    let mut wanted: BTreeMap<String, &str> = expected
+        .iter()
+        .filter(|(sha, _)| !corrupt.contains(sha))
+        .map(|(sha, bottle)| (layout.bottle_key(bottle), sha.as_str()))
+        .collect();
+    for (key, digest) in &end.objects {
+        if *key == layout.hash_file_key() {
+            continue;
+        }
+        match wanted.remove(key) {
+            Some(sha) if sha == digest => {}
+            Some(sha) => problems.push(format!("{key}: sha256 {digest}, expected {sha}")),
+            None => problems.push(format!("{key}: an object nobody asked for")),
+        }
+    }
+    for key in wanted.keys() {
+        problems.push(format!("{key}: missing"));
+    }
+    if !end.objects.contains_key(&layout.hash_file_key()) {
+        problems.push(format!("{}: missing", layout.hash_file_key()));
+    }
+    for upload in &end.incomplete_uploads {
+        problems.push(format!("incomplete multipart upload left behind: {upload}"));
+    }
+
+    // One download per bottle, except what faults and kills explain.
+    for (sha, bottle) in expected {
+        let downloads = end.downloads.get(sha).copied().unwrap_or(0);
+        if corrupt.contains(sha) {
+            continue;
+        }
+        let by_fault = bottle.fault.map_or(0, FaultKind::extra_downloads);
+        let by_kills = end.held_at_kills.get(sha).copied().unwrap_or(0);
+        if downloads == 0 {
+            problems.push(format!(
+                "{}: never downloaded",
+                bottle.info.mirror_file_name
+            ));
+            continue;
+        }
+        let extra = downloads - 1;
+        let fault_part = extra.min(by_fault);
+        let kill_part = extra - fault_part;
+        verdict.redownloads_by_faults += fault_part;
+        if kill_part > by_kills {
+            problems.push(format!(
+                "{}: downloaded {downloads} times ({by_fault} extra explained by its fault, \
+                 {by_kills} by kills)",
+                bottle.info.mirror_file_name
+            ));
+        } else {
+            verdict.redownloads_by_kills += kill_part;
+        }
+    }
+
+    // Every corrupt bottle in the DLQ, once; nothing else there.
+    let mut in_dlq: BTreeMap<String, usize> = BTreeMap::new();
+    for letter in &end.dlq {
+        match letter {
+            Some(sha) => *in_dlq.entry(sha.clone()).or_default() += 1,
+            None => problems.push("DLQ: a message that is not a bottle message".into()),
+        }
+    }
+    for sha in &corrupt {
+        match in_dlq.remove(*sha) {
+            Some(1) => {}
+            Some(n) => problems.push(format!("DLQ: {sha} is there {n} times")),
+            None => problems.push(format!("DLQ: corrupt bottle {sha} is missing")),
+        }
+    }
+    for sha in in_dlq.keys() {
+        problems.push(format!("DLQ: {sha} should not be there"));
+    }
+
+    // The ledger, the hash file and the summary agree.
+    let want_run = RunCounts {
+        expected: expected.len() as u64,
+        stored: storable as u64,
+        skipped: 0,
+        failed: corrupt.len() as u64,
+        summary_sent: true,
+    };
+    if end.run != want_run {
+        problems.push(format!("run record {:?}, expected {want_run:?}", end.run));
+    }
+    match &end.hash_file {
+        None => problems.push("bottles_hash.json unreadable".into()),
+        Some(keys) => {
+            let want: BTreeSet<String> = expected
+                .keys()
+                .filter(|sha| !corrupt.contains(sha))
+                .cloned()
+                .collect();
+            if *keys != want {
+                problems.push(format!(
+                    "bottles_hash.json: {} missing, {} extra",
+                    want.difference(keys).count(),
+                    keys.difference(&want).count()
+                ));
+            }
+        }
+    }
+    let summaries: Vec<&String> = end
+        .messages
+        .iter()
+        .filter(|m| m.starts_with(TITLE_COMPLETE) || m.starts_with(TITLE_FAILED))
+        .collect();
+    match summaries.as_slice() {
+        [summary] => check_summary(summary, storable, &corrupt, problems),
+        other => problems.push(format!("{} summaries, expected exactly one", other.len())),
+    }
+    verdict
+}
+
+fn check_summary(
+    summary: &str,
+    storable: usize,
+    corrupt: &BTreeSet<&String>,
+    problems: &mut Vec<String>,
+) {
+    let title = if corrupt.is_empty() {
+        TITLE_COMPLETE
+    } else {
+        TITLE_FAILED
+    };
+    if !summary.starts_with(title) {
+        problems.push(format!("summary is not {title:?}"));
+    }
+    for (label, count) in [
+        ("New bottles", storable),
+        ("Skipped", 0),
+        ("Failed", corrupt.len()),
+    ] {
+        if !summary.contains(&format!("{label}: {count}")) {
+            problems.push(format!("summary does not say \"{label}: {count}\""));
+        }
+    }
+    // Failures are named by the first 12 hex digits of their sha256.
+    let named = corrupt
+        .iter()
+        .filter(|sha| summary.contains(&format!("({})", &sha[..12])))
+        .count();
+    if named != corrupt.len().min(FAILURES_SHOWN) {
+        problems.push(format!(
+            "summary names {named} of the {} corrupt bottles",
+            corrupt.len()
+        ));
+    }
+    if corrupt.len() > FAILURES_SHOWN
+        && !summary.contains(&format!("and {} more", corrupt.len() - FAILURES_SHOWN))
+    {
+        problems.push("summary does not count the failures it does not name".into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bottlesync_loadtest::BottleInfo;
+
+    fn bottle(sha: &str, fault: Option<FaultKind>) -> (String, ExpectedBottle) {
+        let info = BottleInfo {
+            name: format!("f{}", &sha[..2]),
+            version: "1.0".into(),
+            revision: 0,
+            rebuild: 0,
+            pkg_version: "1.0".into(),
+            version_rebuild: "1.0".into(),
+            image: "f".into(),
+            tag: "arm64_tahoe".into(),
+            cellar: ":any".into(),
+            sha256: sha.into(),
+            size: 10,
+            url: String::new(),
+            mirror_file_name: format!("f{}-1.0.arm64_tahoe.bottle.tar.gz", &sha[..2]),
+            disabled: false,
+            deprecated: false,
+            legacy_manifest: false,
+        };
+        (sha.to_string(), ExpectedBottle { info, fault })
+    }
+
+    fn sha(c: char) -> String {
+        c.to_string().repeat(64)
+    }
+
+    /// Three bottles: one clean, one truncated once, one corrupt; and the
+    /// end state of a correct run over them.
+    fn correct_run() -> (BTreeMap<String, ExpectedBottle>, Layout, EndState) {
+        let expected: BTreeMap<_, _> = [
+            bottle(&sha('a'), None),
+            bottle(&sha('b'), Some(FaultKind::Truncate)),
+            bottle(&sha('c'), Some(FaultKind::Corrupt)),
+        ]
+        .into_iter()
+        .collect();
+        let layout = Layout {
+            key_prefix: "brew/".into(),
+            date: "2026-11-29".into(),
+        };
+        let mut objects: BTreeMap<String, String> = ['a', 'b']
+            .iter()
+            .map(|c| (layout.bottle_key(&expected[&sha(*c)]), sha(*c)))
+            .collect();
+        objects.insert(layout.hash_file_key(), "any".into());
+        let summary = format!(
+            "{TITLE_FAILED}\nNew bottles: 2\nSkipped: 0\nFailed: 1\n• fcc arm64_tahoe ({}): sha256 mismatch",
+            &sha('c')[..12]
+        );
+        let end = EndState {
+            objects,
+            incomplete_uploads: vec![],
+            dlq: vec![Some(sha('c'))],
+            run: RunCounts {
+                expected: 3,
+                stored: 2,
+                skipped: 0,
+                failed: 1,
+                summary_sent: true,
+            },
+            hash_file: Some([sha('a'), sha('b')].into_iter().collect()),
+            messages: vec!["🚀 started".into(), summary],
+            downloads: [(sha('a'), 2), (sha('b'), 2), (sha('c'), 3)]
+                .into_iter()
+                .collect(),
+            held_at_kills: [(sha('a'), 1)].into_iter().collect(),
+        };
+        (expected, layout, end)
+    }
+
+    #[test]
+    fn a_correct_run_passes_and_its_redownloads_are_accounted_for() {
+        let (expected, layout, end) = correct_run();
+        let verdict = verify(&expected, &layout, &end);
+        assert!(verdict.passed(), "{:?}", verdict.problems);
+        assert_eq!(verdict.redownloads_by_faults, 1);
+        assert_eq!(verdict.redownloads_by_kills, 1);
+    }
+
+    #[test]
+    fn each_broken_promise_is_reported() {
+        let (expected, layout, good) = correct_run();
+        type Breakage = Box<dyn Fn(&mut EndState)>;
+        let cases: Vec<(&str, Breakage)> = vec![
+            (
+                "missing",
+                Box::new(|e| {
+                    e.objects.retain(|k, _| !k.contains("faa"));
+                }),
+            ),
+            (
+                "sha256",
+                Box::new(|e| {
+                    for (k, v) in e.objects.iter_mut() {
+                        if k.contains("faa") {
+                            *v = "0".repeat(64);
+                        }
+                    }
+                }),
+            ),
+            (
+                "nobody asked",
+                Box::new(|e| {
+                    e.objects
+                        .insert("brew/2026-11-29/x.tar.gz".into(), "x".into());
+                }),
+            ),
+            (
+                "incomplete",
+                Box::new(|e| e.incomplete_uploads.push("brew/k".into())),
+            ),
+            (
+                "downloaded 2 times",
+                Box::new(|e| {
+                    e.held_at_kills.clear();
+                }),
+            ),
+            ("DLQ: corrupt", Box::new(|e| e.dlq.clear())),
+            (
+                "should not be there",
+                Box::new(|e| e.dlq.push(Some(sha('a')))),
+            ),
+            ("run record", Box::new(|e| e.run.stored = 3)),
+            (
+                "bottles_hash.json",
+                Box::new(|e| {
+                    e.hash_file.as_mut().unwrap().remove(&sha('b'));
+                }),
+            ),
+            (
+                "summaries",
+                Box::new(|e| {
+                    let again = e.messages[1].clone();
+                    e.messages.push(again);
+                }),
+            ),
+            (
+                "names 0",
+                Box::new(|e| {
+                    e.messages[1] = e.messages[1].replace(&sha('c')[..12], "");
+                }),
+            ),
+        ];
+        for (needle, break_it) in cases {
+            let mut end = good.clone();
+            break_it(&mut end);
+            let verdict = verify(&expected, &layout, &end);
+            assert!(
+                verdict.problems.iter().any(|p| p.contains(needle)),
+                "{needle}: {:?}",
+                verdict.problems
+            );
+        }
+    }
+}

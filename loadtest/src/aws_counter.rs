@@ -1,0 +1,228 @@
+//! A counting reverse proxy in front of an AWS endpoint (moto_server): every
+//! request is forwarded unchanged, streamed both ways, and counted by API
+//! (`SQS.ReceiveMessage`, `DynamoDB.UpdateItem`, `S3.PutObject`, ...).
+//! Requests are the fleet's cost driver; counting them on the wire, outside
+//! the processes that make them, also counts the ones of a worker killed
+//! mid-run.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use futures::TryStreamExt;
+
+struct Shared {
+    upstream: String,
+    http: reqwest::Client,
+    counts: Mutex<BTreeMap<String, u64>>,
+}
+
+/// The proxy; stops on drop.
+pub struct AwsRequestCounter {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl AwsRequestCounter {
+    /// Listens on a free loopback port and forwards to `upstream`
+    /// (`http://127.0.0.1:PORT`).
+    pub async fn start(upstream: &str) -> anyhow::Result<Self> {
+        let shared = Arc::new(Shared {
+            upstream: upstream.trim_end_matches('/').to_string(),
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()?,
+            counts: Mutex::new(BTreeMap::new()),
+        });
+        let app = axum::Router::new()
+            .fallback(forward)
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(AwsRequestCounter {
+            addr,
+            shared,
+            server,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests so far, by API.
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        self.shared.counts.lock().expect("counts").clone()
+    }
+
+    pub fn reset(&self) {
+        self.shared.counts.lock().expect("counts").clear();
+    }
+}
+
+impl Drop for AwsRequestCounter {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Headers that belong to one connection, not to the request.
+const HOP_BY_HOP: [&str; 4] = ["connection", "keep-alive", "transfer-encoding", "host"];
+
+async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let api = classify(&parts.method, &parts.headers, &path_and_query);
+    *shared
+        .counts
+        .lock()
+        .expect("counts")
+        .entry(api)
+        .or_default() += 1;
+
+    let mut outgoing = shared.http.request(
+        parts.method.clone(),
+        format!("{}{}", shared.upstream, path_and_query),
+    );
+    for (name, value) in &parts.headers {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    let body = reqwest::Body::wrap_stream(body.into_data_stream());
+    let answer = match outgoing.body(body).send().await {
+        Ok(answer) => answer,
+        Err(e) => {
+            return Response::builder()
+                .status(StatusCode::BAD_GATEWAY)
+                .body(Body::from(format!("aws counter: upstream failed: {e}")))
+                .expect("static response");
+        }
+    };
+    let mut response = Response::builder().status(answer.status());
+    for (name, value) in answer.headers() {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            response = response.header(name, value);
+        }
+    }
+    response
+        .body(Body::from_stream(
+            answer.bytes_stream().map_err(std::io::Error::other),
+        ))
+        .expect("response from upstream parts")
+}
+
+/// The API a request calls: from `X-Amz-Target` for the JSON protocols (SQS,
+/// DynamoDB, ...), else from the S3 REST shape (path-style addressing).
+pub fn classify(method: &Method, headers: &HeaderMap, path_and_query: &str) -> String {
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        let (service, operation) = target.split_once('.').unwrap_or(("?", target));
+        let service = match service {
+            "AmazonSQS" => "SQS",
+            s if s.starts_with("DynamoDB") => "DynamoDB",
+            s => s,
+        };
+        return format!("{service}.{operation}");
+    }
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let has = |key: &str| {
+        query
+            .split('&')
+            .any(|pair| pair.split('=').next() == Some(key))
+    };
+    // `/bucket` or `/bucket/` addresses the bucket, `/bucket/key...` an object.
+    let object = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .is_some_and(|(_, key)| !key.is_empty());
+    let operation = match (method.as_str(), object) {
+        ("GET", false) if has("uploads") => "ListMultipartUploads",
+        ("GET", false) if has("list-type") => "ListObjectsV2",
+        ("GET", false) => "ListObjects",
+        ("GET", true) if has("uploadId") => "ListParts",
+        ("GET", true) => "GetObject",
+        ("HEAD", false) => "HeadBucket",
+        ("HEAD", true) => "HeadObject",
+        ("PUT", false) => "CreateBucket",
+        ("PUT", true) if has("partNumber") => "UploadPart",
+        ("PUT", true) if headers.contains_key("x-amz-copy-source") => "CopyObject",
+        ("PUT", true) => "PutObject",
+        ("POST", false) if has("delete") => "DeleteObjects",
+        ("POST", true) if has("uploads") => "CreateMultipartUpload",
+        ("POST", true) if has("uploadId") => "CompleteMultipartUpload",
+        ("DELETE", true) if has("uploadId") => "AbortMultipartUpload",
+        ("DELETE", true) => "DeleteObject",
+        ("DELETE", false) => "DeleteBucket",
+        (other, _) => return format!("S3.{other}?"),
+    };
+    format!("S3.{operation}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(method: Method, target: Option<&str>, path: &str) -> String {
+        let mut headers = HeaderMap::new();
+        if let Some(target) = target {
+            headers.insert("x-amz-target", target.parse().unwrap());
+        }
+        classify(&method, &headers, path)
+    }
+
+    #[test]
+    fn json_protocols_are_named_by_their_target() {
+        assert_eq!(
+            api(Method::POST, Some("AmazonSQS.SendMessageBatch"), "/"),
+            "SQS.SendMessageBatch"
+        );
+        assert_eq!(
+            api(
+                Method::POST,
+                Some("DynamoDB_20120810.TransactWriteItems"),
+                "/"
+            ),
+            "DynamoDB.TransactWriteItems"
+        );
+    }
+
+    #[test]
+    fn s3_calls_are_named_by_method_path_and_query() {
+        let cases = [
+            (Method::PUT, "/b/k/x.tar.gz?x-id=PutObject", "S3.PutObject"),
+            (Method::PUT, "/b/k?partNumber=2&uploadId=u", "S3.UploadPart"),
+            (Method::POST, "/b/k?uploads", "S3.CreateMultipartUpload"),
+            (
+                Method::POST,
+                "/b/k?uploadId=u",
+                "S3.CompleteMultipartUpload",
+            ),
+            (Method::DELETE, "/b/k?uploadId=u", "S3.AbortMultipartUpload"),
+            (Method::GET, "/b?list-type=2&prefix=p", "S3.ListObjectsV2"),
+            (
+                Method::GET,
+                "/b/?uploads&prefix=p",
+                "S3.ListMultipartUploads",
+            ),
+            (Method::GET, "/b/p/bottles_hash.json", "S3.GetObject"),
+            (Method::HEAD, "/b/p/x", "S3.HeadObject"),
+        ];
+        for (method, path, expected) in cases {
+            assert_eq!(api(method, None, path), expected, "{path}");
+        }
+    }
+}
