@@ -31,14 +31,7 @@ const VISIBILITY: Duration = Duration::from_secs(5);
 const LEASE: Duration = Duration::from_secs(10);
 
 pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
-    let world = World::start(
-        options.bottles,
-        options.median_bytes,
-        options.max_bytes,
-        &options.faults,
-        options.seed,
-    )
-    .await?;
+    let world = World::for_options(options).await?;
     let webhook = WebhookReceiver::start().await?;
     let mirror = tempfile_dir(&options.out_dir)?;
     let config = FleetConfig::from_args(&FleetArgs {

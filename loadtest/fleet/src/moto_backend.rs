@@ -44,14 +44,7 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
         "bottlesync binary {} not found (build it: cargo build --release --bin bottlesync)",
         options.bottlesync.display()
     );
-    let world = World::start(
-        options.bottles,
-        options.median_bytes,
-        options.max_bytes,
-        &options.faults,
-        options.seed,
-    )
-    .await?;
+    let world = World::for_options(options).await?;
     let moto = Moto::start().await;
     moto.s3().create_bucket().bucket(BUCKET).send().await?;
     create_ledger_table(&moto.dynamodb(), TABLE).await;

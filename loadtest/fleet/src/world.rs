@@ -106,6 +106,18 @@ pub struct World {
 }
 
 impl World {
+    /// The world `options` ask for.
+    pub async fn for_options(options: &crate::LoadOptions) -> anyhow::Result<World> {
+        World::start(
+            options.bottles,
+            options.median_bytes,
+            options.max_bytes,
+            &options.faults,
+            options.seed,
+        )
+        .await
+    }
+
     pub async fn start(
         bottles: usize,
         median_bytes: u64,
