@@ -7,7 +7,10 @@
 # 1. One 2 GiB bottle: `curl | sha256sum`, `curl -o file`, `curl -o file` +
 #    fsync, and `bottlesync sync` (with its peak RSS).
 # 2. ~2,000 small bottles: `bottlesync sync --concurrency 8` against an
-#    `xargs -P 8` curl + sha256sum script.
+#    `xargs -P 8` curl + sha256sum script and a sequential Python loop
+#    (py_loop.py: requests, else urllib; hashlib; one bottle at a time),
+#    plus the stand-in's own ceiling: one `curl -Z --parallel-max 8 -L`
+#    process over the same bottles to /dev/null (no hashing, no disk).
 # 3. planning (CPU and memory, no network): loadtest/bench/plan.sh, run
 #    last; it adds its own "Planning" section to the markdown.
 # Each measurement runs REPS times (interleaved); the median is reported.
@@ -21,7 +24,7 @@
 #   BENCH_TMPDIR [$TMPDIR or /tmp]  where the work dir (and the 2 GiB files) go
 #   RESULTS_MD [loadtest/bench/RESULTS.md]
 #   BENCH_SKIP_BUILD [0] 1: benchmark the release binaries already built
-# Takes about 3-5 minutes on a 2-core machine, plus the cargo build.
+# Takes about 5-8 minutes on a 2-core machine, plus the cargo build.
 
 set -euo pipefail
 
@@ -265,6 +268,21 @@ curl -sSf "$ORIGIN/__standin/bottles" >"$W/small-bottles.json"
 read -r LIST_BOTTLES SMALL_BYTES < <("${PY[@]}" baseline-list "$W/small-bottles.json" "$W/plan.json" "$W/list.txt")
 [[ $LIST_BOTTLES == "$PLAN_BOTTLES" ]] || die "baseline list has $LIST_BOTTLES bottles, the plan $PLAN_BOTTLES"
 
+# The sequential Python loop: requests if python3 can import it, else urllib.
+if python3 -c 'import requests' 2>/dev/null; then
+    PY_LOOP_TOOL="sequential Python requests loop + hashlib + mv"
+else
+    PY_LOOP_TOOL="sequential Python urllib loop + hashlib + mv"
+fi
+# The stand-in's ceiling: one curl process, 8 transfers at a time, each the
+# registry's 307 (with the token; curl drops it on the redirect to the
+# storage origin, another port) and the storage GET, body to /dev/null.
+awk '{ printf "url = \"%s\"\noutput = \"/dev/null\"\n", $1 }' "$W/list.txt" >"$W/ceiling.curlrc"
+CEILING_TOOL="stand-in ceiling: curl -Z --parallel-max 8 -L, to /dev/null"
+
+# stat_value NAME: a counter from the last stats_line output ($1=line).
+stat_value() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
+
 count_files() { find "$1" -mindepth "$2" -maxdepth "$2" -type f -not -path '*/.bottlesync/*' -name '*.tar.gz' | wc -l; }
 
 for rep in $(seq 1 "$REPS"); do
@@ -294,16 +312,44 @@ for rep in $(seq 1 "$REPS"); do
     record small "bottlesync sync --concurrency 8" "$rep" "$SMALL_BYTES" "$PLAN_BOTTLES" yes
     SMALL_STATS=$(stats_line)
     rm -rf "$dest"
+
+    settle
+    reset_stats
+    dest=$W/dest-py-$rep
+    mkdir -p "$dest" "$W/tmp-py-$rep"
+    measure "$W/py-loop.log" python3 "$HERE/py_loop.py" "$W/list.txt" "$dest" "$W/tmp-py-$rep"
+    [[ $RC == 0 ]] || { tail -n 20 "$W/py-loop.log" >&2; die "the Python loop baseline failed ($RC)"; }
+    n=$(count_files "$dest" 1)
+    [[ $n == "$PLAN_BOTTLES" ]] || die "the Python loop stored $n of $PLAN_BOTTLES bottles"
+    record small "$PY_LOOP_TOOL" "$rep" "$SMALL_BYTES" "$PLAN_BOTTLES" no
+    PY_STATS=$(stats_line)
+    PY_CLIENT=$(sed -n 's/^http client: //p' "$W/py-loop.log")
+    rm -rf "$dest" "$W/tmp-py-$rep"
+
+    settle
+    reset_stats
+    measure "$W/ceiling.log" curl -sS -f -L -Z --parallel-max 8 -H "Authorization: Bearer $TOKEN" -K "$W/ceiling.curlrc"
+    [[ $RC == 0 ]] || { tail -n 20 "$W/ceiling.log" >&2; die "the ceiling run (curl -Z) failed ($RC)"; }
+    CEILING_STATS=$(stats_line)
+    gets=$(stat_value "$CEILING_STATS" storage_gets)
+    served=$(stat_value "$CEILING_STATS" bytes_served)
+    rejected=$(stat_value "$CEILING_STATS" storage_auth_rejections)
+    [[ $gets == "$PLAN_BOTTLES" && $served == "$SMALL_BYTES" && $rejected == 0 ]] ||
+        die "the ceiling run: $gets storage GETs, $served bytes, $rejected auth rejections (want $PLAN_BOTTLES, $SMALL_BYTES, 0)"
+    record small "$CEILING_TOOL" "$rep" "$SMALL_BYTES" "$PLAN_BOTTLES" no
 done
 NOTES+="small, curl baseline: $CURL_STATS"$'\n'
 NOTES+="small, bottlesync: $SMALL_STATS"$'\n'
+NOTES+="small, Python loop ($PY_CLIENT): $PY_STATS"$'\n'
+NOTES+="small, stand-in ceiling (curl -Z): $CEILING_STATS"$'\n'
 stop_fixture
 
 # ------------------------------------------------------------ report
 
 export META_DATE META_NPROC META_CPU META_MEM META_KERNEL META_FS META_LOAD_BEFORE META_LOAD_AFTER
 export META_GIT META_COMMAND META_ELAPSED META_REPS META_FORMULAE META_SEED META_TAGS
-export META_PLAN_BOTTLES META_PLAN_BYTES META_NOTES META_BUILD META_BUILD_NOTE
+export META_PLAN_BOTTLES META_PLAN_BYTES META_NOTES META_BUILD META_BUILD_NOTE META_PY_CLIENT
+META_PY_CLIENT=${PY_CLIENT:-?}
 META_DATE=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 META_NPROC=$(nproc)
 META_CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
