@@ -82,7 +82,7 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
             ("BOTTLESYNC_ENVIRONMENT", "load".to_string()),
             // Every run goes to the ECS queue, which `work` consumes.
             ("BOTTLESYNC_SIZE_THRESHOLD_GB", "0.000000001".to_string()),
-            ("RUST_LOG", "warn".to_string()),
+            ("BOTTLESYNC_LOG", "warn".to_string()),
         ]
         .map(|(k, v)| (k.to_string(), v)),
     );
