@@ -5,17 +5,12 @@
 
 use std::collections::BTreeSet;
 use std::process::{Child, Stdio};
-use std::sync::Arc;
 
-use bottlesync_core::dynamo_ledger::DynamoLedger;
-use bottlesync_core::fleet_config::{FleetArgs, FleetConfig};
-use bottlesync_core::notifier::LogNotifier;
 use bottlesync_core::queue::Queue;
-use bottlesync_core::registry::{HttpSettings, RegistryClient};
-use bottlesync_core::retry::RetryPolicy;
-use bottlesync_core::s3_store::S3Store;
 use bottlesync_core::services::FleetServices;
 use bottlesync_core::sqs_queue::SqsQueue;
+use bottlesync_load::end_state::hash_file_keys;
+use bottlesync_load::moto_backend::moto_fleet_services;
 use bottlesync_loadtest::moto::FleetQueues;
 use bottlesync_loadtest::webhook::WebhookReceiver;
 use bottlesync_loadtest::{Catalog, StandIn, StandInConfig};
@@ -134,29 +129,20 @@ impl Stack {
     }
 
     pub fn services(&self) -> FleetServices {
-        let config = FleetConfig::from_args(&FleetArgs {
-            bucket: Some(BUCKET.into()),
-            prefix: Some(PREFIX.into()),
-            ledger_table: Some(TABLE.into()),
-            queue_url: Some(self.queue_url.clone()),
-            dlq_url: Some(self.dlq_url.clone()),
-            api_url: Some(self.standin.api_url()),
-            ..FleetArgs::default()
-        })
-        .unwrap();
-        let sqs = self.moto.sqs();
-        FleetServices {
-            store: Arc::new(S3Store::new(self.moto.s3(), BUCKET, PREFIX)),
-            ledger: Arc::new(DynamoLedger::new(self.moto.dynamodb(), TABLE)),
-            registry: Arc::new(RegistryClient::new(&HttpSettings::default()).unwrap()),
-            notifier: Arc::new(LogNotifier),
-            retry: RetryPolicy::default(),
-            queue: Some(Arc::new(SqsQueue::new(sqs.clone(), &self.queue_url))),
-            large_queue: Some(Arc::new(SqsQueue::new(sqs.clone(), &self.large_queue_url))),
-            dlq: Some(Arc::new(SqsQueue::new(sqs, &self.dlq_url))),
-            capacity: None,
-            config,
-        }
+        let queues = FleetQueues {
+            queue_url: self.queue_url.clone(),
+            large_queue_url: self.large_queue_url.clone(),
+            dlq_url: self.dlq_url.clone(),
+        };
+        moto_fleet_services(
+            &self.moto,
+            BUCKET,
+            PREFIX,
+            TABLE,
+            &queues,
+            self.standin.api_url(),
+        )
+        .unwrap()
     }
 
     pub async fn objects(&self) -> BTreeSet<String> {
@@ -175,7 +161,7 @@ impl Stack {
             .collect()
     }
 
-    pub async fn object_sha256(&self, key: &str) -> String {
+    async fn object_bytes(&self, key: &str) -> Vec<u8> {
         let body = self
             .moto
             .s3()
@@ -189,31 +175,18 @@ impl Stack {
             .collect()
             .await
             .unwrap();
-        sha256_hex(&body.into_bytes())
+        body.into_bytes().to_vec()
+    }
+
+    pub async fn object_sha256(&self, key: &str) -> String {
+        sha256_hex(&self.object_bytes(key).await)
     }
 
     pub async fn hash_file_keys(&self) -> BTreeSet<String> {
-        let key = format!("{PREFIX}/bottles_hash.json");
-        let body = self
-            .moto
-            .s3()
-            .get_object()
-            .bucket(BUCKET)
-            .key(key)
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap();
-        let record: serde_json::Value = serde_json::from_slice(&body.into_bytes()).unwrap();
-        record["bottles"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .cloned()
-            .collect()
+        let bytes = self
+            .object_bytes(&format!("{PREFIX}/bottles_hash.json"))
+            .await;
+        hash_file_keys(&bytes).expect("bottles_hash.json with a bottles object")
     }
 
     pub async fn dlq_depth(&self) -> u64 {

@@ -33,7 +33,7 @@ const LEASE: Duration = Duration::from_secs(10);
 pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
     let world = World::for_options(options).await?;
     let webhook = WebhookReceiver::start().await?;
-    let mirror = tempfile_dir(&options.out_dir)?;
+    let mirror = fresh_mirror_dir(&options.out_dir)?;
     let config = FleetConfig::from_args(&FleetArgs {
         bucket: Some("in-process".into()),
         ledger_table: Some("in-process".into()),
@@ -109,7 +109,7 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
 }
 
 /// A fresh mirror directory under the output directory.
-fn tempfile_dir(out_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+fn fresh_mirror_dir(out_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
     let dir = out_dir.join("mirror");
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;

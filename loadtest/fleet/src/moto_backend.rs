@@ -101,7 +101,14 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
         world.bottles.len()
     );
 
-    let services = services(&moto, &queues, &world)?;
+    let services = moto_fleet_services(
+        &moto,
+        BUCKET,
+        PREFIX,
+        TABLE,
+        &queues,
+        world.standin.api_url(),
+    )?;
     let queue = services.large_queue.clone().expect("set by services()");
     let mut pool = ProcessPool {
         bottlesync: options.bottlesync.clone(),
@@ -156,23 +163,33 @@ async fn plan(bottlesync: &PathBuf, env: &[(String, String)]) -> anyhow::Result<
     Ok(serde_json::from_slice(&output.stdout)?)
 }
 
-/// The harness's own view of the stack (straight to moto, not counted).
-fn services(moto: &Moto, queues: &FleetQueues, world: &World) -> anyhow::Result<FleetServices> {
+/// A fleet stack on moto as the harness and the tests see it (straight to
+/// moto, not through the counters): the bucket, the ledger table and the
+/// three queues, with the notifier logging instead of posting.
+pub fn moto_fleet_services(
+    moto: &Moto,
+    bucket: &str,
+    prefix: &str,
+    table: &str,
+    queues: &FleetQueues,
+    api_url: String,
+) -> anyhow::Result<FleetServices> {
     let config = FleetConfig::from_args(&FleetArgs {
-        bucket: Some(BUCKET.into()),
-        prefix: Some(PREFIX.into()),
-        ledger_table: Some(TABLE.into()),
+        bucket: Some(bucket.into()),
+        prefix: Some(prefix.into()),
+        ledger_table: Some(table.into()),
+        queue_url: Some(queues.queue_url.clone()),
         large_queue_url: Some(queues.large_queue_url.clone()),
         dlq_url: Some(queues.dlq_url.clone()),
-        api_url: Some(world.standin.api_url()),
+        api_url: Some(api_url),
         ..FleetArgs::default()
     })?;
     let sqs = moto.sqs();
     let queue =
         |url: &str| -> Option<Arc<dyn Queue>> { Some(Arc::new(SqsQueue::new(sqs.clone(), url))) };
     Ok(FleetServices {
-        store: Arc::new(S3Store::new(moto.s3(), BUCKET, PREFIX)),
-        ledger: Arc::new(DynamoLedger::new(moto.dynamodb(), TABLE)),
+        store: Arc::new(S3Store::new(moto.s3(), bucket, prefix)),
+        ledger: Arc::new(DynamoLedger::new(moto.dynamodb(), table)),
         registry: Arc::new(RegistryClient::new(&HttpSettings::default())?),
         notifier: Arc::new(LogNotifier),
         retry: RetryPolicy::default(),
