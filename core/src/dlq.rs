@@ -14,7 +14,7 @@ use chrono::Utc;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::fleet_ledger::{FailureNote, Route, RunRecord, RunState};
+use crate::fleet_ledger::{FailureNote, Route, RunRecord};
 use crate::message::BottleMessage;
 use crate::queue::{Queue, QueueMessage};
 use crate::services::FleetServices;
@@ -152,26 +152,18 @@ pub async fn replay(
     let to_ecs =
         |m: &BottleMessage| m.job.size > config.lambda_max_bottle_bytes || services.queue.is_none();
     let now = Utc::now();
-    let run = RunRecord {
-        run_id: run_id.clone(),
-        date: now.format("%Y-%m-%d").to_string(),
-        expected: valid.len() as u64,
-        bytes_planned: valid.iter().map(|(_, m)| m.job.size).sum(),
-        route: if valid.iter().all(|(_, m)| to_ecs(m)) {
+    let run = RunRecord::new(
+        run_id.clone(),
+        now.format("%Y-%m-%d").to_string(),
+        valid.len() as u64,
+        valid.iter().map(|(_, m)| m.job.size).sum(),
+        if valid.iter().all(|(_, m)| to_ecs(m)) {
             Route::Ecs
         } else {
             Route::Lambda
         },
-        started_at: now,
-        state: RunState::Running,
-        stored: 0,
-        skipped: 0,
-        failed: 0,
-        bytes_stored: 0,
-        failures: Vec::new(),
-        finished_at: None,
-        summary_sent: false,
-    };
+        now,
+    );
     services.ledger.create_run(&run).await?;
     report.run_id = Some(run_id.clone());
     for chunk in valid.chunks(10) {
@@ -206,6 +198,7 @@ pub async fn replay(
             queue.delete(&message.receipt).await?;
         }
     }
+    services.ledger.seal_run(&run_id, run.expected).await?;
     // When nothing could be enqueued the run has drained already: its
     // summary tells the operator the replay failed.
     crate::drain::finish_run_if_due(services, &run_id, "dlq-replay").await?;

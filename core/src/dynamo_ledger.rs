@@ -11,7 +11,9 @@
 //!   failed, moved in the same write as the specific counter, because a
 //!   condition cannot add), `finisher`, `finish_lease` and
 //!   `last_progress_at` (when the fleet last sent a progress message;
-//!   `started_at` when the run is created).
+//!   `started_at` when the run is created), `sealed` (expected is final;
+//!   absent on records older than sealing, which read as sealed) and
+//!   `last_counted_at` (set by every counting transaction).
 //! - `count#<run id>#<sha256>`: the bottle has been counted for the run
 //!   (`expires_at`: a TTL 30 days out).
 //! - `run#latest`: `run_id` of the newest run.
@@ -270,7 +272,7 @@ impl DynamoLedger {
             let now = now();
             let writes = vec![
                 marker_write(run_id, sha256, counter, now),
-                counter_write(run_id, counter, 0),
+                counter_write(run_id, counter, 0, now),
             ];
             let reasons = match self.transact(label, writes).await? {
                 Transaction::Committed => return Ok(Counted::Now),
@@ -361,7 +363,7 @@ impl FleetLedger for DynamoLedger {
         )
         .condition(
             "attribute_not_exists(#pk) OR #st = :failed \
-             OR (#st = :queued AND #queued_until < :now) \
+             OR (#st = :queued AND (#queued_until < :now OR #run_id = :run)) \
              OR (#st = :claimed AND #lease_expires < :now)",
         )
         .value(":queued", s(QUEUED))
@@ -472,7 +474,7 @@ impl FleetLedger for DynamoLedger {
             let writes = vec![
                 store_write(sha256, run_id, owner, bottle, now),
                 marker_write(run_id, sha256, Counter::Stored, now),
-                counter_write(run_id, Counter::Stored, bottle.size),
+                counter_write(run_id, Counter::Stored, bottle.size, now),
             ];
             let reasons = match self.transact(LABEL, writes).await? {
                 Transaction::Committed => return Ok(CompleteOutcome::Counted(Counted::Now)),
@@ -596,6 +598,30 @@ impl FleetLedger for DynamoLedger {
             .await
     }
 
+    async fn release_queued(&self, sha256: &Sha256Digest, run_id: &str) -> Result<()> {
+        // The mark expires now; a mark of another run, a claim or a stored
+        // bottle fails the condition and stays as it is.
+        let write = Write::update(bottle_pk(sha256), "SET #queued_until = :zero")
+            .condition("#st = :queued AND #run_id = :run")
+            .value(":queued", s(QUEUED))
+            .value(":run", s(run_id))
+            .value(":zero", AttributeValue::N("0".into()));
+        self.write("release_queued", write).await?;
+        Ok(())
+    }
+
+    async fn seal_run(&self, run_id: &str, expected: u64) -> Result<()> {
+        const LABEL: &str = "seal_run";
+        let write = Write::update(run_pk(run_id), "SET #expected = :expected, #sealed = :true")
+            .condition("attribute_exists(#pk)")
+            .value(":expected", n(expected))
+            .value(":true", AttributeValue::Bool(true));
+        match self.write(LABEL, write).await? {
+            Written::Yes => Ok(()),
+            Written::ConditionFailed(_) => Err(self.run_missing(LABEL, run_id)),
+        }
+    }
+
     async fn create_run(&self, run: &RunRecord) -> Result<()> {
         const LABEL: &str = "create_run";
         if run.run_id == "latest" {
@@ -668,9 +694,11 @@ impl FleetLedger for DynamoLedger {
             "SET #state = :finishing, #finisher = :owner, #finish_lease = :expires",
         )
         .condition(
-            "(#state = :running AND #done >= #expected) \
+            "(#state = :running AND #done >= #expected \
+              AND (attribute_not_exists(#sealed) OR #sealed = :true)) \
              OR (#state = :finishing AND #finish_lease < :now)",
         )
+        .value(":true", AttributeValue::Bool(true))
         .value(":running", s(run_state(RunState::Running)))
         .value(":finishing", s(run_state(RunState::Finishing)))
         .value(":owner", s(owner))
@@ -865,16 +893,19 @@ fn marker_write(
 
 /// The run's counters: the specific one, `done`, and for stored bottles
 /// their bytes. The run must exist (`ADD` would otherwise create a stub).
-fn counter_write(run_id: &str, counter: Counter, bytes: u64) -> Write {
+fn counter_write(run_id: &str, counter: Counter, bytes: u64, now: DateTime<Utc>) -> Write {
     let expression = match counter {
-        Counter::Stored => "ADD #stored :one, #done :one, #bytes_stored :bytes",
-        Counter::Skipped => "ADD #skipped :one, #done :one",
-        Counter::Failed => "ADD #failed :one, #done :one",
+        Counter::Stored => {
+            "ADD #stored :one, #done :one, #bytes_stored :bytes SET #last_counted_at = :now"
+        }
+        Counter::Skipped => "ADD #skipped :one, #done :one SET #last_counted_at = :now",
+        Counter::Failed => "ADD #failed :one, #done :one SET #last_counted_at = :now",
     };
     Write::update(run_pk(run_id), expression)
         .condition("attribute_exists(#pk)")
         .value(":one", n(1))
         .value(":bytes", n(bytes))
+        .value(":now", s(rfc3339(now)))
 }
 
 /// `claimed` by `owner` -> `stored`.
@@ -1010,9 +1041,13 @@ fn run_item(run: &RunRecord) -> Item {
             "summary_sent".to_string(),
             AttributeValue::Bool(run.summary_sent),
         ),
+        ("sealed".to_string(), AttributeValue::Bool(run.sealed)),
     ]);
     if let Some(at) = run.finished_at {
         item.insert("finished_at".into(), s(rfc3339(at)));
+    }
+    if let Some(at) = run.last_counted_at {
+        item.insert("last_counted_at".into(), s(rfc3339(at)));
     }
     item
 }
@@ -1054,6 +1089,16 @@ fn parse_run(item: &Item) -> std::result::Result<RunRecord, String> {
         Some(AttributeValue::Bool(sent)) => *sent,
         Some(_) => return Err("attribute summary_sent is not a boolean".into()),
     };
+    // Runs written before sealing existed were created with their final count.
+    let sealed = match item.get("sealed") {
+        None => true,
+        Some(AttributeValue::Bool(sealed)) => *sealed,
+        Some(_) => return Err("attribute sealed is not a boolean".into()),
+    };
+    let last_counted_at = match item.get("last_counted_at") {
+        None => None,
+        Some(_) => Some(get_time(item, "last_counted_at")?),
+    };
     Ok(RunRecord {
         run_id: get_s(item, "run_id")?.to_string(),
         date: get_s(item, "date")?.to_string(),
@@ -1069,6 +1114,8 @@ fn parse_run(item: &Item) -> std::result::Result<RunRecord, String> {
         failures,
         finished_at,
         summary_sent,
+        sealed,
+        last_counted_at,
     })
 }
 

@@ -107,11 +107,61 @@ pub struct RunRecord {
     pub failures: Vec<FailureNote>,
     pub finished_at: Option<DateTime<Utc>>,
     pub summary_sent: bool,
+    /// Whether `expected` is final: the planner (or a replay) has sent every
+    /// message it is going to send and written the count of those it did.
+    /// A run that is not sealed cannot finish, however many it counted.
+    /// Records written before sealing existed read as sealed.
+    #[serde(default = "sealed_by_default")]
+    pub sealed: bool,
+    /// When a bottle was last counted for the run (`None`: not yet). With
+    /// `started_at`, what tells a stalled run from a busy one.
+    #[serde(default)]
+    pub last_counted_at: Option<DateTime<Utc>>,
+}
+
+fn sealed_by_default() -> bool {
+    true
 }
 
 impl RunRecord {
+    /// A new run, `Running` and not yet sealed: `expected` is what the
+    /// planner means to send; [`FleetLedger::seal_run`] makes it final.
+    pub fn new(
+        run_id: impl Into<String>,
+        date: impl Into<String>,
+        expected: u64,
+        bytes_planned: u64,
+        route: Route,
+        started_at: DateTime<Utc>,
+    ) -> Self {
+        RunRecord {
+            run_id: run_id.into(),
+            date: date.into(),
+            expected,
+            bytes_planned,
+            route,
+            started_at,
+            state: RunState::Running,
+            stored: 0,
+            skipped: 0,
+            failed: 0,
+            bytes_stored: 0,
+            failures: Vec::new(),
+            finished_at: None,
+            summary_sent: false,
+            sealed: false,
+            last_counted_at: None,
+        }
+    }
+
     pub fn done(&self) -> u64 {
         self.stored + self.skipped + self.failed
+    }
+
+    /// The last sign of life of a running run: its last count, else its start.
+    pub fn last_progress(&self) -> DateTime<Utc> {
+        self.last_counted_at
+            .map_or(self.started_at, |at| at.max(self.started_at))
     }
 }
 
@@ -123,6 +173,8 @@ pub trait FleetLedger: Send + Sync {
     /// Marks a bottle as enqueued by `run_id` unless it is stored, queued by
     /// a run whose mark is still live, or claimed under a live lease.
     /// Returns whether the mark was made (and the message should be sent).
+    /// A mark `run_id` already holds counts as made: a write retried after
+    /// its answer was lost must not drop the bottle from its run.
     async fn mark_queued(
         &self,
         sha256: &Sha256Digest,
@@ -178,14 +230,23 @@ pub trait FleetLedger: Send + Sync {
     /// Returns how many were new.
     async fn import_stored(&self, bottles: &[(Sha256Digest, MirroredBottle)]) -> Result<usize>;
 
+    /// Takes back a queued mark of `run_id` whose message was never sent,
+    /// so the next plan may queue the bottle at once. Any other state
+    /// (another run's mark, a claim, stored) is left alone.
+    async fn release_queued(&self, sha256: &Sha256Digest, run_id: &str) -> Result<()>;
+
     /// Writes a new run record and points `run#latest` at it.
     async fn create_run(&self, run: &RunRecord) -> Result<()>;
+
+    /// Makes a run's `expected` final (the number of messages really sent)
+    /// and marks it sealed; only a sealed run can finish. Idempotent.
+    async fn seal_run(&self, run_id: &str, expected: u64) -> Result<()>;
 
     async fn run(&self, run_id: &str) -> Result<Option<RunRecord>>;
 
     async fn latest_run(&self) -> Result<Option<RunRecord>>;
 
-    /// Takes the right to finish a run: the run is `Running` with
+    /// Takes the right to finish a run: the run is `Running`, sealed, with
     /// stored + skipped + failed >= expected, or `Finishing` under an
     /// expired finisher lease. Exactly one caller wins.
     async fn begin_finish(&self, run_id: &str, owner: &str, lease: Duration) -> Result<bool>;

@@ -29,6 +29,7 @@ pub mod operations;
 pub mod queue;
 pub mod registry;
 pub mod retry;
+pub mod run_manifest;
 pub mod s3_store;
 pub mod services;
 pub mod sqs_queue;

@@ -132,7 +132,7 @@ impl FleetLedger for MemoryLedger {
         let mut state = self.lock();
         let free = match state.bottles.get(sha256) {
             None | Some(Entry::Failed) => true,
-            Some(Entry::Queued { until, .. }) => *until < now,
+            Some(Entry::Queued { run_id: by, until }) => by == run_id || *until < now,
             Some(Entry::Claimed { lease_expires, .. }) => *lease_expires < now,
             Some(Entry::Stored(_)) => false,
         };
@@ -240,6 +240,7 @@ impl FleetLedger for MemoryLedger {
         }
         state.counted.insert(marker);
         let run = &mut state.run_mut(run_id, "complete")?.record;
+        run.last_counted_at = Some(Utc::now());
         run.stored += 1;
         run.bytes_stored += bottle.size;
         Ok(CompleteOutcome::Counted(Counted::Now))
@@ -251,7 +252,9 @@ impl FleetLedger for MemoryLedger {
         if !state.counted.insert((run_id.to_string(), sha256.clone())) {
             return Ok(Counted::Already);
         }
-        state.run_mut(run_id, "count_skipped")?.record.skipped += 1;
+        let run = &mut state.run_mut(run_id, "count_skipped")?.record;
+        run.last_counted_at = Some(Utc::now());
+        run.skipped += 1;
         Ok(Counted::Now)
     }
 
@@ -265,6 +268,7 @@ impl FleetLedger for MemoryLedger {
         state.run_mut(run_id, "count_failed")?;
         let counted = if state.counted.insert((run_id.to_string(), sha256.clone())) {
             let run = &mut state.run_mut(run_id, "count_failed")?.record;
+            run.last_counted_at = Some(Utc::now());
             run.failed += 1;
             if run.failures.len() < MAX_FAILURE_NOTES {
                 run.failures.push(note.clone());
@@ -291,6 +295,24 @@ impl FleetLedger for MemoryLedger {
             }
         }
         Ok(new)
+    }
+
+    async fn release_queued(&self, sha256: &Sha256Digest, run_id: &str) -> Result<()> {
+        let mut state = self.lock();
+        if let Some(Entry::Queued { run_id: by, until }) = state.bottles.get_mut(sha256)
+            && by == run_id
+        {
+            *until = DateTime::<Utc>::UNIX_EPOCH;
+        }
+        Ok(())
+    }
+
+    async fn seal_run(&self, run_id: &str, expected: u64) -> Result<()> {
+        let mut state = self.lock();
+        let run = &mut state.run_mut(run_id, "seal_run")?.record;
+        run.expected = expected;
+        run.sealed = true;
+        Ok(())
     }
 
     async fn create_run(&self, run: &RunRecord) -> Result<()> {
@@ -340,7 +362,7 @@ impl FleetLedger for MemoryLedger {
             return Ok(false);
         };
         let free = match run.record.state {
-            RunState::Running => run.record.done() >= run.record.expected,
+            RunState::Running => run.record.sealed && run.record.done() >= run.record.expected,
             RunState::Finishing => run.finish_lease < now,
             RunState::Finished => false,
         };

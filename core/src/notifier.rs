@@ -355,6 +355,8 @@ mod tests {
                 .collect(),
             finished_at: DateTime::from_timestamp(1_800_000_075, 0),
             summary_sent: false,
+            sealed: true,
+            last_counted_at: None,
         }
     }
 

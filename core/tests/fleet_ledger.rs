@@ -144,20 +144,15 @@ fn bottle(name: &str, size: u64) -> MirroredBottle {
 
 fn run_record(run_id: &str, expected: u64) -> RunRecord {
     RunRecord {
-        run_id: run_id.to_string(),
-        date: "2026-11-29".into(),
-        expected,
-        bytes_planned: 1000 * expected,
-        route: Route::Lambda,
-        started_at: Utc::now(),
-        state: RunState::Running,
-        stored: 0,
-        skipped: 0,
-        failed: 0,
-        bytes_stored: 0,
-        failures: Vec::new(),
-        finished_at: None,
-        summary_sent: false,
+        sealed: true,
+        ..RunRecord::new(
+            run_id,
+            "2026-11-29",
+            expected,
+            1000 * expected,
+            Route::Lambda,
+            Utc::now(),
+        )
     }
 }
 

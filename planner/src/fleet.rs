@@ -6,9 +6,10 @@ use std::collections::{HashMap, HashSet};
 
 use bottlesync_core::destination::{Location, read_external_hashes};
 use bottlesync_core::drain::finish_latest_if_due;
-use bottlesync_core::fleet_ledger::{BottleState, Route, RunRecord, RunState};
+use bottlesync_core::fleet_ledger::{BottleState, Route, RunRecord};
 use bottlesync_core::message::BottleMessage;
 use bottlesync_core::notifier::{notify_or_log, started};
+use bottlesync_core::run_manifest::{ManifestMessage, RunManifest};
 use bottlesync_core::services::FleetServices;
 use bottlesync_core::{BottleJob, Error, Result};
 use chrono::{NaiveDate, Utc};
@@ -239,22 +240,14 @@ pub async fn plan_fleet_run(
     }
     outcome.run_id = Some(run_id.clone());
 
-    let run = RunRecord {
-        run_id: run_id.clone(),
-        date: outcome.date.clone(),
-        expected: jobs.len() as u64,
-        bytes_planned: outcome.bytes,
+    let run = RunRecord::new(
+        run_id.clone(),
+        outcome.date.clone(),
+        jobs.len() as u64,
+        outcome.bytes,
         route,
-        started_at: now,
-        state: RunState::Running,
-        stored: 0,
-        skipped: 0,
-        failed: 0,
-        bytes_stored: 0,
-        failures: Vec::new(),
-        finished_at: None,
-        summary_sent: false,
-    };
+        now,
+    );
     services.ledger.create_run(&run).await?;
     let (to_ecs, to_lambda): (Vec<BottleJob>, Vec<BottleJob>) =
         jobs.into_iter().partition(goes_to_ecs);
@@ -275,15 +268,38 @@ pub async fn plan_fleet_run(
             ),
         }
     }
-    for (jobs, queue) in [(to_ecs, &ecs_queue), (to_lambda, &lambda_queue)] {
-        if let (false, Some(queue)) = (jobs.is_empty(), queue) {
-            let bodies = jobs
-                .into_iter()
-                .map(|job| BottleMessage::new(&run_id, job).to_body())
-                .collect();
+    let batches = [
+        (Route::Ecs, to_ecs, &ecs_queue),
+        (Route::Lambda, to_lambda, &lambda_queue),
+    ]
+    .map(|(route, jobs, queue)| {
+        let bodies: Vec<String> = jobs
+            .into_iter()
+            .map(|job| BottleMessage::new(&run_id, job).to_body())
+            .collect();
+        (route, bodies, queue)
+    });
+    // The manifest goes first: whatever happens to the messages, the
+    // reconcile can name every bottle of the run.
+    let manifest = RunManifest::new(
+        run_id.clone(),
+        batches
+            .iter()
+            .flat_map(|(route, bodies, _)| {
+                bodies.iter().map(|body| ManifestMessage {
+                    route: *route,
+                    body: body.clone(),
+                })
+            })
+            .collect(),
+    );
+    manifest.write(services.store.as_ref()).await?;
+    for (_, bodies, queue) in batches {
+        if let (false, Some(queue)) = (bodies.is_empty(), queue) {
             queue.send_all(bodies).await?;
         }
     }
+    services.ledger.seal_run(&run_id, outcome.enqueued).await?;
     tracing::info!(run_id, enqueued = outcome.enqueued, to_ecs = outcome.to_ecs, bytes = outcome.bytes, route = ?route, "run planned");
     let mut message = started(&run, &services.message_context());
     if let Some(problem) = &outcome.external_hash_file_error {
