@@ -393,11 +393,11 @@ fn content_version(bytes: &[u8]) -> VersionToken {
 }
 
 /// Renames a fully written, fsynced temp file to its key under `root` and
-/// makes the rename itself durable (fsync of the directory). A folder
-/// created for it (the new dated folder) is made durable too, by an fsync
-/// of the directory that holds it (the mirror root): otherwise a crash
-/// could lose the folder, and every bottle in it, after the run recorded
-/// them as stored.
+/// makes the rename itself durable (fsync of the directory), and the
+/// directories above it up to the mirror root: a folder created just now
+/// (the new dated folder), by this call or a concurrent one, survives a
+/// crash only once the directory holding it is synced, and the run records
+/// the bottle as stored when this returns.
 async fn publish(root: &Path, temp: &Path, key: &ObjectKey) -> Result<()> {
     let err = |p: String| Error::store(root.display().to_string(), p);
     let target = root.join(key.as_str());
@@ -405,28 +405,23 @@ async fn publish(root: &Path, temp: &Path, key: &ObjectKey) -> Result<()> {
         .parent()
         .expect("keys have a file name")
         .to_path_buf();
-    let mut created = Vec::new();
-    let mut missing = parent.as_path();
-    while !tokio::fs::try_exists(missing).await.unwrap_or(true) {
-        created.push(missing.to_path_buf());
-        match missing.parent() {
-            Some(up) => missing = up,
-            None => break,
-        }
-    }
     tokio::fs::create_dir_all(&parent)
         .await
         .map_err(|e| err(format!("cannot create {}: {e}", parent.display())))?;
     tokio::fs::rename(temp, &target)
         .await
         .map_err(|e| err(format!("cannot rename into {}: {e}", target.display())))?;
-    // The deepest first: each directory's own entry, then its creation.
-    let mut to_sync = vec![parent];
-    to_sync.extend(
-        created
-            .iter()
-            .filter_map(|d| d.parent().map(Path::to_path_buf)),
-    );
+    let mut to_sync = vec![parent.clone()];
+    let mut dir = parent.as_path();
+    while dir != root {
+        match dir.parent() {
+            Some(up) => {
+                to_sync.push(up.to_path_buf());
+                dir = up;
+            }
+            None => break,
+        }
+    }
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         for dir in to_sync {
             File::open(&dir).and_then(|d| d.sync_all())?;
