@@ -84,9 +84,9 @@ async fn protection_is_refused_without_the_action_and_granted_with_the_terraform
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protection_is_renewed_before_it_expires_and_dropped_when_idle() {
-    // One protection minute = 2 s; renewed at half of it, as in production
-    // (60 minutes, renewed every 30).
-    let minute = Duration::from_secs(2);
+    // One protection minute = 3 s; renewed at half of it, as in production
+    // (60 minutes, renewed every 30): a lapse would need a renewal 1.5 s late.
+    let minute = Duration::from_secs(3);
     let agent = EcsAgent::start(TaskRolePolicy::from_terraform_source().unwrap(), minute)
         .await
         .unwrap();
