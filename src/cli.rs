@@ -44,6 +44,10 @@ pub enum Command {
     Dlq(DlqArgs),
     /// Queue depths and the current (or last) run.
     Status(StatusArgs),
+    /// Settle every open run: resume runs an interrupted planner left, re-send
+    /// what a stalled run lost, count what cannot progress as failed, finish
+    /// and report drained runs (what the scheduled reconcile does).
+    Reconcile(CompactArgs),
     /// Seed the ledger from an external hash file (PATH, s3://, https://).
     ImportHashes(ImportArgs),
 }

@@ -129,6 +129,21 @@ pub async fn compact(args: CompactArgs) -> ExitCode {
     )
 }
 
+pub async fn reconcile(args: CompactArgs) -> ExitCode {
+    finish(
+        async {
+            let services = services(&args.fleet).await?;
+            let report = bottlesync_core::reconcile::reconcile(
+                &services,
+                &format!("reconcile-{}", Consumer::default_worker_id()),
+            )
+            .await?;
+            Ok(serde_json::to_value(report).expect("serialises"))
+        }
+        .await,
+    )
+}
+
 pub async fn dlq(args: DlqArgs) -> ExitCode {
     finish(
         async {
@@ -190,6 +205,9 @@ pub async fn status(args: StatusArgs) -> ExitCode {
                         .unwrap_or_default(),
                 ),
                 None => println!("  no runs yet"),
+            }
+            if let Some(stalled) = status.run.as_ref().and_then(|r| r.stalled.as_ref()) {
+                println!("  STALLED: {stalled}");
             }
             ExitCode::SUCCESS
         }

@@ -47,6 +47,10 @@ async fn main() -> ExitCode {
             init_tracing(cli.log_format, "info");
             fleet::compact(args).await
         }
+        Command::Reconcile(args) => {
+            init_tracing(cli.log_format, "info");
+            fleet::reconcile(args).await
+        }
         Command::Dlq(args) => {
             init_tracing(cli.log_format, "info");
             fleet::dlq(args).await

@@ -76,6 +76,15 @@ pub struct FleetArgs {
     /// unset: `emf` when running in Lambda or ECS.
     #[arg(long, env = "BOTTLESYNC_METRICS")]
     pub metrics: Option<String>,
+    /// Minutes a run may go without a bottle counted before the reconcile
+    /// deals with what it lost (default 30; fractions allowed).
+    #[arg(long, env = "BOTTLESYNC_RUN_STALL_MINUTES")]
+    pub run_stall_minutes: Option<String>,
+    /// Seconds a planner's right to send a run's messages lasts without
+    /// renewal; after that a rerun or the reconcile resumes the run
+    /// (default 60).
+    #[arg(long, env = "BOTTLESYNC_PLANNING_LEASE_SECONDS", hide = true)]
+    pub planning_lease_seconds: Option<String>,
     /// Extra hosts bottle URLs may use.
     #[arg(
         long = "allow-host",
@@ -116,6 +125,11 @@ pub struct FleetConfig {
     pub progress_interval: Option<std::time::Duration>,
     pub external_hash_file_required: bool,
     pub emit_metrics: bool,
+    /// How long a running run may go without progress before the reconcile
+    /// re-sends or gives up what it lost.
+    pub run_stall: std::time::Duration,
+    /// How long a planner's right to send a run's messages lasts unrenewed.
+    pub planning_lease: std::time::Duration,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -263,6 +277,26 @@ impl FleetConfig {
             "BOTTLESYNC_PROGRESS_INTERVAL_SECONDS",
             900.0,
         )?;
+        let stall_minutes = positive_number(
+            &args.run_stall_minutes,
+            "BOTTLESYNC_RUN_STALL_MINUTES",
+            30.0,
+        )?;
+        let planning_lease = positive_number(
+            &args.planning_lease_seconds,
+            "BOTTLESYNC_PLANNING_LEASE_SECONDS",
+            60.0,
+        )?;
+        if stall_minutes <= 0.0 || planning_lease <= 0.0 {
+            return Err(Error::config(
+                if stall_minutes <= 0.0 {
+                    "BOTTLESYNC_RUN_STALL_MINUTES"
+                } else {
+                    "BOTTLESYNC_PLANNING_LEASE_SECONDS"
+                },
+                "must be more than 0",
+            ));
+        }
         let in_aws = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
             || std::env::var_os("ECS_CONTAINER_METADATA_URI_V4").is_some();
         let emit_metrics = match optional(&args.metrics).as_deref() {
@@ -287,6 +321,8 @@ impl FleetConfig {
                 "BOTTLESYNC_EXTERNAL_HASH_FILE_REQUIRED",
             )?,
             emit_metrics,
+            run_stall: std::time::Duration::from_secs_f64(stall_minutes * 60.0),
+            planning_lease: std::time::Duration::from_secs_f64(planning_lease),
             bucket,
             prefix,
             queue_url: queue_url(&args.queue_url, "BOTTLESYNC_QUEUE_URL")?,

@@ -27,6 +27,7 @@ pub mod naming;
 pub mod notifier;
 pub mod operations;
 pub mod queue;
+pub mod reconcile;
 pub mod registry;
 pub mod retry;
 pub mod run_manifest;

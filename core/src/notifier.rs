@@ -357,6 +357,9 @@ mod tests {
             summary_sent: false,
             sealed: true,
             last_counted_at: None,
+            planner: None,
+            planning_until: None,
+            reconciled_at: None,
         }
     }
 

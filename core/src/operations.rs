@@ -36,6 +36,10 @@ pub struct RunStatus {
     pub bytes_per_second: f64,
     /// Estimated completion, while running.
     pub eta: Option<DateTime<Utc>>,
+    /// Why the run is not advancing, when it has stalled
+    /// (`BOTTLESYNC_RUN_STALL_MINUTES` without a bottle counted, or a
+    /// planner that stopped before sealing it).
+    pub stalled: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -76,6 +80,7 @@ pub async fn status(services: &FleetServices) -> Result<Status> {
             done,
             bytes_per_second: run.bytes_stored as f64 / seconds,
             eta,
+            stalled: crate::reconcile::stall_of(&run, services.config.run_stall, now),
             run,
         }
     });

@@ -5,7 +5,6 @@
 use std::collections::{HashMap, HashSet};
 
 use bottlesync_core::destination::{Location, read_external_hashes};
-use bottlesync_core::drain::finish_latest_if_due;
 use bottlesync_core::fleet_ledger::{BottleState, Route, RunRecord};
 use bottlesync_core::message::BottleMessage;
 use bottlesync_core::notifier::{notify_or_log, started};
@@ -24,6 +23,11 @@ use crate::sizing::size_jobs;
 /// so after that a mark left by a crashed planner stops blocking the bottle.
 const QUEUED_MARK_LIFETIME: chrono::Duration = chrono::Duration::days(4);
 const LEDGER_CONCURRENCY: usize = 16;
+/// Marks and messages go out this many at a time, the planning lease
+/// renewed in between.
+const SEND_CHUNK: usize = 200;
+/// Attempts at sending one chunk of messages.
+const SEND_ATTEMPTS: u32 = 3;
 const SIZING_CONCURRENCY: usize = 16;
 
 /// What a caller may override (the Lambda's manual invocation, the CLI).
@@ -63,6 +67,10 @@ pub struct FleetPlanOutcome {
     pub estimated_sizes: usize,
     /// Messages sent to the ECS queue (the whole run, or its oversized bottles).
     pub to_ecs: u64,
+    /// Planned bottles whose messages could not be sent (left out of the
+    /// run; their queued marks released for the next plan).
+    #[serde(default)]
+    pub unsent: u64,
     /// The ECS service's desired count before and after the planner woke it.
     pub ecs_desired_count: Option<(i32, i32)>,
     pub external_hash_file_error: Option<String>,
@@ -88,11 +96,11 @@ pub async fn plan_fleet_run(
     let tags = TagSelection::parse("BOTTLESYNC_TAGS", tags_text)?;
     let date = request.date.unwrap_or_else(|| Utc::now().date_naive());
 
-    // A previous run that drained without its summary gets it now.
-    if !request.dry_run
-        && let Err(e) = finish_latest_if_due(services, owner).await
-    {
-        tracing::warn!(error = %e, "could not finish the previous run");
+    // Earlier runs first: one an earlier planner left unsealed (a Lambda
+    // retry after it died) is resumed, one that stalled is settled, one
+    // that drained without its summary gets it.
+    if !request.dry_run {
+        reconcile_before_planning(services, owner).await;
     }
 
     let index = fetch_index(
@@ -181,6 +189,7 @@ pub async fn plan_fleet_run(
         rejected_entries: index.rejections.len(),
         estimated_sizes: estimated + sizing.from_content_length,
         to_ecs: 0,
+        unsent: 0,
         ecs_desired_count: None,
         external_hash_file_error,
         dry_run: request.dry_run,
@@ -200,59 +209,87 @@ pub async fn plan_fleet_run(
         return Err(Error::config("BOTTLESYNC_QUEUE_URL", "is not set"));
     }
 
-    let run_id = new_run_id();
-    // Mark first: a bottle another planner queued meanwhile is left to it.
-    let until = now + QUEUED_MARK_LIFETIME;
-    let marks: Vec<(usize, Result<bool>)> = stream::iter(plan.jobs.iter().enumerate())
-        .map(|(i, job)| {
-            let run_id = run_id.clone();
-            async move {
-                (
-                    i,
-                    services
-                        .ledger
-                        .mark_queued(&job.sha256, &run_id, until)
-                        .await,
-                )
-            }
-        })
-        .buffer_unordered(LEDGER_CONCURRENCY)
-        .collect()
-        .await;
-    let mut marked = vec![false; plan.jobs.len()];
-    for (i, result) in marks {
-        marked[i] = result?;
-    }
-    let jobs: Vec<_> = plan
-        .jobs
-        .into_iter()
-        .zip(marked)
-        .filter_map(|(job, m)| m.then_some(job))
-        .collect();
-    outcome.in_flight += before - in_flight_count - jobs.len();
-    outcome.bytes = jobs.iter().map(|j| j.size).sum();
-    outcome.enqueued = jobs.len() as u64;
-    if jobs.is_empty() {
+    if plan.jobs.is_empty() {
         // No run record: `run#latest` keeps pointing at a run that may
         // still be draining, so its takeover and status stay visible.
         tracing::info!("nothing to do: every wanted bottle is mirrored or in flight");
         return Ok(outcome);
     }
-    outcome.run_id = Some(run_id.clone());
 
-    let run = RunRecord::new(
+    // The run and its manifest come before any mark or message: a planner
+    // that dies anywhere after this leaves a run the reconcile (or the next
+    // planner) can resume, never marks or messages nobody can account for.
+    let run_id = new_run_id();
+    let mut run = RunRecord::new(
         run_id.clone(),
         outcome.date.clone(),
-        jobs.len() as u64,
+        plan.jobs.len() as u64,
         outcome.bytes,
         route,
         now,
     );
+    run.planner = Some(owner.to_string());
+    run.planning_until =
+        Some(now + chrono::Duration::from_std(config.planning_lease).unwrap_or_default());
     services.ledger.create_run(&run).await?;
-    let (to_ecs, to_lambda): (Vec<BottleJob>, Vec<BottleJob>) =
-        jobs.into_iter().partition(goes_to_ecs);
-    outcome.to_ecs = to_ecs.len() as u64;
-    if !to_ecs.is_empty() {
+    outcome.run_id = Some(run_id.clone());
+    let mut lease = PlanningLease::new(services, &run_id, owner);
+    let route_of = |job: &BottleJob| {
+        if goes_to_ecs(job) {
+            Route::Ecs
+        } else {
+            Route::Lambda
+        }
+    };
+    let manifest_of = |jobs: &[&BottleJob]| {
+        RunManifest::new(
+            run_id.clone(),
+            jobs.iter()
+                .map(|job| ManifestMessage {
+                    route: route_of(job),
+                    body: BottleMessage::new(&run_id, (*job).clone()).to_body(),
+                })
+                .collect(),
+        )
+    };
+    let planned: Vec<&BottleJob> = plan.jobs.iter().collect();
+    manifest_of(&planned).write(services.store.as_ref()).await?;
+
+    // Mark: a bottle another planner queued meanwhile is left to it.
+    let until = now + QUEUED_MARK_LIFETIME;
+    let mut marked = vec![false; plan.jobs.len()];
+    for chunk in (0..plan.jobs.len()).collect::<Vec<_>>().chunks(SEND_CHUNK) {
+        lease.keep().await?;
+        let marks: Vec<(usize, Result<bool>)> = stream::iter(chunk.iter().copied())
+            .map(|i| {
+                let run_id = run_id.clone();
+                let job = &plan.jobs[i];
+                async move {
+                    (
+                        i,
+                        services
+                            .ledger
+                            .mark_queued(&job.sha256, &run_id, until)
+                            .await,
+                    )
+                }
+            })
+            .buffer_unordered(LEDGER_CONCURRENCY)
+            .collect()
+            .await;
+        for (i, result) in marks {
+            marked[i] = result?;
+        }
+    }
+    let jobs: Vec<&BottleJob> = plan
+        .jobs
+        .iter()
+        .zip(&marked)
+        .filter_map(|(job, m)| m.then_some(job))
+        .collect();
+    outcome.in_flight += before - in_flight_count - jobs.len();
+
+    if jobs.iter().any(|job| goes_to_ecs(job)) {
         match &services.capacity {
             Some(capacity) => match capacity.ensure_at_least(config.ecs_wake_tasks).await {
                 Ok(counts) => {
@@ -268,38 +305,71 @@ pub async fn plan_fleet_run(
             ),
         }
     }
-    let batches = [
-        (Route::Ecs, to_ecs, &ecs_queue),
-        (Route::Lambda, to_lambda, &lambda_queue),
-    ]
-    .map(|(route, jobs, queue)| {
-        let bodies: Vec<String> = jobs
-            .into_iter()
-            .map(|job| BottleMessage::new(&run_id, job).to_body())
-            .collect();
-        (route, bodies, queue)
-    });
-    // The manifest goes first: whatever happens to the messages, the
-    // reconcile can name every bottle of the run.
-    let manifest = RunManifest::new(
-        run_id.clone(),
-        batches
-            .iter()
-            .flat_map(|(route, bodies, _)| {
-                bodies.iter().map(|body| ManifestMessage {
-                    route: *route,
-                    body: body.clone(),
-                })
-            })
-            .collect(),
-    );
-    manifest.write(services.store.as_ref()).await?;
-    for (_, bodies, queue) in batches {
-        if let (false, Some(queue)) = (bodies.is_empty(), queue) {
-            queue.send_all(bodies).await?;
+
+    // Send in chunks, renewing the planning lease; a chunk that fails is
+    // tried again (a duplicate message is harmless: the ledger counts a
+    // bottle once), then given up: its bottles leave the run.
+    let mut sent: Vec<&BottleJob> = Vec::with_capacity(jobs.len());
+    let mut unsent: Vec<&BottleJob> = Vec::new();
+    for chunk in jobs.chunks(SEND_CHUNK) {
+        lease.keep().await?;
+        for route in [Route::Ecs, Route::Lambda] {
+            let part: Vec<&BottleJob> = chunk
+                .iter()
+                .copied()
+                .filter(|j| route_of(j) == route)
+                .collect();
+            if part.is_empty() {
+                continue;
+            }
+            let queue = match route {
+                Route::Ecs => ecs_queue.as_ref(),
+                Route::Lambda => lambda_queue.as_ref(),
+            }
+            .expect("checked above");
+            let bodies: Vec<String> = part
+                .iter()
+                .map(|job| BottleMessage::new(&run_id, (*job).clone()).to_body())
+                .collect();
+            if send_with_retries(queue.as_ref(), bodies, &run_id).await {
+                sent.extend(part);
+            } else {
+                unsent.extend(part);
+            }
         }
     }
-    services.ledger.seal_run(&run_id, outcome.enqueued).await?;
+    if sent.len() != plan.jobs.len() {
+        // The manifest names exactly what was sent: the reconcile re-sends
+        // only bottles of this run.
+        manifest_of(&sent).write(services.store.as_ref()).await?;
+    }
+    run.expected = sent.len() as u64;
+    run.bytes_planned = sent.iter().map(|j| j.size).sum();
+    services.ledger.seal_run(&run_id, run.expected).await?;
+    for job in &unsent {
+        if let Err(e) = services.ledger.release_queued(&job.sha256, &run_id).await {
+            tracing::warn!(run_id, sha256 = %job.sha256, error = %e, "could not release the queued mark of an unsent bottle; it expires in 4 days");
+        }
+    }
+    if !unsent.is_empty() {
+        tracing::error!(
+            run_id,
+            unsent = unsent.len(),
+            "some messages could not be sent: those bottles left the run and the next plan takes them"
+        );
+    }
+    outcome.enqueued = run.expected;
+    outcome.bytes = run.bytes_planned;
+    outcome.to_ecs = sent.iter().filter(|job| goes_to_ecs(job)).count() as u64;
+    outcome.unsent = unsent.len() as u64;
+    if sent.is_empty() {
+        // Sealed at 0, the run has drained: finish it now (its summary says
+        // nothing was sent) rather than leave it to the reconcile.
+        if let Err(e) = bottlesync_core::drain::finish_run_if_due(services, &run_id, owner).await {
+            tracing::warn!(run_id, error = %e, "could not finish the empty run");
+        }
+        return Ok(outcome);
+    }
     tracing::info!(run_id, enqueued = outcome.enqueued, to_ecs = outcome.to_ecs, bytes = outcome.bytes, route = ?route, "run planned");
     let mut message = started(&run, &services.message_context());
     if let Some(problem) = &outcome.external_hash_file_error {
@@ -348,5 +418,108 @@ mod tests {
         bottlesync_core::message::validate_run_id(&a).unwrap();
         assert_eq!(a.len(), "20261129T030000Z-1a2b3c4d".len());
         assert_ne!(a, b);
+    }
+}
+
+/// The planner's right to send a run's messages, renewed as it works: a
+/// planner that dies leaves the run to be resumed once the lease runs out.
+struct PlanningLease<'a> {
+    services: &'a FleetServices,
+    run_id: &'a str,
+    owner: &'a str,
+    renewed: std::time::Instant,
+}
+
+impl<'a> PlanningLease<'a> {
+    fn new(services: &'a FleetServices, run_id: &'a str, owner: &'a str) -> Self {
+        PlanningLease {
+            services,
+            run_id,
+            owner,
+            renewed: std::time::Instant::now(),
+        }
+    }
+
+    /// Renews the lease when a third of it has passed. An error when the
+    /// run was taken over (this planner was too slow and the reconcile
+    /// resumed it): the resumer sends the rest.
+    async fn keep(&mut self) -> Result<()> {
+        let lease = self.services.config.planning_lease;
+        if self.renewed.elapsed() < lease / 3 {
+            return Ok(());
+        }
+        if !self
+            .services
+            .ledger
+            .hold_planning(self.run_id, self.owner, lease)
+            .await?
+        {
+            return Err(Error::store(
+                format!("run {}", self.run_id),
+                "the planning lease was taken over (this planner was too slow); the run is resumed by whoever took it",
+            ));
+        }
+        self.renewed = std::time::Instant::now();
+        Ok(())
+    }
+}
+
+/// Sends one chunk, trying again after a failure; false when it never went.
+async fn send_with_retries(
+    queue: &dyn bottlesync_core::queue::Queue,
+    bodies: Vec<String>,
+    run_id: &str,
+) -> bool {
+    for attempt in 1..=SEND_ATTEMPTS {
+        match queue.send_all(bodies.clone()).await {
+            Ok(()) => return true,
+            Err(e) if attempt < SEND_ATTEMPTS => {
+                tracing::warn!(run_id, attempt, messages = bodies.len(), error = %e, "sending failed; sending the chunk again (duplicates are counted once)");
+                tokio::time::sleep(std::time::Duration::from_millis(500 << attempt)).await;
+            }
+            Err(e) => {
+                tracing::error!(run_id, attempt, messages = bodies.len(), error = %e, "sending failed for good: these bottles leave the run");
+            }
+        }
+    }
+    false
+}
+
+/// Runs the reconcile, after waiting out the planning lease of a run whose
+/// planner has just stopped (so a rerun resumes it at once instead of
+/// leaving it to the next scheduled reconcile). Failures are logged: they
+/// must not stop a new plan.
+async fn reconcile_before_planning(services: &FleetServices, owner: &str) {
+    let lease = services.config.planning_lease;
+    match services.ledger.open_runs().await {
+        Ok(runs) => {
+            let now = Utc::now();
+            let wait = runs
+                .iter()
+                .filter(|run| {
+                    !run.sealed && run.state == bottlesync_core::fleet_ledger::RunState::Running
+                })
+                .filter_map(|run| run.planning_until)
+                .filter(|until| *until > now)
+                .max()
+                .and_then(|until| (until - now).to_std().ok())
+                .filter(|wait| *wait <= lease);
+            if let Some(wait) = wait {
+                tracing::info!(
+                    wait_s = wait.as_secs_f64(),
+                    "an unsealed run's planner lease is about to run out: waiting to resume it"
+                );
+                tokio::time::sleep(wait + std::time::Duration::from_millis(200)).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not list open runs"),
+    }
+    match bottlesync_core::reconcile::reconcile(services, owner).await {
+        Ok(report) => {
+            for run in report.runs.iter().filter(|r| r.verdict != "progressing") {
+                tracing::info!(run_id = %run.run_id, verdict = %run.verdict, resent = run.resent, "earlier run reconciled");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not reconcile earlier runs"),
     }
 }

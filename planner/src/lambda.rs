@@ -1,12 +1,62 @@
 //! The planner Lambda's event: an EventBridge schedule (plan with the
-//! settings), or a manual invocation `{"source": "manual", ...overrides}`
+//! settings), a manual invocation `{"source": "manual", ...overrides}`
 //! whose overrides are those of `FleetPlanRequest` (tags, formulae,
-//! with_deps, include_disabled, date, dry_run).
+//! with_deps, include_disabled, date, dry_run), or the reconcile schedule's
+//! constant `{"kind": "reconcile"}`.
 
+use bottlesync_core::reconcile::reconcile;
+use bottlesync_core::services::FleetServices;
 use bottlesync_core::{Error, Result};
 use serde_json::Value;
 
-use crate::fleet::FleetPlanRequest;
+use crate::fleet::{FleetPlanRequest, emit_plan_metrics, plan_fleet_run};
+
+/// What one invocation asks for.
+#[derive(Debug)]
+pub enum PlannerEvent {
+    Plan(FleetPlanRequest),
+    /// Settle stalled and abandoned runs (`bottlesync reconcile`).
+    Reconcile,
+}
+
+pub fn planner_event(event: &Value) -> Result<PlannerEvent> {
+    match event.get("kind") {
+        None => request_from_event(event).map(PlannerEvent::Plan),
+        Some(Value::String(kind)) if kind == "reconcile" => {
+            match event.as_object().map(|fields| fields.len()) {
+                Some(1) => Ok(PlannerEvent::Reconcile),
+                _ => Err(Error::config(
+                    "event",
+                    "a reconcile event has no other fields than \"kind\"",
+                )),
+            }
+        }
+        Some(other) => Err(Error::config(
+            "event",
+            format!("unknown kind {other} (expected \"reconcile\", or no kind to plan)"),
+        )),
+    }
+}
+
+/// The handler: plans a run or reconciles, and returns what it did.
+/// `owner` names this invocation (its request id).
+pub async fn handle_planner_event(
+    services: &FleetServices,
+    event: &Value,
+    owner: &str,
+) -> Result<Value> {
+    match planner_event(event)? {
+        PlannerEvent::Plan(request) => {
+            let outcome = plan_fleet_run(services, &request, owner).await?;
+            emit_plan_metrics(&services.config, &outcome);
+            Ok(serde_json::to_value(outcome).expect("outcomes serialise"))
+        }
+        PlannerEvent::Reconcile => {
+            let report = reconcile(services, owner).await?;
+            Ok(serde_json::to_value(report).expect("reports serialise"))
+        }
+    }
+}
 
 pub fn request_from_event(event: &Value) -> Result<FleetPlanRequest> {
     let bad = |problem: String| Error::config("event", problem);
@@ -52,5 +102,20 @@ mod tests {
         );
         assert!(request_from_event(&json!({"source": "elsewhere"})).is_err());
         assert!(request_from_event(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn reconcile_events() {
+        assert!(matches!(
+            planner_event(&json!({"kind": "reconcile"})).unwrap(),
+            PlannerEvent::Reconcile
+        ));
+        assert!(matches!(
+            planner_event(&json!({"source": "aws.events"})).unwrap(),
+            PlannerEvent::Plan(_)
+        ));
+        let unknown = planner_event(&json!({"kind": "replan"})).unwrap_err();
+        assert!(unknown.to_string().contains("replan"), "{unknown}");
+        assert!(planner_event(&json!({"kind": "reconcile", "dry_run": true})).is_err());
     }
 }

@@ -1,12 +1,13 @@
 //! The planner Lambda: EventBridge (weekly) or a manual invocation runs
-//! `plan_fleet_run` and returns its outcome. Settings come from `BOTTLESYNC_*`.
+//! `plan_fleet_run`, the reconcile schedule's `{"kind": "reconcile"}` runs
+//! the reconcile; either returns what it did. Settings come from
+//! `BOTTLESYNC_*`.
 
 use std::sync::Arc;
 
 use bottlesync_core::fleet_config::{FleetArgs, FleetConfig};
 use bottlesync_core::services::FleetServices;
-use bottlesync_planner::fleet::{emit_plan_metrics, plan_fleet_run};
-use bottlesync_planner::lambda::request_from_event;
+use bottlesync_planner::lambda::handle_planner_event;
 use clap::Parser;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
@@ -29,10 +30,9 @@ async fn main() -> Result<(), Error> {
     run(service_fn(move |event: LambdaEvent<Value>| {
         let services = services.clone();
         async move {
-            let request = request_from_event(&event.payload)?;
-            let outcome = plan_fleet_run(&services, &request, &event.context.request_id).await?;
-            emit_plan_metrics(&services.config, &outcome);
-            Ok::<_, Error>(serde_json::to_value(outcome)?)
+            Ok::<_, Error>(
+                handle_planner_event(&services, &event.payload, &event.context.request_id).await?,
+            )
         }
     }))
     .await
