@@ -20,6 +20,9 @@ pub struct EndState {
     pub dlq: Vec<Option<String>>,
     /// The run record's counters.
     pub run: RunCounts,
+    /// Every other run in the ledger, by id (a killed planner's, or its
+    /// rerun's when the rerun did not resume it).
+    pub other_runs: Vec<(String, RunCounts)>,
     /// The sha256 keys of `bottles_hash.json`.
     pub hash_file: Option<BTreeSet<String>>,
     /// Every Slack message's text, in order.
@@ -37,6 +40,18 @@ pub struct RunCounts {
     pub skipped: u64,
     pub failed: u64,
     pub summary_sent: bool,
+}
+
+impl RunCounts {
+    pub fn of(run: &bottlesync_core::fleet_ledger::RunRecord) -> RunCounts {
+        RunCounts {
+            expected: run.expected,
+            stored: run.stored,
+            skipped: run.skipped,
+            failed: run.failed,
+            summary_sent: run.summary_sent,
+        }
+    }
 }
 
 /// Where objects live: `<key_prefix><date>/<mirror file name>` and
@@ -175,8 +190,31 @@ pub fn verify(
         failed: corrupt.len() as u64,
         summary_sent: true,
     };
-    if end.run != want_run {
-        problems.push(format!("run record {:?}, expected {want_run:?}", end.run));
+    if end.other_runs.is_empty() {
+        if end.run != want_run {
+            problems.push(format!("run record {:?}, expected {want_run:?}", end.run));
+        }
+    } else {
+        // Several runs (a killed planner and its rerun): together they
+        // must account for every bottle once, and each must have ended.
+        let mut total = RunCounts {
+            summary_sent: true,
+            ..RunCounts::default()
+        };
+        for run in std::iter::once(&end.run).chain(end.other_runs.iter().map(|(_, r)| r)) {
+            total.expected += run.expected;
+            total.stored += run.stored;
+            total.skipped += run.skipped;
+            total.failed += run.failed;
+            total.summary_sent &= run.summary_sent;
+        }
+        if total != want_run {
+            problems.push(format!(
+                "{} runs together {total:?}, expected {want_run:?} (other runs: {:?})",
+                1 + end.other_runs.len(),
+                end.other_runs
+            ));
+        }
     }
     match &end.hash_file {
         None => problems.push("bottles_hash.json unreadable".into()),
@@ -200,9 +238,14 @@ pub fn verify(
         .iter()
         .filter(|m| m.starts_with(TITLE_COMPLETE) || m.starts_with(TITLE_FAILED))
         .collect();
+    let runs = 1 + end.other_runs.len();
     match summaries.as_slice() {
-        [summary] => check_summary(summary, storable, &corrupt, problems),
-        other => problems.push(format!("{} summaries, expected exactly one", other.len())),
+        [summary] if runs == 1 => check_summary(summary, storable, &corrupt, problems),
+        other if other.len() == runs => {}
+        other => problems.push(format!(
+            "{} summaries, expected exactly one per run ({runs})",
+            other.len()
+        )),
     }
     verdict
 }
@@ -313,6 +356,7 @@ mod tests {
                 failed: 1,
                 summary_sent: true,
             },
+            other_runs: vec![],
             hash_file: Some([sha('a'), sha('b')].into_iter().collect()),
             messages: vec!["🚀 started".into(), summary],
             downloads: [(sha('a'), 2), (sha('b'), 2), (sha('c'), 3)]
