@@ -377,6 +377,33 @@ mod tests {
     }
 
     #[test]
+    fn a_killed_planner_and_its_rerun_pass_when_together_they_account_for_everything() {
+        let (expected, layout, mut end) = correct_run();
+        // The killed planner's run sent one bottle; the rerun the other two.
+        end.run = RunCounts {
+            expected: 2,
+            stored: 1,
+            skipped: 0,
+            failed: 1,
+            summary_sent: true,
+        };
+        end.other_runs = vec![(
+            "r0".into(),
+            RunCounts {
+                expected: 1,
+                stored: 1,
+                skipped: 0,
+                failed: 0,
+                summary_sent: true,
+            },
+        )];
+        end.messages
+            .push(format!("{TITLE_COMPLETE}\nNew bottles: 1"));
+        let verdict = verify(&expected, &layout, &end);
+        assert!(verdict.passed(), "{:?}", verdict.problems);
+    }
+
+    #[test]
     fn each_broken_promise_is_reported() {
         let (expected, layout, good) = correct_run();
         type Breakage = Box<dyn Fn(&mut EndState)>;
@@ -437,6 +464,25 @@ mod tests {
                 "names 0",
                 Box::new(|e| {
                     e.messages[1] = e.messages[1].replace(&sha('c')[..12], "");
+                }),
+            ),
+            (
+                "runs together",
+                Box::new(|e| {
+                    // A killed planner's run nobody finished.
+                    e.other_runs.push((
+                        "r2".into(),
+                        RunCounts {
+                            expected: 1,
+                            ..RunCounts::default()
+                        },
+                    ));
+                }),
+            ),
+            (
+                "exactly one per run",
+                Box::new(|e| {
+                    e.other_runs.push(("r2".into(), RunCounts::default()));
                 }),
             ),
         ];
