@@ -73,6 +73,12 @@ impl Layout {
     pub fn hash_file_key(&self) -> String {
         format!("{}bottles_hash.json", self.key_prefix)
     }
+
+    /// Where the fleet keeps its own records (`.bottlesync/`: run
+    /// manifests, locks): not part of the mirror.
+    pub fn records_prefix(&self) -> String {
+        format!("{}.bottlesync/", self.key_prefix)
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -114,7 +120,8 @@ pub fn verify(
         .map(|(sha, bottle)| (layout.bottle_key(bottle), sha.as_str()))
         .collect();
     for (key, digest) in &end.objects {
-        if *key == layout.hash_file_key() {
+        // The hash file, and the fleet's own records (run manifests, locks).
+        if *key == layout.hash_file_key() || key.starts_with(&layout.records_prefix()) {
             continue;
         }
         match wanted.remove(key) {
@@ -341,6 +348,7 @@ mod tests {
             .map(|c| (layout.bottle_key(&expected[&sha(*c)]), sha(*c)))
             .collect();
         objects.insert(layout.hash_file_key(), "any".into());
+        objects.insert("brew/.bottlesync/runs/r1.json".into(), "any".into());
         let summary = format!(
             "{TITLE_FAILED}\nNew bottles: 2\nSkipped: 0\nFailed: 1\n• fcc arm64_tahoe ({}): sha256 mismatch",
             &sha('c')[..12]
