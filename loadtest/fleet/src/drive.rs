@@ -205,10 +205,13 @@ pub async fn drive<P: WorkerPool>(
                 next_kill = options.kill_every.map(|every| at + every);
             }
             // Keep the fleet at strength until the run is over (a drained
-            // worker may leave while a killed one's messages are invisible).
+            // worker may leave while a killed one's messages are invisible);
+            // a run marked summarised needs no more workers.
             let (alive, _) = pool.alive();
-            for _ in alive..options.workers {
-                pool.spawn()?;
+            if !run.as_ref().is_some_and(|r| r.summary_sent) {
+                for _ in alive..options.workers {
+                    pool.spawn()?;
+                }
             }
         }
     }

@@ -49,6 +49,7 @@ pub async fn finish_end_state(
             .map(|sha| (sha.clone(), stats.bottle(sha).storage_gets))
             .collect(),
         held_at_kills: driven.held_at_kills.clone(),
+        dlq_copies_allowed: false,
     })
 }
 

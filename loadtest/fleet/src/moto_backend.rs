@@ -183,7 +183,8 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
         date: DATE.into(),
     };
     let moto_transactions = moto_transaction_rate(&moto).await?;
-    let end = end_state(&moto, &services, &run_id, &world, &webhook, &driven).await?;
+    let mut end = end_state(&moto, &services, &run_id, &world, &webhook, &driven).await?;
+    end.dlq_copies_allowed = options.aws_fault_share > 0.0;
     let verdict = verify(&world.bottles, &layout, &end);
     let mut aws_requests = counter.counts();
     for (api, n) in sqs_counter
