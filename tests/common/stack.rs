@@ -274,6 +274,8 @@ impl Stack {
         .unwrap()
     }
 
+    /// The mirror's objects: everything in the bucket but the fleet's own
+    /// records under `<prefix>/.bottlesync/` (run manifests).
     pub async fn objects(&self) -> BTreeSet<String> {
         let listed = self
             .moto
@@ -287,6 +289,7 @@ impl Stack {
             .contents()
             .iter()
             .filter_map(|o| o.key().map(String::from))
+            .filter(|key| !key.starts_with(&format!("{PREFIX}/.bottlesync/")))
             .collect()
     }
 
