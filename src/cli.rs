@@ -139,9 +139,10 @@ pub struct WorkArgs {
     /// Seconds before a failed bottle is retried (doubling per attempt).
     #[arg(long, env = "BOTTLESYNC_RETRY_DELAY", default_value_t = 10)]
     pub retry_delay: u64,
-    /// Seconds a claim lasts without a heartbeat.
-    #[arg(long, env = "BOTTLESYNC_LEASE_SECONDS", default_value_t = 900)]
-    pub lease_seconds: u64,
+    /// Seconds a claim lasts without a heartbeat (default:
+    /// BOTTLESYNC_CLAIM_LEASE_SECONDS, 900).
+    #[arg(long, env = "BOTTLESYNC_LEASE_SECONDS")]
+    pub lease_seconds: Option<u64>,
 }
 
 #[derive(Args, Debug, Clone)]

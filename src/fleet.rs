@@ -81,7 +81,7 @@ pub async fn work(args: WorkArgs) -> ExitCode {
             Some(url) => url.clone(),
             None => services.config.require_large_queue()?.to_string(),
         };
-        let sdk = bottlesync_core::aws::sdk_config().await;
+        let sdk = bottlesync_core::aws::sdk_config().await?;
         let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(aws_sdk_sqs_client(&sdk), &queue_url));
         let max_receive_count = queue.max_receive_count().await.map_err(|e| {
             Error::config("--queue-url", format!("cannot read the queue's attributes: {e}"))
@@ -89,7 +89,7 @@ pub async fn work(args: WorkArgs) -> ExitCode {
         let consumer = Arc::new(
             Consumer::new(services.clone(), Consumer::default_worker_id(), max_receive_count)
                 .with_source(queue.clone())
-                .with_lease(Duration::from_secs(args.lease_seconds.max(1)))
+                .with_lease(args.lease_seconds.map_or(services.config.claim_lease, |s| Duration::from_secs(s.max(1))))
                 .with_retry_base(Duration::from_secs(args.retry_delay)),
         );
         let options = WorkOptions {

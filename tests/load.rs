@@ -24,3 +24,34 @@ async fn the_ci_preset_survives_faults_and_a_kill_with_a_correct_end_state() {
     }
     println!("{markdown}");
 }
+
+/// `bottlesync-load --preset prod-like-ci`: production's lease, visibility
+/// and receive ratios scaled down in time, 15% of the fleet's DynamoDB and
+/// SQS write answers lost or held, a worker SIGKILLed mid-bottle, a Slack
+/// outage over the summary, and the planner killed between two sends and
+/// rerun. Every run must end with exactly one summary and every bottle be
+/// accounted for. Fails on the code before issue 9's fixes (stranded
+/// claims, an undrainable run after the planner's kill, a lost summary).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prod_like_preset_ends_every_run_with_one_summary_and_every_bottle_accounted_for() {
+    let out = tempfile::tempdir().unwrap();
+    let mut options = LoadOptions::preset("prod-like-ci").unwrap();
+    assert!(options.planner_kill && options.slack_outage.is_some());
+    options.bottlesync = env!("CARGO_BIN_EXE_bottlesync").into();
+    options.out_dir = out.path().to_path_buf();
+
+    let report = bottlesync_load::run(&options).await.unwrap();
+    let markdown = report.markdown();
+    assert!(report.passed(), "{markdown}");
+    assert!(report.kills >= 1, "{markdown}");
+    let injected: u64 = report.aws_faults.values().map(|t| t.total()).sum();
+    assert!(
+        injected >= 10,
+        "only {injected} AWS faults injected\n{markdown}"
+    );
+    assert!(
+        report.slack_outage.is_some_and(|(_, refused)| refused >= 1),
+        "the Slack outage refused nothing\n{markdown}"
+    );
+    println!("{markdown}");
+}

@@ -80,7 +80,7 @@ pub async fn open_store(
         }
         Location::Dir(path) => std::sync::Arc::new(crate::local_store::LocalStore::open(path)?),
         Location::S3 { bucket, prefix } => {
-            let config = crate::aws::sdk_config().await;
+            let config = crate::aws::sdk_config().await?;
             std::sync::Arc::new(crate::s3_store::S3Store::new(
                 crate::aws::s3_client(&config),
                 bucket,
@@ -128,7 +128,9 @@ pub async fn read_external_hashes(
         }
         Location::S3 { bucket, prefix } => {
             let key = crate::key::ObjectKey::parse(prefix).map_err(|e| fail(e.to_string()))?;
-            let config = crate::aws::sdk_config().await;
+            let config = crate::aws::sdk_config()
+                .await
+                .map_err(|e| fail(e.to_string()))?;
             let store = crate::s3_store::S3Store::new(crate::aws::s3_client(&config), bucket, "");
             crate::store::BlobStore::get(&store, &key, MAX_HASH_FILE_BYTES)
                 .await

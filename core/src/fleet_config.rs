@@ -85,6 +85,10 @@ pub struct FleetArgs {
     /// (default 60).
     #[arg(long, env = "BOTTLESYNC_PLANNING_LEASE_SECONDS", hide = true)]
     pub planning_lease_seconds: Option<String>,
+    /// Seconds a worker's claim on a bottle lasts without a heartbeat
+    /// (default 900; the worker renews it every third of that).
+    #[arg(long, env = "BOTTLESYNC_CLAIM_LEASE_SECONDS")]
+    pub claim_lease_seconds: Option<String>,
     /// Extra hosts bottle URLs may use.
     #[arg(
         long = "allow-host",
@@ -130,6 +134,8 @@ pub struct FleetConfig {
     pub run_stall: std::time::Duration,
     /// How long a planner's right to send a run's messages lasts unrenewed.
     pub planning_lease: std::time::Duration,
+    /// How long a claim on a bottle lasts without a heartbeat.
+    pub claim_lease: std::time::Duration,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -180,6 +186,27 @@ fn queue_url(value: &Option<String>, name: &str) -> Result<Option<String>> {
             _ => Err(Error::config(name, format!("{v:?} is not a queue URL"))),
         },
     }
+}
+
+/// Production's claim lease: longer than any bottle's transfer between two
+/// heartbeats, short enough that a dead worker's bottle is retried soon.
+pub const DEFAULT_CLAIM_LEASE_SECONDS: u64 = 900;
+
+fn claim_lease(value: &Option<String>) -> Result<std::time::Duration> {
+    const NAME: &str = "BOTTLESYNC_CLAIM_LEASE_SECONDS";
+    let Some(text) = optional(value) else {
+        return Ok(std::time::Duration::from_secs(DEFAULT_CLAIM_LEASE_SECONDS));
+    };
+    text.parse::<u64>()
+        .ok()
+        .filter(|secs| (1..=86_400).contains(secs))
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| {
+            Error::config(
+                NAME,
+                format!("{text:?} is not a whole number of seconds from 1 to 86400"),
+            )
+        })
 }
 
 impl FleetConfig {
@@ -297,6 +324,7 @@ impl FleetConfig {
                 "must be more than 0",
             ));
         }
+        let claim_lease = claim_lease(&args.claim_lease_seconds)?;
         let in_aws = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
             || std::env::var_os("ECS_CONTAINER_METADATA_URI_V4").is_some();
         let emit_metrics = match optional(&args.metrics).as_deref() {
@@ -311,6 +339,7 @@ impl FleetConfig {
             }
         };
         Ok(FleetConfig {
+            claim_lease,
             ecs,
             ecs_wake_tasks: (wake as i32).max(1),
             lambda_max_bottle_bytes: (lambda_max_gb * 1e9) as u64,
@@ -380,6 +409,13 @@ mod tests {
         assert_eq!(config.size_threshold_bytes, 20_000_000_000);
         assert_eq!(config.tags, "auto");
         assert_eq!(config.slack, SlackSource::None);
+        assert_eq!(config.claim_lease, std::time::Duration::from_secs(900));
+        let mut short = args();
+        short.claim_lease_seconds = Some(" 60 ".into());
+        assert_eq!(
+            FleetConfig::from_args(&short).unwrap().claim_lease,
+            std::time::Duration::from_secs(60)
+        );
         let err = config.require_queue().unwrap_err().to_string();
         assert!(err.contains("BOTTLESYNC_QUEUE_URL"), "{err}");
 
@@ -411,6 +447,14 @@ mod tests {
             (
                 Box::new(|a: &mut FleetArgs| a.external_hash_file = Some("/local".into())),
                 "BOTTLESYNC_EXTERNAL_HASH_FILE",
+            ),
+            (
+                Box::new(|a: &mut FleetArgs| a.claim_lease_seconds = Some("0".into())),
+                "BOTTLESYNC_CLAIM_LEASE_SECONDS",
+            ),
+            (
+                Box::new(|a: &mut FleetArgs| a.claim_lease_seconds = Some("15m".into())),
+                "BOTTLESYNC_CLAIM_LEASE_SECONDS",
             ),
         ] {
             let mut a = args();

@@ -32,7 +32,7 @@ impl FleetServices {
     /// The AWS implementations, with clients from the default chain
     /// (`AWS_ENDPOINT_URL` is honoured, for moto).
     pub async fn aws(config: FleetConfig) -> Result<Self> {
-        let sdk = crate::aws::sdk_config().await;
+        let sdk = crate::aws::sdk_config().await?;
         let s3 = crate::aws::s3_client(&sdk);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let queue = |url: &Option<String>| -> Option<Arc<dyn Queue>> {

@@ -392,6 +392,14 @@ impl Queue for SqsQueue {
             .wait_time_seconds(wait)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            // The long poll waits on top of the attempt timeout.
+            .customize()
+            .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(
+                crate::aws::long_poll_timeouts(
+                    self.client.config().timeout_config(),
+                    Duration::from_secs(wait as u64),
+                ),
+            ))
             .send()
             .await
             .map_err(|e| self.err("ReceiveMessage", e))?;

@@ -3,7 +3,8 @@
 //! (`SQS.ReceiveMessage`, `DynamoDB.UpdateItem`, `S3.PutObject`, ...).
 //! Requests are the fleet's cost driver; counting them on the wire, outside
 //! the processes that make them, also counts the ones of a worker killed
-//! mid-run.
+//! mid-run. Started with [`AwsRequestCounter::start_lossy`], it also
+//! injects the faults of a [`FaultPlan`] (see [`crate::aws_faults`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,12 +16,16 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use futures::TryStreamExt;
 
+use crate::aws_faults::{FaultPlan, FaultTally, Faults, InjectedFault, error_answer};
+
 struct Shared {
     upstream: String,
     http: reqwest::Client,
     counts: Mutex<BTreeMap<String, u64>>,
     /// See `AwsRequestCounter::answer_500_to_next`.
     injected_500s: Mutex<BTreeMap<String, u32>>,
+    /// `None`: a plain counter.
+    faults: Option<Faults>,
 }
 
 /// The proxy; stops on drop.
@@ -34,6 +39,16 @@ impl AwsRequestCounter {
     /// Listens on a free loopback port and forwards to `upstream`
     /// (`http://127.0.0.1:PORT`).
     pub async fn start(upstream: &str) -> anyhow::Result<Self> {
+        Self::start_with(upstream, None).await
+    }
+
+    /// A lossy proxy: counts like [`AwsRequestCounter::start`], and injects
+    /// the faults of `plan` into the answers (the writes still land).
+    pub async fn start_lossy(upstream: &str, plan: FaultPlan) -> anyhow::Result<Self> {
+        Self::start_with(upstream, Some(Faults::new(plan))).await
+    }
+
+    async fn start_with(upstream: &str, faults: Option<Faults>) -> anyhow::Result<Self> {
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_string(),
             http: reqwest::Client::builder()
@@ -41,6 +56,7 @@ impl AwsRequestCounter {
                 .build()?,
             counts: Mutex::new(BTreeMap::new()),
             injected_500s: Mutex::new(BTreeMap::new()),
+            faults,
         });
         let app = axum::Router::new()
             .fallback(forward)
@@ -69,6 +85,31 @@ impl AwsRequestCounter {
     pub fn reset(&self) {
         self.shared.counts.lock().expect("counts").clear();
     }
+
+    /// Faults injected so far, by API (empty for a plain counter).
+    pub fn faults(&self) -> BTreeMap<String, FaultTally> {
+        self.shared
+            .faults
+            .as_ref()
+            .map(Faults::tally)
+            .unwrap_or_default()
+    }
+
+    /// Holds every call of `api` after its first `after` (counted from the
+    /// start) until [`AwsRequestCounter::resume`]; the held calls are then
+    /// answered 503 without reaching the upstream. For killing a client
+    /// between two calls, deterministically. Lossy proxies only.
+    pub fn pause_after(&self, api: &str, after: u64) {
+        if let Some(faults) = &self.shared.faults {
+            faults.pause_after(api, after);
+        }
+    }
+
+    pub fn resume(&self) {
+        if let Some(faults) = &self.shared.faults {
+            faults.resume();
+        }
+    }
 }
 
 impl Drop for AwsRequestCounter {
@@ -88,16 +129,23 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
     let api = classify(&parts.method, &parts.headers, &path_and_query);
-    *shared
-        .counts
-        .lock()
-        .expect("counts")
-        .entry(api.clone())
-        .or_default() += 1;
+    let call_number = {
+        let mut counts = shared.counts.lock().expect("counts");
+        let count = counts.entry(api.clone()).or_default();
+        *count += 1;
+        *count - 1
+    };
     if let Some(refused) = injected_500(&shared, &api) {
         // Read the request first, as S3 would: the client gets the answer, not a reset.
         let _ = axum::body::to_bytes(body, usize::MAX).await;
         return refused;
+    }
+    let mut fault = None;
+    if let Some(faults) = &shared.faults {
+        if let Some(dropped) = faults.wait_if_paused(&api, call_number).await {
+            return dropped;
+        }
+        fault = faults.plan.decide(&api, call_number);
     }
 
     let mut outgoing = shared.http.request(
@@ -119,6 +167,11 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
                 .expect("static response");
         }
     };
+    if let (Some(fault), Some(faults)) = (fault, &shared.faults)
+        && answer.status().is_success()
+    {
+        return inject(faults, &api, fault, answer).await;
+    }
     let mut response = Response::builder().status(answer.status());
     for (name, value) in answer.headers() {
         if !HOP_BY_HOP.contains(&name.as_str()) {
@@ -130,6 +183,29 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
             answer.bytes_stream().map_err(std::io::Error::other),
         ))
         .expect("response from upstream parts")
+}
+
+/// The write landed (moto answered 2xx): read its answer to the end, then
+/// lose it.
+async fn inject(
+    faults: &Faults,
+    api: &str,
+    fault: InjectedFault,
+    answer: reqwest::Response,
+) -> Response {
+    let _ = answer.bytes().await;
+    faults.record(api, fault);
+    tracing::debug!(api, ?fault, "injecting a fault after the write landed");
+    if fault == InjectedFault::HeldAnswer {
+        // The client gives up at its attempt timeout and closes the
+        // connection; this answer then goes nowhere.
+        tokio::time::sleep(faults.plan.hold_for).await;
+    }
+    error_answer(
+        api,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "We encountered an internal error. Please try again. (injected by the test proxy after the write landed)",
+    )
 }
 
 /// The API a request calls: from `X-Amz-Target` for the JSON protocols (SQS,

@@ -26,6 +26,7 @@
 mod api;
 mod auth;
 pub mod aws_counter;
+pub mod aws_faults;
 mod bottles;
 mod catalog;
 mod connection;

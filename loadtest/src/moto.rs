@@ -256,3 +256,67 @@ impl FleetQueues {
         }
     }
 }
+
+/// The fleet's timing in production, and the same ratios scaled down in
+/// time for fault tests (`tests/fleet_faults.rs`) and `bottlesync-load
+/// --preset prod-like`. The ratio that matters: a claim's lease (900 s)
+/// against a message's visibility timeout (60 s) times its receives (5). A
+/// claim stranded by a dead worker or a lost answer outlives every receive
+/// of its message unless the fleet recognises or releases it; the load
+/// harness's old 20 s claims and 10 s visibility hid that.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct ProdLikeTimes {
+    /// `BOTTLESYNC_CLAIM_LEASE_SECONDS`.
+    pub claim_lease_secs: u32,
+    /// The work queues' VisibilityTimeout.
+    pub visibility_timeout_secs: u32,
+    /// The work queues' redrive maxReceiveCount (a count: never scaled).
+    pub max_receive_count: u32,
+    /// The workers' `--retry-delay` (first backoff of a failed bottle).
+    pub retry_delay_secs: u32,
+    /// `BOTTLESYNC_AWS_CONNECT_TIMEOUT_SECONDS`.
+    pub aws_connect_timeout_secs: f64,
+    /// `BOTTLESYNC_AWS_ATTEMPT_TIMEOUT_SECONDS`.
+    pub aws_attempt_timeout_secs: f64,
+    /// `BOTTLESYNC_AWS_OPERATION_TIMEOUT_SECONDS`.
+    pub aws_operation_timeout_secs: f64,
+    /// How long the lossy proxy holds an answer: past the attempt timeout.
+    pub hold_answer_secs: f64,
+    /// A Slack outage (the five minutes).
+    pub slack_outage_secs: f64,
+}
+
+impl ProdLikeTimes {
+    /// Production: Terraform's and the settings' defaults; 60 s is the middle
+    /// of the 30-120 s visibility timeouts an SQS consumer of this kind uses.
+    pub const PRODUCTION: ProdLikeTimes = ProdLikeTimes {
+        claim_lease_secs: 900,
+        visibility_timeout_secs: 60,
+        max_receive_count: 5,
+        retry_delay_secs: 10,
+        aws_connect_timeout_secs: 5.0,
+        aws_attempt_timeout_secs: 15.0,
+        aws_operation_timeout_secs: 60.0,
+        hold_answer_secs: 20.0,
+        slack_outage_secs: 300.0,
+    };
+
+    /// Time divided by 15 (lease 60 s, visibility 4 s, 5 receives: lease
+    /// = 3 x visibility x receives, as in production). The SDK timeouts are
+    /// only shortened to 10 s per attempt: moto's one-request-at-a-time
+    /// DynamoDB queues a planner's burst of writes for seconds on a busy
+    /// 2-core machine (3 and 5 s attempts timed out three times in a row
+    /// there), and a timeout that fires on a healthy call is a fault
+    /// production does not have at that rate.
+    pub const SCALED: ProdLikeTimes = ProdLikeTimes {
+        claim_lease_secs: 60,
+        visibility_timeout_secs: 4,
+        max_receive_count: 5,
+        retry_delay_secs: 1,
+        aws_connect_timeout_secs: 5.0,
+        aws_attempt_timeout_secs: 10.0,
+        aws_operation_timeout_secs: 45.0,
+        hold_answer_secs: 12.0,
+        slack_outage_secs: 20.0,
+    };
+}

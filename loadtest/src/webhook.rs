@@ -1,11 +1,13 @@
 //! A stand-in for a Slack incoming webhook: records every JSON body posted
-//! to it, and can be told to fail the next N posts (a Slack outage). Any
-//! other request is recorded as (method, path, body) and answered 200 (the
-//! ECS agent's task-protection endpoint has its own stand-in, which checks
-//! the task role: `ecs_agent`).
+//! to it, and can be told to fail the next N posts, or every post for a
+//! while (a Slack outage: 500, like Slack's own). Any other request is
+//! recorded as (method, path, body) and answered 200 (the ECS agent's
+//! task-protection endpoint has its own stand-in, which checks the task
+//! role: `ecs_agent`).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
@@ -16,6 +18,10 @@ use axum::routing::post;
 struct Received {
     messages: Vec<serde_json::Value>,
     fail_next: u32,
+    /// Every post until then is answered 500 (and not recorded).
+    fail_until: Option<Instant>,
+    /// Posts refused by `fail_next` or `fail_until`.
+    refused: u64,
     other: Vec<(String, String, serde_json::Value)>,
 }
 
@@ -83,6 +89,17 @@ impl WebhookReceiver {
     pub fn fail_next(&self, n: u32) {
         self.state.lock().expect("webhook state").fail_next = n;
     }
+
+    /// An outage: answer 500 to every post from now for `duration` (they
+    /// are not recorded); a later call moves the end.
+    pub fn fail_for(&self, duration: Duration) {
+        self.state.lock().expect("webhook state").fail_until = Some(Instant::now() + duration);
+    }
+
+    /// Posts refused so far (by `fail_next` or `fail_for`).
+    pub fn refused(&self) -> u64 {
+        self.state.lock().expect("webhook state").refused
+    }
 }
 
 impl Drop for WebhookReceiver {
@@ -98,7 +115,12 @@ async fn receive(
     let mut state = state.lock().expect("webhook state");
     if state.fail_next > 0 {
         state.fail_next -= 1;
+        state.refused += 1;
         return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    if state.fail_until.is_some_and(|until| Instant::now() < until) {
+        state.refused += 1;
+        return StatusCode::INTERNAL_SERVER_ERROR;
     }
     state.messages.push(body);
     StatusCode::OK

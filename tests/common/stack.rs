@@ -2,8 +2,13 @@
 //! table, the Lambda and ECS queues with a DLQ, the Homebrew stand-in and a
 //! Slack webhook receiver; plus the settings Terraform would give the
 //! functions, and readers for what ended up where.
+//!
+//! [`Stack::start_with`] with [`StackOptions::prod_like`] gives production's
+//! timing ratios scaled down in time, and `.lossy(plan)` puts a lossy proxy
+//! (`bottlesync_loadtest::aws_faults`) between the fleet's processes and
+//! moto's DynamoDB and SQS.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Stdio};
 
 use bottlesync_core::queue::Queue;
@@ -11,7 +16,9 @@ use bottlesync_core::services::FleetServices;
 use bottlesync_core::sqs_queue::SqsQueue;
 use bottlesync_load::end_state::hash_file_keys;
 use bottlesync_load::moto_backend::moto_fleet_services;
-use bottlesync_loadtest::moto::FleetQueues;
+use bottlesync_loadtest::aws_counter::AwsRequestCounter;
+use bottlesync_loadtest::aws_faults::{FaultPlan, FaultTally};
+use bottlesync_loadtest::moto::{FleetQueues, ProdLikeTimes};
 use bottlesync_loadtest::webhook::WebhookReceiver;
 use bottlesync_loadtest::{Catalog, StandIn, StandInConfig};
 
@@ -23,6 +30,69 @@ pub const PREFIX: &str = "brew";
 /// As Terraform's default; workers give a bottle `attempts_allowed(5)` = 3.
 pub const MAX_RECEIVES: u32 = 5;
 
+/// How a stack is set up: its queues' attributes, the fleet's timing
+/// settings, and whether a lossy proxy stands in front of DynamoDB and SQS.
+#[derive(Clone, Debug)]
+pub struct StackOptions {
+    /// The work queues' VisibilityTimeout.
+    pub visibility_timeout_secs: u32,
+    /// The work queues' redrive maxReceiveCount.
+    pub max_receive_count: u32,
+    /// `BOTTLESYNC_CLAIM_LEASE_SECONDS` of the processes (`None`: unset, 900).
+    pub claim_lease_secs: Option<u32>,
+    /// `BOTTLESYNC_AWS_*` timeouts of the processes, in seconds:
+    /// (connect, attempt, operation); `None`: the production defaults.
+    pub aws_timeouts: Option<(f64, f64, f64)>,
+    /// The fleet's DynamoDB and SQS calls go through a proxy injecting these
+    /// faults (the test's own calls go straight to moto).
+    pub faults: Option<FaultPlan>,
+}
+
+impl Default for StackOptions {
+    /// What the fleet tests have always used: a 4 s visibility timeout,
+    /// five receives, production's claim lease.
+    fn default() -> Self {
+        StackOptions {
+            visibility_timeout_secs: 4,
+            max_receive_count: MAX_RECEIVES,
+            claim_lease_secs: None,
+            aws_timeouts: None,
+            faults: None,
+        }
+    }
+}
+
+impl StackOptions {
+    /// Production's ratios (claim lease to visibility timeout to receives),
+    /// scaled down in time: see [`ProdLikeTimes::SCALED`].
+    pub fn prod_like() -> Self {
+        let times = ProdLikeTimes::SCALED;
+        StackOptions {
+            visibility_timeout_secs: times.visibility_timeout_secs,
+            max_receive_count: times.max_receive_count,
+            claim_lease_secs: Some(times.claim_lease_secs),
+            aws_timeouts: Some((
+                times.aws_connect_timeout_secs,
+                times.aws_attempt_timeout_secs,
+                times.aws_operation_timeout_secs,
+            )),
+            faults: None,
+        }
+    }
+
+    /// With the fleet's DynamoDB and SQS calls through a proxy with `plan`.
+    pub fn lossy(mut self, plan: FaultPlan) -> Self {
+        self.faults = Some(plan);
+        self
+    }
+}
+
+/// The proxies between the fleet's processes and moto.
+pub struct LossyProxies {
+    pub dynamodb: AwsRequestCounter,
+    pub sqs: AwsRequestCounter,
+}
+
 /// A whole stack on moto: bucket, ledger table, two queues with a DLQ.
 pub struct Stack {
     pub moto: Moto,
@@ -31,10 +101,16 @@ pub struct Stack {
     pub queue_url: String,
     pub large_queue_url: String,
     pub dlq_url: String,
+    pub options: StackOptions,
+    pub proxies: Option<LossyProxies>,
 }
 
 impl Stack {
     pub async fn start(catalog: Catalog) -> Stack {
+        Stack::start_with(catalog, StackOptions::default()).await
+    }
+
+    pub async fn start_with(catalog: Catalog, options: StackOptions) -> Stack {
         let moto = Moto::start().await;
         moto.s3()
             .create_bucket()
@@ -43,9 +119,25 @@ impl Stack {
             .await
             .unwrap();
         bottlesync_loadtest::moto::create_ledger_table(&moto.dynamodb(), TABLE).await;
-        let queues = FleetQueues::create(&moto.sqs(), 4, MAX_RECEIVES).await;
+        let queues = FleetQueues::create(
+            &moto.sqs(),
+            options.visibility_timeout_secs,
+            options.max_receive_count,
+        )
+        .await;
         let standin = StandIn::start(StandInConfig::new(catalog)).await.unwrap();
         let webhook = WebhookReceiver::start().await.unwrap();
+        let proxies = match &options.faults {
+            Some(plan) => Some(LossyProxies {
+                dynamodb: AwsRequestCounter::start_lossy(&moto.dynamodb_endpoint, plan.clone())
+                    .await
+                    .unwrap(),
+                sqs: AwsRequestCounter::start_lossy(&moto.endpoint, plan.clone())
+                    .await
+                    .unwrap(),
+            }),
+            None => None,
+        };
         Stack {
             moto,
             standin,
@@ -53,12 +145,49 @@ impl Stack {
             queue_url: queues.queue_url,
             large_queue_url: queues.large_queue_url,
             dlq_url: queues.dlq_url,
+            options,
+            proxies,
         }
     }
 
-    /// The settings the Terraform stack gives the functions.
+    /// Faults the proxies injected so far, by API.
+    pub fn injected_faults(&self) -> BTreeMap<String, FaultTally> {
+        let mut all = BTreeMap::new();
+        if let Some(proxies) = &self.proxies {
+            all.extend(proxies.dynamodb.faults());
+            all.extend(proxies.sqs.faults());
+        }
+        all
+    }
+
+    /// The settings the Terraform stack gives the functions (and, with a
+    /// lossy stack, the proxies as the DynamoDB and SQS endpoints).
     pub fn env(&self) -> Vec<(&'static str, String)> {
         let mut env = self.moto.env();
+        if let Some(proxies) = &self.proxies {
+            env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL_DYNAMODB");
+            env.push(("AWS_ENDPOINT_URL_DYNAMODB", proxies.dynamodb.url()));
+            env.push(("AWS_ENDPOINT_URL_SQS", proxies.sqs.url()));
+        }
+        if let Some(lease) = self.options.claim_lease_secs {
+            env.push(("BOTTLESYNC_CLAIM_LEASE_SECONDS", lease.to_string()));
+        }
+        if let Some((connect, attempt, operation)) = self.options.aws_timeouts {
+            env.extend([
+                (
+                    "BOTTLESYNC_AWS_CONNECT_TIMEOUT_SECONDS",
+                    connect.to_string(),
+                ),
+                (
+                    "BOTTLESYNC_AWS_ATTEMPT_TIMEOUT_SECONDS",
+                    attempt.to_string(),
+                ),
+                (
+                    "BOTTLESYNC_AWS_OPERATION_TIMEOUT_SECONDS",
+                    operation.to_string(),
+                ),
+            ]);
+        }
         env.extend([
             ("BOTTLESYNC_BUCKET", BUCKET.to_string()),
             ("BOTTLESYNC_PREFIX", PREFIX.to_string()),
@@ -106,11 +235,11 @@ impl Stack {
             "--drain",
             "--drain-grace",
             "3",
-            "--visibility-timeout",
-            "4",
             "--retry-delay",
             "1",
         ];
+        let visibility = self.options.visibility_timeout_secs.to_string();
+        args.extend(["--visibility-timeout", &visibility]);
         args.extend_from_slice(extra);
         let mut cmd = self.command(&args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -145,6 +274,8 @@ impl Stack {
         .unwrap()
     }
 
+    /// The mirror's objects: everything in the bucket but the fleet's own
+    /// records under `<prefix>/.bottlesync/` (run manifests).
     pub async fn objects(&self) -> BTreeSet<String> {
         let listed = self
             .moto
@@ -158,6 +289,7 @@ impl Stack {
             .contents()
             .iter()
             .filter_map(|o| o.key().map(String::from))
+            .filter(|key| !key.starts_with(&format!("{PREFIX}/.bottlesync/")))
             .collect()
     }
 

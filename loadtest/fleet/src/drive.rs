@@ -31,6 +31,11 @@ pub trait WorkerPool {
     fn kill(&mut self, index: usize) -> impl Future<Output = Option<String>>;
     /// Peak resident memory per worker so far, in bytes.
     fn peak_rss(&mut self) -> Vec<u64>;
+    /// Called every tick: runs the scheduled reconcile when it is due and
+    /// the backend has one; returns a problem it met.
+    fn reconcile(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// One point of the timeline.
@@ -59,6 +64,9 @@ pub struct Driven {
     /// Workers that ended badly (not killed by us).
     pub problems: Vec<String>,
     pub timed_out: bool,
+    /// The Slack outage (`LoadOptions::slack_outage`), from its start, and
+    /// the posts Slack refused during it.
+    pub slack_outage: Option<(Duration, u64)>,
 }
 
 const TICK: Duration = Duration::from_millis(250);
@@ -82,6 +90,7 @@ pub async fn drive<P: WorkerPool>(
         pool.spawn()?;
     }
     let mut next_kill = options.kill_every.map(|every| start + every);
+    let mut outage_started: Option<Instant> = None;
     let mut all_done_at: Option<Instant> = None;
     let mut summary_at: Option<Instant> = None;
     let mut rng = rand::rng();
@@ -104,6 +113,26 @@ pub async fn drive<P: WorkerPool>(
             && run.done() >= run.expected
         {
             all_done_at = Some(Instant::now());
+            if let (Some(outage), Some(_)) = (options.slack_outage, outage_started) {
+                // Slack stays down this long after the last bottle: the
+                // summary's first posts fail.
+                webhook.fail_for(outage);
+            }
+        }
+        if let (Some(_), None, Some(run)) = (options.slack_outage, outage_started, &run)
+            && run.expected > 0
+            && run.done() * 10 >= run.expected * 9
+        {
+            outage_started = Some(Instant::now());
+            webhook.fail_for(match all_done_at {
+                Some(_) => options.slack_outage.unwrap_or_default(),
+                // Until the last bottle (then as above).
+                None => options.timeout,
+            });
+            tracing::info!("Slack outage begins");
+        }
+        if let Some(problem) = pool.reconcile() {
+            driven.problems.push(problem);
         }
         if tick % SAMPLE_EVERY == 0 || (summary_at.is_some() && alive == 0) {
             let depth = queue.depth().await?;
@@ -119,6 +148,14 @@ pub async fn drive<P: WorkerPool>(
             });
         }
         if summary_at.is_some() && alive == 0 {
+            break;
+        }
+        // The ledger says the summary went out, Slack never got it, and no
+        // worker is left to try again: nothing more will come.
+        if summary_at.is_none() && alive == 0 && run.as_ref().is_some_and(|r| r.summary_sent) {
+            driven
+                .problems
+                .push("the run is marked summarised, but Slack never accepted its summary".into());
             break;
         }
         if start.elapsed() > options.timeout {
@@ -168,13 +205,18 @@ pub async fn drive<P: WorkerPool>(
                 next_kill = options.kill_every.map(|every| at + every);
             }
             // Keep the fleet at strength until the run is over (a drained
-            // worker may leave while a killed one's messages are invisible).
+            // worker may leave while a killed one's messages are invisible);
+            // a run marked summarised needs no more workers.
             let (alive, _) = pool.alive();
-            for _ in alive..options.workers {
-                pool.spawn()?;
+            if !run.as_ref().is_some_and(|r| r.summary_sent) {
+                for _ in alive..options.workers {
+                    pool.spawn()?;
+                }
             }
         }
     }
+    driven.slack_outage =
+        outage_started.map(|at| (at.saturating_duration_since(start), webhook.refused()));
     driven.elapsed = summary_at.unwrap_or_else(Instant::now) - start;
     driven.last_bottle_to_summary = match (all_done_at, summary_at) {
         (Some(done), Some(summary)) => Some(summary.saturating_duration_since(done)),

@@ -35,13 +35,8 @@ pub async fn finish_end_state(
         objects,
         incomplete_uploads,
         dlq: drain_dlq(services).await?,
-        run: RunCounts {
-            expected: run.expected,
-            stored: run.stored,
-            skipped: run.skipped,
-            failed: run.failed,
-            summary_sent: run.summary_sent,
-        },
+        run: RunCounts::of(&run),
+        other_runs: Vec::new(),
         hash_file,
         messages: webhook
             .messages()
@@ -54,6 +49,7 @@ pub async fn finish_end_state(
             .map(|sha| (sha.clone(), stats.bottle(sha).storage_gets))
             .collect(),
         held_at_kills: driven.held_at_kills.clone(),
+        dlq_copies_allowed: false,
     })
 }
 

@@ -26,6 +26,7 @@ pub mod world;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bottlesync_loadtest::moto::ProdLikeTimes;
 use serde::Serialize;
 
 pub use report::Report;
@@ -64,12 +65,38 @@ pub struct LoadOptions {
     pub bottlesync: PathBuf,
     /// The redrive limit of the work queues (Terraform's default).
     pub max_receive_count: u32,
+    /// The work queues' visibility timeout (also the workers'
+    /// `--visibility-timeout`), in seconds.
+    pub visibility_timeout_secs: u32,
+    /// The workers' claim lease (`BOTTLESYNC_CLAIM_LEASE_SECONDS`).
+    pub claim_lease_secs: u32,
+    /// The workers' first retry delay (`--retry-delay`).
+    pub retry_delay_secs: u32,
+    /// AWS SDK timeouts of the planner and workers, in seconds: (connect,
+    /// attempt, operation); `None`: production's defaults.
+    pub aws_timeouts: Option<(f64, f64, f64)>,
+    /// Share of the fleet's DynamoDB and SQS write answers the lossy proxy
+    /// loses (3 in 4: 500 after the write) or holds past the SDK's attempt
+    /// timeout (1 in 4), moto backend.
+    pub aws_fault_share: f64,
+    /// How long a held answer is held.
+    pub hold_answer_secs: f64,
+    /// Slack answers 500 from when 90% of the bottles are counted until
+    /// this long after the last one (the summary must survive it).
+    pub slack_outage: Option<Duration>,
+    /// SIGKILL the planner once its first SendMessageBatch went out, then
+    /// run it again (moto backend).
+    pub planner_kill: bool,
 }
 
 impl LoadOptions {
     /// A named preset: `ci` (a few hundred bottles on moto, one kill),
-    /// `full` (about 2,000 on moto, a kill every 20 s) or `huge` (20,000 in
-    /// process, a kill every 5 s).
+    /// `full` (about 2,000 on moto, a kill every 20 s), `huge` (20,000 in
+    /// process, a kill every 5 s), `prod-like` (production's lease,
+    /// visibility and receive ratios scaled down in time, 15% of DynamoDB
+    /// and SQS write answers lost or held, workers SIGKILLed mid-bottle, a
+    /// Slack outage, the planner killed between sends and rerun) or
+    /// `prod-like-ci` (the same, smaller, for CI).
     pub fn preset(name: &str) -> anyhow::Result<LoadOptions> {
         let base = LoadOptions {
             backend: Backend::Moto,
@@ -86,9 +113,46 @@ impl LoadOptions {
             out_dir: PathBuf::from("loadtest/results").join(name),
             bottlesync: default_bottlesync_binary(),
             max_receive_count: 5,
+            visibility_timeout_secs: 10,
+            claim_lease_secs: 20,
+            retry_delay_secs: 1,
+            aws_timeouts: None,
+            aws_fault_share: 0.0,
+            hold_answer_secs: 0.0,
+            slack_outage: None,
+            planner_kill: false,
+        };
+        let times = ProdLikeTimes::SCALED;
+        let prod_like = LoadOptions {
+            bottles: 200,
+            kill_every: Some(Duration::from_secs(10)),
+            max_kills: 2,
+            max_receive_count: times.max_receive_count,
+            visibility_timeout_secs: times.visibility_timeout_secs,
+            claim_lease_secs: times.claim_lease_secs,
+            retry_delay_secs: times.retry_delay_secs,
+            aws_timeouts: Some((
+                times.aws_connect_timeout_secs,
+                times.aws_attempt_timeout_secs,
+                times.aws_operation_timeout_secs,
+            )),
+            aws_fault_share: 0.15,
+            hold_answer_secs: times.hold_answer_secs,
+            slack_outage: Some(Duration::from_secs_f64(times.slack_outage_secs)),
+            planner_kill: true,
+            timeout: Duration::from_secs(900),
+            ..base.clone()
         };
         Ok(match name {
             "ci" => base,
+            "prod-like" => prod_like,
+            "prod-like-ci" => LoadOptions {
+                bottles: 60,
+                max_kills: 1,
+                kill_every: Some(Duration::from_secs(6)),
+                timeout: Duration::from_secs(420),
+                ..prod_like
+            },
             "full" => LoadOptions {
                 bottles: 2_000,
                 workers: 4,
@@ -110,7 +174,9 @@ impl LoadOptions {
                 timeout: Duration::from_secs(1_800),
                 ..base
             },
-            other => anyhow::bail!("unknown preset {other:?}: ci, full or huge"),
+            other => {
+                anyhow::bail!("unknown preset {other:?}: ci, full, huge, prod-like or prod-like-ci")
+            }
         })
     }
 }

@@ -15,7 +15,8 @@ use clap::Parser;
     about = "Runs a whole bottlesync fleet run with faults and kills, and checks its end state"
 )]
 struct Args {
-    /// Start from a preset: ci, full (moto) or huge (in process); flags override it.
+    /// Start from a preset: ci, full, prod-like, prod-like-ci (moto) or huge
+    /// (in process); flags override it.
     #[arg(long, default_value = "ci")]
     preset: String,
     #[arg(long, value_enum)]
@@ -55,6 +56,22 @@ struct Args {
     max_kills: Option<usize>,
     #[arg(long)]
     seed: Option<u64>,
+    /// Share of the fleet's DynamoDB and SQS write answers lost or held by
+    /// the proxy in front of moto (0: none).
+    #[arg(long)]
+    aws_faults: Option<f64>,
+    /// The workers' claim lease, in seconds.
+    #[arg(long)]
+    claim_lease_seconds: Option<u32>,
+    /// The work queues' visibility timeout, in seconds.
+    #[arg(long)]
+    visibility_timeout_seconds: Option<u32>,
+    /// Seconds Slack stays down after the last bottle (0: no outage).
+    #[arg(long)]
+    slack_outage_seconds: Option<u64>,
+    /// Kill the planner between sends and rerun it.
+    #[arg(long)]
+    planner_kill: Option<bool>,
     #[arg(long)]
     timeout_seconds: Option<u64>,
     /// Where report.json, report.md, timeline.csv and timeline.png go.
@@ -87,15 +104,31 @@ impl Args {
             corrupt => o.faults.corrupt,
             max_kills => o.max_kills,
             seed => o.seed,
+            aws_faults => o.aws_fault_share,
+            claim_lease_seconds => o.claim_lease_secs,
+            visibility_timeout_seconds => o.visibility_timeout_secs,
+            planner_kill => o.planner_kill,
             out => o.out_dir,
             bottlesync => o.bottlesync,
         );
         if let Some(secs) = self.kill_every {
             o.kill_every = (secs > 0).then(|| Duration::from_secs(secs));
         }
+        if let Some(secs) = self.slack_outage_seconds {
+            o.slack_outage = (secs > 0).then(|| Duration::from_secs(secs));
+        }
         if let Some(secs) = self.timeout_seconds {
             o.timeout = Duration::from_secs(secs);
         }
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&o.aws_fault_share),
+            "--aws-faults {} is not a share between 0 and 1",
+            o.aws_fault_share
+        );
+        anyhow::ensure!(
+            o.claim_lease_secs > 0 && o.visibility_timeout_secs > 0,
+            "--claim-lease-seconds and --visibility-timeout-seconds must be at least 1"
+        );
         anyhow::ensure!(
             o.workers > 0 && o.concurrency > 0,
             "--workers and --concurrency must be at least 1"

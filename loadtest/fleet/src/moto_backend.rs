@@ -1,12 +1,14 @@
 //! The moto backend: moto_server behind counting proxies, `bottlesync plan`
 //! and `bottlesync work --drain` processes with the settings Terraform gives
-//! the functions, SIGKILL as chaos.
+//! the functions, SIGKILL as chaos. The DynamoDB and SQS proxies are lossy
+//! ones (`bottlesync_loadtest::aws_faults`) when the options ask for AWS
+//! faults or a planner kill.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bottlesync_core::dynamo_ledger::DynamoLedger;
@@ -19,6 +21,7 @@ use bottlesync_core::s3_store::S3Store;
 use bottlesync_core::services::FleetServices;
 use bottlesync_core::sqs_queue::SqsQueue;
 use bottlesync_loadtest::aws_counter::AwsRequestCounter;
+use bottlesync_loadtest::aws_faults::FaultPlan;
 use bottlesync_loadtest::moto::{FleetQueues, Moto, create_ledger_table};
 use bottlesync_loadtest::webhook::WebhookReceiver;
 use futures::StreamExt;
@@ -27,16 +30,15 @@ use sha2::{Digest, Sha256};
 use crate::drive::{WorkerPool, drive, peak_rss_of};
 use crate::end_state::{finish_end_state, hash_file_keys};
 use crate::report::Report;
-use crate::verify::{EndState, Layout, verify};
+use crate::verify::{EndState, Layout, RunCounts, verify};
 use crate::world::{CLIENT_TAGS, DATE, World};
 use crate::{LoadOptions, report};
 
 const BUCKET: &str = "load-mirror";
 const PREFIX: &str = "brew";
 const TABLE: &str = "bottlesync-ledger";
-/// Short, so a killed worker's bottles come back soon.
-const VISIBILITY_SECS: u32 = 10;
-const LEASE_SECS: u32 = 20;
+/// The planner call after which `planner_kill` kills it.
+const PLANNER_KILLED_AFTER: &str = "SQS.SendMessageBatch";
 
 pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
     anyhow::ensure!(
@@ -48,12 +50,24 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
     let moto = Moto::start().await;
     moto.s3().create_bucket().bucket(BUCKET).send().await?;
     create_ledger_table(&moto.dynamodb(), TABLE).await;
-    let queues = FleetQueues::create(&moto.sqs(), VISIBILITY_SECS, options.max_receive_count).await;
+    let queues = FleetQueues::create(
+        &moto.sqs(),
+        options.visibility_timeout_secs,
+        options.max_receive_count,
+    )
+    .await;
     let webhook = WebhookReceiver::start().await?;
     // The fleet's requests go through the counters; the harness's own
-    // (sampling, checking) go straight to moto and are not counted.
+    // (sampling, checking) go straight to moto and are not counted. SQS and
+    // DynamoDB go through lossy ones (no faults at a share of 0).
+    let faults = FaultPlan::dynamodb_and_sqs_writes(
+        options.seed,
+        options.aws_fault_share,
+        Duration::from_secs_f64(options.hold_answer_secs),
+    );
     let counter = AwsRequestCounter::start(&moto.endpoint).await?;
-    let dynamodb_counter = AwsRequestCounter::start(&moto.dynamodb_endpoint).await?;
+    let sqs_counter = AwsRequestCounter::start_lossy(&moto.endpoint, faults.clone()).await?;
+    let dynamodb_counter = AwsRequestCounter::start_lossy(&moto.dynamodb_endpoint, faults).await?;
     let moto_rate = moto_bare_rate(&moto, &queues, options.workers * options.concurrency).await?;
 
     let mut env: Vec<(String, String)> = moto
@@ -68,6 +82,27 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
             _ => {}
         }
     }
+    env.push(("AWS_ENDPOINT_URL_SQS".into(), sqs_counter.url()));
+    if let Some((connect, attempt, operation)) = options.aws_timeouts {
+        env.extend([
+            (
+                "BOTTLESYNC_AWS_CONNECT_TIMEOUT_SECONDS".into(),
+                connect.to_string(),
+            ),
+            (
+                "BOTTLESYNC_AWS_ATTEMPT_TIMEOUT_SECONDS".into(),
+                attempt.to_string(),
+            ),
+            (
+                "BOTTLESYNC_AWS_OPERATION_TIMEOUT_SECONDS".into(),
+                operation.to_string(),
+            ),
+        ]);
+    }
+    env.push((
+        "BOTTLESYNC_CLAIM_LEASE_SECONDS".into(),
+        options.claim_lease_secs.to_string(),
+    ));
     env.extend(
         [
             ("BOTTLESYNC_BUCKET", BUCKET.to_string()),
@@ -88,19 +123,6 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
     );
 
     let started = Instant::now();
-    let planned = plan(&options.bottlesync, &env).await?;
-    let plan_seconds = started.elapsed().as_secs_f64();
-    let run_id = planned["run_id"]
-        .as_str()
-        .context("the plan printed no run_id")?
-        .to_string();
-    anyhow::ensure!(
-        planned["enqueued"].as_u64() == Some(world.bottles.len() as u64),
-        "planned {}, the world has {} bottles",
-        planned["enqueued"],
-        world.bottles.len()
-    );
-
     let services = moto_fleet_services(
         &moto,
         BUCKET,
@@ -109,11 +131,45 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
         &queues,
         world.standin.api_url(),
     )?;
+    let run_id = if options.planner_kill {
+        let rerun = plan_killed_then_rerun(&options.bottlesync, &env, &sqs_counter).await?;
+        // A rerun that resumed the run, or planned a new one, names it; one
+        // that found every bottle in flight names none: the killed one's is
+        // then the latest.
+        match rerun["run_id"].as_str() {
+            Some(run_id) => run_id.to_string(),
+            None => {
+                services
+                    .ledger
+                    .latest_run()
+                    .await?
+                    .context("no run after the planner's kill and rerun")?
+                    .run_id
+            }
+        }
+    } else {
+        let planned = plan(&options.bottlesync, &env).await?;
+        anyhow::ensure!(
+            planned["enqueued"].as_u64() == Some(world.bottles.len() as u64),
+            "planned {}, the world has {} bottles",
+            planned["enqueued"],
+            world.bottles.len()
+        );
+        planned["run_id"]
+            .as_str()
+            .context("the plan printed no run_id")?
+            .to_string()
+    };
+    let plan_seconds = started.elapsed().as_secs_f64();
     let queue = services.large_queue.clone().expect("set by services()");
     let mut pool = ProcessPool {
+        reconcile: Reconcile::if_supported(&options.bottlesync),
         bottlesync: options.bottlesync.clone(),
         env,
         concurrency: options.concurrency,
+        visibility_timeout_secs: options.visibility_timeout_secs,
+        claim_lease_secs: options.claim_lease_secs,
+        retry_delay_secs: options.retry_delay_secs,
         children: Vec::new(),
         spawned: 0,
         peak_rss: BTreeMap::new(),
@@ -127,12 +183,19 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
         date: DATE.into(),
     };
     let moto_transactions = moto_transaction_rate(&moto).await?;
-    let end = end_state(&moto, &services, &run_id, &world, &webhook, &driven).await?;
+    let mut end = end_state(&moto, &services, &run_id, &world, &webhook, &driven).await?;
+    end.dlq_copies_allowed = options.aws_fault_share > 0.0;
     let verdict = verify(&world.bottles, &layout, &end);
     let mut aws_requests = counter.counts();
-    for (api, n) in dynamodb_counter.counts() {
+    for (api, n) in sqs_counter
+        .counts()
+        .into_iter()
+        .chain(dynamodb_counter.counts())
+    {
         *aws_requests.entry(api).or_default() += n;
     }
+    let mut aws_faults = sqs_counter.faults();
+    aws_faults.extend(dynamodb_counter.faults());
     Ok(report::Report::new(
         options,
         &world,
@@ -143,7 +206,80 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
         Some(moto_rate),
         verdict,
     )
-    .with_moto_transaction_rate(moto_transactions))
+    .with_moto_transaction_rate(moto_transactions)
+    .with_aws_faults(aws_faults))
+}
+
+/// The planner killed between two sends, then run again: holds its second
+/// SendMessageBatch at the proxy, SIGKILLs it there (the first batch is
+/// sent, the rest never will be), and runs `bottlesync plan` again. Returns
+/// the rerun's outcome.
+async fn plan_killed_then_rerun(
+    bottlesync: &Path,
+    env: &[(String, String)],
+    sqs: &AwsRequestCounter,
+) -> anyhow::Result<serde_json::Value> {
+    sqs.pause_after(PLANNER_KILLED_AFTER, 1);
+    let mut planner = Command::new(bottlesync)
+        .args(["plan", "--date", DATE])
+        .env_clear()
+        .envs(env.iter().cloned())
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start {}", bottlesync.display()))?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if sqs.counts().get(PLANNER_KILLED_AFTER).copied().unwrap_or(0) >= 2 {
+            break;
+        }
+        if let Some(status) = planner.try_wait()? {
+            sqs.resume();
+            anyhow::bail!(
+                "the planner ended ({status}) before its second {PLANNER_KILLED_AFTER}: \
+                 plan more than ten bottles"
+            );
+        }
+        if Instant::now() > deadline {
+            let _ = planner.kill();
+            sqs.resume();
+            anyhow::bail!("the planner sent no second {PLANNER_KILLED_AFTER} in 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    planner.kill()?;
+    let _ = planner.wait();
+    sqs.resume();
+    tracing::info!("planner SIGKILLed between two SendMessageBatch calls; planning again");
+    plan(&bottlesync.to_path_buf(), env).await
+}
+
+/// `bottlesync reconcile`, as the EventBridge schedule runs it, when the
+/// binary has that command.
+struct Reconcile {
+    running: Option<Child>,
+    last: Option<Instant>,
+}
+
+/// How often the scheduled reconcile runs (scaled down, like the run).
+const RECONCILE_EVERY: Duration = Duration::from_secs(10);
+
+impl Reconcile {
+    fn if_supported(bottlesync: &Path) -> Option<Reconcile> {
+        let help = Command::new(bottlesync).arg("--help").output().ok()?;
+        let supported = String::from_utf8_lossy(&help.stdout)
+            .lines()
+            .any(|line| line.trim_start().starts_with("reconcile"));
+        if !supported {
+            tracing::info!("bottlesync has no reconcile command: no scheduled reconcile");
+        }
+        supported.then_some(Reconcile {
+            running: None,
+            last: None,
+        })
+    }
 }
 
 /// `bottlesync plan --date DATE`: its JSON outcome.
@@ -255,6 +391,11 @@ struct ProcessPool {
     bottlesync: PathBuf,
     env: Vec<(String, String)>,
     concurrency: usize,
+    visibility_timeout_secs: u32,
+    claim_lease_secs: u32,
+    retry_delay_secs: u32,
+    /// `None`: the binary has no reconcile command.
+    reconcile: Option<Reconcile>,
     /// (HOSTNAME given, child).
     children: Vec<(String, Child)>,
     spawned: usize,
@@ -269,6 +410,10 @@ impl ProcessPool {
             let _ = child.wait();
         }
         self.children.clear();
+        if let Some(mut child) = self.reconcile.as_mut().and_then(|r| r.running.take()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     fn note_rss(&mut self) {
@@ -294,11 +439,11 @@ impl WorkerPool for ProcessPool {
                 "--concurrency",
                 &self.concurrency.to_string(),
                 "--visibility-timeout",
-                &VISIBILITY_SECS.to_string(),
+                &self.visibility_timeout_secs.to_string(),
                 "--lease-seconds",
-                &LEASE_SECS.to_string(),
+                &self.claim_lease_secs.to_string(),
                 "--retry-delay",
-                "1",
+                &self.retry_delay_secs.to_string(),
                 "--shutdown-grace",
                 "5",
             ])
@@ -358,6 +503,43 @@ impl WorkerPool for ProcessPool {
     fn peak_rss(&mut self) -> Vec<u64> {
         self.peak_rss.values().copied().collect()
     }
+
+    fn reconcile(&mut self) -> Option<String> {
+        let reconcile = self.reconcile.as_mut()?;
+        if let Some(child) = &mut reconcile.running {
+            match child.try_wait() {
+                Ok(None) => return None,
+                Ok(Some(status)) if !status.success() => {
+                    reconcile.running = None;
+                    return Some(format!("bottlesync reconcile exited with {status}"));
+                }
+                _ => reconcile.running = None,
+            }
+        }
+        if reconcile
+            .last
+            .is_some_and(|at| at.elapsed() < RECONCILE_EVERY)
+        {
+            return None;
+        }
+        reconcile.last = Some(Instant::now());
+        match Command::new(&self.bottlesync)
+            .arg("reconcile")
+            .env_clear()
+            .envs(self.env.iter().cloned())
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+        {
+            Ok(child) => {
+                reconcile.running = Some(child);
+                None
+            }
+            Err(e) => Some(format!("cannot start bottlesync reconcile: {e}")),
+        }
+    }
 }
 
 impl Drop for ProcessPool {
@@ -405,7 +587,7 @@ async fn end_state(
         Some(object) => hash_file_keys(&object.body.collect().await?.into_bytes()),
         None => None,
     };
-    finish_end_state(
+    let mut end = finish_end_state(
         services,
         run_id,
         world,
@@ -415,5 +597,43 @@ async fn end_state(
         incomplete_uploads,
         hash_file,
     )
-    .await
+    .await?;
+    end.other_runs = other_runs(moto, services, run_id).await?;
+    Ok(end)
+}
+
+/// Every run in the ledger but `run_id` (a killed planner leaves one).
+async fn other_runs(
+    moto: &Moto,
+    services: &FleetServices,
+    run_id: &str,
+) -> anyhow::Result<Vec<(String, RunCounts)>> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let mut ids = Vec::new();
+    let mut pages = moto
+        .dynamodb()
+        .scan()
+        .table_name(TABLE)
+        .filter_expression("begins_with(pk, :run)")
+        .expression_attribute_values(":run", AttributeValue::S("run#".into()))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for item in page?.items() {
+            if let Some(AttributeValue::S(pk)) = item.get("pk") {
+                let id = pk.trim_start_matches("run#");
+                // `run#latest` points at a run; it is not one.
+                if id != run_id && id != "latest" {
+                    ids.push(id.to_string());
+                }
+            }
+        }
+    }
+    let mut runs = Vec::new();
+    for id in ids {
+        if let Some(run) = services.ledger.run(&id).await? {
+            runs.push((id, RunCounts::of(&run)));
+        }
+    }
+    Ok(runs)
 }

@@ -39,6 +39,11 @@ pub struct Report {
     pub moto_bare_requests_per_second: Option<f64>,
     /// moto's TransactWriteItems rate on the ledger table at the end of the run.
     pub moto_transactions_per_second: Option<f64>,
+    /// Faults the lossy proxies injected, by API (moto backend).
+    pub aws_faults: BTreeMap<String, bottlesync_loadtest::aws_faults::FaultTally>,
+    /// When the Slack outage began (seconds from the first worker) and the
+    /// posts Slack refused.
+    pub slack_outage: Option<(f64, u64)>,
     pub worker_problems: Vec<String>,
     pub timed_out: bool,
     pub verdict: Verdict,
@@ -84,11 +89,23 @@ impl Report {
             aws_requests_per_bottle,
             moto_bare_requests_per_second,
             moto_transactions_per_second: None,
+            aws_faults: BTreeMap::new(),
+            slack_outage: driven
+                .slack_outage
+                .map(|(at, refused)| (at.as_secs_f64(), refused)),
             worker_problems: driven.problems,
             timed_out: driven.timed_out,
             verdict,
             timeline: driven.samples,
         }
+    }
+
+    pub fn with_aws_faults(
+        mut self,
+        faults: BTreeMap<String, bottlesync_loadtest::aws_faults::FaultTally>,
+    ) -> Report {
+        self.aws_faults = faults;
+        self
     }
 
     pub fn with_moto_transaction_rate(mut self, per_second: f64) -> Report {
@@ -184,6 +201,38 @@ impl Report {
                 format!("{rate:.1}/s"),
             );
         }
+        if o.aws_fault_share > 0.0 {
+            let (lost, held) = self
+                .aws_faults
+                .values()
+                .fold((0, 0), |(l, h), t| (l + t.lost_answers, h + t.held_answers));
+            row(
+                "AWS write answers lost / held (DynamoDB, SQS)",
+                format!("{lost} / {held} (at {:.0}%)", 100.0 * o.aws_fault_share),
+            );
+        }
+        row(
+            "claim lease / visibility timeout / receives",
+            format!(
+                "{} s / {} s / {}",
+                o.claim_lease_secs, o.visibility_timeout_secs, o.max_receive_count
+            ),
+        );
+        if o.planner_kill {
+            row(
+                "planner",
+                "SIGKILLed after its first SendMessageBatch, then rerun".into(),
+            );
+        }
+        if let Some((at, refused)) = self.slack_outage {
+            row(
+                "Slack outage",
+                format!(
+                    "from {at:.0} s until {:?} after the last bottle: {refused} posts refused",
+                    o.slack_outage.unwrap_or_default()
+                ),
+            );
+        }
         row(
             "bottles held by killed workers",
             self.held_at_kills.to_string(),
@@ -195,6 +244,19 @@ impl Report {
                 self.verdict.redownloads_by_faults, self.verdict.redownloads_by_kills
             ),
         );
+        if !self.aws_faults.is_empty() {
+            let _ = writeln!(
+                md,
+                "\n| AWS API | answers lost | answers held |\n|---|---|---|"
+            );
+            for (api, tally) in &self.aws_faults {
+                let _ = writeln!(
+                    md,
+                    "| {api} | {} | {} |",
+                    tally.lost_answers, tally.held_answers
+                );
+            }
+        }
         if let Some(counts) = &self.aws_requests {
             let _ = writeln!(md, "\n| AWS API | requests | per bottle |\n|---|---|---|");
             for (api, n) in counts {

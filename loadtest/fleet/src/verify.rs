@@ -20,6 +20,9 @@ pub struct EndState {
     pub dlq: Vec<Option<String>>,
     /// The run record's counters.
     pub run: RunCounts,
+    /// Every other run in the ledger, by id (a killed planner's, or its
+    /// rerun's when the rerun did not resume it).
+    pub other_runs: Vec<(String, RunCounts)>,
     /// The sha256 keys of `bottles_hash.json`.
     pub hash_file: Option<BTreeSet<String>>,
     /// Every Slack message's text, in order.
@@ -28,6 +31,10 @@ pub struct EndState {
     pub downloads: BTreeMap<String, u64>,
     /// For each bottle, how many killed workers held its claim when killed.
     pub held_at_kills: BTreeMap<String, u64>,
+    /// SQS answers were lost (the lossy proxy): a send the SDK retried after
+    /// its answer was lost puts a second copy in the DLQ, as SQS's
+    /// at-least-once delivery allows.
+    pub dlq_copies_allowed: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -37,6 +44,18 @@ pub struct RunCounts {
     pub skipped: u64,
     pub failed: u64,
     pub summary_sent: bool,
+}
+
+impl RunCounts {
+    pub fn of(run: &bottlesync_core::fleet_ledger::RunRecord) -> RunCounts {
+        RunCounts {
+            expected: run.expected,
+            stored: run.stored,
+            skipped: run.skipped,
+            failed: run.failed,
+            summary_sent: run.summary_sent,
+        }
+    }
 }
 
 /// Where objects live: `<key_prefix><date>/<mirror file name>` and
@@ -57,6 +76,12 @@ impl Layout {
 
     pub fn hash_file_key(&self) -> String {
         format!("{}bottles_hash.json", self.key_prefix)
+    }
+
+    /// Where the fleet keeps its own records (`.bottlesync/`: run
+    /// manifests, locks): not part of the mirror.
+    pub fn records_prefix(&self) -> String {
+        format!("{}.bottlesync/", self.key_prefix)
     }
 }
 
@@ -99,7 +124,8 @@ pub fn verify(
         .map(|(sha, bottle)| (layout.bottle_key(bottle), sha.as_str()))
         .collect();
     for (key, digest) in &end.objects {
-        if *key == layout.hash_file_key() {
+        // The hash file, and the fleet's own records (run manifests, locks).
+        if *key == layout.hash_file_key() || key.starts_with(&layout.records_prefix()) {
             continue;
         }
         match wanted.remove(key) {
@@ -159,6 +185,7 @@ pub fn verify(
     for sha in &corrupt {
         match in_dlq.remove(*sha) {
             Some(1) => {}
+            Some(_) if end.dlq_copies_allowed => {}
             Some(n) => problems.push(format!("DLQ: {sha} is there {n} times")),
             None => problems.push(format!("DLQ: corrupt bottle {sha} is missing")),
         }
@@ -175,8 +202,31 @@ pub fn verify(
         failed: corrupt.len() as u64,
         summary_sent: true,
     };
-    if end.run != want_run {
-        problems.push(format!("run record {:?}, expected {want_run:?}", end.run));
+    if end.other_runs.is_empty() {
+        if end.run != want_run {
+            problems.push(format!("run record {:?}, expected {want_run:?}", end.run));
+        }
+    } else {
+        // Several runs (a killed planner and its rerun): together they
+        // must account for every bottle once, and each must have ended.
+        let mut total = RunCounts {
+            summary_sent: true,
+            ..RunCounts::default()
+        };
+        for run in std::iter::once(&end.run).chain(end.other_runs.iter().map(|(_, r)| r)) {
+            total.expected += run.expected;
+            total.stored += run.stored;
+            total.skipped += run.skipped;
+            total.failed += run.failed;
+            total.summary_sent &= run.summary_sent;
+        }
+        if total != want_run {
+            problems.push(format!(
+                "{} runs together {total:?}, expected {want_run:?} (other runs: {:?})",
+                1 + end.other_runs.len(),
+                end.other_runs
+            ));
+        }
     }
     match &end.hash_file {
         None => problems.push("bottles_hash.json unreadable".into()),
@@ -200,9 +250,14 @@ pub fn verify(
         .iter()
         .filter(|m| m.starts_with(TITLE_COMPLETE) || m.starts_with(TITLE_FAILED))
         .collect();
+    let runs = 1 + end.other_runs.len();
     match summaries.as_slice() {
-        [summary] => check_summary(summary, storable, &corrupt, problems),
-        other => problems.push(format!("{} summaries, expected exactly one", other.len())),
+        [summary] if runs == 1 => check_summary(summary, storable, &corrupt, problems),
+        other if other.len() == runs => {}
+        other => problems.push(format!(
+            "{} summaries, expected exactly one per run ({runs})",
+            other.len()
+        )),
     }
     verdict
 }
@@ -298,6 +353,7 @@ mod tests {
             .map(|c| (layout.bottle_key(&expected[&sha(*c)]), sha(*c)))
             .collect();
         objects.insert(layout.hash_file_key(), "any".into());
+        objects.insert("brew/.bottlesync/runs/r1.json".into(), "any".into());
         let summary = format!(
             "{TITLE_FAILED}\nNew bottles: 2\nSkipped: 0\nFailed: 1\n• fcc arm64_tahoe ({}): sha256 mismatch",
             &sha('c')[..12]
@@ -313,12 +369,14 @@ mod tests {
                 failed: 1,
                 summary_sent: true,
             },
+            other_runs: vec![],
             hash_file: Some([sha('a'), sha('b')].into_iter().collect()),
             messages: vec!["🚀 started".into(), summary],
             downloads: [(sha('a'), 2), (sha('b'), 2), (sha('c'), 3)]
                 .into_iter()
                 .collect(),
             held_at_kills: [(sha('a'), 1)].into_iter().collect(),
+            dlq_copies_allowed: false,
         };
         (expected, layout, end)
     }
@@ -330,6 +388,33 @@ mod tests {
         assert!(verdict.passed(), "{:?}", verdict.problems);
         assert_eq!(verdict.redownloads_by_faults, 1);
         assert_eq!(verdict.redownloads_by_kills, 1);
+    }
+
+    #[test]
+    fn a_killed_planner_and_its_rerun_pass_when_together_they_account_for_everything() {
+        let (expected, layout, mut end) = correct_run();
+        // The killed planner's run sent one bottle; the rerun the other two.
+        end.run = RunCounts {
+            expected: 2,
+            stored: 1,
+            skipped: 0,
+            failed: 1,
+            summary_sent: true,
+        };
+        end.other_runs = vec![(
+            "r0".into(),
+            RunCounts {
+                expected: 1,
+                stored: 1,
+                skipped: 0,
+                failed: 0,
+                summary_sent: true,
+            },
+        )];
+        end.messages
+            .push(format!("{TITLE_COMPLETE}\nNew bottles: 1"));
+        let verdict = verify(&expected, &layout, &end);
+        assert!(verdict.passed(), "{:?}", verdict.problems);
     }
 
     #[test]
@@ -393,6 +478,25 @@ mod tests {
                 "names 0",
                 Box::new(|e| {
                     e.messages[1] = e.messages[1].replace(&sha('c')[..12], "");
+                }),
+            ),
+            (
+                "runs together",
+                Box::new(|e| {
+                    // A killed planner's run nobody finished.
+                    e.other_runs.push((
+                        "r2".into(),
+                        RunCounts {
+                            expected: 1,
+                            ..RunCounts::default()
+                        },
+                    ));
+                }),
+            ),
+            (
+                "exactly one per run",
+                Box::new(|e| {
+                    e.other_runs.push(("r2".into(), RunCounts::default()));
                 }),
             ),
         ];

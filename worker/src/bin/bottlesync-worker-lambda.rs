@@ -32,9 +32,11 @@ async fn main() -> Result<(), Error> {
         .clone()
         .ok_or("BOTTLESYNC_QUEUE_URL: is not set")?;
     let max_receive_count = queue.max_receive_count().await?;
+    let lease = services.config.claim_lease;
     let consumer = Arc::new(
         Consumer::new(services, Consumer::default_worker_id(), max_receive_count)
-            .with_source(queue),
+            .with_source(queue)
+            .with_lease(lease),
     );
     run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let consumer = consumer.clone();
