@@ -416,7 +416,7 @@ async fn one_worker_given_two_copies_at_once_downloads_once() {
             .count();
         let waiting = [&first, &second]
             .iter()
-            .filter(|d| matches!(d, Disposition::Retry { .. }))
+            .filter(|d| matches!(d, Disposition::Retry { .. } | Disposition::Requeued { .. }))
             .count();
         assert_eq!((stored, waiting), (1, 1), "{first:?} / {second:?}");
     }
@@ -428,4 +428,125 @@ async fn one_worker_given_two_copies_at_once_downloads_once() {
             bottle.mirror_file_name
         );
     }
+}
+
+/// Production's ratio: a 900 s claim against a 10 s visibility timeout and
+/// five receives. The killed worker's claim must not make the bottle wait
+/// out its lease (nor use up its receives, which dead-lettered it
+/// uncounted before: the run never drained).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_bottle_under_a_900_s_claim_is_taken_over_at_once() {
+    let big_size = 24 * 1024 * 1024;
+    let catalog = Catalog::from_formulae(vec![
+        FormulaSpec::new("big", "1.0").bottle("arm64_tahoe", big_size),
+        FormulaSpec::new("small", "1.0").bottle("arm64_tahoe", 5_000),
+    ]);
+    let stack = Stack::start(catalog).await;
+    let big = stack.standin.bottle("big", "arm64_tahoe").unwrap();
+    stack.standin.set_fault(
+        &big.sha256,
+        Fault::Slow {
+            bytes_per_sec: 2 * 1024 * 1024,
+        },
+    );
+    stack.plan().await;
+    let claim = ["--lease-seconds", "900", "--visibility-timeout", "10"];
+    let mut doomed = stack.spawn_worker(&claim);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stack.standin.stats().bottle(&big.sha256).bytes_served < 8 * 1024 * 1024 {
+        assert!(
+            Instant::now() < deadline,
+            "the big download never got going"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    doomed.kill().unwrap(); // SIGKILL: the claim stays, for 900 s
+    let _ = doomed.wait();
+    stack.standin.clear_faults();
+
+    let rescuer = stack.spawn_worker(&claim);
+    let runs = tokio::time::timeout(Duration::from_secs(120), Stack::wait_all(vec![rescuer]))
+        .await
+        .expect("the run ends well before the dead worker's claim would expire");
+    for run in runs {
+        run.assert_code(0);
+    }
+    assert_eq!(
+        stack
+            .object_sha256(&format!("{PREFIX}/{DATE}/{}", big.mirror_file_name))
+            .await,
+        big.sha256
+    );
+    stack.assert_no_partial_uploads().await;
+    assert_eq!(stack.dlq_depth().await, 0);
+    assert_eq!(stack.webhook.titles(), [TITLE_STARTED, TITLE_COMPLETE]);
+}
+
+/// ECS stops a task with SIGTERM, then SIGKILL after its stop timeout. A
+/// 24 MiB bottle at 1 MiB/s cannot finish in the 2 s grace: within it the
+/// download stops, the multipart upload is aborted, the claim released and
+/// the message visible again. Before, the transfer ran on to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_download_gives_everything_back_within_the_grace() {
+    let catalog = Catalog::from_formulae(vec![
+        FormulaSpec::new("big", "1.0").bottle("arm64_tahoe", 24 * 1024 * 1024),
+    ]);
+    let stack = Stack::start(catalog).await;
+    let big = stack.standin.bottle("big", "arm64_tahoe").unwrap();
+    stack.standin.set_fault(
+        &big.sha256,
+        Fault::Slow {
+            bytes_per_sec: 1024 * 1024,
+        },
+    );
+    stack.plan().await;
+    let worker = stack.spawn_worker(&[
+        "--lease-seconds",
+        "900",
+        "--visibility-timeout",
+        "60",
+        "--shutdown-grace",
+        "2",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stack.standin.stats().bottle(&big.sha256).bytes_served < 10 * 1024 * 1024 {
+        assert!(Instant::now() < deadline, "the download never got going");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let runs = tokio::time::timeout(Duration::from_secs(15), Stack::wait_all(vec![worker]))
+        .await
+        .expect("the worker exits within its grace");
+    runs[0].assert_code(0);
+    assert!(
+        stack.standin.stats().bottle(&big.sha256).bytes_served < 20 * 1024 * 1024,
+        "the download stopped"
+    );
+    let key = format!("{PREFIX}/{DATE}/{}", big.mirror_file_name);
+    assert!(!stack.objects().await.contains(&key), "nothing stored");
+    stack.assert_no_partial_uploads().await;
+    let services = stack.services();
+    let sha = bottlesync_core::Sha256Digest::parse(&big.sha256).unwrap();
+    match services.ledger.bottle_state(&sha).await.unwrap() {
+        Some(bottlesync_core::fleet_ledger::BottleState::Claimed { lease_expires, .. }) => {
+            assert!(lease_expires < chrono::Utc::now(), "the claim is released")
+        }
+        other => panic!("expected a released claim, got {other:?}"),
+    }
+    let depth = services
+        .large_queue
+        .as_ref()
+        .unwrap()
+        .depth()
+        .await
+        .unwrap();
+    assert_eq!(
+        (depth.visible, depth.in_flight),
+        (1, 0),
+        "the message is back"
+    );
 }

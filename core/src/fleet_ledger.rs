@@ -37,11 +37,12 @@ pub enum BottleState {
     Failed,
 }
 
-/// Who holds a claim: one receive of one queue message, by one worker,
-/// written `<message id>#<receive count>@<worker id>`.
+/// Who holds a claim: one attempt at one receive of one queue message,
+/// written `<message id>#<receive count>@<worker id>/<attempt>`.
 ///
-/// Owners are per receive, not per worker, so two copies of a bottle's
-/// message handled at once by one worker do not both hold the claim. And an
+/// Owners are per attempt, not per worker, so two copies of a bottle's
+/// message handled at once by one worker (even two deliveries of one
+/// receive) do not both hold the claim. And an
 /// owner names its message so that a later receive of the *same* message
 /// can recognise a claim left by an earlier one: SQS delivers a message
 /// again only once the earlier receive's visibility ran out (its worker
@@ -51,6 +52,7 @@ pub enum BottleState {
 pub struct ClaimOwner {
     pub message_id: String,
     pub receive: u32,
+    /// The worker and its attempt number (`<worker id>/<n>`).
     pub worker: String,
 }
 

@@ -13,6 +13,7 @@ use crate::registry::{HttpSettings, RegistryClient};
 use crate::retry::RetryPolicy;
 use crate::store::BlobStore;
 
+#[derive(Clone)]
 pub struct FleetServices {
     pub config: FleetConfig,
     pub store: Arc<dyn BlobStore>,

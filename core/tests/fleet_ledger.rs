@@ -606,8 +606,14 @@ async fn runs_and_latest(ledger: Ledger, _: Backend) {
         Some(first.clone())
     );
 
-    // Run ids are unique; "latest" is the pointer's.
-    let err = ledger.create_run(&first).await.unwrap_err().to_string();
+    // The same record again is a retried write whose answer was lost: done
+    // already, and the newest run stays the newest.
+    ledger.create_run(&first).await.unwrap();
+    assert_eq!(ledger.latest_run().await.unwrap(), Some(second.clone()));
+    // Another run under a used id is refused; "latest" is the pointer's.
+    let mut other = first.clone();
+    other.started_at = first.started_at - chrono::Duration::hours(1);
+    let err = ledger.create_run(&other).await.unwrap_err().to_string();
     assert!(err.contains("already exists"), "{err}");
     assert_eq!(ledger.latest_run().await.unwrap(), Some(second));
     assert!(ledger.create_run(&run_record("latest", 1)).await.is_err());

@@ -8,7 +8,7 @@
 //! progress message when this worker wins the fleet-wide slot for it.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -92,6 +92,8 @@ pub struct Consumer {
     /// The queue being consumed, to re-enqueue a message whose last receive
     /// met someone else's claim (SQS would otherwise dead-letter it uncounted).
     pub source: Option<Arc<dyn Queue>>,
+    /// Numbers this worker's attempts: each claim has its own owner.
+    attempts: AtomicU64,
     /// Runs seen to exist, with their route (neither ever changes).
     known_runs: Mutex<HashMap<String, Route>>,
     /// Not before then does this worker try for the progress slot again.
@@ -119,6 +121,7 @@ impl Consumer {
             retry_base: Duration::from_secs(10),
             source: None,
             known_runs: Mutex::new(HashMap::new()),
+            attempts: AtomicU64::new(0),
             next_progress_attempt: Mutex::new(None),
             unchecked_runs: Mutex::new(BTreeSet::new()),
             queue_may_be_empty: AtomicBool::new(true),
@@ -342,10 +345,11 @@ impl Consumer {
     ) -> Result<Disposition> {
         let job = &message.job;
         let ledger = &self.services.ledger;
+        let attempt = self.attempts.fetch_add(1, Ordering::Relaxed);
         let owner = ClaimOwner::new(
             received.message_id.as_str(),
             received.receive_count,
-            self.worker_id.as_str(),
+            format!("{}/{attempt}", self.worker_id),
         )
         .token();
         let claim = match ledger

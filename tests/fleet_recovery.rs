@@ -1,0 +1,577 @@
+//! How a fleet run ends, and reports, after the faults real AWS has: an
+//! answer lost after its write landed, a worker stopped mid-bottle, a Lambda
+//! deadline, a planner that dies between sends, messages that are lost or
+//! dead-lettered uncounted. In process (`FleetServices::in_process`: local
+//! store, memory ledger and queues) against the Homebrew stand-in, so each
+//! scenario is built exactly and runs in seconds; the same code runs on
+//! moto in `tests/fleet.rs` and `tests/fleet_faults.rs`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use bottlesync_core::Result;
+use bottlesync_core::fleet_config::{FleetArgs, FleetConfig};
+use bottlesync_core::fleet_ledger::{BottleState, ClaimOutcome, ClaimOwner, RunRecord, RunState};
+use bottlesync_core::message::BottleMessage;
+use bottlesync_core::queue::{Queue, QueueDepth, QueueMessage};
+use bottlesync_core::reconcile::reconcile;
+use bottlesync_core::services::FleetServices;
+use bottlesync_loadtest::{Catalog, Fault, FormulaSpec, StandIn, StandInConfig};
+use bottlesync_planner::fleet::{FleetPlanRequest, plan_fleet_run};
+use bottlesync_worker::consumer::{Consumer, Disposition};
+use bottlesync_worker::lambda::{Invocation, handle_sqs_event};
+use bottlesync_worker::work_loop::{WorkOptions, run_work_loop};
+use common::stack::small_catalog;
+use common::*;
+use tokio_util::sync::CancellationToken;
+
+const MAX_RECEIVES: u32 = 5;
+/// Production's claim: far longer than visibility x receives.
+const CLAIM: Duration = Duration::from_secs(900);
+
+struct World {
+    standin: StandIn,
+    _mirror: tempfile::TempDir,
+    services: Arc<FleetServices>,
+}
+
+async fn world(catalog: Catalog) -> World {
+    world_with(catalog, |_| {}).await
+}
+
+async fn world_with(catalog: Catalog, tweak: impl FnOnce(&mut FleetArgs)) -> World {
+    let standin = StandIn::start(StandInConfig::new(catalog)).await.unwrap();
+    let mirror = tempfile::tempdir().unwrap();
+    let mut args = FleetArgs {
+        bucket: Some("in-process".into()),
+        ledger_table: Some("in-process".into()),
+        api_url: Some(standin.api_url()),
+        ..FleetArgs::default()
+    };
+    tweak(&mut args);
+    let config = FleetConfig::from_args(&args).unwrap();
+    let services = Arc::new(
+        FleetServices::in_process(config, mirror.path(), Duration::from_secs(30), MAX_RECEIVES)
+            .unwrap(),
+    );
+    World {
+        standin,
+        _mirror: mirror,
+        services,
+    }
+}
+
+fn request() -> FleetPlanRequest {
+    FleetPlanRequest {
+        date: Some(DATE.parse().unwrap()),
+        ..FleetPlanRequest::default()
+    }
+}
+
+fn consumer(services: &Arc<FleetServices>) -> Consumer {
+    Consumer::new(services.clone(), "worker".into(), Some(MAX_RECEIVES))
+        .with_source(services.queue.clone().unwrap())
+        .with_lease(CLAIM)
+        .with_retry_base(Duration::from_millis(200))
+}
+
+async fn receive_all(queue: &Arc<dyn Queue>) -> Vec<QueueMessage> {
+    let mut messages = Vec::new();
+    loop {
+        let batch = queue.receive(10, Duration::ZERO).await.unwrap();
+        if batch.is_empty() {
+            return messages;
+        }
+        messages.extend(batch);
+    }
+}
+
+/// Workers on both queues until they stay empty.
+async fn drain(services: &Arc<FleetServices>) {
+    for queue in [&services.queue, &services.large_queue]
+        .into_iter()
+        .flatten()
+    {
+        let consumer = Arc::new(
+            Consumer::new(services.clone(), "drainer".into(), Some(MAX_RECEIVES))
+                .with_source(queue.clone())
+                .with_lease(CLAIM)
+                .with_retry_base(Duration::from_millis(200)),
+        );
+        let options = WorkOptions {
+            concurrency: 4,
+            drain: Some(Duration::from_millis(500)),
+            visibility_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(1),
+            poll_wait: Duration::from_millis(200),
+        };
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            run_work_loop(consumer, queue.clone(), options, rx),
+        )
+        .await
+        .expect("the queue drains")
+        .unwrap();
+    }
+}
+
+async fn run_of(services: &FleetServices, run_id: &str) -> RunRecord {
+    services.ledger.run(run_id).await.unwrap().unwrap()
+}
+
+/// The queue the planner sent the run to (by size).
+async fn run_queue(services: &FleetServices) -> Arc<dyn Queue> {
+    for queue in [&services.large_queue, &services.queue]
+        .into_iter()
+        .flatten()
+    {
+        if !queue.depth().await.unwrap().is_empty() {
+            return queue.clone();
+        }
+    }
+    panic!("no queue holds the run's messages")
+}
+
+fn one_bottle() -> Catalog {
+    Catalog::from_formulae(vec![
+        FormulaSpec::new("one", "1.0").bottle("arm64_tahoe", 50_000),
+    ])
+}
+
+fn sha_of(message: &QueueMessage) -> bottlesync_core::Sha256Digest {
+    serde_json::from_str::<BottleMessage>(&message.body)
+        .unwrap()
+        .job
+        .sha256
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_whose_answer_was_lost_is_taken_over_by_the_next_receive() {
+    let w = world(one_bottle()).await;
+    let planned = plan_fleet_run(&w.services, &request(), "planner")
+        .await
+        .unwrap();
+    let run_id = planned.run_id.unwrap();
+    let queue = run_queue(&w.services).await;
+    let first = queue.receive(1, Duration::ZERO).await.unwrap().remove(0);
+    let sha = sha_of(&first);
+    // The first receive's claim landed, but its worker never heard back
+    // (then died, or gave the message back): the claim is held for 900 s.
+    let lost = ClaimOwner::new(first.message_id.as_str(), 1, "w1/0").token();
+    assert_eq!(
+        w.services
+            .ledger
+            .claim(&sha, &run_id, &lost, CLAIM)
+            .await
+            .unwrap(),
+        ClaimOutcome::Granted
+    );
+    queue
+        .set_visibility(&first.receipt, Duration::ZERO)
+        .await
+        .unwrap();
+    let again = queue.receive(1, Duration::ZERO).await.unwrap().remove(0);
+    assert_eq!(
+        (again.message_id.as_str(), again.receive_count),
+        (first.message_id.as_str(), 2)
+    );
+    // Before: "claimed by another attempt: leaving it for later" until the
+    // receives ran out and SQS dead-lettered the bottle uncounted.
+    let disposition = consumer(&w.services)
+        .handle(&again, &CancellationToken::new())
+        .await;
+    assert!(
+        matches!(disposition, Disposition::Stored { .. }),
+        "{disposition:?}"
+    );
+    assert_eq!(run_of(&w.services, &run_id).await.stored, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_copy_of_a_claimed_bottle_waits_for_the_claim_without_burning_receives() {
+    let w = world(small_catalog()).await;
+    let planned = plan_fleet_run(&w.services, &request(), "planner")
+        .await
+        .unwrap();
+    let run_id = planned.run_id.unwrap();
+    let queue = w.services.queue.clone().unwrap();
+    let message = queue.receive(1, Duration::ZERO).await.unwrap().remove(0);
+    let sha = sha_of(&message);
+    // A worker that handled another copy of the message died holding the
+    // claim; its lease has 3 s to go.
+    let holder = ClaimOwner::new("another-copy", 1, "dead/0").token();
+    w.services
+        .ledger
+        .claim(&sha, &run_id, &holder, Duration::from_secs(3))
+        .await
+        .unwrap();
+    let disposition = consumer(&w.services)
+        .handle(&message, &CancellationToken::new())
+        .await;
+    // A fresh copy replaces it, due when the claim can have expired; before,
+    // the message was hidden for at most 60 s per receive, so a 900 s claim
+    // used up every receive and SQS dead-lettered the bottle uncounted.
+    assert!(
+        matches!(disposition, Disposition::Requeued { .. }),
+        "{disposition:?}"
+    );
+    queue.delete(&message.receipt).await.unwrap(); // what the shells do
+    let others: BTreeSet<_> = receive_all(&queue)
+        .await
+        .iter()
+        .map(|m| {
+            queue_release(&queue, m);
+            m.message_id.clone()
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let visible_now: Vec<_> = receive_all(&queue).await;
+    assert!(
+        visible_now.iter().all(|m| others.contains(&m.message_id)),
+        "the fresh copy must stay hidden while the claim lives"
+    );
+    for m in &visible_now {
+        queue_release(&queue, m);
+    }
+    drain(&w.services).await;
+    let run = run_of(&w.services, &run_id).await;
+    assert_eq!((run.stored, run.failed), (planned.enqueued, 0), "{run:?}");
+    assert_eq!(run.state, RunState::Finished);
+}
+
+fn queue_release(queue: &Arc<dyn Queue>, message: &QueueMessage) {
+    let queue = queue.clone();
+    let receipt = message.receipt.clone();
+    tokio::spawn(async move { queue.set_visibility(&receipt, Duration::ZERO).await });
+}
+
+fn slow_catalog() -> Catalog {
+    Catalog::from_formulae(vec![
+        FormulaSpec::new("big", "1.0").bottle("arm64_tahoe", 16 * 1024 * 1024),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_worker_aborts_its_download_and_releases_its_claim() {
+    let w = world(slow_catalog()).await;
+    let big = w.standin.bottle("big", "arm64_tahoe").unwrap();
+    w.standin.set_fault(
+        &big.sha256,
+        Fault::Slow {
+            bytes_per_sec: 1024 * 1024,
+        },
+    );
+    plan_fleet_run(&w.services, &request(), "planner")
+        .await
+        .unwrap();
+    let queue = run_queue(&w.services).await;
+    let message = queue.receive(1, Duration::ZERO).await.unwrap().remove(0);
+    let cancel = CancellationToken::new();
+    let stopper = {
+        let cancel = cancel.clone();
+        let standin_bytes = move || w.standin.stats().bottle(&big.sha256).bytes_served;
+        async move {
+            while standin_bytes() < 1024 * 1024 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            cancel.cancel(); // SIGTERM's grace is over
+        }
+    };
+    let consumer = consumer(&w.services);
+    let (disposition, ()) = tokio::join!(consumer.handle(&message, &cancel), stopper);
+    // Before: the token was only looked at between retries, so the 16 MiB
+    // download ran to its end (and was stored) long after the stop.
+    assert_eq!(
+        disposition,
+        Disposition::Retry {
+            reason: "cancelled: the worker is stopping".into(),
+            delay: Some(Duration::ZERO),
+        }
+    );
+    match w
+        .services
+        .ledger
+        .bottle_state(&bottlesync_core::Sha256Digest::parse(&big_sha(&message)).unwrap())
+        .await
+        .unwrap()
+    {
+        Some(BottleState::Claimed { lease_expires, .. }) => {
+            assert!(lease_expires < chrono::Utc::now(), "the claim is released")
+        }
+        other => panic!("expected a released claim, got {other:?}"),
+    }
+    let stored = w.services.store.list(DATE).await.unwrap();
+    assert!(stored.is_empty(), "nothing at a final name: {stored:?}");
+}
+
+fn big_sha(message: &QueueMessage) -> String {
+    sha_of(message).to_string()
+}
+
+fn sqs_record(message: &QueueMessage) -> SqsMessage {
+    let mut record = SqsMessage::default();
+    record.message_id = Some(message.message_id.clone());
+    record.receipt_handle = Some(message.receipt.clone());
+    record.body = Some(message.body.clone());
+    record.attributes.insert(
+        "ApproximateReceiveCount".into(),
+        message.receive_count.to_string(),
+    );
+    record
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bottle_that_cannot_finish_before_the_lambda_deadline_goes_to_ecs() {
+    let w = world_with(slow_catalog(), |args| {
+        // Small enough for Lambda by size; too slow for it in fact.
+        args.lambda_max_bottle_gb = Some("1".into());
+        args.size_threshold_gb = Some("1".into());
+    })
+    .await;
+    let big = w.standin.bottle("big", "arm64_tahoe").unwrap();
+    w.standin.set_fault(
+        &big.sha256,
+        Fault::Slow {
+            bytes_per_sec: 1024 * 1024,
+        },
+    );
+    let planned = plan_fleet_run(&w.services, &request(), "planner")
+        .await
+        .unwrap();
+    assert_eq!(planned.to_ecs, 0);
+    let lambda_queue = w.services.queue.clone().unwrap();
+    let message = lambda_queue
+        .receive(1, Duration::ZERO)
+        .await
+        .unwrap()
+        .remove(0);
+    let mut event = SqsEvent::default();
+    event.records = vec![sqs_record(&message)];
+    let invocation = Invocation {
+        deadline: Some(tokio::time::Instant::now() + Duration::from_secs(3)),
+        margin: Duration::from_secs(1),
+    };
+    let response = handle_sqs_event(Arc::new(consumer(&w.services)), event, invocation).await;
+    // Acknowledged: Lambda deletes it, and the bottle carries on in ECS.
+    assert!(response.batch_item_failures.is_empty());
+    let handed: Vec<QueueMessage> = receive_all(w.services.large_queue.as_ref().unwrap()).await;
+    assert_eq!(handed.len(), 1);
+    assert_eq!(handed[0].body, message.body);
+    assert!(w.services.store.list(DATE).await.unwrap().is_empty());
+    let sha = sha_of(&message);
+    assert!(matches!(
+        w.services.ledger.bottle_state(&sha).await.unwrap(),
+        Some(BottleState::Claimed { lease_expires, .. }) if lease_expires < chrono::Utc::now()
+    ));
+    // The ECS worker finishes it, and the run.
+    w.standin.clear_faults();
+    lambda_queue.delete(&message.receipt).await.unwrap();
+    for m in &handed {
+        queue_release(w.services.large_queue.as_ref().unwrap(), m);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drain(&w.services).await;
+    let run = run_of(&w.services, planned.run_id.as_deref().unwrap()).await;
+    assert_eq!((run.stored, run.state), (1, RunState::Finished));
+}
+
+/// A queue that forwards the first `pass` bodies of the first send, then
+/// never answers: a planner killed between sends.
+struct DiesMidSend {
+    inner: Arc<dyn Queue>,
+    pass: usize,
+}
+
+#[async_trait]
+impl Queue for DiesMidSend {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    async fn send_all(&self, mut bodies: Vec<String>) -> Result<()> {
+        bodies.truncate(self.pass);
+        self.inner.send_all(bodies).await?;
+        std::future::pending().await
+    }
+    async fn send_delayed(&self, body: String, delay: Duration) -> Result<()> {
+        self.inner.send_delayed(body, delay).await
+    }
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<QueueMessage>> {
+        self.inner.receive(max, wait).await
+    }
+    async fn delete(&self, receipt: &str) -> Result<()> {
+        self.inner.delete(receipt).await
+    }
+    async fn set_visibility(&self, receipt: &str, timeout: Duration) -> Result<()> {
+        self.inner.set_visibility(receipt, timeout).await
+    }
+    async fn depth(&self) -> Result<QueueDepth> {
+        self.inner.depth().await
+    }
+    async fn max_receive_count(&self) -> Result<Option<u32>> {
+        self.inner.max_receive_count().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planner_killed_between_sends_is_resumed_by_its_rerun() {
+    let w = world_with(small_catalog(), |args| {
+        args.planning_lease_seconds = Some("1".into());
+        args.size_threshold_gb = Some("1000".into());
+    })
+    .await;
+    let mut dying = (*w.services).clone();
+    dying.queue = Some(Arc::new(DiesMidSend {
+        inner: w.services.queue.clone().unwrap(),
+        pass: 3,
+    }));
+    let dying = Arc::new(dying);
+    let planner = tokio::spawn(async move { plan_fleet_run(&dying, &request(), "p1").await });
+    let queue = w.services.queue.clone().unwrap();
+    while queue.depth().await.unwrap().visible < 3 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    planner.abort(); // killed: no cleanup
+    let run = w.services.ledger.latest_run().await.unwrap().unwrap();
+    assert!(!run.sealed, "killed before sealing");
+
+    // The rerun (Lambda's async retry) resumes the run it left.
+    let rerun = plan_fleet_run(&w.services, &request(), "p2").await.unwrap();
+    assert_eq!(
+        rerun.run_id, None,
+        "every bottle belongs to the resumed run"
+    );
+    let resumed = run_of(&w.services, &run.run_id).await;
+    assert!(resumed.sealed);
+    drain(&w.services).await;
+    let finished = run_of(&w.services, &run.run_id).await;
+    let expected = expected_bottles(&w.standin, &AUTO_TAGS, false).len() as u64;
+    assert_eq!(
+        (finished.expected, finished.stored, finished.failed),
+        (expected, expected, 0),
+        "{finished:?}"
+    );
+    assert_eq!(finished.state, RunState::Finished);
+    assert!(finished.summary_sent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_run_resends_lost_messages_once_then_counts_them_lost() {
+    let w = world_with(small_catalog(), |args| {
+        args.run_stall_minutes = Some("0.001".into());
+    })
+    .await;
+    let planned = plan_fleet_run(&w.services, &request(), "planner")
+        .await
+        .unwrap();
+    let run_id = planned.run_id.unwrap();
+    let queue = run_queue(&w.services).await;
+    // Two messages vanish uncounted (a crash between receive and count
+    // that lost the message too).
+    let lost: Vec<QueueMessage> = queue.receive(2, Duration::ZERO).await.unwrap();
+    for message in &lost {
+        queue.delete(&message.receipt).await.unwrap();
+    }
+    drain(&w.services).await;
+    let stuck = run_of(&w.services, &run_id).await;
+    assert_eq!(stuck.done(), planned.enqueued - 2);
+    assert_eq!(
+        stuck.state,
+        RunState::Running,
+        "before: it stayed so forever"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // First pass: sent again, once.
+    let report = reconcile(&w.services, "reconcile-1").await.unwrap();
+    let pass = &report.runs[0];
+    assert_eq!(
+        (pass.verdict.as_str(), pass.resent),
+        ("stalled", 2),
+        "{report:?}"
+    );
+    let resent = receive_all(&queue).await;
+    assert_eq!(resent.len(), 2);
+    // ... and lost again.
+    for message in &resent {
+        queue.delete(&message.receipt).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Second pass: nothing left that could deliver them: failed, "lost".
+    let report = reconcile(&w.services, "reconcile-2").await.unwrap();
+    let pass = &report.runs[0];
+    assert_eq!((pass.lost, pass.finished), (2, true), "{report:?}");
+    let run = run_of(&w.services, &run_id).await;
+    assert_eq!(run.state, RunState::Finished);
+    assert!(run.summary_sent);
+    assert_eq!(run.failed, 2);
+    assert!(run.failures.iter().all(|f| f.reason.starts_with("lost")));
+    let lost_shas: BTreeSet<String> = lost.iter().map(big_sha).collect();
+    assert_eq!(
+        run.failures
+            .iter()
+            .map(|f| f.sha256.clone())
+            .collect::<BTreeSet<_>>(),
+        lost_shas
+    );
+    // A third pass closes the reported run.
+    let report = reconcile(&w.services, "reconcile-3").await.unwrap();
+    assert_eq!(report.runs[0].verdict, "closed");
+    assert!(w.services.ledger.open_runs().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bottle_dead_lettered_uncounted_is_counted_failed_by_the_reconcile() {
+    let w = world_with(small_catalog(), |args| {
+        args.run_stall_minutes = Some("0.001".into());
+    })
+    .await;
+    let planned = plan_fleet_run(&w.services, &request(), "planner")
+        .await
+        .unwrap();
+    let run_id = planned.run_id.unwrap();
+    let queue = run_queue(&w.services).await;
+    // SQS moved it to the DLQ before any worker counted it.
+    let dead = queue.receive(1, Duration::ZERO).await.unwrap().remove(0);
+    w.services
+        .dlq
+        .as_ref()
+        .unwrap()
+        .send_all(vec![dead.body.clone()])
+        .await
+        .unwrap();
+    queue.delete(&dead.receipt).await.unwrap();
+    drain(&w.services).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let report = reconcile(&w.services, "reconcile-1").await.unwrap();
+    let pass = &report.runs[0];
+    assert_eq!(
+        (pass.dead_lettered, pass.resent, pass.finished),
+        (1, 0, true),
+        "{report:?}"
+    );
+    let run = run_of(&w.services, &run_id).await;
+    assert_eq!((run.failed, run.state), (1, RunState::Finished));
+    assert!(
+        run.failures[0].reason.starts_with("dead-lettered"),
+        "{run:?}"
+    );
+    // It stays in the DLQ, for a replay.
+    assert_eq!(
+        w.services
+            .dlq
+            .as_ref()
+            .unwrap()
+            .depth()
+            .await
+            .unwrap()
+            .visible,
+        1
+    );
+}
