@@ -6,8 +6,10 @@
 #   4. checkov over terraform/: zero failed checks (skips are inline, with reasons)
 #   5. end to end: apply examples/local to moto_server, run `bottlesync plan`
 #      and `bottlesync work --drain` with exactly the environment the stack
-#      gives the functions (read from its outputs), check the bucket and the
-#      Slack summary, destroy.
+#      gives the functions (read from its outputs; the ECS worker's scale-in
+#      protection answered by an ECS agent stand-in for the task role as
+#      applied), check the bucket, the Slack summary, the protection and the
+#      reconcile rule, destroy.
 # Prints how long each step takes. Needs no network beyond PyPI (checkov, and
 # moto if .venv lacks it); `terraform init` uses the machine's provider mirror
 # when there is one (see ../shared/reference/aws.md), else the registry.
@@ -243,11 +245,11 @@ if [ "$MODE" != static ]; then
   # just built both binaries, and `cargo build` would build them again with
   # another feature set (dev-dependencies unify features only for tests).
   if [ "${BOTTLESYNC_PREBUILT:-0}" = 1 ] && [ -x "$CARGO_TARGET_DIR/debug/bottlesync" ] &&
-    [ -x "$CARGO_TARGET_DIR/debug/bottlesync-fixture" ]; then
-    step "5a. bottlesync, bottlesync-fixture: as cargo test built them"
+    [ -x "$CARGO_TARGET_DIR/debug/bottlesync-fixture" ] && [ -x "$CARGO_TARGET_DIR/debug/bottlesync-ecs-agent" ]; then
+    step "5a. bottlesync, -fixture, -ecs-agent: as cargo test built them"
   else
-    step "5a. build bottlesync, bottlesync-fixture"
-    cargo build --quiet --locked -p bottlesync --bin bottlesync -p bottlesync-loadtest --bin bottlesync-fixture
+    step "5a. build bottlesync, -fixture, -ecs-agent"
+    cargo build --quiet --locked -p bottlesync --bin bottlesync -p bottlesync-loadtest --bin bottlesync-fixture --bin bottlesync-ecs-agent
   fi
   done_step
 
@@ -367,6 +369,38 @@ else:
 EOF
   )
   echo "   plan: $ENQUEUED bottles enqueued to $ROUTED_QUEUE"
+  # The ECS worker asks the ECS agent for scale-in protection with the task
+  # role: the agent stand-in answers for the role `terraform apply` created
+  # (its policies read back from moto's IAM) and refuses, as ECS does, when
+  # ecs:UpdateTaskProtection is missing. The role is <cluster name>-ecs-task
+  # (both are named bottlesync-<environment>-...).
+  env "${UNSET_AWS[@]}" "${MOTO_ENV[@]}" .venv/bin/python - "$WORK/outputs.json" >"$WORK/ecs-task-policy.json" <<'EOF'
+import json, sys
+import boto3
+out = json.load(open(sys.argv[1]))
+role = out["ecs_cluster_name"]["value"] + "-ecs-task"
+iam = boto3.client("iam")
+statements = []
+for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+    document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+    document = json.loads(document) if isinstance(document, str) else document
+    found = document["Statement"]
+    statements += found if isinstance(found, list) else [found]
+json.dump({"Version": "2012-10-17", "Statement": statements}, sys.stdout)
+EOF
+  mkfifo "$WORK/ecs-agent.fifo"
+  "$CARGO_TARGET_DIR/debug/bottlesync-ecs-agent" --policy-file "$WORK/ecs-task-policy.json" \
+    >"$WORK/ecs-agent.fifo" 2>"$WORK/ecs-agent.log" &
+  PIDS+=($!)
+  exec 4<"$WORK/ecs-agent.fifo"
+  read -r -t 30 line <&4 || {
+    echo "bottlesync-ecs-agent did not start: $(cat "$WORK/ecs-agent.log")" >&2
+    exit 1
+  }
+  ECS_AGENT_URI=${line#ECS_AGENT_URI=}
+  cat <&4 >/dev/null & # keep draining its stdout
+  PIDS+=($!)
+  ECS_ENV+=("ECS_AGENT_URI=$ECS_AGENT_URI")
   # The ECS worker runs with the task's environment; a run routed to the
   # Lambda queue is drained with the worker Lambda's.
   run_bottlesync "$WORK_ENV_NAME" work --drain --drain-grace 3 --queue-url "$ROUTED_QUEUE" \
@@ -378,10 +412,10 @@ EOF
   done_step
 
   step "5e. check the mirror, the ledger's summary and the stack"
-  env "${UNSET_AWS[@]}" "${MOTO_ENV[@]}" .venv/bin/python - "$WORK" "$E2E_DATE" "$ENQUEUED" "$WORK_ENV_NAME" <<'EOF'
-import json, re, sys
+  env "${UNSET_AWS[@]}" "${MOTO_ENV[@]}" .venv/bin/python - "$WORK" "$E2E_DATE" "$ENQUEUED" "$WORK_ENV_NAME" "$ECS_AGENT_URI" <<'EOF'
+import json, re, sys, urllib.request
 import boto3
-work, date, enqueued, work_env = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+work, date, enqueued, work_env, agent_uri = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 out = {k: v["value"] for k, v in json.load(open(f"{work}/outputs.json")).items()}
 bucket, prefix = out["bucket"], out["mirror_prefix"]
 s3 = boto3.client("s3")
@@ -412,6 +446,21 @@ if work_env == "ECS_ENV":
         problems.append(f"the planner did not wake the ECS service (desired {service['desiredCount']})")
     else:
         print(f"   ECS service woken by the planner: desired count {service['desiredCount']}")
+if work_env == "ECS_ENV":
+    protection = json.load(urllib.request.urlopen(f"{agent_uri}/__standin/requests", timeout=10))
+    puts = [r for r in protection if r["method"] == "PUT"]
+    refused = [r for r in protection if r["outcome"] != "ok"]
+    if not puts or puts[0]["enabled"] is not True or puts[-1]["enabled"] is not False or refused:
+        problems.append(f"task scale-in protection with the applied task role: {protection}")
+    else:
+        print(f"   task protection granted to the applied task role ({len(puts)} requests, dropped when idle)")
+events = boto3.client("events")
+rule = events.describe_rule(Name=out["reconcile_rule_name"])
+targets = events.list_targets_by_rule(Rule=out["reconcile_rule_name"])["Targets"]
+if rule.get("State") != "ENABLED" or [json.loads(t.get("Input", "null")) for t in targets] != [{"kind": "reconcile"}]:
+    problems.append(f"reconcile rule {rule.get('ScheduleExpression')} {rule.get('State')}, targets {targets}")
+else:
+    print(f"   reconcile rule {out['reconcile_rule_name']}: {rule['ScheduleExpression']}, input {targets[0]['Input']}")
 dlq = boto3.client("sqs").get_queue_attributes(QueueUrl=out["dlq_url"], AttributeNames=["ApproximateNumberOfMessages"])
 if int(dlq["Attributes"]["ApproximateNumberOfMessages"]):
     problems.append(f"{dlq['Attributes']['ApproximateNumberOfMessages']} messages in the DLQ")

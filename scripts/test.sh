@@ -11,11 +11,14 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bottlesync/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 # moto >= 5.2.2: 5.2.1 answers CompleteMultipartUpload with the wrong XML root.
+# awscrt: without it moto stores a CRC32 labelled CRC64NVME for multipart
+# uploads that declare CRC64NVME, and every SDK read of them fails its check.
 MOTO_VERSION=5.2.5
-if ! .venv/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
-  echo "== installing moto[server]==$MOTO_VERSION into .venv"
+AWSCRT_VERSION=0.38.0
+if ! .venv/bin/python -c "import moto, awscrt, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+  echo "== installing moto[server]==$MOTO_VERSION and awscrt==$AWSCRT_VERSION into .venv"
   python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+  .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" "awscrt==$AWSCRT_VERSION"
 fi
 export BOTTLESYNC_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 

@@ -1,7 +1,9 @@
 //! `bottlesync sync`: the whole pipeline on one machine. Validate settings,
 //! fetch the index and any external hash file, open the destination, read
 //! the ledger, plan, size, fetch-verify-store with bounded concurrency,
-//! compact the ledger into bottles_hash.json, and report.
+//! compact the ledger into bottles_hash.json, and report. One run at a time
+//! per destination: a directory's flock (taken by `open_store`), an S3
+//! prefix's lease (`StoreLease`, held from here to the end).
 
 use std::collections::HashSet;
 use std::process::ExitCode;
@@ -13,6 +15,7 @@ use bottlesync_core::index::{FormulaIndex, HostPolicy};
 use bottlesync_core::ledger::{JournalLedger, Ledger};
 use bottlesync_core::registry::{HttpSettings, RegistryClient};
 use bottlesync_core::retry::RetryPolicy;
+use bottlesync_core::store_lease::{LEASE_LENGTH, StoreLease};
 use bottlesync_core::{Error, Sha256Digest};
 use bottlesync_planner::index_source::fetch_index;
 use bottlesync_planner::{Plan, PlanRequest, TagSelection, plan, size_jobs};
@@ -74,97 +77,138 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
     };
 
     let store = open_store(&dest, args.dry_run).await?;
-    let ledger = Arc::new(JournalLedger::new(store.clone()));
-    let mirrored: HashSet<Sha256Digest> = ledger.stored_bottles().await?.into_keys().collect();
-
-    let request = PlanRequest {
-        tags,
-        formulae: args.formulae.clone(),
-        with_deps: args.with_deps,
-        include_disabled: args.include_disabled,
-        date,
-    };
-    let mut plan = plan(&index, &request, &mirrored, &external)?;
-    for missing in &plan.missing_dependencies {
-        tracing::warn!("dependency {missing:?} is not in the formula index");
-    }
-    let sizing = size_jobs(&registry, &retry, &mut plan.jobs, SIZING_CONCURRENCY).await;
-    if sizing.unknown > 0 {
-        tracing::warn!(
-            "{} bottle sizes are unknown (no manifest size, no Content-Length)",
-            sizing.unknown
-        );
-    }
-    // Largest first: the long downloads start early and finish together.
-    plan.jobs
-        .sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.key.cmp(&b.key)));
-
-    if args.dry_run {
-        print_plan(&plan, &index);
-        write_report(&args, plan_json(&plan, &index, &store.location()))?;
-        return Ok(ExitCode::SUCCESS);
-    }
-
-    tracing::info!(
-        bottles = plan.jobs.len(),
-        bytes = plan.bytes(),
-        tags = %plan.tags.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(","),
-        dest = %store.location(),
-        "plan ready"
-    );
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::warn!("interrupted: stopping; stored bottles are kept, a rerun resumes");
-            let _ = stop_tx.send(true);
+    let lease = match &dest {
+        Location::S3 { .. } if !args.dry_run => {
+            Some(StoreLease::acquire(store.clone(), lease_length()?).await?)
         }
-    });
-    let progress = Arc::new(Progress::default());
-    let reporter = crate::progress::spawn(
-        args.progress,
-        progress.clone(),
-        plan.jobs.len(),
-        plan.bytes(),
-    );
-    let context = Arc::new(PoolContext {
-        registry: registry.clone(),
-        store: store.clone(),
-        ledger: ledger.clone(),
-        retry,
-    });
-    let outcome = run_pool(
-        context,
-        plan.jobs.clone(),
-        args.concurrency as usize,
-        progress,
-        stop_rx,
-    )
-    .await;
-    reporter.abort();
+        _ => None,
+    };
+    let lease_lost = lease.as_ref().map(StoreLease::lost);
+    let result: Result<ExitCode, Error> = async {
+        let ledger = Arc::new(JournalLedger::new(store.clone()));
+        let mirrored: HashSet<Sha256Digest> = ledger.stored_bottles().await?.into_keys().collect();
 
-    // Fold what this run recorded into bottles_hash.json, even after an
-    // interrupt: the journal already holds it durably either way.
-    let record = ledger.compact().await?;
-    let elapsed = started.elapsed();
-    print_summary(
-        &plan,
-        &index,
-        &outcome,
-        elapsed,
-        &store.location(),
-        record.bottles.len(),
-    );
-    write_report(
-        &args,
-        summary_json(&plan, &index, &outcome, elapsed, &store.location()),
-    )?;
-    Ok(if outcome.interrupted {
-        ExitCode::from(130)
-    } else if outcome.failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+        let request = PlanRequest {
+            tags,
+            formulae: args.formulae.clone(),
+            with_deps: args.with_deps,
+            include_disabled: args.include_disabled,
+            date,
+        };
+        let mut plan = plan(&index, &request, &mirrored, &external)?;
+        for missing in &plan.missing_dependencies {
+            tracing::warn!("dependency {missing:?} is not in the formula index");
+        }
+        let sizing = size_jobs(&registry, &retry, &mut plan.jobs, SIZING_CONCURRENCY).await;
+        if sizing.unknown > 0 {
+            tracing::warn!(
+                "{} bottle sizes are unknown (no manifest size, no Content-Length)",
+                sizing.unknown
+            );
+        }
+        // Largest first: the long downloads start early and finish together.
+        plan.jobs
+            .sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.key.cmp(&b.key)));
+
+        if args.dry_run {
+            print_plan(&plan, &index);
+            write_report(&args, plan_json(&plan, &index, &store.location()))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+
+        tracing::info!(
+            bottles = plan.jobs.len(),
+            bytes = plan.bytes(),
+            tags = %plan.tags.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(","),
+            dest = %store.location(),
+            "plan ready"
+        );
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stop_tx = Arc::new(stop_tx);
+        let stop_on_signal = stop_tx.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                tracing::warn!("interrupted: stopping; stored bottles are kept, a rerun resumes");
+                let _ = stop_on_signal.send(true);
+            }
+        });
+        if let Some(mut lost) = lease_lost.clone() {
+            // Another run took the S3 lease over: stop starting bottles; what
+            // is stored stays recorded.
+            tokio::spawn(async move {
+                if lost.wait_for(|lost| *lost).await.is_ok() {
+                    let _ = stop_tx.send(true);
+                }
+            });
+        }
+        let progress = Arc::new(Progress::default());
+        let reporter = crate::progress::spawn(
+            args.progress,
+            progress.clone(),
+            plan.jobs.len(),
+            plan.bytes(),
+        );
+        let context = Arc::new(PoolContext {
+            registry: registry.clone(),
+            store: store.clone(),
+            ledger: ledger.clone(),
+            retry,
+        });
+        let outcome = run_pool(
+            context,
+            plan.jobs.clone(),
+            args.concurrency as usize,
+            progress,
+            stop_rx,
+        )
+        .await;
+        reporter.abort();
+
+        // Fold what this run recorded into bottles_hash.json, even after an
+        // interrupt: the journal already holds it durably either way.
+        let record = ledger.compact().await?;
+        let elapsed = started.elapsed();
+        print_summary(
+            &plan,
+            &index,
+            &outcome,
+            elapsed,
+            &store.location(),
+            record.bottles.len(),
+        );
+        write_report(
+            &args,
+            summary_json(&plan, &index, &outcome, elapsed, &store.location()),
+        )?;
+        Ok(if outcome.interrupted {
+            ExitCode::from(130)
+        } else if outcome.failed.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        })
+    }
+    .await;
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
+    result
+}
+
+/// The S3 lease's length: `LEASE_LENGTH`, or (for tests of expiry) the
+/// hidden `BOTTLESYNC_STORE_LEASE_SECONDS`.
+fn lease_length() -> Result<Duration, Error> {
+    const VARIABLE: &str = "BOTTLESYNC_STORE_LEASE_SECONDS";
+    match std::env::var(VARIABLE) {
+        Err(_) => Ok(LEASE_LENGTH),
+        Ok(text) => match text.trim().parse::<u64>() {
+            Ok(seconds) if seconds >= 3 => Ok(Duration::from_secs(seconds)),
+            _ => Err(Error::config(
+                VARIABLE,
+                format!("{text:?}: must be a whole number of seconds, at least 3"),
+            )),
+        },
+    }
 }
 
 fn print_plan(plan: &Plan, index: &FormulaIndex) {

@@ -23,6 +23,8 @@ module "bottlesync" {
   alarm_emails                     = var.alarm_emails
   schedule_expression              = var.schedule_expression
   schedule_enabled                 = var.schedule_enabled
+  reconcile_schedule_expression    = var.reconcile_schedule_expression
+  run_stall_minutes                = var.run_stall_minutes
   planner_zip_path                 = var.planner_zip_path
   worker_zip_path                  = var.worker_zip_path
   lambda_architecture              = var.lambda_architecture

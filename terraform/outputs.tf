@@ -83,6 +83,11 @@ output "schedule_expression" {
   value       = module.bottlesync.schedule_expression
 }
 
+output "reconcile_rule_name" {
+  description = "The EventBridge rule that invokes the planner's reconcile of stalled runs (every reconcile_schedule_expression)."
+  value       = module.bottlesync.reconcile_rule_name
+}
+
 output "planner_environment" {
   description = "The planner Lambda's environment exactly as deployed."
   value       = module.bottlesync.planner_environment

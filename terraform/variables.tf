@@ -136,6 +136,18 @@ variable "schedule_enabled" {
   default     = true
 }
 
+variable "reconcile_schedule_expression" {
+  description = "How often the planner Lambda reconciles stalled runs (EventBridge rate() or cron(), UTC); runs whatever schedule_enabled says."
+  type        = string
+  default     = "rate(10 minutes)"
+}
+
+variable "run_stall_minutes" {
+  description = "Minutes without progress after which the reconcile finishes a fleet run, counting what it cannot account for as failed (BOTTLESYNC_RUN_STALL_MINUTES, 5-1440)."
+  type        = number
+  default     = 30
+}
+
 variable "planner_zip_path" {
   description = "Zip of the planner Lambda. null: terraform/dist/bottlesync-planner-lambda.zip (scripts/package.sh)."
   type        = string
@@ -268,7 +280,7 @@ variable "enable_ecs_autoscaling" {
 }
 
 variable "max_receive_count" {
-  description = "Receives of a message before it moves to the DLQ; workers give a bottle up two receives earlier (keep it at 3 or more)."
+  description = "Receives of a message before it moves to the DLQ; workers give a bottle up two receives earlier (at least 3, validated)."
   type        = number
   default     = 5
 }

@@ -17,7 +17,7 @@ use bottlesync_core::sqs_queue::SqsQueue;
 use bottlesync_loadtest::{Catalog, Fault, FormulaSpec, StandIn, StandInConfig};
 use bottlesync_planner::fleet::{FleetPlanRequest, plan_fleet_run};
 use bottlesync_worker::consumer::{Consumer, Disposition, attempts_allowed};
-use bottlesync_worker::lambda::handle_sqs_event;
+use bottlesync_worker::lambda::{Invocation, handle_sqs_event};
 use common::stack::*;
 use common::*;
 
@@ -186,7 +186,7 @@ async fn lambda_handler_reports_exactly_the_failed_record() {
         "lambda-test".into(),
         Some(MAX_RECEIVES),
     ));
-    let response = handle_sqs_event(consumer, event).await;
+    let response = handle_sqs_event(consumer, event, Invocation::unlimited()).await;
     let failed: Vec<String> = response
         .batch_item_failures
         .iter()

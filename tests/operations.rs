@@ -159,7 +159,14 @@ async fn status_reports_queues_and_the_run() {
     );
     assert_eq!(status["run"]["state"], "running");
 
-    // As an ECS task: scale-in protection is on while bottles are in flight.
+    // As an ECS task: scale-in protection is on while bottles are in flight,
+    // granted by an agent that answers for the task role Terraform writes.
+    let agent = bottlesync_loadtest::ecs_agent::EcsAgent::start(
+        bottlesync_loadtest::ecs_agent::TaskRolePolicy::from_terraform_source().unwrap(),
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
     let mut worker = stack.command(&[
         "work",
         "--drain",
@@ -168,25 +175,23 @@ async fn status_reports_queues_and_the_run() {
         "--visibility-timeout",
         "4",
     ]);
-    worker.env("ECS_AGENT_URI", stack.webhook.base_url());
+    worker.env("ECS_AGENT_URI", agent.uri());
     run(worker).await.assert_code(0);
-    let protection: Vec<serde_json::Value> = stack
-        .webhook
-        .other_requests()
-        .into_iter()
-        .filter(|(method, path, _)| method == "PUT" && path == "/task-protection/v1/state")
-        .map(|(_, _, body)| body["ProtectionEnabled"].clone())
-        .collect();
+    let protection = agent.requests();
     assert!(
-        protection.len() >= 2 && protection.len().is_multiple_of(2),
+        protection.len() >= 2
+            && protection
+                .iter()
+                .all(|r| r.method == "PUT" && r.outcome.is_ok()),
         "{protection:?}"
     );
-    assert_eq!(protection.first(), Some(&json!(true)));
+    assert_eq!(protection.first().unwrap().enabled, Some(true));
     assert_eq!(
-        protection.last(),
-        Some(&json!(false)),
+        protection.last().unwrap().enabled,
+        Some(false),
         "released before exit"
     );
+    assert!(!agent.is_protected());
     let status = json_of(&run(stack.command(&["status", "--json"])).await);
     assert_eq!(status["run"]["stored"], total);
     assert_eq!(status["run"]["state"], "finished");

@@ -407,6 +407,14 @@ impl Queue for Faulty {
         })
     }
 
+    fn send_delayed<'a, 'b>(&'a self, body: String, delay: Duration) -> BoxFuture<'b, Result<()>>
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        self.inner.send_delayed(body, delay)
+    }
+
     fn receive<'a, 'b>(
         &'a self,
         max: usize,

@@ -38,8 +38,8 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
+    AttributeValue, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::{StreamExt, TryStreamExt};
@@ -47,7 +47,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::fleet_ledger::{
-    BottleState, ClaimOutcome, CompleteOutcome, Counted, FailureNote, FleetLedger,
+    BottleState, ClaimOutcome, ClaimOwner, CompleteOutcome, Counted, FailureNote, FleetLedger,
     MAX_FAILURE_NOTES, Route, RunRecord, RunState,
 };
 use crate::hash_file::MirroredBottle;
@@ -388,21 +388,31 @@ impl FleetLedger for DynamoLedger {
         lease: Duration,
     ) -> Result<ClaimOutcome> {
         let pk = bottle_pk(sha256);
+        // The owner's message and receive, kept beside the token so the
+        // condition can let a later receive of the same message take over.
+        let parsed = ClaimOwner::parse(owner);
+        let (message, receive) = parsed
+            .as_ref()
+            .map_or(("-".to_string(), 0), |o| (o.message_id.clone(), o.receive));
         for _ in 0..RACE_ROUNDS {
             let now = now();
             let write = Write::update(
                 pk.clone(),
-                "SET #st = :claimed, #owner = :owner, #lease_expires = :expires, #run_id = :run \
+                "SET #st = :claimed, #owner = :owner, #owner_message = :message, \
+                 #owner_receive = :receive, #lease_expires = :expires, #run_id = :run \
                  REMOVE #queued_until",
             )
             .condition(
                 "attribute_not_exists(#pk) OR #st IN (:queued, :failed) \
-                 OR (#st = :claimed AND (#lease_expires < :now OR #owner = :owner))",
+                 OR (#st = :claimed AND (#lease_expires < :now OR #owner = :owner \
+                     OR (#owner_message = :message AND #owner_receive < :receive)))",
             )
             .value(":claimed", s(CLAIMED))
             .value(":queued", s(QUEUED))
             .value(":failed", s(FAILED))
             .value(":owner", s(owner))
+            .value(":message", s(&message))
+            .value(":receive", n(u64::from(receive)))
             .value(":run", s(run_id))
             .value(":expires", epoch(expiry(now, lease)))
             .value(":now", epoch(now));
@@ -417,7 +427,10 @@ impl FleetLedger for DynamoLedger {
                 Ok(BottleState::Claimed {
                     owner: holder,
                     lease_expires,
-                }) if holder != owner && lease_expires >= now => {
+                }) if holder != owner
+                    && lease_expires >= now
+                    && !parsed.as_ref().is_some_and(|o| o.supersedes(&holder)) =>
+                {
                     return Ok(ClaimOutcome::HeldElsewhere {
                         owner: holder,
                         lease_expires,
@@ -431,6 +444,16 @@ impl FleetLedger for DynamoLedger {
             }
         }
         Err(self.problem(format!("claim: item {pk} kept changing under the claim")))
+    }
+
+    async fn bottle_state(&self, sha256: &Sha256Digest) -> Result<Option<BottleState>> {
+        let pk = bottle_pk(sha256);
+        match self.get("bottle_state", &pk).await? {
+            None => Ok(None),
+            Some(item) => parse_bottle(&item).map(Some).map_err(|problem| {
+                self.problem(format!("bottle_state: item {pk} is unreadable: {problem}"))
+            }),
+        }
     }
 
     async fn extend_claim(
@@ -562,13 +585,19 @@ impl FleetLedger for DynamoLedger {
             }
         }
         // Also on a redelivery, in case the first call stopped before this.
+        // Never over a live claim: its holder is still at work.
         let write = Write::update(
             bottle_pk(sha256),
             "SET #st = :failed REMOVE #owner, #lease_expires, #queued_until",
         )
-        .condition("attribute_not_exists(#pk) OR #st <> :stored")
+        .condition(
+            "attribute_not_exists(#pk) \
+             OR (#st <> :stored AND (#st <> :claimed OR #lease_expires < :now))",
+        )
         .value(":failed", s(FAILED))
-        .value(":stored", s(STORED));
+        .value(":stored", s(STORED))
+        .value(":claimed", s(CLAIMED))
+        .value(":now", epoch(now()));
         self.write(LABEL, write).await?;
         Ok(counted)
     }
@@ -614,10 +643,151 @@ impl FleetLedger for DynamoLedger {
 
     async fn seal_run(&self, run_id: &str, expected: u64) -> Result<()> {
         const LABEL: &str = "seal_run";
-        let write = Write::update(run_pk(run_id), "SET #expected = :expected, #sealed = :true")
+        let write = Write::update(
+            run_pk(run_id),
+            "SET #expected = :expected, #sealed = :true REMOVE #planning_until",
+        )
+        .condition("attribute_exists(#pk)")
+        .value(":expected", n(expected))
+        .value(":true", AttributeValue::Bool(true));
+        match self.write(LABEL, write).await? {
+            Written::Yes => Ok(()),
+            Written::ConditionFailed(_) => Err(self.run_missing(LABEL, run_id)),
+        }
+    }
+
+    async fn hold_planning(&self, run_id: &str, owner: &str, lease: Duration) -> Result<bool> {
+        let now = now();
+        let write = Write::update(
+            run_pk(run_id),
+            "SET #planner = :owner, #planning_until = :until",
+        )
+        .condition(
+            "#sealed = :false AND (attribute_not_exists(#planner) OR #planner = :owner \
+             OR attribute_not_exists(#planning_until) OR #planning_until < :now)",
+        )
+        .value(":false", AttributeValue::Bool(false))
+        .value(":owner", s(owner))
+        .value(":until", epoch(expiry(now, lease)))
+        .value(":now", epoch(now));
+        Ok(matches!(
+            self.write("hold_planning", write).await?,
+            Written::Yes
+        ))
+    }
+
+    async fn open_runs(&self) -> Result<Vec<RunRecord>> {
+        const LABEL: &str = "open_runs";
+        let Some(item) = self.get(LABEL, OPEN_RUNS_PK).await? else {
+            return Ok(Vec::new());
+        };
+        let ids = match item.get("ids") {
+            None => Vec::new(),
+            Some(AttributeValue::Ss(ids)) => ids.clone(),
+            Some(_) => {
+                return Err(self.problem(format!(
+                    "{LABEL}: attribute ids of {OPEN_RUNS_PK} is not a string set"
+                )));
+            }
+        };
+        let mut runs = Vec::with_capacity(ids.len());
+        for run_id in ids {
+            match self.run(&run_id).await? {
+                Some(run) => runs.push(run),
+                None => tracing::warn!(table = %self.table, run_id, "an open run has no record"),
+            }
+        }
+        Ok(runs)
+    }
+
+    async fn close_run(&self, run_id: &str) -> Result<()> {
+        // DELETE from a set is idempotent: a retried write is harmless.
+        let write = Write::update(OPEN_RUNS_PK.to_string(), "DELETE #ids :ids")
+            .value(":ids", AttributeValue::Ss(vec![run_id.to_string()]));
+        self.write("close_run", write).await?;
+        Ok(())
+    }
+
+    async fn counted(
+        &self,
+        run_id: &str,
+        sha256s: &[Sha256Digest],
+    ) -> Result<BTreeSet<Sha256Digest>> {
+        const LABEL: &str = "counted";
+        let mut counted = BTreeSet::new();
+        for chunk in sha256s.chunks(100) {
+            let mut keys: Vec<Item> = chunk
+                .iter()
+                .map(|sha| Item::from([("pk".to_string(), s(marker_pk(run_id, sha)))]))
+                .collect();
+            let mut rounds = 0;
+            while !keys.is_empty() {
+                rounds += 1;
+                if rounds > RACE_ROUNDS * 4 {
+                    return Err(self.problem(format!(
+                        "{LABEL}: BatchGetItem left {} keys unprocessed after {rounds} rounds",
+                        keys.len()
+                    )));
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut keys)))
+                    .consistent_read(true)
+                    .projection_expression("#pk, sha256")
+                    .expression_attribute_names("#pk", "pk")
+                    .build()
+                    .map_err(|e| self.problem(format!("{LABEL}: {e}")))?;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|err| self.sdk_error(LABEL, "BatchGetItem", "count# items", &err))?;
+                for item in output
+                    .responses()
+                    .and_then(|r| r.get(&self.table))
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Ok(sha) = get_s(item, "sha256").and_then(Sha256Digest::parse) {
+                        counted.insert(sha);
+                    }
+                }
+                if let Some(left) = output.unprocessed_keys().and_then(|u| u.get(&self.table)) {
+                    keys = left.keys().to_vec();
+                    if !keys.is_empty() {
+                        tokio::time::sleep(Duration::from_millis(50 << rounds.min(5))).await;
+                    }
+                }
+            }
+        }
+        Ok(counted)
+    }
+
+    async fn mark_resent(&self, run_id: &str, sha256: &Sha256Digest, by: &str) -> Result<bool> {
+        const LABEL: &str = "mark_resent";
+        let now = now();
+        let mut item = Item::new();
+        item.insert("pk".into(), s(resent_pk(run_id, sha256)));
+        item.insert("by".into(), s(by));
+        item.insert("resent_at".into(), s(rfc3339(now)));
+        let expires = now.timestamp() + MARKER_TTL_DAYS * 24 * 3600;
+        item.insert("expires_at".into(), AttributeValue::N(expires.to_string()));
+        let write = Write::put(item).condition("attribute_not_exists(#pk)");
+        let old = match self.write(LABEL, write).await? {
+            Written::Yes => return Ok(true),
+            Written::ConditionFailed(Some(old)) => Some(old),
+            Written::ConditionFailed(None) => self.get(LABEL, &resent_pk(run_id, sha256)).await?,
+        };
+        // Our own earlier write whose answer was lost counts as ours.
+        Ok(old.is_some_and(|old| get_s(&old, "by").ok() == Some(by)))
+    }
+
+    async fn note_reconciled(&self, run_id: &str) -> Result<()> {
+        const LABEL: &str = "note_reconciled";
+        let write = Write::update(run_pk(run_id), "SET #reconciled_at = :now")
             .condition("attribute_exists(#pk)")
-            .value(":expected", n(expected))
-            .value(":true", AttributeValue::Bool(true));
+            .value(":now", s(rfc3339(now())));
         match self.write(LABEL, write).await? {
             Written::Yes => Ok(()),
             Written::ConditionFailed(_) => Err(self.run_missing(LABEL, run_id)),
@@ -637,6 +807,8 @@ impl FleetLedger for DynamoLedger {
         let writes = vec![
             Write::put(run_item(run)).condition("attribute_not_exists(#pk)"),
             Write::put(pointer),
+            Write::update(OPEN_RUNS_PK.to_string(), "ADD #ids :ids")
+                .value(":ids", AttributeValue::Ss(vec![run.run_id.clone()])),
         ];
         match self.transact(LABEL, writes).await? {
             Transaction::Committed => Ok(()),
@@ -889,6 +1061,8 @@ impl DynamoLedger {
 
 const BOTTLE_PREFIX: &str = "bottle#";
 const LATEST_PK: &str = "run#latest";
+/// The ids of runs not yet closed, as a string set `ids`.
+const OPEN_RUNS_PK: &str = "runs#open";
 const QUEUED: &str = "queued";
 const CLAIMED: &str = "claimed";
 const STORED: &str = "stored";
@@ -904,6 +1078,10 @@ fn run_pk(run_id: &str) -> String {
 
 fn marker_pk(run_id: &str, sha256: &Sha256Digest) -> String {
     format!("count#{run_id}#{sha256}")
+}
+
+fn resent_pk(run_id: &str, sha256: &Sha256Digest) -> String {
+    format!("resent#{run_id}#{sha256}")
 }
 
 #[derive(Clone, Copy)]
@@ -1107,6 +1285,15 @@ fn run_item(run: &RunRecord) -> Item {
     if let Some(at) = run.last_counted_at {
         item.insert("last_counted_at".into(), s(rfc3339(at)));
     }
+    if let Some(planner) = &run.planner {
+        item.insert("planner".into(), s(planner));
+    }
+    if let Some(until) = run.planning_until {
+        item.insert("planning_until".into(), epoch(until));
+    }
+    if let Some(at) = run.reconciled_at {
+        item.insert("reconciled_at".into(), s(rfc3339(at)));
+    }
     item
 }
 
@@ -1138,10 +1325,11 @@ fn parse_run(item: &Item) -> std::result::Result<RunRecord, String> {
             .collect::<std::result::Result<_, _>>()?,
         Some(_) => return Err("attribute failures is not a list".into()),
     };
-    let finished_at = match item.get("finished_at") {
-        None => None,
-        Some(_) => Some(get_time(item, "finished_at")?),
+    let optional_time = |name: &str| match item.get(name) {
+        None => Ok(None),
+        Some(_) => get_time(item, name).map(Some),
     };
+    let finished_at = optional_time("finished_at")?;
     let summary_sent = match item.get("summary_sent") {
         None => false,
         Some(AttributeValue::Bool(sent)) => *sent,
@@ -1153,9 +1341,15 @@ fn parse_run(item: &Item) -> std::result::Result<RunRecord, String> {
         Some(AttributeValue::Bool(sealed)) => *sealed,
         Some(_) => return Err("attribute sealed is not a boolean".into()),
     };
-    let last_counted_at = match item.get("last_counted_at") {
+    let last_counted_at = optional_time("last_counted_at")?;
+    let reconciled_at = optional_time("reconciled_at")?;
+    let planner = match item.get("planner") {
         None => None,
-        Some(_) => Some(get_time(item, "last_counted_at")?),
+        Some(_) => Some(get_s(item, "planner")?.to_string()),
+    };
+    let planning_until = match item.get("planning_until") {
+        None => None,
+        Some(_) => Some(get_epoch(item, "planning_until")?),
     };
     let compacted = match item.get("compacted") {
         None => false,
@@ -1188,6 +1382,9 @@ fn parse_run(item: &Item) -> std::result::Result<RunRecord, String> {
         compacted,
         summary_attempts,
         summary_error,
+        planner,
+        planning_until,
+        reconciled_at,
     })
 }
 

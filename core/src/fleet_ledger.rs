@@ -5,7 +5,7 @@
 //! partition key `pk`: `bottle#<sha256>`, `run#<run id>`, `count#<run id>#<sha256>`,
 //! and `run#latest` (a pointer to the newest run).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -35,6 +35,55 @@ pub enum BottleState {
     },
     /// The last attempt failed; the next plan enqueues it again.
     Failed,
+}
+
+/// Who holds a claim: one receive of one queue message, by one worker,
+/// written `<message id>#<receive count>@<worker id>`.
+///
+/// Owners are per receive, not per worker, so two copies of a bottle's
+/// message handled at once by one worker do not both hold the claim. And an
+/// owner names its message so that a later receive of the *same* message
+/// can recognise a claim left by an earlier one: SQS delivers a message
+/// again only once the earlier receive's visibility ran out (its worker
+/// died, or lost a write's answer and gave the message back), so that claim
+/// is taken over at once instead of blocking the bottle for a whole lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimOwner {
+    pub message_id: String,
+    pub receive: u32,
+    pub worker: String,
+}
+
+impl ClaimOwner {
+    pub fn new(message_id: impl Into<String>, receive: u32, worker: impl Into<String>) -> Self {
+        ClaimOwner {
+            message_id: message_id.into(),
+            receive,
+            worker: worker.into(),
+        }
+    }
+
+    /// The owner as the ledger stores it.
+    pub fn token(&self) -> String {
+        format!("{}#{}@{}", self.message_id, self.receive, self.worker)
+    }
+
+    /// Reads a token back; `None` for owners of another shape (tests, tools).
+    pub fn parse(token: &str) -> Option<ClaimOwner> {
+        let (message_id, rest) = token.split_once('#')?;
+        let (receive, worker) = rest.split_once('@')?;
+        if message_id.is_empty() {
+            return None;
+        }
+        Some(ClaimOwner::new(message_id, receive.parse().ok()?, worker))
+    }
+
+    /// Whether the claim `holder` holds was taken by an earlier receive of
+    /// this owner's message, and so may be taken over now.
+    pub fn supersedes(&self, holder: &str) -> bool {
+        ClaimOwner::parse(holder)
+            .is_some_and(|h| h.message_id == self.message_id && h.receive < self.receive)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,6 +178,16 @@ pub struct RunRecord {
     /// Why the last post of the summary failed, while it is pending.
     #[serde(default)]
     pub summary_error: Option<String>,
+    /// Who is sending the run's messages, while it is not sealed.
+    #[serde(default)]
+    pub planner: Option<String>,
+    /// Until when the planner's right to send lasts (renewed while it
+    /// sends); an unsealed run past it was abandoned and may be resumed.
+    #[serde(default)]
+    pub planning_until: Option<DateTime<Utc>>,
+    /// The last reconcile pass that found the run stalled and acted on it.
+    #[serde(default)]
+    pub reconciled_at: Option<DateTime<Utc>>,
 }
 
 fn sealed_by_default() -> bool {
@@ -166,6 +225,9 @@ impl RunRecord {
             compacted: false,
             summary_attempts: 0,
             summary_error: None,
+            planner: None,
+            planning_until: None,
+            reconciled_at: None,
         }
     }
 
@@ -179,10 +241,13 @@ impl RunRecord {
         self.stored + self.skipped + self.failed
     }
 
-    /// The last sign of life of a running run: its last count, else its start.
+    /// The last sign of life of a running run: its last count or
+    /// reconcile pass, else its start.
     pub fn last_progress(&self) -> DateTime<Utc> {
-        self.last_counted_at
-            .map_or(self.started_at, |at| at.max(self.started_at))
+        [self.last_counted_at, self.reconciled_at]
+            .into_iter()
+            .flatten()
+            .fold(self.started_at, DateTime::max)
     }
 }
 
@@ -204,7 +269,10 @@ pub trait FleetLedger: Send + Sync {
     ) -> Result<bool>;
 
     /// One conditional write: granted if the bottle is new, queued, failed,
-    /// or claimed under an expired lease.
+    /// claimed under an expired lease, or claimed by `owner` itself or by
+    /// an owner it supersedes ([`ClaimOwner::supersedes`]; `owner` is a
+    /// [`ClaimOwner::token`], or any other text that supersedes nothing).
+    /// A retried claim whose first write landed is therefore granted again.
     async fn claim(
         &self,
         sha256: &Sha256Digest,
@@ -212,6 +280,9 @@ pub trait FleetLedger: Send + Sync {
         owner: &str,
         lease: Duration,
     ) -> Result<ClaimOutcome>;
+
+    /// What the ledger knows about one bottle.
+    async fn bottle_state(&self, sha256: &Sha256Digest) -> Result<Option<BottleState>>;
 
     /// Extends a claim this owner still holds; false when it was lost.
     async fn extend_claim(
@@ -238,8 +309,10 @@ pub trait FleetLedger: Send + Sync {
     async fn count_skipped(&self, run_id: &str, sha256: &Sha256Digest) -> Result<Counted>;
 
     /// Counts a bottle as failed for `run_id`, once; keeps the note among
-    /// the first [`MAX_FAILURE_NOTES`]; the bottle (unless stored) becomes
-    /// `Failed` so the next plan retries it.
+    /// the first [`MAX_FAILURE_NOTES`]; the bottle becomes `Failed` so the
+    /// next plan retries it, unless it is stored or claimed under a live
+    /// lease (whoever holds it is still at work: a holder giving up
+    /// releases its claim first).
     async fn count_failed(
         &self,
         run_id: &str,
@@ -262,6 +335,35 @@ pub trait FleetLedger: Send + Sync {
     /// Makes a run's `expected` final (the number of messages really sent)
     /// and marks it sealed; only a sealed run can finish. Idempotent.
     async fn seal_run(&self, run_id: &str, expected: u64) -> Result<()>;
+
+    /// Takes or renews the right to send an unsealed run's messages:
+    /// granted when `owner` is the run's planner or the planner's lease has
+    /// run out (it died: the caller resumes the run). False when the run is
+    /// sealed, unknown, or another planner's lease is live.
+    async fn hold_planning(&self, run_id: &str, owner: &str, lease: Duration) -> Result<bool>;
+
+    /// Runs that are not yet closed: every run from its creation until the
+    /// reconcile closes it, finished and reported.
+    async fn open_runs(&self) -> Result<Vec<RunRecord>>;
+
+    /// Takes a finished, reported run off the open list.
+    async fn close_run(&self, run_id: &str) -> Result<()>;
+
+    /// Which of `sha256s` have been counted for `run_id`.
+    async fn counted(
+        &self,
+        run_id: &str,
+        sha256s: &[Sha256Digest],
+    ) -> Result<BTreeSet<Sha256Digest>>;
+
+    /// Records that the reconcile sent this bottle's message again for the
+    /// run, as `by` (one reconcile pass; a retried write of the same pass is
+    /// recognised). False when an earlier pass had: the bottle was lost twice.
+    async fn mark_resent(&self, run_id: &str, sha256: &Sha256Digest, by: &str) -> Result<bool>;
+
+    /// Notes a reconcile pass that acted on a stalled run (restarts its
+    /// stall clock: see [`RunRecord::last_progress`]).
+    async fn note_reconciled(&self, run_id: &str) -> Result<()>;
 
     async fn run(&self, run_id: &str) -> Result<Option<RunRecord>>;
 

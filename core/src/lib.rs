@@ -34,6 +34,7 @@ pub mod s3_store;
 pub mod services;
 pub mod sqs_queue;
 pub mod store;
+pub mod store_lease;
 pub mod tag;
 
 pub use digest::Sha256Digest;

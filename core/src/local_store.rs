@@ -1,6 +1,10 @@
 //! A mirror in a local directory. Bottles are written to a temp file on the
 //! same filesystem, fsynced, then renamed into place, so a crash never leaves
 //! a partial file at a final name. One run at a time holds `.bottlesync/lock`.
+//! Conditional writes (`put_if`) compare and replace under a second lock,
+//! `.bottlesync/write.lock`, taken per write, so concurrent compactions in
+//! one process or several never lose an update; the version of an object
+//! is the SHA-256 of its content.
 
 use std::fs::File;
 use std::io::ErrorKind;
@@ -12,7 +16,7 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::key::ObjectKey;
-use crate::store::{BlobStore, INTERNAL_PREFIX, Upload};
+use crate::store::{BlobStore, INTERNAL_PREFIX, Precondition, PutIf, Upload, VersionToken};
 
 /// Big enough that a 10 GB bottle is a few thousand write calls.
 const WRITE_BUFFER: usize = 1024 * 1024;
@@ -90,6 +94,55 @@ impl LocalStore {
         Error::store(self.root.display().to_string(), problem)
     }
 
+    /// Takes `.bottlesync/write.lock` (waiting for it); released when the
+    /// returned file is dropped. An flock is per open file, so it excludes
+    /// other tasks of this process as well as other processes.
+    async fn lock_writes(&self) -> Result<File> {
+        let path = self.root.join(INTERNAL_PREFIX).join("write.lock");
+        let shown = path.display().to_string();
+        tokio::task::spawn_blocking(move || -> std::io::Result<File> {
+            let file = File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?;
+            file.lock()?;
+            Ok(file)
+        })
+        .await
+        .map_err(|e| self.err(e))?
+        .map_err(|e| self.err(format!("cannot lock {shown}: {e}")))
+    }
+
+    /// The version of what `key` holds now (`None`: absent), hashed while
+    /// reading so a large object costs no memory.
+    async fn current_version(&self, key: &ObjectKey) -> Result<Option<VersionToken>> {
+        let path = self.path_of(key);
+        let shown = path.display().to_string();
+        tokio::task::spawn_blocking(move || -> std::io::Result<Option<VersionToken>> {
+            use sha2::Digest;
+            use std::io::Read;
+            let mut file = match File::open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let mut hasher = sha2::Sha256::new();
+            let mut buffer = vec![0u8; 256 * 1024];
+            loop {
+                let n = file.read(&mut buffer)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buffer[..n]);
+            }
+            Ok(Some(VersionToken(hex::encode(hasher.finalize()))))
+        })
+        .await
+        .map_err(|e| self.err(e))?
+        .map_err(|e| self.err(format!("cannot read {shown}: {e}")))
+    }
+
     fn temp_path(&self, key: &ObjectKey) -> PathBuf {
         let nonce: u64 = rand::random();
         self.staging
@@ -149,6 +202,49 @@ impl BlobStore for LocalStore {
             let _ = tokio::fs::remove_file(&temp).await;
         }
         published
+    }
+
+    async fn get_versioned(
+        &self,
+        key: &ObjectKey,
+        max_bytes: u64,
+    ) -> Result<Option<(Vec<u8>, VersionToken)>> {
+        Ok(self.get(key, max_bytes).await?.map(|bytes| {
+            let version = content_version(&bytes);
+            (bytes, version)
+        }))
+    }
+
+    async fn put_if(
+        &self,
+        key: &ObjectKey,
+        bytes: Vec<u8>,
+        precondition: Precondition,
+    ) -> Result<PutIf> {
+        self.ensure_writable()?;
+        let _held = self.lock_writes().await?;
+        let current = self.current_version(key).await?;
+        let holds = match (&precondition, &current) {
+            (Precondition::Absent, None) => true,
+            (Precondition::Matches(wanted), Some(current)) => wanted == current,
+            _ => false,
+        };
+        if !holds {
+            return Ok(PutIf::PreconditionFailed);
+        }
+        let version = content_version(&bytes);
+        self.put_atomic(key, bytes).await?;
+        Ok(PutIf::Written(version))
+    }
+
+    async fn delete_if(&self, key: &ObjectKey, version: &VersionToken) -> Result<bool> {
+        self.ensure_writable()?;
+        let _held = self.lock_writes().await?;
+        if self.current_version(key).await?.as_ref() != Some(version) {
+            return Ok(false);
+        }
+        self.delete(std::slice::from_ref(key)).await?;
+        Ok(true)
     }
 
     async fn get(&self, key: &ObjectKey, max_bytes: u64) -> Result<Option<Vec<u8>>> {
@@ -292,8 +388,16 @@ impl Drop for LocalUpload {
     }
 }
 
+fn content_version(bytes: &[u8]) -> VersionToken {
+    VersionToken(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes)))
+}
+
 /// Renames a fully written, fsynced temp file to its key under `root` and
-/// makes the rename itself durable (fsync of the directory).
+/// makes the rename itself durable (fsync of the directory), and the
+/// directories above it up to the mirror root: a folder created just now
+/// (the new dated folder), by this call or a concurrent one, survives a
+/// crash only once the directory holding it is synced, and the run records
+/// the bottle as stored when this returns.
 async fn publish(root: &Path, temp: &Path, key: &ObjectKey) -> Result<()> {
     let err = |p: String| Error::store(root.display().to_string(), p);
     let target = root.join(key.as_str());
@@ -307,10 +411,26 @@ async fn publish(root: &Path, temp: &Path, key: &ObjectKey) -> Result<()> {
     tokio::fs::rename(temp, &target)
         .await
         .map_err(|e| err(format!("cannot rename into {}: {e}", target.display())))?;
-    tokio::task::spawn_blocking(move || File::open(&parent).and_then(|d| d.sync_all()))
-        .await
-        .map_err(|e| err(e.to_string()))?
-        .map_err(|e| err(format!("cannot sync directory: {e}")))
+    let mut to_sync = vec![parent.clone()];
+    let mut dir = parent.as_path();
+    while dir != root {
+        match dir.parent() {
+            Some(up) => {
+                to_sync.push(up.to_path_buf());
+                dir = up;
+            }
+            None => break,
+        }
+    }
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        for dir in to_sync {
+            File::open(&dir).and_then(|d| d.sync_all())?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| err(e.to_string()))?
+    .map_err(|e| err(format!("cannot sync directory: {e}")))
 }
 
 /// Reads `path` whole if it holds at most `max_bytes`, `Ok(None)` if it

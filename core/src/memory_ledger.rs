@@ -3,7 +3,7 @@
 //! method is one critical section, which plays the part of DynamoDB's
 //! single conditional write or transaction.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use crate::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::fleet_ledger::{
-    BottleState, ClaimOutcome, CompleteOutcome, Counted, FailureNote, FleetLedger,
+    BottleState, ClaimOutcome, ClaimOwner, CompleteOutcome, Counted, FailureNote, FleetLedger,
     MAX_FAILURE_NOTES, RunRecord, RunState,
 };
 use crate::hash_file::MirroredBottle;
@@ -35,6 +35,26 @@ enum Entry {
     Failed,
 }
 
+impl Entry {
+    fn view(&self) -> BottleState {
+        match self {
+            Entry::Queued { run_id, until } => BottleState::Queued {
+                run_id: run_id.clone(),
+                until: *until,
+            },
+            Entry::Claimed {
+                owner,
+                lease_expires,
+            } => BottleState::Claimed {
+                owner: owner.clone(),
+                lease_expires: *lease_expires,
+            },
+            Entry::Stored(bottle) => BottleState::Stored(bottle.clone()),
+            Entry::Failed => BottleState::Failed,
+        }
+    }
+}
+
 struct RunEntry {
     record: RunRecord,
     finisher: Option<String>,
@@ -49,6 +69,10 @@ struct State {
     runs: HashMap<String, RunEntry>,
     /// `count#<run id>#<sha256>` markers.
     counted: HashSet<(String, Sha256Digest)>,
+    /// `resent#<run id>#<sha256>` markers, with the pass that made them.
+    resent: HashMap<(String, Sha256Digest), String>,
+    /// Runs not yet closed.
+    open: BTreeSet<String>,
     latest: Option<String>,
 }
 
@@ -101,25 +125,12 @@ impl FleetLedger for MemoryLedger {
         Ok(state
             .bottles
             .iter()
-            .map(|(sha256, entry)| {
-                let view = match entry {
-                    Entry::Queued { run_id, until } => BottleState::Queued {
-                        run_id: run_id.clone(),
-                        until: *until,
-                    },
-                    Entry::Claimed {
-                        owner,
-                        lease_expires,
-                    } => BottleState::Claimed {
-                        owner: owner.clone(),
-                        lease_expires: *lease_expires,
-                    },
-                    Entry::Stored(bottle) => BottleState::Stored(bottle.clone()),
-                    Entry::Failed => BottleState::Failed,
-                };
-                (sha256.clone(), view)
-            })
+            .map(|(sha256, entry)| (sha256.clone(), entry.view()))
             .collect())
+    }
+
+    async fn bottle_state(&self, sha256: &Sha256Digest) -> Result<Option<BottleState>> {
+        Ok(self.lock().bottles.get(sha256).map(Entry::view))
     }
 
     async fn mark_queued(
@@ -162,7 +173,10 @@ impl FleetLedger for MemoryLedger {
             Some(Entry::Claimed {
                 owner: holder,
                 lease_expires,
-            }) if holder != owner && *lease_expires >= now => {
+            }) if holder != owner
+                && *lease_expires >= now
+                && !ClaimOwner::parse(owner).is_some_and(|o| o.supersedes(holder)) =>
+            {
                 return Ok(ClaimOutcome::HeldElsewhere {
                     owner: holder.clone(),
                     lease_expires: *lease_expires,
@@ -277,7 +291,12 @@ impl FleetLedger for MemoryLedger {
         } else {
             Counted::Already
         };
-        if !matches!(state.bottles.get(sha256), Some(Entry::Stored(_))) {
+        let keep = match state.bottles.get(sha256) {
+            Some(Entry::Stored(_)) => true,
+            Some(Entry::Claimed { lease_expires, .. }) => *lease_expires >= Utc::now(),
+            _ => false,
+        };
+        if !keep {
             state.bottles.insert(sha256.clone(), Entry::Failed);
         }
         Ok(counted)
@@ -312,6 +331,7 @@ impl FleetLedger for MemoryLedger {
         let run = &mut state.run_mut(run_id, "seal_run")?.record;
         run.expected = expected;
         run.sealed = true;
+        run.planning_until = None;
         Ok(())
     }
 
@@ -339,6 +359,77 @@ impl FleetLedger for MemoryLedger {
             },
         );
         state.latest = Some(run.run_id.clone());
+        state.open.insert(run.run_id.clone());
+        Ok(())
+    }
+
+    async fn hold_planning(&self, run_id: &str, owner: &str, lease: Duration) -> Result<bool> {
+        let now = Utc::now();
+        let mut state = self.lock();
+        let Some(run) = state.runs.get_mut(run_id) else {
+            return Ok(false);
+        };
+        let run = &mut run.record;
+        let free = !run.sealed
+            && (run.planner.as_deref() == Some(owner)
+                || run.planning_until.is_none_or(|until| until < now));
+        if free {
+            run.planner = Some(owner.to_string());
+            run.planning_until = Some(expiry(now, lease));
+        }
+        Ok(free)
+    }
+
+    async fn open_runs(&self) -> Result<Vec<RunRecord>> {
+        let state = self.lock();
+        Ok(state
+            .open
+            .iter()
+            .filter_map(|id| state.runs.get(id))
+            .map(|run| run.record.clone())
+            .collect())
+    }
+
+    async fn close_run(&self, run_id: &str) -> Result<()> {
+        self.lock().open.remove(run_id);
+        Ok(())
+    }
+
+    async fn counted(
+        &self,
+        run_id: &str,
+        sha256s: &[Sha256Digest],
+    ) -> Result<BTreeSet<Sha256Digest>> {
+        let state = self.lock();
+        Ok(sha256s
+            .iter()
+            .filter(|sha| {
+                state
+                    .counted
+                    .contains(&(run_id.to_string(), (*sha).clone()))
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn mark_resent(&self, run_id: &str, sha256: &Sha256Digest, by: &str) -> Result<bool> {
+        let mut state = self.lock();
+        let key = (run_id.to_string(), sha256.clone());
+        Ok(match state.resent.get(&key) {
+            Some(earlier) => earlier == by,
+            None => {
+                state.resent.insert(key, by.to_string());
+                true
+            }
+        })
+    }
+
+    async fn note_reconciled(&self, run_id: &str) -> Result<()> {
+        let mut state = self.lock();
+        state
+            .run_mut(run_id, "note_reconciled")?
+            .record
+            .reconciled_at = Some(Utc::now());
         Ok(())
     }
 

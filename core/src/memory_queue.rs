@@ -20,7 +20,8 @@
 //!   message. Being strict here lets tests see a worker that lost its lease.
 //! - `receive` with a `wait` long-polls (at most 20 s, as SQS): it returns as
 //!   soon as a message is visible, woken by sends and visibility changes.
-//! - No delays: `depth().delayed` is always 0.
+//! - Delayed sends (`send_delayed`) wait among the in-flight messages, so
+//!   `depth()` counts them as in flight; `depth().delayed` is always 0.
 //!
 //! Cost: sends and receives are O(log n) per message (a FIFO of visible
 //! messages and an ordered set of visibility deadlines), whatever the depth.
@@ -287,6 +288,31 @@ impl Queue for MemoryQueue {
                     invisible_until: None,
                 });
             }
+        }
+        self.changed.notify_waiters();
+        Ok(())
+    }
+
+    async fn send_delayed(&self, body: String, delay: Duration) -> Result<()> {
+        check_bodies(&self.location(), std::slice::from_ref(&body))?;
+        {
+            let until = Instant::now() + delay.min(crate::queue::MAX_DELAY);
+            let mut state = self.lock();
+            let seq = state.next_seq;
+            state.next_seq += 1;
+            let id = format!("{}-{seq}", self.name);
+            state.messages.insert(
+                seq,
+                Stored {
+                    id,
+                    body,
+                    sent_at: Utc::now(),
+                    receive_count: 0,
+                    receipt: None,
+                    invisible_until: Some(until),
+                },
+            );
+            state.in_flight.insert((until, seq));
         }
         self.changed.notify_waiters();
         Ok(())

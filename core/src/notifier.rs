@@ -406,6 +406,9 @@ mod tests {
             compacted: true,
             summary_attempts: 0,
             summary_error: None,
+            planner: None,
+            planning_until: None,
+            reconciled_at: None,
         }
     }
 

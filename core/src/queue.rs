@@ -10,6 +10,9 @@ use chrono::{DateTime, Utc};
 
 use crate::error::Result;
 
+/// The longest delay a sent message can have (SQS's `DelaySeconds`).
+pub const MAX_DELAY: Duration = Duration::from_secs(900);
+
 /// One received message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueueMessage {
@@ -47,6 +50,10 @@ pub trait Queue: Send + Sync {
     async fn send_all(&self, bodies: Vec<String>) -> Result<()>;
 
     /// Up to `max` (1 to 10) messages, waiting up to `wait` for the first.
+    /// Sends one body that becomes visible only after `delay`: at most
+    /// [`MAX_DELAY`] (SQS's limit); a longer delay is cut to it.
+    async fn send_delayed(&self, body: String, delay: Duration) -> Result<()>;
+
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<QueueMessage>>;
 
     async fn delete(&self, receipt: &str) -> Result<()>;

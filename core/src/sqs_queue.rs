@@ -359,6 +359,28 @@ impl Queue for SqsQueue {
         ))
     }
 
+    async fn send_delayed(&self, body: String, delay: Duration) -> Result<()> {
+        check_bodies(&self.url, std::slice::from_ref(&body))?;
+        let seconds = seconds_up(delay.min(crate::queue::MAX_DELAY)) as i32;
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .delay_seconds(seconds)
+            .send()
+            .await
+            .map_err(|err| {
+                Error::store(
+                    &self.url,
+                    format!(
+                        "SendMessage (delayed {seconds} s): {}",
+                        DisplayErrorContext(&err)
+                    ),
+                )
+            })?;
+        Ok(())
+    }
+
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<QueueMessage>> {
         let max = max.clamp(1, MAX_BATCH_ENTRIES) as i32;
         let wait = seconds_up(wait).min(MAX_WAIT_SECONDS) as i32;

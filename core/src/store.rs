@@ -11,6 +11,31 @@ use crate::key::ObjectKey;
 /// Keys under this prefix are bottlesync's own bookkeeping, never bottles.
 pub const INTERNAL_PREFIX: &str = ".bottlesync";
 
+/// One version of a small object, as the store identifies it: the ETag in
+/// S3, a SHA-256 of the content in a directory. Opaque to callers; only
+/// handed back in a `Precondition`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionToken(pub String);
+
+/// What must be true of a key for a conditional write to happen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Precondition {
+    /// The key does not exist (S3 `If-None-Match: *`).
+    Absent,
+    /// The key holds exactly this version (S3 `If-Match: <ETag>`).
+    Matches(VersionToken),
+}
+
+/// The answer to a conditional write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PutIf {
+    /// Written; the version now stored.
+    Written(VersionToken),
+    /// The precondition did not hold (S3's 412, or the key is gone): nothing
+    /// was changed. Re-read and decide again.
+    PreconditionFailed,
+}
+
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// `/srv/mirror` or `s3://bucket/prefix`, for messages.
@@ -31,6 +56,29 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Writes a small object so that readers see the old or the new
     /// content, never a part.
     async fn put_atomic(&self, key: &ObjectKey, bytes: Vec<u8>) -> Result<()>;
+
+    /// Reads a small object with its version, for a later `put_if`; `None`
+    /// when it does not exist.
+    async fn get_versioned(
+        &self,
+        key: &ObjectKey,
+        max_bytes: u64,
+    ) -> Result<Option<(Vec<u8>, VersionToken)>>;
+
+    /// Writes a small object atomically (like `put_atomic`) only if
+    /// `precondition` holds at that moment, checked and written as one step
+    /// against every other writer. For objects several writers
+    /// read-modify-write (`bottles_hash.json`, the S3 run lease).
+    async fn put_if(
+        &self,
+        key: &ObjectKey,
+        bytes: Vec<u8>,
+        precondition: Precondition,
+    ) -> Result<PutIf>;
+
+    /// Deletes `key` only if it still holds `version`. False when it holds
+    /// another version or is gone (nothing deleted).
+    async fn delete_if(&self, key: &ObjectKey, version: &VersionToken) -> Result<bool>;
 
     /// Reads a small object; `None` when it does not exist. Objects larger
     /// than `max_bytes` are an error rather than a memory hazard.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bottlesync_core::dynamo_ledger::DynamoLedger;
 use bottlesync_core::fleet_ledger::{
-    BottleState, ClaimOutcome, CompleteOutcome, Counted, FailureNote, FleetLedger,
+    BottleState, ClaimOutcome, ClaimOwner, CompleteOutcome, Counted, FailureNote, FleetLedger,
     MAX_FAILURE_NOTES, Route, RunRecord, RunState,
 };
 use bottlesync_core::hash_file::MirroredBottle;
@@ -67,6 +67,10 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         unknown_run,
         progress_slots,
         progress_slot_race,
+        later_receive_takes_over_its_message_claim,
+        sealing_and_planning,
+        open_runs_and_reconcile_marks,
+        release_queued,
     ]
 }
 
@@ -391,12 +395,21 @@ async fn failures(ledger: Ledger, _: Backend) {
     let run = run_of(&ledger, "r1").await;
     assert_eq!((run.failed, run.done()), (1, 1));
     assert_eq!(run.failures, vec![note(8)]);
+    // A live claim is never taken over: its holder is still at work.
+    assert!(matches!(
+        state_of(&ledger, &x).await,
+        Some(BottleState::Claimed { .. })
+    ));
+    // A holder that gives up releases first; then the bottle is Failed.
+    ledger.release_claim(&x, "a").await.unwrap();
+    ledger.count_failed("r1", &x, &note(8)).await.unwrap();
     assert_eq!(state_of(&ledger, &x).await, Some(BottleState::Failed));
     // A failed bottle is claimable, and the next plan enqueues it again.
     assert_eq!(
         ledger.claim(&x, "r2", "b", HOUR).await.unwrap(),
         ClaimOutcome::Granted
     );
+    ledger.release_claim(&x, "b").await.unwrap();
     ledger.count_failed("r1", &x, &note(8)).await.unwrap();
     assert!(ledger.mark_queued(&x, "r2", in_secs(3600)).await.unwrap());
 
@@ -448,7 +461,9 @@ async fn mark_queued(ledger: Ledger, _: Backend) {
     let x = sha(11);
     let until = in_secs(3600);
     assert!(ledger.mark_queued(&x, "r1", until).await.unwrap());
-    assert!(!ledger.mark_queued(&x, "r1", until).await.unwrap());
+    // The same run's mark again (a retried write whose answer was lost)
+    // counts as made: the bottle must not drop out of its run.
+    assert!(ledger.mark_queued(&x, "r1", until).await.unwrap());
     assert!(!ledger.mark_queued(&x, "r2", in_secs(7200)).await.unwrap());
     assert_eq!(
         state_of(&ledger, &x).await,
@@ -848,4 +863,150 @@ async fn progress_slot_race(ledger: Ledger, backend: Backend) {
         }
     }
     assert_eq!(winners, 1);
+}
+
+async fn later_receive_takes_over_its_message_claim(ledger: Ledger, _: Backend) {
+    let x = sha(40);
+    let first = ClaimOwner::new("m-1", 1, "w1").token();
+    let again = ClaimOwner::new("m-1", 2, "w2").token();
+    let other_copy = ClaimOwner::new("m-2", 5, "w3").token();
+    assert_eq!(
+        ledger.claim(&x, "r1", &first, HOUR).await.unwrap(),
+        ClaimOutcome::Granted
+    );
+    // The same claim write retried after its answer was lost: granted.
+    assert_eq!(
+        ledger.claim(&x, "r1", &first, HOUR).await.unwrap(),
+        ClaimOutcome::Granted
+    );
+    // Another copy of the bottle's message waits for the live lease.
+    assert!(matches!(
+        ledger.claim(&x, "r1", &other_copy, HOUR).await.unwrap(),
+        ClaimOutcome::HeldElsewhere { owner, .. } if owner == first
+    ));
+    // A later receive of the same message takes the stranded claim over.
+    assert_eq!(
+        ledger.claim(&x, "r1", &again, HOUR).await.unwrap(),
+        ClaimOutcome::Granted
+    );
+    // ... and the earlier receive can neither extend nor take it back.
+    assert!(!ledger.extend_claim(&x, &first, HOUR).await.unwrap());
+    assert!(matches!(
+        ledger.claim(&x, "r1", &first, HOUR).await.unwrap(),
+        ClaimOutcome::HeldElsewhere { owner, .. } if owner == again
+    ));
+    assert!(ledger.extend_claim(&x, &again, HOUR).await.unwrap());
+}
+
+async fn sealing_and_planning(ledger: Ledger, _: Backend) {
+    let mut run = RunRecord::new("r1", "2026-12-01", 5, 0, Route::Lambda, Utc::now());
+    run.planner = Some("p1".into());
+    run.planning_until = Some(Utc::now() + chrono::Duration::hours(1));
+    ledger.create_run(&run).await.unwrap();
+    let stored = run_of(&ledger, "r1").await;
+    assert!(!stored.sealed);
+    assert_eq!(stored.planner.as_deref(), Some("p1"));
+    // The planner renews; nobody else can take a live planning lease.
+    assert!(ledger.hold_planning("r1", "p1", HOUR).await.unwrap());
+    assert!(!ledger.hold_planning("r1", "p2", HOUR).await.unwrap());
+    // An unsealed run cannot finish, however much it counted.
+    ledger.count_skipped("r1", &sha(50)).await.unwrap();
+    ledger.count_skipped("r1", &sha(51)).await.unwrap();
+    let mut shrunk = RunRecord::new("r2", "2026-12-01", 1, 0, Route::Lambda, Utc::now());
+    shrunk.planner = Some("p1".into());
+    shrunk.planning_until = Some(Utc::now());
+    ledger.create_run(&shrunk).await.unwrap();
+    ledger.count_skipped("r2", &sha(52)).await.unwrap();
+    assert!(!ledger.begin_finish("r2", "w", HOUR).await.unwrap());
+    // Its planner is gone (lease over): another may resume it.
+    assert!(ledger.hold_planning("r2", "p2", SHORT).await.unwrap());
+    assert!(!ledger.hold_planning("r2", "p1", HOUR).await.unwrap());
+    // Sealing fixes the count to what was sent; then it can finish.
+    ledger.seal_run("r1", 2).await.unwrap();
+    ledger.seal_run("r1", 2).await.unwrap();
+    let sealed = run_of(&ledger, "r1").await;
+    assert!(sealed.sealed);
+    assert_eq!(sealed.expected, 2);
+    assert_eq!(sealed.planning_until, None);
+    assert!(!ledger.hold_planning("r1", "p1", HOUR).await.unwrap());
+    assert!(ledger.begin_finish("r1", "w", HOUR).await.unwrap());
+    assert!(ledger.seal_run("nope", 1).await.is_err());
+    assert!(!ledger.hold_planning("nope", "p1", HOUR).await.unwrap());
+}
+
+async fn open_runs_and_reconcile_marks(ledger: Ledger, _: Backend) {
+    assert!(ledger.open_runs().await.unwrap().is_empty());
+    ledger.create_run(&run_record("r1", 3)).await.unwrap();
+    ledger.create_run(&run_record("r2", 3)).await.unwrap();
+    let open: Vec<String> = ledger
+        .open_runs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(open.len(), 2);
+    assert!(open.contains(&"r1".to_string()) && open.contains(&"r2".to_string()));
+    ledger.close_run("r1").await.unwrap();
+    ledger.close_run("r1").await.unwrap();
+    let open = ledger.open_runs().await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].run_id, "r2");
+
+    // Which bottles a run counted.
+    let shas: Vec<_> = (60..64).map(sha).collect();
+    ledger.count_skipped("r2", &shas[1]).await.unwrap();
+    ledger
+        .count_failed("r2", &shas[3], &note(63))
+        .await
+        .unwrap();
+    assert_eq!(
+        ledger.counted("r2", &shas).await.unwrap(),
+        [shas[1].clone(), shas[3].clone()].into_iter().collect()
+    );
+    assert!(ledger.counted("r1", &shas).await.unwrap().is_empty());
+    let run = run_of(&ledger, "r2").await;
+    assert!(run.last_counted_at.is_some_and(|at| at >= run.started_at));
+
+    // A bottle is re-sent at most once per run; the same pass is recognised.
+    assert!(ledger.mark_resent("r2", &shas[0], "pass-1").await.unwrap());
+    assert!(ledger.mark_resent("r2", &shas[0], "pass-1").await.unwrap());
+    assert!(!ledger.mark_resent("r2", &shas[0], "pass-2").await.unwrap());
+    assert!(ledger.mark_resent("r1", &shas[0], "pass-2").await.unwrap());
+
+    let before = run_of(&ledger, "r2").await.last_progress();
+    ledger.note_reconciled("r2").await.unwrap();
+    let after = run_of(&ledger, "r2").await;
+    assert!(after.reconciled_at.is_some());
+    assert!(after.last_progress() >= before);
+    assert!(ledger.note_reconciled("nope").await.is_err());
+}
+
+async fn release_queued(ledger: Ledger, _: Backend) {
+    let x = sha(70);
+    let until = in_secs(3600);
+    assert!(ledger.mark_queued(&x, "r1", until).await.unwrap());
+    // Another run's release changes nothing.
+    ledger.release_queued(&x, "r2").await.unwrap();
+    assert!(!ledger.mark_queued(&x, "r2", until).await.unwrap());
+    // The run's own release frees the bottle at once.
+    ledger.release_queued(&x, "r1").await.unwrap();
+    assert!(ledger.mark_queued(&x, "r2", until).await.unwrap());
+    // A claimed bottle is not touched.
+    let y = sha(71);
+    assert!(ledger.mark_queued(&y, "r1", until).await.unwrap());
+    assert_eq!(
+        ledger.claim(&y, "r1", "a", HOUR).await.unwrap(),
+        ClaimOutcome::Granted
+    );
+    ledger.release_queued(&y, "r1").await.unwrap();
+    assert!(matches!(
+        state_of(&ledger, &y).await,
+        Some(BottleState::Claimed { .. })
+    ));
+    assert_eq!(
+        ledger.bottle_state(&y).await.unwrap(),
+        state_of(&ledger, &y).await
+    );
+    assert_eq!(ledger.bottle_state(&sha(72)).await.unwrap(), None);
 }

@@ -19,6 +19,8 @@ struct Shared {
     upstream: String,
     http: reqwest::Client,
     counts: Mutex<BTreeMap<String, u64>>,
+    /// See `AwsRequestCounter::answer_500_to_next`.
+    injected_500s: Mutex<BTreeMap<String, u32>>,
 }
 
 /// The proxy; stops on drop.
@@ -38,6 +40,7 @@ impl AwsRequestCounter {
                 .pool_max_idle_per_host(64)
                 .build()?,
             counts: Mutex::new(BTreeMap::new()),
+            injected_500s: Mutex::new(BTreeMap::new()),
         });
         let app = axum::Router::new()
             .fallback(forward)
@@ -89,8 +92,13 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         .counts
         .lock()
         .expect("counts")
-        .entry(api)
+        .entry(api.clone())
         .or_default() += 1;
+    if let Some(refused) = injected_500(&shared, &api) {
+        // Read the request first, as S3 would: the client gets the answer, not a reset.
+        let _ = axum::body::to_bytes(body, usize::MAX).await;
+        return refused;
+    }
 
     let mut outgoing = shared.http.request(
         parts.method.clone(),
@@ -170,6 +178,36 @@ pub fn classify(method: &Method, headers: &HeaderMap, path_and_query: &str) -> S
         (other, _) => return format!("S3.{other}?"),
     };
     format!("S3.{operation}")
+}
+
+impl AwsRequestCounter {
+    /// Answers the next `times` requests to `api` (e.g. `S3.UploadPart`)
+    /// with a 500 `InternalError` without forwarding them: a transient
+    /// failure before anything was written. They are still counted.
+    pub fn answer_500_to_next(&self, api: &str, times: u32) {
+        self.shared
+            .injected_500s
+            .lock()
+            .expect("injected 500s")
+            .insert(api.to_string(), times);
+    }
+}
+
+/// Takes one injected 500 for `api`, if any are left.
+fn injected_500(shared: &Shared, api: &str) -> Option<Response> {
+    let mut injected = shared.injected_500s.lock().expect("injected 500s");
+    let left = injected.get_mut(api).filter(|left| **left > 0)?;
+    *left -= 1;
+    Some(
+        Response::builder()
+            .status(StatusCode::INTERNAL_SERVER_ERROR)
+            .header("content-type", "application/xml")
+            .body(Body::from(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InternalError</Code>\
+                 <Message>injected by the aws counter</Message></Error>",
+            ))
+            .expect("static response"),
+    )
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ mod catalog;
 mod connection;
 mod content;
 mod control;
+pub mod ecs_agent;
 mod faults;
 mod gzip;
 mod index;

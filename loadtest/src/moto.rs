@@ -69,6 +69,7 @@ impl Moto {
             .expect("moto_server starts");
         // The virtualenv's python, next to its moto_server.
         let python = binary.with_file_name("python");
+        require_awscrt(&python);
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("moto_serial.py");
         let serial = Command::new(&python)
             .arg(&script)
@@ -137,6 +138,26 @@ impl Moto {
             .build();
         aws_sdk_dynamodb::Client::from_conf(config)
     }
+}
+
+/// Without awscrt, moto stores a CRC32 labelled CRC64NVME for multipart
+/// uploads that declare CRC64NVME (ours do), and every SDK read of such an
+/// object fails its checksum: refuse to start rather than fail far away.
+fn require_awscrt(python: &Path) {
+    static CHECKED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let present = *CHECKED.get_or_init(|| {
+        Command::new(python)
+            .args(["-c", "import awscrt"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    assert!(
+        present,
+        "{} has no awscrt, which moto needs for CRC64NVME checksums: run scripts/test.sh, which installs it",
+        python.display()
+    );
 }
 
 impl Drop for Moto {

@@ -1,9 +1,9 @@
 //! A stand-in for a Slack incoming webhook: records every JSON body posted
 //! to it, and can be told to fail the next N posts (a Slack outage: 503,
 //! 500, or 429 with `Retry-After`) and to answer slowly. Every post is
-//! logged with its time and answer. Any other request (e.g. the ECS agent's
-//! task-protection endpoint) is recorded as (method, path, body) and
-//! answered 200.
+//! logged with its time and answer. Any other request is recorded as
+//! (method, path, body) and answered 200 (the ECS agent's task-protection
+//! endpoint has its own stand-in, which checks the task role: `ecs_agent`).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

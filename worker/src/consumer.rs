@@ -8,17 +8,19 @@
 //! progress message when this worker wins the fleet-wide slot for it.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bottlesync_core::drain::finish_run_if_due;
-use bottlesync_core::fleet_ledger::{ClaimOutcome, CompleteOutcome, FailureNote, Route};
+use bottlesync_core::fleet_ledger::{
+    ClaimOutcome, ClaimOwner, CompleteOutcome, FailureNote, Route,
+};
 use bottlesync_core::hash_file::MirroredBottle;
 use bottlesync_core::message::{BottleMessage, salvage_ids};
 use bottlesync_core::metrics::{self, Unit};
 use bottlesync_core::notifier::{self, notify_or_log};
-use bottlesync_core::queue::{Queue, QueueMessage};
+use bottlesync_core::queue::{MAX_DELAY, Queue, QueueMessage};
 use bottlesync_core::services::FleetServices;
 use bottlesync_core::{Error, Result, Sha256Digest};
 use chrono::Utc;
@@ -78,7 +80,7 @@ pub fn attempts_allowed(max_receive_count: u32) -> u32 {
 pub struct Consumer {
     pub services: Arc<FleetServices>,
     /// Names this worker (`<host>-<pid>-<random>` or the Lambda request id);
-    /// its claims are owned by `<worker_id>/<attempt>`.
+    /// its claims are owned per receive ([`ClaimOwner`]).
     pub worker_id: String,
     /// How long a claim lasts without a heartbeat.
     pub lease: Duration,
@@ -92,8 +94,6 @@ pub struct Consumer {
     pub source: Option<Arc<dyn Queue>>,
     /// Runs seen to exist, with their route (neither ever changes).
     known_runs: Mutex<HashMap<String, Route>>,
-    /// Numbers this worker's attempts, so each claim has its own owner.
-    attempts: AtomicU64,
     /// Not before then does this worker try for the progress slot again.
     next_progress_attempt: Mutex<Option<Instant>>,
     /// Runs that counted a bottle here since this worker last checked
@@ -119,7 +119,6 @@ impl Consumer {
             retry_base: Duration::from_secs(10),
             source: None,
             known_runs: Mutex::new(HashMap::new()),
-            attempts: AtomicU64::new(0),
             next_progress_attempt: Mutex::new(None),
             unchecked_runs: Mutex::new(BTreeSet::new()),
             queue_may_be_empty: AtomicBool::new(true),
@@ -151,15 +150,6 @@ impl Consumer {
         )
     }
 
-    /// The claim owner for one attempt at one message. Per attempt, not per
-    /// worker: two copies of a bottle's message handled at once by the same
-    /// worker must not both hold the claim (the ledger lets an owner re-claim,
-    /// which keeps a retried claim write idempotent).
-    fn attempt_owner(&self) -> String {
-        let n = self.attempts.fetch_add(1, Ordering::Relaxed);
-        format!("{}/{n}", self.worker_id)
-    }
-
     /// Tells the consumer what the last receive saw: `false` when it got
     /// every message it asked for (more are surely waiting).
     pub fn set_queue_may_be_empty(&self, may_be_empty: bool) {
@@ -186,6 +176,12 @@ impl Consumer {
     /// Handles one message; never panics on bad input, never returns an error:
     /// infrastructure failures become `Retry`.
     pub async fn handle(&self, message: &QueueMessage, cancel: &CancellationToken) -> Disposition {
+        let disposition = self.settle(message, cancel).await;
+        log_settlement(message, &disposition);
+        disposition
+    }
+
+    async fn settle(&self, message: &QueueMessage, cancel: &CancellationToken) -> Disposition {
         let parsed = match BottleMessage::parse(&message.body, &self.services.config.hosts) {
             Ok(parsed) => parsed,
             Err(e) => return self.refuse(message, e.to_string()).await,
@@ -346,12 +342,27 @@ impl Consumer {
     ) -> Result<Disposition> {
         let job = &message.job;
         let ledger = &self.services.ledger;
-        let owner = self.attempt_owner();
-        let owner = owner.as_str();
-        match ledger
-            .claim(&job.sha256, &message.run_id, owner, self.lease)
-            .await?
+        let owner = ClaimOwner::new(
+            received.message_id.as_str(),
+            received.receive_count,
+            self.worker_id.as_str(),
+        )
+        .token();
+        let claim = match ledger
+            .claim(&job.sha256, &message.run_id, &owner, self.lease)
+            .await
         {
+            Ok(claim) => claim,
+            Err(e) => {
+                // The write may have landed with its answer lost: give it
+                // back so other copies need not wait out the lease (a later
+                // receive of this message takes it over in any case).
+                self.release(&job.sha256, &owner, "the claim's answer was lost")
+                    .await;
+                return Ok(retry(format!("claim failed: {e}")));
+            }
+        };
+        match claim {
             ClaimOutcome::Granted => {}
             ClaimOutcome::AlreadyStored(_) => {
                 ledger.count_skipped(&message.run_id, &job.sha256).await?;
@@ -361,19 +372,35 @@ impl Consumer {
             ClaimOutcome::HeldElsewhere {
                 owner: holder,
                 lease_expires,
-            } => {
-                let wait = (lease_expires - Utc::now()).to_std().unwrap_or_default();
-                tracing::info!(%holder, "claimed by another attempt: leaving it for later");
-                // Check back well before the lease runs out, not after.
-                return Ok(Disposition::Retry {
-                    reason: format!("claimed by {holder}"),
-                    delay: Some(
-                        wait.min(Duration::from_secs(60))
-                            .max(Duration::from_secs(5)),
-                    ),
-                });
+            } => return Ok(self.wait_for_holder(received, &holder, lease_expires).await),
+        }
+        match self
+            .work_claimed(message, received, &owner, cancel, download)
+            .await
+        {
+            Ok(disposition) => Ok(disposition),
+            Err(e) => {
+                // Whatever failed after the claim was granted, the claim
+                // must not outlive this attempt.
+                self.release(&job.sha256, &owner, "the attempt failed")
+                    .await;
+                Ok(retry(format!("{e}")))
             }
         }
+    }
+
+    /// Everything after a granted claim. An error return means the claim
+    /// may still be held: the caller releases it.
+    async fn work_claimed(
+        &self,
+        message: &BottleMessage,
+        received: &QueueMessage,
+        owner: &str,
+        cancel: &CancellationToken,
+        download: &mut Option<Duration>,
+    ) -> Result<Disposition> {
+        let job = &message.job;
+        let ledger = &self.services.ledger;
         if received.receive_count > 1 {
             // An earlier attempt may have died mid-upload; we hold the claim now.
             match self.services.store.abort_incomplete_uploads(&job.key).await {
@@ -386,7 +413,7 @@ impl Consumer {
         let transfer = self.transfer_with_heartbeat(message, owner, cancel).await;
         *download = Some(started.elapsed());
         match transfer {
-            Ok(bytes) => {
+            TransferEnd::Stored(bytes) => {
                 let bottle = MirroredBottle::from_job(job, bytes, Utc::now());
                 match ledger
                     .complete(&message.run_id, owner, &job.sha256, &bottle)
@@ -411,22 +438,31 @@ impl Consumer {
                     }
                 }
             }
-            Err(Error::Cancelled) => {
-                let _ = ledger.release_claim(&job.sha256, owner).await;
-                Ok(retry("cancelled by shutdown".into()))
+            TransferEnd::Cancelled => {
+                self.release(&job.sha256, owner, "cancelled").await;
+                Ok(Disposition::Retry {
+                    reason: "cancelled: the worker is stopping".into(),
+                    delay: Some(Duration::ZERO),
+                })
             }
-            Err(e) => {
+            TransferEnd::ClaimLost => {
+                // Someone else took the bottle over: whatever they do, the
+                // next receive of this message finds it stored or held.
+                Ok(retry(
+                    "claim lost during the download: transfer stopped".into(),
+                ))
+            }
+            TransferEnd::Failed(e) => {
                 let reason = e.to_string();
+                self.release(&job.sha256, owner, "the attempt failed").await;
                 if self.is_last_attempt(received) {
                     self.count_failure(&message.run_id, &job.sha256, message, &reason)
                         .await?;
-                    let _ = ledger.release_claim(&job.sha256, owner).await;
                     tracing::error!(%reason, attempts = received.receive_count, "failed for good");
                     Ok(self
                         .dead_letter(received, Disposition::Failed { reason })
                         .await)
                 } else {
-                    ledger.release_claim(&job.sha256, owner).await?;
                     tracing::warn!(%reason, attempt = received.receive_count, "attempt failed; SQS will retry");
                     Ok(Disposition::Retry {
                         reason,
@@ -437,38 +473,95 @@ impl Consumer {
         }
     }
 
-    /// The transfer, extending the claim while it runs.
+    /// Gives a claim back, best effort: a claim that cannot be released now
+    /// is taken over by the next receive of the same message, or expires.
+    async fn release(&self, sha256: &Sha256Digest, owner: &str, why: &str) {
+        if let Err(e) = self.services.ledger.release_claim(sha256, owner).await {
+            tracing::warn!(%owner, error = %e, "could not release the claim ({why}); the next receive of this message takes it over, or it expires");
+        }
+    }
+
+    /// Another receive holds the bottle's claim. Rather than poll it (every
+    /// receive counts towards the queue's redrive limit, and a 15-minute
+    /// claim outlasts a few short visibility timeouts), send a fresh copy
+    /// that appears when the claim can have expired and drop this one: a
+    /// bottle is given up only after its real attempts. Without a source
+    /// queue, or for a claim longer than SQS's delay limit, the message is
+    /// hidden until then instead.
+    async fn wait_for_holder(
+        &self,
+        received: &QueueMessage,
+        holder: &str,
+        lease_expires: chrono::DateTime<Utc>,
+    ) -> Disposition {
+        let wait = (lease_expires - Utc::now()).to_std().unwrap_or_default()
+            + Duration::from_secs(1)
+            + Duration::from_millis(rand::random_range(0..2000));
+        let reason = format!("claimed by {holder} until {lease_expires}");
+        if let Some(source) = &self.source
+            && wait <= MAX_DELAY
+        {
+            match source.send_delayed(received.body.clone(), wait).await {
+                Ok(()) => {
+                    tracing::info!(%holder, wait_s = wait.as_secs(), "claimed elsewhere: sent a fresh copy for when the claim can have expired");
+                    return Disposition::Requeued { reason };
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not send a delayed copy; hiding this one instead")
+                }
+            }
+        }
+        Disposition::Retry {
+            reason,
+            delay: Some(wait.min(MAX_VISIBILITY)),
+        }
+    }
+
+    /// The transfer, extending the claim while it runs. A claim found lost
+    /// stops the transfer (someone else owns the bottle now).
     async fn transfer_with_heartbeat(
         &self,
         message: &BottleMessage,
         owner: &str,
         cancel: &CancellationToken,
-    ) -> Result<u64> {
+    ) -> TransferEnd {
         let services = &self.services;
         let job = &message.job;
         let no_progress = |_: u64| {};
+        let stop = cancel.child_token();
         let transfer = fetch_verify_store(
             &services.registry,
             services.store.as_ref(),
             job,
             &services.retry,
             &no_progress,
-            cancel,
+            &stop,
         );
         tokio::pin!(transfer);
         let mut beat = tokio::time::interval(self.lease / 3);
         beat.tick().await;
-        loop {
+        let mut claim_lost = false;
+        let result = loop {
             tokio::select! {
-                result = &mut transfer => return result.map(|t| t.bytes),
-                _ = beat.tick() => {
+                result = &mut transfer => break result,
+                _ = beat.tick(), if !claim_lost => {
                     match services.ledger.extend_claim(&job.sha256, owner, self.lease).await {
                         Ok(true) => {}
-                        Ok(false) => tracing::warn!("claim lost during the download"),
-                        Err(e) => tracing::warn!(error = %e, "could not extend the claim"),
+                        Ok(false) => {
+                            tracing::warn!("claim lost during the download: stopping the transfer");
+                            claim_lost = true;
+                            stop.cancel();
+                        }
+                        Err(e) => tracing::warn!(error = %e, "could not extend the claim; trying again at the next beat"),
                     }
                 }
             }
+        };
+        match result {
+            Ok(transfer) => TransferEnd::Stored(transfer.bytes),
+            Err(Error::Cancelled) if claim_lost && !cancel.is_cancelled() => TransferEnd::ClaimLost,
+            Err(Error::Cancelled) => TransferEnd::Cancelled,
+            Err(e) => TransferEnd::Failed(e),
         }
     }
 
@@ -542,6 +635,25 @@ impl Consumer {
             .await
     }
 
+    /// A bottle too slow for this worker (the Lambda deadline came first):
+    /// its message goes to the ECS queue as a fresh copy, and this one is
+    /// done with. Without an ECS queue it stays for SQS to deliver again.
+    pub async fn hand_off_to_ecs(&self, message: &QueueMessage, why: &str) -> Disposition {
+        let Some(ecs) = &self.services.large_queue else {
+            return retry(format!(
+                "{why}; no BOTTLESYNC_LARGE_QUEUE_URL to hand it to: left for SQS to deliver again"
+            ));
+        };
+        match ecs.send_all(vec![message.body.clone()]).await {
+            Ok(()) => {
+                let reason = format!("{why}: handed to the ECS queue");
+                tracing::warn!(message_id = %message.message_id, %reason, "bottle handed off");
+                Disposition::Requeued { reason }
+            }
+            Err(e) => retry(format!("{why}; could not hand it to the ECS queue: {e}")),
+        }
+    }
+
     /// Sends the body to the DLQ, so it can be inspected and replayed; without
     /// a DLQ setting the redrive policy moves it after maxReceiveCount.
     async fn dead_letter(&self, message: &QueueMessage, disposition: Disposition) -> Disposition {
@@ -556,6 +668,37 @@ impl Consumer {
         }
     }
 }
+
+/// Every message given back to the queue says why, and when it returns.
+fn log_settlement(message: &QueueMessage, disposition: &Disposition) {
+    match disposition {
+        Disposition::Retry { reason, delay } => tracing::warn!(
+            message_id = %message.message_id,
+            receive_count = message.receive_count,
+            %reason,
+            delay_s = delay.map(|d| d.as_secs()),
+            "leaving the message for the queue to deliver again"
+        ),
+        Disposition::Requeued { reason } => tracing::info!(
+            message_id = %message.message_id,
+            receive_count = message.receive_count,
+            %reason,
+            "replaced the message by a fresh copy"
+        ),
+        _ => {}
+    }
+}
+
+/// How a transfer under a claim ended.
+enum TransferEnd {
+    Stored(u64),
+    Cancelled,
+    ClaimLost,
+    Failed(Error),
+}
+
+/// SQS's longest visibility timeout.
+const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
 
 fn retry(reason: String) -> Disposition {
     Disposition::Retry {

@@ -1,14 +1,66 @@
 //! The Lambda SQS consumer: a batch is processed concurrently and only the
 //! records that should be retried are reported as batch item failures
 //! (`ReportBatchItemFailures`). A panic fails its own record only.
+//!
+//! Lambda kills a function at its deadline with no chance to clean up, so a
+//! bottle still in work [`DEADLINE_MARGIN`] before it is stopped: its upload
+//! aborted, its claim released, and its message handed to the ECS queue
+//! (the bottle is too slow for Lambda) instead of burning an attempt. A
+//! retry delay becomes a ChangeMessageVisibility on that message.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use bottlesync_core::queue::QueueMessage;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::consumer::Consumer;
+use crate::consumer::{Consumer, Disposition};
+
+/// How long before the invocation's deadline a bottle in work is stopped:
+/// time to abort an upload, release a claim and send one message.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(20);
+
+/// The limits of one invocation.
+#[derive(Clone, Copy, Debug)]
+pub struct Invocation {
+    /// When Lambda kills the function (`None`: no deadline, as in tests).
+    pub deadline: Option<Instant>,
+    /// How long before the deadline bottles are stopped.
+    pub margin: Duration,
+}
+
+impl Invocation {
+    /// From the context's deadline, in milliseconds since the epoch.
+    pub fn from_deadline_ms(deadline_ms: u64) -> Self {
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Invocation {
+            deadline: Some(
+                Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms)),
+            ),
+            margin: DEADLINE_MARGIN,
+        }
+    }
+
+    pub fn unlimited() -> Self {
+        Invocation {
+            deadline: None,
+            margin: DEADLINE_MARGIN,
+        }
+    }
+
+    /// When bottles still in work must stop.
+    fn stop_at(&self) -> Option<Instant> {
+        self.deadline.map(|deadline| {
+            deadline
+                .checked_sub(self.margin)
+                .unwrap_or_else(Instant::now)
+        })
+    }
+}
 
 fn to_queue_message(record: &SqsMessage) -> QueueMessage {
     QueueMessage {
@@ -30,17 +82,69 @@ fn to_queue_message(record: &SqsMessage) -> QueueMessage {
 
 /// The handler: called by `lambda_runtime` in the worker binary and
 /// directly by tests.
-pub async fn handle_sqs_event(consumer: Arc<Consumer>, event: SqsEvent) -> SqsBatchResponse {
+pub async fn handle_sqs_event(
+    consumer: Arc<Consumer>,
+    event: SqsEvent,
+    invocation: Invocation,
+) -> SqsBatchResponse {
+    // One token for the whole batch: the deadline stops every bottle.
+    let deadline = CancellationToken::new();
+    let timer = invocation.stop_at().map(|stop_at| {
+        let deadline = deadline.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(stop_at).await;
+            deadline.cancel();
+        })
+    });
     let mut tasks = Vec::new();
     for record in &event.records {
         let message = to_queue_message(record);
         let consumer = consumer.clone();
+        let deadline = deadline.clone();
         let id = message.message_id.clone();
         tasks.push((
             id,
-            tokio::spawn(async move { consumer.handle(&message, &CancellationToken::new()).await }),
+            tokio::spawn(async move { settle(&consumer, &message, &deadline).await }),
         ));
     }
+    let response = collect(tasks).await;
+    if let Some(timer) = timer {
+        timer.abort();
+    }
+    response
+}
+
+/// One record: handled, then, if it was stopped by the deadline, handed to
+/// the ECS queue; a retry delay is applied to the message itself.
+async fn settle(
+    consumer: &Consumer,
+    message: &QueueMessage,
+    deadline: &CancellationToken,
+) -> Disposition {
+    let disposition = consumer.handle(message, deadline).await;
+    match &disposition {
+        Disposition::Retry { .. } if deadline.is_cancelled() => {
+            consumer
+                .hand_off_to_ecs(message, "stopped before the Lambda deadline")
+                .await
+        }
+        Disposition::Retry {
+            delay: Some(delay), ..
+        } => {
+            // Lambda would return the message after the queue's visibility
+            // timeout (6x the function's); the consumer asked for `delay`.
+            if let Some(queue) = &consumer.source
+                && let Err(e) = queue.set_visibility(&message.receipt, *delay).await
+            {
+                tracing::warn!(message_id = %message.message_id, error = %e, "could not set the retry delay; the queue's visibility timeout applies");
+            }
+            disposition
+        }
+        _ => disposition,
+    }
+}
+
+async fn collect(tasks: Vec<(String, tokio::task::JoinHandle<Disposition>)>) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for (id, task) in tasks {
         let retry = match task.await {

@@ -27,8 +27,9 @@ pub struct Transfer {
 
 /// Fetches `job`, verifies its sha256 and commits it to `store` at `job.key`.
 /// `on_bytes` is told about every chunk (discarded bytes are reported in
-/// `Transfer::wasted_bytes`). When `cancel` fires the upload is aborted and
-/// the result is `Error::Cancelled`.
+/// `Transfer::wasted_bytes`). When `cancel` fires, at any point before the
+/// commit, the transfer stops, the upload is aborted and the result is
+/// `Error::Cancelled`.
 pub async fn fetch_verify_store(
     registry: &RegistryClient,
     store: &dyn BlobStore,
@@ -46,16 +47,27 @@ pub async fn fetch_verify_store(
     loop {
         attempts += 1;
         let before = upload.written();
-        let result = receive(
-            registry,
-            job,
-            upload.as_mut(),
-            &mut hasher,
-            &mut wasted,
-            on_bytes,
-        )
-        .await;
+        // Cancellation reaches the body itself: a 20 GB download stops
+        // within a chunk, not at its end.
+        let result = tokio::select! {
+            result = receive(
+                registry,
+                job,
+                upload.as_mut(),
+                &mut hasher,
+                &mut wasted,
+                on_bytes,
+            ) => result,
+            _ = cancel.cancelled() => Err(Error::Cancelled),
+        };
         match result {
+            Err(Error::Cancelled) => {
+                tracing::info!(bottle = %job.label(), at_byte = upload.written(), "cancelled: aborting the upload");
+                if let Err(e) = upload.abort().await {
+                    tracing::warn!(bottle = %job.label(), error = %e, "could not abort the upload (the store's lifecycle rule clears it)");
+                }
+                return Err(Error::Cancelled);
+            }
             Ok(()) => break,
             Err(e) if e.is_transient() => {
                 if upload.written() > before {

@@ -57,3 +57,8 @@ output "ecs_service_name" {
   description = "The ECS worker service."
   value       = module.bottlesync.ecs_service_name
 }
+
+output "reconcile_rule_name" {
+  description = "The EventBridge rule that invokes the planner's reconcile (the end-to-end check looks for it)."
+  value       = module.bottlesync.reconcile_rule_name
+}

@@ -285,8 +285,13 @@ resource "aws_cloudwatch_metric_alarm" "idle" {
   threshold           = 0.5
   evaluation_periods  = var.scale_in_idle_minutes
   datapoints_to_alarm = var.scale_in_idle_minutes
-  # SQS stops publishing for a queue idle for hours: that is idle too.
-  treat_missing_data = "breaching"
+  # Missing data is not idleness: SQS stops publishing metrics for a queue
+  # idle for hours, and "breaching" would then keep this alarm in ALARM,
+  # with Application Auto Scaling re-applying desired count 0 every minute,
+  # undoing the planner's wake before the first message shows in the
+  # metrics. A service at zero needs no alarm to stay there; a service that
+  # ran has real zeros to alarm on.
+  treat_missing_data = "notBreaching"
   alarm_actions      = [aws_appautoscaling_policy.idle[0].arn]
 
   metric_query {

@@ -11,6 +11,9 @@ locals {
   region    = data.aws_region.current.name
   partition = data.aws_partition.current.partition
 
+  # The worker tasks (task protection is granted per task ARN).
+  ecs_tasks_arn = "arn:${local.partition}:ecs:${local.region}:${local.account}:task/${coalesce(var.ecs_cluster_name, "*")}/*"
+
   objects_arn = var.mirror_prefix == "" ? "${var.bucket_arn}/*" : "${var.bucket_arn}/${var.mirror_prefix}/*"
 
   # ------------------------------------------------ shared by all workers ----
@@ -119,6 +122,15 @@ locals {
         Resource = [var.lambda_queue_arn, var.ecs_queue_arn]
       },
       {
+        # The scheduled reconcile ({"kind": "reconcile"}) looks for the
+        # bottles of a stalled run in the DLQ: it receives them and hides
+        # them again (it counts them; `bottlesync dlq replay` moves them).
+        Sid      = "ReconcileDeadLetters"
+        Effect   = "Allow"
+        Action   = ["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
+        Resource = [var.dlq_arn]
+      },
+      {
         # A run routed to ECS wakes the worker service from zero tasks.
         Sid      = "WakeEcsWorkers"
         Effect   = "Allow"
@@ -172,6 +184,15 @@ locals {
         Effect   = "Allow"
         Action   = local.consumer_actions
         Resource = [var.ecs_queue_arn]
+      },
+      {
+        # Scale-in protection while bottles are in flight: the ECS agent
+        # (worker/src/protection.rs) calls these with the task role, and ECS
+        # refuses protection without them.
+        Sid      = "TaskScaleInProtection"
+        Effect   = "Allow"
+        Action   = ["ecs:GetTaskProtection", "ecs:UpdateTaskProtection"]
+        Resource = [local.ecs_tasks_arn]
       },
     ],
   )

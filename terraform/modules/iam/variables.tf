@@ -93,6 +93,12 @@ variable "ecs_service_arn" {
   type        = string
 }
 
+variable "ecs_cluster_name" {
+  description = "Cluster of the ECS worker tasks: the task role may set scale-in protection on its tasks only. null: tasks of any cluster in the account."
+  type        = string
+  default     = null
+}
+
 variable "ecr_repository_arns" {
   description = "ECR repositories the task execution role may pull from (empty for images outside ECR)."
   type        = list(string)

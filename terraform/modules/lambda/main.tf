@@ -59,6 +59,19 @@ resource "aws_lambda_function" "planner" {
   }
 }
 
+# Asynchronous invocations of the planner (the weekly schedule, the
+# reconcile, `aws lambda invoke --invocation-type Event`): set explicitly
+# rather than left to Lambda's defaults (2 retries, 6 hours). A retry is
+# safe and useful: a rerun of the planner resumes the run an interrupted
+# invocation started (same run id, its manifest), and a reconcile is
+# idempotent. Past the event age a retry is dropped (to the DLQ): by then
+# the next reconcile tick has done the work.
+resource "aws_lambda_function_event_invoke_config" "planner" {
+  function_name                = aws_lambda_function.planner.function_name
+  maximum_retry_attempts       = var.planner_async_retry_attempts
+  maximum_event_age_in_seconds = var.planner_async_max_event_age_seconds
+}
+
 resource "aws_lambda_function" "worker" {
   #checkov:skip=CKV_AWS_117:The worker downloads from ghcr.io; inside a VPC that needs a NAT gateway, which costs more than the rest of the system.
   #checkov:skip=CKV_AWS_272:The zip is built by scripts/package.sh from this repository; add a signing profile if your organisation signs Lambda code.

@@ -175,6 +175,28 @@ variable "planner_reserved_concurrency" {
   default     = null
 }
 
+variable "planner_async_retry_attempts" {
+  description = "Times Lambda retries a failed asynchronous planner invocation (0-2). A retry resumes the run the failed attempt started."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = contains([0, 1, 2], var.planner_async_retry_attempts)
+    error_message = "planner_async_retry_attempts must be 0, 1 or 2 (Lambda's limit)."
+  }
+}
+
+variable "planner_async_max_event_age_seconds" {
+  description = "How long Lambda keeps retrying an asynchronous planner invocation (60-21600 s); older events go to the planner's DLQ. Long enough for both retries after a planner that ran to its timeout."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.planner_async_max_event_age_seconds >= 60 && var.planner_async_max_event_age_seconds <= 21600
+    error_message = "planner_async_max_event_age_seconds must be between 60 and 21600 (Lambda's limits)."
+  }
+}
+
 variable "planner_dead_letter_arn" {
   description = "SQS queue for planner invocations that failed after Lambda's asynchronous retries (the schedule's DLQ). null: none."
   type        = string

@@ -179,7 +179,7 @@ resource "aws_cloudwatch_dashboard" "this" {
 resource "aws_cloudwatch_metric_alarm" "dlq_depth" {
   for_each            = { work = var.dlq_name, schedule = var.schedule_dlq_name }
   alarm_name          = "${local.alarm_name_prefix}${each.key}-dlq-not-empty"
-  alarm_description   = "Messages in ${each.value}: ${each.key == "work" ? "bottles that failed every attempt (replay: terraform/README.md)" : "planner runs that never started or failed (check the planner's log group)"}."
+  alarm_description   = "Messages in ${each.value}: ${each.key == "work" ? "bottles that failed every attempt (replay: terraform/README.md)" : "planner runs or reconciles that never started or failed (check the planner's log group)"}."
   namespace           = "AWS/SQS"
   metric_name         = "ApproximateNumberOfMessagesVisible"
   dimensions          = { QueueName = each.value }
@@ -213,7 +213,7 @@ resource "aws_cloudwatch_metric_alarm" "oldest_message" {
 resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
   for_each            = { planner = { name = var.planner_function_name, threshold = 0 }, worker = { name = var.worker_function_name, threshold = var.worker_error_threshold } }
   alarm_name          = "${local.alarm_name_prefix}${each.key}-errors"
-  alarm_description   = each.key == "planner" ? "The planner failed: this week's run may not have started (see its log group; retry with a manual invocation)." : "The worker Lambda failed invocations (crashes or timeouts, not bottles it reported as failed)."
+  alarm_description   = each.key == "planner" ? "The planner failed: this week's run may not have started, or a reconcile of stalled runs failed (see its log group; retry with a manual invocation, {\"kind\": \"reconcile\"} for a reconcile)." : "The worker Lambda failed invocations (crashes or timeouts, not bottles it reported as failed)."
   namespace           = "AWS/Lambda"
   metric_name         = "Errors"
   dimensions          = { FunctionName = each.value.name }

@@ -36,8 +36,8 @@ variable "max_receive_count" {
   default     = 5
 
   validation {
-    condition     = var.max_receive_count >= 1 && var.max_receive_count <= 1000 && floor(var.max_receive_count) == var.max_receive_count
-    error_message = "max_receive_count must be a whole number between 1 and 1000."
+    condition     = var.max_receive_count >= 3 && var.max_receive_count <= 1000 && floor(var.max_receive_count) == var.max_receive_count
+    error_message = "max_receive_count must be a whole number between 3 and 1000: the consumer keeps 2 receives in reserve (it gives a bottle up two receives before SQS dead-letters it, so that the bottle is counted even when a worker dies on that attempt)."
   }
 }
 

@@ -2,6 +2,10 @@
 # retries and a DLQ for events that could not be delivered. The same DLQ
 # takes planner invocations that failed after Lambda's own async retries
 # (the lambda module's dead_letter_config).
+#
+# The reconcile: a second rule invokes the planner every few minutes with
+# {"kind": "reconcile"}, which finishes runs that stalled (messages lost or
+# dead-lettered uncounted), so that every run ends and reports.
 
 resource "aws_sqs_queue" "dlq" {
   name                              = "${var.name_prefix}-schedule-dlq"
@@ -21,7 +25,7 @@ resource "aws_sqs_queue_policy" "dlq" {
       Principal = { Service = "events.amazonaws.com" }
       Action    = "sqs:SendMessage"
       Resource  = aws_sqs_queue.dlq.arn
-      Condition = { ArnEquals = { "aws:SourceArn" = aws_cloudwatch_event_rule.planner.arn } }
+      Condition = { ArnEquals = { "aws:SourceArn" = [aws_cloudwatch_event_rule.planner.arn, aws_cloudwatch_event_rule.reconcile.arn] } }
     }]
   })
 }
@@ -55,4 +59,40 @@ resource "aws_lambda_permission" "events" {
   function_name = var.planner_function_name
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.planner.arn
+}
+
+# ---------------------------------------------------------------- reconcile ----
+
+resource "aws_cloudwatch_event_rule" "reconcile" {
+  name                = "${var.name_prefix}-reconcile"
+  description         = "Finishes bottlesync runs stalled for BOTTLESYNC_RUN_STALL_MINUTES (${var.reconcile_schedule_expression})"
+  schedule_expression = var.reconcile_schedule_expression
+  # Not paused with the weekly schedule: a run started by hand must end too.
+  state = "ENABLED"
+}
+
+# The constant event the planner Lambda answers with a reconcile.
+resource "aws_cloudwatch_event_target" "reconcile" {
+  rule      = aws_cloudwatch_event_rule.reconcile.name
+  target_id = "reconcile"
+  arn       = var.planner_function_arn
+  input     = jsonencode({ kind = "reconcile" })
+
+  # The next tick comes soon: retry briefly, then leave it to that one.
+  retry_policy {
+    maximum_retry_attempts       = 2
+    maximum_event_age_in_seconds = 300
+  }
+
+  dead_letter_config {
+    arn = aws_sqs_queue.dlq.arn
+  }
+}
+
+resource "aws_lambda_permission" "reconcile" {
+  statement_id  = "AllowEventBridgeReconcile"
+  action        = "lambda:InvokeFunction"
+  function_name = var.planner_function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.reconcile.arn
 }

@@ -27,3 +27,13 @@ output "dlq_name" {
   description = "Name of the schedule's DLQ."
   value       = aws_sqs_queue.dlq.name
 }
+
+output "reconcile_rule_name" {
+  description = "Name of the EventBridge rule that invokes the reconcile."
+  value       = aws_cloudwatch_event_rule.reconcile.name
+}
+
+output "reconcile_schedule_expression" {
+  description = "How often the reconcile runs."
+  value       = aws_cloudwatch_event_rule.reconcile.schedule_expression
+}

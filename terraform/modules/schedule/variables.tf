@@ -20,6 +20,17 @@ variable "enabled" {
   default     = true
 }
 
+variable "reconcile_schedule_expression" {
+  description = "How often the planner is invoked with {\"kind\": \"reconcile\"} to finish stalled runs: an EventBridge rate() or cron() expression (UTC). Not paused by enabled = false."
+  type        = string
+  default     = "rate(10 minutes)"
+
+  validation {
+    condition     = startswith(var.reconcile_schedule_expression, "rate(") || startswith(var.reconcile_schedule_expression, "cron(")
+    error_message = "reconcile_schedule_expression must be an EventBridge rate(...) or cron(...) expression, e.g. rate(10 minutes)."
+  }
+}
+
 variable "planner_function_arn" {
   description = "ARN of the planner Lambda."
   type        = string

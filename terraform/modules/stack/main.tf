@@ -63,6 +63,7 @@ locals {
     BOTTLESYNC_ECS_SERVICE                 = local.ecs_service_name
     BOTTLESYNC_ECS_WAKE_TASKS              = tostring(var.ecs_wake_tasks)
     BOTTLESYNC_PROGRESS_INTERVAL_SECONDS   = tostring(var.progress_interval_seconds)
+    BOTTLESYNC_RUN_STALL_MINUTES           = tostring(var.run_stall_minutes)
   } : k => v if v != null && v != "" }
 }
 
@@ -131,6 +132,7 @@ module "iam" {
   worker_log_group_arn          = module.lambda.log_group_arns["worker"]
   ecs_log_group_arn             = module.ecs.log_group_arn
   ecs_service_arn               = module.ecs.service_arn
+  ecs_cluster_name              = local.ecs_cluster_name
   ecr_repository_arns           = local.ecr_repository_arns
 }
 
@@ -186,13 +188,14 @@ module "ecs" {
 }
 
 module "schedule" {
-  source                = "../schedule"
-  name_prefix           = local.name
-  schedule_expression   = var.schedule_expression
-  enabled               = var.schedule_enabled
-  planner_function_arn  = module.lambda.planner_function_arn
-  planner_function_name = module.lambda.planner_function_name
-  kms_key_arn           = var.kms_key_arn
+  source                        = "../schedule"
+  name_prefix                   = local.name
+  schedule_expression           = var.schedule_expression
+  enabled                       = var.schedule_enabled
+  reconcile_schedule_expression = var.reconcile_schedule_expression
+  planner_function_arn          = module.lambda.planner_function_arn
+  planner_function_name         = module.lambda.planner_function_name
+  kms_key_arn                   = var.kms_key_arn
 }
 
 module "monitoring" {

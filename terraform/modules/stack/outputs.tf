@@ -83,6 +83,16 @@ output "schedule_expression" {
   value       = module.schedule.schedule_expression
 }
 
+output "reconcile_schedule_expression" {
+  description = "How often the planner reconciles stalled runs."
+  value       = module.schedule.reconcile_schedule_expression
+}
+
+output "reconcile_rule_name" {
+  description = "The EventBridge rule that invokes the reconcile."
+  value       = module.schedule.reconcile_rule_name
+}
+
 output "planner_environment" {
   description = "The planner Lambda's environment exactly as deployed."
   value       = module.lambda.planner_environment

@@ -160,6 +160,28 @@ variable "schedule_enabled" {
   default     = true
 }
 
+variable "reconcile_schedule_expression" {
+  description = "How often the planner Lambda reconciles stalled runs (EventBridge rate() or cron(), UTC): it is invoked with {\"kind\": \"reconcile\"} and finishes every run without progress for run_stall_minutes, counting the bottles it cannot account for as failed. Runs whatever schedule_enabled says."
+  type        = string
+  default     = "rate(10 minutes)"
+
+  validation {
+    condition     = startswith(var.reconcile_schedule_expression, "rate(") || startswith(var.reconcile_schedule_expression, "cron(")
+    error_message = "reconcile_schedule_expression must be an EventBridge rate(...) or cron(...) expression, e.g. rate(10 minutes)."
+  }
+}
+
+variable "run_stall_minutes" {
+  description = "Minutes without progress after which a fleet run counts as stalled (BOTTLESYNC_RUN_STALL_MINUTES): the reconcile then re-sends its lost bottles once, counts what cannot progress as failed, and posts the summary. Keep it above the longest bottle transfer."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.run_stall_minutes >= 5 && var.run_stall_minutes <= 1440 && floor(var.run_stall_minutes) == var.run_stall_minutes
+    error_message = "run_stall_minutes must be a whole number of minutes between 5 and 1440 (a day)."
+  }
+}
+
 variable "planner_zip_path" {
   description = "Zip of the planner Lambda. null: terraform/dist/bottlesync-planner-lambda.zip (scripts/package.sh)."
   type        = string
@@ -292,9 +314,14 @@ variable "enable_ecs_autoscaling" {
 }
 
 variable "max_receive_count" {
-  description = "Receives of a message before it moves to the DLQ."
+  description = "Receives of a message before it moves to the DLQ. At least 3: workers give a bottle up (count it failed, dead-letter it themselves) two receives before SQS would, so that a worker dying on that attempt cannot leave it dead-lettered uncounted."
   type        = number
   default     = 5
+
+  validation {
+    condition     = var.max_receive_count >= 3
+    error_message = "max_receive_count must be at least 3: the consumer keeps 2 receives in reserve (it gives a bottle up two receives before SQS dead-letters it, so that the bottle is counted even when a worker dies on that attempt)."
+  }
 }
 
 variable "enable_redrive_allow_policy" {

@@ -7,7 +7,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use bottlesync_core::fleet_config::{FleetArgs, FleetConfig};
 use bottlesync_core::services::FleetServices;
 use bottlesync_worker::consumer::Consumer;
-use bottlesync_worker::lambda::handle_sqs_event;
+use bottlesync_worker::lambda::{Invocation, handle_sqs_event};
 use clap::Parser;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
@@ -32,14 +32,14 @@ async fn main() -> Result<(), Error> {
         .clone()
         .ok_or("BOTTLESYNC_QUEUE_URL: is not set")?;
     let max_receive_count = queue.max_receive_count().await?;
-    let consumer = Arc::new(Consumer::new(
-        services,
-        Consumer::default_worker_id(),
-        max_receive_count,
-    ));
+    let consumer = Arc::new(
+        Consumer::new(services, Consumer::default_worker_id(), max_receive_count)
+            .with_source(queue),
+    );
     run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let consumer = consumer.clone();
-        async move { Ok::<_, Error>(handle_sqs_event(consumer, event.payload).await) }
+        let invocation = Invocation::from_deadline_ms(event.context.deadline);
+        async move { Ok::<_, Error>(handle_sqs_event(consumer, event.payload, invocation).await) }
     }))
     .await
 }

@@ -109,6 +109,14 @@ run "queue_depth_scaling" {
     condition     = aws_cloudwatch_metric_alarm.idle[0].evaluation_periods == 15
     error_message = "scale to zero after 15 idle minutes"
   }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.idle[0].treat_missing_data == "notBreaching"
+    error_message = "no metrics (SQS stops publishing for an idle queue) must not keep the scale-to-zero alarm in ALARM: it would re-apply desired count 0 every minute and undo the planner's wake"
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.wake[0].treat_missing_data == "notBreaching"
+    error_message = "no metrics wake nothing"
+  }
 }
 
 run "moto_switch_drops_scaling" {

@@ -180,3 +180,49 @@ run "rejects_bucket_that_is_not_an_arn" {
   }
   expect_failures = [var.bucket_arn]
 }
+
+run "task_role_may_protect_its_tasks_from_scale_in" {
+  command = plan
+  variables {
+    ecs_cluster_name = "bottlesync-test"
+  }
+  assert {
+    condition     = toset(one([for s in output.policies.ecs-task.Statement : s.Action if s.Sid == "TaskScaleInProtection"])) == toset(["ecs:GetTaskProtection", "ecs:UpdateTaskProtection"])
+    error_message = "the ECS task role may get and update task scale-in protection (ECS refuses protection without them)"
+  }
+  assert {
+    condition     = one([for s in output.policies.ecs-task.Statement : s.Resource if s.Sid == "TaskScaleInProtection"]) == ["arn:aws:ecs:us-east-1:123456789012:task/bottlesync-test/*"]
+    error_message = "protection on the worker cluster's tasks only"
+  }
+  assert {
+    condition     = alltrue([for role in ["planner", "worker", "ecs-execution"] : length([for s in output.policies[role].Statement : s if s.Sid == "TaskScaleInProtection"]) == 0])
+    error_message = "only the task role protects tasks"
+  }
+}
+
+run "planner_may_reconcile_stalled_runs" {
+  command = plan
+  assert {
+    condition = (
+      toset(one([for s in output.policies.planner.Statement : s.Action if s.Sid == "ReconcileDeadLetters"])) == toset(["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]) &&
+      one([for s in output.policies.planner.Statement : s.Resource if s.Sid == "ReconcileDeadLetters"]) == [var.dlq_arn]
+    )
+    error_message = "the reconcile receives and hides DLQ messages, on the DLQ only"
+  }
+  assert {
+    condition     = toset(one([for s in output.policies.planner.Statement : s.Resource if s.Sid == "EnqueueBottles"])) == toset([var.lambda_queue_arn, var.ecs_queue_arn])
+    error_message = "the reconcile re-sends lost bottles to either work queue"
+  }
+  assert {
+    # Run manifests: <prefix>/.bottlesync/runs/<run id>.json.
+    condition = (
+      anytrue([for r in one([for s in output.policies.planner.Statement : s.Resource if s.Sid == "MirrorObjects"]) : strcontains("${r}", "*") && startswith("arn:aws:s3:::mirror/homebrew/.bottlesync/runs/run.json", trimsuffix(r, "*"))]) &&
+      toset(["s3:GetObject", "s3:PutObject"]) == setintersection(toset(one([for s in output.policies.planner.Statement : s.Action if s.Sid == "MirrorObjects"])), toset(["s3:GetObject", "s3:PutObject"]))
+    )
+    error_message = "the planner reads and writes run manifests under <prefix>/.bottlesync/runs/"
+  }
+  assert {
+    condition     = length([for s in output.policies.worker.Statement : s if s.Sid == "ReconcileDeadLetters"]) == 0
+    error_message = "only the planner reconciles"
+  }
+}

@@ -110,3 +110,24 @@ run "rejects_timeout_over_15_minutes" {
   }
   expect_failures = [var.worker_timeout_seconds]
 }
+
+run "planner_async_retries_are_explicit" {
+  command = plan
+
+  assert {
+    condition     = aws_lambda_function_event_invoke_config.planner.function_name == "bottlesync-test-planner"
+    error_message = "the invoke config is the planner's"
+  }
+  assert {
+    condition     = aws_lambda_function_event_invoke_config.planner.maximum_retry_attempts == 2 && aws_lambda_function_event_invoke_config.planner.maximum_event_age_in_seconds == 3600
+    error_message = "2 retries (a rerun resumes the interrupted run) within an hour"
+  }
+}
+
+run "rejects_three_async_retries" {
+  command = plan
+  variables {
+    planner_async_retry_attempts = 3
+  }
+  expect_failures = [var.planner_async_retry_attempts]
+}

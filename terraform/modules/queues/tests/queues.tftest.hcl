@@ -84,6 +84,27 @@ run "rejects_zero_receives" {
   expect_failures = [var.max_receive_count]
 }
 
+# The consumer gives a bottle up two receives before SQS dead-letters it: with
+# 2 receives it would give up on the first, before any real attempt.
+run "rejects_two_receives" {
+  command = plan
+  variables {
+    max_receive_count = 2
+  }
+  expect_failures = [var.max_receive_count]
+}
+
+run "accepts_three_receives" {
+  command = apply
+  variables {
+    max_receive_count = 3
+  }
+  assert {
+    condition     = jsondecode(aws_sqs_queue.ecs.redrive_policy).maxReceiveCount == 3
+    error_message = "3 receives is the least allowed"
+  }
+}
+
 run "rejects_short_ecs_visibility" {
   command = plan
   variables {

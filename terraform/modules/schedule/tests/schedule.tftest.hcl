@@ -10,6 +10,11 @@ mock_provider "aws" {
   }
 }
 
+override_resource {
+  target = aws_cloudwatch_event_rule.reconcile
+  values = { arn = "arn:aws:events:us-east-1:123456789012:rule/bottlesync-test-reconcile" }
+}
+
 variables {
   name_prefix           = "bottlesync-test"
   planner_function_arn  = "arn:aws:lambda:us-east-1:123456789012:function:bottlesync-test-planner"
@@ -36,13 +41,55 @@ run "weekly_with_retries_and_a_dlq" {
     error_message = "undelivered events go to the schedule's DLQ"
   }
   assert {
-    condition     = jsondecode(aws_sqs_queue_policy.dlq.policy).Statement[0].Condition.ArnEquals["aws:SourceArn"] == aws_cloudwatch_event_rule.planner.arn
-    error_message = "only this rule may write to the DLQ"
+    condition     = jsondecode(aws_sqs_queue_policy.dlq.policy).Statement[0].Condition.ArnEquals["aws:SourceArn"] == [aws_cloudwatch_event_rule.planner.arn, aws_cloudwatch_event_rule.reconcile.arn]
+    error_message = "only these rules may write to the DLQ"
   }
   assert {
     condition     = aws_lambda_permission.events.principal == "events.amazonaws.com" && aws_lambda_permission.events.source_arn == aws_cloudwatch_event_rule.planner.arn
     error_message = "only this rule may invoke the planner"
   }
+}
+
+run "reconcile_every_ten_minutes" {
+  command = apply
+
+  assert {
+    condition     = aws_cloudwatch_event_rule.reconcile.schedule_expression == "rate(10 minutes)" && aws_cloudwatch_event_rule.reconcile.state == "ENABLED"
+    error_message = "the reconcile runs every 10 minutes by default"
+  }
+  assert {
+    # Exactly the event the planner Lambda answers with a reconcile.
+    condition     = aws_cloudwatch_event_target.reconcile.arn == var.planner_function_arn && aws_cloudwatch_event_target.reconcile.input == "{\"kind\":\"reconcile\"}"
+    error_message = "the reconcile target invokes the planner with {\"kind\": \"reconcile\"}"
+  }
+  assert {
+    condition     = one(aws_cloudwatch_event_target.reconcile.dead_letter_config).arn == aws_sqs_queue.dlq.arn
+    error_message = "undelivered reconcile events go to the schedule's DLQ"
+  }
+  assert {
+    condition     = aws_lambda_permission.reconcile.principal == "events.amazonaws.com" && aws_lambda_permission.reconcile.source_arn == aws_cloudwatch_event_rule.reconcile.arn && aws_lambda_permission.reconcile.function_name == var.planner_function_name
+    error_message = "the reconcile rule may invoke the planner"
+  }
+}
+
+run "reconcile_keeps_running_when_the_schedule_is_paused" {
+  command = plan
+  variables {
+    enabled                       = false
+    reconcile_schedule_expression = "cron(*/5 * * * ? *)"
+  }
+  assert {
+    condition     = aws_cloudwatch_event_rule.reconcile.state == "ENABLED" && aws_cloudwatch_event_rule.reconcile.schedule_expression == "cron(*/5 * * * ? *)"
+    error_message = "a run started by hand must still end: the reconcile is not paused"
+  }
+}
+
+run "rejects_reconcile_expression_that_is_not_rate_or_cron" {
+  command = plan
+  variables {
+    reconcile_schedule_expression = "every 10 minutes"
+  }
+  expect_failures = [var.reconcile_schedule_expression]
 }
 
 run "paused" {

@@ -108,6 +108,7 @@ run "settings_every_function_and_the_task_get" {
       BOTTLESYNC_ECS_SERVICE               = "bottlesync-test-worker"
       BOTTLESYNC_ECS_WAKE_TASKS            = "1"
       BOTTLESYNC_PROGRESS_INTERVAL_SECONDS = "900"
+      BOTTLESYNC_RUN_STALL_MINUTES         = "30"
       BOTTLESYNC_LOG_GROUP                 = "/aws/lambda/bottlesync-test-planner"
     })
     error_message = "the planner's settings"
@@ -218,4 +219,57 @@ run "rejects_bad_environment_name" {
     environment = "Prod Env"
   }
   expect_failures = [var.environment]
+}
+
+run "reconcile_schedule_and_stall_setting" {
+  command = apply
+
+  variables {
+    run_stall_minutes             = 45
+    reconcile_schedule_expression = "rate(5 minutes)"
+  }
+
+  assert {
+    condition = alltrue([for env in [output.planner_environment, output.worker_environment, output.ecs_task_environment] :
+      env.BOTTLESYNC_RUN_STALL_MINUTES == "45"
+    ])
+    error_message = "the planner (which reconciles), the worker Lambda and the ECS task all get BOTTLESYNC_RUN_STALL_MINUTES"
+  }
+  assert {
+    # The reconcile needs the DLQ and both work queues.
+    condition     = alltrue([for k in ["BOTTLESYNC_DLQ_URL", "BOTTLESYNC_QUEUE_URL", "BOTTLESYNC_LARGE_QUEUE_URL"] : contains(keys(output.planner_environment), k)])
+    error_message = "the planner knows the DLQ and both work queues"
+  }
+  assert {
+    condition     = output.reconcile_schedule_expression == "rate(5 minutes)" && module.schedule.reconcile_rule_name == "bottlesync-test-reconcile"
+    error_message = "reconcile_schedule_expression reaches the reconcile rule"
+  }
+  assert {
+    condition     = toset(one([for s in output.iam_policies.ecs-task.Statement : s.Action if s.Sid == "TaskScaleInProtection"])) == toset(["ecs:GetTaskProtection", "ecs:UpdateTaskProtection"]) && one([for s in output.iam_policies.ecs-task.Statement : s.Resource if s.Sid == "TaskScaleInProtection"]) == ["arn:aws:ecs:us-east-1:123456789012:task/bottlesync-test/*"]
+    error_message = "the task role may protect the worker cluster's tasks from scale-in"
+  }
+}
+
+run "rejects_two_receives" {
+  command = plan
+  variables {
+    max_receive_count = 2
+  }
+  expect_failures = [var.max_receive_count]
+}
+
+run "rejects_a_stall_shorter_than_five_minutes" {
+  command = plan
+  variables {
+    run_stall_minutes = 4
+  }
+  expect_failures = [var.run_stall_minutes]
+}
+
+run "rejects_a_reconcile_expression_that_is_not_rate_or_cron" {
+  command = plan
+  variables {
+    reconcile_schedule_expression = "10 minutes"
+  }
+  expect_failures = [var.reconcile_schedule_expression]
 }
