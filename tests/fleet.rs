@@ -450,7 +450,9 @@ async fn a_worker_killed_mid_bottle_under_a_900_s_claim_is_taken_over_at_once() 
         },
     );
     stack.plan().await;
-    let claim = ["--lease-seconds", "900", "--visibility-timeout", "10"];
+    // The stack's queues have a 4 s visibility timeout (workers extend by at
+    // least 10 s) and five receives: far less than the 900 s claim.
+    let claim = ["--lease-seconds", "900"];
     let mut doomed = stack.spawn_worker(&claim);
     let deadline = Instant::now() + Duration::from_secs(60);
     while stack.standin.stats().bottle(&big.sha256).bytes_served < 8 * 1024 * 1024 {
@@ -500,14 +502,7 @@ async fn sigterm_mid_download_gives_everything_back_within_the_grace() {
         },
     );
     stack.plan().await;
-    let worker = stack.spawn_worker(&[
-        "--lease-seconds",
-        "900",
-        "--visibility-timeout",
-        "60",
-        "--shutdown-grace",
-        "2",
-    ]);
+    let worker = stack.spawn_worker(&["--lease-seconds", "900", "--shutdown-grace", "2"]);
     let deadline = Instant::now() + Duration::from_secs(60);
     while stack.standin.stats().bottle(&big.sha256).bytes_served < 10 * 1024 * 1024 {
         assert!(Instant::now() < deadline, "the download never got going");

@@ -244,34 +244,47 @@ async fn dead_letters_are_listed_and_replayed_as_a_new_run_with_one_summary() {
         )
         .unwrap(),
     );
-    let report =
-        bottlesync_core::dlq::replay(&broken, 10, false, "20261129T000000Z-00000001".into())
-            .await
-            .unwrap();
-    assert_eq!(report.replayed, 0);
-    assert_eq!(stack.dlq_depth().await, 1, "the dead letter is still there");
-    assert_eq!(
-        stack.webhook.titles(),
-        [TITLE_STARTED, TITLE_FAILED, TITLE_FAILED]
-    );
-    let failed_replay = stack.webhook.messages()[2]["text"]
-        .as_str()
-        .unwrap()
+    let err = bottlesync_core::dlq::replay(&broken, 10, false, "20261129T000000Z-00000001".into())
+        .await
+        .unwrap_err()
         .to_string();
-    assert!(
-        failed_replay.contains("replay could not enqueue"),
-        "{failed_replay}"
-    );
+    assert!(err.contains("could not send any"), "{err}");
+    assert_eq!(stack.dlq_depth().await, 1, "the dead letter is still there");
+    // A replay that sent nothing has nothing to summarise.
+    assert_eq!(stack.webhook.titles(), [TITLE_STARTED, TITLE_FAILED]);
 
-    // The upstream is fixed; replay for real.
+    // A second dead copy of the same bottle (a re-plan of it, a lost ack).
+    let dead = SqsQueue::new(stack.moto.sqs(), &stack.dlq_url);
+    let letter = dead
+        .receive(1, std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
+    dead.set_visibility(&letter[0].receipt, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    dead.send_all(vec![letter[0].body.clone()]).await.unwrap();
+    assert_eq!(stack.dlq_depth().await, 2);
+
+    // The upstream is fixed; replay for real: one bottle, one message.
     stack.standin.clear_faults();
     let dry = json_of(&run(stack.command(&["dlq", "replay", "--dry-run"])).await);
     assert_eq!(
-        (dry["replayed"].as_u64(), dry["run_id"].is_null()),
-        (Some(1), true)
+        (
+            dry["replayed"].as_u64(),
+            dry["duplicates"].as_u64(),
+            dry["run_id"].is_null()
+        ),
+        (Some(1), Some(1), true)
     );
     let replayed = json_of(&run(stack.command(&["dlq", "replay"])).await);
-    assert_eq!(replayed["replayed"], 1);
+    assert_eq!(
+        (
+            replayed["replayed"].as_u64(),
+            replayed["duplicates"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{replayed:#}"
+    );
     assert_eq!(stack.dlq_depth().await, 0);
     // A small bottle goes back to the Lambda queue (its size routes it).
     assert_eq!(replayed["to_ecs"], 0);
@@ -286,8 +299,11 @@ async fn dead_letters_are_listed_and_replayed_as_a_new_run_with_one_summary() {
     assert!(stack.hash_file_keys().await.contains(&corrupt.sha256));
     assert_eq!(
         stack.webhook.titles(),
-        [TITLE_STARTED, TITLE_FAILED, TITLE_FAILED, TITLE_COMPLETE]
+        [TITLE_STARTED, TITLE_FAILED, TITLE_COMPLETE]
     );
+    let run_id = replayed["run_id"].as_str().unwrap();
+    let run = stack.services().ledger.run(run_id).await.unwrap().unwrap();
+    assert_eq!((run.expected, run.stored), (1, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,8 +12,10 @@
 //!   condition cannot add), `finisher`, `finish_lease` and
 //!   `last_progress_at` (when the fleet last sent a progress message;
 //!   `started_at` when the run is created), `sealed` (expected is final;
-//!   absent on records older than sealing, which read as sealed) and
-//!   `last_counted_at` (set by every counting transaction).
+//!   absent on records older than sealing, which read as sealed),
+//!   `last_counted_at` (set by every counting transaction), and the
+//!   finisher's progress: `compacted`, `summary_attempts` and
+//!   `summary_error` (posts Slack did not accept; absent: none).
 //! - `count#<run id>#<sha256>`: the bottle has been counted for the run
 //!   (`expires_at`: a TTL 30 days out).
 //! - `run#latest`: `run_id` of the newest run.
@@ -891,17 +893,65 @@ impl FleetLedger for DynamoLedger {
         ))
     }
 
-    async fn mark_summary_sent(&self, run_id: &str, owner: &str) -> Result<()> {
-        const LABEL: &str = "mark_summary_sent";
-        let write = Write::update(run_pk(run_id), "SET #summary_sent = :true")
-            .condition("#finisher = :owner")
+    async fn extend_finish(&self, run_id: &str, owner: &str, lease: Duration) -> Result<bool> {
+        let write = Write::update(run_pk(run_id), "SET #finish_lease = :expires")
+            .condition("#state = :finishing AND #finisher = :owner")
+            .value(":finishing", s(run_state(RunState::Finishing)))
+            .value(":owner", s(owner))
+            .value(":expires", epoch(expiry(now(), lease)));
+        Ok(matches!(
+            self.write("extend_finish", write).await?,
+            Written::Yes
+        ))
+    }
+
+    async fn mark_compacted(&self, run_id: &str, owner: &str) -> Result<()> {
+        const LABEL: &str = "mark_compacted";
+        let write = Write::update(run_pk(run_id), "SET #compacted = :true")
+            .condition("#state = :finishing AND #finisher = :owner")
             .value(":true", AttributeValue::Bool(true))
+            .value(":finishing", s(run_state(RunState::Finishing)))
             .value(":owner", s(owner));
         match self.write(LABEL, write).await? {
             Written::Yes => Ok(()),
             Written::ConditionFailed(old) => {
                 Err(self.not_finisher(LABEL, run_id, owner, old).await)
             }
+        }
+    }
+
+    async fn defer_summary(&self, run_id: &str, owner: &str, problem: &str) -> Result<()> {
+        const LABEL: &str = "defer_summary";
+        // No finisher, and the lease ends now: the next caller of
+        // begin_finish posts again.
+        let write = Write::update(
+            run_pk(run_id),
+            "SET #finish_lease = :zero, #summary_error = :problem ADD #summary_attempts :one REMOVE #finisher",
+        )
+        .condition("#state = :finishing AND #finisher = :owner")
+        .value(":zero", AttributeValue::N("0".into()))
+        .value(":problem", s(problem))
+        .value(":one", n(1))
+        .value(":finishing", s(run_state(RunState::Finishing)))
+        .value(":owner", s(owner));
+        match self.write(LABEL, write).await? {
+            Written::Yes => Ok(()),
+            Written::ConditionFailed(old) => {
+                Err(self.not_finisher(LABEL, run_id, owner, old).await)
+            }
+        }
+    }
+
+    async fn mark_summary_sent(&self, run_id: &str, _owner: &str) -> Result<()> {
+        const LABEL: &str = "mark_summary_sent";
+        // Not conditional on the finisher: whoever got Slack's 2xx records
+        // it, so that a finisher that took over meanwhile does not post again.
+        let write = Write::update(run_pk(run_id), "SET #summary_sent = :true")
+            .condition("attribute_exists(#pk)")
+            .value(":true", AttributeValue::Bool(true));
+        match self.write(LABEL, write).await? {
+            Written::Yes => Ok(()),
+            Written::ConditionFailed(_) => Err(self.run_missing(LABEL, run_id)),
         }
     }
 
@@ -1229,7 +1279,15 @@ fn run_item(run: &RunRecord) -> Item {
             AttributeValue::Bool(run.summary_sent),
         ),
         ("sealed".to_string(), AttributeValue::Bool(run.sealed)),
+        ("compacted".to_string(), AttributeValue::Bool(run.compacted)),
+        (
+            "summary_attempts".to_string(),
+            n(u64::from(run.summary_attempts)),
+        ),
     ]);
+    if let Some(problem) = &run.summary_error {
+        item.insert("summary_error".into(), s(problem));
+    }
     if let Some(at) = run.finished_at {
         item.insert("finished_at".into(), s(rfc3339(at)));
     }
@@ -1302,6 +1360,17 @@ fn parse_run(item: &Item) -> std::result::Result<RunRecord, String> {
         None => None,
         Some(_) => Some(get_epoch(item, "planning_until")?),
     };
+    let compacted = match item.get("compacted") {
+        None => false,
+        Some(AttributeValue::Bool(compacted)) => *compacted,
+        Some(_) => return Err("attribute compacted is not a boolean".into()),
+    };
+    let summary_attempts = u32::try_from(get_n_or_zero(item, "summary_attempts")?)
+        .map_err(|_| "attribute summary_attempts is out of range".to_string())?;
+    let summary_error = match item.get("summary_error") {
+        None => None,
+        Some(_) => Some(get_s(item, "summary_error")?.to_string()),
+    };
     Ok(RunRecord {
         run_id: get_s(item, "run_id")?.to_string(),
         date: get_s(item, "date")?.to_string(),
@@ -1319,6 +1388,9 @@ fn parse_run(item: &Item) -> std::result::Result<RunRecord, String> {
         summary_sent,
         sealed,
         last_counted_at,
+        compacted,
+        summary_attempts,
+        summary_error,
         planner,
         planning_until,
         reconciled_at,

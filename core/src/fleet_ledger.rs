@@ -168,6 +168,18 @@ pub struct RunRecord {
     /// `started_at`, what tells a stalled run from a busy one.
     #[serde(default)]
     pub last_counted_at: Option<DateTime<Utc>>,
+    /// Whether a finisher of this run has compacted the ledger into
+    /// `bottles_hash.json`, so that a finisher retrying the summary after a
+    /// failed post does not compact again.
+    #[serde(default)]
+    pub compacted: bool,
+    /// Posts of the summary that Slack did not accept (the run stays
+    /// `Finishing`, without a finisher, until one is accepted).
+    #[serde(default)]
+    pub summary_attempts: u32,
+    /// Why the last post of the summary failed, while it is pending.
+    #[serde(default)]
+    pub summary_error: Option<String>,
     /// Who is sending the run's messages, while it is not sealed.
     #[serde(default)]
     pub planner: Option<String>,
@@ -212,10 +224,19 @@ impl RunRecord {
             summary_sent: false,
             sealed: false,
             last_counted_at: None,
+            compacted: false,
+            summary_attempts: 0,
+            summary_error: None,
             planner: None,
             planning_until: None,
             reconciled_at: None,
         }
+    }
+
+    /// Drained and finishing, but Slack has not accepted the summary yet:
+    /// the next `drain::finish_run_if_due` posts it again.
+    pub fn summary_pending(&self) -> bool {
+        self.state == RunState::Finishing && !self.summary_sent && self.summary_error.is_some()
     }
 
     pub fn done(&self) -> u64 {
@@ -355,8 +376,27 @@ pub trait FleetLedger: Send + Sync {
     /// expired finisher lease. Exactly one caller wins.
     async fn begin_finish(&self, run_id: &str, owner: &str, lease: Duration) -> Result<bool>;
 
-    /// Marks the summary of a run as sent (the finisher calls this right
-    /// after posting it).
+    /// Extends the finisher lease of a `Finishing` run that `owner` still
+    /// holds; false when it was lost (taken over, released, or the run is no
+    /// longer `Finishing`). A finisher renews it while it compacts and posts.
+    async fn extend_finish(&self, run_id: &str, owner: &str, lease: Duration) -> Result<bool>;
+
+    /// Records that the finisher `owner` compacted the ledger for this run
+    /// (`compacted`), so a later finisher retrying the summary skips it.
+    /// Fails when `owner` is not the run's finisher.
+    async fn mark_compacted(&self, run_id: &str, owner: &str) -> Result<()>;
+
+    /// Records that Slack did not accept the summary: `summary_attempts`
+    /// goes up, `summary_error` keeps `problem`, and the run has no finisher
+    /// and no lease from now on, so the next caller of `begin_finish` takes
+    /// it over and posts again. The run stays `Finishing`. Fails when `owner` is not the
+    /// run's finisher.
+    async fn defer_summary(&self, run_id: &str, owner: &str, problem: &str) -> Result<()>;
+
+    /// Records that the summary of a run went out (Slack accepted it). Any
+    /// caller that posted it records it, also a finisher whose lease lapsed
+    /// during the post, so that the finisher now holding the run does not
+    /// post it again. Fails only for an unknown run. Idempotent.
     async fn mark_summary_sent(&self, run_id: &str, owner: &str) -> Result<()>;
 
     /// Ends the run: `Finished`, with `finished_at`.

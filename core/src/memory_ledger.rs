@@ -469,12 +469,46 @@ impl FleetLedger for MemoryLedger {
         Ok(free)
     }
 
-    async fn mark_summary_sent(&self, run_id: &str, owner: &str) -> Result<()> {
+    async fn extend_finish(&self, run_id: &str, owner: &str, lease: Duration) -> Result<bool> {
+        let now = Utc::now();
+        let mut state = self.lock();
+        let Some(run) = state.runs.get_mut(run_id) else {
+            return Ok(false);
+        };
+        let holds =
+            run.record.state == RunState::Finishing && run.finisher.as_deref() == Some(owner);
+        if holds {
+            run.finish_lease = expiry(now, lease);
+        }
+        Ok(holds)
+    }
+
+    async fn mark_compacted(&self, run_id: &str, owner: &str) -> Result<()> {
+        let mut state = self.lock();
+        let run = state.run_mut(run_id, "mark_compacted")?;
+        if run.record.state != RunState::Finishing || run.finisher.as_deref() != Some(owner) {
+            return Err(not_finisher("mark_compacted", run_id, owner, run));
+        }
+        run.record.compacted = true;
+        Ok(())
+    }
+
+    async fn defer_summary(&self, run_id: &str, owner: &str, problem: &str) -> Result<()> {
+        let mut state = self.lock();
+        let run = state.run_mut(run_id, "defer_summary")?;
+        if run.record.state != RunState::Finishing || run.finisher.as_deref() != Some(owner) {
+            return Err(not_finisher("defer_summary", run_id, owner, run));
+        }
+        run.record.summary_attempts += 1;
+        run.record.summary_error = Some(problem.to_string());
+        run.finisher = None;
+        run.finish_lease = DateTime::<Utc>::UNIX_EPOCH;
+        Ok(())
+    }
+
+    async fn mark_summary_sent(&self, run_id: &str, _owner: &str) -> Result<()> {
         let mut state = self.lock();
         let run = state.run_mut(run_id, "mark_summary_sent")?;
-        if run.finisher.as_deref() != Some(owner) {
-            return Err(not_finisher("mark_summary_sent", run_id, owner, run));
-        }
         run.record.summary_sent = true;
         Ok(())
     }

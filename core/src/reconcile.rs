@@ -132,7 +132,9 @@ async fn reconcile_run(
         idle_seconds: (now - run.last_progress()).num_seconds(),
         ..RunReconciled::default()
     };
-    if run.state == RunState::Finished && run.summary_sent {
+    // A finished run is never posted again (its summary went out, or it
+    // had nothing to report): close it.
+    if run.state == RunState::Finished {
         ledger.close_run(&run.run_id).await?;
         outcome.verdict = "closed".into();
         return Ok(outcome);

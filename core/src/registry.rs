@@ -180,11 +180,30 @@ impl RegistryClient {
             .request(method.clone(), url, &headers, anonymous)
             .await?;
         if registry_auth && response.status() == StatusCode::UNAUTHORIZED {
-            let challenge = challenge(&response)?;
-            let token = self.token_for(url, &challenge).await?;
+            let challenge = challenge_of(&response)?;
+            let (token, cached) = self.token_for(url, &challenge).await?;
             response = self
-                .request(method.clone(), url, &headers, Some(token))
+                .request(method.clone(), url, &headers, Some(token.clone()))
                 .await?;
+            // Tokens expire: a cached one refused gets one fresh token and
+            // one more try (a long-lived worker would otherwise fail every
+            // bottle of that repository from then on).
+            if cached && response.status() == StatusCode::UNAUTHORIZED {
+                tracing::warn!(
+                    url = %url,
+                    scope = challenge.scope.as_deref().unwrap_or(""),
+                    "the registry refused the cached token (expired?): fetching a new one and trying again"
+                );
+                self.forget_token(&challenge, &token);
+                let challenge = match challenge_of(&response) {
+                    Ok(fresh) => fresh,
+                    Err(_) => challenge,
+                };
+                let (token, _) = self.token_for(url, &challenge).await?;
+                response = self
+                    .request(method.clone(), url, &headers, Some(token))
+                    .await?;
+            }
         }
         let mut current = url.clone();
         for _ in 0..MAX_REDIRECTS {
@@ -229,10 +248,21 @@ impl RegistryClient {
             .map_err(|e| classify(url, "request failed", e))
     }
 
-    /// The token a challenge asks for: cached by scope, else fetched from
-    /// the realm. (ghcr.io accepts the anonymous token; this is the fallback
-    /// for registries and mirrors that insist on the token dance.)
-    async fn token_for(&self, url: &Url, challenge: &Challenge) -> Result<String> {
+    /// Drops `token` from the cache (unless another request has already
+    /// replaced it with a fresh one).
+    fn forget_token(&self, challenge: &Challenge, token: &str) {
+        let scope = challenge.scope.clone().unwrap_or_default();
+        let mut tokens = self.tokens.lock().expect("token cache poisoned");
+        if tokens.get(&scope).is_some_and(|cached| cached == token) {
+            tokens.remove(&scope);
+        }
+    }
+
+    /// The token a challenge asks for, and whether it came from the cache:
+    /// cached by scope, else fetched from the realm. (ghcr.io accepts the
+    /// anonymous token; this is the fallback for registries and mirrors that
+    /// insist on the token dance.)
+    async fn token_for(&self, url: &Url, challenge: &Challenge) -> Result<(String, bool)> {
         let scope = challenge.scope.clone().unwrap_or_default();
         if let Some(token) = self
             .tokens
@@ -240,7 +270,7 @@ impl RegistryClient {
             .expect("token cache poisoned")
             .get(&scope)
         {
-            return Ok(token.clone());
+            return Ok((token.clone(), true));
         }
         let mut realm = Url::parse(&challenge.realm).map_err(|e| {
             Error::permanent_fetch(
@@ -277,7 +307,7 @@ impl RegistryClient {
             .lock()
             .expect("token cache poisoned")
             .insert(scope, token.clone());
-        Ok(token)
+        Ok((token, false))
     }
 }
 
@@ -288,7 +318,7 @@ struct Challenge {
 }
 
 /// Parses `WWW-Authenticate: Bearer realm="...",service="...",scope="..."`.
-fn challenge(response: &Response) -> Result<Challenge> {
+fn challenge_of(response: &Response) -> Result<Challenge> {
     let url = response.url().as_str();
     let header = response
         .headers()

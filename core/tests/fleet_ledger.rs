@@ -59,6 +59,8 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         mark_queued,
         begin_finish_once,
         finishing_lease_takeover,
+        finishing_lease_renewal,
+        summary_retries,
         runs_and_latest,
         import_stored,
         bottle_states,
@@ -553,7 +555,6 @@ async fn begin_finish_once(ledger: Ledger, backend: Backend) {
     assert_eq!(run.state, RunState::Finishing);
     assert!(!ledger.begin_finish("r1", loser, HOUR).await.unwrap());
 
-    assert!(ledger.mark_summary_sent("r1", loser).await.is_err());
     assert!(!run_of(&ledger, "r1").await.summary_sent);
     ledger.mark_summary_sent("r1", winner).await.unwrap();
     assert!(run_of(&ledger, "r1").await.summary_sent);
@@ -583,6 +584,84 @@ async fn finishing_lease_takeover(ledger: Ledger, _: Backend) {
     assert_eq!(run_of(&ledger, "r1").await.state, RunState::Finished);
     // An unknown run cannot be begun.
     assert!(!ledger.begin_finish("nope", "a", HOUR).await.unwrap());
+}
+
+async fn finishing_lease_renewal(ledger: Ledger, _: Backend) {
+    ledger.create_run(&run_record("r1", 0)).await.unwrap();
+    // Only a finisher of a finishing run can extend.
+    assert!(!ledger.extend_finish("r1", "a", HOUR).await.unwrap());
+    assert!(!ledger.extend_finish("nope", "a", HOUR).await.unwrap());
+    assert!(ledger.begin_finish("r1", "a", SHORT).await.unwrap());
+    assert!(!ledger.extend_finish("r1", "b", HOUR).await.unwrap());
+    // Renewed: the first lease's end passes and nobody can take over.
+    assert!(ledger.extend_finish("r1", "a", HOUR).await.unwrap());
+    tokio::time::sleep(PAST_SHORT).await;
+    assert!(!ledger.begin_finish("r1", "b", HOUR).await.unwrap());
+    // A renewal that lapses is taken over, and the old finisher learns it.
+    assert!(ledger.extend_finish("r1", "a", SHORT).await.unwrap());
+    tokio::time::sleep(PAST_SHORT).await;
+    assert!(ledger.begin_finish("r1", "b", HOUR).await.unwrap());
+    assert!(!ledger.extend_finish("r1", "a", HOUR).await.unwrap());
+    assert!(ledger.mark_compacted("r1", "a").await.is_err());
+    ledger.finish("r1", "b").await.unwrap();
+    // A finished run has no lease to renew.
+    assert!(!ledger.extend_finish("r1", "b", HOUR).await.unwrap());
+}
+
+async fn summary_retries(ledger: Ledger, _: Backend) {
+    ledger.create_run(&run_record("r1", 0)).await.unwrap();
+    let run = run_of(&ledger, "r1").await;
+    assert_eq!(
+        (run.compacted, run.summary_attempts, run.summary_error),
+        (false, 0, None)
+    );
+    // Nobody is finishing yet.
+    assert!(ledger.mark_compacted("r1", "a").await.is_err());
+    assert!(ledger.defer_summary("r1", "a", "HTTP 500").await.is_err());
+    assert!(ledger.begin_finish("r1", "a", HOUR).await.unwrap());
+    assert!(ledger.mark_compacted("r1", "b").await.is_err());
+    ledger.mark_compacted("r1", "a").await.unwrap();
+    let err = ledger
+        .defer_summary("r1", "b", "HTTP 500")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("r1") && err.contains("\"b\""), "{err}");
+
+    // Slack refused the post: the run stays finishing, without a finisher.
+    ledger.defer_summary("r1", "a", "HTTP 500").await.unwrap();
+    let run = run_of(&ledger, "r1").await;
+    assert_eq!(run.state, RunState::Finishing);
+    assert!(run.compacted && !run.summary_sent && run.summary_pending());
+    assert_eq!(
+        (run.summary_attempts, run.summary_error.as_deref()),
+        (1, Some("HTTP 500"))
+    );
+    assert!(!ledger.extend_finish("r1", "a", HOUR).await.unwrap());
+    assert!(ledger.finish("r1", "a").await.is_err());
+    // The next caller takes it over at once (the lease ended), and the
+    // compaction is remembered.
+    assert!(ledger.begin_finish("r1", "b", HOUR).await.unwrap());
+    assert!(!ledger.begin_finish("r1", "c", HOUR).await.unwrap());
+    assert!(run_of(&ledger, "r1").await.compacted);
+    ledger
+        .defer_summary("r1", "b", "HTTP 429 Too Many Requests")
+        .await
+        .unwrap();
+    let run = run_of(&ledger, "r1").await;
+    assert_eq!(
+        (run.summary_attempts, run.summary_error.as_deref()),
+        (2, Some("HTTP 429 Too Many Requests"))
+    );
+    assert!(ledger.begin_finish("r1", "c", HOUR).await.unwrap());
+    // Whoever got Slack's 2xx records it, holder of the lease or not.
+    ledger.mark_summary_sent("r1", "b").await.unwrap();
+    let run = run_of(&ledger, "r1").await;
+    assert!(run.summary_sent && !run.summary_pending());
+    ledger.mark_summary_sent("r1", "c").await.unwrap();
+    ledger.finish("r1", "c").await.unwrap();
+    assert_eq!(run_of(&ledger, "r1").await.state, RunState::Finished);
+    assert!(ledger.mark_summary_sent("nope", "a").await.is_err());
 }
 
 async fn runs_and_latest(ledger: Ledger, _: Backend) {

@@ -50,10 +50,22 @@ pub(crate) fn requested_repositories(query: &str) -> HashSet<String> {
         .collect()
 }
 
-/// Tokens handed out by `/token` and what each may pull.
+/// Tokens handed out by `/token` and what each may pull. Tokens expire
+/// the way registry tokens do, mid-run: after `max_uses` authorised requests
+/// each (a stand-in for their lifetime that needs no clock), or all at once
+/// on [`TokenStore::expire_all`]. An expired token gets a 401 with a fresh
+/// challenge.
 #[derive(Debug, Default)]
 pub(crate) struct TokenStore {
-    tokens: Mutex<HashMap<String, HashSet<String>>>,
+    tokens: Mutex<HashMap<String, Grant>>,
+    /// Authorised requests a token serves before it expires (`None`: no limit).
+    max_uses: Mutex<Option<u32>>,
+}
+
+#[derive(Debug)]
+struct Grant {
+    repositories: HashSet<String>,
+    uses: u32,
 }
 
 impl TokenStore {
@@ -63,16 +75,45 @@ impl TokenStore {
         self.tokens
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(token.clone(), repositories);
+            .insert(
+                token.clone(),
+                Grant {
+                    repositories,
+                    uses: 0,
+                },
+            );
         token
     }
 
-    fn grants(&self, token: &str, repository: &str) -> bool {
+    /// Makes every token expire after `uses` authorised requests (`None`:
+    /// never). Applies to tokens already issued too.
+    pub fn set_max_uses(&self, uses: Option<u32>) {
+        *self.max_uses.lock().unwrap_or_else(|e| e.into_inner()) = uses;
+    }
+
+    /// Expires every token issued so far.
+    pub fn expire_all(&self) {
         self.tokens
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(token)
-            .is_some_and(|repos| repos.contains(repository))
+            .clear();
+    }
+
+    fn grants(&self, token: &str, repository: &str) -> bool {
+        let max_uses = *self.max_uses.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(grant) = tokens.get_mut(token) else {
+            return false;
+        };
+        if max_uses.is_some_and(|max| grant.uses >= max) {
+            tokens.remove(token);
+            return false;
+        }
+        if !grant.repositories.contains(repository) {
+            return false;
+        }
+        grant.uses += 1;
+        true
     }
 
     /// Whether the request's credentials allow pulling `image`.

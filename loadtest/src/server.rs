@@ -373,6 +373,17 @@ impl StandIn {
         self.state.require_token.store(require, Ordering::Relaxed);
     }
 
+    /// Makes registry tokens expire after `uses` authorised requests each
+    /// (`None`: never), like tokens whose lifetime ends mid-run.
+    pub fn set_token_max_uses(&self, uses: Option<u32>) {
+        self.state.tokens.set_max_uses(uses);
+    }
+
+    /// Expires every registry token issued so far.
+    pub fn expire_tokens(&self) {
+        self.state.tokens.expire_all();
+    }
+
     /// How long signed storage URLs stay valid (default 300 s; zero makes
     /// them expire at once).
     pub fn set_signed_url_ttl(&self, ttl: Duration) {

@@ -1,9 +1,10 @@
 //! A stand-in for a Slack incoming webhook: records every JSON body posted
-//! to it, and can be told to fail the next N posts, or every post for a
-//! while (a Slack outage: 500, like Slack's own). Any other request is
-//! recorded as (method, path, body) and answered 200 (the ECS agent's
-//! task-protection endpoint has its own stand-in, which checks the task
-//! role: `ecs_agent`).
+//! to it, and can be told to fail the next N posts (503, 500, or 429 with
+//! `Retry-After`), or every post for a while (a Slack outage: 500, like
+//! Slack's own), and to answer slowly. Every post is logged with its time
+//! and answer. Any other request is recorded as (method, path, body) and
+//! answered 200 (the ECS agent's task-protection endpoint has its own
+//! stand-in, which checks the task role: `ecs_agent`).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 #[derive(Default)]
@@ -22,7 +24,19 @@ struct Received {
     fail_until: Option<Instant>,
     /// Posts refused by `fail_next` or `fail_until`.
     refused: u64,
+    fail_status: Option<StatusCode>,
+    fail_retry_after: Option<u64>,
+    /// How long each post waits before it is answered.
+    delay: Duration,
+    attempts: Vec<Attempt>,
     other: Vec<(String, String, serde_json::Value)>,
+}
+
+/// One post to the hook: when it arrived and the status it got.
+#[derive(Clone, Copy, Debug)]
+pub struct Attempt {
+    pub at: Instant,
+    pub status: u16,
 }
 
 pub struct WebhookReceiver {
@@ -87,7 +101,31 @@ impl WebhookReceiver {
 
     /// Answer 503 to the next `n` posts (they are not recorded).
     pub fn fail_next(&self, n: u32) {
-        self.state.lock().expect("webhook state").fail_next = n;
+        self.fail_next_with(n, 503, None);
+    }
+
+    /// Answer `status` to the next `n` posts (not recorded as messages),
+    /// with `Retry-After: <seconds>` when given.
+    pub fn fail_next_with(&self, n: u32, status: u16, retry_after_secs: Option<u64>) {
+        let mut state = self.state.lock().expect("webhook state");
+        state.fail_next = n;
+        state.fail_status = Some(StatusCode::from_u16(status).expect("a valid status"));
+        state.fail_retry_after = retry_after_secs;
+    }
+
+    /// Posts that are still going to be failed.
+    pub fn failures_left(&self) -> u32 {
+        self.state.lock().expect("webhook state").fail_next
+    }
+
+    /// Wait `delay` before answering each post (a slow Slack).
+    pub fn set_delay(&self, delay: Duration) {
+        self.state.lock().expect("webhook state").delay = delay;
+    }
+
+    /// Every post to the hook, in order of arrival, with its answer.
+    pub fn attempts(&self) -> Vec<Attempt> {
+        self.state.lock().expect("webhook state").attempts.clone()
     }
 
     /// An outage: answer 500 to every post from now for `duration` (they
@@ -111,19 +149,34 @@ impl Drop for WebhookReceiver {
 async fn receive(
     State(state): State<Arc<Mutex<Received>>>,
     Json(body): Json<serde_json::Value>,
-) -> StatusCode {
+) -> Response {
+    let at = Instant::now();
+    let delay = state.lock().expect("webhook state").delay;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let mut state = state.lock().expect("webhook state");
     if state.fail_next > 0 {
         state.fail_next -= 1;
         state.refused += 1;
-        return StatusCode::SERVICE_UNAVAILABLE;
+        let status = state.fail_status.unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        state.attempts.push(Attempt {
+            at,
+            status: status.as_u16(),
+        });
+        return match state.fail_retry_after {
+            Some(seconds) => (status, [("retry-after", seconds.to_string())]).into_response(),
+            None => status.into_response(),
+        };
     }
     if state.fail_until.is_some_and(|until| Instant::now() < until) {
         state.refused += 1;
-        return StatusCode::INTERNAL_SERVER_ERROR;
+        state.attempts.push(Attempt { at, status: 500 });
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
+    state.attempts.push(Attempt { at, status: 200 });
     state.messages.push(body);
-    StatusCode::OK
+    StatusCode::OK.into_response()
 }
 
 async fn record_other(

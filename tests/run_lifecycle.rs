@@ -1,0 +1,593 @@
+//! How a fleet run ends, under the faults of the services around it: the
+//! summary through a Slack outage, `Retry-After` and a slow finisher; DLQ
+//! replays of duplicate dead letters and of letters that cannot be sent or
+//! deleted; a registry token expiring mid-run. In process (memory ledger and
+//! queues, local store: `FleetServices::in_process`) with the Homebrew and
+//! Slack stand-ins; the DynamoDB side of the ledger methods is in
+//! `core/tests/fleet_ledger.rs`, the SQS side of the replay in
+//! `tests/operations.rs`.
+
+mod common;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bottlesync_core::drain::{FinishOutcome, finish_run_if_due, finish_run_with_lease};
+use bottlesync_core::error::{Error, Result};
+use bottlesync_core::fleet_config::{FleetArgs, FleetConfig};
+use bottlesync_core::fleet_ledger::{BottleState, Route, RunRecord, RunState};
+use bottlesync_core::notifier::{Notification, Notifier, SlackWebhook, TITLE_COMPLETE};
+use bottlesync_core::queue::{Queue, QueueDepth, QueueMessage};
+use bottlesync_core::retry::RetryPolicy;
+use bottlesync_core::run_manifest::RunManifest;
+use bottlesync_core::services::FleetServices;
+use bottlesync_core::{Sha256Digest, dlq};
+use bottlesync_loadtest::webhook::WebhookReceiver;
+use bottlesync_loadtest::{StandIn, StandInConfig};
+use bottlesync_planner::fleet::{FleetPlanRequest, new_run_id, plan_fleet_run};
+use bottlesync_worker::consumer::{Consumer, Disposition};
+use chrono::Utc;
+use common::stack::small_catalog;
+use common::*;
+use tokio_util::sync::CancellationToken;
+
+/// Quick retries: the tests wait for outcomes, not for backoff.
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        retries: 3,
+        min_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(40),
+        max_retry_after: Duration::from_secs(5),
+    }
+}
+
+struct Fleet {
+    services: Arc<FleetServices>,
+    hook: WebhookReceiver,
+    _mirror: tempfile::TempDir,
+}
+
+/// In-process services posting to a Slack stand-in with quick retries.
+async fn fleet(api_url: Option<String>) -> Fleet {
+    let hook = WebhookReceiver::start().await.unwrap();
+    let mirror = tempfile::tempdir().unwrap();
+    let config = FleetConfig::from_args(&FleetArgs {
+        bucket: Some("in-process".into()),
+        ledger_table: Some("in-process".into()),
+        api_url,
+        slack_webhook_url: Some(hook.url()),
+        ..FleetArgs::default()
+    })
+    .unwrap();
+    let mut services =
+        FleetServices::in_process(config, mirror.path(), Duration::from_secs(30), 5).unwrap();
+    services.notifier = Arc::new(SlackWebhook::new(&hook.url(), fast_retries()).unwrap());
+    Fleet {
+        services: Arc::new(services),
+        hook,
+        _mirror: mirror,
+    }
+}
+
+fn sha(n: u32) -> Sha256Digest {
+    Sha256Digest::parse(&format!("{n:064x}")).unwrap()
+}
+
+/// A sealed run of `bottles` bottles, all counted: due to finish.
+async fn drained_run(services: &FleetServices, run_id: &str, bottles: u32) {
+    let run = RunRecord::new(run_id, DATE, bottles as u64, 0, Route::Lambda, Utc::now());
+    services.ledger.create_run(&run).await.unwrap();
+    services
+        .ledger
+        .seal_run(run_id, bottles as u64)
+        .await
+        .unwrap();
+    for n in 0..bottles {
+        services
+            .ledger
+            .count_skipped(run_id, &sha(n))
+            .await
+            .unwrap();
+    }
+}
+
+async fn run_of(services: &FleetServices, run_id: &str) -> RunRecord {
+    services.ledger.run(run_id).await.unwrap().unwrap()
+}
+
+/// Summaries of `run_id` that reached Slack.
+fn summaries_of(hook: &WebhookReceiver, run_id: &str) -> Vec<String> {
+    hook.messages()
+        .iter()
+        .filter_map(|m| m["text"].as_str().map(str::to_string))
+        .filter(|text| text.contains(&format!("Run: {run_id}")))
+        .collect()
+}
+
+/// Fails on the old drain (it marked the summary sent whatever Slack said:
+/// after the first call the run was `Finished` and no summary had arrived).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slack_outage_keeps_the_summary_until_slack_accepts_it() {
+    let fleet = fleet(None).await;
+    let services = &fleet.services;
+    drained_run(services, "r1", 2).await;
+    // Slack answers 500 to ten posts: each call posts four times (one try
+    // and three retries), so two calls fail and the third gets through.
+    fleet.hook.fail_next_with(10, 500, None);
+    for call in 1..=2 {
+        let outcome = finish_run_if_due(services, "r1", &format!("caller-{call}"))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&outcome, FinishOutcome::SummaryPending { problem } if problem.contains("500")),
+            "call {call}: {outcome:?}"
+        );
+        let run = run_of(services, "r1").await;
+        assert_eq!(run.state, RunState::Finishing, "call {call}");
+        assert!(!run.summary_sent && run.summary_pending(), "call {call}");
+        assert_eq!(run.summary_attempts, call);
+        assert!(
+            run.summary_error.as_deref().unwrap_or("").contains("500"),
+            "{run:?}"
+        );
+        assert!(run.compacted, "compacted once, before the first post");
+        assert!(fleet.hook.messages().is_empty());
+        // What `bottlesync status --json` shows meanwhile.
+        let status = bottlesync_core::operations::status(services).await.unwrap();
+        let status = serde_json::to_value(status).unwrap();
+        assert_eq!(status["run"]["state"], "finishing");
+        assert_eq!(status["run"]["summary_sent"], false);
+        assert_eq!(status["run"]["summary_attempts"], call);
+        assert!(
+            status["run"]["summary_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("500")),
+            "{status:#}"
+        );
+    }
+    let outcome = finish_run_if_due(services, "r1", "caller-3").await.unwrap();
+    assert_eq!(
+        outcome,
+        FinishOutcome::Finished {
+            summary_posted: true
+        }
+    );
+    assert_eq!(fleet.hook.failures_left(), 0);
+    assert_eq!(fleet.hook.titles(), [TITLE_COMPLETE]);
+    let run = run_of(services, "r1").await;
+    assert_eq!(run.state, RunState::Finished);
+    assert!(run.summary_sent && !run.summary_pending());
+    // Anyone else calling afterwards changes nothing and posts nothing.
+    for caller in ["reconcile", "planner", "compact"] {
+        assert_eq!(
+            finish_run_if_due(services, "r1", caller).await.unwrap(),
+            FinishOutcome::NotMine
+        );
+    }
+    assert_eq!(summaries_of(&fleet.hook, "r1").len(), 1);
+    let attempts: Vec<u16> = fleet.hook.attempts().iter().map(|a| a.status).collect();
+    assert_eq!(attempts.iter().filter(|s| **s == 500).count(), 10);
+    assert_eq!(attempts.last(), Some(&200));
+}
+
+/// A finisher whose work outlasts its lease (here a Slack that takes 5 s to
+/// answer, with a 2 s lease, renewed every 0.67 s) keeps it by renewing,
+/// while another caller tries to take over all along: one summary. Fails
+/// on the old drain, which never renewed: the second caller took over after
+/// one lease and posted a second summary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_finisher_keeps_its_lease_and_one_summary_goes_out() {
+    let fleet = fleet(None).await;
+    let services = fleet.services.clone();
+    drained_run(&services, "r1", 3).await;
+    fleet.hook.set_delay(Duration::from_secs(5));
+    let lease = Duration::from_secs(2);
+    let first = {
+        let services = services.clone();
+        tokio::spawn(async move { finish_run_with_lease(&services, "r1", "first", lease).await })
+    };
+    while run_of(&services, "r1").await.state != RunState::Finishing {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut second = Vec::new();
+    while !first.is_finished() {
+        second.push(
+            finish_run_with_lease(&services, "r1", "second", lease)
+                .await
+                .unwrap(),
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        first.await.unwrap().unwrap(),
+        FinishOutcome::Finished {
+            summary_posted: true
+        }
+    );
+    assert!(second.len() > 3, "the second caller kept trying");
+    assert!(
+        second.iter().all(|o| *o == FinishOutcome::NotMine),
+        "{second:?}"
+    );
+    assert_eq!(fleet.hook.titles(), [TITLE_COMPLETE]);
+    assert_eq!(run_of(&services, "r1").await.state, RunState::Finished);
+}
+
+fn notification() -> Notification {
+    Notification {
+        text: "title\nbody".into(),
+        blocks: serde_json::json!([]),
+    }
+}
+
+/// Fails on the old notifier, which retried after its own backoff (10 ms
+/// here) whatever `Retry-After` said, and retried a long one early.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_retry_after_is_honoured_and_a_longer_one_is_not_cut_short() {
+    let hook = WebhookReceiver::start().await.unwrap();
+    let slack = SlackWebhook::new(&hook.url(), fast_retries()).unwrap();
+    let gap = |attempts: &[bottlesync_loadtest::webhook::Attempt], i: usize| {
+        attempts[i + 1].at.duration_since(attempts[i].at)
+    };
+
+    hook.fail_next_with(1, 429, Some(1));
+    slack.notify(&notification()).await.unwrap();
+    let attempts = hook.attempts();
+    assert_eq!(
+        attempts.iter().map(|a| a.status).collect::<Vec<_>>(),
+        [429, 200]
+    );
+    assert!(gap(&attempts, 0) >= Duration::from_secs(1), "{attempts:?}");
+
+    // A 503 with Retry-After too.
+    hook.fail_next_with(1, 503, Some(1));
+    slack.notify(&notification()).await.unwrap();
+    let attempts = hook.attempts();
+    assert_eq!(attempts.len(), 4);
+    assert!(gap(&attempts, 2) >= Duration::from_secs(1), "{attempts:?}");
+
+    // Longer than this post may wait (5 s): it gives up at once instead of
+    // asking again early; the drain posts the summary again later.
+    hook.fail_next_with(3, 429, Some(60));
+    let err = slack.notify(&notification()).await.unwrap_err();
+    assert!(err.to_string().contains("429"), "{err}");
+    assert_eq!(hook.attempts().len(), 5, "one post, no early retry");
+    assert_eq!(hook.messages().len(), 2);
+}
+
+/// Plans a run on the stand-in's catalog and takes every message of it
+/// out of the work queues (deleted): what the test does with them is up to it.
+async fn planned_messages(services: &Arc<FleetServices>) -> Vec<QueueMessage> {
+    let request = FleetPlanRequest {
+        date: Some(DATE.parse().unwrap()),
+        ..FleetPlanRequest::default()
+    };
+    let planned = plan_fleet_run(services, &request, "planner").await.unwrap();
+    let mut messages = Vec::new();
+    for queue in [&services.queue, &services.large_queue] {
+        let queue = queue.as_ref().unwrap();
+        loop {
+            let batch = queue.receive(10, Duration::ZERO).await.unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            for message in &batch {
+                queue.delete(&message.receipt).await.unwrap();
+            }
+            messages.extend(batch);
+        }
+    }
+    assert_eq!(messages.len() as u64, planned.enqueued);
+    messages
+}
+
+/// Runs every message in the work queues through a consumer until they
+/// are empty, then gives `run_id` its chance to finish.
+async fn work_everything(services: &Arc<FleetServices>, run_id: &str) -> Vec<Disposition> {
+    let consumer = Consumer::new(services.clone(), "worker".into(), Some(5));
+    let cancel = CancellationToken::new();
+    let mut dispositions = Vec::new();
+    for queue in [&services.queue, &services.large_queue] {
+        let queue = queue.as_ref().unwrap();
+        loop {
+            let batch = queue.receive(10, Duration::ZERO).await.unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            for message in &batch {
+                let disposition = consumer.handle(message, &cancel).await;
+                if disposition.acknowledges() {
+                    queue.delete(&message.receipt).await.unwrap();
+                }
+                dispositions.push(disposition);
+            }
+        }
+    }
+    finish_run_if_due(services, run_id, "worker").await.unwrap();
+    dispositions
+}
+
+/// Two dead copies of one bottle (a re-plan of a broken bottle, a lost
+/// ack) are one bottle of the replay run. Fails on the old replay: it sent
+/// both, expected 2, the ledger counted 1, and the run never drained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_dead_copies_of_one_bottle_replay_as_one_bottle_with_one_summary() {
+    let standin = StandIn::start(StandInConfig::new(small_catalog()))
+        .await
+        .unwrap();
+    let fleet = fleet(Some(standin.api_url())).await;
+    let services = &fleet.services;
+    let messages = planned_messages(services).await;
+    let body = messages[0].body.clone();
+    let dead = services.dlq.clone().unwrap();
+    dead.send_all(vec![body.clone(), body.clone()])
+        .await
+        .unwrap();
+
+    let run_id = new_run_id();
+    let report = dlq::replay(services, 10, false, run_id.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.replayed, report.duplicates, report.not_sent.len()),
+        (1, 1, 0),
+        "{report:?}"
+    );
+    assert!(report.not_deleted.is_empty(), "{report:?}");
+    assert_eq!(dead.depth().await.unwrap(), QueueDepth::default());
+    let run = run_of(services, &run_id).await;
+    assert!(run.sealed);
+    assert_eq!((run.expected, run.state), (1, RunState::Running));
+    let manifest = RunManifest::read(services.store.as_ref(), &run_id)
+        .await
+        .unwrap()
+        .expect("the replay wrote its manifest");
+    assert_eq!(manifest.messages.len(), 1);
+    assert!(manifest.messages[0].body.contains(&run_id));
+
+    let dispositions = work_everything(services, &run_id).await;
+    assert!(
+        matches!(dispositions.as_slice(), [Disposition::Stored { .. }]),
+        "{dispositions:?}"
+    );
+    let run = run_of(services, &run_id).await;
+    assert_eq!((run.stored, run.done()), (1, 1));
+    assert_eq!(run.state, RunState::Finished);
+    let summaries = summaries_of(&fleet.hook, &run_id);
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    assert!(summaries[0].starts_with(TITLE_COMPLETE), "{summaries:?}");
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A queue whose deletes (the first `fail_deletes`) or sends (of bodies
+/// containing `fail_sends_of`) fail, around a real one.
+struct Faulty {
+    inner: Arc<dyn Queue>,
+    fail_deletes: AtomicUsize,
+    fail_sends_of: Mutex<Option<String>>,
+}
+
+impl Faulty {
+    fn new(inner: Arc<dyn Queue>) -> Self {
+        Faulty {
+            inner,
+            fail_deletes: AtomicUsize::new(0),
+            fail_sends_of: Mutex::new(None),
+        }
+    }
+}
+
+// The `Queue` trait's methods as `async_trait` declares them (the root
+// crate has no `async-trait` of its own).
+impl Queue for Faulty {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn send_all<'a, 'b>(&'a self, bodies: Vec<String>) -> BoxFuture<'b, Result<()>>
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        Box::pin(async move {
+            let poisoned = self.fail_sends_of.lock().unwrap().clone();
+            if let Some(needle) = poisoned
+                && bodies.iter().any(|b| b.contains(&needle))
+            {
+                return Err(Error::store(
+                    self.name(),
+                    "SendMessageBatch: injected failure",
+                ));
+            }
+            self.inner.send_all(bodies).await
+        })
+    }
+
+    fn send_delayed<'a, 'b>(&'a self, body: String, delay: Duration) -> BoxFuture<'b, Result<()>>
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        self.inner.send_delayed(body, delay)
+    }
+
+    fn receive<'a, 'b>(
+        &'a self,
+        max: usize,
+        wait: Duration,
+    ) -> BoxFuture<'b, Result<Vec<QueueMessage>>>
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        self.inner.receive(max, wait)
+    }
+
+    fn delete<'a, 'r, 'b>(&'a self, receipt: &'r str) -> BoxFuture<'b, Result<()>>
+    where
+        'a: 'b,
+        'r: 'b,
+        Self: 'b,
+    {
+        Box::pin(async move {
+            let fail = self
+                .fail_deletes
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if fail {
+                return Err(Error::store(self.name(), "DeleteMessage: injected failure"));
+            }
+            self.inner.delete(receipt).await
+        })
+    }
+
+    fn set_visibility<'a, 'r, 'b>(
+        &'a self,
+        receipt: &'r str,
+        timeout: Duration,
+    ) -> BoxFuture<'b, Result<()>>
+    where
+        'a: 'b,
+        'r: 'b,
+        Self: 'b,
+    {
+        self.inner.set_visibility(receipt, timeout)
+    }
+
+    fn depth<'a, 'b>(&'a self) -> BoxFuture<'b, Result<QueueDepth>>
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        self.inner.depth()
+    }
+
+    fn max_receive_count<'a, 'b>(&'a self) -> BoxFuture<'b, Result<Option<u32>>>
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        self.inner.max_receive_count()
+    }
+}
+
+/// A dead letter whose delete fails is logged and left (the ledger dedups
+/// its next replay); one whose send fails goes back to the DLQ, outside the
+/// run. Neither stops the replay. Fails on the old replay: the failed
+/// delete ended it (`?`) after one bottle, with the run sealed at none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_dlq_deletes_and_sends_do_not_stop_the_replay() {
+    let standin = StandIn::start(StandInConfig::new(small_catalog()))
+        .await
+        .unwrap();
+    let mut fleet = fleet(Some(standin.api_url())).await;
+    let messages = planned_messages(&fleet.services).await;
+    assert!(messages.len() >= 4);
+    let services = Arc::get_mut(&mut fleet.services).unwrap();
+    let dead = Arc::new(Faulty::new(services.dlq.clone().unwrap()));
+    let lambda = Arc::new(Faulty::new(services.queue.clone().unwrap()));
+    let large = Arc::new(Faulty::new(services.large_queue.clone().unwrap()));
+    services.dlq = Some(dead.clone());
+    services.queue = Some(lambda.clone());
+    services.large_queue = Some(large.clone());
+    let services = fleet.services.clone();
+    let bodies: Vec<String> = messages[..4].iter().map(|m| m.body.clone()).collect();
+    dead.send_all(bodies.clone()).await.unwrap();
+    // The first delete fails, and one bottle cannot be sent.
+    dead.fail_deletes.store(1, Ordering::SeqCst);
+    let unsendable: serde_json::Value = serde_json::from_str(&bodies[3]).unwrap();
+    let unsendable = unsendable["sha256"].as_str().unwrap().to_string();
+    for queue in [&lambda, &large] {
+        *queue.fail_sends_of.lock().unwrap() = Some(unsendable.clone());
+    }
+
+    let run_id = new_run_id();
+    let report = dlq::replay(&services, 10, false, run_id.clone())
+        .await
+        .unwrap();
+    assert_eq!(report.replayed, 3, "{report:?}");
+    assert_eq!(report.not_deleted.len(), 1, "{report:?}");
+    assert_eq!(report.not_sent.len(), 1, "{report:?}");
+    assert_eq!(report.not_sent[0].sha256, unsendable);
+    assert!(
+        report.not_sent[0].problem.contains("injected"),
+        "{report:?}"
+    );
+    let run = run_of(&services, &run_id).await;
+    assert!(run.sealed);
+    assert_eq!(
+        (run.expected, run.failed),
+        (3, 0),
+        "the unsent one is not in the run"
+    );
+    // In the DLQ: the unsent letter, visible again, and the undeleted one.
+    let depth = dead.depth().await.unwrap();
+    assert_eq!(depth.visible + depth.in_flight, 2, "{depth:?}");
+    let again = dead.receive(10, Duration::ZERO).await.unwrap();
+    assert_eq!(again.len(), 1, "only the unsent letter is visible");
+    assert!(again[0].body.contains(&unsendable));
+    dead.set_visibility(&again[0].receipt, Duration::ZERO)
+        .await
+        .unwrap();
+
+    // The three sent bottles drain the run: one summary.
+    for queue in [&lambda, &large] {
+        *queue.fail_sends_of.lock().unwrap() = None;
+    }
+    work_everything(&services, &run_id).await;
+    let run = run_of(&services, &run_id).await;
+    assert_eq!((run.stored, run.state), (3, RunState::Finished));
+    assert_eq!(summaries_of(&fleet.hook, &run_id).len(), 1);
+}
+
+/// Registry tokens expire mid-run (each serves one request here): a worker
+/// holding a cached token gets a fresh one on the 401 and stores every
+/// bottle. Fails on the old client, which sent the refused token back as
+/// the answer to every later challenge: every bottle failed with HTTP 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_token_that_expires_mid_run_still_stores_every_bottle() {
+    let standin = StandIn::start(StandInConfig::new(small_catalog()))
+        .await
+        .unwrap();
+    standin.set_require_token(true);
+    standin.set_token_max_uses(Some(1));
+    let fleet = fleet(Some(standin.api_url())).await;
+    let services = &fleet.services;
+    let request = FleetPlanRequest {
+        date: Some(DATE.parse().unwrap()),
+        ..FleetPlanRequest::default()
+    };
+    let planned = plan_fleet_run(services, &request, "planner").await.unwrap();
+    let run_id = planned.run_id.clone().unwrap();
+    let dispositions = work_everything(services, &run_id).await;
+    assert!(
+        dispositions
+            .iter()
+            .all(|d| matches!(d, Disposition::Stored { .. })),
+        "{dispositions:?}"
+    );
+    let expected = expected_bottles(&standin, &AUTO_TAGS, false);
+    assert_eq!(planned.enqueued, expected.len() as u64);
+    let states = services.ledger.bottle_states().await.unwrap();
+    for sha in expected.keys() {
+        assert!(
+            matches!(
+                states.get(&Sha256Digest::parse(sha).unwrap()),
+                Some(BottleState::Stored(_))
+            ),
+            "{sha} not stored"
+        );
+    }
+    let run = run_of(services, &run_id).await;
+    assert_eq!((run.stored, run.failed), (expected.len() as u64, 0));
+    assert_eq!(run.state, RunState::Finished);
+    assert!(
+        standin.stats().token_requests > expected.len() as u64,
+        "tokens were refreshed: {} token requests",
+        standin.stats().token_requests
+    );
+}
