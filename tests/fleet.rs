@@ -251,6 +251,22 @@ async fn a_corrupt_bottle_is_retried_then_dead_lettered_and_named_in_the_summary
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_download_is_taken_over_and_the_run_finishes_once() {
+    a_killed_worker_is_taken_over("3").await;
+}
+
+/// Production's ratio: a 900 s claim against a 10 s visibility timeout and
+/// five receives. The killed worker's claim must not make the bottle wait
+/// out its lease (nor use up its receives, which dead-lettered it
+/// uncounted before: the run never drained).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_bottle_under_a_900_s_claim_is_taken_over_at_once() {
+    a_killed_worker_is_taken_over("900").await;
+}
+
+/// A worker SIGKILLed mid-download, with claims of `lease_seconds`: a
+/// rescuer stores the bottle and the run ends with one summary, well
+/// before a 900 s claim could expire.
+async fn a_killed_worker_is_taken_over(lease_seconds: &str) {
     let big_size = 24 * 1024 * 1024;
     let catalog = Catalog::from_formulae(vec![
         FormulaSpec::new("big", "1.0").bottle("arm64_tahoe", big_size),
@@ -265,8 +281,10 @@ async fn a_worker_killed_mid_download_is_taken_over_and_the_run_finishes_once() 
         },
     );
     stack.plan().await;
-
-    let mut doomed = stack.spawn_worker(&["--lease-seconds", "3"]);
+    // The stack's queues have a 4 s visibility timeout (workers extend by at
+    // least 10 s) and five receives.
+    let claim = ["--lease-seconds", lease_seconds];
+    let mut doomed = stack.spawn_worker(&claim);
     let deadline = Instant::now() + Duration::from_secs(60);
     while stack.standin.stats().bottle(&big.sha256).bytes_served < 10 * 1024 * 1024 {
         assert!(
@@ -275,12 +293,15 @@ async fn a_worker_killed_mid_download_is_taken_over_and_the_run_finishes_once() 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    doomed.kill().unwrap(); // SIGKILL: no cleanup at all
+    doomed.kill().unwrap(); // SIGKILL: no cleanup at all, the claim stays
     let _ = doomed.wait();
     stack.standin.clear_faults();
 
-    let rescuer = stack.spawn_worker(&["--concurrency", "2"]);
-    for run in Stack::wait_all(vec![rescuer]).await {
+    let rescuer = stack.spawn_worker(&["--concurrency", "2", "--lease-seconds", lease_seconds]);
+    let runs = tokio::time::timeout(Duration::from_secs(120), Stack::wait_all(vec![rescuer]))
+        .await
+        .expect("the run ends well before a 900 s claim would expire");
+    for run in runs {
         run.assert_code(0);
     }
     assert_eq!(
@@ -290,6 +311,7 @@ async fn a_worker_killed_mid_download_is_taken_over_and_the_run_finishes_once() 
         big.sha256
     );
     stack.assert_no_partial_uploads().await;
+    assert_eq!(stack.dlq_depth().await, 0);
     assert_eq!(stack.webhook.titles(), [TITLE_STARTED, TITLE_COMPLETE]);
 }
 
@@ -428,60 +450,6 @@ async fn one_worker_given_two_copies_at_once_downloads_once() {
             bottle.mirror_file_name
         );
     }
-}
-
-/// Production's ratio: a 900 s claim against a 10 s visibility timeout and
-/// five receives. The killed worker's claim must not make the bottle wait
-/// out its lease (nor use up its receives, which dead-lettered it
-/// uncounted before: the run never drained).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_killed_mid_bottle_under_a_900_s_claim_is_taken_over_at_once() {
-    let big_size = 24 * 1024 * 1024;
-    let catalog = Catalog::from_formulae(vec![
-        FormulaSpec::new("big", "1.0").bottle("arm64_tahoe", big_size),
-        FormulaSpec::new("small", "1.0").bottle("arm64_tahoe", 5_000),
-    ]);
-    let stack = Stack::start(catalog).await;
-    let big = stack.standin.bottle("big", "arm64_tahoe").unwrap();
-    stack.standin.set_fault(
-        &big.sha256,
-        Fault::Slow {
-            bytes_per_sec: 2 * 1024 * 1024,
-        },
-    );
-    stack.plan().await;
-    // The stack's queues have a 4 s visibility timeout (workers extend by at
-    // least 10 s) and five receives: far less than the 900 s claim.
-    let claim = ["--lease-seconds", "900"];
-    let mut doomed = stack.spawn_worker(&claim);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while stack.standin.stats().bottle(&big.sha256).bytes_served < 8 * 1024 * 1024 {
-        assert!(
-            Instant::now() < deadline,
-            "the big download never got going"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    doomed.kill().unwrap(); // SIGKILL: the claim stays, for 900 s
-    let _ = doomed.wait();
-    stack.standin.clear_faults();
-
-    let rescuer = stack.spawn_worker(&claim);
-    let runs = tokio::time::timeout(Duration::from_secs(120), Stack::wait_all(vec![rescuer]))
-        .await
-        .expect("the run ends well before the dead worker's claim would expire");
-    for run in runs {
-        run.assert_code(0);
-    }
-    assert_eq!(
-        stack
-            .object_sha256(&format!("{PREFIX}/{DATE}/{}", big.mirror_file_name))
-            .await,
-        big.sha256
-    );
-    stack.assert_no_partial_uploads().await;
-    assert_eq!(stack.dlq_depth().await, 0);
-    assert_eq!(stack.webhook.titles(), [TITLE_STARTED, TITLE_COMPLETE]);
 }
 
 /// ECS stops a task with SIGTERM, then SIGKILL after its stop timeout. A

@@ -22,7 +22,7 @@ use bottlesync_core::queue::{Queue, QueueDepth, QueueMessage};
 use bottlesync_core::reconcile::reconcile;
 use bottlesync_core::services::FleetServices;
 use bottlesync_loadtest::{Catalog, Fault, FormulaSpec, StandIn, StandInConfig};
-use bottlesync_planner::fleet::{FleetPlanRequest, plan_fleet_run};
+use bottlesync_planner::fleet::{FleetPlanOutcome, FleetPlanRequest, plan_fleet_run};
 use bottlesync_worker::consumer::{Consumer, Disposition};
 use bottlesync_worker::lambda::{Invocation, handle_sqs_event};
 use bottlesync_worker::work_loop::{WorkOptions, run_work_loop};
@@ -125,6 +125,16 @@ async fn run_of(services: &FleetServices, run_id: &str) -> RunRecord {
     services.ledger.run(run_id).await.unwrap().unwrap()
 }
 
+/// Plans a run: its outcome, its id, and the queue its messages went to.
+async fn plan(w: &World) -> (FleetPlanOutcome, String, Arc<dyn Queue>) {
+    let planned = plan_fleet_run(&w.services, &request(), "planner")
+        .await
+        .unwrap();
+    let run_id = planned.run_id.clone().expect("a run was planned");
+    let queue = run_queue(&w.services).await;
+    (planned, run_id, queue)
+}
+
 /// The queue the planner sent the run to (by size).
 async fn run_queue(services: &FleetServices) -> Arc<dyn Queue> {
     for queue in [&services.large_queue, &services.queue]
@@ -154,11 +164,7 @@ fn sha_of(message: &QueueMessage) -> bottlesync_core::Sha256Digest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_whose_answer_was_lost_is_taken_over_by_the_next_receive() {
     let w = world(one_bottle()).await;
-    let planned = plan_fleet_run(&w.services, &request(), "planner")
-        .await
-        .unwrap();
-    let run_id = planned.run_id.unwrap();
-    let queue = run_queue(&w.services).await;
+    let (_, run_id, queue) = plan(&w).await;
     let first = queue.receive(1, Duration::ZERO).await.unwrap().remove(0);
     let sha = sha_of(&first);
     // The first receive's claim landed, but its worker never heard back
@@ -466,11 +472,7 @@ async fn a_stalled_run_resends_lost_messages_once_then_counts_them_lost() {
         args.run_stall_minutes = Some("0.001".into());
     })
     .await;
-    let planned = plan_fleet_run(&w.services, &request(), "planner")
-        .await
-        .unwrap();
-    let run_id = planned.run_id.unwrap();
-    let queue = run_queue(&w.services).await;
+    let (planned, run_id, queue) = plan(&w).await;
     // Two messages vanish uncounted (a crash between receive and count
     // that lost the message too).
     let lost: Vec<QueueMessage> = queue.receive(2, Duration::ZERO).await.unwrap();
@@ -532,11 +534,7 @@ async fn a_bottle_dead_lettered_uncounted_is_counted_failed_by_the_reconcile() {
         args.run_stall_minutes = Some("0.001".into());
     })
     .await;
-    let planned = plan_fleet_run(&w.services, &request(), "planner")
-        .await
-        .unwrap();
-    let run_id = planned.run_id.unwrap();
-    let queue = run_queue(&w.services).await;
+    let (_, run_id, queue) = plan(&w).await;
     // SQS moved it to the DLQ before any worker counted it.
     let dead = queue.receive(1, Duration::ZERO).await.unwrap().remove(0);
     w.services

@@ -91,6 +91,10 @@ pub async fn finish_run_with_lease(
     let Some(run) = services.ledger.run(run_id).await? else {
         return Ok(FinishOutcome::NotMine);
     };
+    // One finisher per call, not per worker: two of a worker's tasks must
+    // not both finish, and `begin_finish` lets a finisher retry its own
+    // write (whose answer may have been lost).
+    let owner = &format!("{owner}#{:08x}", rand::random::<u32>());
     let due = match run.state {
         RunState::Finished => false,
         RunState::Running => run.sealed && run.done() >= run.expected,

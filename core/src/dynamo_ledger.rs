@@ -569,16 +569,31 @@ impl FleetLedger for DynamoLedger {
     ) -> Result<Counted> {
         const LABEL: &str = "count_failed";
         let counted = self.count(LABEL, run_id, sha256, Counter::Failed).await?;
-        if counted == Counted::Now {
-            // Only the call that counted adds the note, so a note is never
-            // kept twice; a crash right here loses it (notes are a sample).
+        // The note goes with a failure counted now, or counted before by a
+        // call whose answer was lost (its retry sees `Already`): `noted`
+        // keeps the note from being kept twice.
+        let counted_as_failed = match counted {
+            Counted::Now => true,
+            Counted::Already => self
+                .get(LABEL, &marker_pk(run_id, sha256))
+                .await?
+                .is_some_and(|marker| {
+                    get_s(&marker, "counted_as").ok() == Some(Counter::Failed.name())
+                }),
+        };
+        if counted_as_failed {
             let write = Write::update(
                 run_pk(run_id),
-                "SET #failures = list_append(if_not_exists(#failures, :empty), :note)",
+                "SET #failures = list_append(if_not_exists(#failures, :empty), :note) ADD #noted :sha",
             )
-            .condition("attribute_exists(#pk) AND (attribute_not_exists(#failures) OR size(#failures) < :max)")
+            .condition(
+                "attribute_exists(#pk) AND NOT contains(#noted, :one_sha) \
+                 AND (attribute_not_exists(#failures) OR size(#failures) < :max)",
+            )
             .value(":empty", AttributeValue::L(Vec::new()))
             .value(":note", AttributeValue::L(vec![note_value(note)]))
+            .value(":sha", AttributeValue::Ss(vec![sha256.to_string()]))
+            .value(":one_sha", s(sha256.as_str()))
             .value(":max", n(MAX_FAILURE_NOTES as u64));
             if let Err(err) = self.write(LABEL, write).await {
                 tracing::warn!(table = %self.table, run_id, %sha256, "the failure note was not kept: {err}");
@@ -879,7 +894,7 @@ impl FleetLedger for DynamoLedger {
         .condition(
             "(#state = :running AND #done >= #expected \
               AND (attribute_not_exists(#sealed) OR #sealed = :true)) \
-             OR (#state = :finishing AND #finish_lease < :now)",
+             OR (#state = :finishing AND (#finish_lease < :now OR #finisher = :owner))",
         )
         .value(":true", AttributeValue::Bool(true))
         .value(":running", s(run_state(RunState::Running)))

@@ -372,7 +372,8 @@ pub trait FleetLedger: Send + Sync {
     async fn latest_run(&self) -> Result<Option<RunRecord>>;
 
     /// Takes the right to finish a run: the run is `Running`, sealed, with
-    /// stored + skipped + failed >= expected, or `Finishing` under an
+    /// stored + skipped + failed >= expected, or `Finishing` by `owner`
+    /// itself (its own retried write whose answer was lost), or under an
     /// expired finisher lease. Exactly one caller wins.
     async fn begin_finish(&self, run_id: &str, owner: &str, lease: Duration) -> Result<bool>;
 

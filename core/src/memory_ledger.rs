@@ -458,7 +458,7 @@ impl FleetLedger for MemoryLedger {
         };
         let free = match run.record.state {
             RunState::Running => run.record.sealed && run.record.done() >= run.record.expected,
-            RunState::Finishing => run.finish_lease < now,
+            RunState::Finishing => run.finish_lease < now || run.finisher.as_deref() == Some(owner),
             RunState::Finished => false,
         };
         if free {

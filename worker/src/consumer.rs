@@ -20,7 +20,7 @@ use bottlesync_core::hash_file::MirroredBottle;
 use bottlesync_core::message::{BottleMessage, salvage_ids};
 use bottlesync_core::metrics::{self, Unit};
 use bottlesync_core::notifier::{self, notify_or_log};
-use bottlesync_core::queue::{MAX_DELAY, Queue, QueueMessage};
+use bottlesync_core::queue::{Queue, QueueMessage};
 use bottlesync_core::services::FleetServices;
 use bottlesync_core::{Error, Result, Sha256Digest};
 use chrono::Utc;
@@ -485,29 +485,29 @@ impl Consumer {
         }
     }
 
-    /// Another receive holds the bottle's claim. Rather than poll it (every
-    /// receive counts towards the queue's redrive limit, and a 15-minute
-    /// claim outlasts a few short visibility timeouts), send a fresh copy
-    /// that appears when the claim can have expired and drop this one: a
-    /// bottle is given up only after its real attempts. Without a source
-    /// queue, or for a claim longer than SQS's delay limit, the message is
-    /// hidden until then instead.
+    /// Another copy of the message holds the bottle's claim (a live worker,
+    /// or a dead one whose lease runs on). Rather than come back as this
+    /// receive (every receive counts towards the queue's redrive limit, and
+    /// a 15-minute claim outlasts a few short visibility timeouts), send a
+    /// fresh copy that appears when the claim can have expired, or in a
+    /// minute at most (a live holder usually finishes sooner: the copy then
+    /// finds the bottle stored), and drop this one: a bottle is given up
+    /// only after its real attempts. Without a source queue the message is
+    /// hidden as long instead.
     async fn wait_for_holder(
         &self,
         received: &QueueMessage,
         holder: &str,
         lease_expires: chrono::DateTime<Utc>,
     ) -> Disposition {
-        let wait = (lease_expires - Utc::now()).to_std().unwrap_or_default()
-            + Duration::from_secs(1)
-            + Duration::from_millis(rand::random_range(0..2000));
+        let wait =
+            (lease_expires - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(1);
+        let wait = wait.min(HOLDER_CHECK) + Duration::from_millis(rand::random_range(0..2000));
         let reason = format!("claimed by {holder} until {lease_expires}");
-        if let Some(source) = &self.source
-            && wait <= MAX_DELAY
-        {
+        if let Some(source) = &self.source {
             match source.send_delayed(received.body.clone(), wait).await {
                 Ok(()) => {
-                    tracing::info!(%holder, wait_s = wait.as_secs(), "claimed elsewhere: sent a fresh copy for when the claim can have expired");
+                    tracing::info!(%holder, wait_s = wait.as_secs(), "claimed elsewhere: sent a fresh copy for later");
                     return Disposition::Requeued { reason };
                 }
                 Err(e) => {
@@ -517,7 +517,7 @@ impl Consumer {
         }
         Disposition::Retry {
             reason,
-            delay: Some(wait.min(MAX_VISIBILITY)),
+            delay: Some(wait),
         }
     }
 
@@ -701,8 +701,8 @@ enum TransferEnd {
     Failed(Error),
 }
 
-/// SQS's longest visibility timeout.
-const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+/// How long a copy of a bottle held elsewhere waits before it looks again.
+const HOLDER_CHECK: Duration = Duration::from_secs(60);
 
 fn retry(reason: String) -> Disposition {
     Disposition::Retry {
