@@ -409,18 +409,6 @@ pub fn emit_plan_metrics(
     );
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn run_ids_are_valid_and_distinct() {
-        let a = super::new_run_id();
-        let b = super::new_run_id();
-        bottlesync_core::message::validate_run_id(&a).unwrap();
-        assert_eq!(a.len(), "20261129T030000Z-1a2b3c4d".len());
-        assert_ne!(a, b);
-    }
-}
-
 /// The planner's right to send a run's messages, renewed as it works: a
 /// planner that dies leaves the run to be resumed once the lease runs out.
 struct PlanningLease<'a> {
@@ -521,5 +509,17 @@ async fn reconcile_before_planning(services: &FleetServices, owner: &str) {
             }
         }
         Err(e) => tracing::warn!(error = %e, "could not reconcile earlier runs"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn run_ids_are_valid_and_distinct() {
+        let a = super::new_run_id();
+        let b = super::new_run_id();
+        bottlesync_core::message::validate_run_id(&a).unwrap();
+        assert_eq!(a.len(), "20261129T030000Z-1a2b3c4d".len());
+        assert_ne!(a, b);
     }
 }
