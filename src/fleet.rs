@@ -206,8 +206,21 @@ pub async fn status(args: StatusArgs) -> ExitCode {
                 ),
                 None => println!("  no runs yet"),
             }
-            if let Some(stalled) = status.run.as_ref().and_then(|r| r.stalled.as_ref()) {
-                println!("  STALLED: {stalled}");
+            if let Some(r) = &status.run {
+                if let Some(stalled) = &r.stalled {
+                    println!("  STALLED: {stalled}");
+                }
+                if r.run.summary_pending() {
+                    println!(
+                        "  summary pending: {} failed post(s){}; the reconcile posts it again",
+                        r.run.summary_attempts,
+                        r.run
+                            .summary_error
+                            .as_deref()
+                            .map(|e| format!(", last: {e}"))
+                            .unwrap_or_default()
+                    );
+                }
             }
             ExitCode::SUCCESS
         }
