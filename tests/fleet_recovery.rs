@@ -101,7 +101,10 @@ async fn drain(services: &Arc<FleetServices>) {
             Consumer::new(services.clone(), "drainer".into(), Some(MAX_RECEIVES))
                 .with_source(queue.clone())
                 .with_lease(CLAIM)
-                .with_retry_base(Duration::from_millis(200)),
+                .with_retry_base(Duration::from_millis(200))
+                // A resumed or re-sent run has duplicate messages: the
+                // copy that meets the other's claim looks again soon.
+                .with_holder_check(Duration::from_secs(2)),
         );
         let options = WorkOptions {
             concurrency: 4,
@@ -112,7 +115,7 @@ async fn drain(services: &Arc<FleetServices>) {
         };
         let (_tx, rx) = tokio::sync::watch::channel(false);
         tokio::time::timeout(
-            Duration::from_secs(60),
+            Duration::from_secs(120),
             run_work_loop(consumer, queue.clone(), options, rx),
         )
         .await

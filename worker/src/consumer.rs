@@ -89,6 +89,9 @@ pub struct Consumer {
     pub max_receive_count: Option<u32>,
     /// First delay before a failed bottle is retried (doubles per receive).
     pub retry_base: Duration,
+    /// At most this long before a copy of a message whose bottle is claimed
+    /// elsewhere looks again (a live holder usually finishes sooner).
+    pub holder_check: Duration,
     /// The queue being consumed, to re-enqueue a message whose last receive
     /// met someone else's claim (SQS would otherwise dead-letter it uncounted).
     pub source: Option<Arc<dyn Queue>>,
@@ -119,6 +122,7 @@ impl Consumer {
             lease: Duration::from_secs(15 * 60),
             max_receive_count,
             retry_base: Duration::from_secs(10),
+            holder_check: HOLDER_CHECK,
             source: None,
             known_runs: Mutex::new(HashMap::new()),
             attempts: AtomicU64::new(0),
@@ -135,6 +139,11 @@ impl Consumer {
 
     pub fn with_retry_base(mut self, base: Duration) -> Self {
         self.retry_base = base;
+        self
+    }
+
+    pub fn with_holder_check(mut self, check: Duration) -> Self {
+        self.holder_check = check;
         self
     }
 
@@ -502,7 +511,7 @@ impl Consumer {
     ) -> Disposition {
         let wait =
             (lease_expires - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(1);
-        let wait = wait.min(HOLDER_CHECK) + Duration::from_millis(rand::random_range(0..2000));
+        let wait = wait.min(self.holder_check) + Duration::from_millis(rand::random_range(0..2000));
         let reason = format!("claimed by {holder} until {lease_expires}");
         if let Some(source) = &self.source {
             match source.send_delayed(received.body.clone(), wait).await {
