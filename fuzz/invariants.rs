@@ -7,10 +7,10 @@
 
 #![allow(dead_code)] // each user needs only some of the checks
 
-use bottlesync_core::hash_file::{ExternalHashes, MirrorRecord, parse_external};
-use bottlesync_core::index::{FormulaIndex, HostPolicy, parse_index};
-use bottlesync_core::message::{BottleMessage, validate_run_id};
-use bottlesync_core::naming::{
+use bottlesync_core::model::hash_file::{ExternalHashes, MirrorRecord, parse_external};
+use bottlesync_core::model::index::{FormulaIndex, HostPolicy, parse_index};
+use bottlesync_core::model::message::{BottleMessage, validate_run_id};
+use bottlesync_core::model::naming::{
     image_name, mirror_file_name, pkg_version, validate_formula_name, validate_version,
 };
 use bottlesync_core::{ObjectKey, Sha256Digest, Tag};
@@ -160,7 +160,7 @@ pub fn check_index(bytes: &[u8]) -> Result<FormulaIndex, String> {
     }
     // Tag selection runs over whatever was accepted; it must not panic.
     let tags: Vec<Tag> = index.formulae.iter().flat_map(|f| f.tags()).collect();
-    let _ = bottlesync_core::tag::auto_tags(tags.iter());
+    let _ = bottlesync_core::model::tag::auto_tags(tags.iter());
     Ok(index)
 }
 

@@ -40,7 +40,7 @@ fi
 
 echo "== cargo lambda build --release $ARCH_FLAG --output-format zip"
 cargo lambda build --release "$ARCH_FLAG" --output-format zip --locked \
-  -p bottlesync-planner --bin bottlesync-planner-lambda -p bottlesync-worker --bin bottlesync-worker-lambda
+  -p bottlesync --bin bottlesync-planner-lambda --bin bottlesync-worker-lambda
 
 mkdir -p terraform/dist
 for bin in bottlesync-planner-lambda bottlesync-worker-lambda; do

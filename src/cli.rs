@@ -63,14 +63,14 @@ pub enum DlqAction {
     /// Show the dead letters (bottle, run, receive count, last error); they stay in the DLQ.
     List {
         #[command(flatten)]
-        fleet: bottlesync_core::fleet_config::FleetArgs,
+        fleet: bottlesync::config::FleetArgs,
         #[arg(long, default_value_t = 1000)]
         max: usize,
     },
     /// Move dead letters back to work as a new run (send first, then delete).
     Replay {
         #[command(flatten)]
-        fleet: bottlesync_core::fleet_config::FleetArgs,
+        fleet: bottlesync::config::FleetArgs,
         #[arg(long, default_value_t = 10_000)]
         max: usize,
         #[arg(long)]
@@ -81,7 +81,7 @@ pub enum DlqAction {
 #[derive(Args, Debug, Clone)]
 pub struct StatusArgs {
     #[command(flatten)]
-    pub fleet: bottlesync_core::fleet_config::FleetArgs,
+    pub fleet: bottlesync::config::FleetArgs,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -90,7 +90,7 @@ pub struct StatusArgs {
 #[derive(Args, Debug, Clone)]
 pub struct ImportArgs {
     #[command(flatten)]
-    pub fleet: bottlesync_core::fleet_config::FleetArgs,
+    pub fleet: bottlesync::config::FleetArgs,
     /// The hash file: a bottles_hash.json, a JSON array of sha256, or an object keyed by sha256.
     pub source: String,
 }
@@ -98,7 +98,7 @@ pub struct ImportArgs {
 #[derive(Args, Debug, Clone)]
 pub struct PlanArgs {
     #[command(flatten)]
-    pub fleet: bottlesync_core::fleet_config::FleetArgs,
+    pub fleet: bottlesync::config::FleetArgs,
     /// Work out the run and print it; write and send nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -117,7 +117,7 @@ pub struct PlanArgs {
 #[derive(Args, Debug, Clone)]
 pub struct WorkArgs {
     #[command(flatten)]
-    pub fleet: bottlesync_core::fleet_config::FleetArgs,
+    pub fleet: bottlesync::config::FleetArgs,
     /// The queue to consume (default: BOTTLESYNC_LARGE_QUEUE_URL).
     #[arg(long = "queue-url")]
     pub consume_queue_url: Option<String>,
@@ -148,7 +148,7 @@ pub struct WorkArgs {
 #[derive(Args, Debug, Clone)]
 pub struct CompactArgs {
     #[command(flatten)]
-    pub fleet: bottlesync_core::fleet_config::FleetArgs,
+    pub fleet: bottlesync::config::FleetArgs,
 }
 
 #[derive(Args, Debug, Clone)]

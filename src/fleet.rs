@@ -6,10 +6,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bottlesync_adapters::aws::sqs_queue::SqsQueue;
 use bottlesync_core::fleet_config::FleetConfig;
-use bottlesync_core::queue::Queue;
+use bottlesync_core::model::hash_file::read_external_hashes;
+use bottlesync_core::model::location::Location;
+use bottlesync_core::ports::queue::Queue;
 use bottlesync_core::services::FleetServices;
-use bottlesync_core::sqs_queue::SqsQueue;
 use bottlesync_core::{Error, Result};
 use bottlesync_planner::fleet::{FleetPlanRequest, plan_fleet_run};
 use bottlesync_worker::consumer::Consumer;
@@ -34,9 +36,11 @@ fn finish(result: Result<serde_json::Value>) -> ExitCode {
     }
 }
 
-async fn services(args: &bottlesync_core::fleet_config::FleetArgs) -> Result<Arc<FleetServices>> {
-    let config = FleetConfig::from_args(args)?;
-    Ok(Arc::new(FleetServices::aws(config).await?))
+async fn services(args: &bottlesync::config::FleetArgs) -> Result<Arc<FleetServices>> {
+    let config = FleetConfig::from_settings(&args.clone().into())?;
+    Ok(Arc::new(
+        bottlesync_adapters::wiring::aws_services(config).await?,
+    ))
 }
 
 pub async fn plan(args: PlanArgs) -> ExitCode {
@@ -81,7 +85,7 @@ pub async fn work(args: WorkArgs) -> ExitCode {
             Some(url) => url.clone(),
             None => services.config.require_large_queue()?.to_string(),
         };
-        let sdk = bottlesync_core::aws::sdk_config().await?;
+        let sdk = bottlesync_adapters::aws::sdk_config().await?;
         let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(aws_sdk_sqs_client(&sdk), &queue_url));
         let max_receive_count = queue.max_receive_count().await.map_err(|e| {
             Error::config("--queue-url", format!("cannot read the queue's attributes: {e}"))
@@ -97,6 +101,8 @@ pub async fn work(args: WorkArgs) -> ExitCode {
             drain: args.drain.then(|| Duration::from_secs(args.drain_grace)),
             visibility_timeout: Duration::from_secs(args.visibility_timeout.max(10)),
             shutdown_grace: Duration::from_secs(args.shutdown_grace),
+            protection: bottlesync_adapters::http::ecs_agent::EcsAgent::from_env()
+                .map(|agent| Arc::new(agent) as _),
             ..WorkOptions::default()
         };
         tracing::info!(queue = %queue_url, worker = %consumer.worker_id, concurrency = options.concurrency, "working");
@@ -117,12 +123,12 @@ pub async fn compact(args: CompactArgs) -> ExitCode {
     finish(
         async {
             let services = services(&args.fleet).await?;
-            let finished = bottlesync_core::drain::finish_latest_if_due(
+            let finished = bottlesync_core::run::finish::finish_latest_if_due(
                 &services,
                 &Consumer::default_worker_id(),
             )
             .await?;
-            let bottles = bottlesync_core::drain::compact(&services).await?;
+            let bottles = bottlesync_core::run::finish::compact(&services).await?;
             Ok(serde_json::json!({"bottles": bottles, "finished_run": format!("{finished:?}")}))
         }
         .await,
@@ -133,7 +139,7 @@ pub async fn reconcile(args: CompactArgs) -> ExitCode {
     finish(
         async {
             let services = services(&args.fleet).await?;
-            let report = bottlesync_core::reconcile::reconcile(
+            let report = bottlesync_core::run::reconcile::reconcile(
                 &services,
                 &format!("reconcile-{}", Consumer::default_worker_id()),
             )
@@ -150,7 +156,7 @@ pub async fn dlq(args: DlqArgs) -> ExitCode {
             match args.action {
                 DlqAction::List { fleet, max } => {
                     let services = services(&fleet).await?;
-                    let letters = bottlesync_core::dlq::list(&services, max).await?;
+                    let letters = bottlesync_core::run::dlq::list(&services, max).await?;
                     Ok(serde_json::json!({"count": letters.len(), "messages": letters}))
                 }
                 DlqAction::Replay {
@@ -161,7 +167,7 @@ pub async fn dlq(args: DlqArgs) -> ExitCode {
                     let services = services(&fleet).await?;
                     let run_id = bottlesync_planner::fleet::new_run_id();
                     let report =
-                        bottlesync_core::dlq::replay(&services, max, dry_run, run_id).await?;
+                        bottlesync_core::run::dlq::replay(&services, max, dry_run, run_id).await?;
                     Ok(serde_json::to_value(report).expect("serialises"))
                 }
             }
@@ -173,7 +179,7 @@ pub async fn dlq(args: DlqArgs) -> ExitCode {
 pub async fn status(args: StatusArgs) -> ExitCode {
     let result = async {
         let services = services(&args.fleet).await?;
-        bottlesync_core::operations::status(&services).await
+        bottlesync_core::run::operations::status(&services).await
     }
     .await;
     match result {
@@ -197,8 +203,8 @@ pub async fn status(args: StatusArgs) -> ExitCode {
                     r.run.stored,
                     r.run.skipped,
                     r.run.failed,
-                    bottlesync_core::notifier::human_bytes(r.run.bytes_stored),
-                    bottlesync_core::notifier::human_bytes(r.bytes_per_second as u64),
+                    bottlesync_core::run::messages::human_bytes(r.run.bytes_stored),
+                    bottlesync_core::run::messages::human_bytes(r.bytes_per_second as u64),
                     r.run.started_at.to_rfc3339(),
                     r.eta
                         .map(|e| format!(", ETA {}", e.to_rfc3339()))
@@ -232,8 +238,14 @@ pub async fn import_hashes(args: ImportArgs) -> ExitCode {
     finish(
         async {
             let services = services(&args.fleet).await?;
-            let report =
-                bottlesync_core::operations::import_hashes(&services, &args.source).await?;
+            let location = Location::parse("import-hashes", &args.source, true)?;
+            let hashes = read_external_hashes(&location, services.documents.as_ref()).await?;
+            let report = bottlesync_core::run::operations::import_hashes(
+                services.ledger.as_ref(),
+                hashes,
+                &args.source,
+            )
+            .await?;
             Ok(serde_json::to_value(report).expect("serialises"))
         }
         .await,

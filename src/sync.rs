@@ -10,10 +10,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bottlesync_core::destination::{Location, open_store, read_external_hashes};
-use bottlesync_core::index::{FormulaIndex, HostPolicy};
-use bottlesync_core::ledger::{JournalLedger, Ledger};
-use bottlesync_core::registry::{HttpSettings, RegistryClient};
+use bottlesync_adapters::http::registry::{HttpSettings, RegistryClient};
+use bottlesync_adapters::wiring::{LocationReader, open_store};
+use bottlesync_core::model::hash_file::read_external_hashes;
+use bottlesync_core::model::index::{FormulaIndex, HostPolicy};
+use bottlesync_core::model::location::Location;
+use bottlesync_core::ports::ledger::{JournalLedger, Ledger};
+use bottlesync_core::ports::registry::Registry;
 use bottlesync_core::retry::RetryPolicy;
 use bottlesync_core::store_lease::{LEASE_LENGTH, StoreLease};
 use bottlesync_core::{Error, Sha256Digest};
@@ -53,7 +56,7 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
         .transpose()?;
     let date = args.date.unwrap_or_else(|| chrono::Utc::now().date_naive());
     let hosts = HostPolicy::new(&api_url, &args.allow_hosts);
-    let registry = Arc::new(RegistryClient::new(&HttpSettings {
+    let registry: Arc<dyn Registry> = Arc::new(RegistryClient::new(&HttpSettings {
         read_timeout: Duration::from_secs(args.read_timeout.max(1)),
         ..HttpSettings::default()
     })?);
@@ -62,10 +65,16 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
         ..RetryPolicy::default()
     };
 
-    let index = fetch_index(&registry, &retry, &api_url, &hosts).await?;
+    let index = fetch_index(registry.as_ref(), &retry, &api_url, &hosts).await?;
     let external: HashSet<Sha256Digest> = match &hash_file {
         Some(location) => {
-            let hashes = read_external_hashes(location, &registry).await?;
+            let hashes = read_external_hashes(
+                location,
+                &LocationReader {
+                    registry: registry.clone(),
+                },
+            )
+            .await?;
             tracing::info!(
                 count = hashes.digests.len(),
                 format = hashes.format,
@@ -99,7 +108,13 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
         for missing in &plan.missing_dependencies {
             tracing::warn!("dependency {missing:?} is not in the formula index");
         }
-        let sizing = size_jobs(&registry, &retry, &mut plan.jobs, SIZING_CONCURRENCY).await;
+        let sizing = size_jobs(
+            registry.as_ref(),
+            &retry,
+            &mut plan.jobs,
+            SIZING_CONCURRENCY,
+        )
+        .await;
         if sizing.unknown > 0 {
             tracing::warn!(
                 "{} bottle sizes are unknown (no manifest size, no Content-Length)",

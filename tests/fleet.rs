@@ -9,11 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use bottlesync_core::fleet_config::{FleetArgs, FleetConfig};
-use bottlesync_core::notifier::{TITLE_COMPLETE, TITLE_FAILED, TITLE_STARTED};
-use bottlesync_core::queue::Queue;
-use bottlesync_core::services::FleetServices;
-use bottlesync_core::sqs_queue::SqsQueue;
+use bottlesync_adapters::aws::sqs_queue::SqsQueue;
+use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
+use bottlesync_core::ports::queue::Queue;
+use bottlesync_core::run::messages::{TITLE_COMPLETE, TITLE_FAILED, TITLE_STARTED};
 use bottlesync_loadtest::{Catalog, Fault, FormulaSpec, StandIn, StandInConfig};
 use bottlesync_planner::fleet::{FleetPlanRequest, plan_fleet_run};
 use bottlesync_worker::consumer::{Consumer, Disposition, attempts_allowed};
@@ -396,15 +395,21 @@ async fn one_worker_given_two_copies_at_once_downloads_once() {
         .await
         .unwrap();
     let mirror = tempfile::tempdir().unwrap();
-    let config = FleetConfig::from_args(&FleetArgs {
+    let config = FleetConfig::from_settings(&FleetSettings {
         bucket: Some("in-process".into()),
         ledger_table: Some("in-process".into()),
         api_url: Some(standin.api_url()),
-        ..FleetArgs::default()
+        ..FleetSettings::default()
     })
     .unwrap();
     let services = Arc::new(
-        FleetServices::in_process(config, mirror.path(), Duration::from_secs(30), 3).unwrap(),
+        bottlesync_adapters::wiring::in_process_services(
+            config,
+            mirror.path(),
+            Duration::from_secs(30),
+            3,
+        )
+        .unwrap(),
     );
     let request = FleetPlanRequest {
         date: Some(DATE.parse().unwrap()),
@@ -495,7 +500,9 @@ async fn sigterm_mid_download_gives_everything_back_within_the_grace() {
     let services = stack.services();
     let sha = bottlesync_core::Sha256Digest::parse(&big.sha256).unwrap();
     match services.ledger.bottle_state(&sha).await.unwrap() {
-        Some(bottlesync_core::fleet_ledger::BottleState::Claimed { lease_expires, .. }) => {
+        Some(bottlesync_core::ports::fleet_ledger::BottleState::Claimed {
+            lease_expires, ..
+        }) => {
             assert!(lease_expires < chrono::Utc::now(), "the claim is released")
         }
         other => panic!("expected a released claim, got {other:?}"),

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use bottlesync_core::fleet_ledger::BottleState;
-use bottlesync_core::notifier::{TITLE_COMPLETE, TITLE_FAILED};
+use bottlesync_core::ports::fleet_ledger::BottleState;
+use bottlesync_core::run::messages::{TITLE_COMPLETE, TITLE_FAILED};
 use bottlesync_loadtest::aws_faults::FaultPlan;
 use bottlesync_loadtest::moto::ProdLikeTimes;
 use bottlesync_loadtest::{BottleInfo, Catalog, SizeModel};

@@ -15,11 +15,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use bottlesync_core::Result;
-use bottlesync_core::fleet_config::{FleetArgs, FleetConfig};
-use bottlesync_core::fleet_ledger::{BottleState, ClaimOutcome, ClaimOwner, RunRecord, RunState};
-use bottlesync_core::message::BottleMessage;
-use bottlesync_core::queue::{Queue, QueueDepth, QueueMessage};
-use bottlesync_core::reconcile::reconcile;
+use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
+use bottlesync_core::model::message::BottleMessage;
+use bottlesync_core::ports::fleet_ledger::{
+    BottleState, ClaimOutcome, ClaimOwner, RunRecord, RunState,
+};
+use bottlesync_core::ports::queue::{Queue, QueueDepth, QueueMessage};
+use bottlesync_core::run::reconcile::reconcile;
 use bottlesync_core::services::FleetServices;
 use bottlesync_loadtest::{Catalog, Fault, FormulaSpec, StandIn, StandInConfig};
 use bottlesync_planner::fleet::{FleetPlanOutcome, FleetPlanRequest, plan_fleet_run};
@@ -44,20 +46,25 @@ async fn world(catalog: Catalog) -> World {
     world_with(catalog, |_| {}).await
 }
 
-async fn world_with(catalog: Catalog, tweak: impl FnOnce(&mut FleetArgs)) -> World {
+async fn world_with(catalog: Catalog, tweak: impl FnOnce(&mut FleetSettings)) -> World {
     let standin = StandIn::start(StandInConfig::new(catalog)).await.unwrap();
     let mirror = tempfile::tempdir().unwrap();
-    let mut args = FleetArgs {
+    let mut args = FleetSettings {
         bucket: Some("in-process".into()),
         ledger_table: Some("in-process".into()),
         api_url: Some(standin.api_url()),
-        ..FleetArgs::default()
+        ..FleetSettings::default()
     };
     tweak(&mut args);
-    let config = FleetConfig::from_args(&args).unwrap();
+    let config = FleetConfig::from_settings(&args).unwrap();
     let services = Arc::new(
-        FleetServices::in_process(config, mirror.path(), Duration::from_secs(30), MAX_RECEIVES)
-            .unwrap(),
+        bottlesync_adapters::wiring::in_process_services(
+            config,
+            mirror.path(),
+            Duration::from_secs(30),
+            MAX_RECEIVES,
+        )
+        .unwrap(),
     );
     World {
         standin,
@@ -112,6 +119,7 @@ async fn drain(services: &Arc<FleetServices>) {
             visibility_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(1),
             poll_wait: Duration::from_millis(200),
+            ..WorkOptions::default()
         };
         let (_tx, rx) = tokio::sync::watch::channel(false);
         tokio::time::timeout(

@@ -6,9 +6,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use bottlesync_core::notifier::{TITLE_COMPLETE, TITLE_FAILED, TITLE_STARTED};
-use bottlesync_core::queue::Queue;
-use bottlesync_core::sqs_queue::SqsQueue;
+use bottlesync_adapters::aws::sqs_queue::SqsQueue;
+use bottlesync_core::ports::queue::Queue;
+use bottlesync_core::run::messages::{TITLE_COMPLETE, TITLE_FAILED, TITLE_STARTED};
 use bottlesync_loadtest::Fault;
 use common::stack::*;
 use common::*;
@@ -238,16 +238,17 @@ async fn dead_letters_are_listed_and_replayed_as_a_new_run_with_one_summary() {
     )));
     broken.queue = None;
     broken.notifier = Arc::new(
-        bottlesync_core::notifier::SlackWebhook::new(
+        bottlesync_adapters::http::slack::SlackWebhook::new(
             &stack.webhook.url(),
             bottlesync_core::retry::RetryPolicy::notifications(),
         )
         .unwrap(),
     );
-    let err = bottlesync_core::dlq::replay(&broken, 10, false, "20261129T000000Z-00000001".into())
-        .await
-        .unwrap_err()
-        .to_string();
+    let err =
+        bottlesync_core::run::dlq::replay(&broken, 10, false, "20261129T000000Z-00000001".into())
+            .await
+            .unwrap_err()
+            .to_string();
     assert!(err.contains("could not send any"), "{err}");
     assert_eq!(stack.dlq_depth().await, 1, "the dead letter is still there");
     // A replay that sent nothing has nothing to summarise.

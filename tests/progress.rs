@@ -10,7 +10,7 @@ mod common;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use bottlesync_core::notifier::{TITLE_COMPLETE, TITLE_PROGRESS, TITLE_STARTED};
+use bottlesync_core::run::messages::{TITLE_COMPLETE, TITLE_PROGRESS, TITLE_STARTED};
 use bottlesync_loadtest::{Catalog, Fault, FormulaSpec};
 use common::stack::Stack;
 use common::*;

@@ -15,16 +15,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bottlesync_core::drain::{FinishOutcome, finish_run_if_due, finish_run_with_lease};
+use bottlesync_adapters::http::slack::SlackWebhook;
+use bottlesync_core::Sha256Digest;
 use bottlesync_core::error::{Error, Result};
-use bottlesync_core::fleet_config::{FleetArgs, FleetConfig};
-use bottlesync_core::fleet_ledger::{BottleState, Route, RunRecord, RunState};
-use bottlesync_core::notifier::{Notification, Notifier, SlackWebhook, TITLE_COMPLETE};
-use bottlesync_core::queue::{Queue, QueueDepth, QueueMessage};
+use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
+use bottlesync_core::ports::fleet_ledger::{BottleState, Route, RunRecord, RunState};
+use bottlesync_core::ports::notifier::{Notification, Notifier};
+use bottlesync_core::ports::queue::{Queue, QueueDepth, QueueMessage};
 use bottlesync_core::retry::RetryPolicy;
-use bottlesync_core::run_manifest::RunManifest;
+use bottlesync_core::run::dlq;
+use bottlesync_core::run::finish::{FinishOutcome, finish_run_if_due, finish_run_with_lease};
+use bottlesync_core::run::manifest::RunManifest;
+use bottlesync_core::run::messages::TITLE_COMPLETE;
 use bottlesync_core::services::FleetServices;
-use bottlesync_core::{Sha256Digest, dlq};
 use bottlesync_loadtest::webhook::WebhookReceiver;
 use bottlesync_loadtest::{StandIn, StandInConfig};
 use bottlesync_planner::fleet::{FleetPlanRequest, new_run_id, plan_fleet_run};
@@ -54,16 +57,21 @@ struct Fleet {
 async fn fleet(api_url: Option<String>) -> Fleet {
     let hook = WebhookReceiver::start().await.unwrap();
     let mirror = tempfile::tempdir().unwrap();
-    let config = FleetConfig::from_args(&FleetArgs {
+    let config = FleetConfig::from_settings(&FleetSettings {
         bucket: Some("in-process".into()),
         ledger_table: Some("in-process".into()),
         api_url,
         slack_webhook_url: Some(hook.url()),
-        ..FleetArgs::default()
+        ..FleetSettings::default()
     })
     .unwrap();
-    let mut services =
-        FleetServices::in_process(config, mirror.path(), Duration::from_secs(30), 5).unwrap();
+    let mut services = bottlesync_adapters::wiring::in_process_services(
+        config,
+        mirror.path(),
+        Duration::from_secs(30),
+        5,
+    )
+    .unwrap();
     services.notifier = Arc::new(SlackWebhook::new(&hook.url(), fast_retries()).unwrap());
     Fleet {
         services: Arc::new(services),
@@ -136,7 +144,9 @@ async fn a_slack_outage_keeps_the_summary_until_slack_accepts_it() {
         assert!(run.compacted, "compacted once, before the first post");
         assert!(fleet.hook.messages().is_empty());
         // What `bottlesync status --json` shows meanwhile.
-        let status = bottlesync_core::operations::status(services).await.unwrap();
+        let status = bottlesync_core::run::operations::status(services)
+            .await
+            .unwrap();
         let status = serde_json::to_value(status).unwrap();
         assert_eq!(status["run"]["state"], "finishing");
         assert_eq!(status["run"]["summary_sent"], false);

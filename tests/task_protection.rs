@@ -54,7 +54,7 @@ async fn protection_is_refused_without_the_action_and_granted_with_the_terraform
     let agent = EcsAgent::start(terraform.clone().without(ACTION), Duration::from_secs(60))
         .await
         .unwrap();
-    let protection = TaskProtection::new(Some(agent.uri()));
+    let protection = TaskProtection::new(Some(ecs_agent(&agent)));
     protection.set(true).await;
     assert!(
         !agent.is_protected(),
@@ -69,7 +69,7 @@ async fn protection_is_refused_without_the_action_and_granted_with_the_terraform
     let agent = EcsAgent::start(terraform, Duration::from_secs(60))
         .await
         .unwrap();
-    let protection = TaskProtection::new(Some(agent.uri()));
+    let protection = TaskProtection::new(Some(ecs_agent(&agent)));
     protection.set(true).await;
     assert!(agent.is_protected(), "{:?}", agent.requests());
     let first = &agent.requests()[0];
@@ -95,7 +95,7 @@ async fn protection_is_renewed_before_it_expires_and_dropped_when_idle() {
         renew_every: minute / 2,
         retry_after_failure: minute / 8,
     };
-    let protection = TaskProtection::with_timing(Some(agent.uri()), timing);
+    let protection = TaskProtection::with_timing(Some(ecs_agent(&agent)), timing);
     protection.set(true).await;
     // Three renewals: the protection has outlived its first expiry by half.
     wait_for("three renewals", || {
@@ -145,7 +145,7 @@ async fn a_refused_renewal_is_retried_before_the_protection_lapses() {
         renew_every: minute / 2,
         retry_after_failure: minute / 8,
     };
-    let protection = TaskProtection::with_timing(Some(agent.uri()), timing);
+    let protection = TaskProtection::with_timing(Some(ecs_agent(&agent)), timing);
     protection.set(true).await;
     wait_for("two refused retries", || agent.requests().len() >= 3).await;
     assert!(!agent.is_protected());
@@ -153,4 +153,13 @@ async fn a_refused_renewal_is_retried_before_the_protection_lapses() {
     wait_for("protection once allowed", || agent.is_protected()).await;
     protection.set(false).await;
     assert!(!agent.is_protected());
+}
+
+/// The real HTTP client of the ECS agent, pointed at the stand-in.
+fn ecs_agent(
+    agent: &EcsAgent,
+) -> std::sync::Arc<dyn bottlesync_core::ports::protection::ProtectionAgent> {
+    std::sync::Arc::new(bottlesync_adapters::http::ecs_agent::EcsAgent::new(
+        &agent.uri(),
+    ))
 }

@@ -2,99 +2,71 @@
 //! Each is an environment variable `BOTTLESYNC_*` and a flag; a missing or
 //! malformed one is a startup error that names it.
 
-use clap::Args;
 use url::Url;
 
 use crate::error::{Error, Result};
-use crate::index::HostPolicy;
+use crate::model::index::HostPolicy;
 
 pub const DEFAULT_API_URL: &str = "https://formulae.brew.sh/api";
 
-#[derive(Args, Clone, Debug, Default)]
-pub struct FleetArgs {
+/// The fleet's settings as given (flags or `BOTTLESYNC_*` variables, read
+/// by the shells), before they are checked into a `FleetConfig`.
+#[derive(Clone, Debug, Default)]
+pub struct FleetSettings {
     /// The mirror bucket.
-    #[arg(long, env = "BOTTLESYNC_BUCKET")]
     pub bucket: Option<String>,
     /// Key prefix of the mirror inside the bucket.
-    #[arg(long, env = "BOTTLESYNC_PREFIX")]
     pub prefix: Option<String>,
     /// The queue the Lambda workers consume.
-    #[arg(long = "lambda-queue-url", env = "BOTTLESYNC_QUEUE_URL")]
     pub queue_url: Option<String>,
     /// The queue the ECS workers consume (large runs).
-    #[arg(long, env = "BOTTLESYNC_LARGE_QUEUE_URL")]
     pub large_queue_url: Option<String>,
     /// The dead-letter queue of both.
-    #[arg(long, env = "BOTTLESYNC_DLQ_URL")]
     pub dlq_url: Option<String>,
     /// The DynamoDB ledger table (partition key `pk`, string).
-    #[arg(long, env = "BOTTLESYNC_LEDGER_TABLE")]
     pub ledger_table: Option<String>,
-    #[arg(long = "api-url", env = "BOTTLESYNC_API_URL")]
     pub api_url: Option<String>,
-    #[arg(long = "tags", env = "BOTTLESYNC_TAGS")]
     pub tags: Option<String>,
     /// Runs estimated at or above this many GB (10^9 bytes) go to ECS.
-    #[arg(long, env = "BOTTLESYNC_SIZE_THRESHOLD_GB")]
     pub size_threshold_gb: Option<String>,
     /// Slack incoming webhook (never logged).
-    #[arg(long, env = "BOTTLESYNC_SLACK_WEBHOOK_URL", hide_env_values = true)]
     pub slack_webhook_url: Option<String>,
     /// Secrets Manager secret holding the webhook URL (plain, or JSON with `webhook_url`).
-    #[arg(long, env = "BOTTLESYNC_SLACK_SECRET_ARN")]
     pub slack_secret_arn: Option<String>,
     /// s3:// or https:// hash file whose bottles count as mirrored.
-    #[arg(long, env = "BOTTLESYNC_EXTERNAL_HASH_FILE")]
     pub external_hash_file: Option<String>,
     /// Shown in messages (e.g. prod, staging).
-    #[arg(long, env = "BOTTLESYNC_ENVIRONMENT")]
     pub environment: Option<String>,
     /// CloudWatch log group named in failure messages.
-    #[arg(long, env = "BOTTLESYNC_LOG_GROUP")]
     pub log_group: Option<String>,
     /// ECS cluster of the large-run workers (the planner wakes the service).
-    #[arg(long, env = "BOTTLESYNC_ECS_CLUSTER")]
     pub ecs_cluster: Option<String>,
     /// ECS service of the large-run workers.
-    #[arg(long, env = "BOTTLESYNC_ECS_SERVICE")]
     pub ecs_service: Option<String>,
     /// Tasks the planner asks for when a run goes to ECS and the service is at 0.
-    #[arg(long, env = "BOTTLESYNC_ECS_WAKE_TASKS")]
     pub ecs_wake_tasks: Option<String>,
     /// A single bottle larger than this many GB goes to the ECS queue even in
     /// a small run (default 5: what cannot be streamed within a 15-minute
     /// Lambda at a conservative ~6 MB/s).
-    #[arg(long, env = "BOTTLESYNC_LAMBDA_MAX_BOTTLE_GB")]
     pub lambda_max_bottle_gb: Option<String>,
     /// Seconds between Slack progress messages of an ECS run, fleet-wide (default 900; 0 = none).
-    #[arg(long, env = "BOTTLESYNC_PROGRESS_INTERVAL_SECONDS")]
     pub progress_interval_seconds: Option<String>,
     /// `true`: an unreachable external hash file fails the plan (default: plan without it, and say so).
-    #[arg(long, env = "BOTTLESYNC_EXTERNAL_HASH_FILE_REQUIRED")]
     pub external_hash_file_required: Option<String>,
     /// `emf` (CloudWatch Embedded Metric Format lines on stdout), `off`, or
     /// unset: `emf` when running in Lambda or ECS.
-    #[arg(long, env = "BOTTLESYNC_METRICS")]
     pub metrics: Option<String>,
     /// Minutes a run may go without a bottle counted before the reconcile
     /// deals with what it lost (default 30; fractions allowed).
-    #[arg(long, env = "BOTTLESYNC_RUN_STALL_MINUTES")]
     pub run_stall_minutes: Option<String>,
     /// Seconds a planner's right to send a run's messages lasts without
     /// renewal; after that a rerun or the reconcile resumes the run
     /// (default 60).
-    #[arg(long, env = "BOTTLESYNC_PLANNING_LEASE_SECONDS", hide = true)]
     pub planning_lease_seconds: Option<String>,
     /// Seconds a worker's claim on a bottle lasts without a heartbeat
     /// (default 900; the worker renews it every third of that).
-    #[arg(long, env = "BOTTLESYNC_CLAIM_LEASE_SECONDS")]
     pub claim_lease_seconds: Option<String>,
     /// Extra hosts bottle URLs may use.
-    #[arg(
-        long = "allow-host",
-        env = "BOTTLESYNC_ALLOW_HOST",
-        value_delimiter = ','
-    )]
     pub allow_hosts: Vec<String>,
 }
 
@@ -212,15 +184,19 @@ fn claim_lease(value: &Option<String>) -> Result<std::time::Duration> {
 impl FleetConfig {
     /// Validates everything that is set; bucket and ledger table are always
     /// required. Callers then `require_*` what their role needs.
-    pub fn from_args(args: &FleetArgs) -> Result<Self> {
+    pub fn from_settings(args: &FleetSettings) -> Result<Self> {
         let bucket = required(&args.bucket, "BOTTLESYNC_BUCKET")?;
-        crate::destination::Location::parse("BOTTLESYNC_BUCKET", &format!("s3://{bucket}"), false)?;
+        crate::model::location::Location::parse(
+            "BOTTLESYNC_BUCKET",
+            &format!("s3://{bucket}"),
+            false,
+        )?;
         let prefix = optional(&args.prefix)
             .unwrap_or_default()
             .trim_matches('/')
             .to_string();
         if !prefix.is_empty() {
-            crate::key::ObjectKey::parse(&prefix)
+            crate::model::key::ObjectKey::parse(&prefix)
                 .map_err(|e| Error::config("BOTTLESYNC_PREFIX", e.to_string()))?;
         }
         let ledger_table = required(&args.ledger_table, "BOTTLESYNC_LEDGER_TABLE")?;
@@ -395,17 +371,17 @@ impl FleetConfig {
 mod tests {
     use super::*;
 
-    fn args() -> FleetArgs {
-        FleetArgs {
+    fn args() -> FleetSettings {
+        FleetSettings {
             bucket: Some("mirror".into()),
             ledger_table: Some("ledger".into()),
-            ..FleetArgs::default()
+            ..FleetSettings::default()
         }
     }
 
     #[test]
     fn defaults_and_names_in_errors() {
-        let config = FleetConfig::from_args(&args()).unwrap();
+        let config = FleetConfig::from_settings(&args()).unwrap();
         assert_eq!(config.size_threshold_bytes, 20_000_000_000);
         assert_eq!(config.tags, "auto");
         assert_eq!(config.slack, SlackSource::None);
@@ -413,7 +389,7 @@ mod tests {
         let mut short = args();
         short.claim_lease_seconds = Some(" 60 ".into());
         assert_eq!(
-            FleetConfig::from_args(&short).unwrap().claim_lease,
+            FleetConfig::from_settings(&short).unwrap().claim_lease,
             std::time::Duration::from_secs(60)
         );
         let err = config.require_queue().unwrap_err().to_string();
@@ -421,45 +397,46 @@ mod tests {
 
         for (mutate, name) in [
             (
-                Box::new(|a: &mut FleetArgs| a.bucket = None) as Box<dyn Fn(&mut FleetArgs)>,
+                Box::new(|a: &mut FleetSettings| a.bucket = None)
+                    as Box<dyn Fn(&mut FleetSettings)>,
                 "BOTTLESYNC_BUCKET",
             ),
             (
-                Box::new(|a: &mut FleetArgs| a.ledger_table = Some(" ".into())),
+                Box::new(|a: &mut FleetSettings| a.ledger_table = Some(" ".into())),
                 "BOTTLESYNC_LEDGER_TABLE",
             ),
             (
-                Box::new(|a: &mut FleetArgs| a.size_threshold_gb = Some("-1".into())),
+                Box::new(|a: &mut FleetSettings| a.size_threshold_gb = Some("-1".into())),
                 "BOTTLESYNC_SIZE_THRESHOLD_GB",
             ),
             (
-                Box::new(|a: &mut FleetArgs| a.queue_url = Some("not a url".into())),
+                Box::new(|a: &mut FleetSettings| a.queue_url = Some("not a url".into())),
                 "BOTTLESYNC_QUEUE_URL",
             ),
             (
-                Box::new(|a: &mut FleetArgs| a.slack_webhook_url = Some("ftp://x".into())),
+                Box::new(|a: &mut FleetSettings| a.slack_webhook_url = Some("ftp://x".into())),
                 "BOTTLESYNC_SLACK_WEBHOOK_URL",
             ),
             (
-                Box::new(|a: &mut FleetArgs| a.prefix = Some("a/../b".into())),
+                Box::new(|a: &mut FleetSettings| a.prefix = Some("a/../b".into())),
                 "BOTTLESYNC_PREFIX",
             ),
             (
-                Box::new(|a: &mut FleetArgs| a.external_hash_file = Some("/local".into())),
+                Box::new(|a: &mut FleetSettings| a.external_hash_file = Some("/local".into())),
                 "BOTTLESYNC_EXTERNAL_HASH_FILE",
             ),
             (
-                Box::new(|a: &mut FleetArgs| a.claim_lease_seconds = Some("0".into())),
+                Box::new(|a: &mut FleetSettings| a.claim_lease_seconds = Some("0".into())),
                 "BOTTLESYNC_CLAIM_LEASE_SECONDS",
             ),
             (
-                Box::new(|a: &mut FleetArgs| a.claim_lease_seconds = Some("15m".into())),
+                Box::new(|a: &mut FleetSettings| a.claim_lease_seconds = Some("15m".into())),
                 "BOTTLESYNC_CLAIM_LEASE_SECONDS",
             ),
         ] {
             let mut a = args();
             mutate(&mut a);
-            let err = FleetConfig::from_args(&a).unwrap_err().to_string();
+            let err = FleetConfig::from_settings(&a).unwrap_err().to_string();
             assert!(err.contains(name), "{name}: {err}");
         }
     }
@@ -468,7 +445,7 @@ mod tests {
     fn the_webhook_url_is_not_in_errors() {
         let mut a = args();
         a.slack_webhook_url = Some("ftp://secret-token".into());
-        let err = FleetConfig::from_args(&a).unwrap_err().to_string();
+        let err = FleetConfig::from_settings(&a).unwrap_err().to_string();
         assert!(!err.contains("secret-token"), "{err}");
     }
 }

@@ -1,48 +1,28 @@
-//! bottlesync's core: the domain (formula index, tags, naming, bottle jobs,
-//! the mirror record) and the ports to the outside (store, ledger, registry)
-//! with their local and AWS adapters. `planner`, `worker` and the
-//! `bottlesync` binary are thin layers over this crate.
+//! bottlesync's core: the domain and its ports, with no AWS SDK, HTTP
+//! client or CLI parser (a check in `scripts/test.sh` keeps it so).
+//! - `model`: digests, keys, tags, naming, bottle jobs, the formula index,
+//!   hash files, queue messages, locations;
+//! - `ports`: the traits the outside systems implement (store, queue,
+//!   ledgers, notifier, registry, capacity, task protection); the real
+//!   implementations are in `bottlesync-adapters`;
+//! - `run`: a fleet run's lifecycle (manifest, finish, reconcile, status,
+//!   dead letters) and its messages.
 
-pub mod aws;
-pub mod capacity;
-pub mod destination;
-pub mod digest;
-pub mod dlq;
-pub mod drain;
-pub mod dynamo_ledger;
 pub mod error;
 pub mod fleet_config;
-pub mod fleet_ledger;
-pub mod hash_file;
-pub mod index;
-pub mod job;
-pub mod key;
-pub mod ledger;
-pub mod local_store;
-pub mod memory_ledger;
-pub mod memory_queue;
-pub mod message;
 pub mod metrics;
-pub mod naming;
-pub mod notifier;
-pub mod operations;
-pub mod queue;
-pub mod reconcile;
-pub mod registry;
+pub mod model;
+pub mod ports;
 pub mod retry;
-pub mod run_manifest;
-pub mod s3_store;
+pub mod run;
 pub mod services;
-pub mod sqs_queue;
-pub mod store;
 pub mod store_lease;
-pub mod tag;
 
-pub use digest::Sha256Digest;
 pub use error::{Error, Result};
-pub use job::{BottleJob, SizeSource};
-pub use key::ObjectKey;
-pub use tag::Tag;
+pub use model::digest::Sha256Digest;
+pub use model::job::{BottleJob, SizeSource};
+pub use model::key::ObjectKey;
+pub use model::tag::Tag;
 
 /// At most `max` characters of untrusted text, for error messages.
 pub fn shorten(text: &str, max: usize) -> String {

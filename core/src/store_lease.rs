@@ -16,8 +16,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
-use crate::key::ObjectKey;
-use crate::store::{BlobStore, INTERNAL_PREFIX, Precondition, PutIf, VersionToken};
+use crate::model::key::ObjectKey;
+use crate::ports::store::{BlobStore, INTERNAL_PREFIX, Precondition, PutIf, VersionToken};
 
 /// How long a lease lasts without renewal: what a killed run costs the
 /// next one.

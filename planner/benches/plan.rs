@@ -33,9 +33,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bottlesync_core::Sha256Digest;
-use bottlesync_core::hash_file::MirrorRecord;
-use bottlesync_core::index::{HostPolicy, parse_index};
-use bottlesync_core::message::BottleMessage;
+use bottlesync_core::model::hash_file::MirrorRecord;
+use bottlesync_core::model::index::{HostPolicy, parse_index};
+use bottlesync_core::model::message::BottleMessage;
 use bottlesync_planner::{PlanRequest, TagSelection, plan};
 use chrono::NaiveDate;
 

@@ -4,11 +4,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use bottlesync_core::destination::{Location, read_external_hashes};
-use bottlesync_core::fleet_ledger::{BottleState, Route, RunRecord};
-use bottlesync_core::message::BottleMessage;
-use bottlesync_core::notifier::{notify_or_log, started};
-use bottlesync_core::run_manifest::{ManifestMessage, RunManifest};
+use bottlesync_core::model::hash_file::read_external_hashes;
+use bottlesync_core::model::location::Location;
+use bottlesync_core::model::message::BottleMessage;
+use bottlesync_core::ports::fleet_ledger::{BottleState, Route, RunRecord};
+use bottlesync_core::ports::notifier::notify_or_log;
+use bottlesync_core::run::manifest::{ManifestMessage, RunManifest};
+use bottlesync_core::run::messages::started;
 use bottlesync_core::services::FleetServices;
 use bottlesync_core::{BottleJob, Error, Result};
 use chrono::{NaiveDate, Utc};
@@ -104,7 +106,7 @@ pub async fn plan_fleet_run(
     }
 
     let index = fetch_index(
-        &services.registry,
+        services.registry.as_ref(),
         &services.retry,
         &config.api_url,
         &config.hosts,
@@ -114,7 +116,7 @@ pub async fn plan_fleet_run(
         None => (HashSet::new(), None),
         Some(text) => {
             let loaded = match Location::parse("BOTTLESYNC_EXTERNAL_HASH_FILE", text, true) {
-                Ok(location) => read_external_hashes(&location, &services.registry).await,
+                Ok(location) => read_external_hashes(&location, services.documents.as_ref()).await,
                 Err(e) => Err(e),
             };
             match loaded {
@@ -158,7 +160,7 @@ pub async fn plan_fleet_run(
     plan.jobs.retain(|job| !in_flight.contains(&job.sha256));
     let in_flight_count = before - plan.jobs.len();
     let sizing = size_jobs(
-        &services.registry,
+        services.registry.as_ref(),
         &services.retry,
         &mut plan.jobs,
         SIZING_CONCURRENCY,
@@ -365,7 +367,9 @@ pub async fn plan_fleet_run(
     if sent.is_empty() {
         // Sealed at 0, the run has drained: finish it now (its summary says
         // nothing was sent) rather than leave it to the reconcile.
-        if let Err(e) = bottlesync_core::drain::finish_run_if_due(services, &run_id, owner).await {
+        if let Err(e) =
+            bottlesync_core::run::finish::finish_run_if_due(services, &run_id, owner).await
+        {
             tracing::warn!(run_id, error = %e, "could not finish the empty run");
         }
         return Ok(outcome);
@@ -454,7 +458,7 @@ impl<'a> PlanningLease<'a> {
 
 /// Sends one chunk, trying again after a failure; false when it never went.
 async fn send_with_retries(
-    queue: &dyn bottlesync_core::queue::Queue,
+    queue: &dyn bottlesync_core::ports::queue::Queue,
     bodies: Vec<String>,
     run_id: &str,
 ) -> bool {
@@ -485,7 +489,8 @@ async fn reconcile_before_planning(services: &FleetServices, owner: &str) {
             let wait = runs
                 .iter()
                 .filter(|run| {
-                    !run.sealed && run.state == bottlesync_core::fleet_ledger::RunState::Running
+                    !run.sealed
+                        && run.state == bottlesync_core::ports::fleet_ledger::RunState::Running
                 })
                 .filter_map(|run| run.planning_until)
                 .filter(|until| *until > now)
@@ -502,7 +507,7 @@ async fn reconcile_before_planning(services: &FleetServices, owner: &str) {
         }
         Err(e) => tracing::warn!(error = %e, "could not list open runs"),
     }
-    match bottlesync_core::reconcile::reconcile(services, owner).await {
+    match bottlesync_core::run::reconcile::reconcile(services, owner).await {
         Ok(report) => {
             for run in report.runs.iter().filter(|r| r.verdict != "progressing") {
                 tracing::info!(run_id = %run.run_id, verdict = %run.verdict, resent = run.resent, "earlier run reconciled");
@@ -518,7 +523,7 @@ mod tests {
     fn run_ids_are_valid_and_distinct() {
         let a = super::new_run_id();
         let b = super::new_run_id();
-        bottlesync_core::message::validate_run_id(&a).unwrap();
+        bottlesync_core::model::message::validate_run_id(&a).unwrap();
         assert_eq!(a.len(), "20261129T030000Z-1a2b3c4d".len());
         assert_ne!(a, b);
     }

@@ -1,8 +1,8 @@
 //! Fetching and validating the formula index, shared by `sync` and the
 //! fleet planner.
 
-use bottlesync_core::index::{FormulaIndex, HostPolicy, parse_index};
-use bottlesync_core::registry::RegistryClient;
+use bottlesync_core::model::index::{FormulaIndex, HostPolicy, parse_index};
+use bottlesync_core::ports::registry::Registry;
 use bottlesync_core::retry::RetryPolicy;
 use bottlesync_core::{Error, Result};
 use url::Url;
@@ -14,7 +14,7 @@ const REJECTIONS_LOGGED: usize = 50;
 
 /// `{api_url}/formula.json`, validated entry by entry; rejections are logged.
 pub async fn fetch_index(
-    registry: &RegistryClient,
+    registry: &dyn Registry,
     retry: &RetryPolicy,
     api_url: &Url,
     hosts: &HostPolicy,

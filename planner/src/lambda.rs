@@ -4,7 +4,7 @@
 //! with_deps, include_disabled, date, dry_run), or the reconcile schedule's
 //! constant `{"kind": "reconcile"}`.
 
-use bottlesync_core::reconcile::reconcile;
+use bottlesync_core::run::reconcile::reconcile;
 use bottlesync_core::services::FleetServices;
 use bottlesync_core::{Error, Result};
 use serde_json::Value;

@@ -4,9 +4,9 @@
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
-use bottlesync_core::index::{Formula, FormulaIndex};
-use bottlesync_core::naming::mirror_file_name;
-use bottlesync_core::tag::{auto_tags, installed_tag};
+use bottlesync_core::model::index::{Formula, FormulaIndex};
+use bottlesync_core::model::naming::mirror_file_name;
+use bottlesync_core::model::tag::{auto_tags, installed_tag};
 use bottlesync_core::{BottleJob, Error, ObjectKey, Result, Sha256Digest, SizeSource, Tag};
 use chrono::NaiveDate;
 
@@ -208,7 +208,7 @@ fn wanted_formulae<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bottlesync_core::index::BottleFile;
+    use bottlesync_core::model::index::BottleFile;
 
     fn formula(name: &str, tags: &[&str], deps: &[&str]) -> Formula {
         Formula {

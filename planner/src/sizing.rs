@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use bottlesync_core::registry::RegistryClient;
+use bottlesync_core::ports::registry::Registry;
 use bottlesync_core::retry::RetryPolicy;
 use bottlesync_core::{BottleJob, SizeSource};
 use futures::stream::{self, StreamExt};
@@ -19,7 +19,7 @@ pub struct SizingReport {
 
 /// Fills in `size` and `size_source` of every job.
 pub async fn size_jobs(
-    registry: &RegistryClient,
+    registry: &dyn Registry,
     retry: &RetryPolicy,
     jobs: &mut [BottleJob],
     concurrency: usize,

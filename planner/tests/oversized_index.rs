@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bottlesync_core::index::HostPolicy;
-use bottlesync_core::registry::RegistryClient;
+use bottlesync_adapters::http::registry::RegistryClient;
+use bottlesync_core::model::index::HostPolicy;
 use bottlesync_core::retry::RetryPolicy;
 use bottlesync_planner::index_source::{MAX_INDEX_BYTES, fetch_index};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -11,9 +11,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Stdio};
 
-use bottlesync_core::queue::Queue;
+use bottlesync_adapters::aws::sqs_queue::SqsQueue;
+use bottlesync_core::ports::queue::Queue;
 use bottlesync_core::services::FleetServices;
-use bottlesync_core::sqs_queue::SqsQueue;
 use bottlesync_load::end_state::hash_file_keys;
 use bottlesync_load::moto_backend::moto_fleet_services;
 use bottlesync_loadtest::aws_counter::AwsRequestCounter;

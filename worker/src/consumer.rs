@@ -12,15 +12,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bottlesync_core::drain::finish_run_if_due;
-use bottlesync_core::fleet_ledger::{
+use bottlesync_core::metrics::{self, Unit};
+use bottlesync_core::model::hash_file::MirroredBottle;
+use bottlesync_core::model::message::{BottleMessage, salvage_ids};
+use bottlesync_core::ports::fleet_ledger::{
     ClaimOutcome, ClaimOwner, CompleteOutcome, FailureNote, Route,
 };
-use bottlesync_core::hash_file::MirroredBottle;
-use bottlesync_core::message::{BottleMessage, salvage_ids};
-use bottlesync_core::metrics::{self, Unit};
-use bottlesync_core::notifier::{self, notify_or_log};
-use bottlesync_core::queue::{Queue, QueueMessage};
+use bottlesync_core::ports::notifier::notify_or_log;
+use bottlesync_core::ports::queue::{Queue, QueueMessage};
+use bottlesync_core::run::finish::finish_run_if_due;
 use bottlesync_core::services::FleetServices;
 use bottlesync_core::{Error, Result, Sha256Digest};
 use chrono::Utc;
@@ -293,8 +293,11 @@ impl Consumer {
             .await
         {
             Ok(Some(run)) if run.done() < run.expected => {
-                let message =
-                    notifier::progress(&run, &self.services.message_context(), Utc::now());
+                let message = bottlesync_core::run::messages::progress(
+                    &run,
+                    &self.services.message_context(),
+                    Utc::now(),
+                );
                 tracing::info!(
                     run_id,
                     done = run.done(),
@@ -543,7 +546,7 @@ impl Consumer {
         let no_progress = |_: u64| {};
         let stop = cancel.child_token();
         let transfer = fetch_verify_store(
-            &services.registry,
+            services.registry.as_ref(),
             services.store.as_ref(),
             job,
             &services.retry,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use bottlesync_core::queue::QueueMessage;
+use bottlesync_core::ports::queue::QueueMessage;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 

@@ -9,11 +9,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use bottlesync_core::BottleJob;
-use bottlesync_core::hash_file::MirroredBottle;
-use bottlesync_core::ledger::Ledger;
-use bottlesync_core::registry::RegistryClient;
+use bottlesync_core::model::hash_file::MirroredBottle;
+use bottlesync_core::ports::ledger::Ledger;
+use bottlesync_core::ports::registry::Registry;
+use bottlesync_core::ports::store::BlobStore;
 use bottlesync_core::retry::RetryPolicy;
-use bottlesync_core::store::BlobStore;
 use chrono::Utc;
 use futures::FutureExt;
 use tokio::sync::{Semaphore, watch};
@@ -49,7 +49,7 @@ pub struct PoolOutcome {
 }
 
 pub struct PoolContext {
-    pub registry: Arc<RegistryClient>,
+    pub registry: Arc<dyn Registry>,
     pub store: Arc<dyn BlobStore>,
     pub ledger: Arc<dyn Ledger>,
     pub retry: RetryPolicy,
@@ -119,7 +119,7 @@ async fn run_one(
         progress.bytes.fetch_add(n, Ordering::Relaxed);
     };
     let transfer = fetch_verify_store(
-        &context.registry,
+        context.registry.as_ref(),
         context.store.as_ref(),
         job,
         &context.retry,

@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use bottlesync_core::registry::RegistryClient;
+use bottlesync_core::ports::registry::Registry;
+use bottlesync_core::ports::store::{BlobStore, Upload};
 use bottlesync_core::retry::RetryPolicy;
-use bottlesync_core::store::{BlobStore, Upload};
 use bottlesync_core::{BottleJob, Error, Result, Sha256Digest};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -31,7 +31,7 @@ pub struct Transfer {
 /// commit, the transfer stops, the upload is aborted and the result is
 /// `Error::Cancelled`.
 pub async fn fetch_verify_store(
-    registry: &RegistryClient,
+    registry: &dyn Registry,
     store: &dyn BlobStore,
     job: &BottleJob,
     retry: &RetryPolicy,
@@ -116,7 +116,7 @@ pub async fn fetch_verify_store(
 
 /// One attempt: from `upload.written()` to the end of the body.
 async fn receive(
-    registry: &RegistryClient,
+    registry: &dyn Registry,
     job: &BottleJob,
     upload: &mut dyn Upload,
     hasher: &mut Sha256,

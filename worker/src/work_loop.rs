@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bottlesync_core::Result;
-use bottlesync_core::drain::finish_latest_if_due;
-use bottlesync_core::queue::{Queue, QueueMessage};
+use bottlesync_core::ports::protection::ProtectionAgent;
+use bottlesync_core::ports::queue::{Queue, QueueMessage};
+use bottlesync_core::run::finish::finish_latest_if_due;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +28,9 @@ pub struct WorkOptions {
     pub shutdown_grace: Duration,
     /// Long-poll wait per receive.
     pub poll_wait: Duration,
+    /// The ECS agent, for scale-in protection while bottles are in flight
+    /// (none outside ECS).
+    pub protection: Option<Arc<dyn ProtectionAgent>>,
 }
 
 impl Default for WorkOptions {
@@ -37,6 +41,7 @@ impl Default for WorkOptions {
             visibility_timeout: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(80),
             poll_wait: Duration::from_secs(20),
+            protection: None,
         }
     }
 }
@@ -73,7 +78,7 @@ pub async fn run_work_loop(
     let mut tasks: JoinSet<Disposition> = JoinSet::new();
     let mut stats = WorkStats::default();
     let mut empty_since: Option<Instant> = None;
-    let protection = crate::protection::TaskProtection::from_env();
+    let protection = crate::protection::TaskProtection::new(options.protection.clone());
     let acks = Acks::start(queue.clone());
     let mut protected = false;
     loop {

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bottlesync_core::fleet_ledger::BottleState;
-use bottlesync_core::notifier::{TITLE_COMPLETE, TITLE_FAILED};
-use bottlesync_core::queue::Queue;
+use bottlesync_core::ports::fleet_ledger::BottleState;
+use bottlesync_core::ports::queue::Queue;
+use bottlesync_core::run::messages::{TITLE_COMPLETE, TITLE_FAILED};
 use bottlesync_core::services::FleetServices;
 use bottlesync_loadtest::webhook::WebhookReceiver;
 use rand::Rng;

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bottlesync_core::fleet_config::{FleetArgs, FleetConfig};
-use bottlesync_core::queue::Queue;
+use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
+use bottlesync_core::ports::queue::Queue;
 use bottlesync_core::services::FleetServices;
 use bottlesync_loadtest::webhook::WebhookReceiver;
 use bottlesync_planner::fleet::{FleetPlanRequest, plan_fleet_run};
@@ -34,7 +34,7 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
     let world = World::for_options(options).await?;
     let webhook = WebhookReceiver::start().await?;
     let mirror = fresh_mirror_dir(&options.out_dir)?;
-    let config = FleetConfig::from_args(&FleetArgs {
+    let config = FleetConfig::from_settings(&FleetSettings {
         bucket: Some("in-process".into()),
         ledger_table: Some("in-process".into()),
         api_url: Some(world.standin.api_url()),
@@ -42,9 +42,9 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
         slack_webhook_url: Some(webhook.url()),
         environment: Some("load".into()),
         size_threshold_gb: Some("0.000000001".into()),
-        ..FleetArgs::default()
+        ..FleetSettings::default()
     })?;
-    let services = Arc::new(FleetServices::in_process(
+    let services = Arc::new(bottlesync_adapters::wiring::in_process_services(
         config,
         &mirror,
         VISIBILITY,
@@ -200,6 +200,7 @@ impl WorkerPool for TaskPool {
             visibility_timeout: VISIBILITY,
             shutdown_grace: Duration::from_secs(5),
             poll_wait: Duration::from_secs(1),
+            ..WorkOptions::default()
         };
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(run_work_loop(

@@ -11,15 +11,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use bottlesync_core::dynamo_ledger::DynamoLedger;
-use bottlesync_core::fleet_config::{FleetArgs, FleetConfig};
-use bottlesync_core::notifier::LogNotifier;
-use bottlesync_core::queue::Queue;
-use bottlesync_core::registry::{HttpSettings, RegistryClient};
+use bottlesync_adapters::aws::dynamo_ledger::DynamoLedger;
+use bottlesync_adapters::aws::s3_store::S3Store;
+use bottlesync_adapters::aws::sqs_queue::SqsQueue;
+use bottlesync_adapters::http::registry::{HttpSettings, RegistryClient};
+use bottlesync_adapters::wiring::LocationReader;
+use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
+use bottlesync_core::ports::notifier::LogNotifier;
+use bottlesync_core::ports::queue::Queue;
+use bottlesync_core::ports::registry::Registry;
 use bottlesync_core::retry::RetryPolicy;
-use bottlesync_core::s3_store::S3Store;
 use bottlesync_core::services::FleetServices;
-use bottlesync_core::sqs_queue::SqsQueue;
 use bottlesync_loadtest::aws_counter::AwsRequestCounter;
 use bottlesync_loadtest::aws_faults::FaultPlan;
 use bottlesync_loadtest::moto::{FleetQueues, Moto, create_ledger_table};
@@ -310,7 +312,7 @@ pub fn moto_fleet_services(
     queues: &FleetQueues,
     api_url: String,
 ) -> anyhow::Result<FleetServices> {
-    let config = FleetConfig::from_args(&FleetArgs {
+    let config = FleetConfig::from_settings(&FleetSettings {
         bucket: Some(bucket.into()),
         prefix: Some(prefix.into()),
         ledger_table: Some(table.into()),
@@ -318,15 +320,17 @@ pub fn moto_fleet_services(
         large_queue_url: Some(queues.large_queue_url.clone()),
         dlq_url: Some(queues.dlq_url.clone()),
         api_url: Some(api_url),
-        ..FleetArgs::default()
+        ..FleetSettings::default()
     })?;
+    let registry: Arc<dyn Registry> = Arc::new(RegistryClient::new(&HttpSettings::default())?);
     let sqs = moto.sqs();
     let queue =
         |url: &str| -> Option<Arc<dyn Queue>> { Some(Arc::new(SqsQueue::new(sqs.clone(), url))) };
     Ok(FleetServices {
         store: Arc::new(S3Store::new(moto.s3(), bucket, prefix)),
         ledger: Arc::new(DynamoLedger::new(moto.dynamodb(), table)),
-        registry: Arc::new(RegistryClient::new(&HttpSettings::default())?),
+        registry: registry.clone(),
+        documents: Arc::new(LocationReader { registry }),
         notifier: Arc::new(LogNotifier),
         retry: RetryPolicy::default(),
         queue: queue(&queues.queue_url),

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bottlesync_core::notifier::{FAILURES_SHOWN, TITLE_COMPLETE, TITLE_FAILED};
+use bottlesync_core::run::messages::{FAILURES_SHOWN, TITLE_COMPLETE, TITLE_FAILED};
 use serde::Serialize;
 
 use crate::world::{ExpectedBottle, FaultKind};
@@ -47,7 +47,7 @@ pub struct RunCounts {
 }
 
 impl RunCounts {
-    pub fn of(run: &bottlesync_core::fleet_ledger::RunRecord) -> RunCounts {
+    pub fn of(run: &bottlesync_core::ports::fleet_ledger::RunRecord) -> RunCounts {
         RunCounts {
             expected: run.expected,
             stored: run.stored,

@@ -1,0 +1,730 @@
+//! A mirror under an S3 prefix. Bottles that fit in one part are buffered
+//! and sent as one `PutObject` after their digest matched; larger ones go up
+//! as a multipart upload that is completed only after the digest matched and
+//! aborted otherwise. Memory per upload: at most two parts (one filling, one
+//! uploading), whatever the bottle size; a part being retried is the one
+//! uploading, so retries add nothing. Multipart uploads carry CRC64NVME
+//! checksums computed from the bytes as they stream through: each part's
+//! with its `UploadPart`, the whole object's (`FULL_OBJECT`) with
+//! `CompleteMultipartUpload`, so S3 checks what it assembled. A transient S3
+//! error on a part retries that part, not the bottle.
+//!
+//! Small objects that several writers read-modify-write go through
+//! `get_versioned` / `put_if`: `If-Match: <ETag>` to replace,
+//! `If-None-Match: *` to create.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart, Delete,
+    ObjectIdentifier,
+};
+use base64::Engine;
+use bytes::Bytes;
+use crc_fast::{CrcAlgorithm, Digest as CrcDigest};
+use tokio::task::JoinHandle;
+
+use bottlesync_core::error::{Error, Result};
+use bottlesync_core::model::digest::Sha256Digest;
+use bottlesync_core::model::key::ObjectKey;
+use bottlesync_core::ports::store::{BlobStore, Precondition, PutIf, Upload, VersionToken};
+use bottlesync_core::retry::RetryPolicy;
+
+/// The smallest part we send (S3's minimum is 5 MiB).
+pub const MIN_PART_SIZE: usize = 8 * 1024 * 1024;
+/// S3 allows 10,000 parts; we plan for fewer so a size estimate that is
+/// somewhat low still fits, and grow the part size if it was far too low.
+const PLANNED_PARTS: u64 = 9_000;
+const PARTS_PER_SIZE_STEP: i32 = 1_000;
+
+/// Retries of one part (or one single-request put) after a transient S3
+/// error, on top of the SDK's own quick retries, before the bottle fails.
+fn part_retry() -> RetryPolicy {
+    RetryPolicy {
+        retries: 4,
+        min_delay: Duration::from_millis(500),
+        max_delay: Duration::from_secs(10),
+        ..RetryPolicy::default()
+    }
+}
+
+/// Whether an S3 call may succeed if sent again: timeouts, connection
+/// failures, unreadable answers, 5xx, throttling.
+fn is_transient<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
+    match error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            let status = http_status(error);
+            status.is_some_and(|s| s >= 500 || s == 429)
+                || matches!(
+                    service.err().code(),
+                    Some(
+                        "SlowDown"
+                            | "Throttling"
+                            | "ThrottlingException"
+                            | "RequestTimeout"
+                            | "InternalError"
+                            | "ServiceUnavailable"
+                    )
+                )
+        }
+        _ => false,
+    }
+}
+
+fn http_status<E>(error: &SdkError<E, HttpResponse>) -> Option<u16> {
+    error.raw_response().map(|r| r.status().as_u16())
+}
+
+/// A conditional request whose condition did not hold: 412
+/// `PreconditionFailed`; 409 `ConditionalRequestConflict` (another
+/// conditional write to the key was in progress); `NoSuchKey` for an
+/// `If-Match` on a key that is gone.
+fn is_precondition_failed<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
+    match error {
+        SdkError::ServiceError(service) => {
+            matches!(
+                service.err().code(),
+                Some("PreconditionFailed" | "ConditionalRequestConflict" | "NoSuchKey")
+            ) || http_status(error) == Some(412)
+        }
+        _ => false,
+    }
+}
+
+/// S3's encoding of a CRC64NVME: base64 of the 8 big-endian bytes.
+fn crc64_header(crc: &CrcDigest) -> String {
+    base64::engine::general_purpose::STANDARD.encode(crc.finalize().to_be_bytes())
+}
+
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    /// Empty, or `a/b` (no leading or trailing `/`).
+    prefix: String,
+    min_part_size: usize,
+}
+
+impl S3Store {
+    pub fn new(client: Client, bucket: &str, prefix: &str) -> Self {
+        S3Store {
+            client,
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+            min_part_size: MIN_PART_SIZE,
+        }
+    }
+
+    /// Smaller parts, for tests against servers with a lowered minimum.
+    pub fn with_min_part_size(mut self, bytes: usize) -> Self {
+        self.min_part_size = bytes.max(1);
+        self
+    }
+
+    pub fn full_key(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}/{key}", self.prefix)
+        }
+    }
+
+    fn err(&self, what: &str, e: impl std::error::Error) -> Error {
+        Error::store(
+            self.location(),
+            format!("{what}: {}", DisplayErrorContext(e)),
+        )
+    }
+
+    fn part_size_for(&self, size_hint: u64) -> usize {
+        let by_size = (size_hint.saturating_mul(5) / 4).div_ceil(PLANNED_PARTS);
+        (by_size as usize).max(self.min_part_size)
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3Store {
+    fn location(&self) -> String {
+        if self.prefix.is_empty() {
+            format!("s3://{}", self.bucket)
+        } else {
+            format!("s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+
+    async fn check_usable(&self) -> Result<()> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                Error::destination(
+                    self.location(),
+                    format!("bucket is not usable: {}", DisplayErrorContext(e)),
+                )
+            })
+    }
+
+    async fn begin(
+        &self,
+        key: &ObjectKey,
+        expected: &Sha256Digest,
+        size_hint: u64,
+    ) -> Result<Box<dyn Upload>> {
+        Ok(Box::new(S3Upload {
+            client: self.client.clone(),
+            location: self.location(),
+            bucket: self.bucket.clone(),
+            key: self.full_key(key.as_str()),
+            sha256: expected.clone(),
+            base_part_size: self.part_size_for(size_hint),
+            buffer: Vec::new(),
+            upload_id: None,
+            parts: Vec::new(),
+            in_flight: None,
+            written: 0,
+            object_crc: CrcDigest::new(CrcAlgorithm::Crc64Nvme),
+            part_crc: CrcDigest::new(CrcAlgorithm::Crc64Nvme),
+        }))
+    }
+
+    async fn put_atomic(&self, key: &ObjectKey, bytes: Vec<u8>) -> Result<()> {
+        let len = bytes.len() as i64;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key.as_str()))
+            .content_length(len)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(&format!("cannot put {key}"), e))
+    }
+
+    async fn get(&self, key: &ObjectKey, max_bytes: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .get_versioned(key, max_bytes)
+            .await?
+            .map(|(bytes, _)| bytes))
+    }
+
+    async fn get_versioned(
+        &self,
+        key: &ObjectKey,
+        max_bytes: u64,
+    ) -> Result<Option<(Vec<u8>, VersionToken)>> {
+        let full = self.full_key(key.as_str());
+        let response = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await
+        {
+            Ok(response) => response,
+            Err(e) => {
+                let service = e.into_service_error();
+                if service.is_no_such_key() {
+                    return Ok(None);
+                }
+                return Err(self.err(&format!("cannot get {key}"), service));
+            }
+        };
+        let len = response.content_length().unwrap_or(0).max(0) as u64;
+        if len > max_bytes {
+            return Err(Error::store(
+                self.location(),
+                format!("{key} is {len} bytes, more than the {max_bytes} allowed"),
+            ));
+        }
+        let version = VersionToken(response.e_tag().unwrap_or_default().to_string());
+        let body = response
+            .body
+            .collect()
+            .await
+            .map_err(|e| self.err(&format!("cannot read {key}"), e))?;
+        Ok(Some((body.into_bytes().to_vec(), version)))
+    }
+
+    async fn put_if(
+        &self,
+        key: &ObjectKey,
+        bytes: Vec<u8>,
+        precondition: Precondition,
+    ) -> Result<PutIf> {
+        let len = bytes.len() as i64;
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key.as_str()))
+            .content_length(len)
+            .body(ByteStream::from(bytes));
+        let request = match &precondition {
+            Precondition::Absent => request.if_none_match("*"),
+            Precondition::Matches(version) => request.if_match(&version.0),
+        };
+        match request.send().await {
+            Ok(written) => match written.e_tag() {
+                Some(etag) => Ok(PutIf::Written(VersionToken(etag.to_string()))),
+                None => Err(Error::store(
+                    self.location(),
+                    format!("PutObject of {key} returned no ETag"),
+                )),
+            },
+            Err(e) if is_precondition_failed(&e) => Ok(PutIf::PreconditionFailed),
+            Err(e) => Err(self.err(&format!("cannot put {key}"), e)),
+        }
+    }
+
+    async fn delete_if(&self, key: &ObjectKey, version: &VersionToken) -> Result<bool> {
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key.as_str()))
+            .if_match(&version.0)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_precondition_failed(&e) => Ok(false),
+            Err(e) => Err(self.err(&format!("cannot delete {key}"), e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectKey>> {
+        let full_prefix = format!("{}/", self.full_key(prefix));
+        let strip = if self.prefix.is_empty() {
+            0
+        } else {
+            self.prefix.len() + 1
+        };
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&full_prefix)
+            .into_paginator()
+            .send();
+        let mut keys = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.err(&format!("cannot list {prefix}"), e))?;
+            for object in page.contents() {
+                if let Some(k) = object.key() {
+                    keys.push(ObjectKey::parse(&k[strip..])?);
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    async fn abort_incomplete_uploads(&self, key: &ObjectKey) -> Result<usize> {
+        let full = self.full_key(key.as_str());
+        let listed = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .prefix(&full)
+            .send()
+            .await
+            .map_err(|e| self.err(&format!("cannot list uploads of {key}"), e))?;
+        let mut aborted = 0;
+        for upload in listed.uploads() {
+            if let (Some(k), Some(id)) = (upload.key(), upload.upload_id())
+                && k == full
+            {
+                self.client
+                    .abort_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(k)
+                    .upload_id(id)
+                    .send()
+                    .await
+                    .map_err(|e| self.err(&format!("cannot abort an old upload of {key}"), e))?;
+                aborted += 1;
+            }
+        }
+        Ok(aborted)
+    }
+
+    async fn delete(&self, keys: &[ObjectKey]) -> Result<()> {
+        for batch in keys.chunks(1000) {
+            let objects = batch
+                .iter()
+                .map(|k| {
+                    ObjectIdentifier::builder()
+                        .key(self.full_key(k.as_str()))
+                        .build()
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| self.err("cannot build delete request", e))?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| self.err("cannot build delete request", e))?;
+            self.client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| self.err("cannot delete objects", e))?;
+        }
+        Ok(())
+    }
+}
+
+struct S3Upload {
+    client: Client,
+    location: String,
+    bucket: String,
+    key: String,
+    sha256: Sha256Digest,
+    base_part_size: usize,
+    buffer: Vec<u8>,
+    upload_id: Option<String>,
+    parts: Vec<CompletedPart>,
+    in_flight: Option<JoinHandle<Result<CompletedPart>>>,
+    written: u64,
+    /// CRC64NVME of every byte written (the `FULL_OBJECT` checksum).
+    object_crc: CrcDigest,
+    /// CRC64NVME of the bytes in `buffer` (the next part's checksum).
+    part_crc: CrcDigest,
+}
+
+impl S3Upload {
+    fn err(&self, what: &str, e: impl std::error::Error) -> Error {
+        Error::store(
+            &self.location,
+            format!("{what} {}: {}", self.key, DisplayErrorContext(e)),
+        )
+    }
+
+    /// Part sizes double every 1,000 parts, so even a bottle far larger than
+    /// its estimate stays under S3's 10,000-part limit.
+    fn current_part_size(&self) -> usize {
+        let steps =
+            (self.parts.len() as i32 + self.in_flight.is_some() as i32) / PARTS_PER_SIZE_STEP;
+        self.base_part_size << steps.min(12)
+    }
+
+    async fn ensure_multipart(&mut self) -> Result<String> {
+        if let Some(id) = &self.upload_id {
+            return Ok(id.clone());
+        }
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .metadata("sha256", self.sha256.as_str())
+            .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+            .checksum_type(ChecksumType::FullObject)
+            .send()
+            .await
+            .map_err(|e| self.err("cannot start multipart upload of", e))?;
+        let id = created
+            .upload_id()
+            .ok_or_else(|| {
+                Error::store(
+                    &self.location,
+                    "CreateMultipartUpload returned no upload id",
+                )
+            })?
+            .to_string();
+        self.upload_id = Some(id.clone());
+        Ok(id)
+    }
+
+    async fn finish_in_flight(&mut self) -> Result<()> {
+        if let Some(task) = self.in_flight.take() {
+            let part = task.await.map_err(|e| {
+                Error::store(&self.location, format!("part upload task failed: {e}"))
+            })??;
+            self.parts.push(part);
+        }
+        Ok(())
+    }
+
+    /// Sends the buffer as the next part, while the caller keeps downloading.
+    async fn send_part(&mut self) -> Result<()> {
+        let upload_id = self.ensure_multipart().await?;
+        self.finish_in_flight().await?;
+        let part_number = self.parts.len() as i32 + 1;
+        let body = Bytes::from(std::mem::take(&mut self.buffer));
+        let checksum = crc64_header(&self.part_crc);
+        self.part_crc = CrcDigest::new(CrcAlgorithm::Crc64Nvme);
+        let part = PartRequest {
+            client: self.client.clone(),
+            location: self.location.clone(),
+            bucket: self.bucket.clone(),
+            key: self.key.clone(),
+            upload_id,
+            part_number,
+            body,
+            checksum,
+        };
+        self.in_flight = Some(tokio::spawn(part.send_with_retries()));
+        Ok(())
+    }
+
+    /// A bottle that fits in one part: one `PutObject` carrying its sha256,
+    /// retried like a part.
+    async fn put_single(&mut self) -> Result<()> {
+        let body = Bytes::from(std::mem::take(&mut self.buffer));
+        let checksum = base64::engine::general_purpose::STANDARD.encode(self.sha256.to_bytes());
+        let mut delays = part_retry().delays();
+        let mut attempt = 1;
+        loop {
+            let sent = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .content_length(body.len() as i64)
+                .checksum_sha256(&checksum)
+                .metadata("sha256", self.sha256.as_str())
+                .body(ByteStream::from(body.clone()))
+                .send()
+                .await;
+            match sent {
+                Ok(_) => return Ok(()),
+                Err(e) if is_transient(&e) => match delays.next() {
+                    Some(wait) => {
+                        tracing::warn!(
+                            key = %self.key,
+                            attempt,
+                            wait_ms = wait.as_millis() as u64,
+                            error = %DisplayErrorContext(&e),
+                            "PutObject failed: sending it again"
+                        );
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                    }
+                    None => return Err(self.err("cannot put", e)),
+                },
+                Err(e) => return Err(self.err("cannot put", e)),
+            }
+        }
+    }
+
+    async fn abort_multipart(&mut self) -> Result<()> {
+        if let Some(task) = self.in_flight.take() {
+            task.abort();
+            let _ = task.await;
+        }
+        self.parts.clear();
+        if let Some(id) = self.upload_id.take() {
+            self.client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .upload_id(id)
+                .send()
+                .await
+                .map_err(|e| self.err("cannot abort multipart upload of", e))?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Upload for S3Upload {
+    async fn write(&mut self, mut chunk: &[u8]) -> Result<()> {
+        self.written += chunk.len() as u64;
+        while !chunk.is_empty() {
+            let part_size = self.current_part_size();
+            if self.buffer.capacity() == 0 {
+                self.buffer
+                    .reserve_exact(part_size.min(chunk.len().max(64 * 1024)));
+            }
+            let room = part_size - self.buffer.len();
+            let take = room.min(chunk.len());
+            self.buffer.extend_from_slice(&chunk[..take]);
+            self.part_crc.update(&chunk[..take]);
+            self.object_crc.update(&chunk[..take]);
+            chunk = &chunk[take..];
+            if self.buffer.len() == part_size {
+                self.send_part().await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn written(&self) -> u64 {
+        self.written
+    }
+
+    async fn restart(&mut self) -> Result<()> {
+        self.abort_multipart().await?;
+        self.buffer.clear();
+        self.written = 0;
+        self.object_crc = CrcDigest::new(CrcAlgorithm::Crc64Nvme);
+        self.part_crc = CrcDigest::new(CrcAlgorithm::Crc64Nvme);
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        if self.upload_id.is_none() {
+            return self.put_single().await;
+        }
+        let result = async {
+            if !self.buffer.is_empty() {
+                self.send_part().await?;
+            }
+            self.finish_in_flight().await?;
+            let id = self.upload_id.clone().expect("multipart started");
+            let checksum = crc64_header(&self.object_crc);
+            let completed = self
+                .client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .upload_id(id)
+                .checksum_crc64_nvme(&checksum)
+                .checksum_type(ChecksumType::FullObject)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(self.parts.clone()))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| self.err("cannot complete multipart upload of", e))?;
+            self.upload_id = None;
+            // S3 has compared our checksum with what it assembled; an
+            // answer that names another one means the stored object is not
+            // what we streamed.
+            match completed.checksum_crc64_nvme() {
+                Some(stored) if stored != checksum => Err(Error::store(
+                    &self.location,
+                    format!(
+                        "{} was stored with CRC64NVME {stored}, but {checksum} was sent",
+                        self.key
+                    ),
+                )),
+                _ => Ok(()),
+            }
+        }
+        .await;
+        if result.is_err() {
+            let _ = self.abort_multipart().await;
+        }
+        result
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<()> {
+        self.abort_multipart().await
+    }
+}
+
+impl Drop for S3Upload {
+    /// A cancelled upload (task dropped, shutdown) still aborts its multipart
+    /// upload if a runtime is there to do it; the bucket's lifecycle rule
+    /// catches what a killed process leaves.
+    fn drop(&mut self) {
+        if let Some(task) = self.in_flight.take() {
+            task.abort();
+        }
+        if let (Some(id), Ok(runtime)) =
+            (self.upload_id.take(), tokio::runtime::Handle::try_current())
+        {
+            let request = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .upload_id(id);
+            runtime.spawn(async move {
+                let _ = request.send().await;
+            });
+        }
+    }
+}
+
+/// One part of a multipart upload, with what is needed to send it again.
+struct PartRequest {
+    client: Client,
+    location: String,
+    bucket: String,
+    key: String,
+    upload_id: String,
+    part_number: i32,
+    /// Kept until the part is acknowledged: this is the part "uploading" of
+    /// the two an upload holds, so retrying it costs no extra memory.
+    body: Bytes,
+    /// CRC64NVME of `body`, base64.
+    checksum: String,
+}
+
+impl PartRequest {
+    /// `UploadPart`, sent again after transient errors (logged each time);
+    /// only when those run out does the bottle fail.
+    async fn send_with_retries(self) -> Result<CompletedPart> {
+        let mut delays = part_retry().delays();
+        let mut attempt = 1;
+        loop {
+            let sent = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .upload_id(&self.upload_id)
+                .part_number(self.part_number)
+                .content_length(self.body.len() as i64)
+                .checksum_crc64_nvme(&self.checksum)
+                .body(ByteStream::from(self.body.clone()))
+                .send()
+                .await;
+            let error = match sent {
+                Ok(sent) => {
+                    return Ok(CompletedPart::builder()
+                        .part_number(self.part_number)
+                        .set_e_tag(sent.e_tag().map(str::to_string))
+                        .checksum_crc64_nvme(&self.checksum)
+                        .build());
+                }
+                Err(e) => e,
+            };
+            let wait = if is_transient(&error) {
+                delays.next()
+            } else {
+                None
+            };
+            let Some(wait) = wait else {
+                return Err(Error::store(
+                    &self.location,
+                    format!(
+                        "cannot upload part {} of {} (attempt {attempt}): {}",
+                        self.part_number,
+                        self.key,
+                        DisplayErrorContext(&error)
+                    ),
+                ));
+            };
+            tracing::warn!(
+                key = %self.key,
+                part = self.part_number,
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                error = %DisplayErrorContext(&error),
+                "UploadPart failed: sending the part again"
+            );
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+}

@@ -1,0 +1,451 @@
+//! A mirror in a local directory. Bottles are written to a temp file on the
+//! same filesystem, fsynced, then renamed into place, so a crash never leaves
+//! a partial file at a final name. One run at a time holds `.bottlesync/lock`.
+//! Conditional writes (`put_if`) compare and replace under a second lock,
+//! `.bottlesync/write.lock`, taken per write, so concurrent compactions in
+//! one process or several never lose an update; the version of an object
+//! is the SHA-256 of its content.
+
+use std::fs::File;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
+
+use bottlesync_core::error::{Error, Result};
+use bottlesync_core::model::digest::Sha256Digest;
+use bottlesync_core::model::key::ObjectKey;
+use bottlesync_core::ports::store::{
+    BlobStore, INTERNAL_PREFIX, Precondition, PutIf, Upload, VersionToken,
+};
+
+/// Big enough that a 10 GB bottle is a few thousand write calls.
+const WRITE_BUFFER: usize = 1024 * 1024;
+
+pub struct LocalStore {
+    root: PathBuf,
+    staging: PathBuf,
+    /// Held for the store's lifetime: the advisory lock on `.bottlesync/lock`.
+    /// `None` for a read-only view (dry runs), which writes nothing.
+    lock: Option<File>,
+}
+
+impl LocalStore {
+    /// Creates `root` if needed, takes the run lock, and clears temp files a
+    /// crashed run left behind.
+    pub fn open(root: &Path) -> Result<Self> {
+        let shown = root.display().to_string();
+        let internal = root.join(INTERNAL_PREFIX);
+        let staging = internal.join("tmp");
+        std::fs::create_dir_all(&staging)
+            .map_err(|e| Error::destination(&shown, format!("cannot create directory: {e}")))?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(internal.join("lock"))
+            .map_err(|e| Error::destination(&shown, format!("cannot open lock file: {e}")))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::destination(
+                    &shown,
+                    "another bottlesync run holds .bottlesync/lock",
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::destination(&shown, format!("cannot lock: {e}")));
+            }
+        }
+        for entry in std::fs::read_dir(&staging)
+            .map_err(|e| Error::destination(&shown, e.to_string()))?
+            .flatten()
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+        Ok(LocalStore {
+            root: root.to_path_buf(),
+            staging,
+            lock: Some(lock),
+        })
+    }
+
+    /// A view that reads what is there (possibly nothing) and refuses to
+    /// write: for `--dry-run`, which must not even create the directory.
+    pub fn open_read_only(root: &Path) -> Self {
+        LocalStore {
+            root: root.to_path_buf(),
+            staging: root.join(INTERNAL_PREFIX).join("tmp"),
+            lock: None,
+        }
+    }
+
+    fn ensure_writable(&self) -> Result<()> {
+        match self.lock {
+            Some(_) => Ok(()),
+            None => Err(self.err("opened read-only (dry run)")),
+        }
+    }
+
+    pub fn path_of(&self, key: &ObjectKey) -> PathBuf {
+        self.root.join(key.as_str())
+    }
+
+    fn err(&self, problem: impl std::fmt::Display) -> Error {
+        Error::store(self.root.display().to_string(), problem)
+    }
+
+    /// Takes `.bottlesync/write.lock` (waiting for it); released when the
+    /// returned file is dropped. An flock is per open file, so it excludes
+    /// other tasks of this process as well as other processes.
+    async fn lock_writes(&self) -> Result<File> {
+        let path = self.root.join(INTERNAL_PREFIX).join("write.lock");
+        let shown = path.display().to_string();
+        tokio::task::spawn_blocking(move || -> std::io::Result<File> {
+            let file = File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?;
+            file.lock()?;
+            Ok(file)
+        })
+        .await
+        .map_err(|e| self.err(e))?
+        .map_err(|e| self.err(format!("cannot lock {shown}: {e}")))
+    }
+
+    /// The version of what `key` holds now (`None`: absent), hashed while
+    /// reading so a large object costs no memory.
+    async fn current_version(&self, key: &ObjectKey) -> Result<Option<VersionToken>> {
+        let path = self.path_of(key);
+        let shown = path.display().to_string();
+        tokio::task::spawn_blocking(move || -> std::io::Result<Option<VersionToken>> {
+            use sha2::Digest;
+            use std::io::Read;
+            let mut file = match File::open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let mut hasher = sha2::Sha256::new();
+            let mut buffer = vec![0u8; 256 * 1024];
+            loop {
+                let n = file.read(&mut buffer)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buffer[..n]);
+            }
+            Ok(Some(VersionToken(hex::encode(hasher.finalize()))))
+        })
+        .await
+        .map_err(|e| self.err(e))?
+        .map_err(|e| self.err(format!("cannot read {shown}: {e}")))
+    }
+
+    fn temp_path(&self, key: &ObjectKey) -> PathBuf {
+        let nonce: u64 = rand::random();
+        self.staging
+            .join(format!("{}.{nonce:016x}.part", key.file_name()))
+    }
+}
+
+#[async_trait]
+impl BlobStore for LocalStore {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    async fn check_usable(&self) -> Result<()> {
+        // `open` already created the directory and took the lock.
+        Ok(())
+    }
+
+    async fn begin(
+        &self,
+        key: &ObjectKey,
+        _expected: &Sha256Digest,
+        _size_hint: u64,
+    ) -> Result<Box<dyn Upload>> {
+        self.ensure_writable()?;
+        let temp = self.temp_path(key);
+        let file = tokio::fs::File::create(&temp)
+            .await
+            .map_err(|e| self.err(format!("cannot create {}: {e}", temp.display())))?;
+        Ok(Box::new(LocalUpload {
+            root: self.root.clone(),
+            key: key.clone(),
+            temp: Some(temp),
+            file: BufWriter::with_capacity(WRITE_BUFFER, file),
+            written: 0,
+        }))
+    }
+
+    async fn put_atomic(&self, key: &ObjectKey, bytes: Vec<u8>) -> Result<()> {
+        self.ensure_writable()?;
+        let temp = self.temp_path(key);
+        let temp_for_write = temp.clone();
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut file = File::create(&temp_for_write)?;
+            file.write_all(&bytes)?;
+            file.sync_all()
+        })
+        .await
+        .map_err(|e| self.err(e))?;
+        if let Err(e) = written {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(self.err(format!("cannot write {}: {e}", temp.display())));
+        }
+        let published = publish(&self.root, &temp, key).await;
+        if published.is_err() {
+            let _ = tokio::fs::remove_file(&temp).await;
+        }
+        published
+    }
+
+    async fn get_versioned(
+        &self,
+        key: &ObjectKey,
+        max_bytes: u64,
+    ) -> Result<Option<(Vec<u8>, VersionToken)>> {
+        Ok(self.get(key, max_bytes).await?.map(|bytes| {
+            let version = content_version(&bytes);
+            (bytes, version)
+        }))
+    }
+
+    async fn put_if(
+        &self,
+        key: &ObjectKey,
+        bytes: Vec<u8>,
+        precondition: Precondition,
+    ) -> Result<PutIf> {
+        self.ensure_writable()?;
+        let _held = self.lock_writes().await?;
+        let current = self.current_version(key).await?;
+        let holds = match (&precondition, &current) {
+            (Precondition::Absent, None) => true,
+            (Precondition::Matches(wanted), Some(current)) => wanted == current,
+            _ => false,
+        };
+        if !holds {
+            return Ok(PutIf::PreconditionFailed);
+        }
+        let version = content_version(&bytes);
+        self.put_atomic(key, bytes).await?;
+        Ok(PutIf::Written(version))
+    }
+
+    async fn delete_if(&self, key: &ObjectKey, version: &VersionToken) -> Result<bool> {
+        self.ensure_writable()?;
+        let _held = self.lock_writes().await?;
+        if self.current_version(key).await?.as_ref() != Some(version) {
+            return Ok(false);
+        }
+        self.delete(std::slice::from_ref(key)).await?;
+        Ok(true)
+    }
+
+    async fn get(&self, key: &ObjectKey, max_bytes: u64) -> Result<Option<Vec<u8>>> {
+        let path = self.path_of(key);
+        let meta = match tokio::fs::metadata(&path).await {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.err(format!("cannot read {}: {e}", path.display()))),
+        };
+        if meta.len() > max_bytes {
+            return Err(self.err(format!(
+                "{} is {} bytes, more than the {max_bytes} allowed",
+                path.display(),
+                meta.len()
+            )));
+        }
+        match read_at_most(&path, max_bytes).await {
+            Ok(Some(bytes)) => Ok(Some(bytes)),
+            Ok(None) => Err(self.err(format!(
+                "{} is more than the {max_bytes} bytes allowed",
+                path.display()
+            ))),
+            Err(e) => Err(self.err(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectKey>> {
+        let dir = self.root.join(prefix);
+        let mut keys = Vec::new();
+        let mut entries = match tokio::fs::read_dir(&dir).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(keys),
+            Err(e) => return Err(self.err(format!("cannot list {}: {e}", dir.display()))),
+        };
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(|e| self.err(format!("cannot list {}: {e}", dir.display())))?
+        {
+            if entry
+                .file_type()
+                .await
+                .map(|t| t.is_file())
+                .unwrap_or(false)
+                && let Some(name) = entry.file_name().to_str()
+            {
+                keys.push(ObjectKey::parse(&format!("{prefix}/{name}"))?);
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    async fn delete(&self, keys: &[ObjectKey]) -> Result<()> {
+        self.ensure_writable()?;
+        for key in keys {
+            match tokio::fs::remove_file(self.path_of(key)).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(self.err(format!("cannot delete {key}: {e}"))),
+            }
+        }
+        Ok(())
+    }
+}
+
+struct LocalUpload {
+    root: PathBuf,
+    key: ObjectKey,
+    /// `None` once committed or aborted.
+    temp: Option<PathBuf>,
+    file: BufWriter<tokio::fs::File>,
+    written: u64,
+}
+
+impl LocalUpload {
+    fn err(&self, problem: impl std::fmt::Display) -> Error {
+        Error::store(self.root.display().to_string(), problem)
+    }
+}
+
+#[async_trait]
+impl Upload for LocalUpload {
+    async fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        self.file
+            .write_all(chunk)
+            .await
+            .map_err(|e| self.err(format!("cannot write {}: {e}", self.key)))?;
+        self.written += chunk.len() as u64;
+        Ok(())
+    }
+
+    fn written(&self) -> u64 {
+        self.written
+    }
+
+    async fn restart(&mut self) -> Result<()> {
+        self.file.flush().await.map_err(|e| self.err(e))?;
+        let root = self.root.display().to_string();
+        let file = self.file.get_mut();
+        let truncated = match file.set_len(0).await {
+            Ok(()) => file.seek(std::io::SeekFrom::Start(0)).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        truncated.map_err(|e| Error::store(root, format!("cannot restart {}: {e}", self.key)))?;
+        self.written = 0;
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        self.file
+            .flush()
+            .await
+            .map_err(|e| self.err(format!("cannot write {}: {e}", self.key)))?;
+        self.file
+            .get_mut()
+            .sync_all()
+            .await
+            .map_err(|e| self.err(format!("cannot sync {}: {e}", self.key)))?;
+        let temp = self.temp.take().expect("upload not yet finished");
+        let result = publish(&self.root, &temp, &self.key).await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&temp).await;
+        }
+        result
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<()> {
+        if let Some(temp) = self.temp.take() {
+            let _ = tokio::fs::remove_file(&temp).await;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LocalUpload {
+    fn drop(&mut self) {
+        if let Some(temp) = self.temp.take() {
+            let _ = std::fs::remove_file(temp);
+        }
+    }
+}
+
+fn content_version(bytes: &[u8]) -> VersionToken {
+    VersionToken(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes)))
+}
+
+/// Renames a fully written, fsynced temp file to its key under `root` and
+/// makes the rename itself durable (fsync of the directory), and the
+/// directories above it up to the mirror root: a folder created just now
+/// (the new dated folder), by this call or a concurrent one, survives a
+/// crash only once the directory holding it is synced, and the run records
+/// the bottle as stored when this returns.
+async fn publish(root: &Path, temp: &Path, key: &ObjectKey) -> Result<()> {
+    let err = |p: String| Error::store(root.display().to_string(), p);
+    let target = root.join(key.as_str());
+    let parent = target
+        .parent()
+        .expect("keys have a file name")
+        .to_path_buf();
+    tokio::fs::create_dir_all(&parent)
+        .await
+        .map_err(|e| err(format!("cannot create {}: {e}", parent.display())))?;
+    tokio::fs::rename(temp, &target)
+        .await
+        .map_err(|e| err(format!("cannot rename into {}: {e}", target.display())))?;
+    let mut to_sync = vec![parent.clone()];
+    let mut dir = parent.as_path();
+    while dir != root {
+        match dir.parent() {
+            Some(up) => {
+                to_sync.push(up.to_path_buf());
+                dir = up;
+            }
+            None => break,
+        }
+    }
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        for dir in to_sync {
+            File::open(&dir).and_then(|d| d.sync_all())?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| err(e.to_string()))?
+    .map_err(|e| err(format!("cannot sync directory: {e}")))
+}
+
+/// Reads `path` whole if it holds at most `max_bytes`, `Ok(None)` if it
+/// holds more. Counts while reading rather than trusting the size on disk:
+/// a pipe, a device (`/dev/zero`) or a file that grows delivers more than
+/// its metadata says.
+pub async fn read_at_most(path: &Path, max_bytes: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::open(path).await?;
+    let hint = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(hint.min(max_bytes) as usize + 1);
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .await?;
+    Ok((bytes.len() as u64 <= max_bytes).then_some(bytes))
+}

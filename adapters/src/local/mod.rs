@@ -1,0 +1,6 @@
+//! Local adapters: a directory as the mirror; in-memory queues and ledger
+//! for the in-process fleet and tests.
+
+pub mod local_store;
+pub mod memory_ledger;
+pub mod memory_queue;

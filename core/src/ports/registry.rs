@@ -1,0 +1,57 @@
+//! The registry port: what bottlesync asks of Homebrew's servers (a
+//! document such as the formula index, a bottle's size, the sizes in a
+//! formula version's OCI image index, and a bottle's bytes as a stream).
+//! The HTTP client in `bottlesync-adapters` is the real one; tests of the
+//! worker give a fake.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use url::Url;
+
+use crate::error::Result;
+use crate::model::digest::Sha256Digest;
+
+#[async_trait]
+pub trait Registry: Send + Sync {
+    /// GETs a document (the index, an external hash file) without registry
+    /// auth, refusing bodies over `max_bytes`.
+    async fn get_document(&self, url: &Url, max_bytes: u64) -> Result<Vec<u8>>;
+
+    /// Opens a bottle blob at `offset` (a Range request when > 0).
+    async fn open_blob(&self, url: &Url, offset: u64) -> Result<BlobBody>;
+
+    /// The blob's size, when the server tells it.
+    async fn blob_size(&self, url: &Url) -> Result<Option<u64>>;
+
+    /// Bottle sizes by digest from the OCI image index of one formula
+    /// version (`<repo>/manifests/<version_rebuild>`). Entries without a
+    /// size annotation are left out.
+    async fn manifest_sizes(
+        &self,
+        blob_url: &Url,
+        version_rebuild: &str,
+    ) -> Result<HashMap<Sha256Digest, u64>>;
+}
+
+/// A blob response positioned at `offset` bytes into the bottle.
+pub struct BlobBody {
+    pub url: Url,
+    /// Where this body starts: the requested offset, or 0 when the server
+    /// ignored the Range request and sent everything.
+    pub offset: u64,
+    /// The full size of the bottle, when the server said.
+    pub total: Option<u64>,
+    /// The bytes; a broken or stalled body is a transient error.
+    pub body: BoxStream<'static, Result<Bytes>>,
+}
+
+impl BlobBody {
+    /// The next chunk; `None` at the end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
+        self.body.next().await.transpose()
+    }
+}

@@ -1,0 +1,116 @@
+//! Where bottles go: the `BlobStore` port, implemented by a local directory
+//! (`local_store`) and an S3 prefix (`s3_store`). An `Upload` is one object
+//! being written; nothing appears at its final key until `commit`.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::model::digest::Sha256Digest;
+use crate::model::key::ObjectKey;
+
+/// Keys under this prefix are bottlesync's own bookkeeping, never bottles.
+pub const INTERNAL_PREFIX: &str = ".bottlesync";
+
+/// One version of a small object, as the store identifies it: the ETag in
+/// S3, a SHA-256 of the content in a directory. Opaque to callers; only
+/// handed back in a `Precondition`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionToken(pub String);
+
+/// What must be true of a key for a conditional write to happen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Precondition {
+    /// The key does not exist (S3 `If-None-Match: *`).
+    Absent,
+    /// The key holds exactly this version (S3 `If-Match: <ETag>`).
+    Matches(VersionToken),
+}
+
+/// The answer to a conditional write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PutIf {
+    /// Written; the version now stored.
+    Written(VersionToken),
+    /// The precondition did not hold (S3's 412, or the key is gone): nothing
+    /// was changed. Re-read and decide again.
+    PreconditionFailed,
+}
+
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// `/srv/mirror` or `s3://bucket/prefix`, for messages.
+    fn location(&self) -> String;
+
+    /// Fails with a clear message when the destination cannot be used.
+    async fn check_usable(&self) -> Result<()>;
+
+    /// Starts writing `key`. The caller streams the bytes, checks their
+    /// digest against `expected`, and only then commits.
+    async fn begin(
+        &self,
+        key: &ObjectKey,
+        expected: &Sha256Digest,
+        size_hint: u64,
+    ) -> Result<Box<dyn Upload>>;
+
+    /// Writes a small object so that readers see the old or the new
+    /// content, never a part.
+    async fn put_atomic(&self, key: &ObjectKey, bytes: Vec<u8>) -> Result<()>;
+
+    /// Reads a small object with its version, for a later `put_if`; `None`
+    /// when it does not exist.
+    async fn get_versioned(
+        &self,
+        key: &ObjectKey,
+        max_bytes: u64,
+    ) -> Result<Option<(Vec<u8>, VersionToken)>>;
+
+    /// Writes a small object atomically (like `put_atomic`) only if
+    /// `precondition` holds at that moment, checked and written as one step
+    /// against every other writer. For objects several writers
+    /// read-modify-write (`bottles_hash.json`, the S3 run lease).
+    async fn put_if(
+        &self,
+        key: &ObjectKey,
+        bytes: Vec<u8>,
+        precondition: Precondition,
+    ) -> Result<PutIf>;
+
+    /// Deletes `key` only if it still holds `version`. False when it holds
+    /// another version or is gone (nothing deleted).
+    async fn delete_if(&self, key: &ObjectKey, version: &VersionToken) -> Result<bool>;
+
+    /// Reads a small object; `None` when it does not exist. Objects larger
+    /// than `max_bytes` are an error rather than a memory hazard.
+    async fn get(&self, key: &ObjectKey, max_bytes: u64) -> Result<Option<Vec<u8>>>;
+
+    /// Keys below `prefix` (a directory-like prefix without trailing `/`).
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectKey>>;
+
+    async fn delete(&self, keys: &[ObjectKey]) -> Result<()>;
+
+    /// Aborts uploads to `key` that a killed writer left unfinished. Only
+    /// safe when the caller is the key's sole writer (it holds the claim).
+    /// Returns how many were aborted.
+    async fn abort_incomplete_uploads(&self, _key: &ObjectKey) -> Result<usize> {
+        Ok(0)
+    }
+}
+
+#[async_trait]
+pub trait Upload: Send {
+    async fn write(&mut self, chunk: &[u8]) -> Result<()>;
+
+    /// Bytes accepted so far.
+    fn written(&self) -> u64;
+
+    /// Discards what was written: the source is starting again from byte 0.
+    async fn restart(&mut self) -> Result<()>;
+
+    /// Makes the object visible at its key. Call only after verification.
+    async fn commit(self: Box<Self>) -> Result<()>;
+
+    /// Throws the partial object away. Dropping an upload does the same on a
+    /// best-effort basis, so a cancelled task leaves nothing at a final key.
+    async fn abort(self: Box<Self>) -> Result<()>;
+}

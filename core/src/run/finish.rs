@@ -1,0 +1,305 @@
+//! When a run has drained (sealed, and stored + skipped + failed =
+//! expected), exactly one caller wins `begin_finish`, compacts the ledger
+//! into `bottles_hash.json`, posts the summary, and marks the run finished.
+//!
+//! - The finisher renews its lease while it works (a slow compaction or a
+//!   slow Slack must not let a second caller take over), and confirms it
+//!   right before posting: a finisher that lost it stops without posting.
+//! - The summary counts as sent only once Slack answered 2xx. A post Slack
+//!   did not accept leaves the run `Finishing` with its lease given up
+//!   (`defer_summary`): the next call, from the scheduled reconcile, a
+//!   worker, `work --drain`, the next planner or `bottlesync compact`, posts
+//!   it again, without compacting again when that was done (`compacted`).
+//! - A finisher killed part-way leaves the run `Finishing` under a lease
+//!   that expires; the next caller takes over and redoes what is idempotent.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+
+use crate::error::{Error, Result};
+use crate::ports::fleet_ledger::{BottleState, FleetLedger, RunRecord, RunState};
+use crate::ports::ledger::compact_into;
+use crate::services::FleetServices;
+
+/// How long a finisher may go without renewing before another may take
+/// over. The finisher renews it every third of this while it works.
+pub const FINISH_LEASE: Duration = Duration::from_secs(120);
+/// Attempts at recording a summary Slack accepted (each a ledger write the
+/// SDK retries itself): a summary posted but not recorded is posted again.
+const RECORD_ATTEMPTS: u32 = 3;
+/// The longest a finisher keeps renewing its lease: a finisher stuck this
+/// long (a hung compaction) lets the run go to the next caller.
+const MAX_FINISHING: Duration = Duration::from_secs(20 * 60);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FinishOutcome {
+    /// Not drained yet, already finished, or someone else is finishing.
+    NotMine,
+    /// This caller finished the run (and posted the summary unless it had
+    /// already been posted before a takeover).
+    Finished { summary_posted: bool },
+    /// Slack did not accept the summary: the run stays `Finishing`, with
+    /// `summary_error` set and no finisher lease, and the next call of
+    /// [`finish_run_if_due`] posts it again.
+    SummaryPending { problem: String },
+    /// This caller's finisher lease was taken over while it worked: it
+    /// stopped without posting (the new finisher posts).
+    LeaseLost,
+}
+
+/// Compacts the fleet ledger's stored bottles into the mirror's
+/// `bottles_hash.json`. Returns how many bottles the file lists.
+pub async fn compact(services: &FleetServices) -> Result<usize> {
+    let stored = services
+        .ledger
+        .bottle_states()
+        .await?
+        .into_iter()
+        .filter_map(|(sha, state)| match state {
+            BottleState::Stored(bottle)
+                if !crate::run::operations::is_imported_placeholder(&bottle) =>
+            {
+                Some((sha, bottle))
+            }
+            _ => None,
+        });
+    let record = compact_into(services.store.as_ref(), stored).await?;
+    Ok(record.bottles.len())
+}
+
+/// Finishes `run_id` if it is due and nobody else is at it: a drained,
+/// sealed `Running` run, a `Finishing` run whose finisher lease lapsed, or
+/// one whose summary Slack has not accepted yet. Safe to call at any time,
+/// from anywhere, as often as wanted: the scheduled reconcile calls it for
+/// every run that is not `Finished`.
+pub async fn finish_run_if_due(
+    services: &FleetServices,
+    run_id: &str,
+    owner: &str,
+) -> Result<FinishOutcome> {
+    finish_run_with_lease(services, run_id, owner, FINISH_LEASE).await
+}
+
+/// [`finish_run_if_due`] with another finisher lease (tests use short ones).
+pub async fn finish_run_with_lease(
+    services: &FleetServices,
+    run_id: &str,
+    owner: &str,
+    lease: Duration,
+) -> Result<FinishOutcome> {
+    let Some(run) = services.ledger.run(run_id).await? else {
+        return Ok(FinishOutcome::NotMine);
+    };
+    // One finisher per call, not per worker: two of a worker's tasks must
+    // not both finish, and `begin_finish` lets a finisher retry its own
+    // write (whose answer may have been lost).
+    let owner = &format!("{owner}#{:08x}", rand::random::<u32>());
+    let due = match run.state {
+        RunState::Finished => false,
+        RunState::Running => run.sealed && run.done() >= run.expected,
+        // Abandoned, or its summary pending: begin_finish decides by the lease.
+        RunState::Finishing => true,
+    };
+    if !due || !services.ledger.begin_finish(run_id, owner, lease).await? {
+        return Ok(FinishOutcome::NotMine);
+    }
+    tracing::info!(
+        run_id,
+        owner,
+        summary_attempts = run.summary_attempts,
+        "finishing the run: compacting and sending the summary"
+    );
+    let keeper = LeaseKeeper::start(services.ledger.clone(), run_id, owner, lease);
+    let step = finish_steps(services, run_id, owner, lease, &keeper).await;
+    // Stopped (and its last renewal landed) before the lease is given up below.
+    keeper.stop().await;
+    match step? {
+        Step::Posted { summary_posted } => {
+            services.ledger.finish(run_id, owner).await?;
+            tracing::info!(run_id, summary_posted, "run finished");
+            Ok(FinishOutcome::Finished { summary_posted })
+        }
+        Step::PostFailed(problem) => {
+            tracing::warn!(
+                run_id,
+                problem = %problem,
+                "Slack did not accept the summary: the run stays finishing and the next call (the reconcile, a worker, the planner, `compact`) posts it again"
+            );
+            if let Err(e) = services.ledger.defer_summary(run_id, owner, &problem).await {
+                // The lease then simply expires; the retry comes after it.
+                tracing::warn!(run_id, error = %e, "could not record the failed post");
+            }
+            Ok(FinishOutcome::SummaryPending { problem })
+        }
+        Step::LeaseLost => Ok(FinishOutcome::LeaseLost),
+    }
+}
+
+enum Step {
+    Posted { summary_posted: bool },
+    PostFailed(String),
+    LeaseLost,
+}
+
+/// Compaction (unless done), the lease check, the post and its record.
+async fn finish_steps(
+    services: &FleetServices,
+    run_id: &str,
+    owner: &str,
+    lease: Duration,
+    keeper: &LeaseKeeper,
+) -> Result<Step> {
+    let run = read_run(services, run_id).await?;
+    if run.compacted {
+        tracing::info!(
+            run_id,
+            "already compacted by an earlier finisher: posting the summary only"
+        );
+    } else {
+        match compact(services).await {
+            Ok(bottles) => {
+                tracing::info!(run_id, bottles, "ledger compacted into bottles_hash.json");
+                if let Err(e) = services.ledger.mark_compacted(run_id, owner).await {
+                    tracing::warn!(run_id, error = %e, "could not record the compaction: a retry will compact again");
+                }
+            }
+            // The summary still goes out; `bottlesync compact` can redo this.
+            Err(e) => tracing::error!(run_id, error = %e, "compaction failed"),
+        }
+    }
+    // Right before posting, with a fresh full lease: a finisher that lost
+    // its lease (paused past it, renewals failing) stops here.
+    if keeper.lost() || !services.ledger.extend_finish(run_id, owner, lease).await? {
+        tracing::warn!(
+            run_id,
+            owner,
+            "lost the finishing lease to another caller: stopping without posting"
+        );
+        return Ok(Step::LeaseLost);
+    }
+    let run = read_run(services, run_id).await?;
+    if run.summary_sent {
+        return Ok(Step::Posted {
+            summary_posted: false,
+        });
+    }
+    if let Err(e) = post_summary(services, &run).await {
+        return Ok(Step::PostFailed(e.to_string()));
+    }
+    record_summary_sent(services, run_id, owner).await?;
+    Ok(Step::Posted {
+        summary_posted: true,
+    })
+}
+
+async fn read_run(services: &FleetServices, run_id: &str) -> Result<RunRecord> {
+    services.ledger.run(run_id).await?.ok_or_else(|| {
+        Error::store(
+            "fleet ledger",
+            format!("run {run_id:?} disappeared while finishing"),
+        )
+    })
+}
+
+/// Slack accepted the summary: record it, trying a few times, because a
+/// summary that is not recorded is posted again by the next finisher.
+async fn record_summary_sent(services: &FleetServices, run_id: &str, owner: &str) -> Result<()> {
+    let mut attempt = 1;
+    loop {
+        match services.ledger.mark_summary_sent(run_id, owner).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < RECORD_ATTEMPTS => {
+                tracing::warn!(run_id, attempt, error = %e, "could not record the posted summary: trying again");
+                tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => {
+                tracing::error!(run_id, error = %e, "the summary was posted but could not be recorded: the next finisher will post it again");
+                return Err(e);
+            }
+        }
+    }
+}
+
+async fn post_summary(services: &FleetServices, run: &RunRecord) -> Result<()> {
+    let dlq_depth = match &services.dlq {
+        Some(dlq) => dlq.depth().await.ok().map(|d| d.visible + d.in_flight),
+        None => None,
+    };
+    let message =
+        crate::run::messages::summary(run, &services.message_context(), dlq_depth, Utc::now());
+    services.notifier.notify(&message).await
+}
+
+/// Renews the finisher lease every third of it until stopped, and notes
+/// when the ledger says it is lost (someone else took over).
+struct LeaseKeeper {
+    stop: tokio::sync::watch::Sender<bool>,
+    lost: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LeaseKeeper {
+    fn start(ledger: Arc<dyn FleetLedger>, run_id: &str, owner: &str, lease: Duration) -> Self {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let lost = Arc::new(AtomicBool::new(false));
+        let every = (lease / 3).max(Duration::from_millis(20));
+        let (run_id, owner, flag) = (run_id.to_string(), owner.to_string(), lost.clone());
+        let give_up = tokio::time::Instant::now() + MAX_FINISHING.max(lease);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stopped.changed() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                if tokio::time::Instant::now() >= give_up {
+                    tracing::error!(
+                        run_id,
+                        owner,
+                        "still finishing after {} s: no longer renewing the lease, so another caller can take over",
+                        MAX_FINISHING.as_secs()
+                    );
+                    return;
+                }
+                match ledger.extend_finish(&run_id, &owner, lease).await {
+                    Ok(true) => tracing::debug!(run_id, "finishing lease renewed"),
+                    Ok(false) => {
+                        tracing::warn!(run_id, owner, "the finishing lease was taken over");
+                        flag.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(run_id, error = %e, "could not renew the finishing lease: trying again")
+                    }
+                }
+            }
+        });
+        LeaseKeeper { stop, lost, task }
+    }
+
+    fn lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Stops renewing; returns once a renewal in flight has landed.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "the finishing lease keeper ended abnormally");
+        }
+    }
+}
+
+/// Finishes the newest run if it is due (used when a drain ends and by
+/// the planner before it starts a new run).
+pub async fn finish_latest_if_due(services: &FleetServices, owner: &str) -> Result<FinishOutcome> {
+    match services.ledger.latest_run().await? {
+        Some(run) if run.state != RunState::Finished => {
+            finish_run_if_due(services, &run.run_id, owner).await
+        }
+        _ => Ok(FinishOutcome::NotMine),
+    }
+}

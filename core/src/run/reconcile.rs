@@ -1,0 +1,379 @@
+//! The safety net that ends every run, whatever happened to its messages.
+//!
+//! Workers count each bottle of a run once (stored, skipped, failed) and the
+//! last count finishes the run. A message that never reaches a worker that
+//! counts it (dead-lettered uncounted, deleted by a crash, never sent by a
+//! planner that died) would leave the run running forever. The reconcile,
+//! run on a schedule (`bottlesync reconcile`, the planner Lambda's
+//! `{"kind": "reconcile"}` event) and by every planner before it plans,
+//! walks the open runs and, for each:
+//!
+//! - a run nobody is planning any more (its planner's lease ran out before
+//!   it sealed the run) is resumed: every message of its manifest whose
+//!   bottle is neither counted nor in work is sent again (duplicates are
+//!   harmless: the ledger counts a bottle once) and the run is sealed with
+//!   the manifest's count;
+//! - a sealed run with no bottle counted for `BOTTLESYNC_RUN_STALL_MINUTES`
+//!   is stalled: each uncounted bottle of its manifest is checked. In work
+//!   under a live claim: left alone. Already stored: counted as skipped.
+//!   In the DLQ: counted as failed ("dead-lettered"). Otherwise its message
+//!   was lost: sent again, once; lost again (and nothing is left in the
+//!   queue that could still deliver it): counted as failed ("lost");
+//! - a run that drained, or whose summary is still owed, is finished
+//!   ([`crate::run::finish::finish_run_if_due`]); a finished, reported run is
+//!   closed.
+//!
+//! Every step is idempotent and keyed on ledger conditions, so two
+//! reconciles (or a reconcile and a worker) at once do no harm.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::Sha256Digest;
+use crate::error::Result;
+use crate::model::message::BottleMessage;
+use crate::ports::fleet_ledger::{BottleState, FailureNote, Route, RunRecord, RunState};
+use crate::ports::queue::Queue;
+use crate::run::manifest::{ManifestMessage, RunManifest};
+use crate::services::FleetServices;
+
+/// How many dead letters a stalled run's check looks at.
+const DLQ_LOOK: usize = 1000;
+
+/// What the reconcile did to one run.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct RunReconciled {
+    pub run_id: String,
+    /// `planning`, `resumed`, `progressing`, `stalled`, `finished`,
+    /// `closed`, `waiting`, `error`.
+    pub verdict: String,
+    /// Seconds since the run last counted a bottle (or started).
+    pub idle_seconds: i64,
+    /// Messages sent again.
+    pub resent: usize,
+    /// Bottles in work under a live claim.
+    pub in_work: usize,
+    /// Bottles found stored and counted as skipped.
+    pub found_stored: usize,
+    /// Bottles counted failed because their message is in the DLQ.
+    pub dead_lettered: usize,
+    /// Bottles counted failed because their message was lost twice.
+    pub lost: usize,
+    /// Whether this pass finished the run (and posted its summary).
+    pub finished: bool,
+    pub detail: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReconcileReport {
+    pub runs: Vec<RunReconciled>,
+}
+
+/// Why a running run is not advancing, if it is stalled (for `status`).
+pub fn stall_of(run: &RunRecord, stall: Duration, now: DateTime<Utc>) -> Option<String> {
+    if run.state != RunState::Running {
+        return None;
+    }
+    let idle = now - run.last_progress();
+    if !run.sealed {
+        return match run.planning_until {
+            Some(until) if until > now => None,
+            _ => Some(format!(
+                "its planner stopped before sending every message ({} s ago); the reconcile resumes it",
+                idle.num_seconds()
+            )),
+        };
+    }
+    let stall = chrono::Duration::from_std(stall).unwrap_or(chrono::Duration::MAX);
+    (run.done() < run.expected && idle >= stall).then(|| {
+        format!(
+            "no bottle counted for {} min ({} of {} done); the reconcile re-sends lost messages and counts what cannot progress as failed",
+            idle.num_minutes(),
+            run.done(),
+            run.expected
+        )
+    })
+}
+
+/// One pass over every open run. `owner` names this pass (leases, marks).
+pub async fn reconcile(services: &FleetServices, owner: &str) -> Result<ReconcileReport> {
+    let mut report = ReconcileReport::default();
+    for run in services.ledger.open_runs().await? {
+        let run_id = run.run_id.clone();
+        let outcome = match reconcile_run(services, run, owner).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!(run_id, error = %e, "reconcile of the run failed; the next pass tries again");
+                RunReconciled {
+                    run_id,
+                    verdict: "error".into(),
+                    detail: Some(e.to_string()),
+                    ..RunReconciled::default()
+                }
+            }
+        };
+        report.runs.push(outcome);
+    }
+    Ok(report)
+}
+
+async fn reconcile_run(
+    services: &FleetServices,
+    run: RunRecord,
+    owner: &str,
+) -> Result<RunReconciled> {
+    let ledger = &services.ledger;
+    let now = Utc::now();
+    let mut outcome = RunReconciled {
+        run_id: run.run_id.clone(),
+        idle_seconds: (now - run.last_progress()).num_seconds(),
+        ..RunReconciled::default()
+    };
+    // A finished run is never posted again (its summary went out, or it
+    // had nothing to report): close it.
+    if run.state == RunState::Finished {
+        ledger.close_run(&run.run_id).await?;
+        outcome.verdict = "closed".into();
+        return Ok(outcome);
+    }
+    if run.state == RunState::Running {
+        if !run.sealed {
+            if !ledger
+                .hold_planning(&run.run_id, owner, services.config.planning_lease)
+                .await?
+            {
+                outcome.verdict = "planning".into();
+                return Ok(outcome);
+            }
+            resume(services, &run, owner, &mut outcome).await?;
+        } else if stall_of(&run, services.config.run_stall, now).is_some() {
+            settle_stalled(services, &run, owner, &mut outcome).await?;
+        } else {
+            outcome.verdict = "progressing".into();
+        }
+    }
+    match crate::run::finish::finish_run_if_due(services, &run.run_id, owner).await {
+        Ok(crate::run::finish::FinishOutcome::Finished { .. }) => {
+            outcome.finished = true;
+            outcome.verdict = "finished".into();
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(run_id = %run.run_id, error = %e, "could not finish the run; the next pass tries again");
+            outcome.detail = Some(format!("finishing: {e}"));
+        }
+    }
+    Ok(outcome)
+}
+
+/// A run whose planner died before sealing it: send what is not done, seal.
+async fn resume(
+    services: &FleetServices,
+    run: &RunRecord,
+    owner: &str,
+    outcome: &mut RunReconciled,
+) -> Result<()> {
+    outcome.verdict = "resumed".into();
+    let Some(manifest) = RunManifest::read(services.store.as_ref(), &run.run_id).await? else {
+        // The manifest is written before any message: none was sent.
+        tracing::error!(run_id = %run.run_id, "resuming a run without a manifest: no message can have been sent; sealing it with what it counted");
+        outcome.detail = Some("no manifest: sealed with what it had counted".into());
+        services.ledger.seal_run(&run.run_id, run.done()).await?;
+        return Ok(());
+    };
+    let pending = uncounted(services, run, &manifest).await?;
+    let mut resend = Vec::new();
+    for (sha, message) in pending {
+        match services.ledger.bottle_state(&sha).await? {
+            Some(BottleState::Claimed { lease_expires, .. }) if lease_expires >= Utc::now() => {
+                outcome.in_work += 1;
+            }
+            _ => resend.push(message),
+        }
+    }
+    outcome.resent = send(services, &run.run_id, resend).await?;
+    services
+        .ledger
+        .seal_run(&run.run_id, manifest.messages.len() as u64)
+        .await?;
+    tracing::warn!(run_id = %run.run_id, planner = ?run.planner, resent = outcome.resent, expected = manifest.messages.len(), by = owner, "resumed a run its planner left unsealed");
+    Ok(())
+}
+
+/// A sealed run that stopped counting: account for every uncounted bottle.
+async fn settle_stalled(
+    services: &FleetServices,
+    run: &RunRecord,
+    owner: &str,
+    outcome: &mut RunReconciled,
+) -> Result<()> {
+    let ledger = &services.ledger;
+    outcome.verdict = "stalled".into();
+    let Some(manifest) = RunManifest::read(services.store.as_ref(), &run.run_id).await? else {
+        outcome.verdict = "waiting".into();
+        outcome.detail =
+            Some("no manifest (planned before manifests existed): nothing to re-send".into());
+        tracing::error!(run_id = %run.run_id, "stalled run has no manifest: cannot tell which bottles it lost");
+        return Ok(());
+    };
+    let pending = uncounted(services, run, &manifest).await?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let dead: HashMap<(String, String), Option<String>> = match &services.dlq {
+        Some(_) => crate::run::dlq::list(services, DLQ_LOOK)
+            .await?
+            .into_iter()
+            .filter_map(|l| Some(((l.run_id?, l.sha256?), l.last_error)))
+            .collect(),
+        None => HashMap::new(),
+    };
+    let mut queues_empty: HashMap<Route, bool> = HashMap::new();
+    let mut resend = Vec::new();
+    for (sha, message) in pending {
+        let parsed = BottleMessage::parse(&message.body, &services.config.hosts).ok();
+        let (name, tag) = parsed
+            .as_ref()
+            .map_or(("(unreadable message)".to_string(), String::new()), |m| {
+                (m.job.name.clone(), m.job.tag.to_string())
+            });
+        let note = |reason: String| FailureNote {
+            name: name.clone(),
+            tag: tag.clone(),
+            sha256: sha.to_string(),
+            reason,
+        };
+        match ledger.bottle_state(&sha).await? {
+            Some(BottleState::Claimed { lease_expires, .. }) if lease_expires >= Utc::now() => {
+                outcome.in_work += 1;
+                continue;
+            }
+            Some(BottleState::Stored(_)) => {
+                ledger.count_skipped(&run.run_id, &sha).await?;
+                outcome.found_stored += 1;
+                continue;
+            }
+            _ => {}
+        }
+        if let Some(last_error) = dead.get(&(run.run_id.clone(), sha.to_string())) {
+            let reason = format!(
+                "dead-lettered: {}",
+                last_error
+                    .as_deref()
+                    .unwrap_or("no worker counted it before SQS moved it")
+            );
+            ledger
+                .count_failed(&run.run_id, &sha, &note(reason))
+                .await?;
+            outcome.dead_lettered += 1;
+            continue;
+        }
+        if ledger.mark_resent(&run.run_id, &sha, owner).await? {
+            resend.push(message);
+            continue;
+        }
+        // Sent again once already and still not counted. Messages still in
+        // its queue could yet deliver it: give up only when it is empty.
+        let empty = match queues_empty.get(&message.route) {
+            Some(empty) => *empty,
+            None => {
+                let empty = match queue_for(services, message.route) {
+                    Some(queue) => queue.depth().await?.is_empty(),
+                    None => true,
+                };
+                queues_empty.insert(message.route, empty);
+                empty
+            }
+        };
+        if empty {
+            let reason = "lost: its message was sent again once by the reconcile and never counted"
+                .to_string();
+            ledger
+                .count_failed(&run.run_id, &sha, &note(reason))
+                .await?;
+            outcome.lost += 1;
+        }
+    }
+    outcome.resent = send(services, &run.run_id, resend).await?;
+    ledger.note_reconciled(&run.run_id).await?;
+    tracing::warn!(
+        run_id = %run.run_id,
+        idle_s = outcome.idle_seconds,
+        resent = outcome.resent,
+        in_work = outcome.in_work,
+        found_stored = outcome.found_stored,
+        dead_lettered = outcome.dead_lettered,
+        lost = outcome.lost,
+        "reconciled a stalled run"
+    );
+    Ok(())
+}
+
+/// The manifest's messages whose bottles the run has not counted, by sha256.
+async fn uncounted(
+    services: &FleetServices,
+    run: &RunRecord,
+    manifest: &RunManifest,
+) -> Result<BTreeMap<Sha256Digest, ManifestMessage>> {
+    let mut by_sha = BTreeMap::new();
+    for message in &manifest.messages {
+        match BottleMessage::parse(&message.body, &services.config.hosts) {
+            Ok(parsed) => {
+                by_sha.insert(parsed.job.sha256, message.clone());
+            }
+            Err(e) => {
+                tracing::error!(run_id = %run.run_id, error = %e, "the run's manifest holds an invalid message: skipped");
+            }
+        }
+    }
+    let shas: Vec<Sha256Digest> = by_sha.keys().cloned().collect();
+    for sha in services.ledger.counted(&run.run_id, &shas).await? {
+        by_sha.remove(&sha);
+    }
+    Ok(by_sha)
+}
+
+fn queue_for(services: &FleetServices, route: Route) -> Option<&std::sync::Arc<dyn Queue>> {
+    match route {
+        Route::Ecs => services.large_queue.as_ref(),
+        Route::Lambda => services.queue.as_ref(),
+    }
+}
+
+/// Sends messages to their route's queue; returns how many went out.
+async fn send(
+    services: &FleetServices,
+    run_id: &str,
+    messages: Vec<ManifestMessage>,
+) -> Result<usize> {
+    let mut sent = 0;
+    for route in [Route::Lambda, Route::Ecs] {
+        let bodies: Vec<String> = messages
+            .iter()
+            .filter(|m| m.route == route)
+            .map(|m| m.body.clone())
+            .collect();
+        if bodies.is_empty() {
+            continue;
+        }
+        let Some(queue) = queue_for(services, route).or_else(|| queue_for(services, other(route)))
+        else {
+            tracing::error!(run_id, "no queue configured to re-send messages to");
+            continue;
+        };
+        let count = bodies.len();
+        queue.send_all(bodies).await?;
+        sent += count;
+    }
+    Ok(sent)
+}
+
+fn other(route: Route) -> Route {
+    match route {
+        Route::Lambda => Route::Ecs,
+        Route::Ecs => Route::Lambda,
+    }
+}
