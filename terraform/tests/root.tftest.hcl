@@ -52,6 +52,6 @@ run "environment_defaults_to_prod" {
 
   assert {
     condition     = output.ecs_cluster_name == "bottlesync-prod"
-    error_message = "environment defaults to prod, as the root module's did before modules/stack folded into it"
+    error_message = "environment defaults to prod"
   }
 }
