@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The Terraform checks CI runs (issue 5), in one command:
 #   1. terraform fmt -check -recursive terraform
-#   2. terraform init + validate: the root, every module, examples/local
-#   3. terraform test: the modules' own logic, with mock providers
+#   2. terraform init + validate: the root (the module), every submodule,
+#      every example (local: moto; complete: real AWS, never applied here)
+#   3. terraform test: the modules' own logic and examples/complete's
+#      terraform.tfvars.example, with mock providers
 #   4. checkov over terraform/: zero failed checks (skips are inline, with reasons)
 #   5. end to end: apply examples/local to moto_server, run `bottlesync plan`
 #      and `bottlesync work --drain` with exactly the environment the stack
@@ -94,7 +96,7 @@ if [ -n "$PLUGIN_DIR" ]; then
   INIT_ARGS+=("-plugin-dir=$PLUGIN_DIR")
 fi
 
-# Every directory with Terraform configuration: the root, the modules, the example.
+# Every directory with Terraform configuration: the root, the modules, the examples.
 TF_DIRS=(terraform)
 for d in terraform/modules/*/ terraform/examples/*/; do
   TF_DIRS+=("${d%/}")
@@ -138,10 +140,12 @@ init_and_validate() {
 }
 
 run_tests() {
-  cd "$ROOT/$1" && terraform test -no-color || return 1
-  if [ -d tests/tfvars-example ]; then
-    # The root's terraform.tfvars.example plans as it is.
-    terraform test -no-color -test-directory=tests/tfvars-example -var-file=terraform.tfvars.example
+  cd "$ROOT/$1" || return 1
+  if [ -f terraform.tfvars.example ]; then
+    # An example's terraform.tfvars.example plans as it is (examples/complete).
+    terraform test -no-color -var-file=terraform.tfvars.example
+  else
+    terraform test -no-color
   fi
 }
 

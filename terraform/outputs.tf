@@ -1,109 +1,114 @@
 output "bucket" {
   description = "The mirror bucket (BOTTLESYNC_BUCKET)."
-  value       = module.bottlesync.bucket
+  value       = module.storage.bucket_id
 }
 
 output "mirror_prefix" {
   description = "Key prefix of the mirror (BOTTLESYNC_PREFIX)."
-  value       = module.bottlesync.mirror_prefix
+  value       = local.mirror_prefix
 }
 
 output "mirror_url" {
   description = "Where the mirror lives."
-  value       = module.bottlesync.mirror_url
+  value       = local.mirror_prefix == "" ? "s3://${module.storage.bucket_id}" : "s3://${module.storage.bucket_id}/${local.mirror_prefix}"
 }
 
 output "ledger_table" {
   description = "The ledger table (BOTTLESYNC_LEDGER_TABLE)."
-  value       = module.bottlesync.ledger_table
+  value       = module.ledger.table_name
 }
 
 output "lambda_queue_url" {
   description = "The Lambda queue (BOTTLESYNC_QUEUE_URL)."
-  value       = module.bottlesync.lambda_queue_url
+  value       = module.queues.lambda_queue_url
 }
 
 output "ecs_queue_url" {
   description = "The ECS queue (BOTTLESYNC_LARGE_QUEUE_URL)."
-  value       = module.bottlesync.ecs_queue_url
+  value       = module.queues.ecs_queue_url
 }
 
 output "dlq_url" {
   description = "The work queues' DLQ (BOTTLESYNC_DLQ_URL)."
-  value       = module.bottlesync.dlq_url
+  value       = module.queues.dlq_url
 }
 
 output "schedule_dlq_url" {
   description = "The schedule's DLQ (undelivered events, failed planner invocations)."
-  value       = module.bottlesync.schedule_dlq_url
+  value       = module.schedule.dlq_url
 }
 
 output "planner_function_name" {
   description = "The planner Lambda (invoke it by hand for a run now)."
-  value       = module.bottlesync.planner_function_name
+  value       = module.lambda.planner_function_name
 }
 
 output "worker_function_name" {
   description = "The worker Lambda."
-  value       = module.bottlesync.worker_function_name
+  value       = module.lambda.worker_function_name
 }
 
 output "ecs_cluster_name" {
   description = "The ECS cluster (BOTTLESYNC_ECS_CLUSTER)."
-  value       = module.bottlesync.ecs_cluster_name
+  value       = module.ecs.cluster_name
 }
 
 output "ecs_service_name" {
   description = "The ECS worker service (BOTTLESYNC_ECS_SERVICE)."
-  value       = module.bottlesync.ecs_service_name
+  value       = module.ecs.service_name
 }
 
 output "ecs_command" {
   description = "The ECS worker container's command."
-  value       = module.bottlesync.ecs_command
+  value       = module.ecs.command
 }
 
 output "slack_secret_arn" {
   description = "The secret holding the Slack webhook (BOTTLESYNC_SLACK_SECRET_ARN); null when notifications are off."
-  value       = module.bottlesync.slack_secret_arn
+  value       = module.notifications.slack_secret_arn
 }
 
 output "alarm_topic_arn" {
   description = "SNS topic of the alarms."
-  value       = module.bottlesync.alarm_topic_arn
+  value       = module.notifications.alarm_topic_arn
 }
 
 output "dashboard_url" {
   description = "The CloudWatch dashboard."
-  value       = module.bottlesync.dashboard_url
+  value       = module.monitoring.dashboard_url
 }
 
 output "schedule_expression" {
   description = "When the planner runs."
-  value       = module.bottlesync.schedule_expression
+  value       = module.schedule.schedule_expression
+}
+
+output "reconcile_schedule_expression" {
+  description = "How often the planner reconciles stalled runs."
+  value       = module.schedule.reconcile_schedule_expression
 }
 
 output "reconcile_rule_name" {
   description = "The EventBridge rule that invokes the planner's reconcile of stalled runs (every reconcile_schedule_expression)."
-  value       = module.bottlesync.reconcile_rule_name
+  value       = module.schedule.reconcile_rule_name
 }
 
 output "planner_environment" {
   description = "The planner Lambda's environment exactly as deployed."
-  value       = module.bottlesync.planner_environment
+  value       = module.lambda.planner_environment
 }
 
 output "worker_environment" {
   description = "The worker Lambda's environment exactly as deployed."
-  value       = module.bottlesync.worker_environment
+  value       = module.lambda.worker_environment
 }
 
 output "ecs_task_environment" {
   description = "The ECS worker task's environment exactly as in its task definition."
-  value       = module.bottlesync.ecs_task_environment
+  value       = module.ecs.task_environment
 }
 
 output "iam_policies" {
   description = "Inline policy of each role."
-  value       = module.bottlesync.iam_policies
+  value       = module.iam.policies
 }

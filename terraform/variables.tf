@@ -1,25 +1,17 @@
-# The deployment's settings. Copy terraform.tfvars.example to terraform.tfvars
-# and fill it in. The seed design's names are kept (aws_region, environment,
+# The module's inputs. The seed design's names are kept (environment,
 # s3_bucket_name, slack_webhook_url, size_threshold_gb, enable_notifications,
-# schedule_expression, external_hash_file_*). Validation happens in
-# modules/stack, which these pass through to.
-
-variable "aws_region" {
-  description = "AWS region of the deployment."
-  type        = string
-  default     = "us-east-1"
-}
-
-variable "default_tags" {
-  description = "Tags added to every resource (Project and Environment are always set)."
-  type        = map(string)
-  default     = {}
-}
+# schedule_expression, external_hash_file_*); aws_region and default_tags
+# configure the provider, which the caller owns (examples/complete).
 
 variable "environment" {
   description = "Name of this deployment (prod, staging, ...): part of every resource name, and BOTTLESYNC_ENVIRONMENT."
   type        = string
   default     = "prod"
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9-]{0,19}$", var.environment))
+    error_message = "environment must be 1-20 lower-case letters, digits or '-', starting with a letter or digit."
+  }
 }
 
 variable "s3_bucket_name" {
@@ -37,12 +29,22 @@ variable "api_url" {
   description = "Homebrew API base (BOTTLESYNC_API_URL): the index is {api_url}/formula.json."
   type        = string
   default     = "https://formulae.brew.sh/api"
+
+  validation {
+    condition     = can(regex("^https?://[^ ]+$", var.api_url))
+    error_message = "api_url must be an http(s) URL."
+  }
 }
 
 variable "bottle_tags" {
   description = "Bottle tags to mirror (BOTTLESYNC_TAGS): \"auto\" (the newest three macOS releases, both architectures) or a comma-separated list."
   type        = string
   default     = "auto"
+
+  validation {
+    condition     = var.bottle_tags == "auto" || can(regex("^[a-z0-9_]+(,[a-z0-9_]+)*$", var.bottle_tags))
+    error_message = "bottle_tags must be \"auto\" or a comma-separated list of tags such as arm64_tahoe,tahoe."
+  }
 }
 
 variable "allow_hosts" {
@@ -55,18 +57,33 @@ variable "size_threshold_gb" {
   description = "Runs estimated at or above this many GB (10^9 bytes) go to the ECS workers, smaller ones to the Lambda workers (BOTTLESYNC_SIZE_THRESHOLD_GB)."
   type        = number
   default     = 20
+
+  validation {
+    condition     = var.size_threshold_gb > 0
+    error_message = "size_threshold_gb must be > 0."
+  }
 }
 
 variable "lambda_max_bottle_gb" {
   description = "A single bottle larger than this many GB goes to ECS even in a small run (BOTTLESYNC_LAMBDA_MAX_BOTTLE_GB)."
   type        = number
   default     = 5
+
+  validation {
+    condition     = var.lambda_max_bottle_gb > 0
+    error_message = "lambda_max_bottle_gb must be > 0."
+  }
 }
 
 variable "progress_interval_seconds" {
   description = "Seconds between Slack progress messages of an ECS run (BOTTLESYNC_PROGRESS_INTERVAL_SECONDS); 0: none."
   type        = number
   default     = 900
+
+  validation {
+    condition     = var.progress_interval_seconds >= 0
+    error_message = "progress_interval_seconds must be >= 0."
+  }
 }
 
 variable "external_hash_file_s3_bucket" {
@@ -85,6 +102,11 @@ variable "external_hash_file_url" {
   description = "https:// URL of an external hash file (instead of the S3 pair)."
   type        = string
   default     = null
+
+  validation {
+    condition     = can(regex("^(https?://[^ ]+)?$", var.external_hash_file_url == null ? "" : var.external_hash_file_url))
+    error_message = "external_hash_file_url must be an http(s) URL (or empty)."
+  }
 }
 
 variable "external_hash_file_required" {
@@ -97,6 +119,11 @@ variable "enable_notifications" {
   description = "Slack messages (run started, progress, summary). null: on when slack_webhook_url or slack_secret_arn is set."
   type        = bool
   default     = null
+
+  validation {
+    condition     = var.enable_notifications != true || nonsensitive(var.slack_webhook_url != null) || var.slack_secret_arn != null
+    error_message = "enable_notifications = true needs slack_webhook_url or slack_secret_arn."
+  }
 }
 
 variable "slack_webhook_url" {
@@ -137,15 +164,25 @@ variable "schedule_enabled" {
 }
 
 variable "reconcile_schedule_expression" {
-  description = "How often the planner Lambda reconciles stalled runs (EventBridge rate() or cron(), UTC); runs whatever schedule_enabled says."
+  description = "How often the planner Lambda reconciles stalled runs (EventBridge rate() or cron(), UTC): it is invoked with {\"kind\": \"reconcile\"} and finishes every run without progress for run_stall_minutes, counting the bottles it cannot account for as failed. Runs whatever schedule_enabled says."
   type        = string
   default     = "rate(10 minutes)"
+
+  validation {
+    condition     = startswith(var.reconcile_schedule_expression, "rate(") || startswith(var.reconcile_schedule_expression, "cron(")
+    error_message = "reconcile_schedule_expression must be an EventBridge rate(...) or cron(...) expression, e.g. rate(10 minutes)."
+  }
 }
 
 variable "run_stall_minutes" {
-  description = "Minutes without progress after which the reconcile finishes a fleet run, counting what it cannot account for as failed (BOTTLESYNC_RUN_STALL_MINUTES, 5-1440)."
+  description = "Minutes without progress after which a fleet run counts as stalled (BOTTLESYNC_RUN_STALL_MINUTES): the reconcile then re-sends its lost bottles once, counts what cannot progress as failed, and posts the summary. Keep it above the longest bottle transfer."
   type        = number
   default     = 30
+
+  validation {
+    condition     = var.run_stall_minutes >= 5 && var.run_stall_minutes <= 1440 && floor(var.run_stall_minutes) == var.run_stall_minutes
+    error_message = "run_stall_minutes must be a whole number of minutes between 5 and 1440 (a day)."
+  }
 }
 
 variable "planner_zip_path" {
@@ -280,9 +317,14 @@ variable "enable_ecs_autoscaling" {
 }
 
 variable "max_receive_count" {
-  description = "Receives of a message before it moves to the DLQ; workers give a bottle up two receives earlier (at least 3, validated)."
+  description = "Receives of a message before it moves to the DLQ. At least 3: workers give a bottle up (count it failed, dead-letter it themselves) two receives before SQS would, so that a worker dying on that attempt cannot leave it dead-lettered uncounted."
   type        = number
   default     = 5
+
+  validation {
+    condition     = var.max_receive_count >= 3
+    error_message = "max_receive_count must be at least 3: the consumer keeps 2 receives in reserve (it gives a bottle up two receives before SQS dead-letters it, so that the bottle is counted even when a worker dies on that attempt)."
+  }
 }
 
 variable "enable_redrive_allow_policy" {

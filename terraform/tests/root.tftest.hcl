@@ -1,6 +1,5 @@
-# The root module passes the seed's variables through to modules/stack.
-# A mock provider replaces the root's. (tfvars-example/ plans
-# terraform.tfvars.example itself.)
+# The seed design's variables keep their names and meaning (wiring.tftest.hcl
+# checks every setting; examples/complete/tests plans terraform.tfvars.example).
 
 mock_provider "aws" {
   mock_data "aws_partition" {
@@ -34,11 +33,25 @@ run "seed_variables_reach_the_functions" {
   }
 
   assert {
-    condition     = module.bottlesync.schedule_expression == "cron(30 4 ? * SAT *)"
+    condition     = output.schedule_expression == "cron(30 4 ? * SAT *)"
     error_message = "schedule_expression reaches the rule"
   }
   assert {
-    condition     = module.bottlesync.ecs_cluster_name == "bottlesync-staging" && module.bottlesync.bucket == "seed-mirror"
+    condition     = output.ecs_cluster_name == "bottlesync-staging" && output.bucket == "seed-mirror"
     error_message = "environment names the resources, s3_bucket_name the bucket"
+  }
+}
+
+run "environment_defaults_to_prod" {
+  command = plan
+
+  variables {
+    s3_bucket_name = "seed-mirror"
+    worker_image   = "ghcr.io/example/bottlesync:1.0.0"
+  }
+
+  assert {
+    condition     = output.ecs_cluster_name == "bottlesync-prod"
+    error_message = "environment defaults to prod"
   }
 }

@@ -1,5 +1,5 @@
-# The whole stack (modules/stack, as the root module deploys it) against
-# moto_server: every provider endpoint points at the given URL. The end-to-end
+# The module (../.., exactly as a deployment calls it) against moto_server:
+# this example's provider points every endpoint at the given URL. The end-to-end
 # check in scripts/terraform-check.sh applies this, runs `bottlesync plan`
 # and `bottlesync work --drain` with the outputs, and destroys it.
 
@@ -45,7 +45,7 @@ provider "aws" {
 }
 
 module "bottlesync" {
-  source = "../../modules/stack"
+  source = "../.."
 
   environment       = var.environment
   s3_bucket_name    = var.s3_bucket_name

@@ -129,7 +129,7 @@ resource "aws_vpc_endpoint" "gateway" {
 }
 
 resource "aws_security_group" "tasks" {
-  #checkov:skip=CKV2_AWS_5:Attached to the ECS worker service (modules/ecs, wired in modules/stack); checkov does not follow module outputs.
+  #checkov:skip=CKV2_AWS_5:Attached to the ECS worker service (modules/ecs, wired in the root main.tf); checkov does not follow module outputs.
   name        = "${var.name_prefix}-tasks"
   description = "bottlesync workers: no inbound traffic, outbound on the egress ports only"
   vpc_id      = aws_vpc.this.id

@@ -1,5 +1,6 @@
-# terraform.tfvars.example plans as it is. Run by scripts/terraform-check.sh:
-#   terraform test -test-directory=tests/tfvars-example -var-file=terraform.tfvars.example
+# terraform.tfvars.example plans as it is. Run by scripts/terraform-check.sh
+# (any directory with a terraform.tfvars.example is tested with it):
+#   terraform test -var-file=terraform.tfvars.example
 
 mock_provider "aws" {
   mock_data "aws_partition" {
@@ -23,7 +24,7 @@ run "example_values_plan" {
   command = plan
 
   assert {
-    condition     = module.bottlesync.bucket == var.s3_bucket_name && module.bottlesync.mirror_prefix == var.mirror_prefix
+    condition     = module.bottlesync.bucket == var.s3_bucket_name && module.bottlesync.mirror_prefix == "homebrew"
     error_message = "the example's bucket and prefix"
   }
   assert {
@@ -33,5 +34,22 @@ run "example_values_plan" {
   assert {
     condition     = contains(flatten([for s in module.bottlesync.iam_policies.ecs-execution.Statement : s.Resource]), "arn:aws:ecr:us-east-1:123456789012:repository/bottlesync")
     error_message = "the example's ECR image scopes the pull permission"
+  }
+  assert {
+    condition     = module.bottlesync.slack_secret_arn == null
+    error_message = "no webhook and no secret: notifications off"
+  }
+}
+
+run "notifications_from_an_existing_secret" {
+  command = plan
+
+  variables {
+    slack_secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:slack-AbCdEf"
+  }
+
+  assert {
+    condition     = module.bottlesync.slack_secret_arn == var.slack_secret_arn
+    error_message = "notifications on, from the given secret (no secret created)"
   }
 }

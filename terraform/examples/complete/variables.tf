@@ -1,0 +1,58 @@
+variable "aws_region" {
+  description = "AWS region of the deployment."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "default_tags" {
+  description = "Tags added to every resource (Project and Environment are always set)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "environment" {
+  description = "Name of this deployment (prod, staging, ...): part of every resource name."
+  type        = string
+  default     = "prod"
+}
+
+variable "s3_bucket_name" {
+  description = "The mirror bucket (created here; globally unique)."
+  type        = string
+}
+
+variable "worker_image" {
+  description = "Container image of the ECS worker, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/bottlesync:1.0.0."
+  type        = string
+}
+
+variable "planner_zip_path" {
+  description = "Zip of the planner Lambda. null: terraform/dist/bottlesync-planner-lambda.zip (scripts/package.sh)."
+  type        = string
+  default     = null
+}
+
+variable "worker_zip_path" {
+  description = "Zip of the worker Lambda. null: terraform/dist/bottlesync-worker-lambda.zip (scripts/package.sh)."
+  type        = string
+  default     = null
+}
+
+variable "slack_webhook_url" {
+  description = "Slack incoming webhook (pass it as TF_VAR_slack_webhook_url); stored write-only in a Secrets Manager secret."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "slack_secret_arn" {
+  description = "An existing Secrets Manager secret holding the webhook (instead of slack_webhook_url)."
+  type        = string
+  default     = null
+}
+
+variable "alarm_emails" {
+  description = "Email addresses for the alarms (each confirms its subscription by email)."
+  type        = list(string)
+  default     = []
+}
