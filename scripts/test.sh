@@ -30,6 +30,8 @@ if [ -d terraform ]; then
   echo "== terraform fmt -check"
   terraform fmt -check -recursive terraform
 fi
+echo "== crate boundaries (scripts/check-layers.sh)"
+./scripts/check-layers.sh
 echo "== cargo test"
 cargo test --workspace --locked --no-fail-fast
 if [ -d terraform ]; then
