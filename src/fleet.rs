@@ -128,7 +128,11 @@ pub async fn compact(args: CompactArgs) -> ExitCode {
                 &Consumer::default_worker_id(),
             )
             .await?;
-            let bottles = bottlesync_core::run::finish::compact(&services).await?;
+            let bottles = bottlesync_core::run::finish::compact(
+                services.ledger.as_ref(),
+                services.store.as_ref(),
+            )
+            .await?;
             Ok(serde_json::json!({"bottles": bottles, "finished_run": format!("{finished:?}")}))
         }
         .await,
@@ -179,7 +183,7 @@ pub async fn dlq(args: DlqArgs) -> ExitCode {
 pub async fn status(args: StatusArgs) -> ExitCode {
     let result = async {
         let services = services(&args.fleet).await?;
-        bottlesync_core::run::operations::status(&services).await
+        bottlesync_core::run::status::status(&services).await
     }
     .await;
     match result {
@@ -240,7 +244,7 @@ pub async fn import_hashes(args: ImportArgs) -> ExitCode {
             let services = services(&args.fleet).await?;
             let location = Location::parse("import-hashes", &args.source, true)?;
             let hashes = read_external_hashes(&location, services.documents.as_ref()).await?;
-            let report = bottlesync_core::run::operations::import_hashes(
+            let report = bottlesync_core::run::import::import_hashes(
                 services.ledger.as_ref(),
                 hashes,
                 &args.source,

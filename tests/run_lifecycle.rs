@@ -144,7 +144,7 @@ async fn a_slack_outage_keeps_the_summary_until_slack_accepts_it() {
         assert!(run.compacted, "compacted once, before the first post");
         assert!(fleet.hook.messages().is_empty());
         // What `bottlesync status --json` shows meanwhile.
-        let status = bottlesync_core::run::operations::status(services)
+        let status = bottlesync_core::run::status::status(services)
             .await
             .unwrap();
         let status = serde_json::to_value(status).unwrap();

@@ -22,6 +22,7 @@ use chrono::Utc;
 use crate::error::{Error, Result};
 use crate::ports::fleet_ledger::{BottleState, FleetLedger, RunRecord, RunState};
 use crate::ports::ledger::compact_into;
+use crate::ports::store::BlobStore;
 use crate::services::FleetServices;
 
 /// How long a finisher may go without renewing before another may take
@@ -52,21 +53,20 @@ pub enum FinishOutcome {
 
 /// Compacts the fleet ledger's stored bottles into the mirror's
 /// `bottles_hash.json`. Returns how many bottles the file lists.
-pub async fn compact(services: &FleetServices) -> Result<usize> {
-    let stored = services
-        .ledger
+pub async fn compact(ledger: &dyn FleetLedger, store: &dyn BlobStore) -> Result<usize> {
+    let stored = ledger
         .bottle_states()
         .await?
         .into_iter()
         .filter_map(|(sha, state)| match state {
             BottleState::Stored(bottle)
-                if !crate::run::operations::is_imported_placeholder(&bottle) =>
+                if !crate::run::import::is_imported_placeholder(&bottle) =>
             {
                 Some((sha, bottle))
             }
             _ => None,
         });
-    let record = compact_into(services.store.as_ref(), stored).await?;
+    let record = compact_into(store, stored).await?;
     Ok(record.bottles.len())
 }
 
@@ -159,7 +159,7 @@ async fn finish_steps(
             "already compacted by an earlier finisher: posting the summary only"
         );
     } else {
-        match compact(services).await {
+        match compact(services.ledger.as_ref(), services.store.as_ref()).await {
             Ok(bottles) => {
                 tracing::info!(run_id, bottles, "ledger compacted into bottles_hash.json");
                 if let Err(e) = services.ledger.mark_compacted(run_id, owner).await {

@@ -4,7 +4,8 @@
 
 pub mod dlq;
 pub mod finish;
+pub mod import;
 pub mod manifest;
 pub mod messages;
-pub mod operations;
 pub mod reconcile;
+pub mod status;
