@@ -30,6 +30,24 @@ pub enum Error {
     #[error("store {location}: {problem}")]
     Store { location: String, problem: String },
 
+    /// Reading or writing a ledger (the fleet's, or its in-memory stand-in)
+    /// failed, or it holds something unreadable.
+    #[error("ledger {location}: {problem}")]
+    Ledger { location: String, problem: String },
+
+    /// Sending to, receiving from or settling a message on a queue failed.
+    #[error("queue {location}: {problem}")]
+    Queue { location: String, problem: String },
+
+    /// Asking for more workers (the ECS service) failed.
+    #[error("worker capacity {location}: {problem}")]
+    Capacity { location: String, problem: String },
+
+    /// A queue message that can never be processed (malformed, or naming a
+    /// run that does not exist): refused, never retried.
+    #[error("refused message: {problem}")]
+    Message { problem: String },
+
     /// An HTTP exchange with the registry or API failed.
     #[error("{url}: {problem}")]
     Fetch {
@@ -71,6 +89,39 @@ impl Error {
             location: location.into(),
             problem: problem.to_string(),
         }
+    }
+
+    pub fn ledger(location: impl Into<String>, problem: impl std::fmt::Display) -> Self {
+        Error::Ledger {
+            location: location.into(),
+            problem: problem.to_string(),
+        }
+    }
+
+    pub fn queue(location: impl Into<String>, problem: impl std::fmt::Display) -> Self {
+        Error::Queue {
+            location: location.into(),
+            problem: problem.to_string(),
+        }
+    }
+
+    pub fn capacity(location: impl Into<String>, problem: impl std::fmt::Display) -> Self {
+        Error::Capacity {
+            location: location.into(),
+            problem: problem.to_string(),
+        }
+    }
+
+    pub fn message(problem: impl Into<String>) -> Self {
+        Error::Message {
+            problem: problem.into(),
+        }
+    }
+
+    /// Whether this error means the message itself is at fault: it is
+    /// refused (dead-lettered at once), where any other error is retried.
+    pub fn refuses_message(&self) -> bool {
+        matches!(self, Error::Message { .. })
     }
 
     pub fn hash_file(location: impl Into<String>, problem: impl Into<String>) -> Self {

@@ -446,7 +446,7 @@ impl<'a> PlanningLease<'a> {
             .hold_planning(self.run_id, self.owner, lease)
             .await?
         {
-            return Err(Error::store(
+            return Err(Error::ledger(
                 format!("run {}", self.run_id),
                 "the planning lease was taken over (this planner was too slow); the run is resumed by whoever took it",
             ));

@@ -18,7 +18,7 @@ impl EcsCapacity {
     }
 
     fn err(&self, what: &str, e: impl std::error::Error) -> Error {
-        Error::store(
+        Error::capacity(
             format!(
                 "ecs service {}/{}",
                 self.service.cluster, self.service.service
@@ -44,7 +44,7 @@ impl WorkerCapacity for EcsCapacity {
             .first()
             .map(|s| s.desired_count())
             .ok_or_else(|| {
-                Error::store(&self.service.service, "DescribeServices: no such service")
+                Error::capacity(&self.service.service, "DescribeServices: no such service")
             })?;
         if current >= tasks {
             return Ok((current, current));

@@ -59,7 +59,7 @@ impl SqsQueue {
     }
 
     fn err(&self, operation: &str, e: impl std::error::Error) -> Error {
-        Error::store(
+        Error::queue(
             &self.url,
             format!("{operation}: {}", DisplayErrorContext(e)),
         )
@@ -171,7 +171,7 @@ impl SqsQueue {
     fn to_queue_message(&self, message: &Message) -> Result<QueueMessage> {
         let message_id = message.message_id().unwrap_or_default().to_string();
         let receipt = message.receipt_handle().ok_or_else(|| {
-            Error::store(
+            Error::queue(
                 &self.url,
                 format!("ReceiveMessage: message {message_id:?} came without a receipt handle"),
             )
@@ -238,7 +238,7 @@ fn body_problem(body: &str) -> Option<String> {
 pub(crate) fn check_bodies(queue: &str, bodies: &[String]) -> Result<()> {
     for (index, body) in bodies.iter().enumerate() {
         if let Some(problem) = body_problem(body) {
-            return Err(Error::store(
+            return Err(Error::queue(
                 queue,
                 format!(
                     "cannot send message {} of {} ({}): {problem}; nothing was sent",
@@ -283,7 +283,7 @@ fn parse_count(url: &str, name: &str, value: Option<&String>) -> Result<u64> {
     match value {
         None => Ok(0),
         Some(value) => value.trim().parse().map_err(|_| {
-            Error::store(
+            Error::queue(
                 url,
                 format!(
                     "GetQueueAttributes: {name} is {:?}, not a count",
@@ -300,7 +300,7 @@ fn redrive_max_receive_count(url: &str, policy: &str) -> Result<Option<u32>> {
         return Ok(None);
     }
     let problem = |what: String| {
-        Error::store(
+        Error::queue(
             url,
             format!(
                 "RedrivePolicy {}: {what}",
@@ -354,7 +354,7 @@ impl Queue for SqsQueue {
         } else {
             ""
         };
-        Err(Error::store(
+        Err(Error::queue(
             &self.url,
             format!(
                 "SendMessageBatch: {failed} of {total} messages not sent{skipped}; first failure: {reason}"
@@ -373,7 +373,7 @@ impl Queue for SqsQueue {
             .send()
             .await
             .map_err(|err| {
-                Error::store(
+                Error::queue(
                     &self.url,
                     format!(
                         "SendMessage (delayed {seconds} s): {}",

@@ -79,7 +79,7 @@ struct State {
 impl State {
     fn run_mut(&mut self, run_id: &str, operation: &str) -> Result<&mut RunEntry> {
         self.runs.get_mut(run_id).ok_or_else(|| {
-            Error::store(
+            Error::ledger(
                 LOCATION,
                 format!("{operation}: run {run_id:?} does not exist"),
             )
@@ -337,7 +337,7 @@ impl FleetLedger for MemoryLedger {
 
     async fn create_run(&self, run: &RunRecord) -> Result<()> {
         if run.run_id == "latest" {
-            return Err(Error::store(
+            return Err(Error::ledger(
                 LOCATION,
                 "create_run: the run id \"latest\" is reserved for the pointer to the newest run",
             ));
@@ -348,7 +348,7 @@ impl FleetLedger for MemoryLedger {
             if existing.record.started_at == run.started_at && existing.record.date == run.date {
                 return Ok(());
             }
-            return Err(Error::store(
+            return Err(Error::ledger(
                 LOCATION,
                 format!("create_run: run {:?} already exists", run.run_id),
             ));
@@ -528,7 +528,7 @@ impl FleetLedger for MemoryLedger {
             }
             // A repeated call by the finisher.
             RunState::Finished => Ok(()),
-            RunState::Running => Err(Error::store(
+            RunState::Running => Err(Error::ledger(
                 LOCATION,
                 format!("finish: run {run_id:?} is still running"),
             )),
@@ -554,7 +554,7 @@ impl FleetLedger for MemoryLedger {
 }
 
 fn not_finisher(operation: &str, run_id: &str, owner: &str, run: &RunEntry) -> Error {
-    Error::store(
+    Error::ledger(
         LOCATION,
         format!(
             "{operation}: {owner:?} does not hold the finishing lease of run {run_id:?} (finisher: {})",

@@ -131,7 +131,7 @@ impl MemoryQueue {
     }
 
     fn receipt_error(&self, operation: &str, code: &str, problem: String) -> Error {
-        Error::store(self.location(), format!("{operation}: {code}: {problem}"))
+        Error::queue(self.location(), format!("{operation}: {code}: {problem}"))
     }
 
     fn parse_receipt(&self, operation: &str, receipt: &str) -> Result<Receipt> {

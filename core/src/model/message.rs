@@ -61,7 +61,7 @@ impl BottleMessage {
 
     /// Parses and validates a body. The error says what is wrong.
     pub fn parse(body: &str, hosts: &HostPolicy) -> Result<Self> {
-        let bad = |problem: String| Error::config("message", problem);
+        let bad = |problem: String| Error::message(problem);
         if body.len() > MAX_MESSAGE_BYTES {
             return Err(bad(format!(
                 "body is {} bytes, over {MAX_MESSAGE_BYTES}",

@@ -341,7 +341,7 @@ pub async fn replay(
             .first()
             .map(|p| p.problem.clone())
             .unwrap_or_default();
-        return Err(Error::store(
+        return Err(Error::queue(
             queue.name(),
             format!(
                 "replay could not send any of the {} dead letters (first error: {first}); they are still in the DLQ",

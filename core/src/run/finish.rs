@@ -197,7 +197,7 @@ async fn finish_steps(
 
 async fn read_run(services: &FleetServices, run_id: &str) -> Result<RunRecord> {
     services.ledger.run(run_id).await?.ok_or_else(|| {
-        Error::store(
+        Error::ledger(
             "fleet ledger",
             format!("run {run_id:?} disappeared while finishing"),
         )

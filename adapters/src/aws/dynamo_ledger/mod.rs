@@ -93,7 +93,7 @@ impl DynamoLedger {
     }
 
     fn problem(&self, problem: impl std::fmt::Display) -> Error {
-        Error::store(self.location(), problem)
+        Error::ledger(self.location(), problem)
     }
 
     fn sdk_error<E, R>(&self, label: &str, api: &str, pk: &str, err: &SdkError<E, R>) -> Error
