@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use bottlesync_adapters::http::registry::{HttpSettings, RegistryClient};
 use bottlesync_adapters::wiring::{LocationReader, open_store};
+use bottlesync_core::journal::JournalLedger;
 use bottlesync_core::model::hash_file::read_external_hashes;
 use bottlesync_core::model::index::{FormulaIndex, HostPolicy};
 use bottlesync_core::model::location::Location;
-use bottlesync_core::ports::ledger::{JournalLedger, Ledger};
+use bottlesync_core::ports::ledger::Ledger;
 use bottlesync_core::ports::registry::Registry;
 use bottlesync_core::retry::RetryPolicy;
 use bottlesync_core::store_lease::{LEASE_LENGTH, StoreLease};

@@ -10,6 +10,7 @@
 
 pub mod error;
 pub mod fleet_config;
+pub mod journal;
 pub mod metrics;
 pub mod model;
 pub mod ports;

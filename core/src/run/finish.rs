@@ -20,8 +20,8 @@ use std::time::Duration;
 use chrono::Utc;
 
 use crate::error::{Error, Result};
+use crate::journal::compact_into;
 use crate::ports::fleet_ledger::{BottleState, FleetLedger, RunRecord, RunState};
-use crate::ports::ledger::compact_into;
 use crate::ports::store::BlobStore;
 use crate::services::FleetServices;
 
