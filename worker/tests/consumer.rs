@@ -359,6 +359,39 @@ async fn claim_is_free(w: &World) -> bool {
     }
 }
 
+/// Another worker takes the bottle's claim, for production's lease.
+async fn claim_for_another_worker(w: &World, owner: &str) {
+    assert_eq!(
+        w.ledger
+            .claim(&w.job().sha256, RUN_ID, owner, OTHER_CLAIM)
+            .await
+            .unwrap(),
+        ClaimOutcome::Granted
+    );
+}
+
+/// Starts handling the bottle's first receive with a registry body that
+/// never ends; returns once the download has begun.
+async fn start_endless_transfer(
+    w: &World,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<Disposition> {
+    w.registry.set(Knobs {
+        never_ends: true,
+        ..Knobs::default()
+    });
+    let opened = w.registry.opened.notified();
+    let handling = tokio::spawn({
+        let consumer = w.consumer.clone();
+        let message = w.received(1);
+        async move { consumer.handle(&message, &cancel).await }
+    });
+    tokio::time::timeout(PATIENCE, opened)
+        .await
+        .expect("the transfer starts");
+    handling
+}
+
 #[tokio::test]
 async fn a_granted_claim_stores_the_verified_bytes_and_counts_them_for_the_run() {
     let w = world().await;
@@ -432,13 +465,7 @@ async fn a_bottle_already_stored_is_counted_skipped_without_a_download() {
 async fn a_bottle_claimed_by_a_live_owner_is_requeued_for_later_not_retried_as_this_receive() {
     let w = world().await;
     let holder = "m-other#1@elsewhere/0";
-    assert_eq!(
-        w.ledger
-            .claim(&w.job().sha256, RUN_ID, holder, OTHER_CLAIM)
-            .await
-            .unwrap(),
-        ClaimOutcome::Granted
-    );
+    claim_for_another_worker(&w, holder).await;
 
     let disposition = w.handle(w.received(1)).await;
 
@@ -471,19 +498,7 @@ async fn a_bottle_claimed_by_a_live_owner_is_requeued_for_later_not_retried_as_t
 #[tokio::test]
 async fn a_claim_taken_over_mid_transfer_stops_the_transfer_and_commits_nothing() {
     let w = world().await;
-    w.registry.set(Knobs {
-        never_ends: true,
-        ..Knobs::default()
-    });
-    let opened = w.registry.opened.notified();
-    let handling = tokio::spawn({
-        let consumer = w.consumer.clone();
-        let message = w.received(1);
-        async move { consumer.handle(&message, &CancellationToken::new()).await }
-    });
-    tokio::time::timeout(PATIENCE, opened)
-        .await
-        .expect("the transfer starts");
+    let handling = start_endless_transfer(&w, CancellationToken::new()).await;
     // The claim lapses (a stalled heartbeat, as far as the ledger can
     // tell) and another worker takes the bottle over.
     let ours = current_owner(&w).await;
@@ -493,13 +508,7 @@ async fn a_claim_taken_over_mid_transfer_stops_the_transfer_and_commits_nothing(
         .await
         .unwrap();
     let thief = "m-other#1@elsewhere/0";
-    assert_eq!(
-        w.ledger
-            .claim(&w.job().sha256, RUN_ID, thief, OTHER_CLAIM)
-            .await
-            .unwrap(),
-        ClaimOutcome::Granted
-    );
+    claim_for_another_worker(&w, thief).await;
 
     let disposition = tokio::time::timeout(PATIENCE, handling)
         .await
@@ -626,21 +635,8 @@ async fn transient_failures_within_the_retry_policy_still_store_the_bottle() {
 #[tokio::test]
 async fn a_worker_stopping_mid_transfer_gives_the_claim_back_and_the_message_at_once() {
     let w = world().await;
-    w.registry.set(Knobs {
-        never_ends: true,
-        ..Knobs::default()
-    });
     let cancel = CancellationToken::new();
-    let opened = w.registry.opened.notified();
-    let handling = tokio::spawn({
-        let consumer = w.consumer.clone();
-        let message = w.received(1);
-        let cancel = cancel.clone();
-        async move { consumer.handle(&message, &cancel).await }
-    });
-    tokio::time::timeout(PATIENCE, opened)
-        .await
-        .expect("the transfer starts");
+    let handling = start_endless_transfer(&w, cancel.clone()).await;
 
     cancel.cancel();
     let disposition = tokio::time::timeout(PATIENCE, handling)
