@@ -107,7 +107,7 @@ pub async fn handle_sqs_event(
             tokio::spawn(async move { settle(&consumer, &message, &deadline).await }),
         ));
     }
-    let response = collect(tasks).await;
+    let response = batch_response(tasks).await;
     if let Some(timer) = timer {
         timer.abort();
     }
@@ -144,7 +144,9 @@ async fn settle(
     }
 }
 
-async fn collect(tasks: Vec<(String, tokio::task::JoinHandle<Disposition>)>) -> SqsBatchResponse {
+async fn batch_response(
+    tasks: Vec<(String, tokio::task::JoinHandle<Disposition>)>,
+) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for (id, task) in tasks {
         let retry = match task.await {

@@ -89,14 +89,14 @@ pub async fn run_pool(
         });
         // Reap finished tasks as we go so memory stays flat on huge plans.
         while let Some(done) = tasks.try_join_next() {
-            collect(done, &mut outcome);
+            add_to_outcome(done, &mut outcome);
         }
     }
     outcome.not_started = total - started;
     loop {
         tokio::select! {
             done = tasks.join_next() => match done {
-                Some(done) => collect(done, &mut outcome),
+                Some(done) => add_to_outcome(done, &mut outcome),
                 None => break,
             },
             _ = shutdown.wait_for(|stop| *stop), if !outcome.interrupted => {
@@ -151,7 +151,7 @@ async fn run_one(
     result
 }
 
-fn collect(
+fn add_to_outcome(
     done: Result<(BottleJob, Result<u64, String>), tokio::task::JoinError>,
     outcome: &mut PoolOutcome,
 ) {

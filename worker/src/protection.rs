@@ -87,23 +87,7 @@ impl TaskProtection {
             }
             return;
         }
-        let first_wait = match agent.put_state(true, timing.expires_in_minutes).await {
-            Ok(()) => {
-                tracing::debug!(
-                    expires_in_minutes = timing.expires_in_minutes,
-                    "task scale-in protection on"
-                );
-                timing.renew_every
-            }
-            Err(e) => {
-                tracing::warn!(
-                    error = %e,
-                    retry_in_s = timing.retry_after_failure.as_secs_f64(),
-                    "task scale-in protection refused: scale-in may stop this task mid-bottle; asking again"
-                );
-                timing.retry_after_failure
-            }
-        };
+        let first_wait = ask_for_protection(agent.as_ref(), timing, Request::First).await;
         let renewer = tokio::spawn(renew(agent.clone(), timing, first_wait));
         *self.renewer.lock().expect("renewer lock") = Some(renewer);
     }
@@ -122,22 +106,52 @@ impl Drop for TaskProtection {
 async fn renew(agent: Arc<dyn ProtectionAgent>, timing: ProtectionTiming, mut wait: Duration) {
     loop {
         tokio::time::sleep(wait).await;
-        wait = match agent.put_state(true, timing.expires_in_minutes).await {
-            Ok(()) => {
-                tracing::debug!(
-                    expires_in_minutes = timing.expires_in_minutes,
-                    "task scale-in protection renewed"
-                );
-                timing.renew_every
-            }
-            Err(e) => {
-                tracing::warn!(
+        wait = ask_for_protection(agent.as_ref(), timing, Request::Renewal).await;
+    }
+}
+
+/// Whether protection is asked for the first time or renewed (only the
+/// log lines differ).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Request {
+    First,
+    Renewal,
+}
+
+/// Asks for protection (or for its expiry to be reset); returns how long
+/// until the next request: a renewal after a grant, a retry after a failure.
+async fn ask_for_protection(
+    agent: &dyn ProtectionAgent,
+    timing: ProtectionTiming,
+    request: Request,
+) -> Duration {
+    match agent.put_state(true, timing.expires_in_minutes).await {
+        Ok(()) => {
+            let state = match request {
+                Request::First => "on",
+                Request::Renewal => "renewed",
+            };
+            tracing::debug!(
+                expires_in_minutes = timing.expires_in_minutes,
+                "task scale-in protection {state}"
+            );
+            timing.renew_every
+        }
+        Err(e) => {
+            let retry_in_s = timing.retry_after_failure.as_secs_f64();
+            match request {
+                Request::First => tracing::warn!(
                     error = %e,
-                    retry_in_s = timing.retry_after_failure.as_secs_f64(),
+                    retry_in_s,
+                    "task scale-in protection refused: scale-in may stop this task mid-bottle; asking again"
+                ),
+                Request::Renewal => tracing::warn!(
+                    error = %e,
+                    retry_in_s,
                     "could not renew task scale-in protection: it lapses at its expiry unless a retry succeeds; retrying"
-                );
-                timing.retry_after_failure
+                ),
             }
-        };
+            timing.retry_after_failure
+        }
     }
 }

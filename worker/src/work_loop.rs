@@ -83,7 +83,7 @@ pub async fn run_work_loop(
     let mut protected = false;
     loop {
         while let Some(done) = tasks.try_join_next() {
-            record(done, &mut stats);
+            count_finished(done, &mut stats);
         }
         // Scale-in protection exactly while bottles are in flight.
         let busy = !tasks.is_empty();
@@ -97,7 +97,7 @@ pub async fn run_work_loop(
         let free = slots.available_permits().min(10);
         if free == 0 {
             tokio::select! {
-                Some(done) = tasks.join_next() => record(done, &mut stats),
+                Some(done) = tasks.join_next() => count_finished(done, &mut stats),
                 _ = shutdown.changed() => {}
             }
             continue;
@@ -152,7 +152,7 @@ pub async fn run_work_loop(
             let acks = acks.sender();
             tasks.spawn(async move {
                 let _permit = permit;
-                work_on(consumer, queue, acks, message, visibility, cancel).await
+                handle_keeping_invisible(consumer, queue, acks, message, visibility, cancel).await
             });
         }
     }
@@ -168,7 +168,7 @@ pub async fn run_work_loop(
         loop {
             tokio::select! {
                 done = tasks.join_next() => match done {
-                    Some(done) => record(done, &mut stats),
+                    Some(done) => count_finished(done, &mut stats),
                     None => break,
                 },
                 _ = &mut deadline, if !cancel.is_cancelled() => {
@@ -191,7 +191,10 @@ pub async fn run_work_loop(
     Ok(stats)
 }
 
-fn record(done: std::result::Result<Disposition, tokio::task::JoinError>, stats: &mut WorkStats) {
+fn count_finished(
+    done: std::result::Result<Disposition, tokio::task::JoinError>,
+    stats: &mut WorkStats,
+) {
     match done {
         Ok(d) => stats.add(&d),
         Err(e) => {
@@ -203,7 +206,7 @@ fn record(done: std::result::Result<Disposition, tokio::task::JoinError>, stats:
 
 /// One message: handled while its visibility is extended, then deleted or
 /// returned to the queue.
-async fn work_on(
+async fn handle_keeping_invisible(
     consumer: Arc<Consumer>,
     queue: Arc<dyn Queue>,
     acks: mpsc::UnboundedSender<String>,
