@@ -45,7 +45,7 @@ pub enum Error {
 
     /// A queue message that can never be processed (malformed, or naming a
     /// run that does not exist): refused, never retried.
-    #[error("refused message: {problem}")]
+    #[error("invalid message: {problem}")]
     Message { problem: String },
 
     /// An HTTP exchange with the registry or API failed.

@@ -158,21 +158,28 @@ impl Consumer {
         disposition
     }
 
+    /// Step 1: the body is a valid bottle message of a run that exists
+    /// (an `Error::Message` otherwise).
+    async fn accept(&self, message: &QueueMessage) -> Result<BottleMessage> {
+        let parsed = BottleMessage::parse(&message.body, &self.services.config.hosts)?;
+        if !self.run_exists(&parsed.run_id).await? {
+            return Err(Error::message(format!(
+                "unknown run id {:?}",
+                parsed.run_id
+            )));
+        }
+        Ok(parsed)
+    }
+
     /// Steps 1 to 5 of the journey (see the module's doc).
     async fn decide(&self, message: &QueueMessage, cancel: &CancellationToken) -> Disposition {
-        let parsed = match BottleMessage::parse(&message.body, &self.services.config.hosts) {
+        let parsed = match self.accept(message).await {
             Ok(parsed) => parsed,
-            Err(e) => return self.refuse(message, e.to_string()).await,
-        };
-        match self.run_exists(&parsed.run_id).await {
-            Ok(true) => {}
-            Ok(false) => {
-                return self
-                    .refuse(message, format!("unknown run id {:?}", parsed.run_id))
-                    .await;
-            }
+            // The kind decides: a message at fault is refused, anything
+            // else (the ledger unreachable) is tried again.
+            Err(e) if e.refuses_message() => return self.refuse(message, e.to_string()).await,
             Err(e) => return Disposition::retry(format!("ledger unavailable: {e}")),
-        }
+        };
         let mut download = None;
         // Every log line of this bottle carries its run id and sha256.
         let span = tracing::info_span!("bottle", run_id = %parsed.run_id, sha256 = %parsed.job.sha256, bottle = %parsed.job.label());
