@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use bottlesync::telemetry::LogFormat;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
@@ -22,12 +23,6 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -216,6 +211,11 @@ pub struct SyncArgs {
     /// Seconds a download may stall before it is retried.
     #[arg(long, env = "BOTTLESYNC_READ_TIMEOUT", default_value_t = 60)]
     pub read_timeout: u64,
+
+    /// Seconds in-flight bottles may still finish after SIGINT or SIGTERM
+    /// before they are abandoned (a second signal abandons them at once).
+    #[arg(long, env = "BOTTLESYNC_SHUTDOWN_GRACE", default_value_t = 80)]
+    pub shutdown_grace: u64,
 
     /// Progress display: a bar on a terminal, log lines otherwise.
     #[arg(long, env = "BOTTLESYNC_PROGRESS", default_value = "auto")]

@@ -1,7 +1,11 @@
 //! Settings from flags and `BOTTLESYNC_*` variables (clap), turned into the
 //! plain `FleetSettings` the core checks.
 
-use bottlesync_core::fleet_config::FleetSettings;
+use std::time::Duration;
+
+use bottlesync_core::Error;
+use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
+use bottlesync_core::store_lease::LEASE_LENGTH;
 
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct FleetArgs {
@@ -121,4 +125,31 @@ impl From<FleetArgs> for FleetSettings {
             allow_hosts: args.allow_hosts,
         }
     }
+}
+
+/// `sync`'s S3 lease length: `LEASE_LENGTH`, or (for tests of expiry) the
+/// hidden `BOTTLESYNC_STORE_LEASE_SECONDS`.
+pub fn store_lease_length() -> Result<Duration, Error> {
+    const VARIABLE: &str = "BOTTLESYNC_STORE_LEASE_SECONDS";
+    match std::env::var(VARIABLE) {
+        Err(_) => Ok(LEASE_LENGTH),
+        Ok(text) => match text.trim().parse::<u64>() {
+            Ok(seconds) if seconds >= 3 => Ok(Duration::from_secs(seconds)),
+            _ => Err(Error::config(
+                VARIABLE,
+                format!("{text:?}: must be a whole number of seconds, at least 3"),
+            )),
+        },
+    }
+}
+
+/// A Lambda's settings: `BOTTLESYNC_*` only (it has no command line).
+pub fn fleet_config_from_env(binary: &str) -> Result<FleetConfig, Error> {
+    #[derive(clap::Parser)]
+    struct FromEnv {
+        #[command(flatten)]
+        fleet: FleetArgs,
+    }
+    let settings = <FromEnv as clap::Parser>::parse_from([binary]);
+    FleetConfig::from_settings(&settings.fleet.into())
 }

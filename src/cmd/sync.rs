@@ -10,25 +10,27 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bottlesync::config::store_lease_length;
 use bottlesync_adapters::http::registry::{HttpSettings, RegistryClient};
 use bottlesync_adapters::wiring::{LocationReader, open_store};
 use bottlesync_core::model::hash_file::read_external_hashes;
-use bottlesync_core::model::index::{FormulaIndex, HostPolicy};
+use bottlesync_core::model::index::HostPolicy;
 use bottlesync_core::model::location::Location;
 use bottlesync_core::ports::ledger::{JournalLedger, Ledger};
 use bottlesync_core::ports::registry::Registry;
 use bottlesync_core::retry::RetryPolicy;
-use bottlesync_core::store_lease::{LEASE_LENGTH, StoreLease};
-use bottlesync_core::{Error, Sha256Digest};
+use bottlesync_core::shutdown::ShutdownSignal;
+use bottlesync_core::store_lease::StoreLease;
+use bottlesync_core::{BottleJob, Error, Sha256Digest};
 use bottlesync_planner::index_source::fetch_index;
-use bottlesync_planner::{Plan, PlanRequest, TagSelection, plan, size_jobs};
+use bottlesync_planner::{PlanRequest, TagSelection, plan, size_jobs};
 use bottlesync_worker::pool::{PoolContext, PoolOutcome, Progress, run_pool};
-use indicatif::{HumanBytes, HumanDuration};
-use serde_json::json;
 use tokio::sync::watch;
 use url::Url;
 
+use super::stop_on_signals;
 use crate::cli::SyncArgs;
+use crate::report::{SyncReport, write_report};
 
 const SIZING_CONCURRENCY: usize = 16;
 
@@ -88,7 +90,7 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
     let store = open_store(&dest, args.dry_run).await?;
     let lease = match &dest {
         Location::S3 { .. } if !args.dry_run => {
-            Some(StoreLease::acquire(store.clone(), lease_length()?).await?)
+            Some(StoreLease::acquire(store.clone(), store_lease_length()?).await?)
         }
         _ => None,
     };
@@ -125,82 +127,32 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
         plan.jobs
             .sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.key.cmp(&b.key)));
 
+        let location = store.location();
+        let report = SyncReport { plan: &plan, index: &index, dest: &location };
         if args.dry_run {
-            print_plan(&plan, &index);
-            write_report(&args, plan_json(&plan, &index, &store.location()))?;
+            report.print_plan();
+            write_report(args.report.as_deref(), report.plan_json())?;
             return Ok(ExitCode::SUCCESS);
         }
-
         tracing::info!(
             bottles = plan.jobs.len(),
             bytes = plan.bytes(),
             tags = %plan.tags.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(","),
-            dest = %store.location(),
+            dest = %location,
             "plan ready"
         );
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let stop_tx = Arc::new(stop_tx);
-        let stop_on_signal = stop_tx.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                tracing::warn!("interrupted: stopping; stored bottles are kept, a rerun resumes");
-                let _ = stop_on_signal.send(true);
-            }
-        });
-        if let Some(mut lost) = lease_lost.clone() {
-            // Another run took the S3 lease over: stop starting bottles; what
-            // is stored stays recorded.
-            tokio::spawn(async move {
-                if lost.wait_for(|lost| *lost).await.is_ok() {
-                    let _ = stop_tx.send(true);
-                }
-            });
-        }
-        let progress = Arc::new(Progress::default());
-        let reporter = crate::progress::spawn(
-            args.progress,
-            progress.clone(),
-            plan.jobs.len(),
-            plan.bytes(),
-        );
-        let context = Arc::new(PoolContext {
-            registry: registry.clone(),
-            store: store.clone(),
-            ledger: ledger.clone(),
-            retry,
-        });
-        let outcome = run_pool(
-            context,
-            plan.jobs.clone(),
-            args.concurrency as usize,
-            progress,
-            stop_rx,
-        )
-        .await;
-        reporter.abort();
-
+        let context = PoolContext { registry, store, ledger: ledger.clone(), retry };
+        let outcome = transfer(&args, plan.jobs.clone(), plan.bytes(), context, lease_lost).await;
         // Fold what this run recorded into bottles_hash.json, even after an
         // interrupt: the journal already holds it durably either way.
-        let record = ledger.compact().await?;
+        let mirror_size = ledger.compact().await?.bottles.len();
         let elapsed = started.elapsed();
-        print_summary(
-            &plan,
-            &index,
-            &outcome,
-            elapsed,
-            &store.location(),
-            record.bottles.len(),
-        );
-        write_report(
-            &args,
-            summary_json(&plan, &index, &outcome, elapsed, &store.location()),
-        )?;
-        Ok(if outcome.interrupted {
-            ExitCode::from(130)
-        } else if outcome.failed.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
+        report.print_summary(&outcome, elapsed, mirror_size);
+        write_report(args.report.as_deref(), report.summary_json(&outcome, elapsed))?;
+        Ok(match (outcome.interrupted, outcome.failed.is_empty()) {
+            (true, _) => ExitCode::from(130),
+            (false, true) => ExitCode::SUCCESS,
+            (false, false) => ExitCode::from(1),
         })
     }
     .await;
@@ -210,131 +162,31 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
     result
 }
 
-/// The S3 lease's length: `LEASE_LENGTH`, or (for tests of expiry) the
-/// hidden `BOTTLESYNC_STORE_LEASE_SECONDS`.
-fn lease_length() -> Result<Duration, Error> {
-    const VARIABLE: &str = "BOTTLESYNC_STORE_LEASE_SECONDS";
-    match std::env::var(VARIABLE) {
-        Err(_) => Ok(LEASE_LENGTH),
-        Ok(text) => match text.trim().parse::<u64>() {
-            Ok(seconds) if seconds >= 3 => Ok(Duration::from_secs(seconds)),
-            _ => Err(Error::config(
-                VARIABLE,
-                format!("{text:?}: must be a whole number of seconds, at least 3"),
-            )),
-        },
+/// The transfers, until done or stopped: SIGINT or SIGTERM (in-flight
+/// bottles get `--shutdown-grace`), or a lost S3 lease (at once).
+async fn transfer(
+    args: &SyncArgs,
+    jobs: Vec<BottleJob>,
+    bytes: u64,
+    context: PoolContext,
+    lease_lost: Option<watch::Receiver<bool>>,
+) -> PoolOutcome {
+    let shutdown = ShutdownSignal::new();
+    stop_on_signals(&shutdown, "; stored bottles are kept, a rerun resumes");
+    if let Some(mut lost) = lease_lost {
+        // Another run took the S3 lease over: what is stored stays recorded.
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            if lost.wait_for(|lost| *lost).await.is_ok() {
+                shutdown.cancel();
+            }
+        });
     }
-}
-
-fn print_plan(plan: &Plan, index: &FormulaIndex) {
-    println!(
-        "tags: {}",
-        plan.tags
-            .iter()
-            .map(|t| t.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    for job in &plan.jobs {
-        println!("{:>12}  {}  {}", job.size, job.sha256, job.key);
-    }
-    println!(
-        "plan: {} bottles to fetch ({}), {} already mirrored, {} in the hash file, {} disabled formulae skipped, {} index entries rejected",
-        plan.jobs.len(),
-        HumanBytes(plan.bytes()),
-        plan.already_mirrored.len(),
-        plan.in_hash_file.len(),
-        plan.skipped_disabled.len(),
-        index.rejections.len(),
-    );
-}
-
-fn plan_json(plan: &Plan, index: &FormulaIndex, dest: &str) -> serde_json::Value {
-    json!({
-        "dest": dest,
-        "tags": plan.tags,
-        "bottles": plan.jobs,
-        "bytes": plan.bytes(),
-        "already_mirrored": plan.already_mirrored.len(),
-        "in_hash_file": plan.in_hash_file.len(),
-        "skipped_disabled": plan.skipped_disabled,
-        "rejected_entries": index.rejections.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
-    })
-}
-
-fn print_summary(
-    plan: &Plan,
-    index: &FormulaIndex,
-    outcome: &PoolOutcome,
-    elapsed: Duration,
-    dest: &str,
-    mirror_size: usize,
-) {
-    let bytes: u64 = outcome.stored.iter().map(|(_, b)| b).sum();
-    let rate = bytes as f64 / elapsed.as_secs_f64().max(0.001);
-    println!(
-        "{}: {} new ({}), {} skipped ({} already mirrored, {} in the hash file), {} failed, {} index entries rejected, in {} ({}/s)",
-        if outcome.interrupted {
-            "interrupted"
-        } else {
-            "done"
-        },
-        outcome.stored.len(),
-        HumanBytes(bytes),
-        plan.already_mirrored.len() + plan.in_hash_file.len(),
-        plan.already_mirrored.len(),
-        plan.in_hash_file.len(),
-        outcome.failed.len(),
-        index.rejections.len(),
-        HumanDuration(elapsed),
-        HumanBytes(rate as u64),
-    );
-    for failure in &outcome.failed {
-        println!(
-            "failed: {} ({}): {}",
-            failure.job.label(),
-            failure.job.sha256,
-            failure.reason
-        );
-    }
-    if outcome.not_started > 0 {
-        println!(
-            "not started: {} bottles (a rerun fetches them)",
-            outcome.not_started
-        );
-    }
-    println!("mirror: {dest} holds {mirror_size} bottles (bottles_hash.json)");
-}
-
-fn summary_json(
-    plan: &Plan,
-    index: &FormulaIndex,
-    outcome: &PoolOutcome,
-    elapsed: Duration,
-    dest: &str,
-) -> serde_json::Value {
-    json!({
-        "dest": dest,
-        "new": outcome.stored.len(),
-        "bytes": outcome.stored.iter().map(|(_, b)| b).sum::<u64>(),
-        "already_mirrored": plan.already_mirrored.len(),
-        "in_hash_file": plan.in_hash_file.len(),
-        "failed": outcome.failed.iter().map(|f| json!({
-            "name": f.job.name, "tag": f.job.tag, "sha256": f.job.sha256,
-            "key": f.job.key, "reason": f.reason,
-        })).collect::<Vec<_>>(),
-        "not_started": outcome.not_started,
-        "interrupted": outcome.interrupted,
-        "rejected_entries": index.rejections.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
-        "duration_seconds": elapsed.as_secs_f64(),
-    })
-}
-
-fn write_report(args: &SyncArgs, value: serde_json::Value) -> Result<(), Error> {
-    let Some(path) = &args.report else {
-        return Ok(());
-    };
-    let text = serde_json::to_vec_pretty(&value).expect("reports serialise");
-    std::fs::write(path, text)
-        .map_err(|e| Error::config("--report", format!("cannot write {}: {e}", path.display())))
+    let progress = Arc::new(Progress::default());
+    let reporter = crate::progress::spawn(args.progress, progress.clone(), jobs.len(), bytes);
+    let grace = Duration::from_secs(args.shutdown_grace);
+    let (context, concurrency) = (Arc::new(context), args.concurrency as usize);
+    let outcome = run_pool(context, jobs, concurrency, progress, shutdown.subscribe(), grace).await;
+    reporter.abort();
+    outcome
 }
