@@ -1,11 +1,11 @@
 //! Settings from flags and `BOTTLESYNC_*` variables (clap), turned into the
-//! plain `FleetSettings` the core checks.
+//! plain `FleetSettings` the core checks; `sync`'s in `config/sync.rs`.
 
-use std::time::Duration;
+mod sync;
+pub use sync::{ProgressMode, SyncArgs, SyncSettings, store_lease_length};
 
 use bottlesync_core::Error;
 use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
-use bottlesync_core::store_lease::LEASE_LENGTH;
 
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct FleetArgs {
@@ -127,22 +127,6 @@ impl From<FleetArgs> for FleetSettings {
     }
 }
 
-/// `sync`'s S3 lease length: `LEASE_LENGTH`, or (for tests of expiry) the
-/// hidden `BOTTLESYNC_STORE_LEASE_SECONDS`.
-pub fn store_lease_length() -> Result<Duration, Error> {
-    const VARIABLE: &str = "BOTTLESYNC_STORE_LEASE_SECONDS";
-    match std::env::var(VARIABLE) {
-        Err(_) => Ok(LEASE_LENGTH),
-        Ok(text) => match text.trim().parse::<u64>() {
-            Ok(seconds) if seconds >= 3 => Ok(Duration::from_secs(seconds)),
-            _ => Err(Error::config(
-                VARIABLE,
-                format!("{text:?}: must be a whole number of seconds, at least 3"),
-            )),
-        },
-    }
-}
-
 /// A Lambda's settings: `BOTTLESYNC_*` only (it has no command line).
 pub fn fleet_config_from_env(binary: &str) -> Result<FleetConfig, Error> {
     #[derive(clap::Parser)]
@@ -152,4 +136,10 @@ pub fn fleet_config_from_env(binary: &str) -> Result<FleetConfig, Error> {
     }
     let settings = <FromEnv as clap::Parser>::parse_from([binary]);
     FleetConfig::from_settings(&settings.fleet.into())
+}
+
+/// A `--date`: YYYY-MM-DD.
+pub fn parse_date_arg(text: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|e| format!("{text:?} is not a date YYYY-MM-DD: {e}"))
 }

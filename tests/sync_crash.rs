@@ -167,7 +167,11 @@ async fn sigterm_mid_bottle_abandons_it_after_the_grace_and_exits_130() {
     sigterm(&child);
     let run = exit_of(child).await;
     run.assert_code(130);
-    assert!(run.stdout.starts_with("interrupted: 4 new"), "{}", run.stdout);
+    assert!(
+        run.stdout.starts_with("interrupted: 4 new"),
+        "{}",
+        run.stdout
+    );
     assert!(
         standin.stats().bottle(&big.sha256).bytes_served < SLOW,
         "the download was abandoned"
@@ -221,8 +225,16 @@ async fn sigterm_lets_the_bottle_in_flight_finish_within_the_grace() {
     sigterm(&child);
     let run = exit_of(child).await;
     run.assert_code(130);
-    assert!(run.stdout.starts_with("interrupted: 1 new"), "{}", run.stdout);
-    assert!(run.stdout.contains("not started: 1 bottles"), "{}", run.stdout);
+    assert!(
+        run.stdout.starts_with("interrupted: 1 new"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("not started: 1 bottles"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(
         sha256_file(&dest.join(DATE).join(&slow.mirror_file_name)),
         slow.sha256

@@ -51,6 +51,17 @@ impl ShutdownSignal {
         self.stop();
         self.cancel.send_replace(true);
     }
+
+    /// Cancels once `flag` turns true (e.g. a store lease lost to another
+    /// run), from a task of its own.
+    pub fn cancel_when(&self, mut flag: watch::Receiver<bool>) {
+        let signal = self.clone();
+        tokio::spawn(async move {
+            if flag.wait_for(|set| *set).await.is_ok() {
+                signal.cancel();
+            }
+        });
+    }
 }
 
 /// The listening side, one per loop.
@@ -176,14 +187,19 @@ mod tests {
         let mut abandoned = false;
         signal
             .subscribe()
-            .drain(&mut tasks, Duration::from_secs(10), |d| done.push(d.unwrap()), || abandoned = true)
+            .drain(
+                &mut tasks,
+                Duration::from_secs(10),
+                |d| done.push(d.unwrap()),
+                || abandoned = true,
+            )
             .await;
         assert_eq!((done, abandoned), (vec!["finished"], false));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn drain_abandons_what_outlasts_the_grace() {
-        let signal = ShutdownSignal::new();
+    /// One hour-long task that ends "abandoned" when `drain` abandons it;
+    /// what `drain` handed over.
+    async fn drain_a_long_task(mut shutdown: Shutdown, grace: Duration) -> Vec<&'static str> {
         let (abandon_tx, abandon_rx) = tokio::sync::oneshot::channel::<()>();
         let mut tasks = JoinSet::new();
         tasks.spawn(async move {
@@ -192,40 +208,31 @@ mod tests {
                 _ = abandon_rx => "abandoned",
             }
         });
-        signal.stop();
         let mut done = Vec::new();
-        signal
-            .subscribe()
-            .drain(&mut tasks, Duration::from_secs(10), |d| done.push(d.unwrap()), || {
-                let _ = abandon_tx.send(());
-            })
-            .await;
+        let abandon = || {
+            let _ = abandon_tx.send(());
+        };
+        (shutdown.drain(&mut tasks, grace, |d| done.push(d.unwrap()), abandon)).await;
+        done
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drain_abandons_what_outlasts_the_grace() {
+        let signal = ShutdownSignal::new();
+        signal.stop();
+        let done = drain_a_long_task(signal.subscribe(), Duration::from_secs(10)).await;
         assert_eq!(done, vec!["abandoned"]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn drain_without_a_stop_waits_and_cancel_abandons_at_once() {
         let signal = ShutdownSignal::new();
-        let (abandon_tx, abandon_rx) = tokio::sync::oneshot::channel::<()>();
-        let mut tasks = JoinSet::new();
-        tasks.spawn(async move {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(3600)) => "finished",
-                _ = abandon_rx => "abandoned",
-            }
-        });
         let canceller = signal.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(60)).await;
             canceller.cancel();
         });
-        let mut done = Vec::new();
-        signal
-            .subscribe()
-            .drain(&mut tasks, Duration::from_secs(600), |d| done.push(d.unwrap()), || {
-                let _ = abandon_tx.send(());
-            })
-            .await;
+        let done = drain_a_long_task(signal.subscribe(), Duration::from_secs(600)).await;
         assert_eq!(done, vec!["abandoned"]);
     }
 }

@@ -13,7 +13,8 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init_lambda();
-    let services = Arc::new(aws_services(config::fleet_config_from_env(env!("CARGO_BIN_NAME"))?).await?);
+    let services =
+        Arc::new(aws_services(config::fleet_config_from_env(env!("CARGO_BIN_NAME"))?).await?);
     let queue = services
         .queue
         .clone()

@@ -10,26 +10,20 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bottlesync::config::store_lease_length;
-use bottlesync_adapters::http::registry::{HttpSettings, RegistryClient};
+use bottlesync::config::{SyncArgs, SyncSettings, store_lease_length};
 use bottlesync_adapters::wiring::{LocationReader, open_store};
 use bottlesync_core::model::hash_file::read_external_hashes;
-use bottlesync_core::model::index::HostPolicy;
 use bottlesync_core::model::location::Location;
 use bottlesync_core::ports::ledger::{JournalLedger, Ledger};
-use bottlesync_core::ports::registry::Registry;
-use bottlesync_core::retry::RetryPolicy;
 use bottlesync_core::shutdown::ShutdownSignal;
 use bottlesync_core::store_lease::StoreLease;
 use bottlesync_core::{BottleJob, Error, Sha256Digest};
 use bottlesync_planner::index_source::fetch_index;
-use bottlesync_planner::{PlanRequest, TagSelection, plan, size_jobs};
+use bottlesync_planner::{PlanRequest, plan, size_jobs};
 use bottlesync_worker::pool::{PoolContext, PoolOutcome, Progress, run_pool};
 use tokio::sync::watch;
-use url::Url;
 
 use super::stop_on_signals;
-use crate::cli::SyncArgs;
 use crate::report::{SyncReport, write_report};
 
 const SIZING_CONCURRENCY: usize = 16;
@@ -47,25 +41,16 @@ pub async fn run(args: SyncArgs) -> ExitCode {
 /// Everything up to the transfers: any error here exits 2 with nothing written.
 async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
     let started = Instant::now();
-    let dest = Location::parse("--dest", &args.dest, false)?;
-    let api_url = Url::parse(args.api_url.trim_end_matches('/'))
-        .map_err(|e| Error::config("--api-url", format!("{:?}: {e}", args.api_url)))?;
-    let tags = TagSelection::parse("--tags", &args.tags)?;
-    let hash_file = args
-        .hash_file
-        .as_deref()
-        .map(|h| Location::parse("--hash-file", h, true))
-        .transpose()?;
-    let date = args.date.unwrap_or_else(|| chrono::Utc::now().date_naive());
-    let hosts = HostPolicy::new(&api_url, &args.allow_hosts);
-    let registry: Arc<dyn Registry> = Arc::new(RegistryClient::new(&HttpSettings {
-        read_timeout: Duration::from_secs(args.read_timeout.max(1)),
-        ..HttpSettings::default()
-    })?);
-    let retry = RetryPolicy {
-        retries: args.retries,
-        ..RetryPolicy::default()
-    };
+    let SyncSettings {
+        dest,
+        api_url,
+        tags,
+        hash_file,
+        date,
+        hosts,
+        registry,
+        retry,
+    } = SyncSettings::from_args(&args)?;
 
     let index = fetch_index(registry.as_ref(), &retry, &api_url, &hosts).await?;
     let external: HashSet<Sha256Digest> = match &hash_file {
@@ -128,7 +113,11 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
             .sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.key.cmp(&b.key)));
 
         let location = store.location();
-        let report = SyncReport { plan: &plan, index: &index, dest: &location };
+        let report = SyncReport {
+            plan: &plan,
+            index: &index,
+            dest: &location,
+        };
         if args.dry_run {
             report.print_plan();
             write_report(args.report.as_deref(), report.plan_json())?;
@@ -141,14 +130,22 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
             dest = %location,
             "plan ready"
         );
-        let context = PoolContext { registry, store, ledger: ledger.clone(), retry };
+        let context = PoolContext {
+            registry,
+            store,
+            ledger: ledger.clone(),
+            retry,
+        };
         let outcome = transfer(&args, plan.jobs.clone(), plan.bytes(), context, lease_lost).await;
         // Fold what this run recorded into bottles_hash.json, even after an
         // interrupt: the journal already holds it durably either way.
         let mirror_size = ledger.compact().await?.bottles.len();
         let elapsed = started.elapsed();
         report.print_summary(&outcome, elapsed, mirror_size);
-        write_report(args.report.as_deref(), report.summary_json(&outcome, elapsed))?;
+        write_report(
+            args.report.as_deref(),
+            report.summary_json(&outcome, elapsed),
+        )?;
         Ok(match (outcome.interrupted, outcome.failed.is_empty()) {
             (true, _) => ExitCode::from(130),
             (false, true) => ExitCode::SUCCESS,
@@ -173,20 +170,23 @@ async fn transfer(
 ) -> PoolOutcome {
     let shutdown = ShutdownSignal::new();
     stop_on_signals(&shutdown, "; stored bottles are kept, a rerun resumes");
-    if let Some(mut lost) = lease_lost {
+    if let Some(lost) = lease_lost {
         // Another run took the S3 lease over: what is stored stays recorded.
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            if lost.wait_for(|lost| *lost).await.is_ok() {
-                shutdown.cancel();
-            }
-        });
+        shutdown.cancel_when(lost);
     }
     let progress = Arc::new(Progress::default());
     let reporter = crate::progress::spawn(args.progress, progress.clone(), jobs.len(), bytes);
     let grace = Duration::from_secs(args.shutdown_grace);
     let (context, concurrency) = (Arc::new(context), args.concurrency as usize);
-    let outcome = run_pool(context, jobs, concurrency, progress, shutdown.subscribe(), grace).await;
+    let outcome = run_pool(
+        context,
+        jobs,
+        concurrency,
+        progress,
+        shutdown.subscribe(),
+        grace,
+    )
+    .await;
     reporter.abort();
     outcome
 }

@@ -56,7 +56,11 @@ impl SyncReport<'_> {
         let rate = bytes as f64 / elapsed.as_secs_f64().max(0.001);
         println!(
             "{}: {} new ({}), {} skipped ({} already mirrored, {} in the hash file), {} failed, {} index entries rejected, in {} ({}/s)",
-            if outcome.interrupted { "interrupted" } else { "done" },
+            if outcome.interrupted {
+                "interrupted"
+            } else {
+                "done"
+            },
             outcome.stored.len(),
             HumanBytes(bytes),
             plan.already_mirrored.len() + plan.in_hash_file.len(),
@@ -75,7 +79,10 @@ impl SyncReport<'_> {
             let count = outcome.not_started;
             println!("not started: {count} bottles (a rerun fetches them)");
         }
-        println!("mirror: {} holds {mirror_size} bottles (bottles_hash.json)", self.dest);
+        println!(
+            "mirror: {} holds {mirror_size} bottles (bottles_hash.json)",
+            self.dest
+        );
     }
 
     pub fn summary_json(&self, outcome: &PoolOutcome, elapsed: Duration) -> serde_json::Value {
@@ -97,7 +104,11 @@ impl SyncReport<'_> {
     }
 
     fn rejected_entries(&self) -> Vec<String> {
-        self.index.rejections.iter().map(|r| r.to_string()).collect()
+        self.index
+            .rejections
+            .iter()
+            .map(|r| r.to_string())
+            .collect()
     }
 }
 

@@ -9,13 +9,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use bottlesync_core::BottleJob;
+use bottlesync_core::Error;
 use bottlesync_core::model::hash_file::MirroredBottle;
 use bottlesync_core::ports::ledger::Ledger;
 use bottlesync_core::ports::registry::Registry;
 use bottlesync_core::ports::store::BlobStore;
 use bottlesync_core::retry::RetryPolicy;
 use bottlesync_core::shutdown::Shutdown;
-use bottlesync_core::Error;
 use chrono::Utc;
 use futures::FutureExt;
 use std::time::Duration;
