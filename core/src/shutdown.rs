@@ -169,31 +169,37 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_signal_is_not_a_stop() {
         let mut shutdown = ShutdownSignal::new().subscribe();
-        let waited = tokio::time::timeout(Duration::from_millis(50), shutdown.recv()).await;
+        let waited = tokio::time::timeout(SHORT, shutdown.recv()).await;
         assert!(waited.is_err());
         assert!(!shutdown.is_shutdown());
     }
 
-    #[tokio::test(start_paused = true)]
+    // Outcomes, not timings: the grace is either far longer or far shorter
+    // than the work, and a 60 s guard turns a hang into a failure.
+    const LONG: Duration = Duration::from_secs(3600);
+    const SHORT: Duration = Duration::from_millis(20);
+
+    #[tokio::test]
     async fn drain_lets_work_finish_within_the_grace() {
         let signal = ShutdownSignal::new();
         let mut tasks = JoinSet::new();
         tasks.spawn(async {
-            tokio::time::sleep(Duration::from_secs(5)).await;
+            tokio::time::sleep(SHORT).await;
             "finished"
         });
         signal.stop();
         let mut done = Vec::new();
         let mut abandoned = false;
-        signal
-            .subscribe()
-            .drain(
-                &mut tasks,
-                Duration::from_secs(10),
-                |d| done.push(d.unwrap()),
-                || abandoned = true,
-            )
-            .await;
+        let mut shutdown = signal.subscribe();
+        let drain = shutdown.drain(
+            &mut tasks,
+            LONG,
+            |d| done.push(d.unwrap()),
+            || abandoned = true,
+        );
+        tokio::time::timeout(Duration::from_secs(60), drain)
+            .await
+            .unwrap();
         assert_eq!((done, abandoned), (vec!["finished"], false));
     }
 
@@ -204,7 +210,7 @@ mod tests {
         let mut tasks = JoinSet::new();
         tasks.spawn(async move {
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(3600)) => "finished",
+                _ = tokio::time::sleep(LONG) => "finished",
                 _ = abandon_rx => "abandoned",
             }
         });
@@ -212,27 +218,30 @@ mod tests {
         let abandon = || {
             let _ = abandon_tx.send(());
         };
-        (shutdown.drain(&mut tasks, grace, |d| done.push(d.unwrap()), abandon)).await;
+        let drain = shutdown.drain(&mut tasks, grace, |d| done.push(d.unwrap()), abandon);
+        tokio::time::timeout(Duration::from_secs(60), drain)
+            .await
+            .unwrap();
         done
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn drain_abandons_what_outlasts_the_grace() {
         let signal = ShutdownSignal::new();
         signal.stop();
-        let done = drain_a_long_task(signal.subscribe(), Duration::from_secs(10)).await;
+        let done = drain_a_long_task(signal.subscribe(), SHORT).await;
         assert_eq!(done, vec!["abandoned"]);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn drain_without_a_stop_waits_and_cancel_abandons_at_once() {
         let signal = ShutdownSignal::new();
         let canceller = signal.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(60)).await;
+            tokio::time::sleep(SHORT).await;
             canceller.cancel();
         });
-        let done = drain_a_long_task(signal.subscribe(), Duration::from_secs(600)).await;
+        let done = drain_a_long_task(signal.subscribe(), LONG).await;
         assert_eq!(done, vec!["abandoned"]);
     }
 }
