@@ -1,7 +1,11 @@
 //! Settings from flags and `BOTTLESYNC_*` variables (clap), turned into the
-//! plain `FleetSettings` the core checks.
+//! plain `FleetSettings` the core checks; `sync`'s in `config/sync.rs`.
 
-use bottlesync_core::fleet_config::FleetSettings;
+mod sync;
+pub use sync::{ProgressMode, SyncArgs, SyncSettings, store_lease_length};
+
+use bottlesync_core::Error;
+use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
 
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct FleetArgs {
@@ -121,4 +125,21 @@ impl From<FleetArgs> for FleetSettings {
             allow_hosts: args.allow_hosts,
         }
     }
+}
+
+/// A Lambda's settings: `BOTTLESYNC_*` only (it has no command line).
+pub fn fleet_config_from_env(binary: &str) -> Result<FleetConfig, Error> {
+    #[derive(clap::Parser)]
+    struct FromEnv {
+        #[command(flatten)]
+        fleet: FleetArgs,
+    }
+    let settings = <FromEnv as clap::Parser>::parse_from([binary]);
+    FleetConfig::from_settings(&settings.fleet.into())
+}
+
+/// A `--date`: YYYY-MM-DD.
+pub fn parse_date_arg(text: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|e| format!("{text:?} is not a date YYYY-MM-DD: {e}"))
 }

@@ -4,3 +4,4 @@
 //! `bottlesync-planner`, `bottlesync-worker` or `bottlesync-core`.
 
 pub mod config;
+pub mod telemetry;

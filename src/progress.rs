@@ -10,7 +10,7 @@ use bottlesync_worker::Progress;
 use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressStyle};
 use tokio::task::JoinHandle;
 
-use crate::cli::ProgressMode;
+use bottlesync::config::ProgressMode;
 
 const LOG_EVERY: Duration = Duration::from_secs(10);
 

@@ -17,6 +17,7 @@ pub mod ports;
 pub mod retry;
 pub mod run;
 pub mod services;
+pub mod shutdown;
 pub mod store_lease;
 
 pub use error::{Error, Result};

@@ -3,31 +3,18 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::SqsEvent;
-use bottlesync::config::FleetArgs;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use bottlesync::{config, telemetry};
 use bottlesync_adapters::wiring::aws_services;
-use bottlesync_core::fleet_config::FleetConfig;
 use bottlesync_worker::consumer::Consumer;
 use bottlesync_worker::lambda::{Invocation, handle_sqs_event};
-use clap::Parser;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-
-#[derive(Parser)]
-struct Settings {
-    #[command(flatten)]
-    fleet: FleetArgs,
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_target(false)
-        .init();
-    let settings = Settings::parse_from(["bottlesync-worker-lambda"]);
-    let config = FleetConfig::from_settings(&settings.fleet.into())?;
-    let services = Arc::new(aws_services(config).await?);
+    telemetry::init_lambda();
+    let services =
+        Arc::new(aws_services(config::fleet_config_from_env(env!("CARGO_BIN_NAME"))?).await?);
     let queue = services
         .queue
         .clone()
@@ -39,10 +26,13 @@ async fn main() -> Result<(), Error> {
             .with_source(queue)
             .with_lease(lease),
     );
-    run(service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let consumer = consumer.clone();
-        let invocation = Invocation::from_deadline_ms(event.context.deadline);
-        async move { Ok::<_, Error>(handle_sqs_event(consumer, event.payload, invocation).await) }
-    }))
-    .await
+    run(service_fn(move |event| handler(consumer.clone(), event))).await
+}
+
+async fn handler(
+    consumer: Arc<Consumer>,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, Error> {
+    let invocation = Invocation::from_deadline_ms(event.context.deadline);
+    Ok(handle_sqs_event(consumer, event.payload, invocation).await)
 }

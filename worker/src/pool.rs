@@ -1,7 +1,7 @@
 //! Runs many bottle jobs with at most `concurrency` in flight (a semaphore),
 //! records each stored bottle in the ledger as soon as it is committed, and
-//! stops starting new work when `shutdown` fires; in-flight transfers are
-//! dropped, which aborts their uploads.
+//! stops starting new work when `shutdown` fires; in-flight transfers may
+//! finish within the grace, then are cancelled (their uploads aborted).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -9,14 +9,17 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use bottlesync_core::BottleJob;
+use bottlesync_core::Error;
 use bottlesync_core::model::hash_file::MirroredBottle;
 use bottlesync_core::ports::ledger::Ledger;
 use bottlesync_core::ports::registry::Registry;
 use bottlesync_core::ports::store::BlobStore;
 use bottlesync_core::retry::RetryPolicy;
+use bottlesync_core::shutdown::Shutdown;
 use chrono::Utc;
 use futures::FutureExt;
-use tokio::sync::{Semaphore, watch};
+use std::time::Duration;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -60,29 +63,35 @@ pub async fn run_pool(
     jobs: Vec<BottleJob>,
     concurrency: usize,
     progress: Arc<Progress>,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
+    shutdown_grace: Duration,
 ) -> PoolOutcome {
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let mut outcome = PoolOutcome::default();
     let total = jobs.len();
     let mut started = 0;
     for job in jobs {
         let permit = tokio::select! {
+            biased;
+            _ = shutdown.recv() => break,
             permit = permits.clone().acquire_owned() => permit.expect("semaphore never closed"),
-            _ = shutdown.wait_for(|stop| *stop) => break,
         };
         started += 1;
         let context = context.clone();
         let progress = progress.clone();
+        let cancel = cancel.clone();
         tasks.spawn(async move {
             let _permit = permit;
             progress.in_flight.fetch_add(1, Ordering::Relaxed);
             // A panic fails this bottle only.
-            let result = AssertUnwindSafe(run_one(&context, &job, &progress))
+            let result = AssertUnwindSafe(run_one(&context, &job, &progress, &cancel))
                 .catch_unwind()
                 .await
-                .unwrap_or_else(|_| Err("the transfer panicked (a bug: please report it)".into()));
+                .unwrap_or_else(|_| {
+                    Some(Err("the transfer panicked (a bug: please report it)".into()))
+                });
             progress.in_flight.fetch_sub(1, Ordering::Relaxed);
             *progress.last.lock().expect("progress lock") = job.label();
             (job, result)
@@ -93,28 +102,26 @@ pub async fn run_pool(
         }
     }
     outcome.not_started = total - started;
-    loop {
-        tokio::select! {
-            done = tasks.join_next() => match done {
-                Some(done) => add_to_outcome(done, &mut outcome),
-                None => break,
-            },
-            _ = shutdown.wait_for(|stop| *stop), if !outcome.interrupted => {
-                outcome.interrupted = true;
-                // Dropping the transfers aborts their uploads.
-                tasks.abort_all();
-            }
-        }
-    }
-    outcome.interrupted |= *shutdown.borrow();
+    shutdown
+        .drain(
+            &mut tasks,
+            shutdown_grace,
+            |done| add_to_outcome(done, &mut outcome),
+            || cancel.cancel(),
+        )
+        .await;
+    outcome.interrupted = shutdown.is_shutdown();
     outcome
 }
 
+/// One bottle: `None` when the shutdown cancelled it (neither stored nor
+/// failed: a rerun fetches it).
 async fn run_one(
     context: &PoolContext,
     job: &BottleJob,
     progress: &Progress,
-) -> Result<u64, String> {
+    cancel: &CancellationToken,
+) -> Option<Result<u64, String>> {
     let on_bytes = |n: u64| {
         progress.bytes.fetch_add(n, Ordering::Relaxed);
     };
@@ -124,10 +131,11 @@ async fn run_one(
         job,
         &context.retry,
         &on_bytes,
-        &CancellationToken::new(),
+        cancel,
     )
     .await;
     let result = match transfer {
+        Err(Error::Cancelled) => return None,
         Ok(transfer) => {
             let record = MirroredBottle::from_job(job, transfer.bytes, Utc::now());
             match context.ledger.record_stored(&job.sha256, &record).await {
@@ -148,17 +156,16 @@ async fn run_one(
             progress.failed.fetch_add(1, Ordering::Relaxed)
         }
     };
-    result
+    Some(result)
 }
 
-fn add_to_outcome(
-    done: Result<(BottleJob, Result<u64, String>), tokio::task::JoinError>,
-    outcome: &mut PoolOutcome,
-) {
+type Finished = (BottleJob, Option<Result<u64, String>>);
+
+fn add_to_outcome(done: Result<Finished, tokio::task::JoinError>, outcome: &mut PoolOutcome) {
     match done {
-        Ok((job, Ok(bytes))) => outcome.stored.push((job, bytes)),
-        Ok((job, Err(reason))) => outcome.failed.push(Failure { job, reason }),
-        Err(e) if e.is_cancelled() => {}
+        Ok((job, Some(Ok(bytes)))) => outcome.stored.push((job, bytes)),
+        Ok((job, Some(Err(reason)))) => outcome.failed.push(Failure { job, reason }),
+        Ok((_, None)) => {}
         Err(e) => tracing::error!(error = %e, "a transfer task panicked"),
     }
 }

@@ -11,7 +11,8 @@ use bottlesync_core::Result;
 use bottlesync_core::ports::protection::ProtectionAgent;
 use bottlesync_core::ports::queue::{Queue, QueueMessage};
 use bottlesync_core::run::finish::finish_latest_if_due;
-use tokio::sync::{Semaphore, mpsc, watch};
+use bottlesync_core::shutdown::Shutdown;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -67,12 +68,15 @@ impl WorkStats {
     }
 }
 
+/// `shutdown` is a [`Shutdown`], or a plain `watch::Receiver<bool>` stop
+/// flag (the load harness's in-process workers).
 pub async fn run_work_loop(
     consumer: Arc<Consumer>,
     queue: Arc<dyn Queue>,
     options: WorkOptions,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: impl Into<Shutdown>,
 ) -> Result<WorkStats> {
+    let mut shutdown = shutdown.into();
     let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let cancel = CancellationToken::new();
     let mut tasks: JoinSet<Disposition> = JoinSet::new();
@@ -91,14 +95,14 @@ pub async fn run_work_loop(
             protected = busy;
             protection.set(protected).await;
         }
-        if *shutdown.borrow() {
+        if shutdown.is_shutdown() {
             break;
         }
         let free = slots.available_permits().min(10);
         if free == 0 {
             tokio::select! {
                 Some(done) = tasks.join_next() => count_finished(done, &mut stats),
-                _ = shutdown.changed() => {}
+                _ = shutdown.recv() => {}
             }
             continue;
         }
@@ -108,7 +112,7 @@ pub async fn run_work_loop(
         };
         let received = tokio::select! {
             received = queue.receive(free, wait) => received,
-            _ = shutdown.changed() => continue,
+            _ = shutdown.recv() => continue,
         };
         let messages = match received {
             Ok(messages) => messages,
@@ -157,33 +161,20 @@ pub async fn run_work_loop(
         }
     }
 
-    if !tasks.is_empty() {
-        tracing::info!(
-            in_flight = tasks.len(),
-            grace_s = options.shutdown_grace.as_secs(),
-            "stopping: letting in-flight bottles finish"
-        );
-        let deadline = tokio::time::sleep(options.shutdown_grace);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                done = tasks.join_next() => match done {
-                    Some(done) => count_finished(done, &mut stats),
-                    None => break,
-                },
-                _ = &mut deadline, if !cancel.is_cancelled() => {
-                    tracing::warn!(in_flight = tasks.len(), "grace period over: abandoning in-flight bottles");
-                    cancel.cancel();
-                }
-            }
-        }
-    }
+    shutdown
+        .drain(
+            &mut tasks,
+            options.shutdown_grace,
+            |done| count_finished(done, &mut stats),
+            || cancel.cancel(),
+        )
+        .await;
     acks.close().await;
     if protected {
         protection.set(false).await;
     }
     if options.drain.is_some()
-        && !*shutdown.borrow()
+        && !shutdown.is_shutdown()
         && let Err(e) = finish_latest_if_due(&consumer.services, &consumer.worker_id).await
     {
         tracing::warn!(error = %e, "could not finish the latest run");

@@ -1,0 +1,29 @@
+//! `bottlesync plan`: what the planner Lambda does, from the command line.
+
+use std::process::ExitCode;
+
+use bottlesync_planner::fleet::{FleetPlanRequest, plan_fleet_run};
+use bottlesync_worker::consumer::Consumer;
+
+use super::{finish, services};
+use crate::cli::PlanArgs;
+
+pub async fn run(args: PlanArgs) -> ExitCode {
+    finish(
+        async {
+            let services = services(&args.fleet).await?;
+            let request = FleetPlanRequest {
+                date: args.date,
+                dry_run: args.dry_run,
+                tags: None,
+                formulae: args.formulae.clone(),
+                with_deps: args.with_deps,
+                include_disabled: args.include_disabled,
+            };
+            let outcome =
+                plan_fleet_run(&services, &request, &Consumer::default_worker_id()).await?;
+            Ok(serde_json::to_value(outcome).expect("serialises"))
+        }
+        .await,
+    )
+}

@@ -1,0 +1,193 @@
+//! `bottlesync sync`: the whole pipeline on one machine. Validate settings,
+//! fetch the index and any external hash file, open the destination, read
+//! the ledger, plan, size, fetch-verify-store with bounded concurrency,
+//! compact the ledger into bottles_hash.json, and report. One run at a time
+//! per destination: a directory's flock (taken by `open_store`), an S3
+//! prefix's lease (`StoreLease`, held from here to the end).
+
+use std::collections::HashSet;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bottlesync::config::{SyncArgs, SyncSettings, store_lease_length};
+use bottlesync_adapters::wiring::{LocationReader, open_store};
+use bottlesync_core::journal::JournalLedger;
+use bottlesync_core::model::hash_file::read_external_hashes;
+use bottlesync_core::model::location::Location;
+use bottlesync_core::ports::ledger::Ledger;
+use bottlesync_core::shutdown::ShutdownSignal;
+use bottlesync_core::store_lease::StoreLease;
+use bottlesync_core::{BottleJob, Error, Sha256Digest};
+use bottlesync_planner::index_source::fetch_index;
+use bottlesync_planner::{PlanRequest, plan, size_jobs};
+use bottlesync_worker::pool::{PoolContext, PoolOutcome, Progress, run_pool};
+use tokio::sync::watch;
+
+use super::stop_on_signals;
+use crate::report::{SyncReport, write_report};
+
+const SIZING_CONCURRENCY: usize = 16;
+
+pub async fn run(args: SyncArgs) -> ExitCode {
+    match sync(args).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Everything up to the transfers: any error here exits 2 with nothing written.
+async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
+    let started = Instant::now();
+    let SyncSettings {
+        dest,
+        api_url,
+        tags,
+        hash_file,
+        date,
+        hosts,
+        registry,
+        retry,
+    } = SyncSettings::from_args(&args)?;
+
+    let index = fetch_index(registry.as_ref(), &retry, &api_url, &hosts).await?;
+    let external: HashSet<Sha256Digest> = match &hash_file {
+        Some(location) => {
+            let hashes = read_external_hashes(
+                location,
+                &LocationReader {
+                    registry: registry.clone(),
+                },
+            )
+            .await?;
+            tracing::info!(
+                count = hashes.digests.len(),
+                format = hashes.format,
+                "read external hash file"
+            );
+            hashes.digests.into_iter().collect()
+        }
+        None => HashSet::new(),
+    };
+
+    let store = open_store(&dest, args.dry_run).await?;
+    let lease = match &dest {
+        Location::S3 { .. } if !args.dry_run => {
+            Some(StoreLease::acquire(store.clone(), store_lease_length()?).await?)
+        }
+        _ => None,
+    };
+    let lease_lost = lease.as_ref().map(StoreLease::lost);
+    let result: Result<ExitCode, Error> = async {
+        let ledger = Arc::new(JournalLedger::new(store.clone()));
+        let mirrored: HashSet<Sha256Digest> = ledger.stored_bottles().await?.into_keys().collect();
+
+        let request = PlanRequest {
+            tags,
+            formulae: args.formulae.clone(),
+            with_deps: args.with_deps,
+            include_disabled: args.include_disabled,
+            date,
+        };
+        let mut plan = plan(&index, &request, &mirrored, &external)?;
+        for missing in &plan.missing_dependencies {
+            tracing::warn!("dependency {missing:?} is not in the formula index");
+        }
+        let sizing = size_jobs(
+            registry.as_ref(),
+            &retry,
+            &mut plan.jobs,
+            SIZING_CONCURRENCY,
+        )
+        .await;
+        if sizing.unknown > 0 {
+            tracing::warn!(
+                "{} bottle sizes are unknown (no manifest size, no Content-Length)",
+                sizing.unknown
+            );
+        }
+        // Largest first: the long downloads start early and finish together.
+        plan.jobs
+            .sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.key.cmp(&b.key)));
+
+        let location = store.location();
+        let report = SyncReport {
+            plan: &plan,
+            index: &index,
+            dest: &location,
+        };
+        if args.dry_run {
+            report.print_plan();
+            write_report(args.report.as_deref(), report.plan_json())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        tracing::info!(
+            bottles = plan.jobs.len(),
+            bytes = plan.bytes(),
+            tags = %plan.tags.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(","),
+            dest = %location,
+            "plan ready"
+        );
+        let context = PoolContext {
+            registry,
+            store,
+            ledger: ledger.clone(),
+            retry,
+        };
+        let outcome = transfer(&args, plan.jobs.clone(), plan.bytes(), context, lease_lost).await;
+        // Fold what this run recorded into bottles_hash.json, even after an
+        // interrupt: the journal already holds it durably either way.
+        let mirror_size = ledger.compact().await?.bottles.len();
+        let elapsed = started.elapsed();
+        report.print_summary(&outcome, elapsed, mirror_size);
+        write_report(
+            args.report.as_deref(),
+            report.summary_json(&outcome, elapsed),
+        )?;
+        Ok(match (outcome.interrupted, outcome.failed.is_empty()) {
+            (true, _) => ExitCode::from(130),
+            (false, true) => ExitCode::SUCCESS,
+            (false, false) => ExitCode::from(1),
+        })
+    }
+    .await;
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
+    result
+}
+
+/// The transfers, until done or stopped: SIGINT or SIGTERM (in-flight
+/// bottles get `--shutdown-grace`), or a lost S3 lease (at once).
+async fn transfer(
+    args: &SyncArgs,
+    jobs: Vec<BottleJob>,
+    bytes: u64,
+    context: PoolContext,
+    lease_lost: Option<watch::Receiver<bool>>,
+) -> PoolOutcome {
+    let shutdown = ShutdownSignal::new();
+    stop_on_signals(&shutdown, "; stored bottles are kept, a rerun resumes");
+    if let Some(lost) = lease_lost {
+        // Another run took the S3 lease over: what is stored stays recorded.
+        shutdown.cancel_when(lost);
+    }
+    let progress = Arc::new(Progress::default());
+    let reporter = crate::progress::spawn(args.progress, progress.clone(), jobs.len(), bytes);
+    let grace = Duration::from_secs(args.shutdown_grace);
+    let (context, concurrency) = (Arc::new(context), args.concurrency as usize);
+    let outcome = run_pool(
+        context,
+        jobs,
+        concurrency,
+        progress,
+        shutdown.subscribe(),
+        grace,
+    )
+    .await;
+    reporter.abort();
+    outcome
+}

@@ -1,0 +1,31 @@
+//! The one tracing setup of every binary: the CLI logs to stderr (text or
+//! JSON, level from `BOTTLESYNC_LOG`); the Lambdas use `lambda_runtime`'s
+//! own setup, so the function's logging config (`AWS_LAMBDA_LOG_LEVEL`,
+//! `AWS_LAMBDA_LOG_FORMAT`, JSON in our Terraform) decides.
+
+use tracing_subscriber::EnvFilter;
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The CLI: `BOTTLESYNC_LOG` (an `EnvFilter`) or else `default_level`.
+pub fn init_cli(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_env("BOTTLESYNC_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// A Lambda function: stdout, level and format from its logging config.
+pub fn init_lambda() {
+    lambda_runtime::tracing::init_default_subscriber();
+}
