@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use bottlesync_core::fleet_ledger::BottleState;
 use bottlesync_core::notifier::{TITLE_COMPLETE, TITLE_FAILED};
-use bottlesync_loadtest::aws_faults::FaultPlan;
-use bottlesync_loadtest::moto::ProdLikeTimes;
+use bottlesync_aws_harness::aws_faults::FaultPlan;
+use bottlesync_aws_harness::moto::ProdLikeTimes;
 use bottlesync_loadtest::{BottleInfo, Catalog, SizeModel};
 use common::stack::*;
 use common::*;

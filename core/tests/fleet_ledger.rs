@@ -16,7 +16,7 @@ use bottlesync_core::fleet_ledger::{
 use bottlesync_core::hash_file::MirroredBottle;
 use bottlesync_core::memory_ledger::MemoryLedger;
 use bottlesync_core::{ObjectKey, Sha256Digest, Tag};
-use bottlesync_loadtest::moto::Moto;
+use bottlesync_aws_harness::moto::Moto;
 use chrono::{DateTime, Utc};
 
 type Ledger = Arc<dyn FleetLedger>;
@@ -120,7 +120,7 @@ async fn dynamo_ledger_keeps_the_contract() {
         let client = client.clone();
         Box::pin(async move {
             let table = format!("ledger-{}", name.replace('_', "-"));
-            bottlesync_loadtest::moto::create_ledger_table(&client, &table).await;
+            bottlesync_aws_harness::moto::create_ledger_table(&client, &table).await;
             Arc::new(DynamoLedger::new(client, table)) as Ledger
         })
     })

@@ -15,8 +15,8 @@ use bottlesync_core::local_store::LocalStore;
 use bottlesync_core::s3_store::S3Store;
 use bottlesync_core::store::{BlobStore, Precondition, PutIf};
 use bottlesync_core::{ObjectKey, Sha256Digest, Tag};
-use bottlesync_loadtest::aws_counter::AwsRequestCounter;
-use bottlesync_loadtest::moto::Moto;
+use bottlesync_aws_harness::aws_counter::AwsRequestCounter;
+use bottlesync_aws_harness::moto::Moto;
 use sha2::{Digest, Sha256};
 
 const BUCKET: &str = "mirror-bucket";
