@@ -12,10 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use bottlesync_core::fleet_ledger::BottleState;
-use bottlesync_core::notifier::{TITLE_COMPLETE, TITLE_FAILED};
 use bottlesync_aws_harness::aws_faults::FaultPlan;
 use bottlesync_aws_harness::moto::ProdLikeTimes;
+use bottlesync_core::fleet_ledger::BottleState;
+use bottlesync_core::notifier::{TITLE_COMPLETE, TITLE_FAILED};
 use bottlesync_loadtest::{BottleInfo, Catalog, SizeModel};
 use common::stack::*;
 use common::*;

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bottlesync_aws_harness::moto::Moto;
 use bottlesync_core::dynamo_ledger::DynamoLedger;
 use bottlesync_core::fleet_ledger::{
     BottleState, ClaimOutcome, ClaimOwner, CompleteOutcome, Counted, FailureNote, FleetLedger,
@@ -16,7 +17,6 @@ use bottlesync_core::fleet_ledger::{
 use bottlesync_core::hash_file::MirroredBottle;
 use bottlesync_core::memory_ledger::MemoryLedger;
 use bottlesync_core::{ObjectKey, Sha256Digest, Tag};
-use bottlesync_aws_harness::moto::Moto;
 use chrono::{DateTime, Utc};
 
 type Ledger = Arc<dyn FleetLedger>;

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::QueueAttributeName;
+use bottlesync_aws_harness::moto::Moto;
 use bottlesync_core::memory_queue::MemoryQueue;
 use bottlesync_core::queue::{Queue, QueueDepth, QueueMessage};
 use bottlesync_core::sqs_queue::SqsQueue;
-use bottlesync_aws_harness::moto::Moto;
 
 /// A main queue and its dead-letter queue (`max_receive_count` receives).
 struct Pair {

@@ -9,14 +9,14 @@ use std::sync::Arc;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::types::{ChecksumMode, ChecksumType};
 use base64::Engine;
+use bottlesync_aws_harness::aws_counter::AwsRequestCounter;
+use bottlesync_aws_harness::moto::Moto;
 use bottlesync_core::hash_file::{HASH_FILE_NAME, MirroredBottle};
 use bottlesync_core::ledger::{merge_into_hash_file, read_hash_file};
 use bottlesync_core::local_store::LocalStore;
 use bottlesync_core::s3_store::S3Store;
 use bottlesync_core::store::{BlobStore, Precondition, PutIf};
 use bottlesync_core::{ObjectKey, Sha256Digest, Tag};
-use bottlesync_aws_harness::aws_counter::AwsRequestCounter;
-use bottlesync_aws_harness::moto::Moto;
 use sha2::{Digest, Sha256};
 
 const BUCKET: &str = "mirror-bucket";

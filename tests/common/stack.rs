@@ -11,14 +11,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Stdio};
 
+use bottlesync_aws_harness::aws_counter::AwsRequestCounter;
+use bottlesync_aws_harness::aws_faults::{FaultPlan, FaultTally};
+use bottlesync_aws_harness::moto::{FleetQueues, ProdLikeTimes};
 use bottlesync_core::queue::Queue;
 use bottlesync_core::services::FleetServices;
 use bottlesync_core::sqs_queue::SqsQueue;
 use bottlesync_load::end_state::hash_file_keys;
 use bottlesync_load::moto_backend::moto_fleet_services;
-use bottlesync_aws_harness::aws_counter::AwsRequestCounter;
-use bottlesync_aws_harness::aws_faults::{FaultPlan, FaultTally};
-use bottlesync_aws_harness::moto::{FleetQueues, ProdLikeTimes};
 use bottlesync_loadtest::webhook::WebhookReceiver;
 use bottlesync_loadtest::{Catalog, StandIn, StandInConfig};
 
