@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bottlesync/target}"
-cargo build --release --quiet --bin bottlesync && cargo build --release --quiet -p bottlesync-loadtest --bin bottlesync-fixture
+# One build: the crates both binaries share (tokio, hyper, ...) compile once,
+# with one set of features. The stand-in itself needs no AWS SDK.
+cargo build --release --quiet -p bottlesync --bin bottlesync -p bottlesync-loadtest --bin bottlesync-fixture
 bin="$CARGO_TARGET_DIR/release"
 
 fifo=$(mktemp -u); mkfifo "$fifo"

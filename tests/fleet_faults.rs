@@ -12,10 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use bottlesync_aws_harness::aws_faults::FaultPlan;
+use bottlesync_aws_harness::moto::ProdLikeTimes;
 use bottlesync_core::ports::fleet_ledger::BottleState;
 use bottlesync_core::run::messages::{TITLE_COMPLETE, TITLE_FAILED};
-use bottlesync_loadtest::aws_faults::FaultPlan;
-use bottlesync_loadtest::moto::ProdLikeTimes;
 use bottlesync_loadtest::{BottleInfo, Catalog, SizeModel};
 use common::stack::*;
 use common::*;

@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use bottlesync_adapters::aws::dynamo_ledger::DynamoLedger;
 use bottlesync_adapters::local::memory_ledger::MemoryLedger;
+use bottlesync_aws_harness::moto::Moto;
 use bottlesync_core::model::hash_file::MirroredBottle;
 use bottlesync_core::ports::fleet_ledger::{
     BottleState, ClaimOutcome, ClaimOwner, CompleteOutcome, Counted, FailureNote, FleetLedger,
     MAX_FAILURE_NOTES, Route, RunRecord, RunState,
 };
 use bottlesync_core::{ObjectKey, Sha256Digest, Tag};
-use bottlesync_loadtest::moto::Moto;
 use chrono::{DateTime, Utc};
 
 type Ledger = Arc<dyn FleetLedger>;
@@ -120,7 +120,7 @@ async fn dynamo_ledger_keeps_the_contract() {
         let client = client.clone();
         Box::pin(async move {
             let table = format!("ledger-{}", name.replace('_', "-"));
-            bottlesync_loadtest::moto::create_ledger_table(&client, &table).await;
+            bottlesync_aws_harness::moto::create_ledger_table(&client, &table).await;
             Arc::new(DynamoLedger::new(client, table)) as Ledger
         })
     })

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::types::QueueAttributeName;
 use bottlesync_adapters::aws::sqs_queue::SqsQueue;
 use bottlesync_adapters::local::memory_queue::MemoryQueue;
+use bottlesync_aws_harness::moto::Moto;
 use bottlesync_core::ports::queue::{Queue, QueueDepth, QueueMessage};
-use bottlesync_loadtest::moto::Moto;
 
 /// A main queue and its dead-letter queue (`max_receive_count` receives).
 struct Pair {

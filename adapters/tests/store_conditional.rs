@@ -11,12 +11,12 @@ use aws_sdk_s3::types::{ChecksumMode, ChecksumType};
 use base64::Engine;
 use bottlesync_adapters::aws::s3_store::S3Store;
 use bottlesync_adapters::local::local_store::LocalStore;
+use bottlesync_aws_harness::aws_counter::AwsRequestCounter;
+use bottlesync_aws_harness::moto::Moto;
 use bottlesync_core::journal::{merge_into_hash_file, read_hash_file};
 use bottlesync_core::model::hash_file::{HASH_FILE_NAME, MirroredBottle};
 use bottlesync_core::ports::store::{BlobStore, Precondition, PutIf};
 use bottlesync_core::{ObjectKey, Sha256Digest, Tag};
-use bottlesync_loadtest::aws_counter::AwsRequestCounter;
-use bottlesync_loadtest::moto::Moto;
 use sha2::{Digest, Sha256};
 
 const BUCKET: &str = "mirror-bucket";

@@ -12,6 +12,10 @@
 //! cost, deterministic bytes), faults are injected per bottle, and every
 //! request is counted.
 //!
+//! No AWS SDK here, so the demo and the benchmarks build without it: the
+//! moto harness and the AWS request counter are `bottlesync-aws-harness`
+//! (`loadtest/aws/`).
+//!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! use bottlesync_loadtest::{Catalog, Fault, StandIn, StandInConfig};
@@ -25,8 +29,6 @@
 
 mod api;
 mod auth;
-pub mod aws_counter;
-pub mod aws_faults;
 mod bottles;
 mod catalog;
 mod connection;
@@ -37,7 +39,6 @@ mod faults;
 mod gzip;
 mod index;
 mod manifest;
-pub mod moto;
 mod prng;
 mod registry;
 mod server;

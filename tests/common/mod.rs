@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 #[allow(unused_imports)]
-pub use bottlesync_loadtest::moto::Moto;
+pub use bottlesync_aws_harness::moto::Moto;
 use bottlesync_loadtest::{BottleInfo, StandIn};
 use sha2::{Digest, Sha256};
 

@@ -5,20 +5,20 @@
 //!
 //! [`Stack::start_with`] with [`StackOptions::prod_like`] gives production's
 //! timing ratios scaled down in time, and `.lossy(plan)` puts a lossy proxy
-//! (`bottlesync_loadtest::aws_faults`) between the fleet's processes and
+//! (`bottlesync_aws_harness::aws_faults`) between the fleet's processes and
 //! moto's DynamoDB and SQS.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Stdio};
 
 use bottlesync_adapters::aws::sqs_queue::SqsQueue;
+use bottlesync_aws_harness::aws_counter::AwsRequestCounter;
+use bottlesync_aws_harness::aws_faults::{FaultPlan, FaultTally};
+use bottlesync_aws_harness::moto::{FleetQueues, ProdLikeTimes};
 use bottlesync_core::ports::queue::Queue;
 use bottlesync_core::services::FleetServices;
 use bottlesync_load::end_state::hash_file_keys;
 use bottlesync_load::moto_backend::moto_fleet_services;
-use bottlesync_loadtest::aws_counter::AwsRequestCounter;
-use bottlesync_loadtest::aws_faults::{FaultPlan, FaultTally};
-use bottlesync_loadtest::moto::{FleetQueues, ProdLikeTimes};
 use bottlesync_loadtest::webhook::WebhookReceiver;
 use bottlesync_loadtest::{Catalog, StandIn, StandInConfig};
 
@@ -118,7 +118,7 @@ impl Stack {
             .send()
             .await
             .unwrap();
-        bottlesync_loadtest::moto::create_ledger_table(&moto.dynamodb(), TABLE).await;
+        bottlesync_aws_harness::moto::create_ledger_table(&moto.dynamodb(), TABLE).await;
         let queues = FleetQueues::create(
             &moto.sqs(),
             options.visibility_timeout_secs,

@@ -26,7 +26,7 @@ pub mod world;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bottlesync_loadtest::moto::ProdLikeTimes;
+use bottlesync_aws_harness::moto::ProdLikeTimes;
 use serde::Serialize;
 
 pub use report::Report;

@@ -1,7 +1,7 @@
 //! The moto backend: moto_server behind counting proxies, `bottlesync plan`
 //! and `bottlesync work --drain` processes with the settings Terraform gives
 //! the functions, SIGKILL as chaos. The DynamoDB and SQS proxies are lossy
-//! ones (`bottlesync_loadtest::aws_faults`) when the options ask for AWS
+//! ones (`bottlesync_aws_harness::aws_faults`) when the options ask for AWS
 //! faults or a planner kill.
 
 use std::collections::BTreeMap;
@@ -16,15 +16,15 @@ use bottlesync_adapters::aws::s3_store::S3Store;
 use bottlesync_adapters::aws::sqs_queue::SqsQueue;
 use bottlesync_adapters::http::registry::{HttpSettings, RegistryClient};
 use bottlesync_adapters::wiring::LocationReader;
+use bottlesync_aws_harness::aws_counter::AwsRequestCounter;
+use bottlesync_aws_harness::aws_faults::FaultPlan;
+use bottlesync_aws_harness::moto::{FleetQueues, Moto, create_ledger_table};
 use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
 use bottlesync_core::ports::notifier::LogNotifier;
 use bottlesync_core::ports::queue::Queue;
 use bottlesync_core::ports::registry::Registry;
 use bottlesync_core::retry::RetryPolicy;
 use bottlesync_core::services::FleetServices;
-use bottlesync_loadtest::aws_counter::AwsRequestCounter;
-use bottlesync_loadtest::aws_faults::FaultPlan;
-use bottlesync_loadtest::moto::{FleetQueues, Moto, create_ledger_table};
 use bottlesync_loadtest::webhook::WebhookReceiver;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};

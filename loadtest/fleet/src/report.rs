@@ -40,7 +40,7 @@ pub struct Report {
     /// moto's TransactWriteItems rate on the ledger table at the end of the run.
     pub moto_transactions_per_second: Option<f64>,
     /// Faults the lossy proxies injected, by API (moto backend).
-    pub aws_faults: BTreeMap<String, bottlesync_loadtest::aws_faults::FaultTally>,
+    pub aws_faults: BTreeMap<String, bottlesync_aws_harness::aws_faults::FaultTally>,
     /// When the Slack outage began (seconds from the first worker) and the
     /// posts Slack refused.
     pub slack_outage: Option<(f64, u64)>,
@@ -102,7 +102,7 @@ impl Report {
 
     pub fn with_aws_faults(
         mut self,
-        faults: BTreeMap<String, bottlesync_loadtest::aws_faults::FaultTally>,
+        faults: BTreeMap<String, bottlesync_aws_harness::aws_faults::FaultTally>,
     ) -> Report {
         self.aws_faults = faults;
         self

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use bottlesync_loadtest::aws_counter::AwsRequestCounter;
-use bottlesync_loadtest::aws_faults::FaultPlan;
-use bottlesync_loadtest::moto::{Moto, create_ledger_table};
+use bottlesync_aws_harness::aws_counter::AwsRequestCounter;
+use bottlesync_aws_harness::aws_faults::FaultPlan;
+use bottlesync_aws_harness::moto::{Moto, create_ledger_table};
 
 /// A DynamoDB client through `proxy`, with `attempts` attempts of at most
 /// `attempt_timeout` each.

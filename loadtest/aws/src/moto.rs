@@ -23,7 +23,7 @@ fn moto_binary() -> PathBuf {
     if let Ok(path) = std::env::var("BOTTLESYNC_MOTO_SERVER") {
         return PathBuf::from(path);
     }
-    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/moto_server");
     assert!(
         local.exists(),
         "moto_server not found at {}: run the test command from the README (scripts/test.sh), which installs it",
@@ -70,7 +70,8 @@ impl Moto {
         // The virtualenv's python, next to its moto_server.
         let python = binary.with_file_name("python");
         require_awscrt(&python);
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("moto_serial.py");
+        // Beside the stand-in, where scripts/terraform-check.sh also runs it.
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../moto_serial.py");
         let serial = Command::new(&python)
             .arg(&script)
             .args(["-H", "127.0.0.1", "-p", &serial_port.to_string()])

@@ -1,0 +1,13 @@
+//! The AWS side of bottlesync's tests, kept apart from the Homebrew
+//! stand-in (`bottlesync-loadtest`) so that the stand-in builds without the
+//! AWS SDK:
+//! - [`moto`]: a `moto_server` per test (S3, SQS, and a serial one for
+//!   DynamoDB), SDK clients for it, the ledger table and the fleet's queues,
+//!   production-like timeouts;
+//! - [`aws_counter`]: a counting reverse proxy in front of moto (requests by
+//!   API), which in its lossy mode injects [`aws_faults`]: writes whose
+//!   answer is lost after they landed, answers held past the SDK's timeouts.
+
+pub mod aws_counter;
+pub mod aws_faults;
+pub mod moto;
