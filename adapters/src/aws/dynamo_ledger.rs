@@ -49,9 +49,10 @@ use bottlesync_core::error::{Error, Result};
 use bottlesync_core::model::hash_file::MirroredBottle;
 use bottlesync_core::model::key::ObjectKey;
 use bottlesync_core::model::tag::Tag;
+use bottlesync_core::plan::route::Route;
 use bottlesync_core::ports::fleet_ledger::{
     BottleState, ClaimOutcome, ClaimOwner, CompleteOutcome, Counted, FailureNote, FleetLedger,
-    MAX_FAILURE_NOTES, Route, RunRecord, RunState,
+    MAX_FAILURE_NOTES, RunRecord, RunState,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -1252,13 +1253,6 @@ fn run_state(state: RunState) -> &'static str {
     }
 }
 
-fn route_name(route: Route) -> &'static str {
-    match route {
-        Route::Lambda => "lambda",
-        Route::Ecs => "ecs",
-    }
-}
-
 fn note_value(note: &FailureNote) -> AttributeValue {
     AttributeValue::M(HashMap::from([
         ("name".to_string(), s(&note.name)),
@@ -1275,7 +1269,7 @@ fn run_item(run: &RunRecord) -> Item {
         ("date".to_string(), s(&run.date)),
         ("expected".to_string(), n(run.expected)),
         ("bytes_planned".to_string(), n(run.bytes_planned)),
-        ("route".to_string(), s(route_name(run.route))),
+        ("route".to_string(), s(run.route.as_str())),
         ("started_at".to_string(), s(rfc3339(run.started_at))),
         // The start message is the first progress message.
         ("last_progress_at".to_string(), epoch(run.started_at)),
@@ -1328,11 +1322,7 @@ fn parse_run(item: &Item) -> std::result::Result<RunRecord, String> {
         "finished" => RunState::Finished,
         other => return Err(format!("unknown run state {other:?}")),
     };
-    let route = match get_s(item, "route")? {
-        "lambda" => Route::Lambda,
-        "ecs" => Route::Ecs,
-        other => return Err(format!("unknown route {other:?}")),
-    };
+    let route = Route::parse(get_s(item, "route")?)?;
     let failures = match item.get("failures") {
         None => Vec::new(),
         Some(AttributeValue::L(notes)) => notes
