@@ -5,23 +5,23 @@
 //! per destination: a directory's flock (taken by `open_store`), an S3
 //! prefix's lease (`StoreLease`, held from here to the end).
 
-use std::collections::HashSet;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bottlesync_adapters::http::registry::{HttpSettings, RegistryClient};
 use bottlesync_adapters::wiring::{LocationReader, open_store};
-use bottlesync_core::model::hash_file::read_external_hashes;
+use bottlesync_core::Error;
 use bottlesync_core::model::index::{FormulaIndex, HostPolicy};
 use bottlesync_core::model::location::Location;
+use bottlesync_core::plan::select::{Plan, PlanRequest, TagSelection};
 use bottlesync_core::ports::ledger::{JournalLedger, Ledger};
 use bottlesync_core::ports::registry::Registry;
 use bottlesync_core::retry::RetryPolicy;
 use bottlesync_core::store_lease::{LEASE_LENGTH, StoreLease};
-use bottlesync_core::{Error, Sha256Digest};
-use bottlesync_planner::index_source::fetch_index;
-use bottlesync_planner::{Plan, PlanRequest, TagSelection, plan, size_jobs};
+use bottlesync_planner::prepare::{
+    ExternalHashFile, IndexSource, Inputs, MirrorView, Sources, fetch_inputs, prepare,
+};
 use bottlesync_worker::pool::{PoolContext, PoolOutcome, Progress, run_pool};
 use indicatif::{HumanBytes, HumanDuration};
 use serde_json::json;
@@ -29,8 +29,6 @@ use tokio::sync::watch;
 use url::Url;
 
 use crate::cli::SyncArgs;
-
-const SIZING_CONCURRENCY: usize = 16;
 
 pub async fn run(args: SyncArgs) -> ExitCode {
     match sync(args).await {
@@ -65,25 +63,27 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
         ..RetryPolicy::default()
     };
 
-    let index = fetch_index(registry.as_ref(), &retry, &api_url, &hosts).await?;
-    let external: HashSet<Sha256Digest> = match &hash_file {
-        Some(location) => {
-            let hashes = read_external_hashes(
-                location,
-                &LocationReader {
-                    registry: registry.clone(),
-                },
-            )
-            .await?;
-            tracing::info!(
-                count = hashes.digests.len(),
-                format = hashes.format,
-                "read external hash file"
-            );
-            hashes.digests.into_iter().collect()
-        }
-        None => HashSet::new(),
+    let documents = LocationReader {
+        registry: registry.clone(),
     };
+    let Inputs {
+        index, external, ..
+    } = fetch_inputs(
+        Sources {
+            registry: registry.as_ref(),
+            documents: &documents,
+            retry: &retry,
+        },
+        IndexSource {
+            api_url: &api_url,
+            hosts: &hosts,
+        },
+        hash_file.map(|location| ExternalHashFile {
+            location: Ok(location),
+            required: true,
+        }),
+    )
+    .await?;
 
     let store = open_store(&dest, args.dry_run).await?;
     let lease = match &dest {
@@ -95,7 +95,7 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
     let lease_lost = lease.as_ref().map(StoreLease::lost);
     let result: Result<ExitCode, Error> = async {
         let ledger = Arc::new(JournalLedger::new(store.clone()));
-        let mirrored: HashSet<Sha256Digest> = ledger.stored_bottles().await?.into_keys().collect();
+        let mirror = MirrorView::from_stored(ledger.stored_bottles().await?);
 
         let request = PlanRequest {
             tags,
@@ -104,23 +104,14 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
             include_disabled: args.include_disabled,
             date,
         };
-        let mut plan = plan(&index, &request, &mirrored, &external)?;
-        for missing in &plan.missing_dependencies {
-            tracing::warn!("dependency {missing:?} is not in the formula index");
-        }
-        let sizing = size_jobs(
-            registry.as_ref(),
-            &retry,
-            &mut plan.jobs,
-            SIZING_CONCURRENCY,
-        )
-        .await;
-        if sizing.unknown > 0 {
-            tracing::warn!(
-                "{} bottle sizes are unknown (no manifest size, no Content-Length)",
-                sizing.unknown
-            );
-        }
+        let sources = Sources {
+            registry: registry.as_ref(),
+            documents: &documents,
+            retry: &retry,
+        };
+        let mut plan = prepare(sources, &index, &external, &request, &mirror)
+            .await?
+            .plan;
         // Largest first: the long downloads start early and finish together.
         plan.jobs
             .sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.key.cmp(&b.key)));
