@@ -230,13 +230,17 @@ async fn dead_letters_are_listed_and_replayed_as_a_new_run_with_one_summary() {
         "listing leaves messages in place"
     );
 
-    // An interrupted replay (here: the target queue is gone) loses nothing.
+    // An interrupted replay (here: the target queues are gone) loses nothing.
     let mut broken = stack.services();
-    broken.large_queue = Some(Arc::new(SqsQueue::new(
-        stack.moto.sqs(),
-        format!("{}-gone", stack.large_queue_url),
-    )));
-    broken.queue = None;
+    for (queue, url) in [
+        (&mut broken.large_queue, &stack.large_queue_url),
+        (&mut broken.queue, &stack.queue_url),
+    ] {
+        *queue = Some(Arc::new(SqsQueue::new(
+            stack.moto.sqs(),
+            format!("{url}-gone"),
+        )));
+    }
     broken.notifier = Arc::new(
         bottlesync_adapters::http::slack::SlackWebhook::new(
             &stack.webhook.url(),
@@ -245,7 +249,7 @@ async fn dead_letters_are_listed_and_replayed_as_a_new_run_with_one_summary() {
         .unwrap(),
     );
     let err =
-        bottlesync_core::run::dlq::replay(&broken, 10, false, "20261129T000000Z-00000001".into())
+        bottlesync_planner::replay::replay(&broken, 10, false, "20261129T000000Z-00000001".into())
             .await
             .unwrap_err()
             .to_string();

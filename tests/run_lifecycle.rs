@@ -19,11 +19,11 @@ use bottlesync_adapters::http::slack::SlackWebhook;
 use bottlesync_core::Sha256Digest;
 use bottlesync_core::error::{Error, Result};
 use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
-use bottlesync_core::ports::fleet_ledger::{BottleState, Route, RunRecord, RunState};
+use bottlesync_core::plan::route::Route;
+use bottlesync_core::ports::fleet_ledger::{BottleState, RunRecord, RunState};
 use bottlesync_core::ports::notifier::{Notification, Notifier};
 use bottlesync_core::ports::queue::{Queue, QueueDepth, QueueMessage};
 use bottlesync_core::retry::RetryPolicy;
-use bottlesync_core::run::dlq;
 use bottlesync_core::run::finish::{FinishOutcome, finish_run_if_due, finish_run_with_lease};
 use bottlesync_core::run::manifest::RunManifest;
 use bottlesync_core::run::messages::TITLE_COMPLETE;
@@ -31,6 +31,7 @@ use bottlesync_core::services::FleetServices;
 use bottlesync_loadtest::webhook::WebhookReceiver;
 use bottlesync_loadtest::{StandIn, StandInConfig};
 use bottlesync_planner::fleet::{FleetPlanRequest, new_run_id, plan_fleet_run};
+use bottlesync_planner::replay;
 use bottlesync_worker::consumer::{Consumer, Disposition};
 use chrono::Utc;
 use common::stack::small_catalog;
@@ -320,6 +321,36 @@ async fn work_everything(services: &Arc<FleetServices>, run_id: &str) -> Vec<Dis
     dispositions
 }
 
+/// A replay routes as the planner does (`route_for`) and, like the
+/// planner, refuses a route whose queue is not configured: the error names
+/// the setting and nothing changes (no run, the letter back in the DLQ).
+/// Fails on the old replay: with no Lambda queue it silently sent the
+/// small bottle to the ECS queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_without_the_lambda_queue_names_the_setting_and_changes_nothing() {
+    let standin = StandIn::start(StandInConfig::new(small_catalog()))
+        .await
+        .unwrap();
+    let mut fleet = fleet(Some(standin.api_url())).await;
+    let messages = planned_messages(&fleet.services).await;
+    let services = Arc::get_mut(&mut fleet.services).unwrap();
+    let dead = services.dlq.clone().unwrap();
+    dead.send_all(vec![messages[0].body.clone()]).await.unwrap();
+    services.queue = None;
+    let services = fleet.services.clone();
+
+    let run_id = new_run_id();
+    let err = replay::replay(&services, 10, false, run_id.clone())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("BOTTLESYNC_QUEUE_URL"), "{err}");
+    assert_eq!(dead.depth().await.unwrap().visible, 1, "the letter is back");
+    let large = services.large_queue.as_ref().unwrap();
+    assert_eq!(large.depth().await.unwrap(), QueueDepth::default());
+    assert!(services.ledger.run(&run_id).await.unwrap().is_none());
+}
+
 /// Two dead copies of one bottle (a re-plan of a broken bottle, a lost
 /// ack) are one bottle of the replay run. Fails on the old replay: it sent
 /// both, expected 2, the ledger counted 1, and the run never drained.
@@ -338,7 +369,7 @@ async fn two_dead_copies_of_one_bottle_replay_as_one_bottle_with_one_summary() {
         .unwrap();
 
     let run_id = new_run_id();
-    let report = dlq::replay(services, 10, false, run_id.clone())
+    let report = replay::replay(services, 10, false, run_id.clone())
         .await
         .unwrap();
     assert_eq!(
@@ -516,7 +547,7 @@ async fn failed_dlq_deletes_and_sends_do_not_stop_the_replay() {
     }
 
     let run_id = new_run_id();
-    let report = dlq::replay(&services, 10, false, run_id.clone())
+    let report = replay::replay(&services, 10, false, run_id.clone())
         .await
         .unwrap();
     assert_eq!(report.replayed, 3, "{report:?}");

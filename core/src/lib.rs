@@ -2,6 +2,7 @@
 //! client or CLI parser (a check in `scripts/test.sh` keeps it so).
 //! - `model`: digests, keys, tags, naming, bottle jobs, the formula index,
 //!   hash files, queue messages, locations;
+//! - `plan`: the pure planning rules (bottle selection, routing);
 //! - `ports`: the traits the outside systems implement (store, queue,
 //!   ledgers, notifier, registry, capacity, task protection); the real
 //!   implementations are in `bottlesync-adapters`;
@@ -13,6 +14,7 @@ pub mod fleet_config;
 pub mod journal;
 pub mod metrics;
 pub mod model;
+pub mod plan;
 pub mod ports;
 pub mod retry;
 pub mod run;

@@ -36,7 +36,7 @@ use bottlesync_core::Sha256Digest;
 use bottlesync_core::model::hash_file::MirrorRecord;
 use bottlesync_core::model::index::{HostPolicy, parse_index};
 use bottlesync_core::model::message::BottleMessage;
-use bottlesync_planner::{PlanRequest, TagSelection, plan};
+use bottlesync_core::plan::select::{PlanRequest, TagSelection, plan};
 use chrono::NaiveDate;
 
 /// The nine tags of the issue (loadtest's CURRENT_TAGS).

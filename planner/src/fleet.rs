@@ -2,12 +2,11 @@
 //! ledger and one SQS message per missing bottle, routed by size.
 //! `bottlesync plan` and the planner Lambda both call [`plan_fleet_run`].
 
-use std::collections::{HashMap, HashSet};
-
-use bottlesync_core::model::hash_file::read_external_hashes;
 use bottlesync_core::model::location::Location;
 use bottlesync_core::model::message::BottleMessage;
-use bottlesync_core::ports::fleet_ledger::{BottleState, Route, RunRecord};
+use bottlesync_core::plan::route::{Route, route_for};
+use bottlesync_core::plan::select::{PlanRequest, TagSelection};
+use bottlesync_core::ports::fleet_ledger::RunRecord;
 use bottlesync_core::ports::notifier::notify_or_log;
 use bottlesync_core::run::manifest::{ManifestMessage, RunManifest};
 use bottlesync_core::run::messages::started;
@@ -17,9 +16,10 @@ use chrono::{NaiveDate, Utc};
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
-use crate::index_source::fetch_index;
-use crate::select::{PlanRequest, TagSelection, plan};
-use crate::sizing::size_jobs;
+use crate::prepare::{
+    ExternalHashFile, IndexSource, MirrorView, Prepared, Sources, fetch_inputs, prepare,
+};
+use crate::work_queues::WorkQueues;
 
 /// A queued mark outlives no message: SQS keeps messages 4 days by default,
 /// so after that a mark left by a crashed planner stops blocking the bottle.
@@ -30,7 +30,6 @@ const LEDGER_CONCURRENCY: usize = 16;
 const SEND_CHUNK: usize = 200;
 /// Attempts at sending one chunk of messages.
 const SEND_ATTEMPTS: u32 = 3;
-const SIZING_CONCURRENCY: usize = 16;
 
 /// What a caller may override (the Lambda's manual invocation, the CLI).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -105,49 +104,29 @@ pub async fn plan_fleet_run(
         reconcile_before_planning(services, owner).await;
     }
 
-    let index = fetch_index(
-        services.registry.as_ref(),
-        &services.retry,
-        &config.api_url,
-        &config.hosts,
+    let sources = Sources {
+        registry: services.registry.as_ref(),
+        documents: services.documents.as_ref(),
+        retry: &services.retry,
+    };
+    let external_hash_file = config
+        .external_hash_file
+        .as_deref()
+        .map(|text| ExternalHashFile {
+            location: Location::parse("BOTTLESYNC_EXTERNAL_HASH_FILE", text, true),
+            required: config.external_hash_file_required,
+        });
+    let inputs = fetch_inputs(
+        sources,
+        IndexSource {
+            api_url: &config.api_url,
+            hosts: &config.hosts,
+        },
+        external_hash_file,
     )
     .await?;
-    let (external, external_hash_file_error) = match &config.external_hash_file {
-        None => (HashSet::new(), None),
-        Some(text) => {
-            let loaded = match Location::parse("BOTTLESYNC_EXTERNAL_HASH_FILE", text, true) {
-                Ok(location) => read_external_hashes(&location, services.documents.as_ref()).await,
-                Err(e) => Err(e),
-            };
-            match loaded {
-                Ok(hashes) => (hashes.digests.into_iter().collect(), None),
-                Err(e) if config.external_hash_file_required => return Err(e),
-                Err(e) => {
-                    tracing::warn!(error = %e, "external hash file unavailable; planning without it");
-                    (HashSet::new(), Some(e.to_string()))
-                }
-            }
-        }
-    };
     let now = Utc::now();
-    let mut stored = HashSet::new();
-    let mut in_flight = HashSet::new();
-    let mut previous_sizes = HashMap::new();
-    for (sha, state) in services.ledger.bottle_states().await? {
-        match state {
-            BottleState::Stored(bottle) => {
-                previous_sizes.insert((bottle.name.clone(), bottle.tag.to_string()), bottle.size);
-                stored.insert(sha);
-            }
-            BottleState::Queued { until, .. } if until > now => {
-                in_flight.insert(sha);
-            }
-            BottleState::Claimed { lease_expires, .. } if lease_expires > now => {
-                in_flight.insert(sha);
-            }
-            _ => {}
-        }
-    }
+    let mirror = MirrorView::from_bottle_states(services.ledger.bottle_states().await?, now);
     let plan_request = PlanRequest {
         tags,
         formulae: request.formulae.clone(),
@@ -155,30 +134,21 @@ pub async fn plan_fleet_run(
         include_disabled: request.include_disabled,
         date,
     };
-    let mut plan = plan(&index, &plan_request, &stored, &external)?;
-    let before = plan.jobs.len();
-    plan.jobs.retain(|job| !in_flight.contains(&job.sha256));
-    let in_flight_count = before - plan.jobs.len();
-    let sizing = size_jobs(
-        services.registry.as_ref(),
-        &services.retry,
-        &mut plan.jobs,
-        SIZING_CONCURRENCY,
+    let Prepared {
+        plan,
+        in_flight: in_flight_count,
+        sizing,
+        estimated,
+    } = prepare(
+        sources,
+        &inputs.index,
+        &inputs.external,
+        &plan_request,
+        &mirror,
     )
-    .await;
-    let estimated = crate::sizing::estimate_unknown_sizes(&mut plan.jobs, &previous_sizes);
-    if estimated > 0 {
-        tracing::warn!(
-            estimated,
-            "bottle sizes estimated (no manifest size, no Content-Length)"
-        );
-    }
+    .await?;
     let bytes = plan.bytes();
-    let route = if bytes >= config.size_threshold_bytes {
-        Route::Ecs
-    } else {
-        Route::Lambda
-    };
+    let route = Route::for_run_bytes(bytes, config.size_threshold_bytes);
     let mut outcome = FleetPlanOutcome {
         run_id: None,
         date: date.format("%Y-%m-%d").to_string(),
@@ -188,28 +158,22 @@ pub async fn plan_fleet_run(
         already_mirrored: plan.already_mirrored.len(),
         in_flight: in_flight_count,
         in_hash_file: plan.in_hash_file.len(),
-        rejected_entries: index.rejections.len(),
+        rejected_entries: inputs.index.rejections.len(),
         estimated_sizes: estimated + sizing.from_content_length,
         to_ecs: 0,
         unsent: 0,
         ecs_desired_count: None,
-        external_hash_file_error,
+        external_hash_file_error: inputs.external_hash_file_error.clone(),
         dry_run: request.dry_run,
     };
     if request.dry_run {
         outcome.enqueued = plan.jobs.len() as u64;
         return Ok(outcome);
     }
-    let lambda_queue = services.queue.clone();
-    let ecs_queue = services.large_queue.clone();
-    let goes_to_ecs =
-        |job: &BottleJob| route == Route::Ecs || job.size > config.lambda_max_bottle_bytes;
-    if plan.jobs.iter().any(goes_to_ecs) && ecs_queue.is_none() {
-        return Err(Error::config("BOTTLESYNC_LARGE_QUEUE_URL", "is not set"));
-    }
-    if !plan.jobs.iter().all(goes_to_ecs) && lambda_queue.is_none() {
-        return Err(Error::config("BOTTLESYNC_QUEUE_URL", "is not set"));
-    }
+    let queues = WorkQueues::of(services);
+    let route_of = |job: &BottleJob| route_for(route, job.size, config.lambda_max_bottle_bytes);
+    let goes_to_ecs = |job: &BottleJob| route_of(job) == Route::Ecs;
+    queues.check(plan.jobs.iter().map(route_of))?;
 
     if plan.jobs.is_empty() {
         // No run record: `run#latest` keeps pointing at a run that may
@@ -236,13 +200,6 @@ pub async fn plan_fleet_run(
     services.ledger.create_run(&run).await?;
     outcome.run_id = Some(run_id.clone());
     let mut lease = PlanningLease::new(services, &run_id, owner);
-    let route_of = |job: &BottleJob| {
-        if goes_to_ecs(job) {
-            Route::Ecs
-        } else {
-            Route::Lambda
-        }
-    };
     let manifest_of = |jobs: &[&BottleJob]| {
         RunManifest::new(
             run_id.clone(),
@@ -289,7 +246,7 @@ pub async fn plan_fleet_run(
         .zip(&marked)
         .filter_map(|(job, m)| m.then_some(job))
         .collect();
-    outcome.in_flight += before - in_flight_count - jobs.len();
+    outcome.in_flight += plan.jobs.len() - jobs.len();
 
     if jobs.iter().any(|job| goes_to_ecs(job)) {
         match &services.capacity {
@@ -324,16 +281,12 @@ pub async fn plan_fleet_run(
             if part.is_empty() {
                 continue;
             }
-            let queue = match route {
-                Route::Ecs => ecs_queue.as_ref(),
-                Route::Lambda => lambda_queue.as_ref(),
-            }
-            .expect("checked above");
+            let queue = queues.get(route).expect("checked above");
             let bodies: Vec<String> = part
                 .iter()
                 .map(|job| BottleMessage::new(&run_id, (*job).clone()).to_body())
                 .collect();
-            if send_with_retries(queue.as_ref(), bodies, &run_id).await {
+            if send_with_retries(queue, bodies, &run_id).await {
                 sent.extend(part);
             } else {
                 unsent.extend(part);
@@ -393,7 +346,6 @@ pub fn emit_plan_metrics(
     outcome: &FleetPlanOutcome,
 ) {
     use bottlesync_core::metrics::Unit;
-    let route = format!("{:?}", outcome.route).to_lowercase();
     bottlesync_core::metrics::emit_for(
         config,
         &[
@@ -408,7 +360,7 @@ pub fn emit_plan_metrics(
         ],
         &[
             ("run_id", outcome.run_id.as_deref().unwrap_or("")),
-            ("route", route.as_str()),
+            ("route", outcome.route.as_str()),
         ],
     );
 }

@@ -1,12 +1,17 @@
 //! The planner: from the formula index and what the mirror already holds to
 //! the list of `BottleJob`s still to fetch, with their sizes.
-//! `select` is pure; `sizing` asks the registry.
+//! The pure rules (bottle selection, routing) are in `bottlesync_core::plan`;
+//! `sizing` asks the registry, `prepare` is the one plan pipeline `sync` and
+//! the fleet share, `replay` moves dead letters back to work.
 
 pub mod fleet;
 pub mod index_source;
 pub mod lambda;
-pub mod select;
+pub mod prepare;
+pub mod replay;
 pub mod sizing;
+pub mod work_queues;
 
-pub use select::{Plan, PlanRequest, TagSelection, Unavailable, plan};
+// Moved to `bottlesync_core::plan::select`; re-exported here for one phase.
+pub use bottlesync_core::plan::select::{Plan, PlanRequest, TagSelection, Unavailable, plan};
 pub use sizing::{SizingReport, estimate_unknown_sizes, size_jobs};

@@ -53,7 +53,8 @@ pub async fn dlq(args: DlqArgs) -> ExitCode {
                 } => {
                     let services = services(&fleet).await?;
                     let run_id = bottlesync_planner::fleet::new_run_id();
-                    let report = dlq::replay(&services, max, dry_run, run_id).await?;
+                    let report =
+                        bottlesync_planner::replay::replay(&services, max, dry_run, run_id).await?;
                     Ok(serde_json::to_value(report).expect("serialises"))
                 }
             }

@@ -5,7 +5,6 @@
 //! per destination: a directory's flock (taken by `open_store`), an S3
 //! prefix's lease (`StoreLease`, held from here to the end).
 
-use std::collections::HashSet;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,21 +12,20 @@ use std::time::{Duration, Instant};
 use bottlesync::config::{SyncArgs, SyncSettings, store_lease_length};
 use bottlesync_adapters::wiring::{LocationReader, open_store};
 use bottlesync_core::journal::JournalLedger;
-use bottlesync_core::model::hash_file::read_external_hashes;
 use bottlesync_core::model::location::Location;
+use bottlesync_core::plan::select::PlanRequest;
 use bottlesync_core::ports::ledger::Ledger;
 use bottlesync_core::shutdown::ShutdownSignal;
 use bottlesync_core::store_lease::StoreLease;
-use bottlesync_core::{BottleJob, Error, Sha256Digest};
-use bottlesync_planner::index_source::fetch_index;
-use bottlesync_planner::{PlanRequest, plan, size_jobs};
+use bottlesync_core::{BottleJob, Error};
+use bottlesync_planner::prepare::{
+    ExternalHashFile, IndexSource, Inputs, MirrorView, Sources, fetch_inputs, prepare,
+};
 use bottlesync_worker::pool::{PoolContext, PoolOutcome, Progress, run_pool};
 use tokio::sync::watch;
 
 use super::stop_on_signals;
 use crate::report::{SyncReport, write_report};
-
-const SIZING_CONCURRENCY: usize = 16;
 
 pub async fn run(args: SyncArgs) -> ExitCode {
     match sync(args).await {
@@ -53,25 +51,28 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
         retry,
     } = SyncSettings::from_args(&args)?;
 
-    let index = fetch_index(registry.as_ref(), &retry, &api_url, &hosts).await?;
-    let external: HashSet<Sha256Digest> = match &hash_file {
-        Some(location) => {
-            let hashes = read_external_hashes(
-                location,
-                &LocationReader {
-                    registry: registry.clone(),
-                },
-            )
-            .await?;
-            tracing::info!(
-                count = hashes.digests.len(),
-                format = hashes.format,
-                "read external hash file"
-            );
-            hashes.digests.into_iter().collect()
-        }
-        None => HashSet::new(),
+    let documents = LocationReader {
+        registry: registry.clone(),
     };
+    let sources = Sources {
+        registry: registry.as_ref(),
+        documents: &documents,
+        retry: &retry,
+    };
+    let Inputs {
+        index, external, ..
+    } = fetch_inputs(
+        sources,
+        IndexSource {
+            api_url: &api_url,
+            hosts: &hosts,
+        },
+        hash_file.map(|location| ExternalHashFile {
+            location: Ok(location),
+            required: true,
+        }),
+    )
+    .await?;
 
     let store = open_store(&dest, args.dry_run).await?;
     let lease = match &dest {
@@ -83,7 +84,7 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
     let lease_lost = lease.as_ref().map(StoreLease::lost);
     let result: Result<ExitCode, Error> = async {
         let ledger = Arc::new(JournalLedger::new(store.clone()));
-        let mirrored: HashSet<Sha256Digest> = ledger.stored_bottles().await?.into_keys().collect();
+        let mirror = MirrorView::from_stored(ledger.stored_bottles().await?);
 
         let request = PlanRequest {
             tags,
@@ -92,23 +93,9 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
             include_disabled: args.include_disabled,
             date,
         };
-        let mut plan = plan(&index, &request, &mirrored, &external)?;
-        for missing in &plan.missing_dependencies {
-            tracing::warn!("dependency {missing:?} is not in the formula index");
-        }
-        let sizing = size_jobs(
-            registry.as_ref(),
-            &retry,
-            &mut plan.jobs,
-            SIZING_CONCURRENCY,
-        )
-        .await;
-        if sizing.unknown > 0 {
-            tracing::warn!(
-                "{} bottle sizes are unknown (no manifest size, no Content-Length)",
-                sizing.unknown
-            );
-        }
+        let mut plan = prepare(sources, &index, &external, &request, &mirror)
+            .await?
+            .plan;
         // Largest first: the long downloads start early and finish together.
         plan.jobs
             .sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.key.cmp(&b.key)));
@@ -132,10 +119,10 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
             "plan ready"
         );
         let context = PoolContext {
-            registry,
+            registry: registry.clone(),
             store,
             ledger: ledger.clone(),
-            retry,
+            retry: retry.clone(),
         };
         let outcome = transfer(&args, plan.jobs.clone(), plan.bytes(), context, lease_lost).await;
         // Fold what this run recorded into bottles_hash.json, even after an

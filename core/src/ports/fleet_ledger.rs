@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::Sha256Digest;
 use crate::error::Result;
 use crate::model::hash_file::MirroredBottle;
+/// Moved to `plan::route`; re-exported here for one phase (the worker's imports).
+pub use crate::plan::route::Route;
 
 /// The first failures a run keeps for its summary.
 pub const MAX_FAILURE_NOTES: usize = 20;
@@ -122,13 +124,6 @@ pub enum RunState {
     /// One worker is compacting and sending the summary.
     Finishing,
     Finished,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Route {
-    Lambda,
-    Ecs,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::model::key::ObjectKey;
 use crate::model::message::validate_run_id;
-use crate::ports::fleet_ledger::Route;
+use crate::plan::route::Route;
 use crate::ports::store::{BlobStore, INTERNAL_PREFIX};
 
 pub const MANIFEST_SCHEMA: u32 = 1;

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::ports::fleet_ledger::{Route, RunRecord};
+use crate::ports::fleet_ledger::RunRecord;
 use crate::ports::notifier::Notification;
 
 pub const TITLE_STARTED: &str = "🚀 Homebrew Bottles Sync Started";
@@ -78,13 +78,6 @@ fn human_duration(seconds: i64) -> String {
     }
 }
 
-fn route_name(route: Route) -> &'static str {
-    match route {
-        Route::Lambda => "Lambda",
-        Route::Ecs => "ECS",
-    }
-}
-
 pub fn started(run: &RunRecord, ctx: &MessageContext) -> Notification {
     render(
         TITLE_STARTED,
@@ -94,7 +87,7 @@ pub fn started(run: &RunRecord, ctx: &MessageContext) -> Notification {
             ("Run", run.run_id.clone()),
             ("Bottles", run.expected.to_string()),
             ("Estimated size", human_bytes(run.bytes_planned)),
-            ("Workers", route_name(run.route).to_string()),
+            ("Workers", run.route.label().to_string()),
         ],
         None,
     )
@@ -228,6 +221,7 @@ pub fn summary(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::route::Route;
     use crate::ports::fleet_ledger::{FailureNote, RunState};
 
     fn run(failed: u64) -> RunRecord {

@@ -195,13 +195,6 @@ pub(super) fn run_state(state: RunState) -> &'static str {
     }
 }
 
-pub(super) fn route_name(route: Route) -> &'static str {
-    match route {
-        Route::Lambda => "lambda",
-        Route::Ecs => "ecs",
-    }
-}
-
 pub(super) fn note_value(note: &FailureNote) -> AttributeValue {
     AttributeValue::M(HashMap::from([
         ("name".to_string(), s(&note.name)),
@@ -218,7 +211,7 @@ pub(super) fn run_item(run: &RunRecord) -> Item {
         ("date".to_string(), s(&run.date)),
         ("expected".to_string(), n(run.expected)),
         ("bytes_planned".to_string(), n(run.bytes_planned)),
-        ("route".to_string(), s(route_name(run.route))),
+        ("route".to_string(), s(run.route.as_str())),
         ("started_at".to_string(), s(rfc3339(run.started_at))),
         // The start message is the first progress message.
         ("last_progress_at".to_string(), epoch(run.started_at)),
@@ -271,11 +264,7 @@ pub(super) fn parse_run(item: &Item) -> std::result::Result<RunRecord, String> {
         "finished" => RunState::Finished,
         other => return Err(format!("unknown run state {other:?}")),
     };
-    let route = match get_s(item, "route")? {
-        "lambda" => Route::Lambda,
-        "ecs" => Route::Ecs,
-        other => return Err(format!("unknown route {other:?}")),
-    };
+    let route = Route::parse(get_s(item, "route")?)?;
     let failures = match item.get("failures") {
         None => Vec::new(),
         Some(AttributeValue::L(notes)) => notes

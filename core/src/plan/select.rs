@@ -4,10 +4,10 @@
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
-use bottlesync_core::model::index::{Formula, FormulaIndex};
-use bottlesync_core::model::naming::mirror_file_name;
-use bottlesync_core::model::tag::{auto_tags, installed_tag};
-use bottlesync_core::{BottleJob, Error, ObjectKey, Result, Sha256Digest, SizeSource, Tag};
+use crate::model::index::{Formula, FormulaIndex};
+use crate::model::naming::mirror_file_name;
+use crate::model::tag::{auto_tags, installed_tag};
+use crate::{BottleJob, Error, ObjectKey, Result, Sha256Digest, SizeSource, Tag};
 use chrono::NaiveDate;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -208,7 +208,7 @@ fn wanted_formulae<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bottlesync_core::model::index::BottleFile;
+    use crate::model::index::BottleFile;
 
     fn formula(name: &str, tags: &[&str], deps: &[&str]) -> Formula {
         Formula {
