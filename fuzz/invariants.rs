@@ -1,7 +1,7 @@
 //! What must hold for every input to the three parsers that take untrusted
 //! bytes: the formula index, an SQS message body, a hash file. Shared by the
 //! fuzz targets (`fuzz/fuzz_targets/*.rs`) and the regression suite
-//! (`core/tests/hostile_input.rs`, via `#[path]`), so a corpus file replayed
+//! (`adapters/tests/hostile_input.rs`, via `#[path]`), so a corpus file replayed
 //! in CI is judged exactly as the fuzzer judged it. Each `check_*` panics on
 //! a violation and otherwise returns the parser's verdict.
 

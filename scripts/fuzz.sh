@@ -12,7 +12,7 @@
 # What libFuzzer finds goes to fuzz/work/<target>/ (not committed) and any
 # crash to fuzz/artifacts/<target>/. Keep a crash by copying it into
 # fuzz/regressions/<target>/ and giving it an expectation in
-# core/tests/hostile_input.rs, which replays it in the normal suite.
+# adapters/tests/hostile_input.rs, which replays it in the normal suite.
 set -euo pipefail
 
 seconds="${1:-60}"

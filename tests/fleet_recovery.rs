@@ -1,7 +1,7 @@
 //! How a fleet run ends, and reports, after the faults real AWS has: an
 //! answer lost after its write landed, a worker stopped mid-bottle, a Lambda
 //! deadline, a planner that dies between sends, messages that are lost or
-//! dead-lettered uncounted. In process (`FleetServices::in_process`: local
+//! dead-lettered uncounted. In process (`adapters::wiring::in_process_services`: local
 //! store, memory ledger and queues) against the Homebrew stand-in, so each
 //! scenario is built exactly and runs in seconds; the same code runs on
 //! moto in `tests/fleet.rs` and `tests/fleet_faults.rs`.
@@ -17,12 +17,12 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use bottlesync_core::Result;
 use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
 use bottlesync_core::model::message::BottleMessage;
-use bottlesync_core::ports::fleet_ledger::{
-    BottleState, ClaimOutcome, ClaimOwner, RunRecord, RunState,
-};
+use bottlesync_core::ports::fleet_ledger::{BottleState, ClaimOutcome, ClaimOwner};
 use bottlesync_core::ports::queue::{Queue, QueueDepth, QueueMessage};
 use bottlesync_core::run::reconcile::reconcile;
+use bottlesync_core::run::record::{RunRecord, RunState};
 use bottlesync_core::services::FleetServices;
+use bottlesync_core::shutdown::Shutdown;
 use bottlesync_loadtest::{Catalog, Fault, FormulaSpec, StandIn, StandInConfig};
 use bottlesync_planner::fleet::{FleetPlanOutcome, FleetPlanRequest, plan_fleet_run};
 use bottlesync_worker::consumer::{Consumer, Disposition};
@@ -121,10 +121,9 @@ async fn drain(services: &Arc<FleetServices>) {
             poll_wait: Duration::from_millis(200),
             ..WorkOptions::default()
         };
-        let (_tx, rx) = tokio::sync::watch::channel(false);
         tokio::time::timeout(
             Duration::from_secs(120),
-            run_work_loop(consumer, queue.clone(), options, rx),
+            run_work_loop(consumer, queue.clone(), options, Shutdown::never()),
         )
         .await
         .expect("the queue drains")

@@ -2,9 +2,9 @@
 //! summary through a Slack outage, `Retry-After` and a slow finisher; DLQ
 //! replays of duplicate dead letters and of letters that cannot be sent or
 //! deleted; a registry token expiring mid-run. In process (memory ledger and
-//! queues, local store: `FleetServices::in_process`) with the Homebrew and
+//! queues, local store: `adapters::wiring::in_process_services`) with the Homebrew and
 //! Slack stand-ins; the DynamoDB side of the ledger methods is in
-//! `core/tests/fleet_ledger.rs`, the SQS side of the replay in
+//! `adapters/tests/fleet_ledger.rs`, the SQS side of the replay in
 //! `tests/operations.rs`.
 
 mod common;
@@ -20,17 +20,19 @@ use bottlesync_core::Sha256Digest;
 use bottlesync_core::error::{Error, Result};
 use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
 use bottlesync_core::plan::route::Route;
-use bottlesync_core::ports::fleet_ledger::{BottleState, RunRecord, RunState};
+use bottlesync_core::ports::fleet_ledger::BottleState;
 use bottlesync_core::ports::notifier::{Notification, Notifier};
 use bottlesync_core::ports::queue::{Queue, QueueDepth, QueueMessage};
 use bottlesync_core::retry::RetryPolicy;
 use bottlesync_core::run::finish::{FinishOutcome, finish_run_if_due, finish_run_with_lease};
 use bottlesync_core::run::manifest::RunManifest;
 use bottlesync_core::run::messages::TITLE_COMPLETE;
+use bottlesync_core::run::record::new_run_id;
+use bottlesync_core::run::record::{RunRecord, RunState};
 use bottlesync_core::services::FleetServices;
 use bottlesync_loadtest::webhook::WebhookReceiver;
 use bottlesync_loadtest::{StandIn, StandInConfig};
-use bottlesync_planner::fleet::{FleetPlanRequest, new_run_id, plan_fleet_run};
+use bottlesync_planner::fleet::{FleetPlanRequest, plan_fleet_run};
 use bottlesync_planner::replay;
 use bottlesync_worker::consumer::{Consumer, Disposition};
 use chrono::Utc;

@@ -12,10 +12,11 @@ use bottlesync_adapters::aws::dynamo_ledger::DynamoLedger;
 use bottlesync_adapters::local::memory_ledger::MemoryLedger;
 use bottlesync_aws_harness::moto::Moto;
 use bottlesync_core::model::hash_file::MirroredBottle;
+use bottlesync_core::plan::route::Route;
 use bottlesync_core::ports::fleet_ledger::{
-    BottleState, ClaimOutcome, ClaimOwner, CompleteOutcome, Counted, FailureNote, FleetLedger,
-    MAX_FAILURE_NOTES, Route, RunRecord, RunState,
+    BottleState, ClaimOutcome, ClaimOwner, CompleteOutcome, Counted, FleetLedger,
 };
+use bottlesync_core::run::record::{FailureNote, MAX_FAILURE_NOTES, RunRecord, RunState};
 use bottlesync_core::{ObjectKey, Sha256Digest, Tag};
 use chrono::{DateTime, Utc};
 

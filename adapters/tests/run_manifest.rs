@@ -1,7 +1,7 @@
 //! The run manifest (`.bottlesync/runs/<id>.json`) through a real store.
 
 use bottlesync_adapters::local::local_store::LocalStore;
-use bottlesync_core::ports::fleet_ledger::Route;
+use bottlesync_core::plan::route::Route;
 use bottlesync_core::ports::store::BlobStore;
 use bottlesync_core::run::manifest::{ManifestMessage, RunManifest};
 

@@ -71,13 +71,6 @@ pub struct Shutdown {
     cancel: Option<watch::Receiver<bool>>,
 }
 
-/// A plain stop flag (`true`: stop) is a shutdown without an early cancel.
-impl From<watch::Receiver<bool>> for Shutdown {
-    fn from(stop: watch::Receiver<bool>) -> Self {
-        Shutdown { stop, cancel: None }
-    }
-}
-
 impl Shutdown {
     /// A shutdown that never comes (work that runs to its end).
     pub fn never() -> Self {

@@ -6,10 +6,10 @@ use bottlesync_core::model::location::Location;
 use bottlesync_core::model::message::BottleMessage;
 use bottlesync_core::plan::route::{Route, route_for};
 use bottlesync_core::plan::select::{PlanRequest, TagSelection};
-use bottlesync_core::ports::fleet_ledger::RunRecord;
 use bottlesync_core::ports::notifier::notify_or_log;
 use bottlesync_core::run::manifest::{ManifestMessage, RunManifest};
 use bottlesync_core::run::messages::started;
+use bottlesync_core::run::record::RunRecord;
 use bottlesync_core::services::FleetServices;
 use bottlesync_core::{BottleJob, Error, Result};
 use chrono::{NaiveDate, Utc};
@@ -76,15 +76,6 @@ pub struct FleetPlanOutcome {
     pub ecs_desired_count: Option<(i32, i32)>,
     pub external_hash_file_error: Option<String>,
     pub dry_run: bool,
-}
-
-/// `YYYYMMDDTHHMMSSZ-xxxxxxxx`: sortable, unique enough, safe in keys.
-pub fn new_run_id() -> String {
-    format!(
-        "{}-{:08x}",
-        Utc::now().format("%Y%m%dT%H%M%SZ"),
-        rand::random::<u32>()
-    )
 }
 
 pub async fn plan_fleet_run(
@@ -185,7 +176,7 @@ pub async fn plan_fleet_run(
     // The run and its manifest come before any mark or message: a planner
     // that dies anywhere after this leaves a run the reconcile (or the next
     // planner) can resume, never marks or messages nobody can account for.
-    let run_id = new_run_id();
+    let run_id = bottlesync_core::run::record::new_run_id();
     let mut run = RunRecord::new(
         run_id.clone(),
         outcome.date.clone(),
@@ -441,8 +432,7 @@ async fn reconcile_before_planning(services: &FleetServices, owner: &str) {
             let wait = runs
                 .iter()
                 .filter(|run| {
-                    !run.sealed
-                        && run.state == bottlesync_core::ports::fleet_ledger::RunState::Running
+                    !run.sealed && run.state == bottlesync_core::run::record::RunState::Running
                 })
                 .filter_map(|run| run.planning_until)
                 .filter(|until| *until > now)
@@ -473,8 +463,8 @@ async fn reconcile_before_planning(services: &FleetServices, owner: &str) {
 mod tests {
     #[test]
     fn run_ids_are_valid_and_distinct() {
-        let a = super::new_run_id();
-        let b = super::new_run_id();
+        let a = bottlesync_core::run::record::new_run_id();
+        let b = bottlesync_core::run::record::new_run_id();
         bottlesync_core::model::message::validate_run_id(&a).unwrap();
         assert_eq!(a.len(), "20261129T030000Z-1a2b3c4d".len());
         assert_ne!(a, b);

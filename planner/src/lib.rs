@@ -11,7 +11,3 @@ pub mod prepare;
 pub mod replay;
 pub mod sizing;
 pub mod work_queues;
-
-// Moved to `bottlesync_core::plan::select`; re-exported here for one phase.
-pub use bottlesync_core::plan::select::{Plan, PlanRequest, TagSelection, Unavailable, plan};
-pub use sizing::{SizingReport, estimate_unknown_sizes, size_jobs};

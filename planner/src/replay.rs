@@ -20,10 +20,10 @@ use std::time::Duration;
 
 use bottlesync_core::model::message::BottleMessage;
 use bottlesync_core::plan::route::{Route, route_for};
-use bottlesync_core::ports::fleet_ledger::RunRecord;
 use bottlesync_core::ports::queue::QueueMessage;
 use bottlesync_core::run::dlq::{Replayed, by_bottle, dlq, release, take};
 use bottlesync_core::run::manifest::{ManifestMessage, RunManifest};
+use bottlesync_core::run::record::RunRecord;
 use bottlesync_core::services::FleetServices;
 use bottlesync_core::{Error, Result};
 use chrono::Utc;

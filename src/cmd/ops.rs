@@ -52,7 +52,7 @@ pub async fn dlq(args: DlqArgs) -> ExitCode {
                     dry_run,
                 } => {
                     let services = services(&fleet).await?;
-                    let run_id = bottlesync_planner::fleet::new_run_id();
+                    let run_id = bottlesync_core::run::record::new_run_id();
                     let report =
                         bottlesync_planner::replay::replay(&services, max, dry_run, run_id).await?;
                     Ok(serde_json::to_value(report).expect("serialises"))

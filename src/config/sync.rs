@@ -9,10 +9,10 @@ use bottlesync_adapters::http::registry::{HttpSettings, RegistryClient};
 use bottlesync_core::Error;
 use bottlesync_core::model::index::HostPolicy;
 use bottlesync_core::model::location::Location;
+use bottlesync_core::plan::select::TagSelection;
 use bottlesync_core::ports::registry::Registry;
 use bottlesync_core::retry::RetryPolicy;
 use bottlesync_core::store_lease::LEASE_LENGTH;
-use bottlesync_planner::TagSelection;
 use url::Url;
 
 #[derive(clap::Args, Debug, Clone)]

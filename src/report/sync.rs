@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bottlesync_core::Error;
 use bottlesync_core::model::index::FormulaIndex;
-use bottlesync_planner::Plan;
+use bottlesync_core::plan::select::Plan;
 use bottlesync_worker::pool::PoolOutcome;
 use indicatif::{HumanBytes, HumanDuration};
 use serde_json::json;

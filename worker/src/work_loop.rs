@@ -68,15 +68,12 @@ impl WorkStats {
     }
 }
 
-/// `shutdown` is a [`Shutdown`], or a plain `watch::Receiver<bool>` stop
-/// flag (the load harness's in-process workers).
 pub async fn run_work_loop(
     consumer: Arc<Consumer>,
     queue: Arc<dyn Queue>,
     options: WorkOptions,
-    shutdown: impl Into<Shutdown>,
+    mut shutdown: Shutdown,
 ) -> Result<WorkStats> {
-    let mut shutdown = shutdown.into();
     let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let cancel = CancellationToken::new();
     let mut tasks: JoinSet<Disposition> = JoinSet::new();

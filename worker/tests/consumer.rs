@@ -18,14 +18,14 @@ use bottlesync_adapters::local::memory_queue::MemoryQueue;
 use bottlesync_adapters::wiring::LocationReader;
 use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
 use bottlesync_core::model::message::BottleMessage;
-use bottlesync_core::ports::fleet_ledger::{
-    BottleState, ClaimOutcome, FleetLedger, Route, RunRecord,
-};
+use bottlesync_core::plan::route::Route;
+use bottlesync_core::ports::fleet_ledger::{BottleState, ClaimOutcome, FleetLedger};
 use bottlesync_core::ports::notifier::LogNotifier;
 use bottlesync_core::ports::queue::{Queue, QueueMessage};
 use bottlesync_core::ports::registry::{BlobBody, Registry};
 use bottlesync_core::ports::store::{BlobStore, INTERNAL_PREFIX};
 use bottlesync_core::retry::RetryPolicy;
+use bottlesync_core::run::record::RunRecord;
 use bottlesync_core::services::FleetServices;
 use bottlesync_core::{BottleJob, Error, ObjectKey, Result, Sha256Digest, SizeSource, Tag};
 use bottlesync_worker::consumer::{Consumer, Disposition, attempts_allowed};

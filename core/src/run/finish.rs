@@ -21,8 +21,9 @@ use chrono::Utc;
 
 use crate::error::{Error, Result};
 use crate::journal::compact_into;
-use crate::ports::fleet_ledger::{BottleState, FleetLedger, RunRecord, RunState};
+use crate::ports::fleet_ledger::{BottleState, FleetLedger};
 use crate::ports::store::BlobStore;
+use crate::run::record::{RunRecord, RunState};
 use crate::services::FleetServices;
 
 /// How long a finisher may go without renewing before another may take

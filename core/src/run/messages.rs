@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::ports::fleet_ledger::RunRecord;
 use crate::ports::notifier::Notification;
+use crate::run::record::RunRecord;
 
 pub const TITLE_STARTED: &str = "🚀 Homebrew Bottles Sync Started";
 pub const TITLE_COMPLETE: &str = "✅ Homebrew Bottles Sync Complete";
@@ -222,7 +222,7 @@ pub fn summary(
 mod tests {
     use super::*;
     use crate::plan::route::Route;
-    use crate::ports::fleet_ledger::{FailureNote, RunState};
+    use crate::run::record::{FailureNote, RunState};
 
     fn run(failed: u64) -> RunRecord {
         RunRecord {

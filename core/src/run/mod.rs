@@ -8,4 +8,5 @@ pub mod import;
 pub mod manifest;
 pub mod messages;
 pub mod reconcile;
+pub mod record;
 pub mod status;

@@ -36,9 +36,10 @@ use crate::Sha256Digest;
 use crate::error::Result;
 use crate::model::message::BottleMessage;
 use crate::plan::route::Route;
-use crate::ports::fleet_ledger::{BottleState, FailureNote, RunRecord, RunState};
+use crate::ports::fleet_ledger::BottleState;
 use crate::ports::queue::Queue;
 use crate::run::manifest::{ManifestMessage, RunManifest};
+use crate::run::record::{FailureNote, RunRecord, RunState};
 use crate::services::FleetServices;
 
 /// How many dead letters a stalled run's check looks at.

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::ports::fleet_ledger::RunRecord;
 use crate::ports::queue::QueueDepth;
+use crate::run::record::RunRecord;
 use crate::services::FleetServices;
 
 #[derive(Clone, Debug, Serialize)]

@@ -1,5 +1,5 @@
 //! The in-process backend: the same planner and consumer code on
-//! [`FleetServices::in_process`] (local-directory store, in-memory ledger and
+//! `adapters::wiring::in_process_services` (local-directory store, in-memory ledger and
 //! queues), workers as tasks, chaos by aborting a worker's task wherever it
 //! is (its claims and invisible messages stay behind, as with SIGKILL).
 
@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
 use bottlesync_core::ports::queue::Queue;
 use bottlesync_core::services::FleetServices;
+use bottlesync_core::shutdown::ShutdownSignal;
 use bottlesync_loadtest::webhook::WebhookReceiver;
 use bottlesync_planner::fleet::{FleetPlanRequest, plan_fleet_run};
 use bottlesync_worker::consumer::Consumer;
 use bottlesync_worker::work_loop::{WorkOptions, run_work_loop};
 use sha2::{Digest, Sha256};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::drive::{WorkerPool, drive, peak_rss_of};
@@ -156,7 +156,7 @@ fn hash_files_below(root: &Path) -> anyhow::Result<Files> {
 
 struct TaskWorker {
     name: String,
-    stop: watch::Sender<bool>,
+    stop: ShutdownSignal,
     task: JoinHandle<bottlesync_core::Result<bottlesync_worker::work_loop::WorkStats>>,
 }
 
@@ -172,7 +172,7 @@ struct TaskPool {
 impl TaskPool {
     async fn stop_all(&mut self) {
         for worker in &self.workers {
-            let _ = worker.stop.send(true);
+            worker.stop.stop();
         }
         for worker in self.workers.drain(..) {
             let _ = worker.task.await;
@@ -202,12 +202,12 @@ impl WorkerPool for TaskPool {
             poll_wait: Duration::from_secs(1),
             ..WorkOptions::default()
         };
-        let (stop, stopped) = watch::channel(false);
+        let stop = ShutdownSignal::new();
         let task = tokio::spawn(run_work_loop(
             consumer,
             self.queue.clone(),
             options,
-            stopped,
+            stop.subscribe(),
         ));
         self.workers.push(TaskWorker { name, stop, task });
         Ok(())

@@ -9,11 +9,11 @@
 //!   processes, chaos by SIGKILL. moto serves about ten SQS messages a
 //!   second here, so this stays at a few thousand bottles.
 //! - `in-process`: the local-directory store, the in-memory ledger and
-//!   queues ([`FleetServices::in_process`]), workers as tasks of this
+//!   queues ([`adapters::wiring::in_process_services`]), workers as tasks of this
 //!   process, chaos by aborting a worker's task at whatever await point it
 //!   is at. This reaches 20,000+ bottles.
 //!
-//! [`FleetServices::in_process`]: bottlesync_core::services::FleetServices::in_process
+//! [`adapters::wiring::in_process_services`]: bottlesync_adapters::wiring::in_process_services
 
 pub mod drive;
 pub mod end_state;

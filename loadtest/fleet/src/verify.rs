@@ -47,7 +47,7 @@ pub struct RunCounts {
 }
 
 impl RunCounts {
-    pub fn of(run: &bottlesync_core::ports::fleet_ledger::RunRecord) -> RunCounts {
+    pub fn of(run: &bottlesync_core::run::record::RunRecord) -> RunCounts {
         RunCounts {
             expected: run.expected,
             stored: run.stored,

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use bottlesync_core::model::hash_file::MirroredBottle;
 use bottlesync_core::model::message::BottleMessage;
-use bottlesync_core::ports::fleet_ledger::{ClaimOutcome, ClaimOwner, CompleteOutcome, Route};
+use bottlesync_core::plan::route::Route;
+use bottlesync_core::ports::fleet_ledger::{ClaimOutcome, ClaimOwner, CompleteOutcome};
 use bottlesync_core::ports::queue::{Queue, QueueMessage};
 use bottlesync_core::run::finish::finish_run_if_due;
 use bottlesync_core::services::FleetServices;

@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use bottlesync_core::model::message::{BottleMessage, salvage_ids};
-use bottlesync_core::ports::fleet_ledger::FailureNote;
 use bottlesync_core::ports::queue::QueueMessage;
 use bottlesync_core::run::finish::finish_run_if_due;
+use bottlesync_core::run::record::FailureNote;
 use bottlesync_core::{Error, Result};
 use chrono::Utc;
 
@@ -139,12 +139,7 @@ impl Consumer {
             });
         }
         let job = &message.job;
-        let note = FailureNote {
-            name: job.name.clone(),
-            tag: job.tag.to_string(),
-            sha256: job.sha256.to_string(),
-            reason: reason.clone(),
-        };
+        let note = FailureNote::for_job(job, reason.clone());
         self.services
             .ledger
             .count_failed(&message.run_id, &job.sha256, &note)
@@ -219,12 +214,7 @@ impl Consumer {
         if let Some((run_id, sha256)) = salvage_ids(&message.body)
             && matches!(self.run_exists(&run_id).await, Ok(true))
         {
-            let note = FailureNote {
-                name: "(invalid message)".into(),
-                tag: String::new(),
-                sha256: sha256.to_string(),
-                reason: reason.clone(),
-            };
+            let note = FailureNote::for_invalid_message(&sha256, reason.clone());
             if let Err(e) = self
                 .services
                 .ledger

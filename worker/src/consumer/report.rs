@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use bottlesync_core::metrics::{self, Unit};
-use bottlesync_core::ports::fleet_ledger::Route;
+use bottlesync_core::plan::route::Route;
 use bottlesync_core::ports::notifier::notify_or_log;
 use bottlesync_core::ports::queue::QueueMessage;
 use chrono::Utc;

@@ -12,7 +12,9 @@ use bottlesync_core::Sha256Digest;
 use bottlesync_core::model::hash_file::MirroredBottle;
 use bottlesync_core::model::key::ObjectKey;
 use bottlesync_core::model::tag::Tag;
-use bottlesync_core::ports::fleet_ledger::{BottleState, FailureNote, Route, RunRecord, RunState};
+use bottlesync_core::plan::route::Route;
+use bottlesync_core::ports::fleet_ledger::BottleState;
+use bottlesync_core::run::record::{FailureNote, RunRecord, RunState};
 
 use super::write::*;
 use super::*;

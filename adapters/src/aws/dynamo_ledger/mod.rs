@@ -46,9 +46,9 @@ use bottlesync_core::Sha256Digest;
 use bottlesync_core::error::{Error, Result};
 use bottlesync_core::model::hash_file::MirroredBottle;
 use bottlesync_core::ports::fleet_ledger::{
-    BottleState, ClaimOutcome, ClaimOwner, CompleteOutcome, Counted, FailureNote, FleetLedger,
-    MAX_FAILURE_NOTES, RunRecord, RunState,
+    BottleState, ClaimOutcome, ClaimOwner, CompleteOutcome, Counted, FleetLedger,
 };
+use bottlesync_core::run::record::{FailureNote, MAX_FAILURE_NOTES, RunRecord, RunState};
 
 mod items;
 mod write;
