@@ -2,12 +2,15 @@
 //! client or CLI parser (a check in `scripts/test.sh` keeps it so).
 //! - `model`: digests, keys, tags, naming, bottle jobs, the formula index,
 //!   hash files, queue messages, locations;
-//! - `plan`: the pure planning rules (bottle selection, routing);
 //! - `ports`: the traits the outside systems implement (store, queue,
 //!   ledgers, notifier, registry, capacity, task protection); the real
 //!   implementations are in `bottlesync-adapters`;
-//! - `run`: a fleet run's lifecycle (manifest, finish, reconcile, status,
-//!   dead letters) and its messages.
+//! - `plan`: which bottles a mirror lacks (`select`) and where their
+//!   messages go (`route`);
+//! - `run`: a fleet run's lifecycle (record, manifest, finish, reconcile,
+//!   status, import, dead letters) and its messages;
+//! - `journal` (the ledger of a `sync`, kept in the store), `store_lease`
+//!   (one `sync` per S3 prefix), `shutdown` (stop, grace, cancel).
 
 pub mod error;
 pub mod fleet_config;

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::prepare::{
     ExternalHashFile, IndexSource, MirrorView, Prepared, Sources, fetch_inputs, prepare,
 };
-use crate::work_queues::WorkQueues;
+use bottlesync_core::services::WorkQueues;
 
 /// A queued mark outlives no message: SQS keeps messages 4 days by default,
 /// so after that a mark left by a crashed planner stops blocking the bottle.

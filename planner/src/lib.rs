@@ -10,4 +10,3 @@ pub mod lambda;
 pub mod prepare;
 pub mod replay;
 pub mod sizing;
-pub mod work_queues;

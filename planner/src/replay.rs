@@ -29,7 +29,7 @@ use bottlesync_core::{Error, Result};
 use chrono::Utc;
 use serde::Serialize;
 
-use crate::work_queues::WorkQueues;
+use bottlesync_core::services::WorkQueues;
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ReplayReport {

@@ -37,10 +37,9 @@ use crate::error::Result;
 use crate::model::message::BottleMessage;
 use crate::plan::route::Route;
 use crate::ports::fleet_ledger::BottleState;
-use crate::ports::queue::Queue;
 use crate::run::manifest::{ManifestMessage, RunManifest};
 use crate::run::record::{FailureNote, RunRecord, RunState};
-use crate::services::FleetServices;
+use crate::services::{FleetServices, WorkQueues};
 
 /// How many dead letters a stalled run's check looks at.
 const DLQ_LOOK: usize = 1000;
@@ -282,9 +281,10 @@ async fn settle_stalled(
         let empty = match queues_empty.get(&message.route) {
             Some(empty) => *empty,
             None => {
-                let empty = match queue_for(services, message.route) {
-                    Some(queue) => queue.depth().await?.is_empty(),
-                    None => true,
+                // A route without its queue holds nothing that could deliver it.
+                let empty = match WorkQueues::of(services).get(message.route) {
+                    Ok(queue) => queue.depth().await?.is_empty(),
+                    Err(_) => true,
                 };
                 queues_empty.insert(message.route, empty);
                 empty
@@ -338,13 +338,6 @@ async fn uncounted(
     Ok(by_sha)
 }
 
-fn queue_for(services: &FleetServices, route: Route) -> Option<&std::sync::Arc<dyn Queue>> {
-    match route {
-        Route::Ecs => services.large_queue.as_ref(),
-        Route::Lambda => services.queue.as_ref(),
-    }
-}
-
 /// Sends messages to their route's queue; returns how many went out.
 async fn send(
     services: &FleetServices,
@@ -361,21 +354,16 @@ async fn send(
         if bodies.is_empty() {
             continue;
         }
-        let Some(queue) = queue_for(services, route).or_else(|| queue_for(services, other(route)))
-        else {
-            tracing::error!(run_id, "no queue configured to re-send messages to");
-            continue;
+        let queue = match WorkQueues::of(services).get(route) {
+            Ok(queue) => queue,
+            Err(e) => {
+                tracing::error!(run_id, error = %e, count = bodies.len(), "cannot re-send these messages: their route has no queue");
+                continue;
+            }
         };
         let count = bodies.len();
         queue.send_all(bodies).await?;
         sent += count;
     }
     Ok(sent)
-}
-
-fn other(route: Route) -> Route {
-    match route {
-        Route::Lambda => Route::Ecs,
-        Route::Ecs => Route::Lambda,
-    }
 }
