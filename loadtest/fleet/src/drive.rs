@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bottlesync_core::ports::fleet_ledger::BottleState;
+use bottlesync_core::ports::fleet_ledger::{BottleState, ClaimOwner};
 use bottlesync_core::ports::queue::Queue;
 use bottlesync_core::run::messages::{TITLE_COMPLETE, TITLE_FAILED};
 use bottlesync_core::services::FleetServices;
@@ -184,7 +184,7 @@ pub async fn drive<P: WorkerPool>(
                     .owner_prefixes()
                     .iter()
                     .enumerate()
-                    .filter(|(_, prefix)| claims.iter().any(|owner| owner.starts_with(*prefix)))
+                    .filter(|(_, prefix)| claims.iter().any(|owner| held_by(owner, prefix)))
                     .map(|(i, _)| i)
                     .collect();
                 let victim = match busy.as_slice() {
@@ -195,7 +195,7 @@ pub async fn drive<P: WorkerPool>(
                     driven.kills += 1;
                     for (sha, state) in services.ledger.bottle_states().await? {
                         if let BottleState::Claimed { owner, .. } = state
-                            && owner.starts_with(&owner_prefix)
+                            && held_by(&owner, &owner_prefix)
                         {
                             *driven.held_at_kills.entry(sha.to_string()).or_default() += 1;
                         }
@@ -231,4 +231,27 @@ pub fn peak_rss_of(pid: u32) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// Whether the claim `owner` (a `ClaimOwner` token,
+/// `<message id>#<receive>@<worker id>/<attempt>`) belongs to the worker
+/// whose ids start with `worker_prefix`.
+fn held_by(owner: &str, worker_prefix: &str) -> bool {
+    ClaimOwner::parse(owner).is_some_and(|claim| claim.worker.starts_with(worker_prefix))
+}
+
+#[cfg(test)]
+mod held_by_tests {
+    use super::held_by;
+
+    #[test]
+    fn a_claim_belongs_to_the_worker_named_after_the_at_sign() {
+        let owner = "8f1c-msg#2@host-4242-0a1b2c/3";
+        assert!(held_by(owner, "host-4242-"));
+        assert!(!held_by(owner, "host-4243-"));
+        // The message id is not the worker: a prefix of it matches nothing.
+        assert!(!held_by(owner, "8f1c"));
+        assert!(held_by("m#1@worker-2/1", "worker-2/"));
+        assert!(!held_by("not a token", "not"));
+    }
 }
