@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -141,20 +142,10 @@ async fn sigterm_mid_bottle_abandons_it_after_the_grace_and_exits_130() {
         .await
         .unwrap();
     let big = standin.bottle("big", "arm64_tahoe").unwrap();
-    standin.set_fault(
-        &big.sha256,
-        Fault::Slow {
-            bytes_per_sec: 1024 * 1024,
-        },
-    );
+    at_one_mib_per_second(&standin, &big.sha256);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("mirror");
-    let mut cmd = bottlesync();
-    cmd.args(sync_args(&standin, dest.to_str().unwrap()))
-        .args(["--tags", "arm64_tahoe", "--shutdown-grace", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = cmd.spawn().unwrap();
+    let child = spawn_sync(&standin, &dest, &["--shutdown-grace", "1"]);
 
     let journal = dest.join(".bottlesync/journal");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -200,21 +191,14 @@ async fn sigterm_lets_the_bottle_in_flight_finish_within_the_grace() {
     let standin = StandIn::start(StandInConfig::new(catalog)).await.unwrap();
     let slow = standin.bottle("slow", "arm64_tahoe").unwrap();
     let next = standin.bottle("next", "arm64_tahoe").unwrap();
-    standin.set_fault(
-        &slow.sha256,
-        Fault::Slow {
-            bytes_per_sec: 1024 * 1024,
-        },
-    );
+    at_one_mib_per_second(&standin, &slow.sha256);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("mirror");
-    let mut cmd = bottlesync();
-    cmd.args(sync_args(&standin, dest.to_str().unwrap()))
-        .args(["--tags", "arm64_tahoe", "--concurrency", "1"])
-        .args(["--shutdown-grace", "120"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = cmd.spawn().unwrap();
+    let child = spawn_sync(
+        &standin,
+        &dest,
+        &["--concurrency", "1", "--shutdown-grace", "120"],
+    );
 
     // The largest bottle goes first; `next` waits for the only slot.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -243,4 +227,27 @@ async fn sigterm_lets_the_bottle_in_flight_finish_within_the_grace() {
     assert_eq!(standin.stats().bottle(&next.sha256).bytes_served, 0);
     let record = read_hash_file(&dest);
     assert_eq!(record["bottles"].as_object().unwrap().len(), 1);
+}
+
+/// `bottlesync sync` of the arm64_tahoe bottles into `dest`, with `extra`
+/// flags and its output piped.
+fn spawn_sync(standin: &StandIn, dest: &Path, extra: &[&str]) -> std::process::Child {
+    let mut cmd = bottlesync();
+    cmd.args(sync_args(standin, dest.to_str().unwrap()))
+        .args(["--tags", "arm64_tahoe"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.spawn().unwrap()
+}
+
+/// Serves the bottle `sha256` at 1 MiB/s, so that it is still in flight
+/// when the test signals.
+fn at_one_mib_per_second(standin: &StandIn, sha256: &str) {
+    standin.set_fault(
+        sha256,
+        Fault::Slow {
+            bytes_per_sec: 1024 * 1024,
+        },
+    );
 }

@@ -37,7 +37,7 @@ impl ShutdownSignal {
     pub fn subscribe(&self) -> Shutdown {
         Shutdown {
             stop: self.stop.subscribe(),
-            cancel: Some(self.cancel.subscribe()),
+            cancel: self.cancel.subscribe(),
         }
     }
 
@@ -68,7 +68,7 @@ impl ShutdownSignal {
 #[derive(Clone, Debug)]
 pub struct Shutdown {
     stop: watch::Receiver<bool>,
-    cancel: Option<watch::Receiver<bool>>,
+    cancel: watch::Receiver<bool>,
 }
 
 impl Shutdown {
@@ -121,7 +121,7 @@ impl Shutdown {
                     tracing::warn!(in_flight = tasks.len(), "grace period over: abandoning in-flight bottles");
                     abandon.take().expect("guarded")();
                 }
-                _ = cancelled(&mut self.cancel), if waiting => {
+                _ = became_true(&mut self.cancel), if waiting => {
                     tracing::warn!(in_flight = tasks.len(), "cancelled: abandoning in-flight bottles now");
                     abandon.take().expect("guarded")();
                 }
@@ -133,13 +133,6 @@ impl Shutdown {
 async fn became_true(flag: &mut watch::Receiver<bool>) {
     if flag.wait_for(|set| *set).await.is_err() {
         pending::<()>().await
-    }
-}
-
-async fn cancelled(flag: &mut Option<watch::Receiver<bool>>) {
-    match flag {
-        Some(flag) => became_true(flag).await,
-        None => pending().await,
     }
 }
 
