@@ -6,6 +6,7 @@ pub mod hash_file;
 pub mod index;
 pub mod job;
 pub mod key;
+pub mod layout;
 pub mod location;
 pub mod message;
 pub mod naming;
