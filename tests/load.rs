@@ -3,7 +3,32 @@
 //! work` processes on moto_server, one of them SIGKILLed mid-run. The run's
 //! end state must be exactly right (see `bottlesync_load::verify`).
 
+use std::path::Path;
+
+use bottlesync_load::report::Report;
 use bottlesync_load::{Backend, LoadOptions};
+
+/// Why a run failed, first, then the end of each process's log (the
+/// workers log to `<out>/logs/`, not to the test's output).
+fn failure(report: &Report, out: &Path) -> String {
+    let mut text = format!(
+        "FAILED: problems {:?}, worker problems {:?}, timed out {}\n",
+        report.verdict.problems, report.worker_problems, report.timed_out
+    );
+    let logs = std::fs::read_dir(out.join("logs")).into_iter().flatten();
+    for log in logs.flatten() {
+        let content = std::fs::read_to_string(log.path()).unwrap_or_default();
+        let lines: Vec<&str> = content.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(15)..];
+        text += &format!(
+            "--- {} (last {} lines)\n{}\n",
+            log.path().display(),
+            tail.len(),
+            tail.join("\n")
+        );
+    }
+    text + &report.markdown()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ci_preset_survives_faults_and_a_kill_with_a_correct_end_state() {
@@ -14,8 +39,8 @@ async fn the_ci_preset_survives_faults_and_a_kill_with_a_correct_end_state() {
     options.out_dir = out.path().to_path_buf();
 
     let report = bottlesync_load::run(&options).await.unwrap();
+    assert!(report.passed(), "{}", failure(&report, out.path()));
     let markdown = report.markdown();
-    assert!(report.passed(), "{markdown}");
     assert_eq!(report.kills, 1, "{markdown}");
     assert!(report.bottles >= 300, "{markdown}");
     assert!(report.faults.values().sum::<usize>() > 10, "{markdown}");
@@ -41,8 +66,8 @@ async fn the_prod_like_preset_ends_every_run_with_one_summary_and_every_bottle_a
     options.out_dir = out.path().to_path_buf();
 
     let report = bottlesync_load::run(&options).await.unwrap();
+    assert!(report.passed(), "{}", failure(&report, out.path()));
     let markdown = report.markdown();
-    assert!(report.passed(), "{markdown}");
     assert!(report.kills >= 1, "{markdown}");
     let injected: u64 = report.aws_faults.values().map(|t| t.total()).sum();
     assert!(

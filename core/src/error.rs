@@ -138,6 +138,13 @@ impl Error {
         }
     }
 
+    /// An HTTP 404 from a server (the HTTP adapters report a status as
+    /// `HTTP <code> <reason>`): the document does not exist, which callers
+    /// may treat as an answer rather than a failure.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Fetch { problem, .. } if problem.starts_with("HTTP 404"))
+    }
+
     pub fn permanent_fetch(url: impl Into<String>, problem: impl Into<String>) -> Self {
         Error::Fetch {
             url: url.into(),

@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use crate::prepare::{
     ExternalHashFile, IndexSource, MirrorView, Prepared, Sources, fetch_inputs, prepare,
 };
+use bottlesync_core::journal::read_hash_file;
+use bottlesync_core::run::publish::{MirrorScope, publish, stage};
 use bottlesync_core::services::WorkQueues;
 
 /// A queued mark outlives no message: SQS keeps messages 4 days by default,
@@ -99,6 +101,7 @@ pub async fn plan_fleet_run(
         registry: services.registry.as_ref(),
         documents: services.documents.as_ref(),
         retry: &services.retry,
+        mirror: (!request.dry_run).then_some(services.store.as_ref()),
     };
     let external_hash_file = config
         .external_hash_file
@@ -107,11 +110,12 @@ pub async fn plan_fleet_run(
             location: Location::parse("BOTTLESYNC_EXTERNAL_HASH_FILE", text, true),
             required: config.external_hash_file_required,
         });
-    let inputs = fetch_inputs(
+    let mut inputs = fetch_inputs(
         sources,
         IndexSource {
             api_url: &config.api_url,
             hosts: &config.hosts,
+            tags: &tags,
         },
         external_hash_file,
     )
@@ -130,14 +134,12 @@ pub async fn plan_fleet_run(
         in_flight: in_flight_count,
         sizing,
         estimated,
-    } = prepare(
-        sources,
-        &inputs.index,
-        &inputs.external,
-        &plan_request,
-        &mirror,
-    )
-    .await?;
+    } = prepare(sources, &inputs, &plan_request, &mirror).await?;
+    inputs.api.scope = MirrorScope {
+        formulae: request.formulae.clone(),
+        with_deps: request.with_deps,
+        include_disabled: request.include_disabled,
+    };
     let bytes = plan.bytes();
     let route = Route::for_run_bytes(bytes, config.size_threshold_bytes);
     let mut outcome = FleetPlanOutcome {
@@ -170,6 +172,10 @@ pub async fn plan_fleet_run(
         // No run record: `run#latest` keeps pointing at a run that may
         // still be draining, so its takeover and status stay visible.
         tracing::info!("nothing to do: every wanted bottle is mirrored or in flight");
+        // The API files may still have moved on (a formula removed, a
+        // bottle already mirrored): publish them over what is stored.
+        let record = read_hash_file(services.store.as_ref()).await?;
+        publish(services.store.as_ref(), &record.bottles, &inputs.api).await?;
         return Ok(outcome);
     }
 
@@ -204,6 +210,9 @@ pub async fn plan_fleet_run(
     };
     let planned: Vec<&BottleJob> = plan.jobs.iter().collect();
     manifest_of(&planned).write(services.store.as_ref()).await?;
+    // For the worker that finishes the run, which publishes them once the
+    // bottles are in (the run cannot finish before it is sealed below).
+    stage(services.store.as_ref(), &run_id, &inputs.api).await?;
 
     // Mark: a bottle another planner queued meanwhile is left to it.
     let until = now + QUEUED_MARK_LIFETIME;

@@ -1,27 +1,34 @@
 //! The one plan pipeline, for `bottlesync sync` and the fleet planner alike:
-//! fetch the index and any external hash file ([`fetch_inputs`]), then,
-//! with what the caller's mirror holds ([`MirrorView`]), plan, set aside
-//! bottles in flight, size the rest and estimate what could not be sized
-//! ([`prepare`]). Two steps because `sync` opens its destination (and takes
-//! its lease) only after the inputs are good: a bad index or hash file
-//! exits with nothing touched.
+//! fetch the index, the per-tag API files of the mirrored tags and any
+//! external hash file ([`fetch_inputs`]), then, with what the caller's
+//! mirror holds ([`MirrorView`]), plan from what clients request, set aside
+//! bottles in flight, size the rest (keeping the image indexes fetched on
+//! the way) and estimate what could not be sized ([`prepare`]). Two steps
+//! because `sync` opens its destination (and takes its lease) only after
+//! the inputs are good: a bad index, API file or hash file exits with
+//! nothing touched.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bottlesync_core::model::hash_file::{MirroredBottle, read_external_hashes};
 use bottlesync_core::model::index::{FormulaIndex, HostPolicy};
+use bottlesync_core::model::layout::BOTTLES_DIR;
 use bottlesync_core::model::location::Location;
-use bottlesync_core::plan::select::{Plan, PlanRequest, plan};
+use bottlesync_core::plan::select::{
+    Plan, PlanRequest, TagSelection, plan_for_clients, resolve_tags,
+};
 use bottlesync_core::ports::documents::Documents;
 use bottlesync_core::ports::fleet_ledger::BottleState;
 use bottlesync_core::ports::registry::Registry;
+use bottlesync_core::ports::store::BlobStore;
 use bottlesync_core::retry::RetryPolicy;
+use bottlesync_core::run::publish::ApiFiles;
 use bottlesync_core::{Result, Sha256Digest, SizeSource};
 use chrono::{DateTime, Utc};
 use url::Url;
 
-use crate::index_source::fetch_index;
-use crate::sizing::{SizingReport, estimate_unknown_sizes, size_jobs};
+use crate::index_source::{FetchedIndex, fetch_index, fetch_packages_files};
+use crate::sizing::{SizingReport, estimate_unknown_sizes, keep_missing_image_indexes, size_jobs};
 
 /// Manifest and HEAD requests in flight at once while sizing.
 pub const SIZING_CONCURRENCY: usize = 16;
@@ -33,13 +40,18 @@ pub struct Sources<'a> {
     /// Where external hash files are read from (a path, `s3://`, `https://`).
     pub documents: &'a dyn Documents,
     pub retry: &'a RetryPolicy,
+    /// The mirror the image indexes fetched while sizing are kept in
+    /// (`bottles/<image>/manifests/<ref>`); `None` for a dry run.
+    pub mirror: Option<&'a dyn BlobStore>,
 }
 
-/// Where the formula index is and which bottle hosts it may name.
+/// Where the formula index is, which bottle hosts it may name, and which
+/// tags' per-tag API files to fetch.
 #[derive(Clone, Copy)]
 pub struct IndexSource<'a> {
     pub api_url: &'a Url,
     pub hosts: &'a HostPolicy,
+    pub tags: &'a TagSelection,
 }
 
 /// An external hash file the settings name.
@@ -55,6 +67,11 @@ pub struct ExternalHashFile {
 /// What planning starts from, before the mirror is read.
 pub struct Inputs {
     pub index: FormulaIndex,
+    /// The API files clients install from, as fetched: the per-tag files
+    /// of the mirrored tags upstream has, and `formula.jws.json` when the
+    /// index came from it. The plan follows them and they are published
+    /// once its bottles are in (the caller sets `api.scope`).
+    pub api: ApiFiles,
     /// Bottles an external hash file lists (the mirror need not fetch them).
     pub external: HashSet<Sha256Digest>,
     /// Why an optional external hash file was not used.
@@ -67,15 +84,23 @@ pub async fn fetch_inputs(
     index_source: IndexSource<'_>,
     external_hash_file: Option<ExternalHashFile>,
 ) -> Result<Inputs> {
-    let index = fetch_index(
+    let FetchedIndex { index, formula_jws } = fetch_index(
         sources.registry,
         sources.retry,
         index_source.api_url,
         index_source.hosts,
     )
     .await?;
+    let tags = resolve_tags(&index, index_source.tags)?;
+    let packages =
+        fetch_packages_files(sources.registry, sources.retry, index_source.api_url, &tags).await?;
     let mut inputs = Inputs {
         index,
+        api: ApiFiles {
+            packages,
+            formula_jws,
+            scope: Default::default(),
+        },
         external: HashSet::new(),
         external_hash_file_error: None,
     };
@@ -178,31 +203,62 @@ pub struct Prepared {
     pub estimated: usize,
 }
 
-/// Plans against `mirror`, warns about dependencies the index lacks,
-/// drops bottles in flight, sizes the rest and estimates unknown sizes.
-/// `index` and `external` are what [`fetch_inputs`] returned.
+/// Plans against `mirror` from what [`fetch_inputs`] returned, warns about
+/// dependencies the index lacks, drops bottles in flight, sizes the rest
+/// (keeping their image indexes, and those of mirrored bottles the mirror
+/// has none for) and estimates unknown sizes.
 pub async fn prepare(
     sources: Sources<'_>,
-    index: &FormulaIndex,
-    external: &HashSet<Sha256Digest>,
+    inputs: &Inputs,
     request: &PlanRequest,
     mirror: &MirrorView,
 ) -> Result<Prepared> {
-    let mut plan = plan(index, request, &mirror.stored, external)?;
+    let mut plan = plan_for_clients(
+        &inputs.index,
+        &inputs.api.packages,
+        request,
+        &mirror.stored,
+        &inputs.external,
+    )?;
     for missing in &plan.missing_dependencies {
         tracing::warn!("dependency {missing:?} is not in the formula index");
+    }
+    if let Some(first) = plan.disagreements.first() {
+        tracing::warn!(
+            count = plan.disagreements.len(),
+            first = %first,
+            "the per-tag API files and the formula index disagree on some bottles (files of different builds): following the per-tag files, which clients install from"
+        );
     }
     let wanted = plan.jobs.len();
     plan.jobs
         .retain(|job| !mirror.in_flight.contains(&job.sha256));
     let in_flight = wanted - plan.jobs.len();
-    let sizing = size_jobs(
+    let mut sizing = size_jobs(
         sources.registry,
         sources.retry,
         &mut plan.jobs,
         SIZING_CONCURRENCY,
+        sources.mirror,
     )
     .await;
+    if let Some(store) = sources.mirror {
+        let present: HashSet<_> = store
+            .list(BOTTLES_DIR)
+            .await?
+            .into_iter()
+            .filter(|key| key.as_str().contains("/manifests/"))
+            .collect();
+        sizing.image_indexes_stored += keep_missing_image_indexes(
+            sources.registry,
+            sources.retry,
+            store,
+            &plan.already_mirrored,
+            &present,
+            SIZING_CONCURRENCY,
+        )
+        .await;
+    }
     let estimated = estimate_unknown_sizes(&mut plan.jobs, &mirror.previous_sizes);
     if estimated > 0 {
         let from_earlier_bottles = plan
@@ -252,12 +308,8 @@ mod tests {
         async fn blob_size(&self, _url: &Url) -> Result<Option<u64>> {
             Ok(None)
         }
-        async fn manifest_sizes(
-            &self,
-            _blob_url: &Url,
-            _version_rebuild: &str,
-        ) -> Result<HashMap<Sha256Digest, u64>> {
-            Ok(HashMap::new())
+        async fn image_index(&self, _blob_url: &Url, _version_rebuild: &str) -> Result<Vec<u8>> {
+            Ok(br#"{"manifests":[]}"#.to_vec())
         }
     }
 
@@ -375,10 +427,15 @@ mod tests {
             registry: &Unsizable,
             documents: &NoDocuments,
             retry: &RetryPolicy::default(),
+            mirror: None,
         };
-        let prepared = prepare(sources, &index(), &HashSet::new(), &request(), mirror)
-            .await
-            .unwrap();
+        let inputs = Inputs {
+            index: index(),
+            api: ApiFiles::default(),
+            external: HashSet::new(),
+            external_hash_file_error: None,
+        };
+        let prepared = prepare(sources, &inputs, &request(), mirror).await.unwrap();
         (prepared, logs.text())
     }
 
@@ -465,8 +522,12 @@ mod tests {
         struct IndexOnly(Vec<u8>);
         #[async_trait]
         impl Registry for IndexOnly {
-            async fn get_document(&self, _url: &Url, _max_bytes: u64) -> Result<Vec<u8>> {
-                Ok(self.0.clone())
+            async fn get_document(&self, url: &Url, _max_bytes: u64) -> Result<Vec<u8>> {
+                if url.path().ends_with("/formula.jws.json") {
+                    Ok(self.0.clone())
+                } else {
+                    Err(Error::permanent_fetch(url.as_str(), "HTTP 404 Not Found"))
+                }
             }
             async fn open_blob(&self, url: &Url, offset: u64) -> Result<BlobBody> {
                 Unsizable.open_blob(url, offset).await
@@ -474,12 +535,8 @@ mod tests {
             async fn blob_size(&self, url: &Url) -> Result<Option<u64>> {
                 Unsizable.blob_size(url).await
             }
-            async fn manifest_sizes(
-                &self,
-                blob_url: &Url,
-                version_rebuild: &str,
-            ) -> Result<HashMap<Sha256Digest, u64>> {
-                Unsizable.manifest_sizes(blob_url, version_rebuild).await
+            async fn image_index(&self, blob_url: &Url, version_rebuild: &str) -> Result<Vec<u8>> {
+                Unsizable.image_index(blob_url, version_rebuild).await
             }
         }
         let registry = IndexOnly(index_json);
@@ -488,6 +545,7 @@ mod tests {
             registry: &registry,
             documents: &NoDocuments,
             retry: &retry,
+            mirror: None,
         };
         let api_url: Url = "https://formulae.brew.sh/api".parse().unwrap();
         let hosts = HostPolicy::new(&api_url, &[]);
@@ -498,6 +556,7 @@ mod tests {
         let source = IndexSource {
             api_url: &api_url,
             hosts: &hosts,
+            tags: &TagSelection::parse("--tags", "arm64_tahoe").unwrap(),
         };
         let optional = fetch_inputs(sources, source, Some(file(false)))
             .await

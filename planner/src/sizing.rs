@@ -1,12 +1,18 @@
 //! Bottle sizes, which the index does not carry: one manifest request per
 //! formula version (`sh.brew.bottle.size` for all its bottles), falling back
 //! to the blob's Content-Length. Requests run with bounded concurrency.
+//! The image indexes fetched on the way are what brew asks a mirror for
+//! (`bottles/<image>/manifests/<ref>`): with a store to keep them in, each
+//! is stored byte for byte as it arrives (never all held at once).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
+use bottlesync_core::model::image_index::ImageIndex;
+use bottlesync_core::model::layout::manifest_key;
 use bottlesync_core::ports::registry::Registry;
+use bottlesync_core::ports::store::BlobStore;
 use bottlesync_core::retry::RetryPolicy;
-use bottlesync_core::{BottleJob, SizeSource};
+use bottlesync_core::{BottleJob, ObjectKey, SizeSource};
 use futures::stream::{self, StreamExt};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -15,16 +21,13 @@ pub struct SizingReport {
     pub from_content_length: usize,
     pub unknown: usize,
     pub manifest_requests: usize,
+    /// Image indexes written to the mirror (`bottles/<image>/manifests/`).
+    pub image_indexes_stored: usize,
 }
 
-/// Fills in `size` and `size_source` of every job.
-pub async fn size_jobs(
-    registry: &dyn Registry,
-    retry: &RetryPolicy,
-    jobs: &mut [BottleJob],
-    concurrency: usize,
-) -> SizingReport {
-    // One manifest per (repository, version_rebuild).
+/// Jobs grouped by the image index that describes them: one per
+/// (repository, version_rebuild).
+fn by_image_index(jobs: &[BottleJob]) -> Vec<Vec<usize>> {
     let mut groups: HashMap<(String, String), Vec<usize>> = HashMap::new();
     for (i, job) in jobs.iter().enumerate() {
         let repo = job
@@ -39,33 +42,117 @@ pub async fn size_jobs(
             .or_default()
             .push(i);
     }
+    groups.into_values().collect()
+}
+
+/// Fetches the image index of `job`'s formula version and, with `keep`,
+/// stores it at its mirror key. `None` (logged) when it could not be had.
+async fn fetch_image_index(
+    registry: &dyn Registry,
+    retry: &RetryPolicy,
+    job: BottleJob,
+    keep: Option<&dyn BlobStore>,
+) -> (Option<ImageIndex>, bool) {
+    let reference = job.version_rebuild();
+    let fetched = retry
+        .run(|| registry.image_index(&job.url, &reference))
+        .await
+        .and_then(|bytes| {
+            ImageIndex::parse(bytes).map_err(|problem| {
+                bottlesync_core::Error::permanent_fetch(
+                    format!("{} {reference}", job.name),
+                    problem,
+                )
+            })
+        });
+    let index = match fetched {
+        Ok(index) => index,
+        Err(e) => {
+            tracing::warn!(formula = %job.name, reference, error = %e, "image index lookup failed; sizes fall back to HEAD, and the mirror has no manifest for this version");
+            return (None, false);
+        }
+    };
+    let Some(store) = keep else {
+        return (Some(index), false);
+    };
+    let stored = match manifest_key(&job.name, &reference) {
+        Ok(key) => match store.put_atomic(&key, index.bytes.clone()).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(%key, error = %e, "could not store the image index; brew installs this version without relocation data until a later run stores it");
+                false
+            }
+        },
+        Err(e) => {
+            tracing::warn!(formula = %job.name, error = %e, "no manifest key for this formula version");
+            false
+        }
+    };
+    (Some(index), stored)
+}
+
+/// Stores the image index of every formula version in `bottles` whose
+/// manifest key is not in `present` (bottles mirrored before manifests
+/// were kept). Returns how many were stored.
+pub async fn keep_missing_image_indexes(
+    registry: &dyn Registry,
+    retry: &RetryPolicy,
+    store: &dyn BlobStore,
+    bottles: &[BottleJob],
+    present: &HashSet<ObjectKey>,
+    concurrency: usize,
+) -> usize {
+    let todo: Vec<BottleJob> = by_image_index(bottles)
+        .into_iter()
+        .map(|members| bottles[members[0]].clone())
+        .filter(|job| {
+            manifest_key(&job.name, &job.version_rebuild()).is_ok_and(|key| !present.contains(&key))
+        })
+        .collect();
+    let fetched: Vec<(Option<ImageIndex>, bool)> = stream::iter(todo)
+        .map(|job| fetch_image_index(registry, retry, job, Some(store)))
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    fetched.iter().filter(|(_, stored)| *stored).count()
+}
+
+/// Fills in `size` and `size_source` of every job, storing the image
+/// indexes it fetches in `keep` when given.
+pub async fn size_jobs(
+    registry: &dyn Registry,
+    retry: &RetryPolicy,
+    jobs: &mut [BottleJob],
+    concurrency: usize,
+    keep: Option<&dyn BlobStore>,
+) -> SizingReport {
+    let groups = by_image_index(jobs);
     let mut report = SizingReport {
         manifest_requests: groups.len(),
         ..SizingReport::default()
     };
-    let lookups: Vec<(Vec<usize>, _)> = stream::iter(groups.into_values())
+    let shared: &[BottleJob] = jobs;
+    let lookups: Vec<(Vec<usize>, Option<ImageIndex>, bool)> = stream::iter(groups)
         .map(|members| {
-            let first = &jobs[members[0]];
-            let (url, reference) = (first.url.clone(), first.version_rebuild());
+            let first = shared[members[0]].clone();
             async move {
-                let sizes = retry
-                    .run(|| registry.manifest_sizes(&url, &reference))
-                    .await;
-                if let Err(e) = &sizes {
-                    tracing::warn!(error = %e, "manifest lookup failed; falling back to HEAD");
-                }
-                (members, sizes.unwrap_or_default())
+                let (index, stored) = fetch_image_index(registry, retry, first, keep).await;
+                (members, index, stored)
             }
         })
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
     let mut need_head = Vec::new();
-    for (members, sizes) in lookups {
+    for (members, index, stored) in lookups {
+        report.image_indexes_stored += usize::from(stored);
         for i in members {
-            match sizes.get(&jobs[i].sha256) {
+            match index
+                .as_ref()
+                .and_then(|index| index.size_of(&jobs[i].sha256))
+            {
                 Some(size) => {
-                    jobs[i].size = *size;
+                    jobs[i].size = size;
                     jobs[i].size_source = SizeSource::Manifest;
                     report.from_manifest += 1;
                 }

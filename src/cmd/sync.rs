@@ -15,11 +15,12 @@ use bottlesync_core::journal::JournalLedger;
 use bottlesync_core::model::location::Location;
 use bottlesync_core::plan::select::PlanRequest;
 use bottlesync_core::ports::ledger::Ledger;
+use bottlesync_core::run::publish::{MirrorScope, publish};
 use bottlesync_core::shutdown::ShutdownSignal;
 use bottlesync_core::store_lease::StoreLease;
 use bottlesync_core::{BottleJob, Error};
 use bottlesync_planner::prepare::{
-    ExternalHashFile, IndexSource, Inputs, MirrorView, Sources, fetch_inputs, prepare,
+    ExternalHashFile, IndexSource, MirrorView, Sources, fetch_inputs, prepare,
 };
 use bottlesync_worker::pool::{PoolContext, PoolOutcome, Progress, run_pool};
 use tokio::sync::watch;
@@ -58,14 +59,14 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
         registry: registry.as_ref(),
         documents: &documents,
         retry: &retry,
+        mirror: None,
     };
-    let Inputs {
-        index, external, ..
-    } = fetch_inputs(
+    let mut inputs = fetch_inputs(
         sources,
         IndexSource {
             api_url: &api_url,
             hosts: &hosts,
+            tags: &tags,
         },
         hash_file.map(|location| ExternalHashFile {
             location: Ok(location),
@@ -93,9 +94,16 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
             include_disabled: args.include_disabled,
             date,
         };
-        let mut plan = prepare(sources, &index, &external, &request, &mirror)
-            .await?
-            .plan;
+        inputs.api.scope = MirrorScope {
+            formulae: request.formulae.clone(),
+            with_deps: request.with_deps,
+            include_disabled: request.include_disabled,
+        };
+        let sources = Sources {
+            mirror: (!args.dry_run).then_some(store.as_ref()),
+            ..sources
+        };
+        let mut plan = prepare(sources, &inputs, &request, &mirror).await?.plan;
         // Largest first: the long downloads start early and finish together.
         plan.jobs
             .sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.key.cmp(&b.key)));
@@ -103,7 +111,7 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
         let location = store.location();
         let report = SyncReport {
             plan: &plan,
-            index: &index,
+            index: &inputs.index,
             dest: &location,
         };
         if args.dry_run {
@@ -120,19 +128,25 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
         );
         let context = PoolContext {
             registry: registry.clone(),
-            store,
+            store: store.clone(),
             ledger: ledger.clone(),
             retry: retry.clone(),
         };
         let outcome = transfer(&args, plan.jobs.clone(), plan.bytes(), context, lease_lost).await;
         // Fold what this run recorded into bottles_hash.json, even after an
         // interrupt: the journal already holds it durably either way.
-        let mirror_size = ledger.compact().await?.bottles.len();
+        let record = ledger.compact().await?;
+        // Last, and only after a whole run: the API files name only what
+        // the mirror now holds (or the summary names what it lacks).
+        let published = match outcome.interrupted {
+            false => Some(publish(store.as_ref(), &record.bottles, &inputs.api).await?),
+            true => None,
+        };
         let elapsed = started.elapsed();
-        report.print_summary(&outcome, elapsed, mirror_size);
+        report.print_summary(&outcome, elapsed, record.bottles.len(), published.as_ref());
         write_report(
             args.report.as_deref(),
-            report.summary_json(&outcome, elapsed),
+            report.summary_json(&outcome, elapsed, published.as_ref()),
         )?;
         Ok(match (outcome.interrupted, outcome.failed.is_empty()) {
             (true, _) => ExitCode::from(130),

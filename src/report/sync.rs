@@ -1,6 +1,7 @@
 //! `bottlesync sync`'s output: the plan (`--dry-run`) and the summary, as
 //! text on stdout and as JSON for `--report`.
 
+use bottlesync_core::run::publish::PublishReport;
 use std::path::Path;
 use std::time::Duration;
 
@@ -51,7 +52,13 @@ impl SyncReport<'_> {
         })
     }
 
-    pub fn print_summary(&self, outcome: &PoolOutcome, elapsed: Duration, mirror_size: usize) {
+    pub fn print_summary(
+        &self,
+        outcome: &PoolOutcome,
+        elapsed: Duration,
+        mirror_size: usize,
+        published: Option<&PublishReport>,
+    ) {
         let (plan, bytes) = (self.plan, stored_bytes(outcome));
         let rate = bytes as f64 / elapsed.as_secs_f64().max(0.001);
         println!(
@@ -79,14 +86,41 @@ impl SyncReport<'_> {
             let count = outcome.not_started;
             println!("not started: {count} bottles (a rerun fetches them)");
         }
+        match published {
+            Some(report) => {
+                let files: Vec<&str> = report.api_files.iter().map(|k| k.as_str()).collect();
+                println!(
+                    "published: {} ({} flat copies made under bottles/)",
+                    if files.is_empty() {
+                        "no API files".to_string()
+                    } else {
+                        files.join(", ")
+                    },
+                    report.flat_copies
+                );
+                for missing in report.missing_labels() {
+                    println!("missing from mirror (brew fetches it upstream): {missing}");
+                }
+            }
+            None => {
+                println!("API files not published: the run did not finish (a rerun publishes them)")
+            }
+        }
         println!(
             "mirror: {} holds {mirror_size} bottles (bottles_hash.json)",
             self.dest
         );
     }
 
-    pub fn summary_json(&self, outcome: &PoolOutcome, elapsed: Duration) -> serde_json::Value {
+    pub fn summary_json(
+        &self,
+        outcome: &PoolOutcome,
+        elapsed: Duration,
+        published: Option<&PublishReport>,
+    ) -> serde_json::Value {
         json!({
+            "published_api_files": published.map(|p| p.api_files.iter().map(|k| k.as_str()).collect::<Vec<_>>()),
+            "missing_from_mirror": published.map(|p| p.missing.clone()).unwrap_or_default(),
             "dest": self.dest,
             "new": outcome.stored.len(),
             "bytes": stored_bytes(outcome),

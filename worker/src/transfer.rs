@@ -1,10 +1,12 @@
 //! One bottle: stream it from the registry through SHA-256 into the store,
 //! resuming with a Range request after a broken connection, and commit only
-//! when the digest matches. A mismatch is never stored and never retried
-//! within the run: the registry served the wrong bytes.
+//! when the digest matches, then put its flat copy under `bottles/`. A
+//! mismatch is never stored and never retried within the run: the
+//! registry served the wrong bytes.
 
 use std::time::{Duration, Instant};
 
+use bottlesync_core::model::layout::flat_bottle_key;
 use bottlesync_core::ports::registry::Registry;
 use bottlesync_core::ports::store::{BlobStore, Upload};
 use bottlesync_core::retry::RetryPolicy;
@@ -106,12 +108,27 @@ pub async fn fetch_verify_store(
         });
     }
     upload.commit().await?;
+    put_flat_copy(store, job).await;
     Ok(Transfer {
         bytes,
         wasted_bytes: wasted,
         attempts,
         duration: started.elapsed(),
     })
+}
+
+/// The committed bottle's flat copy under `bottles/`, the name brew
+/// requests. Not making it fails nothing: the bottle is stored and
+/// recorded, and the publication before the API files makes every missing
+/// flat copy (and names any it could not).
+async fn put_flat_copy(store: &dyn BlobStore, job: &BottleJob) {
+    let copied = match flat_bottle_key(job.key.file_name()) {
+        Ok(flat) => store.put_flat_copy(&job.key, &flat).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = copied {
+        tracing::warn!(key = %job.key, error = %e, "stored, but the flat copy under bottles/ failed: the publication makes it before the API files are written");
+    }
 }
 
 /// One attempt: from `upload.written()` to the end of the body.

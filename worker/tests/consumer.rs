@@ -5,7 +5,6 @@
 //! and the queues. Times are scaled down from production with their ratios
 //! kept (a claim's heartbeat every third of its lease).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -151,11 +150,7 @@ impl Registry for FakeRegistry {
         Ok(Some(self.bytes.len() as u64))
     }
 
-    async fn manifest_sizes(
-        &self,
-        blob_url: &Url,
-        _version_rebuild: &str,
-    ) -> Result<HashMap<Sha256Digest, u64>> {
+    async fn image_index(&self, blob_url: &Url, _version_rebuild: &str) -> Result<Vec<u8>> {
         Err(Error::permanent_fetch(
             blob_url.as_str(),
             "no manifests here",

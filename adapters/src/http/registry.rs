@@ -14,15 +14,15 @@ use url::Url;
 
 use async_trait::async_trait;
 use bottlesync_core::error::{Error, Result};
-use bottlesync_core::model::digest::Sha256Digest;
+use bottlesync_core::model::image_index::MAX_IMAGE_INDEX_BYTES;
 use bottlesync_core::ports::registry::{BlobBody, Registry};
 use futures::TryStreamExt;
 
 /// What anonymous pulls from ghcr.io send.
 pub const ANONYMOUS_TOKEN: &str = "QQ==";
-pub const OCI_INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+/// The `Accept` of a manifest request (what brew sends too).
+pub const OCI_INDEX_MEDIA_TYPE: &str = bottlesync_core::model::layout::CONTENT_TYPE_IMAGE_INDEX;
 const MAX_REDIRECTS: usize = 5;
-const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct HttpSettings {
@@ -269,32 +269,13 @@ impl Registry for RegistryClient {
             .and_then(|v| v.parse().ok()))
     }
 
-    /// Bottle sizes by digest from the OCI image index of one formula
-    /// version (`<repo>/manifests/<version_rebuild>`). Entries without a
-    /// `sh.brew.bottle.size` annotation are left out.
-    async fn manifest_sizes(
-        &self,
-        blob_url: &Url,
-        version_rebuild: &str,
-    ) -> Result<HashMap<Sha256Digest, u64>> {
+    /// The OCI image index of one formula version, byte for byte.
+    async fn image_index(&self, blob_url: &Url, version_rebuild: &str) -> Result<Vec<u8>> {
         let url = manifest_url(blob_url, version_rebuild)?;
         let response = self
             .send(Method::GET, &url, true, 0, Some(OCI_INDEX_MEDIA_TYPE))
             .await?;
-        let body = read_limited(&url, response, MAX_MANIFEST_BYTES).await?;
-        let index: OciIndex = serde_json::from_slice(&body).map_err(|e| {
-            Error::permanent_fetch(url.as_str(), format!("not an OCI image index: {e}"))
-        })?;
-        Ok(index
-            .manifests
-            .into_iter()
-            .filter_map(|m| {
-                let digest =
-                    Sha256Digest::parse(m.annotations.get("sh.brew.bottle.digest")?).ok()?;
-                let size = m.annotations.get("sh.brew.bottle.size")?.parse().ok()?;
-                Some((digest, size))
-            })
-            .collect())
+        read_limited(&url, response, MAX_IMAGE_INDEX_BYTES).await
     }
 }
 
@@ -432,18 +413,6 @@ fn classify(url: &Url, what: &str, e: reqwest::Error) -> Error {
         transient,
         retry_after: None,
     }
-}
-
-#[derive(Deserialize)]
-struct OciIndex {
-    #[serde(default)]
-    manifests: Vec<OciManifest>,
-}
-
-#[derive(Deserialize)]
-struct OciManifest {
-    #[serde(default)]
-    annotations: HashMap<String, String>,
 }
 
 #[cfg(test)]

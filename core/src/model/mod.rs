@@ -3,6 +3,7 @@
 
 pub mod digest;
 pub mod hash_file;
+pub mod image_index;
 pub mod index;
 pub mod job;
 pub mod key;
@@ -10,4 +11,5 @@ pub mod layout;
 pub mod location;
 pub mod message;
 pub mod naming;
+pub mod packages;
 pub mod tag;

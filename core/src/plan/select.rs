@@ -2,13 +2,15 @@
 //! client on each tag really installs (fallbacks included), minus what the
 //! mirror or an external hash file already has.
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::model::index::{Formula, FormulaIndex};
-use crate::model::naming::mirror_file_name;
+use crate::model::naming::{image_name, mirror_file_name, pkg_version};
+use crate::model::packages::{PackagesFile, dependency_closure};
 use crate::model::tag::{auto_tags, installed_tag};
 use crate::{BottleJob, Error, ObjectKey, Result, Sha256Digest, SizeSource, Tag};
 use chrono::NaiveDate;
+use url::Url;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TagSelection {
@@ -72,6 +74,9 @@ pub struct Plan {
     pub missing_dependencies: Vec<String>,
     pub unavailable: Vec<Unavailable>,
     pub formulae_considered: usize,
+    /// Bottles a per-tag API file names that `formula.json` lists with
+    /// another digest (files of different builds); the per-tag file wins.
+    pub disagreements: Vec<String>,
 }
 
 impl Plan {
@@ -80,17 +85,11 @@ impl Plan {
     }
 }
 
-/// Plans a run. `mirrored` is what the ledger records as stored, `external`
-/// what an external hash file lists. Fails only on bad requests (unknown
-/// formula, no tags); bad index entries were already set aside.
-pub fn plan(
-    index: &FormulaIndex,
-    request: &PlanRequest,
-    mirrored: &HashSet<Sha256Digest>,
-    external: &HashSet<Sha256Digest>,
-) -> Result<Plan> {
-    let tags = match &request.tags {
-        TagSelection::Explicit(tags) => tags.clone(),
+/// The client tags a run mirrors: the explicit list, or for `auto` the
+/// newest macOS releases the index has bottles for.
+pub fn resolve_tags(index: &FormulaIndex, selection: &TagSelection) -> Result<Vec<Tag>> {
+    match selection {
+        TagSelection::Explicit(tags) => Ok(tags.clone()),
         TagSelection::Auto => {
             let present: BTreeSet<Tag> = index.formulae.iter().flat_map(Formula::tags).collect();
             let tags = auto_tags(&present);
@@ -102,42 +101,71 @@ pub fn plan(
                             .into(),
                 });
             }
-            tags
+            Ok(tags)
         }
-    };
+    }
+}
+
+/// Plans a run from the formula index alone (no per-tag API files).
+pub fn plan(
+    index: &FormulaIndex,
+    request: &PlanRequest,
+    mirrored: &HashSet<Sha256Digest>,
+    external: &HashSet<Sha256Digest>,
+) -> Result<Plan> {
+    plan_for_clients(index, &BTreeMap::new(), request, mirrored, external)
+}
+
+/// Plans a run. For a tag with a per-tag API file in `clients`, the
+/// bottles are exactly the ones that file names (what brew >= 6 on that
+/// tag requests, dependencies from its `stable_dependencies`); for any
+/// other tag they are worked out from the index with the fallback rule.
+/// `mirrored` is what the ledger records as stored, `external` what an
+/// external hash file lists. Fails only on bad requests (unknown formula,
+/// no tags); bad index entries were already set aside.
+pub fn plan_for_clients(
+    index: &FormulaIndex,
+    clients: &BTreeMap<Tag, PackagesFile>,
+    request: &PlanRequest,
+    mirrored: &HashSet<Sha256Digest>,
+    external: &HashSet<Sha256Digest>,
+) -> Result<Plan> {
+    let tags = resolve_tags(index, &request.tags)?;
     let mut plan = Plan {
         tags: tags.clone(),
         ..Plan::default()
     };
     let wanted = wanted_formulae(index, request, &mut plan.missing_dependencies)?;
+    let registry_root = registry_root(index);
     let mut seen = HashSet::new();
-    for formula in wanted {
-        if formula.disabled && !request.include_disabled {
-            plan.skipped_disabled.push(formula.name.clone());
-            continue;
-        }
-        plan.formulae_considered += 1;
-        let available = formula.tags();
-        for client in &tags {
-            if formula.invalid_tags.iter().any(|t| t == client.as_str()) {
-                plan.unavailable.push(Unavailable {
-                    formula: formula.name.clone(),
-                    tag: client.clone(),
-                    reason: "its bottle entry was rejected".into(),
-                });
+    let mut considered = HashSet::new();
+    let mut disabled = BTreeSet::new();
+    for client in &tags {
+        let bottles = match clients.get(client) {
+            Some(file) => client_file_bottles(
+                file,
+                index,
+                request,
+                &registry_root,
+                &mut plan.missing_dependencies,
+                &mut plan.disagreements,
+            ),
+            None => index_bottles(&wanted, client, request, &mut plan.unavailable),
+        };
+        for (formula, bottle) in bottles {
+            if formula.disabled && !request.include_disabled {
+                disabled.insert(formula.name.clone());
                 continue;
             }
-            let Some(tag) = installed_tag(client, &available) else {
-                continue;
-            };
-            let bottle = formula.bottle(tag).expect("tag taken from this formula");
+            considered.insert(formula.name.clone());
+            let Some(bottle) = bottle else { continue };
             if !seen.insert(bottle.sha256.clone()) {
                 continue;
             }
             let file_name = mirror_file_name(
                 &formula.name,
-                &formula.pkg_version(),
-                tag.as_str(),
+                &pkg_version(&formula.version, formula.revision),
+                bottle.tag.as_str(),
                 formula.rebuild,
             );
             let job = BottleJob {
@@ -145,9 +173,9 @@ pub fn plan(
                 version: formula.version.clone(),
                 revision: formula.revision,
                 rebuild: formula.rebuild,
-                tag: tag.clone(),
-                sha256: bottle.sha256.clone(),
-                url: bottle.url.clone(),
+                tag: bottle.tag,
+                sha256: bottle.sha256,
+                url: bottle.url,
                 size: 0,
                 size_source: SizeSource::Unknown,
                 key: ObjectKey::dated(request.date, &file_name)?,
@@ -161,7 +189,158 @@ pub fn plan(
             }
         }
     }
+    plan.formulae_considered = considered.len();
+    plan.skipped_disabled = disabled
+        .into_iter()
+        .filter(|name| !considered.contains(name))
+        .collect();
+    plan.missing_dependencies.sort();
+    plan.missing_dependencies.dedup();
     Ok(plan)
+}
+
+/// What planning needs of one formula for one client tag.
+struct Candidate {
+    name: String,
+    version: String,
+    revision: u32,
+    rebuild: u32,
+    disabled: bool,
+}
+
+struct CandidateBottle {
+    tag: Tag,
+    sha256: Sha256Digest,
+    url: Url,
+}
+
+/// The bottles a per-tag file names for the wanted formulae. The URL is
+/// the index's where it lists that very bottle, else the registry blob URL
+/// of the digest (the registry serves blobs by digest); a different digest
+/// in the index for the same tag is a disagreement (the files come from
+/// different builds), counted, and the per-tag file wins: it is what
+/// clients on that tag request.
+fn client_file_bottles(
+    file: &PackagesFile,
+    index: &FormulaIndex,
+    request: &PlanRequest,
+    registry_root: &str,
+    missing: &mut Vec<String>,
+    disagreements: &mut Vec<String>,
+) -> Vec<(Candidate, Option<CandidateBottle>)> {
+    let entries = file.closure(&request.formulae, request.with_deps, missing);
+    // A requested formula the file lacks is not a dependency gone missing.
+    missing.retain(|name| !request.formulae.contains(name));
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let candidate = Candidate {
+            name: entry.name.clone(),
+            version: entry.version.clone(),
+            revision: entry.revision,
+            rebuild: entry.rebuild,
+            disabled: entry.disabled,
+        };
+        let bottle = entry.bottle.as_ref().map(|bottle| {
+            let listed = index
+                .get(&entry.name)
+                .and_then(|formula| formula.bottle(&bottle.tag));
+            let url = match listed {
+                Some(listed) if listed.sha256 == bottle.sha256 => listed.url.clone(),
+                other => {
+                    if other.is_some() {
+                        disagreements.push(format!(
+                            "{} {}: packages.{}.jws.json names {}, formula.json another bottle",
+                            entry.name, bottle.tag, file.tag, bottle.sha256
+                        ));
+                    }
+                    blob_url(registry_root, &entry.name, &bottle.sha256)
+                }
+            };
+            CandidateBottle {
+                tag: bottle.tag.clone(),
+                sha256: bottle.sha256.clone(),
+                url,
+            }
+        });
+        out.push((candidate, bottle));
+    }
+    out
+}
+
+/// The bottles a client on `client` installs, worked out from the index
+/// with the fallback rule (a tag upstream publishes no per-tag file for).
+fn index_bottles(
+    wanted: &[&Formula],
+    client: &Tag,
+    request: &PlanRequest,
+    unavailable: &mut Vec<Unavailable>,
+) -> Vec<(Candidate, Option<CandidateBottle>)> {
+    let mut out = Vec::with_capacity(wanted.len());
+    for formula in wanted {
+        let candidate = Candidate {
+            name: formula.name.clone(),
+            version: formula.version.clone(),
+            revision: formula.revision,
+            rebuild: formula.rebuild,
+            disabled: formula.disabled,
+        };
+        if formula.invalid_tags.iter().any(|t| t == client.as_str()) {
+            if !formula.disabled || request.include_disabled {
+                unavailable.push(Unavailable {
+                    formula: formula.name.clone(),
+                    tag: client.clone(),
+                    reason: "its bottle entry was rejected".into(),
+                });
+            }
+            out.push((candidate, None));
+            continue;
+        }
+        let bottle = installed_tag(client, &formula.tags()).map(|tag| {
+            let file = formula.bottle(tag).expect("tag taken from this formula");
+            CandidateBottle {
+                tag: tag.clone(),
+                sha256: file.sha256.clone(),
+                url: file.url.clone(),
+            }
+        });
+        out.push((candidate, bottle));
+    }
+    out
+}
+
+/// The registry the index's bottle URLs point at (`<origin>/v2/<org>/<repo>`,
+/// the most common one), for bottles a per-tag file names that the index
+/// does not list; Homebrew's own when the index lists none.
+fn registry_root(index: &FormulaIndex) -> String {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for formula in &index.formulae {
+        let image = image_name(&formula.name);
+        for bottle in &formula.bottles {
+            let url = bottle.url.as_str();
+            if let Some(root) = url
+                .find(&format!("/{image}/blobs/"))
+                .map(|at| url[..at].to_string())
+            {
+                *counts.entry(root).or_default() += 1;
+            }
+        }
+    }
+    counts
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
+        .map(|(root, _)| root)
+        .unwrap_or_else(|| DEFAULT_REGISTRY_ROOT.to_string())
+}
+
+/// Where Homebrew's bottles live.
+pub const DEFAULT_REGISTRY_ROOT: &str = "https://ghcr.io/v2/homebrew/core";
+
+fn blob_url(root: &str, formula: &str, sha256: &Sha256Digest) -> Url {
+    Url::parse(&format!(
+        "{root}/{}/blobs/sha256:{sha256}",
+        image_name(formula)
+    ))
+    .expect("a registry root from a valid URL and a validated name make a URL")
 }
 
 /// All formulae, or the requested ones (plus their dependency closure).
@@ -173,36 +352,19 @@ fn wanted_formulae<'a>(
     if request.formulae.is_empty() {
         return Ok(index.formulae.iter().collect());
     }
-    let mut out = Vec::new();
-    let mut seen = HashSet::new();
-    let mut queue: VecDeque<(&str, bool)> = request
-        .formulae
-        .iter()
-        .map(|n| (n.as_str(), true))
-        .collect();
-    while let Some((name, requested)) = queue.pop_front() {
-        if !seen.insert(name.to_string()) {
-            continue;
-        }
-        let Some(formula) = index.get(name) else {
-            if requested {
-                return Err(Error::config(
-                    "--formula",
-                    format!(
-                        "{:?} is not in the formula index (or its entry was rejected)",
-                        name
-                    ),
-                ));
-            }
-            missing.push(name.to_string());
-            continue;
-        };
-        if request.with_deps {
-            queue.extend(formula.dependencies.iter().map(|d| (d.as_str(), false)));
-        }
-        out.push(formula);
+    if let Some(unknown) = request.formulae.iter().find(|n| index.get(n).is_none()) {
+        return Err(Error::config(
+            "--formula",
+            format!("{unknown:?} is not in the formula index (or its entry was rejected)"),
+        ));
     }
-    Ok(out)
+    Ok(dependency_closure(
+        &request.formulae,
+        request.with_deps,
+        |name| index.get(name),
+        |formula| &formula.dependencies,
+        missing,
+    ))
 }
 
 #[cfg(test)]

@@ -1,10 +1,8 @@
 //! The registry port: what bottlesync asks of Homebrew's servers (a
-//! document such as the formula index, a bottle's size, the sizes in a
-//! formula version's OCI image index, and a bottle's bytes as a stream).
+//! document such as the formula index, a bottle's size, a formula
+//! version's OCI image index, and a bottle's bytes as a stream).
 //! The HTTP client in `bottlesync-adapters` is the real one; tests of the
 //! worker give a fake.
-
-use std::collections::HashMap;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -13,7 +11,6 @@ use futures::stream::BoxStream;
 use url::Url;
 
 use crate::error::Result;
-use crate::model::digest::Sha256Digest;
 
 #[async_trait]
 pub trait Registry: Send + Sync {
@@ -27,14 +24,11 @@ pub trait Registry: Send + Sync {
     /// The blob's size, when the server tells it.
     async fn blob_size(&self, url: &Url) -> Result<Option<u64>>;
 
-    /// Bottle sizes by digest from the OCI image index of one formula
-    /// version (`<repo>/manifests/<version_rebuild>`). Entries without a
-    /// size annotation are left out.
-    async fn manifest_sizes(
-        &self,
-        blob_url: &Url,
-        version_rebuild: &str,
-    ) -> Result<HashMap<Sha256Digest, u64>>;
+    /// The OCI image index of one formula version
+    /// (`<repo>/manifests/<version_rebuild>`, `<repo>` taken from a blob
+    /// URL of that formula), byte for byte, at most
+    /// [`MAX_IMAGE_INDEX_BYTES`](crate::model::image_index::MAX_IMAGE_INDEX_BYTES).
+    async fn image_index(&self, blob_url: &Url, version_rebuild: &str) -> Result<Vec<u8>>;
 }
 
 /// A blob response positioned at `offset` bytes into the bottle.

@@ -89,6 +89,19 @@ pub trait BlobStore: Send + Sync + 'static {
 
     async fn delete(&self, keys: &[ObjectKey]) -> Result<()>;
 
+    /// Makes `to` hold the same bytes as the committed object `from` (a
+    /// verified bottle): the flat copy brew requests under `bottles/`.
+    /// Idempotent: when `to` already holds an object of the same size it is
+    /// left alone. Readers of `to` see nothing, the old object or the whole new
+    /// one, never a part.
+    async fn put_flat_copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<()> {
+        let _ = (from, to);
+        Err(crate::Error::config(
+            "store",
+            "TEMPORARY: put_flat_copy arrives with store11",
+        ))
+    }
+
     /// Aborts uploads to `key` that a killed writer left unfinished. Only
     /// safe when the caller is the key's sole writer (it holds the claim).
     /// Returns how many were aborted.

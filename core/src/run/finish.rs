@@ -171,6 +171,15 @@ async fn finish_steps(
             Err(e) => tracing::error!(run_id, error = %e, "compaction failed"),
         }
     }
+    // After compaction: the API files name only what bottles_hash.json has.
+    let missing = match crate::run::publish::publish_staged(services.store.as_ref(), run_id).await {
+        Ok(Some(result)) => crate::run::publish::missing_labels(&result.missing),
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            tracing::error!(run_id, error = %e, "publishing the API files failed: clients keep the ones published before; the next run publishes again");
+            Vec::new()
+        }
+    };
     // Right before posting, with a fresh full lease: a finisher that lost
     // its lease (paused past it, renewals failing) stops here.
     if keeper.lost() || !services.ledger.extend_finish(run_id, owner, lease).await? {
@@ -187,7 +196,7 @@ async fn finish_steps(
             summary_posted: false,
         });
     }
-    if let Err(e) = post_summary(services, &run).await {
+    if let Err(e) = post_summary(services, &run, &missing).await {
         return Ok(Step::PostFailed(e.to_string()));
     }
     record_summary_sent(services, run_id, owner).await?;
@@ -225,13 +234,18 @@ async fn record_summary_sent(services: &FleetServices, run_id: &str, owner: &str
     }
 }
 
-async fn post_summary(services: &FleetServices, run: &RunRecord) -> Result<()> {
+async fn post_summary(services: &FleetServices, run: &RunRecord, missing: &[String]) -> Result<()> {
     let dlq_depth = match &services.dlq {
         Some(dlq) => dlq.depth().await.ok().map(|d| d.visible + d.in_flight),
         None => None,
     };
-    let message =
-        crate::run::messages::summary(run, &services.message_context(), dlq_depth, Utc::now());
+    let message = crate::run::messages::summary(
+        run,
+        &services.message_context(),
+        dlq_depth,
+        missing,
+        Utc::now(),
+    );
     services.notifier.notify(&message).await
 }
 

@@ -153,10 +153,14 @@ pub fn progress(run: &RunRecord, ctx: &MessageContext, now: DateTime<Utc>) -> No
 }
 
 /// The drain summary: `Complete`, or `Failed` when any bottle failed.
+/// `missing_from_mirror` names the bottles the published API files point
+/// at that the mirror lacks (`file name (sha256 prefix)`): clients fetch
+/// those from upstream.
 pub fn summary(
     run: &RunRecord,
     ctx: &MessageContext,
     dlq_depth: Option<u64>,
+    missing_from_mirror: &[String],
     now: DateTime<Utc>,
 ) -> Notification {
     let title = if run.failed > 0 {
@@ -215,7 +219,31 @@ pub fn summary(
         }
         format!("*Failures:*\n{}", lines.join("\n"))
     });
+    if !missing_from_mirror.is_empty() {
+        pairs.push(("Missing from mirror", missing_from_mirror.len().to_string()));
+    }
+    let missing = (!missing_from_mirror.is_empty()).then(|| missing_section(missing_from_mirror));
+    let extra = match (extra, missing) {
+        (Some(failures), Some(missing)) => Some(format!("{failures}\n{missing}")),
+        (failures, missing) => failures.or(missing),
+    };
     render(title, &pairs, extra)
+}
+
+/// The bottles the published API files name that the mirror lacks.
+pub fn missing_section(missing: &[String]) -> String {
+    let mut lines: Vec<String> = missing
+        .iter()
+        .take(FAILURES_SHOWN)
+        .map(|m| format!("• {m}"))
+        .collect();
+    if missing.len() > FAILURES_SHOWN {
+        lines.push(format!("… and {} more", missing.len() - FAILURES_SHOWN));
+    }
+    format!(
+        "*Not in the mirror (brew fetches these from upstream):*\n{}",
+        lines.join("\n")
+    )
 }
 
 #[cfg(test)]
@@ -269,7 +297,7 @@ mod tests {
 
     #[test]
     fn titles_and_fields() {
-        let ok = summary(&run(0), &ctx(), Some(0), Utc::now());
+        let ok = summary(&run(0), &ctx(), Some(0), &[], Utc::now());
         assert_eq!(ok.title(), TITLE_COMPLETE);
         assert!(
             ok.text.contains("New bottles: 3") && ok.text.contains("Duration: 1m 15s"),
@@ -277,11 +305,21 @@ mod tests {
             ok.text
         );
         assert!(ok.text.contains("S3 location: s3://b/p/2026-11-29/"));
-        let failed = summary(&run(1), &ctx(), Some(1), Utc::now());
+        let failed = summary(
+            &run(1),
+            &ctx(),
+            Some(1),
+            &["gtk+3-3.24.43.arm64_tahoe.bottle.tar.gz (0123456789ab)".to_string()],
+            Utc::now(),
+        );
         assert_eq!(failed.title(), TITLE_FAILED);
         assert!(
             failed.text.contains("bad0 arm64_tahoe")
-                && failed.text.contains("DLQ: https://sqs/dlq"),
+                && failed.text.contains("DLQ: https://sqs/dlq")
+                && failed.text.contains("Missing from mirror: 1")
+                && failed
+                    .text
+                    .contains("• gtk+3-3.24.43.arm64_tahoe.bottle.tar.gz (0123456789ab)"),
             "{}",
             failed.text
         );

@@ -175,6 +175,7 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
         children: Vec::new(),
         spawned: 0,
         peak_rss: BTreeMap::new(),
+        logs: ProcessLogs::new(&options.out_dir)?,
     };
     let driven = drive(options, &services, queue, &run_id, &webhook, &mut pool).await?;
     let peak_rss = pool.peak_rss();
@@ -405,6 +406,8 @@ struct ProcessPool {
     spawned: usize,
     /// Per worker (by HOSTNAME).
     peak_rss: BTreeMap<String, u64>,
+    /// Where each process's log goes (`<out_dir>/logs/<name>.log`).
+    logs: ProcessLogs,
 }
 
 impl ProcessPool {
@@ -458,7 +461,7 @@ impl WorkerPool for ProcessPool {
             .env("HOSTNAME", &host)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(self.logs.file(&host)?)
             .spawn()
             .with_context(|| format!("cannot start {}", self.bottlesync.display()))?;
         self.children.push((host, child));
@@ -534,7 +537,10 @@ impl WorkerPool for ProcessPool {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(match self.logs.file("reconcile") {
+                Ok(file) => file,
+                Err(e) => return Some(format!("cannot open the reconcile log: {e}")),
+            })
             .spawn()
         {
             Ok(child) => {
@@ -640,4 +646,31 @@ async fn other_runs(
         }
     }
     Ok(runs)
+}
+
+/// Log files of the processes a run starts, so a test's output stays
+/// readable and a failed run can show the end of each (see
+/// [`crate::report::Report::log_tails`]).
+pub(crate) struct ProcessLogs {
+    dir: PathBuf,
+}
+
+impl ProcessLogs {
+    pub(crate) fn new(out_dir: &Path) -> anyhow::Result<Self> {
+        let dir = out_dir.join("logs");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(ProcessLogs { dir })
+    }
+
+    /// An append handle on `<name>.log`, for a child's stderr.
+    pub(crate) fn file(&self, name: &str) -> anyhow::Result<Stdio> {
+        let path = self.dir.join(format!("{name}.log"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(Stdio::from(file))
+    }
 }

@@ -1,0 +1,397 @@
+//! Publishing the brew-usable view of a mirror (`bottles/` and `api/`, see
+//! [`layout`](crate::model::layout)) after a run's bottles are stored:
+//!
+//! 1. every bottle `bottles_hash.json` lists gets its flat copy under
+//!    `bottles/` (a hard link or a server-side copy, see
+//!    [`BlobStore::put_flat_copy`]), the ones a run just stored and any an
+//!    older bottlesync stored before flat copies existed;
+//! 2. the bottles each API file names for the formulae in scope are
+//!    checked against what is now in `bottles/` (name and digest);
+//! 3. only then are the API files written, each atomically, byte for byte
+//!    as the plan fetched them, after `.bottlesync/published.json` (what
+//!    they are and the scope, for `bottlesync verify`).
+//!
+//! A bottle the mirror lacks (it failed this run) does not hold the API
+//! files back: brew falls back to upstream for that bottle alone, and the
+//! summary names it.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::hash_file::MirroredBottle;
+use crate::model::key::ObjectKey;
+use crate::model::layout::{BOTTLES_DIR, flat_bottle_key, formula_jws_key, packages_key};
+use crate::model::packages::PackagesFile;
+use crate::model::tag::Tag;
+use crate::ports::store::{BlobStore, INTERNAL_PREFIX};
+use crate::{Sha256Digest, shorten};
+
+/// The signed index is ~30 MB today; refuse anything absurd.
+pub const MAX_FORMULA_JWS_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Flat copies made at once (each a link or one server-side copy).
+pub const FLAT_COPY_CONCURRENCY: usize = 16;
+
+/// Which formulae a mirror serves: what `--formula`, `--with-deps` and
+/// `--include-disabled` asked for. Empty `formulae` means all.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirrorScope {
+    #[serde(default)]
+    pub formulae: Vec<String>,
+    #[serde(default)]
+    pub with_deps: bool,
+    #[serde(default)]
+    pub include_disabled: bool,
+}
+
+impl MirrorScope {
+    /// The bottles `file` names for the formulae in scope: what a client on
+    /// its tag may request from this mirror. Disabled formulae count only
+    /// when the scope includes them.
+    pub fn wanted_bottles(&self, file: &PackagesFile) -> Vec<WantedBottle> {
+        let mut missing = Vec::new();
+        file.closure(&self.formulae, self.with_deps, &mut missing)
+            .into_iter()
+            .filter(|entry| self.include_disabled || !entry.disabled)
+            .filter_map(|entry| {
+                let bottle = entry.bottle.as_ref()?;
+                Some(WantedBottle {
+                    name: entry.name.clone(),
+                    version_rebuild: entry.version_rebuild(),
+                    file_name: entry.file_name(bottle),
+                    tag: bottle.tag.clone(),
+                    sha256: bottle.sha256.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// One bottle an API file names.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WantedBottle {
+    pub name: String,
+    /// The manifest reference brew asks for (`pkg_version[-rebuild]`).
+    pub version_rebuild: String,
+    /// The flat name brew requests under `bottles/`.
+    pub file_name: String,
+    pub tag: Tag,
+    pub sha256: Sha256Digest,
+}
+
+/// The API files a plan used, to be published once its bottles are in.
+#[derive(Clone, Debug, Default)]
+pub struct ApiFiles {
+    /// Per-tag files, by client tag, byte for byte as fetched.
+    pub packages: BTreeMap<Tag, PackagesFile>,
+    /// `formula.jws.json` as fetched, when the plan's index came from it.
+    pub formula_jws: Option<Vec<u8>>,
+    pub scope: MirrorScope,
+}
+
+/// `.bottlesync/published.json`: what was last published, and for which
+/// scope, so `bottlesync verify` checks exactly that.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedRecord {
+    pub schema: u32,
+    pub published_at: DateTime<Utc>,
+    pub scope: MirrorScope,
+    /// The tags with a per-tag API file.
+    pub tags: Vec<Tag>,
+    pub formula_jws: bool,
+}
+
+pub const PUBLISHED_RECORD_SCHEMA: u32 = 1;
+/// Refuse a record larger than this rather than read it into memory.
+pub const MAX_PUBLISHED_RECORD_BYTES: u64 = 16 * 1024 * 1024;
+
+pub fn published_record_key() -> ObjectKey {
+    ObjectKey::parse(&format!("{INTERNAL_PREFIX}/published.json")).expect("a constant valid key")
+}
+
+impl PublishedRecord {
+    /// Reads the record; `None` when nothing was published yet.
+    pub async fn read(store: &dyn BlobStore) -> Result<Option<PublishedRecord>> {
+        let key = published_record_key();
+        let Some(bytes) = store.get(&key, MAX_PUBLISHED_RECORD_BYTES).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::HashFile {
+                location: format!("{}/{key}", store.location()),
+                problem: format!("not a publication record: {}", crate::serde_problem(&e)),
+            })
+    }
+}
+
+/// What a publication did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PublishReport {
+    /// Flat copies made now (bottles stored this run, or before flat
+    /// copies existed).
+    pub flat_copies: usize,
+    /// Flat copies that could not be made (each logged).
+    pub flat_copy_failures: usize,
+    /// Keys of the API files written.
+    pub api_files: Vec<ObjectKey>,
+    /// Bottles the published API files name (formulae in scope) that the
+    /// mirror lacks: clients fetch these from upstream.
+    pub missing: Vec<WantedBottle>,
+}
+
+impl PublishReport {
+    /// `name version tag` of each missing bottle, for summaries.
+    pub fn missing_labels(&self) -> Vec<String> {
+        missing_labels(&self.missing)
+    }
+}
+
+/// `file name (sha256 prefix)` of each bottle, for summaries.
+pub fn missing_labels(missing: &[WantedBottle]) -> Vec<String> {
+    missing
+        .iter()
+        .map(|b| format!("{} ({})", b.file_name, &b.sha256.as_str()[..12]))
+        .collect()
+}
+
+/// The flat names present under `bottles/` (not manifests).
+pub async fn flat_names(store: &dyn BlobStore) -> Result<HashSet<String>> {
+    Ok(store
+        .list(BOTTLES_DIR)
+        .await?
+        .into_iter()
+        .filter_map(|key| {
+            key.as_str()
+                .strip_prefix(&format!("{BOTTLES_DIR}/"))
+                .filter(|rest| !rest.contains('/'))
+                .map(str::to_string)
+        })
+        .collect())
+}
+
+/// Makes the flat copy of every bottle in `stored` that has none yet.
+/// Returns (made, failed); failures are logged and leave that bottle out
+/// of `present`.
+pub async fn make_flat_copies(
+    store: &dyn BlobStore,
+    stored: &BTreeMap<Sha256Digest, MirroredBottle>,
+    present: &mut HashSet<String>,
+) -> (usize, usize) {
+    let todo: Vec<&MirroredBottle> = stored
+        .values()
+        .filter(|bottle| !present.contains(bottle.key.file_name()))
+        .collect();
+    // Chunks of futures from a plain async fn: a stream of closures over
+    // borrowed data makes this future lose `Send` (rust#102211).
+    let mut results = Vec::with_capacity(todo.len());
+    for chunk in todo.chunks(FLAT_COPY_CONCURRENCY) {
+        results.extend(futures::future::join_all(chunk.iter().map(|b| flat_copy(store, b))).await);
+    }
+    let (mut made, mut failed) = (0, 0);
+    for (name, result) in results {
+        match result {
+            Ok(()) => {
+                present.insert(name);
+                made += 1;
+            }
+            Err(e) => {
+                failed += 1;
+                tracing::warn!(file = %name, error = %e, "could not make the flat copy under bottles/; clients fetch this bottle upstream until the next run makes it");
+            }
+        }
+    }
+    (made, failed)
+}
+
+async fn flat_copy(store: &dyn BlobStore, bottle: &MirroredBottle) -> (String, Result<()>) {
+    let name = bottle.key.file_name().to_string();
+    let result = match flat_bottle_key(&name) {
+        Ok(flat) => store.put_flat_copy(&bottle.key, &flat).await,
+        Err(e) => Err(e),
+    };
+    (name, result)
+}
+
+/// Publishes `api` over the mirror whose stored bottles are `stored` (the
+/// compacted `bottles_hash.json`): flat copies first, then the check, then
+/// the record and the API files. See the module docs.
+pub async fn publish(
+    store: &dyn BlobStore,
+    stored: &BTreeMap<Sha256Digest, MirroredBottle>,
+    api: &ApiFiles,
+) -> Result<PublishReport> {
+    let mut present = flat_names(store).await?;
+    let (flat_copies, flat_copy_failures) = make_flat_copies(store, stored, &mut present).await;
+    let mut missing = BTreeSet::new();
+    for file in api.packages.values() {
+        for wanted in api.scope.wanted_bottles(file) {
+            let in_mirror = stored
+                .get(&wanted.sha256)
+                .is_some_and(|b| b.key.file_name() == wanted.file_name)
+                && present.contains(&wanted.file_name);
+            if !in_mirror {
+                missing.insert(wanted);
+            }
+        }
+    }
+    let record = PublishedRecord {
+        schema: PUBLISHED_RECORD_SCHEMA,
+        published_at: Utc::now(),
+        scope: api.scope.clone(),
+        tags: api.packages.keys().cloned().collect(),
+        formula_jws: api.formula_jws.is_some(),
+    };
+    let record_bytes = serde_json::to_vec_pretty(&record).expect("a record serialises");
+    store
+        .put_atomic(&published_record_key(), record_bytes)
+        .await?;
+    let mut api_files = Vec::new();
+    for (tag, file) in &api.packages {
+        let key = packages_key(tag);
+        store.put_atomic(&key, file.bytes.clone()).await?;
+        api_files.push(key);
+    }
+    if let Some(bytes) = &api.formula_jws {
+        let key = formula_jws_key();
+        store.put_atomic(&key, bytes.clone()).await?;
+        api_files.push(key);
+    }
+    let missing: Vec<WantedBottle> = missing.into_iter().collect();
+    if missing.is_empty() {
+        tracing::info!(
+            api_files = api_files.len(),
+            flat_copies,
+            "published the API files: every bottle they name for the formulae in scope is in bottles/"
+        );
+    } else {
+        tracing::warn!(
+            api_files = api_files.len(),
+            missing = missing.len(),
+            first = %shorten(&missing[0].file_name, 120),
+            "published the API files; the mirror lacks some bottles they name (clients fetch those upstream)"
+        );
+    }
+    Ok(PublishReport {
+        flat_copies,
+        flat_copy_failures,
+        api_files,
+        missing,
+    })
+}
+
+// ------------------------------------------------------------ the fleet
+
+/// `.bottlesync/runs/<run id>.api/`: where a fleet planner leaves the API
+/// files its plan used, for the worker that finishes the run to publish.
+fn staging_prefix(run_id: &str) -> Result<String> {
+    crate::model::message::validate_run_id(run_id)
+        .map_err(|problem| Error::config("run id", problem))?;
+    Ok(format!("{INTERNAL_PREFIX}/runs/{run_id}.api"))
+}
+
+fn staged_key(run_id: &str, file: &str) -> Result<ObjectKey> {
+    ObjectKey::parse(&format!("{}/{file}", staging_prefix(run_id)?))
+}
+
+const STAGED_SCOPE: &str = "scope.json";
+const STAGED_RESULT: &str = "published.json";
+const STAGED_FORMULA_JWS: &str = "formula.jws.json";
+
+/// What the finisher of a run published, kept so a takeover that posts
+/// the summary later still names what the mirror lacks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagedResult {
+    pub api_files: usize,
+    pub missing: Vec<WantedBottle>,
+}
+
+/// Leaves `api` for the finisher of `run_id` (the planner, before it seals
+/// the run: nothing can finish an unsealed run).
+pub async fn stage(store: &dyn BlobStore, run_id: &str, api: &ApiFiles) -> Result<()> {
+    for (tag, file) in &api.packages {
+        let name = crate::model::layout::packages_file_name(tag);
+        store
+            .put_atomic(&staged_key(run_id, &name)?, file.bytes.clone())
+            .await?;
+    }
+    if let Some(bytes) = &api.formula_jws {
+        store
+            .put_atomic(&staged_key(run_id, STAGED_FORMULA_JWS)?, bytes.clone())
+            .await?;
+    }
+    // Last: a staging without its scope is not used.
+    let scope = serde_json::to_vec(&api.scope).expect("a scope serialises");
+    store
+        .put_atomic(&staged_key(run_id, STAGED_SCOPE)?, scope)
+        .await
+}
+
+/// Publishes what the planner of `run_id` staged, over the compacted
+/// `bottles_hash.json`, once: a later call (a takeover) reads the result
+/// the first one kept. `None` when the run staged nothing (planned before
+/// publication existed).
+pub async fn publish_staged(store: &dyn BlobStore, run_id: &str) -> Result<Option<StagedResult>> {
+    let result_key = staged_key(run_id, STAGED_RESULT)?;
+    if let Some(bytes) = store.get(&result_key, MAX_PUBLISHED_RECORD_BYTES).await? {
+        if let Ok(result) = serde_json::from_slice(&bytes) {
+            return Ok(Some(result));
+        }
+    }
+    let Some(scope) = store
+        .get(
+            &staged_key(run_id, STAGED_SCOPE)?,
+            MAX_PUBLISHED_RECORD_BYTES,
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let scope: MirrorScope = serde_json::from_slice(&scope).map_err(|e| {
+        Error::config(
+            "staged API files",
+            format!("run {run_id}: scope.json: {}", crate::serde_problem(&e)),
+        )
+    })?;
+    let prefix = staging_prefix(run_id)?;
+    let mut api = ApiFiles {
+        scope,
+        ..ApiFiles::default()
+    };
+    for key in store.list(&prefix).await? {
+        let name = key.file_name();
+        let Some(tag) = name
+            .strip_prefix("packages.")
+            .and_then(|rest| rest.strip_suffix(".jws.json"))
+        else {
+            if name == STAGED_FORMULA_JWS {
+                api.formula_jws = store.get(&key, MAX_FORMULA_JWS_BYTES).await?;
+            }
+            continue;
+        };
+        let tag = Tag::parse(tag).map_err(|p| Error::config("staged API files", p))?;
+        let Some(bytes) = store
+            .get(&key, crate::model::packages::MAX_PACKAGES_FILE_BYTES)
+            .await?
+        else {
+            continue;
+        };
+        let file = PackagesFile::parse(&tag, bytes)
+            .map_err(|p| Error::config("staged API files", format!("{key}: {p}")))?;
+        api.packages.insert(tag, file);
+    }
+    let record = crate::journal::read_hash_file(store).await?;
+    let report = publish(store, &record.bottles, &api).await?;
+    let result = StagedResult {
+        api_files: report.api_files.len(),
+        missing: report.missing,
+    };
+    let bytes = serde_json::to_vec(&result).expect("a result serialises");
+    if let Err(e) = store.put_atomic(&result_key, bytes).await {
+        tracing::warn!(run_id, error = %e, "published, but could not keep the result: a takeover publishes again (the same files)");
+    }
+    Ok(Some(result))
+}
