@@ -43,6 +43,20 @@ pub enum Command {
     Reconcile(CompactArgs),
     /// Seed the ledger from an external hash file (PATH, s3://, https://).
     ImportHashes(ImportArgs),
+    /// Check a mirror as brew clients use it: every bottle the published API
+    /// files name (formulae in scope) is in bottles/ with the right sha256,
+    /// with its manifest. Exit 0 when complete, 1 when not, 2 on error.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VerifyArgs {
+    /// The mirror: a directory or s3://bucket[/prefix].
+    #[arg(long, env = "BOTTLESYNC_DEST")]
+    pub dest: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug, Clone)]

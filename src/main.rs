@@ -20,7 +20,7 @@ async fn main() -> ExitCode {
     let default_level = match &cli.command {
         // The bar is the output: log lines would tear it.
         Command::Sync(args) if progress::uses_bar(args.progress) => "warn",
-        Command::Status(_) => "warn",
+        Command::Status(_) | Command::Verify(_) => "warn",
         _ => "info",
     };
     telemetry::init_cli(cli.log_format, default_level);
@@ -33,5 +33,6 @@ async fn main() -> ExitCode {
         Command::Dlq(args) => cmd::ops::dlq(args).await,
         Command::Status(args) => cmd::ops::status(args).await,
         Command::ImportHashes(args) => cmd::ops::import_hashes(args).await,
+        Command::Verify(args) => cmd::verify::run(args).await,
     }
 }

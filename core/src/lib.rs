@@ -7,11 +7,14 @@
 //!   implementations are in `bottlesync-adapters`;
 //! - `plan`: which bottles a mirror lacks (`select`) and where their
 //!   messages go (`route`);
+//! - `brew`: the view brew clients use (`bottles/`, `api/`): publishing it
+//!   after a run, verifying it;
 //! - `run`: a fleet run's lifecycle (record, manifest, finish, reconcile,
 //!   status, import, dead letters) and its messages;
 //! - `journal` (the ledger of a `sync`, kept in the store), `store_lease`
 //!   (one `sync` per S3 prefix), `shutdown` (stop, grace, cancel).
 
+pub mod brew;
 pub mod error;
 pub mod fleet_config;
 pub mod journal;

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use crate::prepare::{
     ExternalHashFile, IndexSource, MirrorView, Prepared, Sources, fetch_inputs, prepare,
 };
+use bottlesync_core::brew::publish::{MirrorScope, publish, stage};
 use bottlesync_core::journal::read_hash_file;
-use bottlesync_core::run::publish::{MirrorScope, publish, stage};
 use bottlesync_core::services::WorkQueues;
 
 /// A queued mark outlives no message: SQS keeps messages 4 days by default,

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use bottlesync_core::brew::publish::ApiFiles;
 use bottlesync_core::model::hash_file::{MirroredBottle, read_external_hashes};
 use bottlesync_core::model::index::{FormulaIndex, HostPolicy};
 use bottlesync_core::model::layout::BOTTLES_DIR;
@@ -22,7 +23,6 @@ use bottlesync_core::ports::fleet_ledger::BottleState;
 use bottlesync_core::ports::registry::Registry;
 use bottlesync_core::ports::store::BlobStore;
 use bottlesync_core::retry::RetryPolicy;
-use bottlesync_core::run::publish::ApiFiles;
 use bottlesync_core::{Result, Sha256Digest, SizeSource};
 use chrono::{DateTime, Utc};
 use url::Url;

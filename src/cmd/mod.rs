@@ -4,6 +4,7 @@
 pub mod ops;
 pub mod plan;
 pub mod sync;
+pub mod verify;
 pub mod work;
 
 use std::process::ExitCode;

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use bottlesync::config::{SyncArgs, SyncSettings, store_lease_length};
 use bottlesync_adapters::wiring::{LocationReader, open_store};
+use bottlesync_core::brew::publish::{MirrorScope, publish};
 use bottlesync_core::journal::JournalLedger;
 use bottlesync_core::model::location::Location;
 use bottlesync_core::plan::select::PlanRequest;
 use bottlesync_core::ports::ledger::Ledger;
-use bottlesync_core::run::publish::{MirrorScope, publish};
 use bottlesync_core::shutdown::ShutdownSignal;
 use bottlesync_core::store_lease::StoreLease;
 use bottlesync_core::{BottleJob, Error};

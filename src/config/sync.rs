@@ -21,7 +21,8 @@ pub struct SyncArgs {
     #[arg(long, env = "BOTTLESYNC_DEST")]
     pub dest: String,
 
-    /// Homebrew API base; the index is {api-url}/formula.json.
+    /// Homebrew API base: the index is {api-url}/formula.jws.json (else
+    /// formula.json), the per-tag files {api-url}/internal/packages.<tag>.jws.json.
     #[arg(
         long,
         env = "BOTTLESYNC_API_URL",

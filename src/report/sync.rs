@@ -1,7 +1,7 @@
 //! `bottlesync sync`'s output: the plan (`--dry-run`) and the summary, as
 //! text on stdout and as JSON for `--report`.
 
-use bottlesync_core::run::publish::PublishReport;
+use bottlesync_core::brew::publish::PublishReport;
 use std::path::Path;
 use std::time::Duration;
 

@@ -32,7 +32,9 @@ use tokio::task::JoinHandle;
 use bottlesync_core::error::{Error, Result};
 use bottlesync_core::model::digest::Sha256Digest;
 use bottlesync_core::model::key::ObjectKey;
-use bottlesync_core::ports::store::{BlobStore, Precondition, PutIf, Upload, VersionToken};
+use bottlesync_core::ports::store::{
+    BlobStore, ObjectRead, Precondition, PutIf, Upload, VersionToken,
+};
 use bottlesync_core::retry::RetryPolicy;
 
 /// The smallest part we send (S3's minimum is 5 MiB).
@@ -216,6 +218,47 @@ impl BlobStore for S3Store {
             .get_versioned(key, max_bytes)
             .await?
             .map(|(bytes, _)| bytes))
+    }
+
+    async fn open_read(&self, key: &ObjectKey) -> Result<Option<ObjectRead>> {
+        let full = self.full_key(key.as_str());
+        let response = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await
+        {
+            Ok(response) => response,
+            Err(e) => {
+                let service = e.into_service_error();
+                if service.is_no_such_key() {
+                    return Ok(None);
+                }
+                return Err(self.err(&format!("cannot get {key}"), service));
+            }
+        };
+        let size = response.content_length().unwrap_or(0).max(0) as u64;
+        let (location, shown) = (self.location(), key.to_string());
+        let body = futures::stream::unfold(Some(response.body), move |body| {
+            let (location, shown) = (location.clone(), shown.clone());
+            async move {
+                let mut body = body?;
+                match body.try_next().await {
+                    Ok(Some(chunk)) => Some((Ok(chunk), Some(body))),
+                    Ok(None) => None,
+                    Err(e) => Some((
+                        Err(Error::store(location, format!("reading {shown}: {e}"))),
+                        None,
+                    )),
+                }
+            }
+        });
+        Ok(Some(ObjectRead {
+            size,
+            body: Box::pin(body),
+        }))
     }
 
     async fn get_versioned(

@@ -11,14 +11,17 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
 
 use bottlesync_core::error::{Error, Result};
 use bottlesync_core::model::digest::Sha256Digest;
 use bottlesync_core::model::key::ObjectKey;
 use bottlesync_core::ports::store::{
-    BlobStore, INTERNAL_PREFIX, Precondition, PutIf, Upload, VersionToken,
+    BlobStore, INTERNAL_PREFIX, ObjectRead, Precondition, PutIf, Upload, VersionToken,
 };
+
+/// How much one read of a streamed object asks for.
+const READ_CHUNK: usize = 256 * 1024;
 
 /// Big enough that a 10 GB bottle is a few thousand write calls.
 const WRITE_BUFFER: usize = 1024 * 1024;
@@ -271,6 +274,43 @@ impl BlobStore for LocalStore {
             ))),
             Err(e) => Err(self.err(format!("cannot read {}: {e}", path.display()))),
         }
+    }
+
+    async fn open_read(&self, key: &ObjectKey) -> Result<Option<ObjectRead>> {
+        let path = self.path_of(key);
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.err(format!("cannot open {}: {e}", path.display()))),
+        };
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| self.err(format!("cannot read {}: {e}", path.display())))?
+            .len();
+        let location = self.location();
+        let body = futures::stream::unfold(Some(file), move |file| {
+            let (location, path) = (location.clone(), path.clone());
+            async move {
+                let mut file = file?;
+                let mut chunk = bytes::BytesMut::with_capacity(READ_CHUNK);
+                match file.read_buf(&mut chunk).await {
+                    Ok(0) => None,
+                    Ok(_) => Some((Ok(chunk.freeze()), Some(file))),
+                    Err(e) => Some((
+                        Err(Error::store(
+                            location,
+                            format!("cannot read {}: {e}", path.display()),
+                        )),
+                        None,
+                    )),
+                }
+            }
+        });
+        Ok(Some(ObjectRead {
+            size,
+            body: Box::pin(body),
+        }))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectKey>> {

@@ -3,6 +3,9 @@
 //! being written; nothing appears at its final key until `commit`.
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
 
 use crate::error::Result;
 use crate::model::digest::Sha256Digest;
@@ -89,6 +92,10 @@ pub trait BlobStore: Send + Sync + 'static {
 
     async fn delete(&self, keys: &[ObjectKey]) -> Result<()>;
 
+    /// Streams an object of any size (a bottle); `None` when it does not
+    /// exist.
+    async fn open_read(&self, key: &ObjectKey) -> Result<Option<ObjectRead>>;
+
     /// Makes `to` hold the same bytes as the committed object `from` (a
     /// verified bottle): the flat copy brew requests under `bottles/`.
     /// Idempotent: when `to` already holds an object of the same size it is
@@ -107,6 +114,19 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Returns how many were aborted.
     async fn abort_incomplete_uploads(&self, _key: &ObjectKey) -> Result<usize> {
         Ok(0)
+    }
+}
+
+/// An object's bytes, as a stream.
+pub struct ObjectRead {
+    pub size: u64,
+    pub body: BoxStream<'static, Result<Bytes>>,
+}
+
+impl ObjectRead {
+    /// The next chunk; `None` at the end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
+        self.body.next().await.transpose()
     }
 }
 

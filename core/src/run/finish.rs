@@ -172,8 +172,9 @@ async fn finish_steps(
         }
     }
     // After compaction: the API files name only what bottles_hash.json has.
-    let missing = match crate::run::publish::publish_staged(services.store.as_ref(), run_id).await {
-        Ok(Some(result)) => crate::run::publish::missing_labels(&result.missing),
+    let missing = match crate::brew::publish::publish_staged(services.store.as_ref(), run_id).await
+    {
+        Ok(Some(result)) => crate::brew::publish::missing_labels(&result.missing),
         Ok(None) => Vec::new(),
         Err(e) => {
             tracing::error!(run_id, error = %e, "publishing the API files failed: clients keep the ones published before; the next run publishes again");
