@@ -447,7 +447,7 @@ async fn bad_inputs_exit_2_and_change_nothing() {
     assert!(
         result
             .stderr
-            .contains("formula index http://127.0.0.1:9/api/formula.json"),
+            .contains("formula index http://127.0.0.1:9/api/formula.jws.json"),
         "{}",
         result.stderr
     );

@@ -10,12 +10,19 @@ use common::*;
 
 const BUCKET: &str = "mirror-bucket";
 
+/// The archive view (dated bottles, the hash file); the brew view under
+/// `bottles/` and `api/` and the bookkeeping are left out.
 async fn objects(s3: &aws_sdk_s3::Client) -> BTreeSet<String> {
     let listed = s3.list_objects_v2().bucket(BUCKET).send().await.unwrap();
     listed
         .contents()
         .iter()
         .filter_map(|o| o.key().map(String::from))
+        .filter(|key| {
+            ["/.bottlesync/", "/bottles/", "/api/"]
+                .iter()
+                .all(|dir| !key.contains(dir))
+        })
         .collect()
 }
 

@@ -132,11 +132,17 @@ pub fn files_below(root: &Path) -> BTreeSet<String> {
     out
 }
 
-/// Mirror files (bottles and the hash file), leaving out `.bottlesync/`.
+/// The archive view of a mirror (dated bottles and the hash file), leaving
+/// out `.bottlesync/` and the brew view under `bottles/` and `api/`
+/// (`tests/brew_mirror.rs` checks that one as brew uses it).
 pub fn mirror_files(root: &Path) -> BTreeSet<String> {
     files_below(root)
         .into_iter()
-        .filter(|f| !f.starts_with(".bottlesync/"))
+        .filter(|f| {
+            [".bottlesync/", "bottles/", "api/"]
+                .iter()
+                .all(|dir| !f.starts_with(dir))
+        })
         .collect()
 }
 

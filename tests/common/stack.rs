@@ -274,8 +274,10 @@ impl Stack {
         .unwrap()
     }
 
-    /// The mirror's objects: everything in the bucket but the fleet's own
-    /// records under `<prefix>/.bottlesync/` (run manifests).
+    /// The mirror's archive view: the dated folders and
+    /// `bottles_hash.json`, leaving out the fleet's own records under
+    /// `<prefix>/.bottlesync/` and the brew view under `bottles/` and `api/`
+    /// (`tests/brew_mirror.rs` checks that one as brew uses it).
     pub async fn objects(&self) -> BTreeSet<String> {
         let listed = self
             .moto
@@ -289,7 +291,11 @@ impl Stack {
             .contents()
             .iter()
             .filter_map(|o| o.key().map(String::from))
-            .filter(|key| !key.starts_with(&format!("{PREFIX}/.bottlesync/")))
+            .filter(|key| {
+                [".bottlesync/", "bottles/", "api/"]
+                    .iter()
+                    .all(|dir| !key.starts_with(&format!("{PREFIX}/{dir}")))
+            })
             .collect()
     }
 

@@ -178,7 +178,7 @@ impl PackagesFile {
             requested,
             with_deps,
             |name| self.formulae.get(name),
-            |entry| &entry.dependencies,
+            |entry| entry.dependencies.clone(),
             missing,
         )
     }
@@ -191,7 +191,7 @@ pub fn dependency_closure<'a, T>(
     requested: &[String],
     with_deps: bool,
     lookup: impl Fn(&str) -> Option<&'a T>,
-    dependencies: impl Fn(&'a T) -> &'a [String],
+    dependencies: impl Fn(&'a T) -> Vec<String>,
     missing: &mut Vec<String>,
 ) -> Vec<&'a T> {
     let mut out = Vec::new();
@@ -208,7 +208,7 @@ pub fn dependency_closure<'a, T>(
             continue;
         };
         if with_deps {
-            queue.extend(dependencies(formula).iter().cloned());
+            queue.extend(dependencies(formula));
         }
         out.push(formula);
     }

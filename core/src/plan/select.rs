@@ -137,6 +137,12 @@ pub fn plan_for_clients(
     };
     let wanted = wanted_formulae(index, request, &mut plan.missing_dependencies)?;
     let registry_root = registry_root(index);
+    // `FormulaIndex::get` scans; per-tag planning looks up every entry.
+    let by_name: HashMap<&str, &Formula> = index
+        .formulae
+        .iter()
+        .map(|f| (f.name.as_str(), f))
+        .collect();
     let mut seen = HashSet::new();
     let mut considered = HashSet::new();
     let mut disabled = BTreeSet::new();
@@ -144,7 +150,7 @@ pub fn plan_for_clients(
         let bottles = match clients.get(client) {
             Some(file) => client_file_bottles(
                 file,
-                index,
+                &by_name,
                 request,
                 &registry_root,
                 &mut plan.missing_dependencies,
@@ -222,13 +228,32 @@ struct CandidateBottle {
 /// clients on that tag request.
 fn client_file_bottles(
     file: &PackagesFile,
-    index: &FormulaIndex,
+    index: &HashMap<&str, &Formula>,
     request: &PlanRequest,
     registry_root: &str,
     missing: &mut Vec<String>,
     disagreements: &mut Vec<String>,
 ) -> Vec<(Candidate, Option<CandidateBottle>)> {
-    let entries = file.closure(&request.formulae, request.with_deps, missing);
+    // The dependencies are the per-tag file's runtime ones, plus the
+    // index's where it lists more (the two may come from different builds:
+    // an extra bottle costs less than a client falling back upstream).
+    let entries = if request.formulae.is_empty() {
+        file.closure(&[], false, missing)
+    } else {
+        dependency_closure(
+            &request.formulae,
+            request.with_deps,
+            |name| file.formulae.get(name),
+            |entry| {
+                let mut all = entry.dependencies.clone();
+                if let Some(formula) = index.get(entry.name.as_str()) {
+                    all.extend(formula.dependencies.iter().cloned());
+                }
+                all
+            },
+            missing,
+        )
+    };
     // A requested formula the file lacks is not a dependency gone missing.
     missing.retain(|name| !request.formulae.contains(name));
     let mut out = Vec::with_capacity(entries.len());
@@ -238,11 +263,13 @@ fn client_file_bottles(
             version: entry.version.clone(),
             revision: entry.revision,
             rebuild: entry.rebuild,
-            disabled: entry.disabled,
+            // Disabled when either file says so (per-tag entries may leave
+            // the flag out).
+            disabled: entry.disabled || index.get(entry.name.as_str()).is_some_and(|f| f.disabled),
         };
         let bottle = entry.bottle.as_ref().map(|bottle| {
             let listed = index
-                .get(&entry.name)
+                .get(entry.name.as_str())
                 .and_then(|formula| formula.bottle(&bottle.tag));
             let url = match listed {
                 Some(listed) if listed.sha256 == bottle.sha256 => listed.url.clone(),
@@ -362,7 +389,7 @@ fn wanted_formulae<'a>(
         &request.formulae,
         request.with_deps,
         |name| index.get(name),
-        |formula| &formula.dependencies,
+        |formula| formula.dependencies.clone(),
         missing,
     ))
 }
@@ -539,5 +566,98 @@ mod tests {
         .unwrap();
         assert!(plan.jobs.is_empty());
         assert_eq!(plan.unavailable[0].formula, "x");
+    }
+
+    fn packages(tag: &str, formulae: serde_json::Value) -> (Tag, PackagesFile) {
+        let tag = Tag::parse(tag).unwrap();
+        let payload = serde_json::json!({"formulae": formulae}).to_string();
+        let bytes = serde_json::to_vec(&serde_json::json!({"payload": payload})).unwrap();
+        (tag.clone(), PackagesFile::parse(&tag, bytes).unwrap())
+    }
+
+    /// A tag with a per-tag file gets exactly the bottles it names (its
+    /// fallback `bottle_tag`, its digest even where formula.json lists
+    /// another, a registry URL built for a digest formula.json lacks); a
+    /// tag without one is planned from the index as before.
+    #[test]
+    fn a_per_tag_file_decides_its_tags_bottles() {
+        let wget = formula("wget", &["arm64_tahoe", "arm64_sequoia", "tahoe"], &[]);
+        let idx = index(vec![wget.clone()]);
+        let newer = "e".repeat(64);
+        let (tag, file) = packages(
+            "arm64_tahoe",
+            serde_json::json!({
+                "wget": {"stable_version": "1.1", "revision": 1, "bottle_rebuild": 2,
+                         "bottle_checksum": newer, "bottle_tag": "arm64_sequoia"}
+            }),
+        );
+        let clients = BTreeMap::from([(tag, file)]);
+        let plan = plan_for_clients(
+            &idx,
+            &clients,
+            &request("arm64_tahoe,tahoe"),
+            &HashSet::new(),
+            &HashSet::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            keys(&plan),
+            [
+                "2026-11-29/wget-1.0.tahoe.bottle.tar.gz",
+                "2026-11-29/wget-1.1_1.arm64_sequoia.bottle.2.tar.gz",
+            ]
+        );
+        let from_file = plan.jobs.iter().find(|j| j.version == "1.1").unwrap();
+        assert_eq!(from_file.sha256.as_str(), newer);
+        assert_eq!(
+            from_file.url.as_str(),
+            format!("https://ghcr.io/v2/homebrew/core/wget/blobs/sha256:{newer}")
+        );
+        assert_eq!(plan.disagreements.len(), 1, "{:?}", plan.disagreements);
+        // Where both agree, the index's own URL is kept.
+        let tahoe = wget.bottle(&Tag::parse("tahoe").unwrap()).unwrap();
+        let from_index = plan.jobs.iter().find(|j| j.version == "1.0").unwrap();
+        assert_eq!(from_index.url, tahoe.url);
+    }
+
+    /// `--formula` with `--with-deps` over a per-tag file: its runtime
+    /// `stable_dependencies`, a formula disabled in the index stays out.
+    #[test]
+    fn a_per_tag_closure_uses_its_runtime_dependencies() {
+        let mut old = formula("old", &["arm64_tahoe"], &[]);
+        old.disabled = true;
+        let idx = index(vec![
+            formula("app", &["arm64_tahoe"], &[]),
+            formula("lib", &["arm64_tahoe"], &[]),
+            formula("tool", &["arm64_tahoe"], &[]),
+            old,
+        ]);
+        let bottle = |f: &Formula| f.bottles[0].sha256.to_string();
+        let (tag, file) = packages(
+            "arm64_tahoe",
+            serde_json::json!({
+                "app": {"stable_version": "1.0", "bottle_checksum": bottle(&idx.formulae[0]),
+                        "stable_dependencies": ["lib", {"tool": "build"}, "old"]},
+                "lib": {"stable_version": "1.0", "bottle_checksum": bottle(&idx.formulae[1])},
+                "tool": {"stable_version": "1.0", "bottle_checksum": bottle(&idx.formulae[2])},
+                "old": {"stable_version": "1.0", "bottle_checksum": bottle(&idx.formulae[3])}
+            }),
+        );
+        let mut req = request("arm64_tahoe");
+        req.formulae = vec!["app".into()];
+        req.with_deps = true;
+        let plan = plan_for_clients(
+            &idx,
+            &BTreeMap::from([(tag, file)]),
+            &req,
+            &HashSet::new(),
+            &HashSet::new(),
+        )
+        .unwrap();
+        let mut names: Vec<&str> = plan.jobs.iter().map(|j| j.name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["app", "lib"]);
+        assert_eq!(plan.skipped_disabled, ["old"]);
+        assert!(plan.disagreements.is_empty());
     }
 }

@@ -6,8 +6,11 @@
 //!   production-like timeouts;
 //! - [`aws_counter`]: a counting reverse proxy in front of moto (requests by
 //!   API), which in its lossy mode injects [`aws_faults`]: writes whose
-//!   answer is lost after they landed, answers held past the SDK's timeouts.
+//!   answer is lost after they landed, answers held past the SDK's timeouts;
+//! - [`s3_mirror`]: a mirror in S3 read by request path, for the brew
+//!   client replay.
 
 pub mod aws_counter;
 pub mod aws_faults;
 pub mod moto;
+pub mod s3_mirror;

@@ -1,0 +1,348 @@
+//! A mirror brew installs from (issue 11), end to end: `bottlesync sync`
+//! into a directory and into S3 (moto), then brew 6.0's own requests
+//! replayed against what it wrote (`bottlesync_loadtest::brew_client`),
+//! for a catalogue with `openssl@3`, `gtk+3`, a revision and a rebuild, a
+//! fallback to an older macOS, an `all` bottle and a Linux-only formula.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use bottlesync_aws_harness::s3_mirror::S3Mirror;
+use bottlesync_loadtest::brew_client::{DirectoryMirror, MirrorReader, replay_install};
+use bottlesync_loadtest::{Catalog, Fault, StandIn, StandInConfig};
+use common::stack::{BUCKET, PREFIX, Stack};
+use common::*;
+
+/// Apple silicon and Intel on the newest macOS, and Linux: `old-tool` falls
+/// back to sequoia on both macOS tags, `linux-only` has a bottle only for
+/// Linux, `ca-certificates` is one `all` bottle for every tag.
+const TAGS: [&str; 3] = ["arm64_tahoe", "tahoe", "x86_64_linux"];
+const SYNC_BUCKET: &str = "brew-mirror";
+
+async fn standin(catalog: Catalog) -> StandIn {
+    StandIn::start(StandInConfig::new(catalog)).await.unwrap()
+}
+
+fn names(standin: &StandIn) -> Vec<String> {
+    standin
+        .catalog()
+        .formulae()
+        .iter()
+        .map(|f| f.name.clone())
+        .collect()
+}
+
+fn sync(standin: &StandIn, dest: &str) -> std::process::Command {
+    let mut cmd = bottlesync();
+    cmd.args(sync_args(standin, dest))
+        .args(["--tags", &TAGS.join(",")]);
+    cmd
+}
+
+fn verify(dest: &str) -> std::process::Command {
+    let mut cmd = bottlesync();
+    cmd.args(["verify", "--dest", dest]);
+    cmd
+}
+
+/// brew install of every formula, on every tag: complete, and the API file
+/// it read is upstream's, byte for byte.
+async fn assert_brew_installs_everything(mirror: &dyn MirrorReader, standin: &StandIn) {
+    let names = names(standin);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    for tag in TAGS {
+        let report = replay_install(mirror, tag, &names).await.unwrap();
+        assert!(report.is_complete(), "{tag}: {report}");
+        assert_eq!(
+            report.api_file,
+            standin.packages_file(tag),
+            "{tag}: the API file is upstream's, byte for byte"
+        );
+        let bottles = report.formulae.iter().filter(|f| f.bottle.is_some()).count();
+        assert!(bottles >= 5, "{tag}: only {bottles} bottles replayed");
+    }
+}
+
+async fn upstream(standin: &StandIn, path: &str) -> Vec<u8> {
+    reqwest::get(format!("{}/{path}", standin.api_url()))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec()
+}
+
+/// The per-tag file and formula.jws.json were each fetched once.
+fn assert_api_files_fetched_once(standin: &StandIn) {
+    let stats = standin.stats();
+    for tag in TAGS {
+        let path = format!("/api/internal/packages.{tag}.jws.json");
+        assert_eq!(stats.path(&path), 1, "{path}: {:?}", stats.paths);
+    }
+    assert_eq!(stats.path("/api/formula.jws.json"), 1, "{:?}", stats.paths);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synced_directory_is_a_mirror_brew_installs_from() {
+    let standin = standin(Catalog::brew_mirror()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().to_str().unwrap();
+    run(sync(&standin, dest)).await.assert_code(0);
+
+    assert_brew_installs_everything(&DirectoryMirror(dir.path().into()), &standin).await;
+    assert_api_files_fetched_once(&standin);
+    assert_eq!(
+        std::fs::read(dir.path().join("api/formula.jws.json")).unwrap(),
+        upstream(&standin, "formula.jws.json").await,
+        "formula.jws.json for older clients, byte for byte"
+    );
+    // Every flat bottle is the dated file itself (a hard link: no extra
+    // bytes), under a name with a literal `@` or `+`.
+    let flat: Vec<String> = files_below(dir.path())
+        .into_iter()
+        .filter(|f| f.starts_with("bottles/") && f.ends_with(".tar.gz"))
+        .collect();
+    let dated: Vec<String> = files_below(dir.path())
+        .into_iter()
+        .filter(|f| f.starts_with(&format!("{DATE}/")))
+        .collect();
+    assert_eq!(flat.len(), dated.len(), "{flat:?}\n{dated:?}");
+    assert!(flat.iter().any(|f| f.contains("openssl@3-")), "{flat:?}");
+    assert!(flat.iter().any(|f| f.contains("gtk+3-")), "{flat:?}");
+    for file in &flat {
+        let name = file.strip_prefix("bottles/").unwrap();
+        let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        assert_eq!(
+            inode(&dir.path().join(file)),
+            inode(&dir.path().join(DATE).join(name)),
+            "{file} is a hard link of {DATE}/{name}"
+        );
+    }
+    run(verify(dest)).await.assert_code(0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synced_s3_prefix_is_a_mirror_brew_installs_from() {
+    let moto = Moto::start().await;
+    let s3 = moto.s3();
+    s3.create_bucket().bucket(SYNC_BUCKET).send().await.unwrap();
+    let standin = standin(Catalog::brew_mirror()).await;
+    let dest = format!("s3://{SYNC_BUCKET}/mirror");
+    let mut cmd = sync(&standin, &dest);
+    moto.apply(&mut cmd);
+    run(cmd).await.assert_code(0);
+
+    let mirror = S3Mirror::new(s3.clone(), SYNC_BUCKET, "mirror");
+    assert_brew_installs_everything(&mirror, &standin).await;
+    assert_api_files_fetched_once(&standin);
+    // What a server (or CloudFront) hands clients: the right types, never
+    // a Content-Encoding on a bottle.
+    let head = |key: String| {
+        let s3 = s3.clone();
+        async move {
+            s3.head_object()
+                .bucket(SYNC_BUCKET)
+                .key(&key)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{key}: {e:?}"))
+        }
+    };
+    let openssl = standin.bottle("openssl@3", "arm64_tahoe").unwrap();
+    let bottle = head(format!("mirror/bottles/{}", openssl.mirror_file_name)).await;
+    assert_eq!(bottle.content_type(), Some("application/gzip"));
+    assert_eq!(bottle.content_encoding(), None);
+    let api = head("mirror/api/internal/packages.arm64_tahoe.jws.json".into()).await;
+    assert_eq!(api.content_type(), Some("application/json"));
+    let manifest = head("mirror/bottles/openssl/3/manifests/3.6.0".into()).await;
+    assert_eq!(
+        manifest.content_type(),
+        Some("application/vnd.oci.image.index.v1+json")
+    );
+    let mut cmd = verify(&dest);
+    moto.apply(&mut cmd);
+    run(cmd).await.assert_code(0);
+}
+
+/// A version bump upstream: the old flat file stays (clients that have not
+/// updated still fetch it), the new one appears, and the API file names
+/// the new version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_bump_adds_the_new_bottle_and_keeps_the_old() {
+    let before = standin(Catalog::brew_mirror()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().to_str().unwrap();
+    run(sync(&before, dest)).await.assert_code(0);
+    let old = before.bottle("wget", "arm64_tahoe").unwrap();
+
+    let after = standin(Catalog::brew_mirror().with_version("wget", "1.26.0")).await;
+    let second = run(sync(&after, dest)).await;
+    second.assert_code(0);
+    let new = after.bottle("wget", "arm64_tahoe").unwrap();
+    assert_ne!(old.sha256, new.sha256);
+    for bottle in [&old, &new] {
+        let path = dir.path().join("bottles").join(&bottle.mirror_file_name);
+        assert_eq!(sha256_file(&path), bottle.sha256, "{}", path.display());
+    }
+    assert_brew_installs_everything(&DirectoryMirror(dir.path().into()), &after).await;
+    run(verify(dest)).await.assert_code(0);
+}
+
+/// A bottle whose bytes are wrong upstream is stored nowhere; the API
+/// files are still published (every other bottle is good), and both the
+/// summary and `verify` name the one bottle clients will fetch upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_bottle_is_stored_nowhere_and_named_by_the_summary_and_verify() {
+    let standin = standin(Catalog::brew_mirror()).await;
+    let corrupt = standin.bottle("gtk+3", "arm64_tahoe").unwrap();
+    standin.set_fault(&corrupt.sha256, Fault::Corrupt);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().to_str().unwrap();
+    let report_path = dir.path().join("report.json");
+    let mut cmd = sync(&standin, dest);
+    cmd.args(["--report", report_path.to_str().unwrap()]);
+    let first = run(cmd).await;
+    first.assert_code(1);
+    assert!(
+        first
+            .stdout
+            .contains(&format!("missing from mirror (brew fetches it upstream): {}", corrupt.mirror_file_name)),
+        "{}",
+        first.all_output()
+    );
+    let report = read_report(&report_path);
+    let missing = report["missing_from_mirror"].as_array().unwrap();
+    assert_eq!(missing.len(), 1, "{report}");
+    assert_eq!(missing[0]["sha256"], corrupt.sha256.as_str());
+    let stored: Vec<String> = files_below(dir.path())
+        .into_iter()
+        .filter(|f| f.ends_with(&corrupt.mirror_file_name))
+        .collect();
+    assert!(stored.is_empty(), "stored: {stored:?}");
+    assert_eq!(
+        std::fs::read(dir.path().join("api/internal/packages.arm64_tahoe.jws.json")).ok(),
+        standin.packages_file("arm64_tahoe"),
+        "published anyway"
+    );
+
+    let checked = run(verify(dest)).await;
+    checked.assert_code(1);
+    assert!(
+        checked.stdout.contains(&corrupt.mirror_file_name)
+            && checked.stdout.contains("missing from bottles/")
+            && checked.stdout.contains("INCOMPLETE"),
+        "{}",
+        checked.all_output()
+    );
+    let mut json = verify(dest);
+    json.arg("--json");
+    let json = run(json).await;
+    json.assert_code(1);
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let findings = json["tags"]["arm64_tahoe"]["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{json}");
+    assert_eq!(findings[0]["problem"], "missing");
+    assert!(json["tags"]["tahoe"]["findings"].as_array().unwrap().is_empty(), "{json}");
+}
+
+/// A tag upstream has no per-tag file for is planned from the index and
+/// gets no API file, and the run says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_without_a_per_tag_file_is_planned_from_the_index_and_not_published() {
+    let standin = standin(Catalog::brew_mirror()).await;
+    standin.set_packages_tags(Some(vec!["arm64_tahoe".into(), "x86_64_linux".into()]));
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().to_str().unwrap();
+    let first = run(sync(&standin, dest)).await;
+    first.assert_code(0);
+    assert!(
+        first.all_output().contains("packages.tahoe.jws.json does not exist"),
+        "{}",
+        first.all_output()
+    );
+    assert!(!dir.path().join("api/internal/packages.tahoe.jws.json").exists());
+    // Its bottles are mirrored all the same (from formula.json's fallbacks).
+    let old_tool = standin.bottle("old-tool", "sequoia").unwrap();
+    assert_eq!(
+        sha256_file(&dir.path().join("bottles").join(&old_tool.mirror_file_name)),
+        old_tool.sha256
+    );
+    run(verify(dest)).await.assert_code(0);
+}
+
+/// `--formula gtk+3 --with-deps`: the closure from the per-tag file's
+/// runtime `stable_dependencies` (not the build-only `pkgconf`), and
+/// `verify` checks that scope only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_formula_closure_follows_runtime_dependencies_and_verify_checks_that_scope() {
+    let standin = standin(Catalog::brew_mirror()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().to_str().unwrap();
+    let mut cmd = sync(&standin, dest);
+    cmd.args(["--formula", "gtk+3", "--with-deps"]);
+    run(cmd).await.assert_code(0);
+    let flat: Vec<String> = files_below(&dir.path().join("bottles"))
+        .into_iter()
+        .filter(|f| f.ends_with(".tar.gz"))
+        .collect();
+    assert!(flat.iter().any(|f| f.starts_with("libsigc++-3.6.0_2.")), "{flat:?}");
+    assert!(flat.iter().any(|f| f.starts_with("ca-certificates-")), "{flat:?}");
+    assert!(!flat.iter().any(|f| f.starts_with("pkgconf-")), "{flat:?}");
+    assert!(!flat.iter().any(|f| f.starts_with("wget-")), "{flat:?}");
+    let report = replay_install(&DirectoryMirror(dir.path().into()), "arm64_tahoe", &["gtk+3"])
+        .await
+        .unwrap();
+    assert!(report.is_complete(), "{report}");
+    run(verify(dest)).await.assert_code(0);
+}
+
+/// The fleet (plan, then `work --drain` workers on moto) publishes the same
+/// brew view: workers put the flat copy at commit, the planner stores the
+/// manifests and stages the API files, the finisher publishes them after
+/// compaction, and its summary names the one bottle that failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_run_publishes_the_same_brew_view_and_names_what_it_lacks() {
+    let stack = Stack::start(Catalog::brew_mirror()).await;
+    let corrupt = stack.standin.bottle("gtk+3", "arm64_tahoe").unwrap();
+    stack.standin.set_fault(&corrupt.sha256, Fault::Corrupt);
+    let tags = TAGS.join(",");
+    let env = [("BOTTLESYNC_TAGS", tags.as_str())];
+    run(stack.command_with(&["plan", "--date", DATE], &env))
+        .await
+        .assert_code(0);
+    let workers = (0..2)
+        .map(|_| stack.spawn_worker(&["--concurrency", "3"]))
+        .collect();
+    for worker in Stack::wait_all(workers).await {
+        worker.assert_code(0);
+    }
+
+    let mirror = S3Mirror::new(stack.moto.s3(), BUCKET, PREFIX);
+    let names = names(&stack.standin);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    for tag in TAGS {
+        let report = replay_install(&mirror, tag, &names).await.unwrap();
+        assert_eq!(report.api_file, stack.standin.packages_file(tag), "{tag}");
+        let problems = report.problems();
+        if tag == "arm64_tahoe" {
+            assert_eq!(problems, [("gtk+3".to_string(), "missing")], "{report}");
+        } else {
+            assert!(report.is_complete(), "{tag}: {report}");
+        }
+    }
+    let titles = stack.webhook.titles();
+    assert_eq!(titles.len(), 2, "{titles:?}");
+    let summary = stack.webhook.messages()[1]["text"].as_str().unwrap().to_string();
+    assert!(
+        summary.contains("Missing from mirror: 1") && summary.contains(&corrupt.mirror_file_name),
+        "{summary}"
+    );
+    let mut verify = stack.command(&["verify", "--dest", &format!("s3://{BUCKET}/{PREFIX}")]);
+    verify.env_remove("BOTTLESYNC_DEST");
+    let checked = run(verify).await;
+    checked.assert_code(1);
+    assert!(checked.stdout.contains(&corrupt.mirror_file_name), "{}", checked.all_output());
+}
