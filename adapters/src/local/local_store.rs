@@ -443,6 +443,7 @@ fn content_version(bytes: &[u8]) -> VersionToken {
 }
 
 /// What `link_or_copy` left at its temp path.
+#[derive(Debug)]
 enum Linked {
     /// Nothing: the target already holds the source (same inode) or a file
     /// of the same size.
@@ -570,4 +571,48 @@ pub async fn read_at_most(path: &Path, max_bytes: u64) -> std::io::Result<Option
         .read_to_end(&mut bytes)
         .await?;
     Ok((bytes.len() as u64 <= max_bytes).then_some(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// Across filesystems (tmpfs `/dev/shm` and the temp dir here) `link(2)`
+    /// fails with EXDEV: the flat copy falls back to a full, separate copy,
+    /// and a target of the same size is then left alone.
+    #[test]
+    fn a_flat_copy_across_filesystems_is_a_full_copy() {
+        let Ok(other_fs) = tempfile::tempdir_in("/dev/shm") else {
+            eprintln!("skipped: no /dev/shm");
+            return;
+        };
+        let here = tempfile::tempdir().unwrap();
+        let dev = |p: &Path| std::fs::metadata(p).unwrap().dev();
+        if dev(other_fs.path()) == dev(here.path()) {
+            eprintln!("skipped: /dev/shm and the temp dir are one filesystem");
+            return;
+        }
+        let source = other_fs
+            .path()
+            .join("wget--1.25.0.arm64_tahoe.bottle.tar.gz");
+        let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&source, &bytes).unwrap();
+        let target = here.path().join("wget-1.25.0.arm64_tahoe.bottle.tar.gz");
+        let temp = here.path().join("wget.part");
+
+        match link_or_copy(&source, &target, &temp).unwrap() {
+            Linked::Copied(reason) => assert_eq!(reason.kind(), ErrorKind::CrossesDevices),
+            other => panic!("expected a full copy, got {other:?}"),
+        }
+        assert!(std::fs::read(&temp).unwrap() == bytes, "the copy differs");
+        assert_ne!(dev(&temp), dev(&source));
+
+        std::fs::rename(&temp, &target).unwrap();
+        assert!(matches!(
+            link_or_copy(&source, &target, &temp).unwrap(),
+            Linked::AlreadyThere
+        ));
+        assert!(!temp.exists());
+    }
 }
