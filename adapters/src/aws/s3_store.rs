@@ -12,6 +12,12 @@
 //! Small objects that several writers read-modify-write go through
 //! `get_versioned` / `put_if`: `If-Match: <ETag>` to replace,
 //! `If-None-Match: *` to create.
+//!
+//! Every object is written with the `Content-Type` of its key
+//! (`layout::content_type`) and no `Content-Encoding`: brew checks the
+//! sha256 of the bytes as served. A flat copy (`put_flat_copy`) is made by
+//! S3 itself (`CopyObject`, or `UploadPartCopy` parts above 5 GiB): no
+//! bytes pass through the process.
 
 use std::time::Duration;
 
@@ -19,19 +25,22 @@ use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart, Delete,
-    ObjectIdentifier,
+    MetadataDirective, ObjectIdentifier,
 };
 use base64::Engine;
 use bytes::Bytes;
 use crc_fast::{CrcAlgorithm, Digest as CrcDigest};
+use futures::{StreamExt, TryStreamExt};
 use tokio::task::JoinHandle;
 
 use bottlesync_core::error::{Error, Result};
 use bottlesync_core::model::digest::Sha256Digest;
 use bottlesync_core::model::key::ObjectKey;
+use bottlesync_core::model::layout::content_type;
 use bottlesync_core::ports::store::{
     BlobStore, ObjectRead, Precondition, PutIf, Upload, VersionToken,
 };
@@ -43,6 +52,17 @@ pub const MIN_PART_SIZE: usize = 8 * 1024 * 1024;
 /// somewhat low still fits, and grow the part size if it was far too low.
 const PLANNED_PARTS: u64 = 9_000;
 const PARTS_PER_SIZE_STEP: i32 = 1_000;
+
+/// The largest object one `CopyObject` may copy (S3's limit): larger flat
+/// copies are multipart copies.
+pub const COPY_OBJECT_MAX: u64 = 5 * 1024 * 1024 * 1024;
+/// The part size of a multipart copy (grown to fit S3's 10,000 parts).
+pub const COPY_PART_SIZE: u64 = 512 * 1024 * 1024;
+/// S3's limit on the parts of one multipart upload.
+const MAX_PARTS: u64 = 10_000;
+/// `UploadPartCopy` requests of one copy in flight at once: S3 moves the
+/// bytes, so this bounds only the waiting.
+const COPY_PARTS_IN_FLIGHT: usize = 4;
 
 /// Retries of one part (or one single-request put) after a transient S3
 /// error, on top of the SDK's own quick retries, before the bottle fails.
@@ -81,6 +101,59 @@ fn is_transient<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> b
     }
 }
 
+/// Sends an S3 request again after transient errors, logging each retry
+/// with the operation and the key, as a part of an upload is; the last
+/// error is returned when the retries run out.
+async fn with_retries<T, E, F, Fut>(
+    operation: &str,
+    key: &str,
+    mut send: F,
+) -> std::result::Result<T, SdkError<E, HttpResponse>>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
+{
+    let mut delays = part_retry().delays();
+    let mut attempt = 1;
+    loop {
+        match send().await {
+            Err(e) if is_transient(&e) => match delays.next() {
+                Some(wait) => {
+                    tracing::warn!(
+                        operation,
+                        key,
+                        attempt,
+                        wait_ms = wait.as_millis() as u64,
+                        error = %DisplayErrorContext(&e),
+                        "S3 request failed: sending it again"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                None => return Err(e),
+            },
+            answer => return answer,
+        }
+    }
+}
+
+/// `x-amz-copy-source`: `bucket/key`, the key URL-encoded (S3 decodes it;
+/// a literal `+` would read as a space), `/` kept.
+fn copy_source(bucket: &str, key: &str) -> String {
+    let mut encoded = String::with_capacity(bucket.len() + key.len() + 8);
+    encoded.push_str(bucket);
+    encoded.push('/');
+    for byte in key.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~' | b'/') {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
 fn http_status<E>(error: &SdkError<E, HttpResponse>) -> Option<u16> {
     error.raw_response().map(|r| r.status().as_u16())
 }
@@ -112,6 +185,10 @@ pub struct S3Store {
     /// Empty, or `a/b` (no leading or trailing `/`).
     prefix: String,
     min_part_size: usize,
+    /// Flat copies larger than this are multipart copies.
+    copy_threshold: u64,
+    /// The part size of a multipart copy (at least size / 10,000).
+    copy_part_size: u64,
 }
 
 impl S3Store {
@@ -121,7 +198,18 @@ impl S3Store {
             bucket: bucket.to_string(),
             prefix: prefix.trim_matches('/').to_string(),
             min_part_size: MIN_PART_SIZE,
+            copy_threshold: COPY_OBJECT_MAX,
+            copy_part_size: COPY_PART_SIZE,
         }
+    }
+
+    /// Flat copies above `threshold` bytes (at most S3's 5 GiB) go as
+    /// multipart copies of `part_size` parts: small values let a test take
+    /// that path with small objects.
+    pub fn with_copy_limits(mut self, threshold: u64, part_size: u64) -> Self {
+        self.copy_threshold = threshold.min(COPY_OBJECT_MAX);
+        self.copy_part_size = part_size.max(1);
+        self
     }
 
     /// Smaller parts, for tests against servers with a lowered minimum.
@@ -148,6 +236,220 @@ impl S3Store {
     fn part_size_for(&self, size_hint: u64) -> usize {
         let by_size = (size_hint.saturating_mul(5) / 4).div_ceil(PLANNED_PARTS);
         (by_size as usize).max(self.min_part_size)
+    }
+
+    /// `HeadObject` of `key` (retried like a part); `None` when it does not
+    /// exist.
+    async fn head(&self, key: &ObjectKey, purpose: &str) -> Result<Option<HeadObjectOutput>> {
+        let full = self.full_key(key.as_str());
+        let answer = with_retries("HeadObject", &full, || {
+            self.client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(&full)
+                .send()
+        })
+        .await;
+        match answer {
+            Ok(head) => Ok(Some(head)),
+            Err(SdkError::ServiceError(e)) if e.err().is_not_found() => Ok(None),
+            Err(e) => Err(self.err(&format!("{purpose}: HeadObject of {key} failed"), e)),
+        }
+    }
+
+    /// One `CopyObject` (objects up to 5 GiB), replacing the metadata so
+    /// the copy gets the content type of its own key.
+    async fn copy_whole(
+        &self,
+        source: &HeadObjectOutput,
+        from: &ObjectKey,
+        to: &ObjectKey,
+        purpose: &str,
+    ) -> Result<()> {
+        let target = self.full_key(to.as_str());
+        let copy_from = copy_source(&self.bucket, &self.full_key(from.as_str()));
+        with_retries("CopyObject", &target, || {
+            self.client
+                .copy_object()
+                .bucket(&self.bucket)
+                .key(&target)
+                .copy_source(&copy_from)
+                .metadata_directive(MetadataDirective::Replace)
+                .content_type(content_type(to))
+                .set_metadata(source.metadata().cloned())
+                .send()
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| self.err(&format!("{purpose}: CopyObject failed"), e))
+    }
+
+    /// A multipart copy: `CreateMultipartUpload`, `UploadPartCopy` of byte
+    /// ranges (a few at once), `CompleteMultipartUpload`; aborted on any
+    /// error (and, best effort, when the caller is cancelled).
+    async fn copy_multipart(
+        &self,
+        source: &HeadObjectOutput,
+        size: u64,
+        from: &ObjectKey,
+        to: &ObjectKey,
+        purpose: &str,
+    ) -> Result<()> {
+        let target = self.full_key(to.as_str());
+        let copy_from = copy_source(&self.bucket, &self.full_key(from.as_str()));
+        let part_size = self.copy_part_size.max(size.div_ceil(MAX_PARTS));
+        let parts = size.div_ceil(part_size);
+        let created = with_retries("CreateMultipartUpload", &target, || {
+            self.client
+                .create_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&target)
+                .content_type(content_type(to))
+                .set_metadata(source.metadata().cloned())
+                .send()
+        })
+        .await
+        .map_err(|e| self.err(&format!("{purpose}: CreateMultipartUpload failed"), e))?;
+        let Some(upload_id) = created.upload_id().map(str::to_string) else {
+            return Err(Error::store(
+                self.location(),
+                format!("{purpose}: CreateMultipartUpload returned no upload id"),
+            ));
+        };
+        tracing::debug!(from = %from, to = %to, size, parts, part_size, "multipart copy");
+        let mut guard = AbortOnDrop {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: target.clone(),
+            upload_id: Some(upload_id.clone()),
+        };
+        let copied = async {
+            let completed: Vec<CompletedPart> = futures::stream::iter(0..parts)
+                .map(|n| {
+                    let (target, copy_from, upload_id) = (&target, &copy_from, &upload_id);
+                    async move {
+                        let first = n * part_size;
+                        let last = (first + part_size).min(size) - 1;
+                        let part_number = n as i32 + 1;
+                        let copied = with_retries("UploadPartCopy", target, || {
+                            self.client
+                                .upload_part_copy()
+                                .bucket(&self.bucket)
+                                .key(target)
+                                .upload_id(upload_id)
+                                .part_number(part_number)
+                                .copy_source(copy_from)
+                                .copy_source_range(format!("bytes={first}-{last}"))
+                                .send()
+                        })
+                        .await
+                        .map_err(|e| {
+                            self.err(
+                                &format!(
+                                    "{purpose}: UploadPartCopy of part {part_number} \
+                                     (bytes {first}-{last}) failed"
+                                ),
+                                e,
+                            )
+                        })?;
+                        Ok::<_, Error>(
+                            CompletedPart::builder()
+                                .part_number(part_number)
+                                .set_e_tag(
+                                    copied
+                                        .copy_part_result()
+                                        .and_then(|r| r.e_tag())
+                                        .map(str::to_string),
+                                )
+                                .build(),
+                        )
+                    }
+                })
+                .buffered(COPY_PARTS_IN_FLIGHT)
+                .try_collect()
+                .await?;
+            let finished = with_retries("CompleteMultipartUpload", &target, || {
+                self.client
+                    .complete_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(&target)
+                    .upload_id(&upload_id)
+                    .multipart_upload(
+                        CompletedMultipartUpload::builder()
+                            .set_parts(Some(completed.clone()))
+                            .build(),
+                    )
+                    .send()
+            })
+            .await;
+            match finished {
+                Ok(_) => Ok(()),
+                // A retry after an answer that was lost once the upload
+                // had completed: the object is there if it has the size.
+                Err(e) if e.code() == Some("NoSuchUpload") => match self.head(to, purpose).await? {
+                    Some(head) if head.content_length() == Some(size as i64) => {
+                        tracing::warn!(
+                            to = %to,
+                            "CompleteMultipartUpload answered NoSuchUpload, but the copy \
+                             is there with its size: an earlier attempt completed it"
+                        );
+                        Ok(())
+                    }
+                    _ => Err(self.err(&format!("{purpose}: CompleteMultipartUpload failed"), e)),
+                },
+                Err(e) => Err(self.err(&format!("{purpose}: CompleteMultipartUpload failed"), e)),
+            }
+        }
+        .await;
+        let upload_id = guard.upload_id.take().expect("not yet taken");
+        if let Err(error) = &copied {
+            tracing::warn!(to = %to, error = %error, "aborting the multipart copy");
+            if let Err(e) = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&target)
+                .upload_id(&upload_id)
+                .send()
+                .await
+            {
+                tracing::warn!(
+                    to = %to,
+                    upload_id,
+                    error = %DisplayErrorContext(&e),
+                    "cannot abort the multipart copy: the bucket's lifecycle rule will"
+                );
+            }
+        }
+        copied
+    }
+}
+
+/// Aborts a multipart upload that its owner's future left behind when it
+/// was dropped mid-way (best effort, needs a runtime); the bucket's
+/// lifecycle rule catches what a killed process leaves.
+struct AbortOnDrop {
+    client: Client,
+    bucket: String,
+    key: String,
+    upload_id: Option<String>,
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let (Some(id), Ok(runtime)) =
+            (self.upload_id.take(), tokio::runtime::Handle::try_current())
+        {
+            let request = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .upload_id(id);
+            runtime.spawn(async move {
+                let _ = request.send().await;
+            });
+        }
     }
 }
 
@@ -187,6 +489,7 @@ impl BlobStore for S3Store {
             location: self.location(),
             bucket: self.bucket.clone(),
             key: self.full_key(key.as_str()),
+            content_type: content_type(key),
             sha256: expected.clone(),
             base_part_size: self.part_size_for(size_hint),
             buffer: Vec::new(),
@@ -205,6 +508,7 @@ impl BlobStore for S3Store {
             .put_object()
             .bucket(&self.bucket)
             .key(self.full_key(key.as_str()))
+            .content_type(content_type(key))
             .content_length(len)
             .body(ByteStream::from(bytes))
             .send()
@@ -312,6 +616,7 @@ impl BlobStore for S3Store {
             .put_object()
             .bucket(&self.bucket)
             .key(self.full_key(key.as_str()))
+            .content_type(content_type(key))
             .content_length(len)
             .body(ByteStream::from(bytes));
         let request = match &precondition {
@@ -371,6 +676,28 @@ impl BlobStore for S3Store {
             }
         }
         Ok(keys)
+    }
+
+    async fn put_flat_copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<()> {
+        let purpose = format!("cannot put the flat copy {to} of {from}");
+        let Some(source) = self.head(from, &purpose).await? else {
+            return Err(Error::store(
+                self.location(),
+                format!("{purpose}: {from} does not exist"),
+            ));
+        };
+        let size = source.content_length().unwrap_or(0).max(0) as u64;
+        if let Some(existing) = self.head(to, &purpose).await?
+            && existing.content_length() == Some(size as i64)
+        {
+            tracing::debug!(from = %from, to = %to, size, "flat copy already there");
+            return Ok(());
+        }
+        if size <= self.copy_threshold {
+            self.copy_whole(&source, from, to, &purpose).await
+        } else {
+            self.copy_multipart(&source, size, from, to, &purpose).await
+        }
     }
 
     async fn abort_incomplete_uploads(&self, key: &ObjectKey) -> Result<usize> {
@@ -435,6 +762,7 @@ struct S3Upload {
     location: String,
     bucket: String,
     key: String,
+    content_type: &'static str,
     sha256: Sha256Digest,
     base_part_size: usize,
     buffer: Vec<u8>,
@@ -473,6 +801,7 @@ impl S3Upload {
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(&self.key)
+            .content_type(self.content_type)
             .metadata("sha256", self.sha256.as_str())
             .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
             .checksum_type(ChecksumType::FullObject)
@@ -537,6 +866,7 @@ impl S3Upload {
                 .put_object()
                 .bucket(&self.bucket)
                 .key(&self.key)
+                .content_type(self.content_type)
                 .content_length(body.len() as i64)
                 .checksum_sha256(&checksum)
                 .metadata("sha256", self.sha256.as_str())

@@ -4,11 +4,14 @@
 //! Conditional writes (`put_if`) compare and replace under a second lock,
 //! `.bottlesync/write.lock`, taken per write, so concurrent compactions in
 //! one process or several never lose an update; the version of an object
-//! is the SHA-256 of its content.
+//! is the SHA-256 of its content. A flat copy (`put_flat_copy`) is a hard
+//! link to the dated file: no extra bytes, and a full copy only where the
+//! filesystem cannot link.
 
 use std::fs::File;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
@@ -32,6 +35,9 @@ pub struct LocalStore {
     /// Held for the store's lifetime: the advisory lock on `.bottlesync/lock`.
     /// `None` for a read-only view (dry runs), which writes nothing.
     lock: Option<File>,
+    /// Whether a flat copy has already fallen back to a full copy (logged
+    /// once at info, the rest at debug).
+    copy_fallback_logged: AtomicBool,
 }
 
 impl LocalStore {
@@ -71,6 +77,7 @@ impl LocalStore {
             root: root.to_path_buf(),
             staging,
             lock: Some(lock),
+            copy_fallback_logged: AtomicBool::new(false),
         })
     }
 
@@ -81,6 +88,7 @@ impl LocalStore {
             root: root.to_path_buf(),
             staging: root.join(INTERNAL_PREFIX).join("tmp"),
             lock: None,
+            copy_fallback_logged: AtomicBool::new(false),
         }
     }
 
@@ -340,6 +348,46 @@ impl BlobStore for LocalStore {
         Ok(keys)
     }
 
+    async fn put_flat_copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<()> {
+        self.ensure_writable()?;
+        let (source, target) = (self.path_of(from), self.path_of(to));
+        let temp = self.temp_path(to);
+        let what = format!("cannot put the flat copy {to} of {from}");
+        let (source_for_link, temp_for_link) = (source.clone(), temp.clone());
+        let linked = tokio::task::spawn_blocking(move || {
+            link_or_copy(&source_for_link, &target, &temp_for_link)
+        })
+        .await
+        .map_err(|e| self.err(format!("{what}: {e}")))?;
+        match linked {
+            Ok(Linked::AlreadyThere) => return Ok(()),
+            Ok(Linked::HardLink) => {}
+            Ok(Linked::Copied(reason)) => {
+                if self.copy_fallback_logged.swap(true, Ordering::Relaxed) {
+                    tracing::debug!(from = %from, to = %to, reason = %reason,
+                        "cannot hard-link a flat copy: copying the bytes");
+                } else {
+                    tracing::info!(
+                        from = %from,
+                        to = %to,
+                        reason = %reason,
+                        "cannot hard-link a flat copy: copying the bytes instead (flat copies \
+                         take disk space on this filesystem; logged once)"
+                    );
+                }
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&temp).await;
+                return Err(self.err(format!("{what}: {e}")));
+            }
+        }
+        let published = publish(&self.root, &temp, to).await;
+        if published.is_err() {
+            let _ = tokio::fs::remove_file(&temp).await;
+        }
+        published
+    }
+
     async fn delete(&self, keys: &[ObjectKey]) -> Result<()> {
         self.ensure_writable()?;
         for key in keys {
@@ -434,6 +482,81 @@ fn content_version(bytes: &[u8]) -> VersionToken {
     VersionToken(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes)))
 }
 
+/// What `link_or_copy` left at its temp path.
+#[derive(Debug)]
+enum Linked {
+    /// Nothing: the target already holds the source (same inode) or a file
+    /// of the same size.
+    AlreadyThere,
+    /// A hard link to the source.
+    HardLink,
+    /// A full, fsynced copy, because linking failed for this reason.
+    Copied(std::io::Error),
+}
+
+/// Puts a hard link to `source` at `temp` (a staging name on the mirror's
+/// filesystem, for `publish` to rename over `target`), or a full copy where
+/// the filesystem cannot link: across devices, not permitted, not supported,
+/// too many links. Nothing when `target` already holds the same file or one
+/// of the same size (a copy published before). Blocking.
+fn link_or_copy(source: &Path, target: &Path, temp: &Path) -> std::io::Result<Linked> {
+    use std::os::unix::fs::MetadataExt;
+    let from = std::fs::metadata(source)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", source.display())))?;
+    match std::fs::metadata(target) {
+        Ok(to) if (to.dev(), to.ino()) == (from.dev(), from.ino()) || to.len() == from.len() => {
+            return Ok(Linked::AlreadyThere);
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", target.display()),
+            ));
+        }
+    }
+    let refused = match std::fs::hard_link(source, temp) {
+        Ok(()) => return Ok(Linked::HardLink),
+        Err(e) if link_impossible(&e) => e,
+        Err(e) => {
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot link {} to {}: {e}",
+                    source.display(),
+                    temp.display()
+                ),
+            ));
+        }
+    };
+    std::fs::copy(source, temp)
+        .and_then(|_| File::open(temp)?.sync_all())
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot copy {} to {}: {e}",
+                    source.display(),
+                    temp.display()
+                ),
+            )
+        })?;
+    Ok(Linked::Copied(refused))
+}
+
+/// Whether a failed `link(2)` means this filesystem cannot link these
+/// files (EXDEV, EPERM, ENOTSUP/ENOSYS, EMLINK) rather than a real error.
+fn link_impossible(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        ErrorKind::CrossesDevices
+            | ErrorKind::PermissionDenied
+            | ErrorKind::Unsupported
+            | ErrorKind::TooManyLinks
+    )
+}
+
 /// Renames a fully written, fsynced temp file to its key under `root` and
 /// makes the rename itself durable (fsync of the directory), and the
 /// directories above it up to the mirror root: a folder created just now
@@ -488,4 +611,48 @@ pub async fn read_at_most(path: &Path, max_bytes: u64) -> std::io::Result<Option
         .read_to_end(&mut bytes)
         .await?;
     Ok((bytes.len() as u64 <= max_bytes).then_some(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// Across filesystems (tmpfs `/dev/shm` and the temp dir here) `link(2)`
+    /// fails with EXDEV: the flat copy falls back to a full, separate copy,
+    /// and a target of the same size is then left alone.
+    #[test]
+    fn a_flat_copy_across_filesystems_is_a_full_copy() {
+        let Ok(other_fs) = tempfile::tempdir_in("/dev/shm") else {
+            eprintln!("skipped: no /dev/shm");
+            return;
+        };
+        let here = tempfile::tempdir().unwrap();
+        let dev = |p: &Path| std::fs::metadata(p).unwrap().dev();
+        if dev(other_fs.path()) == dev(here.path()) {
+            eprintln!("skipped: /dev/shm and the temp dir are one filesystem");
+            return;
+        }
+        let source = other_fs
+            .path()
+            .join("wget--1.25.0.arm64_tahoe.bottle.tar.gz");
+        let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&source, &bytes).unwrap();
+        let target = here.path().join("wget-1.25.0.arm64_tahoe.bottle.tar.gz");
+        let temp = here.path().join("wget.part");
+
+        match link_or_copy(&source, &target, &temp).unwrap() {
+            Linked::Copied(reason) => assert_eq!(reason.kind(), ErrorKind::CrossesDevices),
+            other => panic!("expected a full copy, got {other:?}"),
+        }
+        assert!(std::fs::read(&temp).unwrap() == bytes, "the copy differs");
+        assert_ne!(dev(&temp), dev(&source));
+
+        std::fs::rename(&temp, &target).unwrap();
+        assert!(matches!(
+            link_or_copy(&source, &target, &temp).unwrap(),
+            Linked::AlreadyThere
+        ));
+        assert!(!temp.exists());
+    }
 }

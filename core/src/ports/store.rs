@@ -1,6 +1,8 @@
 //! Where bottles go: the `BlobStore` port, implemented by a local directory
 //! (`local_store`) and an S3 prefix (`s3_store`). An `Upload` is one object
-//! being written; nothing appears at its final key until `commit`.
+//! being written; nothing appears at its final key until `commit`. A store
+//! that has content types (S3) writes every object with the one its key
+//! calls for (`model::layout::content_type`), never a `Content-Encoding`.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -101,13 +103,7 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Idempotent: when `to` already holds an object of the same size it is
     /// left alone. Readers of `to` see nothing, the old object or the whole new
     /// one, never a part.
-    async fn put_flat_copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<()> {
-        let _ = (from, to);
-        Err(crate::Error::config(
-            "store",
-            "TEMPORARY: put_flat_copy arrives with store11",
-        ))
-    }
+    async fn put_flat_copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<()>;
 
     /// Aborts uploads to `key` that a killed writer left unfinished. Only
     /// safe when the caller is the key's sole writer (it holds the claim).
