@@ -60,7 +60,11 @@ async fn assert_brew_installs_everything(mirror: &dyn MirrorReader, standin: &St
             standin.packages_file(tag),
             "{tag}: the API file is upstream's, byte for byte"
         );
-        let bottles = report.formulae.iter().filter(|f| f.bottle.is_some()).count();
+        let bottles = report
+            .formulae
+            .iter()
+            .filter(|f| f.bottle.is_some())
+            .count();
         assert!(bottles >= 5, "{tag}: only {bottles} bottles replayed");
     }
 }
@@ -207,9 +211,10 @@ async fn a_corrupt_bottle_is_stored_nowhere_and_named_by_the_summary_and_verify(
     let first = run(cmd).await;
     first.assert_code(1);
     assert!(
-        first
-            .stdout
-            .contains(&format!("missing from mirror (brew fetches it upstream): {}", corrupt.mirror_file_name)),
+        first.stdout.contains(&format!(
+            "missing from mirror (brew fetches it upstream): {}",
+            corrupt.mirror_file_name
+        )),
         "{}",
         first.all_output()
     );
@@ -223,7 +228,11 @@ async fn a_corrupt_bottle_is_stored_nowhere_and_named_by_the_summary_and_verify(
         .collect();
     assert!(stored.is_empty(), "stored: {stored:?}");
     assert_eq!(
-        std::fs::read(dir.path().join("api/internal/packages.arm64_tahoe.jws.json")).ok(),
+        std::fs::read(
+            dir.path()
+                .join("api/internal/packages.arm64_tahoe.jws.json")
+        )
+        .ok(),
         standin.packages_file("arm64_tahoe"),
         "published anyway"
     );
@@ -245,7 +254,13 @@ async fn a_corrupt_bottle_is_stored_nowhere_and_named_by_the_summary_and_verify(
     let findings = json["tags"]["arm64_tahoe"]["findings"].as_array().unwrap();
     assert_eq!(findings.len(), 1, "{json}");
     assert_eq!(findings[0]["problem"], "missing");
-    assert!(json["tags"]["tahoe"]["findings"].as_array().unwrap().is_empty(), "{json}");
+    assert!(
+        json["tags"]["tahoe"]["findings"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{json}"
+    );
 }
 
 /// A tag upstream has no per-tag file for is planned from the index and
@@ -259,11 +274,17 @@ async fn a_tag_without_a_per_tag_file_is_planned_from_the_index_and_not_publishe
     let first = run(sync(&standin, dest)).await;
     first.assert_code(0);
     assert!(
-        first.all_output().contains("packages.tahoe.jws.json does not exist"),
+        first
+            .all_output()
+            .contains("packages.tahoe.jws.json does not exist"),
         "{}",
         first.all_output()
     );
-    assert!(!dir.path().join("api/internal/packages.tahoe.jws.json").exists());
+    assert!(
+        !dir.path()
+            .join("api/internal/packages.tahoe.jws.json")
+            .exists()
+    );
     // Its bottles are mirrored all the same (from formula.json's fallbacks).
     let old_tool = standin.bottle("old-tool", "sequoia").unwrap();
     assert_eq!(
@@ -288,13 +309,23 @@ async fn a_formula_closure_follows_runtime_dependencies_and_verify_checks_that_s
         .into_iter()
         .filter(|f| f.ends_with(".tar.gz"))
         .collect();
-    assert!(flat.iter().any(|f| f.starts_with("libsigc++-3.6.0_2.")), "{flat:?}");
-    assert!(flat.iter().any(|f| f.starts_with("ca-certificates-")), "{flat:?}");
+    assert!(
+        flat.iter().any(|f| f.starts_with("libsigc++-3.6.0_2.")),
+        "{flat:?}"
+    );
+    assert!(
+        flat.iter().any(|f| f.starts_with("ca-certificates-")),
+        "{flat:?}"
+    );
     assert!(!flat.iter().any(|f| f.starts_with("pkgconf-")), "{flat:?}");
     assert!(!flat.iter().any(|f| f.starts_with("wget-")), "{flat:?}");
-    let report = replay_install(&DirectoryMirror(dir.path().into()), "arm64_tahoe", &["gtk+3"])
-        .await
-        .unwrap();
+    let report = replay_install(
+        &DirectoryMirror(dir.path().into()),
+        "arm64_tahoe",
+        &["gtk+3"],
+    )
+    .await
+    .unwrap();
     assert!(report.is_complete(), "{report}");
     run(verify(dest)).await.assert_code(0);
 }
@@ -335,7 +366,10 @@ async fn a_fleet_run_publishes_the_same_brew_view_and_names_what_it_lacks() {
     }
     let titles = stack.webhook.titles();
     assert_eq!(titles.len(), 2, "{titles:?}");
-    let summary = stack.webhook.messages()[1]["text"].as_str().unwrap().to_string();
+    let summary = stack.webhook.messages()[1]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(
         summary.contains("Missing from mirror: 1") && summary.contains(&corrupt.mirror_file_name),
         "{summary}"
@@ -344,5 +378,9 @@ async fn a_fleet_run_publishes_the_same_brew_view_and_names_what_it_lacks() {
     verify.env_remove("BOTTLESYNC_DEST");
     let checked = run(verify).await;
     checked.assert_code(1);
-    assert!(checked.stdout.contains(&corrupt.mirror_file_name), "{}", checked.all_output());
+    assert!(
+        checked.stdout.contains(&corrupt.mirror_file_name),
+        "{}",
+        checked.all_output()
+    );
 }

@@ -336,10 +336,12 @@ pub async fn stage(store: &dyn BlobStore, run_id: &str, api: &ApiFiles) -> Resul
 /// publication existed).
 pub async fn publish_staged(store: &dyn BlobStore, run_id: &str) -> Result<Option<StagedResult>> {
     let result_key = staged_key(run_id, STAGED_RESULT)?;
-    if let Some(bytes) = store.get(&result_key, MAX_PUBLISHED_RECORD_BYTES).await? {
-        if let Ok(result) = serde_json::from_slice(&bytes) {
-            return Ok(Some(result));
-        }
+    // An unreadable result (a torn write cannot happen: put_atomic) is
+    // simply published again.
+    if let Some(bytes) = store.get(&result_key, MAX_PUBLISHED_RECORD_BYTES).await?
+        && let Ok(result) = serde_json::from_slice(&bytes)
+    {
+        return Ok(Some(result));
     }
     let Some(scope) = store
         .get(

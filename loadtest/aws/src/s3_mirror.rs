@@ -64,7 +64,14 @@ impl MirrorReader for S3Mirror {
             ..MirrorResponse::default()
         };
         if method == "HEAD" {
-            return match self.client.head_object().bucket(&self.bucket).key(&key).send().await {
+            return match self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .send()
+                .await
+            {
                 Ok(head) => Ok(MirrorResponse {
                     status: 200,
                     headers: headers(head.content_type(), head.content_length()),
@@ -74,7 +81,14 @@ impl MirrorReader for S3Mirror {
                 Err(e) => Err(e).with_context(|| format!("HeadObject {key}")),
             };
         }
-        match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+        {
             Ok(object) => {
                 let headers = headers(object.content_type(), object.content_length());
                 let body = object
