@@ -49,7 +49,7 @@ pub mod webhook;
 
 pub use auth::{ANONYMOUS_TOKEN, SERVICE};
 pub use bottles::BottleInfo;
-pub use catalog::{BottleSpec, Catalog, FormulaSpec, SizeModel, image_name};
+pub use catalog::{BREW_MIRROR_TAGS, BottleSpec, Catalog, FormulaSpec, SizeModel, image_name};
 pub use content::{BottleContent, CHUNK_LEN, Pieces};
 pub use control::FaultRequest;
 pub use faults::Fault;
