@@ -30,6 +30,7 @@
 mod api;
 mod auth;
 mod bottles;
+pub mod brew_client;
 mod catalog;
 mod connection;
 mod content;
