@@ -183,7 +183,9 @@ impl MirrorReader for DirectoryMirror {
             Err(e)
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory
+                    std::io::ErrorKind::NotFound
+                        | std::io::ErrorKind::IsADirectory
+                        | std::io::ErrorKind::NotADirectory
                 ) || file.is_dir() =>
             {
                 return Ok(MirrorResponse {
@@ -509,8 +511,7 @@ pub fn parse_packages_file(bytes: &[u8]) -> anyhow::Result<Value> {
     let payload = jws["payload"]
         .as_str()
         .context("API file is not a JWS (no string \"payload\")")?;
-    let payload: Value =
-        serde_json::from_str(payload).context("the JWS payload is not JSON")?;
+    let payload: Value = serde_json::from_str(payload).context("the JWS payload is not JSON")?;
     anyhow::ensure!(
         payload["formulae"].is_object(),
         "the JWS payload has no \"formulae\" object"
@@ -576,7 +577,10 @@ pub fn bottle_request(name: &str, entry: &Value, client_tag: &str) -> Option<Bot
     let version = entry["stable_version"].as_str().unwrap_or_default();
     let revision = entry["revision"].as_u64().unwrap_or(0);
     let rebuild = entry["bottle_rebuild"].as_u64().unwrap_or(0);
-    let tag = entry["bottle_tag"].as_str().unwrap_or(client_tag).to_string();
+    let tag = entry["bottle_tag"]
+        .as_str()
+        .unwrap_or(client_tag)
+        .to_string();
     let pkg_version = if revision > 0 {
         format!("{version}_{revision}")
     } else {
@@ -682,8 +686,9 @@ async fn check_formula(
 /// Writes the brew-usable mirror of `catalog` for `client_tags` under
 /// `root`, as bottlesync should: `api/internal/packages.<tag>.jws.json`
 /// (the stand-in's bytes), every bottle those files name under
-/// `bottles/<flat name>`, and each bottled formula's image index under
-/// `bottles/<image>/manifests/<ref>`. For tests of readers and of `verify`.
+/// `bottles/<flat name>` (disabled formulae too), and each bottled
+/// formula's image index under `bottles/<image>/manifests/<ref>` (the
+/// stand-in's bytes). For tests of readers and of `verify`.
 pub fn write_reference_mirror(
     catalog: &Catalog,
     client_tags: &[&str],
@@ -711,13 +716,13 @@ pub fn write_reference_mirror(
         for (i, formula) in resolved.formulae.iter().enumerate() {
             let bottles = resolved.bottles_of(i);
             let available: Vec<&str> = bottles.iter().map(|b| b.tag.as_str()).collect();
-            let Some(bottle) = tags::installable_tag(&available, client_tag)
-                .and_then(|t| bottles.iter().find(|b| b.tag == t))
+            let Some(k) = tags::installable_tag(&available, client_tag)
+                .and_then(|t| bottles.iter().position(|b| b.tag == t))
             else {
                 continue;
             };
-            let content = resolved.contents[resolved.formula_bottles[i].start
-                + bottles.iter().position(|b| b.tag == bottle.tag).unwrap_or(0)];
+            let bottle = &bottles[k];
+            let content = resolved.contents[resolved.formula_bottles[i].start + k];
             write(
                 &format!("bottles/{}", bottle.mirror_file_name),
                 &content.to_vec(),
@@ -793,7 +798,14 @@ mod tests {
         // Dependencies first; the build-only pkgconf is not installed.
         assert_eq!(
             names,
-            ["libsigc++", "ca-certificates", "openssl@3", "gtk+3", "old-tool", "wget"]
+            [
+                "libsigc++",
+                "ca-certificates",
+                "openssl@3",
+                "gtk+3",
+                "old-tool",
+                "wget"
+            ]
         );
         let gtk = report.formula("gtk+3").unwrap();
         let bottle = gtk.bottle.as_ref().unwrap();
@@ -840,8 +852,8 @@ mod tests {
         let gtk_manifest = root.join("bottles/gtkx3/manifests/3.24.51");
         let text = std::fs::read_to_string(&gtk_manifest).unwrap();
         let gtk_sha = {
-            let api = std::fs::read(root.join("api/internal/packages.arm64_tahoe.jws.json"))
-                .unwrap();
+            let api =
+                std::fs::read(root.join("api/internal/packages.arm64_tahoe.jws.json")).unwrap();
             parse_packages_file(&api).unwrap()["formulae"]["gtk+3"]["bottle_checksum"]
                 .as_str()
                 .unwrap()
@@ -887,7 +899,11 @@ mod tests {
     async fn directory_mirror_answers_like_a_server() {
         let (_dir, mirror) = mirror_of(&Catalog::brew_mirror());
         let head = mirror
-            .request("HEAD", "/bottles/openssl%403-3.6.0.tahoe.bottle.tar.gz", &[])
+            .request(
+                "HEAD",
+                "/bottles/openssl%403-3.6.0.tahoe.bottle.tar.gz",
+                &[],
+            )
             .await
             .unwrap();
         assert_eq!(head.status, 200);

@@ -321,10 +321,7 @@ impl Catalog {
             ..FormulaSpec::new("wget", "1.25.0")
         };
         Catalog::from_formulae(vec![
-            with_tags(
-                FormulaSpec::new("ca-certificates", "2025-09-09"),
-                &["all"],
-            ),
+            with_tags(FormulaSpec::new("ca-certificates", "2025-09-09"), &["all"]),
             with_tags(openssl, &BREW_MIRROR_TAGS),
             with_tags(gtk, &BREW_MIRROR_TAGS),
             with_tags(libsigcxx, &BREW_MIRROR_TAGS),

@@ -345,8 +345,8 @@ fn package_entry<'a>(
     tag: &str,
 ) -> PackageEntry<'a> {
     let available: Vec<&str> = bottles.iter().map(|b| b.tag.as_str()).collect();
-    let chosen = tags::installable_tag(&available, tag)
-        .and_then(|t| bottles.iter().find(|b| b.tag == t));
+    let chosen =
+        tags::installable_tag(&available, tag).and_then(|t| bottles.iter().find(|b| b.tag == t));
     let name = &formula.name;
     PackageEntry {
         desc: format!("Stand-in formula {name}"),
@@ -364,7 +364,12 @@ fn package_entry<'a>(
             .dependencies
             .iter()
             .map(|d| Dependency::Runtime(d))
-            .chain(formula.build_dependencies.iter().map(|d| Dependency::Build(d)))
+            .chain(
+                formula
+                    .build_dependencies
+                    .iter()
+                    .map(|d| Dependency::Build(d)),
+            )
             .collect(),
         deprecated: formula.deprecated,
         disabled: formula.disabled,

@@ -180,11 +180,7 @@ impl TotalCounters {
                 .map(|(sha, c)| (sha.to_string(), c.snapshot()))
                 .filter(|(_, s)| *s != BottleStats::default())
                 .collect(),
-            paths: self
-                .paths
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            paths: self.paths.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
     }
 

@@ -1043,7 +1043,10 @@ async fn api_files_are_gzipped_on_request() {
 
 async fn packages_payload(client: &reqwest::Client, standin: &StandIn, tag: &str) -> Value {
     let jws: Value = client
-        .get(format!("{}/internal/packages.{tag}.jws.json", standin.api_url()))
+        .get(format!(
+            "{}/internal/packages.{tag}.jws.json",
+            standin.api_url()
+        ))
         .send()
         .await
         .unwrap()
@@ -1093,7 +1096,13 @@ async fn per_tag_files_follow_upstreams_schema() {
         gtk["stable_dependencies"],
         serde_json::json!(["libsigc++", "openssl@3", {"pkgconf": "build"}])
     );
-    for absent in ["revision", "bottle_rebuild", "bottle_tag", "deprecated", "disabled"] {
+    for absent in [
+        "revision",
+        "bottle_rebuild",
+        "bottle_tag",
+        "deprecated",
+        "disabled",
+    ] {
         assert!(gtk.get(absent).is_none(), "gtk+3 has {absent}: {gtk}");
     }
     assert_eq!(gtk["stable_version"], "3.24.51");
@@ -1113,14 +1122,20 @@ async fn per_tag_files_follow_upstreams_schema() {
     );
     assert_eq!(formulae["ca-certificates"]["bottle_tag"], "all");
     let linux_only = &formulae["linux-only"];
-    for absent in ["bottle_checksum", "bottle_rebuild", "bottle_tag", "bottle_cellar"] {
+    for absent in [
+        "bottle_checksum",
+        "bottle_rebuild",
+        "bottle_tag",
+        "bottle_cellar",
+    ] {
         assert!(linux_only.get(absent).is_none(), "{linux_only}");
     }
     // bottle_cellar only when not :any_skip_relocation.
     for (name, entry) in formulae.as_object().unwrap() {
-        let Some(tag) = entry.get("bottle_checksum").map(|_| {
-            entry["bottle_tag"].as_str().unwrap_or("tahoe").to_string()
-        }) else {
+        let Some(tag) = entry
+            .get("bottle_checksum")
+            .map(|_| entry["bottle_tag"].as_str().unwrap_or("tahoe").to_string())
+        else {
             continue;
         };
         let cellar = bottle(&standin, name, &tag).cellar;
@@ -1132,8 +1147,16 @@ async fn per_tag_files_follow_upstreams_schema() {
     let sequoia = packages_payload(&client, &standin, "arm64_sequoia").await;
     assert!(sequoia["formulae"]["old-tool"].get("bottle_tag").is_none());
     let linux = packages_payload(&client, &standin, "x86_64_linux").await;
-    assert!(linux["formulae"]["linux-only"].get("bottle_checksum").is_some());
-    assert!(linux["formulae"]["old-tool"].get("bottle_checksum").is_none());
+    assert!(
+        linux["formulae"]["linux-only"]
+            .get("bottle_checksum")
+            .is_some()
+    );
+    assert!(
+        linux["formulae"]["old-tool"]
+            .get("bottle_checksum")
+            .is_none()
+    );
 
     // formula.json carries build dependencies apart.
     let index: Vec<Value> = client
@@ -1168,7 +1191,10 @@ async fn per_tag_files_are_byte_identical_and_follow_a_version_bump() {
     for tag in ["arm64_tahoe", "tahoe", "x86_64_linux"] {
         let get = |standin: &StandIn| {
             client
-                .get(format!("{}/internal/packages.{tag}.jws.json", standin.api_url()))
+                .get(format!(
+                    "{}/internal/packages.{tag}.jws.json",
+                    standin.api_url()
+                ))
                 .send()
         };
         let first = get(&a).await.unwrap().bytes().await.unwrap();
@@ -1182,7 +1208,10 @@ async fn per_tag_files_are_byte_identical_and_follow_a_version_bump() {
         let old = bottle(&a, "gtk+3", tag);
         let new = bottle(&bumped, "gtk+3", tag);
         assert_ne!(old.sha256, new.sha256);
-        assert_eq!(new.mirror_file_name, format!("gtk+3-3.24.52.{tag}.bottle.tar.gz"));
+        assert_eq!(
+            new.mirror_file_name,
+            format!("gtk+3-3.24.52.{tag}.bottle.tar.gz")
+        );
         for name in ["openssl@3", "libsigc++", "pkgconf", "wget"] {
             assert_eq!(
                 bottle(&a, name, tag).sha256,
@@ -1219,7 +1248,12 @@ async fn a_tag_without_per_tag_file_answers_404() {
     assert_eq!(status("tahoe").await, StatusCode::OK);
     standin.set_packages_tags(Some(Vec::new()));
     assert_eq!(status("arm64_tahoe").await, StatusCode::NOT_FOUND);
-    assert_eq!(standin.stats().path("/api/internal/packages.arm64_tahoe.jws.json"), 2);
+    assert_eq!(
+        standin
+            .stats()
+            .path("/api/internal/packages.arm64_tahoe.jws.json"),
+        2
+    );
 }
 
 #[tokio::test]
@@ -1236,7 +1270,10 @@ async fn requests_are_counted_per_path() {
         assert_eq!(response.status(), StatusCode::OK);
     }
     let gtk = bottle(&standin, "gtk+3", "tahoe");
-    let manifest = format!("/v2/homebrew/core/{}/manifests/{}", gtk.image, gtk.version_rebuild);
+    let manifest = format!(
+        "/v2/homebrew/core/{}/manifests/{}",
+        gtk.image, gtk.version_rebuild
+    );
     client
         .head(format!("{}{manifest}", standin.api_origin()))
         .header(AUTHORIZATION, ANONYMOUS)
@@ -1283,11 +1320,9 @@ async fn serve_directory(root: std::path::PathBuf) -> String {
             match mirror.request(method.as_str(), uri.path(), &[]).await {
                 Ok(r) => {
                     let content_type = r.header("content-type").map(str::to_string);
-                    let mut response = (
-                        axum::http::StatusCode::from_u16(r.status).unwrap(),
-                        r.body,
-                    )
-                        .into_response();
+                    let mut response =
+                        (axum::http::StatusCode::from_u16(r.status).unwrap(), r.body)
+                            .into_response();
                     if let Some(ct) = content_type {
                         response
                             .headers_mut()
