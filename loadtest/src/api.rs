@@ -16,7 +16,6 @@ use crate::gzip;
 use crate::index;
 use crate::server::{SharedState, etag_of};
 use crate::stats::bump;
-use crate::tags;
 
 pub(crate) fn router() -> Router<Arc<SharedState>> {
     Router::new()
@@ -100,25 +99,11 @@ async fn packages_file(
     let Some(tag) = file
         .strip_prefix("packages.")
         .and_then(|rest| rest.strip_suffix(".jws.json"))
-        .filter(|tag| tags::client_tags().iter().any(|t| t == tag))
+        .filter(|tag| state.has_packages_file(tag))
     else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let (body, gzipped) = {
-        let mut cache = state
-            .packages_files
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        cache
-            .entry(tag.to_string())
-            .or_insert_with(|| {
-                let payload = index::render_packages_payload(&state.resolved, tag);
-                let jws = index::render_jws(&payload);
-                let gzipped = Bytes::from(gzip::encode(jws.as_bytes()));
-                (Bytes::from(jws), gzipped)
-            })
-            .clone()
-    };
+    let (body, gzipped) = state.packages_file(tag);
     let etag = etag_of(&body);
     json_file(&headers, body, || gzipped, &etag)
 }

@@ -35,7 +35,11 @@ pub struct FormulaSpec {
     pub rebuild: u32,
     pub disabled: bool,
     pub deprecated: bool,
+    /// Runtime dependencies.
     pub dependencies: Vec<String>,
+    /// Build-only dependencies: in the index, never in an install's closure.
+    #[serde(default)]
+    pub build_dependencies: Vec<String>,
     /// The manifest lacks `sh.brew.bottle.size` (bottles from before 2023).
     pub legacy_manifest: bool,
     /// Empty: the index says `"bottle": {}`.
@@ -198,16 +202,7 @@ impl Catalog {
     /// whose newest bottle is for an older macOS, no bottle at all, disabled,
     /// deprecated, Linux only, and a manifest without sizes.
     pub fn tricky() -> Self {
-        fn with_tags(mut f: FormulaSpec, tags: &[&str]) -> FormulaSpec {
-            for tag in tags {
-                // Sizes from a few hundred bytes to ~200 KB, log-uniform,
-                // fixed by name and tag.
-                let mut rng = SplitMix64::from_key(&format!("{}/{tag}", f.name));
-                let size = (300f64.ln() + rng.unit() * (200_000f64 / 300.0).ln()).exp() as u64;
-                f.bottles.push(BottleSpec::new(*tag, size));
-            }
-            f
-        }
+        let with_tags = |f, tags: &[&str]| with_small_bottles(f, tags, 200_000);
         let linux = ["x86_64_linux", "arm64_linux"];
         let all_current: Vec<&str> = TRICKY_MACOS.iter().chain(&linux).copied().collect();
         let no_golden_gate: Vec<&str> = all_current[1..].to_vec();
@@ -288,6 +283,77 @@ impl Catalog {
                 &["arm64_tahoe", "arm64_sequoia", "sonoma", "x86_64_linux"],
             ),
         ])
+    }
+
+    /// The catalog of the brew-mirror tests (issue 11): small bottles for
+    /// the tags a mirror of current Macs and Linux serves
+    /// ([`BREW_MIRROR_TAGS`]), and one formula for each way a client's
+    /// request differs from the plain case:
+    /// - `openssl@3` (`@` in the name, image `openssl/3`), needing
+    ///   `ca-certificates`, which has one `all` bottle;
+    /// - `gtk+3` (`+`, image `gtkx3`): runtime dependencies `libsigc++` and
+    ///   `openssl@3`, build-only dependency `pkgconf` (bottled, but never in
+    ///   an install's closure);
+    /// - `libsigc++`: revision 2 and rebuild 1 (`3.6.0_2`, `.bottle.1.`);
+    /// - `old-tool`: bottled for sequoia only, so tahoe clients install the
+    ///   sequoia bottle (`bottle_tag` in their per-tag file);
+    /// - `linux-only`: an `x86_64_linux` bottle only (no bottle on macOS);
+    /// - `wget`: an ordinary formula needing `openssl@3` and `old-tool`.
+    pub fn brew_mirror() -> Self {
+        let with_tags = |f, tags: &[&str]| with_small_bottles(f, tags, 20_000);
+        let openssl = FormulaSpec {
+            dependencies: vec!["ca-certificates".into()],
+            ..FormulaSpec::new("openssl@3", "3.6.0")
+        };
+        let gtk = FormulaSpec {
+            dependencies: vec!["libsigc++".into(), "openssl@3".into()],
+            build_dependencies: vec!["pkgconf".into()],
+            ..FormulaSpec::new("gtk+3", "3.24.51")
+        };
+        let libsigcxx = FormulaSpec {
+            revision: 2,
+            rebuild: 1,
+            ..FormulaSpec::new("libsigc++", "3.6.0")
+        };
+        let wget = FormulaSpec {
+            dependencies: vec!["openssl@3".into(), "old-tool".into()],
+            build_dependencies: vec!["pkgconf".into()],
+            ..FormulaSpec::new("wget", "1.25.0")
+        };
+        Catalog::from_formulae(vec![
+            with_tags(FormulaSpec::new("ca-certificates", "2025-09-09"), &["all"]),
+            with_tags(openssl, &BREW_MIRROR_TAGS),
+            with_tags(gtk, &BREW_MIRROR_TAGS),
+            with_tags(libsigcxx, &BREW_MIRROR_TAGS),
+            with_tags(FormulaSpec::new("pkgconf", "2.5.1"), &BREW_MIRROR_TAGS),
+            with_tags(
+                FormulaSpec::new("old-tool", "1.0"),
+                &["arm64_sequoia", "sequoia"],
+            ),
+            with_tags(FormulaSpec::new("linux-only", "0.5.0"), &["x86_64_linux"]),
+            with_tags(wget, &BREW_MIRROR_TAGS),
+        ])
+    }
+
+    /// This catalog after formula `name` moved to `version`, as a version
+    /// bump does upstream: revision and rebuild back to 0, so new file
+    /// names, manifest reference and bottle bytes (new sha256s) for that
+    /// formula, same tags and sizes. Every other formula keeps its exact
+    /// bytes (a bottle's content follows from name, pkg_version, rebuild,
+    /// tag and size only).
+    ///
+    /// Panics when the catalog has no formula `name` (a test's mistake).
+    pub fn with_version(&self, name: &str, version: &str) -> Catalog {
+        let mut bumped = self.clone();
+        let formula = bumped
+            .formulae
+            .iter_mut()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("with_version: no formula {name} in the catalog"));
+        formula.version = version.to_string();
+        formula.revision = 0;
+        formula.rebuild = 0;
+        bumped
     }
 
     /// `formulae` formulae with realistic, unique names (some with `@` and
@@ -371,6 +437,26 @@ impl Catalog {
         }
         Ok(())
     }
+}
+
+/// The client tags [`Catalog::brew_mirror`] has bottles for.
+pub const BREW_MIRROR_TAGS: [&str; 5] = [
+    "arm64_tahoe",
+    "tahoe",
+    "arm64_sequoia",
+    "sequoia",
+    "x86_64_linux",
+];
+
+/// Adds a bottle for each of `tags`, sizes from 300 bytes to about
+/// `max_size`, log-uniform, fixed by name and tag.
+fn with_small_bottles(mut f: FormulaSpec, tags: &[&str], max_size: u64) -> FormulaSpec {
+    for tag in tags {
+        let mut rng = SplitMix64::from_key(&format!("{}/{tag}", f.name));
+        let size = (300f64.ln() + rng.unit() * (max_size as f64 / 300.0).ln()).exp() as u64;
+        f.bottles.push(BottleSpec::new(*tag, size));
+    }
+    f
 }
 
 fn random_version(rng: &mut SplitMix64) -> String {

@@ -30,7 +30,7 @@ struct FormulaDoc<'a> {
     pour_bottle_only_if: Option<&'a str>,
     keg_only: bool,
     options: [&'a str; 0],
-    build_dependencies: [&'a str; 0],
+    build_dependencies: &'a [String],
     dependencies: &'a [String],
     test_dependencies: [&'a str; 0],
     recommended_dependencies: [&'a str; 0],
@@ -176,7 +176,7 @@ fn formula_doc<'a>(
         pour_bottle_only_if: None,
         keg_only: false,
         options: [],
-        build_dependencies: [],
+        build_dependencies: &formula.build_dependencies,
         dependencies: &formula.dependencies,
         test_dependencies: [],
         recommended_dependencies: [],
@@ -193,7 +193,7 @@ fn formula_doc<'a>(
         disable_reason: formula.disabled.then_some("no_license"),
         post_install_defined: false,
         service: None,
-        tap_git_head: "0123456789abcdef0123456789abcdef01234567",
+        tap_git_head: FORMULA_TAP_GIT_HEAD,
         ruby_source_path: format!("Formula/{}/{name}.rb", &name[..1]),
         ruby_source_checksum: Checksum {
             sha256: hex_of(&format!("ruby {name}")),
@@ -276,56 +276,171 @@ fn base64url(bytes: &[u8]) -> String {
     out
 }
 
+/// `metadata.homebrew_version` of the per-tag files.
+pub(crate) const PACKAGES_HOMEBREW_VERSION: &str = "6.0.18";
+/// `metadata.generated_at`: fixed, so a catalog always gives the same bytes.
+pub(crate) const PACKAGES_GENERATED_AT: u64 = 1_787_000_000;
+const FORMULA_TAP_GIT_HEAD: &str = "0123456789abcdef0123456789abcdef01234567";
+const CASK_TAP_GIT_HEAD: &str = "89abcdef0123456789abcdef0123456789abcdef";
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// One formula of a per-tag file. Like upstream's serialisation, blank
+/// values and zeros are left out: no `revision` means 0, no
+/// `bottle_rebuild` means 0, no `bottle_checksum` means no bottle for this
+/// tag, no `bottle_tag` means the client's own tag, no `bottle_cellar`
+/// means `:any_skip_relocation`.
 #[derive(Serialize)]
 struct PackageEntry<'a> {
+    desc: String,
+    homepage: String,
+    license: &'static str,
     stable_version: &'a str,
+    #[serde(skip_serializing_if = "is_zero")]
     revision: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bottle_rebuild: Option<u32>,
+    #[serde(skip_serializing_if = "is_zero")]
+    bottle_rebuild: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     bottle_checksum: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bottle_tag: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bottle_cellar: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    stable_dependencies: Vec<Dependency<'a>>,
+    #[serde(skip_serializing_if = "is_false")]
+    deprecated: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    disabled: bool,
 }
 
-/// Payload of `internal/packages.<tag>.jws.json`: compact entries for a
-/// client on `tag`, with `bottle_tag` only when brew would install another
-/// tag's bottle (the fallback rule). The exact upstream layout is not known
-/// to us; this is the shape the reference describes:
-/// `{"formulae": {"<name>": {...}}}`.
+/// A runtime dependency is its name; others are `{"<name>": "<type>"}`.
+enum Dependency<'a> {
+    Runtime(&'a str),
+    Build(&'a str),
+}
+
+impl Serialize for Dependency<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Dependency::Runtime(name) => serializer.serialize_str(name),
+            Dependency::Build(name) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry(name, "build")?;
+                map.end()
+            }
+        }
+    }
+}
+
+fn package_entry<'a>(
+    formula: &'a FormulaSpec,
+    bottles: &'a [BottleInfo],
+    tag: &str,
+) -> PackageEntry<'a> {
+    let available: Vec<&str> = bottles.iter().map(|b| b.tag.as_str()).collect();
+    let chosen =
+        tags::installable_tag(&available, tag).and_then(|t| bottles.iter().find(|b| b.tag == t));
+    let name = &formula.name;
+    PackageEntry {
+        desc: format!("Stand-in formula {name}"),
+        homepage: format!("https://example.invalid/{name}"),
+        license: "MIT",
+        stable_version: &formula.version,
+        revision: formula.revision,
+        bottle_rebuild: chosen.map_or(0, |_| formula.rebuild),
+        bottle_checksum: chosen.map(|b| b.sha256.as_str()),
+        bottle_tag: chosen.map(|b| b.tag.as_str()).filter(|t| *t != tag),
+        bottle_cellar: chosen
+            .map(|b| b.cellar.as_str())
+            .filter(|c| *c != ":any_skip_relocation"),
+        stable_dependencies: formula
+            .dependencies
+            .iter()
+            .map(|d| Dependency::Runtime(d))
+            .chain(
+                formula
+                    .build_dependencies
+                    .iter()
+                    .map(|d| Dependency::Build(d)),
+            )
+            .collect(),
+        deprecated: formula.deprecated,
+        disabled: formula.disabled,
+    }
+}
+
+/// Payload of `internal/packages.<tag>.jws.json` in upstream's schema:
+/// `metadata`, the formulae (by name, sorted) as a client on `tag` sees
+/// them (the bottle brew would install there, by the fallback rule), no
+/// casks, and the other top-level keys upstream has. Deterministic: the
+/// same catalog always gives the same text.
 pub(crate) fn render_packages_payload(catalog: &ResolvedCatalog, tag: &str) -> String {
     struct Entries<'a>(&'a ResolvedCatalog, &'a str);
     impl Serialize for Entries<'_> {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
             let Entries(catalog, tag) = *self;
-            let mut map = serializer.serialize_map(Some(catalog.formulae.len()))?;
-            for (i, f) in catalog.formulae.iter().enumerate() {
-                let bottles = catalog.bottles_of(i);
-                let available: Vec<&str> = bottles.iter().map(|b| b.tag.as_str()).collect();
-                let chosen = tags::installable_tag(&available, tag)
-                    .and_then(|t| bottles.iter().find(|b| b.tag == t));
+            let mut order: Vec<usize> = (0..catalog.formulae.len()).collect();
+            order.sort_by(|a, b| catalog.formulae[*a].name.cmp(&catalog.formulae[*b].name));
+            let mut map = serializer.serialize_map(Some(order.len()))?;
+            for i in order {
+                let formula = &catalog.formulae[i];
                 map.serialize_entry(
-                    &f.name,
-                    &PackageEntry {
-                        stable_version: &f.version,
-                        revision: f.revision,
-                        bottle_rebuild: chosen.map(|_| f.rebuild),
-                        bottle_checksum: chosen.map(|b| b.sha256.as_str()),
-                        bottle_tag: chosen.map(|b| b.tag.as_str()).filter(|t| *t != tag),
-                    },
+                    &formula.name,
+                    &package_entry(formula, catalog.bottles_of(i), tag),
                 )?;
             }
             map.end()
         }
     }
     #[derive(Serialize)]
+    struct Metadata<'a> {
+        homebrew_version: &'static str,
+        bottle_tag: &'a str,
+        generated_at: u64,
+    }
+    type Empty = std::collections::BTreeMap<String, String>;
+    #[derive(Serialize)]
     struct Payload<'a> {
+        metadata: Metadata<'a>,
         formulae: Entries<'a>,
+        casks: Empty,
+        formula_aliases: Empty,
+        formula_renames: Empty,
+        cask_renames: Empty,
+        formula_tap_git_head: &'static str,
+        cask_tap_git_head: &'static str,
+        formula_tap_migrations: Empty,
+        cask_tap_migrations: Empty,
     }
     serde_json::to_string(&Payload {
+        metadata: Metadata {
+            homebrew_version: PACKAGES_HOMEBREW_VERSION,
+            bottle_tag: tag,
+            generated_at: PACKAGES_GENERATED_AT,
+        },
         formulae: Entries(catalog, tag),
+        casks: Empty::new(),
+        formula_aliases: Empty::new(),
+        formula_renames: Empty::new(),
+        cask_renames: Empty::new(),
+        formula_tap_git_head: FORMULA_TAP_GIT_HEAD,
+        cask_tap_git_head: CASK_TAP_GIT_HEAD,
+        formula_tap_migrations: Empty::new(),
+        cask_tap_migrations: Empty::new(),
     })
     .expect("packages payload serialises")
+}
+
+/// The whole `internal/packages.<tag>.jws.json` file.
+pub(crate) fn render_packages_file(catalog: &ResolvedCatalog, tag: &str) -> String {
+    render_jws(&render_packages_payload(catalog, tag))
 }
 
 #[cfg(test)]

@@ -3,14 +3,19 @@
 //!
 //! Two listeners on 127.0.0.1 (two origins, like the real services):
 //! - host A serves `/api/formula.json` (Homebrew's schema, `root_url`
-//!   pointing at itself), `formula.jws.json`, the registry (`/v2/...`, with
+//!   pointing at itself), `formula.jws.json`, the per-tag
+//!   `internal/packages.<tag>.jws.json` brew >= 6 installs from (upstream's
+//!   schema; a tag can be made to answer 404), the registry (`/v2/...`, with
 //!   the 401 challenge and `/token` flow, 307 redirects for blobs and OCI
 //!   image indexes for manifests) and the `/__standin/...` control endpoints;
 //! - host B serves the signed bottle URLs, rejecting forwarded credentials.
 //!
 //! Bottles are generated on the fly from a catalog (any size, no memory
 //! cost, deterministic bytes), faults are injected per bottle, and every
-//! request is counted.
+//! request is counted (per bottle, and per path on host A).
+//!
+//! [`brew_client`] replays what brew 6.0 requests from a mirror for
+//! `brew install`, to check a mirror bottlesync wrote.
 //!
 //! No AWS SDK here, so the demo and the benchmarks build without it: the
 //! moto harness and the AWS request counter are `bottlesync-aws-harness`
@@ -30,6 +35,7 @@
 mod api;
 mod auth;
 mod bottles;
+pub mod brew_client;
 mod catalog;
 mod connection;
 mod content;
@@ -49,7 +55,7 @@ pub mod webhook;
 
 pub use auth::{ANONYMOUS_TOKEN, SERVICE};
 pub use bottles::BottleInfo;
-pub use catalog::{BottleSpec, Catalog, FormulaSpec, SizeModel, image_name};
+pub use catalog::{BREW_MIRROR_TAGS, BottleSpec, Catalog, FormulaSpec, SizeModel, image_name};
 pub use content::{BottleContent, CHUNK_LEN, Pieces};
 pub use control::FaultRequest;
 pub use faults::Fault;

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::auth;
 use crate::connection::ConnectionReset;
 use crate::faults::RegistryFault;
-use crate::manifest::{self, IMAGE_INDEX_MEDIA_TYPE};
+use crate::manifest::IMAGE_INDEX_MEDIA_TYPE;
 use crate::server::SharedState;
 use crate::stats::bump;
 
@@ -234,20 +234,7 @@ fn manifest(state: &SharedState, image: &str, reference: &str, headers: &HeaderM
             "manifest unknown",
         );
     };
-    let formula = &state.resolved.formulae[i];
-    let dependencies: Vec<(String, String)> = formula
-        .dependencies
-        .iter()
-        .map(|name| {
-            let pkg_version = state
-                .formula_by_name
-                .get(name)
-                .map(|&d| state.resolved.formulae[d].pkg_version())
-                .unwrap_or_default();
-            (name.clone(), pkg_version)
-        })
-        .collect();
-    let body = manifest::render_image_index(formula, state.resolved.bottles_of(i), &dependencies);
+    let body = state.resolved.image_index(i);
     let digest = format!("sha256:{}", hex::encode(Sha256::digest(body.as_bytes())));
     (
         [

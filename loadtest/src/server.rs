@@ -23,7 +23,7 @@ use crate::content::BottleContent;
 use crate::faults::{Fault, FaultTable};
 use crate::stats::{BottleCounters, Stats, TotalCounters};
 use crate::storage::UrlSigner;
-use crate::{api, control, gzip, index, registry, storage};
+use crate::{api, control, gzip, index, registry, storage, tags};
 
 /// How to start a stand-in.
 #[derive(Clone, Debug, Default)]
@@ -36,6 +36,10 @@ pub struct StandInConfig {
     pub api_port: u16,
     /// Port of the signed-URL storage host; 0 picks a free one.
     pub storage_port: u16,
+    /// The client tags that have an `internal/packages.<tag>.jws.json`
+    /// (others answer 404, like a tag upstream does not publish); `None`:
+    /// every client tag, as upstream.
+    pub packages_tags: Option<Vec<String>>,
 }
 
 impl StandInConfig {
@@ -99,6 +103,8 @@ pub(crate) struct SharedState {
     pub index: RwLock<IndexDocs>,
     /// Rendered `internal/packages.<tag>.jws.json` (plain, gzip), by tag.
     pub packages_files: Mutex<HashMap<String, (Bytes, Bytes)>>,
+    /// See [`StandInConfig::packages_tags`].
+    pub packages_tags: RwLock<Option<Vec<String>>>,
     pub faults: FaultTable,
     pub totals: TotalCounters,
     pub tokens: TokenStore,
@@ -136,6 +142,33 @@ impl SharedState {
 
     pub fn clear_index_override(&self) {
         *self.index.write().unwrap_or_else(|e| e.into_inner()) = self.catalog_index.clone();
+    }
+
+    /// Whether a client on `tag` gets a per-tag API file.
+    pub fn has_packages_file(&self, tag: &str) -> bool {
+        tags::client_tags().iter().any(|t| t == tag)
+            && self
+                .packages_tags
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .is_none_or(|tags| tags.iter().any(|t| t == tag))
+    }
+
+    /// `internal/packages.<tag>.jws.json` (plain, gzip), rendered once.
+    pub fn packages_file(&self, tag: &str) -> (Bytes, Bytes) {
+        let mut cache = self
+            .packages_files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry(tag.to_string())
+            .or_insert_with(|| {
+                let jws = index::render_packages_file(&self.resolved, tag);
+                let gzipped = Bytes::from(gzip::encode(jws.as_bytes()));
+                (Bytes::from(jws), gzipped)
+            })
+            .clone()
     }
 
     pub fn index_docs(&self) -> IndexDocs {
@@ -199,6 +232,10 @@ impl StandIn {
         let api_app = api::router()
             .merge(registry::router())
             .merge(control::router())
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                count_request_path,
+            ))
             .with_state(state.clone())
             .into_make_service_with_connect_info::<ConnectionReset>();
         let api_server = axum::serve(ResettableListener::new(api_listener), api_app)
@@ -368,6 +405,35 @@ impl StandIn {
         self.state.clear_index_override();
     }
 
+    /// Which client tags get an `internal/packages.<tag>.jws.json` from now
+    /// on (others: 404); `None`: every client tag, as upstream.
+    pub fn set_packages_tags(&self, tags: Option<Vec<String>>) {
+        *self
+            .state
+            .packages_tags
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = tags;
+    }
+
+    /// The bytes this stand-in serves (uncompressed) as
+    /// `/api/internal/packages.<tag>.jws.json`, or `None` where it answers
+    /// 404: what a mirror must publish byte for byte.
+    pub fn packages_file(&self, tag: &str) -> Option<Vec<u8>> {
+        self.state
+            .has_packages_file(tag)
+            .then(|| self.state.packages_file(tag).0.to_vec())
+    }
+
+    /// The OCI image index served at `<image>/manifests/<reference>`, if
+    /// there is one.
+    pub fn image_index(&self, image: &str, reference: &str) -> Option<Vec<u8>> {
+        let &i = self
+            .state
+            .manifests
+            .get(&(image.to_string(), reference.to_string()))?;
+        Some(self.state.resolved.image_index(i).into_bytes())
+    }
+
     /// Whether the anonymous `QQ==` token is rejected (changeable at run time).
     pub fn set_require_token(&self, require: bool) {
         self.state.require_token.store(require, Ordering::Relaxed);
@@ -429,6 +495,22 @@ impl std::fmt::Debug for StandIn {
     }
 }
 
+/// Counts GETs and HEADs per path on the API host ([`Stats::paths`]), but
+/// not the control endpoints' own traffic.
+async fn count_request_path(
+    axum::extract::State(state): axum::extract::State<Arc<SharedState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = request.method();
+    if (method == axum::http::Method::GET || method == axum::http::Method::HEAD)
+        && !request.uri().path().starts_with("/__standin/")
+    {
+        state.totals.count_path(request.uri().path());
+    }
+    next.run(request).await
+}
+
 fn build_state(
     config: StandInConfig,
     resolved: ResolvedCatalog,
@@ -465,6 +547,7 @@ fn build_state(
         index: RwLock::new(catalog_index.clone()),
         catalog_index,
         packages_files: Mutex::default(),
+        packages_tags: RwLock::new(config.packages_tags),
         faults: FaultTable::default(),
         totals: TotalCounters::default(),
         tokens: TokenStore::default(),

@@ -3,6 +3,7 @@
 //! downloaded), not only what it ended up with.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
@@ -56,12 +57,22 @@ pub struct Stats {
     pub faults_injected: u64,
     /// Per sha256; only bottles that saw a request.
     pub bottles: BTreeMap<String, BottleStats>,
+    /// GETs and HEADs on the API host (`/api/...`, registry blobs and
+    /// manifests, `/token`; not `/__standin/...`) per request path as sent
+    /// (percent-encoded, no query), whatever the answer.
+    #[serde(default)]
+    pub paths: BTreeMap<String, u64>,
 }
 
 impl Stats {
     /// The counters of one bottle (zero when it saw no request).
     pub fn bottle(&self, sha256: &str) -> BottleStats {
         self.bottles.get(sha256).cloned().unwrap_or_default()
+    }
+
+    /// GETs and HEADs of one request path (zero when never asked).
+    pub fn path(&self, path: &str) -> u64 {
+        self.paths.get(path).copied().unwrap_or(0)
     }
 }
 
@@ -92,6 +103,7 @@ pub(crate) struct TotalCounters {
     pub storage_auth_rejections: AtomicU64,
     pub storage_signature_rejections: AtomicU64,
     pub faults_injected: AtomicU64,
+    pub paths: Mutex<BTreeMap<String, u64>>,
 }
 
 /// Adds one to a counter.
@@ -134,6 +146,17 @@ impl BottleCounters {
 }
 
 impl TotalCounters {
+    /// Counts one GET or HEAD of `path`.
+    pub fn count_path(&self, path: &str) {
+        let mut paths = self.paths.lock().unwrap_or_else(|e| e.into_inner());
+        match paths.get_mut(path) {
+            Some(n) => *n += 1,
+            None => {
+                paths.insert(path.to_string(), 1);
+            }
+        }
+    }
+
     /// A snapshot with the given per-bottle counters.
     pub fn snapshot<'a>(
         &self,
@@ -157,6 +180,7 @@ impl TotalCounters {
                 .map(|(sha, c)| (sha.to_string(), c.snapshot()))
                 .filter(|(_, s)| *s != BottleStats::default())
                 .collect(),
+            paths: self.paths.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
     }
 
@@ -178,5 +202,6 @@ impl TotalCounters {
         ] {
             zero(c);
         }
+        self.paths.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }

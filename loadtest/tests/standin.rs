@@ -1040,3 +1040,324 @@ async fn api_files_are_gzipped_on_request() {
         .unwrap();
     assert_eq!(decoded, plain);
 }
+
+async fn packages_payload(client: &reqwest::Client, standin: &StandIn, tag: &str) -> Value {
+    let jws: Value = client
+        .get(format!(
+            "{}/internal/packages.{tag}.jws.json",
+            standin.api_url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jws["signatures"][0]["header"]["kid"], "homebrew-1");
+    serde_json::from_str(jws["payload"].as_str().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn per_tag_files_follow_upstreams_schema() {
+    let standin = start(Catalog::brew_mirror()).await;
+    let client = client();
+    let payload = packages_payload(&client, &standin, "tahoe").await;
+    let keys: Vec<&str> = payload
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut expected = vec![
+        "metadata",
+        "formulae",
+        "casks",
+        "formula_aliases",
+        "formula_renames",
+        "cask_renames",
+        "formula_tap_git_head",
+        "cask_tap_git_head",
+        "formula_tap_migrations",
+        "cask_tap_migrations",
+    ];
+    expected.sort();
+    let mut keys = keys;
+    keys.sort();
+    assert_eq!(keys, expected);
+    assert_eq!(payload["metadata"]["bottle_tag"], "tahoe");
+    assert_eq!(payload["metadata"]["homebrew_version"], "6.0.18");
+    assert!(payload["metadata"]["generated_at"].is_u64());
+    assert_eq!(payload["formula_tap_git_head"].as_str().unwrap().len(), 40);
+    let formulae = &payload["formulae"];
+
+    // Zeros and blanks are dropped; the build dependency is an object.
+    let gtk = &formulae["gtk+3"];
+    assert_eq!(
+        gtk["stable_dependencies"],
+        serde_json::json!(["libsigc++", "openssl@3", {"pkgconf": "build"}])
+    );
+    for absent in [
+        "revision",
+        "bottle_rebuild",
+        "bottle_tag",
+        "deprecated",
+        "disabled",
+    ] {
+        assert!(gtk.get(absent).is_none(), "gtk+3 has {absent}: {gtk}");
+    }
+    assert_eq!(gtk["stable_version"], "3.24.51");
+    assert_eq!(
+        gtk["bottle_checksum"],
+        bottle(&standin, "gtk+3", "tahoe").sha256.as_str()
+    );
+    assert!(formulae["pkgconf"].get("stable_dependencies").is_none());
+    let sigc = &formulae["libsigc++"];
+    assert_eq!(sigc["revision"], 2);
+    assert_eq!(sigc["bottle_rebuild"], 1);
+    // bottle_tag only for a fallback: an older macOS, or `all`.
+    assert_eq!(formulae["old-tool"]["bottle_tag"], "sequoia");
+    assert_eq!(
+        formulae["old-tool"]["bottle_checksum"],
+        bottle(&standin, "old-tool", "sequoia").sha256.as_str()
+    );
+    assert_eq!(formulae["ca-certificates"]["bottle_tag"], "all");
+    let linux_only = &formulae["linux-only"];
+    for absent in [
+        "bottle_checksum",
+        "bottle_rebuild",
+        "bottle_tag",
+        "bottle_cellar",
+    ] {
+        assert!(linux_only.get(absent).is_none(), "{linux_only}");
+    }
+    // bottle_cellar only when not :any_skip_relocation.
+    for (name, entry) in formulae.as_object().unwrap() {
+        let Some(tag) = entry
+            .get("bottle_checksum")
+            .map(|_| entry["bottle_tag"].as_str().unwrap_or("tahoe").to_string())
+        else {
+            continue;
+        };
+        let cellar = bottle(&standin, name, &tag).cellar;
+        match entry.get("bottle_cellar") {
+            Some(c) => assert_eq!(c.as_str(), Some(cellar.as_str()), "{name}"),
+            None => assert_eq!(cellar, ":any_skip_relocation", "{name}"),
+        }
+    }
+    let sequoia = packages_payload(&client, &standin, "arm64_sequoia").await;
+    assert!(sequoia["formulae"]["old-tool"].get("bottle_tag").is_none());
+    let linux = packages_payload(&client, &standin, "x86_64_linux").await;
+    assert!(
+        linux["formulae"]["linux-only"]
+            .get("bottle_checksum")
+            .is_some()
+    );
+    assert!(
+        linux["formulae"]["old-tool"]
+            .get("bottle_checksum")
+            .is_none()
+    );
+
+    // formula.json carries build dependencies apart.
+    let index: Vec<Value> = client
+        .get(format!("{}/formula.json", standin.api_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let gtk = index.iter().find(|f| f["name"] == "gtk+3").unwrap();
+    assert_eq!(gtk["build_dependencies"], serde_json::json!(["pkgconf"]));
+    assert_eq!(
+        gtk["dependencies"],
+        serde_json::json!(["libsigc++", "openssl@3"])
+    );
+
+    // Flags appear only when set.
+    let tricky = start(Catalog::tricky()).await;
+    let payload = packages_payload(&client, &tricky, "arm64_tahoe").await;
+    assert_eq!(payload["formulae"]["gone"]["disabled"], true);
+    assert_eq!(payload["formulae"]["old-but-ok"]["deprecated"], true);
+    assert!(payload["formulae"]["wget"].get("disabled").is_none());
+}
+
+#[tokio::test]
+async fn per_tag_files_are_byte_identical_and_follow_a_version_bump() {
+    let catalog = Catalog::brew_mirror();
+    let a = start(catalog.clone()).await;
+    let b = start(catalog.clone()).await;
+    let client = client();
+    for tag in ["arm64_tahoe", "tahoe", "x86_64_linux"] {
+        let get = |standin: &StandIn| {
+            client
+                .get(format!(
+                    "{}/internal/packages.{tag}.jws.json",
+                    standin.api_url()
+                ))
+                .send()
+        };
+        let first = get(&a).await.unwrap().bytes().await.unwrap();
+        let second = get(&b).await.unwrap().bytes().await.unwrap();
+        assert_eq!(first, second, "{tag}");
+        assert_eq!(a.packages_file(tag).as_deref(), Some(&first[..]));
+    }
+
+    let bumped = start(catalog.with_version("gtk+3", "3.24.52")).await;
+    for tag in ["arm64_tahoe", "tahoe"] {
+        let old = bottle(&a, "gtk+3", tag);
+        let new = bottle(&bumped, "gtk+3", tag);
+        assert_ne!(old.sha256, new.sha256);
+        assert_eq!(
+            new.mirror_file_name,
+            format!("gtk+3-3.24.52.{tag}.bottle.tar.gz")
+        );
+        for name in ["openssl@3", "libsigc++", "pkgconf", "wget"] {
+            assert_eq!(
+                bottle(&a, name, tag).sha256,
+                bottle(&bumped, name, tag).sha256,
+                "{name} {tag}"
+            );
+        }
+        assert_ne!(a.packages_file(tag), bumped.packages_file(tag));
+    }
+    let sigc = catalog.with_version("libsigc++", "3.7.0");
+    let sigc = sigc.formula("libsigc++").unwrap();
+    assert_eq!((sigc.revision, sigc.rebuild), (0, 0));
+}
+
+#[tokio::test]
+async fn a_tag_without_per_tag_file_answers_404() {
+    let standin = StandIn::start(StandInConfig {
+        packages_tags: Some(vec!["arm64_tahoe".into()]),
+        ..StandInConfig::new(Catalog::brew_mirror())
+    })
+    .await
+    .unwrap();
+    let client = client();
+    let url = |tag: &str| format!("{}/internal/packages.{tag}.jws.json", standin.api_url());
+    let status = |tag: &'static str| {
+        let request = client.get(url(tag)).send();
+        async move { request.await.unwrap().status() }
+    };
+    assert_eq!(status("arm64_tahoe").await, StatusCode::OK);
+    assert_eq!(status("tahoe").await, StatusCode::NOT_FOUND);
+    assert_eq!(standin.packages_file("tahoe"), None);
+    assert!(standin.packages_file("arm64_tahoe").is_some());
+    standin.set_packages_tags(None);
+    assert_eq!(status("tahoe").await, StatusCode::OK);
+    standin.set_packages_tags(Some(Vec::new()));
+    assert_eq!(status("arm64_tahoe").await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        standin
+            .stats()
+            .path("/api/internal/packages.arm64_tahoe.jws.json"),
+        2
+    );
+}
+
+#[tokio::test]
+async fn requests_are_counted_per_path() {
+    let standin = start(Catalog::brew_mirror()).await;
+    let client = client();
+    let packages = "/api/internal/packages.tahoe.jws.json";
+    for _ in 0..2 {
+        let response = client
+            .get(format!("{}{packages}", standin.api_origin()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let gtk = bottle(&standin, "gtk+3", "tahoe");
+    let manifest = format!(
+        "/v2/homebrew/core/{}/manifests/{}",
+        gtk.image, gtk.version_rebuild
+    );
+    client
+        .head(format!("{}{manifest}", standin.api_origin()))
+        .header(AUTHORIZATION, ANONYMOUS)
+        .send()
+        .await
+        .unwrap();
+    let missing = "/api/internal/packages.no_such_tag.jws.json";
+    client
+        .get(format!("{}{missing}", standin.api_origin()))
+        .send()
+        .await
+        .unwrap();
+    // The control endpoint is not counted and carries the counts.
+    let stats: bottlesync_loadtest::Stats = client
+        .get(format!("{}/__standin/stats", standin.api_origin()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats.path(packages), 2);
+    assert_eq!(stats.path(&manifest), 1);
+    assert_eq!(stats.path(missing), 1);
+    assert_eq!(stats.path("/api/internal/packages.arm64_tahoe.jws.json"), 0);
+    assert_eq!(stats.paths.len(), 3, "{:?}", stats.paths);
+    assert_eq!(stats, standin.stats());
+    // Existing counters are unchanged by the per-path ones.
+    assert_eq!(stats.api_file_requests, 3);
+    assert_eq!(stats.manifest_requests, 1);
+    standin.reset_stats();
+    assert!(standin.stats().paths.is_empty());
+}
+
+/// Serves a directory mirror over HTTP (like `python -m http.server`).
+async fn serve_directory(root: std::path::PathBuf) -> String {
+    use axum::http::{Method, Uri};
+    use axum::response::IntoResponse;
+    use bottlesync_loadtest::brew_client::{DirectoryMirror, MirrorReader};
+    let mirror = std::sync::Arc::new(DirectoryMirror(root));
+    let app = axum::Router::new().fallback(move |method: Method, uri: Uri| {
+        let mirror = mirror.clone();
+        async move {
+            match mirror.request(method.as_str(), uri.path(), &[]).await {
+                Ok(r) => {
+                    let content_type = r.header("content-type").map(str::to_string);
+                    let mut response =
+                        (axum::http::StatusCode::from_u16(r.status).unwrap(), r.body)
+                            .into_response();
+                    if let Some(ct) = content_type {
+                        response
+                            .headers_mut()
+                            .insert("content-type", ct.parse().unwrap());
+                    }
+                    response
+                }
+                Err(_) => axum::http::StatusCode::BAD_REQUEST.into_response(),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+#[tokio::test]
+async fn replay_over_http_of_a_reference_mirror() {
+    use bottlesync_loadtest::BREW_MIRROR_TAGS;
+    use bottlesync_loadtest::brew_client::{HttpMirror, replay_install, write_reference_mirror};
+    let catalog = Catalog::brew_mirror();
+    let standin = start(catalog.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_reference_mirror(&catalog, &BREW_MIRROR_TAGS, dir.path()).unwrap();
+    let mirror = HttpMirror::new(serve_directory(dir.path().to_path_buf()).await).unwrap();
+    for tag in BREW_MIRROR_TAGS {
+        let report = replay_install(&mirror, tag, &["gtk+3", "wget", "linux-only"])
+            .await
+            .unwrap();
+        assert!(report.is_complete(), "{report}");
+        // The reference mirror's API file is upstream's, byte for byte.
+        assert_eq!(report.api_file, standin.packages_file(tag), "{tag}");
+    }
+    std::fs::remove_file(dir.path().join("bottles/wget-1.25.0.sequoia.bottle.tar.gz")).unwrap();
+    let report = replay_install(&mirror, "sequoia", &["wget"]).await.unwrap();
+    assert_eq!(report.problems(), [("wget".to_string(), "missing")]);
+}

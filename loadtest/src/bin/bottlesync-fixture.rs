@@ -16,6 +16,8 @@ enum Preset {
     Generated,
     /// One formula with one arm64_tahoe bottle of `--size` bytes.
     Single,
+    /// The brew-mirror catalog (openssl@3, gtk+3, fallbacks, all, Linux only).
+    BrewMirror,
 }
 
 /// A local Homebrew stand-in: formula API + registry on one port,
@@ -52,6 +54,10 @@ struct Args {
     /// Reject the anonymous QQ== token: clients must use the 401 challenge.
     #[arg(long)]
     require_token: bool,
+    /// Serve `internal/packages.<tag>.jws.json` only for these client tags
+    /// (comma-separated; others answer 404). Default: every client tag.
+    #[arg(long, value_delimiter = ',')]
+    packages_tags: Option<Vec<String>>,
 }
 
 /// Bytes, with an optional binary (K, KiB, M, MiB, ...) suffix.
@@ -95,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
             SizeModel::log_normal(args.median_size, args.max_size),
         ),
         Preset::Single => Catalog::single(args.name.clone(), args.size),
+        Preset::BrewMirror => Catalog::brew_mirror(),
     };
     tracing::info!(
         preset = ?args.preset,
@@ -108,6 +115,7 @@ async fn main() -> anyhow::Result<()> {
         require_token: args.require_token,
         api_port: args.api_port,
         storage_port: args.storage_port,
+        packages_tags: args.packages_tags,
     })
     .await?;
     {
