@@ -410,7 +410,9 @@ async fn a_hostile_index_is_rejected_entry_by_entry() {
             .len(),
         9
     );
-    // Only the one good bottle (and our own files) exist, all inside --dest.
+    // Only the one good bottle (its dated file, its flat copy and its
+    // manifest), the index it came from and our own files exist, all
+    // inside --dest.
     assert_eq!(
         files_below(dir.path())
             .into_iter()
@@ -418,6 +420,9 @@ async fn a_hostile_index_is_rejected_entry_by_entry() {
             .collect::<BTreeSet<_>>(),
         [
             format!("mirror/{DATE}/{}", good.mirror_file_name),
+            format!("mirror/bottles/{}", good.mirror_file_name),
+            "mirror/bottles/wget/manifests/1.25.0".into(),
+            "mirror/api/formula.jws.json".into(),
             "mirror/bottles_hash.json".into(),
             "summary.json".into()
         ]

@@ -11,7 +11,9 @@
 //! - `POST /__standin/reset`: zeroes the stats, clears faults and any index
 //!   override.
 //! - `PUT /__standin/index` (any body) / `DELETE /__standin/index`: override
-//!   `formula.json` with that text / serve the catalog's again.
+//!   `formula.json` with that text / serve the catalog's again. While it is
+//!   overridden the per-tag files answer 404 (they are rendered from the
+//!   catalog the override replaces).
 
 use std::sync::Arc;
 

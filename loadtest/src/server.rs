@@ -100,6 +100,8 @@ pub(crate) struct SharedState {
     pub manifests: HashMap<(String, String), usize>,
     pub formula_by_name: HashMap<String, usize>,
     pub catalog_index: IndexDocs,
+    /// `formula.json` is overridden (`set_index_text`): no per-tag files.
+    pub index_overridden: AtomicBool,
     pub index: RwLock<IndexDocs>,
     /// Rendered `internal/packages.<tag>.jws.json` (plain, gzip), by tag.
     pub packages_files: Mutex<HashMap<String, (Bytes, Bytes)>>,
@@ -138,15 +140,20 @@ impl SharedState {
 
     pub fn set_index_text(&self, text: String) {
         *self.index.write().unwrap_or_else(|e| e.into_inner()) = IndexDocs::new(text);
+        self.index_overridden.store(true, Ordering::Relaxed);
     }
 
     pub fn clear_index_override(&self) {
         *self.index.write().unwrap_or_else(|e| e.into_inner()) = self.catalog_index.clone();
+        self.index_overridden.store(false, Ordering::Relaxed);
     }
 
     /// Whether a client on `tag` gets a per-tag API file.
     pub fn has_packages_file(&self, tag: &str) -> bool {
-        tags::client_tags().iter().any(|t| t == tag)
+        // Per-tag files are rendered from the catalog; an index override
+        // replaces the catalog's API, so they are gone with it.
+        !self.index_overridden.load(Ordering::Relaxed)
+            && tags::client_tags().iter().any(|t| t == tag)
             && self
                 .packages_tags
                 .read()
@@ -546,6 +553,7 @@ fn build_state(
         formula_by_name,
         index: RwLock::new(catalog_index.clone()),
         catalog_index,
+        index_overridden: AtomicBool::new(false),
         packages_files: Mutex::default(),
         packages_tags: RwLock::new(config.packages_tags),
         faults: FaultTable::default(),
