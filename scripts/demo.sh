@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # An offline demo: start the Homebrew stand-in, mirror wget and its
-# dependencies into ./mirror, and show what was written.
+# dependencies into ./mirror, show what was written, and check it the way
+# brew clients use it (`bottlesync verify`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bottlesync/target}"
@@ -20,3 +21,8 @@ echo "Homebrew stand-in at $api_url"
 "$bin/bottlesync" sync --dest ./mirror --api-url "$api_url" --formula wget --with-deps "$@"
 echo
 find ./mirror -type f -not -path '*/.bottlesync/*' | sort
+echo
+"$bin/bottlesync" verify --dest ./mirror
+echo
+echo "Clients: HOMEBREW_API_DOMAIN=<base>/api HOMEBREW_BOTTLE_DOMAIN=<base>/bottles HOMEBREW_NO_AUTO_UPDATE=1,"
+echo "with <base> a static server of ./mirror (README: Serving the mirror to brew)."

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use bottlesync_aws_harness::s3_mirror::S3Mirror;
 use bottlesync_loadtest::brew_client::{DirectoryMirror, MirrorReader, replay_install};
-use bottlesync_loadtest::{Catalog, Fault, StandIn, StandInConfig};
+use bottlesync_loadtest::{Catalog, Fault, SizeModel, StandIn, StandInConfig};
 use common::stack::{BUCKET, PREFIX, Stack};
 use common::*;
 
@@ -383,4 +383,68 @@ async fn a_fleet_run_publishes_the_same_brew_view_and_names_what_it_lacks() {
         "{}",
         checked.all_output()
     );
+}
+
+/// SIGKILL while a run publishes (right after it wrote
+/// `.bottlesync/published.json`, the step before the API files): every API
+/// file is the old one or the new one, whole, never a part; the rerun
+/// publishes the new ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_during_publication_leaves_each_api_file_old_or_new_never_partial() {
+    // Big enough API files (thousands of formulae) that writing them takes
+    // a moment; one tag keeps the first sync short.
+    let catalog = Catalog::generated(1500, 11, SizeModel::fixed(200));
+    let bumped_name = catalog.formulae()[0].name.clone();
+    let before = standin(catalog.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().to_str().unwrap().to_string();
+    let one_tag = |standin: &StandIn| {
+        let mut cmd = bottlesync();
+        cmd.args(sync_args(standin, &dest))
+            .args(["--tags", "arm64_tahoe"]);
+        cmd
+    };
+    run(one_tag(&before)).await.assert_code(0);
+    let api = |file: &str| dir.path().join("api").join(file);
+    let files = ["internal/packages.arm64_tahoe.jws.json", "formula.jws.json"];
+    let old: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(api(f)).unwrap()).collect();
+    let record = dir.path().join(".bottlesync/published.json");
+    let old_record = std::fs::read(&record).unwrap();
+
+    let after = standin(catalog.with_version(&bumped_name, "99.0")).await;
+    let new: Vec<Vec<u8>> = vec![
+        after.packages_file("arm64_tahoe").unwrap(),
+        upstream(&after, "formula.jws.json").await,
+    ];
+    assert_ne!(old, new);
+    let mut child = one_tag(&after)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if std::fs::read(&record).is_ok_and(|now| now != old_record) {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before publishing");
+        assert!(std::time::Instant::now() < deadline, "never reached publication");
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    for (i, file) in files.iter().enumerate() {
+        let now = std::fs::read(api(file)).unwrap();
+        assert!(
+            now == old[i] || now == new[i],
+            "{file}: {} bytes, neither the old ({}) nor the new ({}) file",
+            now.len(),
+            old[i].len(),
+            new[i].len()
+        );
+    }
+    run(one_tag(&after)).await.assert_code(0);
+    for (i, file) in files.iter().enumerate() {
+        assert_eq!(std::fs::read(api(file)).unwrap(), new[i], "{file} after the rerun");
+    }
 }

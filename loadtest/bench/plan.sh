@@ -178,16 +178,17 @@ lines = [
     "| phase | CPU ms | wall ms | runs (CPU ms) | peak RSS MiB | heap added MiB |",
     "|---|---|---|---|---|---|",
     f"| baseline: `serde_json::from_slice::<Value>` of formula.json | {ms(s['baseline_cpu_ms'])} | {ms(s['baseline_wall_ms'])} | {base_runs} | {mib(s['baseline_fresh_peak_rss_mib'])} | {s['baseline_heap_delta_mib']:.1f} |",
-    f"| planning: parse_index + MirrorRecord::parse + plan + message bodies | {ms(s['cpu_ms'])} | {ms(s['wall_ms'])} | {runs} | {mib(s['peak_rss_mib'])} | {s['heap_delta_mib']:.1f} |",
+    f"| planning: parse_index + MirrorRecord::parse + per-tag files + plan_for_clients + message bodies | {ms(s['cpu_ms'])} | {ms(s['wall_ms'])} | {runs} | {mib(s['peak_rss_mib'])} | {s['heap_delta_mib']:.1f} |",
     "",
     f"- planning stages (CPU ms, median): parse_index {ms(s['stage_index_ms'])}, bottles_hash.json + stored set {ms(s['stage_ledger_ms'])}, "
+    f"{s.get('packages_files', 0)} per-tag API files ({s.get('packages_files_bytes', 0) / 1e6:.1f} MB) parsed {ms(s.get('stage_packages_ms', 0))}, "
     f"plan {ms(s['stage_plan_ms'])}, message bodies {ms(s['stage_messages_ms'])}",
     f"- one cold planning run in the fresh process: {ms(s['fresh_cpu_ms'])} ms CPU, {ms(s['fresh_wall_ms'])} ms wall (page faults of a new heap included)",
     f"- ratio planning / baseline (CPU): **{s['ratio']:.2f}x** against the Value parse of formula.json; "
     f"{s['ratio_both']:.2f}x against the Value parse of both files ({ms(s['baseline_both_cpu_ms'])} ms)",
     f"- goal (< 1 s CPU, < 256 MiB): CPU {goal(s['goal_cpu_met'])}, memory {goal(s['goal_memory_met'])}",
     "- profile a planning run: `valgrind --tool=callgrind PLAN_BENCH_EXE DIR --probe planning` (the exe from `cargo bench -p bottlesync-planner --bench plan --no-run`, DIR from `bottlesync-plan-input --out DIR`)",
-    "- not measured (network): fetching formula.json, reading the ledger from the store or DynamoDB, manifest sizing, queued marks, SendMessageBatch",
+    "- not measured (network): fetching formula.jws.json and one per-tag file per tag (9 requests more than before issue 11), reading the ledger from the store or DynamoDB, manifest sizing, queued marks, SendMessageBatch",
     "<!-- planning: end -->",
 ]
 section = "\n".join(lines) + "\n"

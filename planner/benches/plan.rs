@@ -15,8 +15,12 @@
 //! 2. `MirrorRecord::parse` of bottles_hash.json (validated) and its
 //!    sha256s as the stored set (`JournalLedger::stored_bottles` with an
 //!    empty journal, then `into_keys().collect()` as `sync` does);
-//! 3. `plan`: the nine current tags, fallbacks, dedup against the ledger;
-//! 4. one SQS message body (`BottleMessage::to_body`) per missing bottle.
+//! 3. the nine per-tag API files (`packages.<tag>.jws.json`, when the input
+//!    has them): parsed and validated (`PackagesFile::parse`);
+//! 4. `plan_for_clients`: the nine current tags from their per-tag files
+//!    (fallbacks from the index for a tag without one), dedup against the
+//!    ledger;
+//! 5. one SQS message body (`BottleMessage::to_body`) per missing bottle.
 //!
 //! The baseline is `serde_json::from_slice::<serde_json::Value>` of the same
 //! formula.json (the floor any planner pays to read the index), and, as a
@@ -36,7 +40,10 @@ use bottlesync_core::Sha256Digest;
 use bottlesync_core::model::hash_file::MirrorRecord;
 use bottlesync_core::model::index::{HostPolicy, parse_index};
 use bottlesync_core::model::message::BottleMessage;
-use bottlesync_core::plan::select::{PlanRequest, TagSelection, plan};
+use bottlesync_core::model::packages::PackagesFile;
+use bottlesync_core::plan::select::{PlanRequest, TagSelection, plan_for_clients};
+use bottlesync_core::Tag;
+use std::collections::BTreeMap;
 use chrono::NaiveDate;
 
 /// The nine tags of the issue (loadtest's CURRENT_TAGS).
@@ -160,6 +167,7 @@ fn measure<T>(f: impl FnOnce() -> T) -> (Phase, T) {
 struct Stages {
     index: f64,
     ledger: f64,
+    packages: f64,
     plan: f64,
     messages: f64,
 }
@@ -175,7 +183,15 @@ struct Outcome {
     stages: Stages,
 }
 
-fn planning(index_bytes: &[u8], hash_bytes: &[u8], hosts: &HostPolicy) -> Outcome {
+/// The per-tag files of the input, by tag (as fetched: bytes).
+type PackagesInput = Vec<(Tag, Vec<u8>)>;
+
+fn planning(
+    index_bytes: &[u8],
+    hash_bytes: &[u8],
+    packages: &PackagesInput,
+    hosts: &HostPolicy,
+) -> Outcome {
     let mut stages = Stages::default();
     let mut t = cpu_seconds();
     let mut lap = |slot: &mut f64| {
@@ -188,6 +204,16 @@ fn planning(index_bytes: &[u8], hash_bytes: &[u8], hosts: &HostPolicy) -> Outcom
     let record = MirrorRecord::parse(hash_bytes).expect("the hash file parses");
     let mirrored: HashSet<Sha256Digest> = record.bottles.into_keys().collect();
     lap(&mut stages.ledger);
+    // `parse` keeps the bytes it is given (to publish them): the copy is
+    // part of what a planner pays.
+    let clients: BTreeMap<Tag, PackagesFile> = packages
+        .iter()
+        .map(|(tag, bytes)| {
+            let file = PackagesFile::parse(tag, bytes.clone()).expect("a per-tag file parses");
+            (tag.clone(), file)
+        })
+        .collect();
+    lap(&mut stages.packages);
     let request = PlanRequest {
         tags: TagSelection::parse("--tags", TAGS).expect("tags"),
         formulae: vec![],
@@ -195,7 +221,8 @@ fn planning(index_bytes: &[u8], hash_bytes: &[u8], hosts: &HostPolicy) -> Outcom
         include_disabled: false,
         date: NaiveDate::from_ymd_opt(2026, 11, 29).expect("date"),
     };
-    let plan = plan(&index, &request, &mirrored, &HashSet::new()).expect("plan");
+    let plan = plan_for_clients(&index, &clients, &request, &mirrored, &HashSet::new())
+        .expect("plan");
     lap(&mut stages.plan);
     let jobs = plan.jobs.len();
     let bodies: Vec<String> = plan
@@ -265,6 +292,14 @@ fn main() {
     };
     let index_bytes = read("formula.json");
     let hash_bytes = read("bottles_hash.json");
+    let packages: PackagesInput = TAGS
+        .split(',')
+        .filter_map(|tag| {
+            let bytes = std::fs::read(dir.join(format!("packages.{tag}.jws.json"))).ok()?;
+            Some((Tag::parse(tag).expect("tag"), bytes))
+        })
+        .collect();
+    let packages_bytes: usize = packages.iter().map(|(_, b)| b.len()).sum();
     let meta: serde_json::Value = serde_json::from_slice(&read("meta.json")).expect("meta.json");
     let api_url: url::Url = meta["api_url"]
         .as_str()
@@ -279,7 +314,7 @@ fn main() {
         let (cpu0, w0) = (cpu_seconds(), Instant::now());
         match which.as_str() {
             "planning" => {
-                planning(&index_bytes, &hash_bytes, &hosts);
+                planning(&index_bytes, &hash_bytes, &packages, &hosts);
             }
             "baseline" => {
                 let v: serde_json::Value = serde_json::from_slice(&index_bytes).expect("JSON");
@@ -307,7 +342,7 @@ fn main() {
     );
 
     // ---- warm-up (page faults, allocator arenas), then interleaved reps
-    let warm = planning(&index_bytes, &hash_bytes, &hosts);
+    let warm = planning(&index_bytes, &hash_bytes, &packages, &hosts);
     if let Some(expected) = meta["expected_jobs"].as_u64() {
         assert_eq!(
             warm.jobs as u64, expected,
@@ -330,13 +365,14 @@ fn main() {
             let h: serde_json::Value = serde_json::from_slice(&hash_bytes).expect("JSON");
             a.as_array().map_or(0, Vec::len) + h.as_object().map_or(0, |o| o.len())
         });
-        let (p, outcome) = measure(|| planning(&index_bytes, &hash_bytes, &hosts));
+        let (p, outcome) = measure(|| planning(&index_bytes, &hash_bytes, &packages, &hosts));
         eprintln!(
-            "rep {rep}/{reps}: planning {:.0} ms CPU ({:.0} ms wall; index {:.0}, ledger {:.0}, plan {:.0}, messages {:.0}), in-process peak RSS {}; baseline {:.0} ms CPU",
+            "rep {rep}/{reps}: planning {:.0} ms CPU ({:.0} ms wall; index {:.0}, ledger {:.0}, per-tag files {:.0}, plan {:.0}, messages {:.0}), in-process peak RSS {}; baseline {:.0} ms CPU",
             p.cpu * 1e3,
             p.wall * 1e3,
             outcome.stages.index * 1e3,
             outcome.stages.ledger * 1e3,
+            outcome.stages.packages * 1e3,
             outcome.stages.plan * 1e3,
             outcome.stages.messages * 1e3,
             p.peak_rss.map_or("?".into(), |m| format!("{m:.1} MiB")),
@@ -386,12 +422,14 @@ fn main() {
     let fmt_rss = |r: Option<f64>| r.map_or("?".into(), |m| format!("{m:.1} MiB"));
 
     println!(
-        "input: {} formulae ({:.1} MB formula.json), {} stored bottles ({:.1} MB bottles_hash.json), {} tags",
+        "input: {} formulae ({:.1} MB formula.json), {} stored bottles ({:.1} MB bottles_hash.json), {} tags, {} per-tag API files ({:.1} MB)",
         o.formulae,
         index_bytes.len() as f64 / 1e6,
         o.stored,
         hash_bytes.len() as f64 / 1e6,
-        TAGS.split(',').count()
+        TAGS.split(',').count(),
+        packages.len(),
+        packages_bytes as f64 / 1e6
     );
     println!(
         "plan: {} bottles to fetch, {} already mirrored, {} disabled formulae skipped; {} message bodies ({:.1} MB)",
@@ -402,11 +440,12 @@ fn main() {
         o.body_bytes as f64 / 1e6
     );
     println!(
-        "planning: {:.0} ms CPU, {:.0} ms wall (median of {reps}); stages (CPU ms): index {:.0}, ledger {:.0}, plan {:.0}, messages {:.0}",
+        "planning: {:.0} ms CPU, {:.0} ms wall (median of {reps}); stages (CPU ms): index {:.0}, ledger {:.0}, per-tag files {:.0}, plan {:.0}, messages {:.0}",
         cpu * 1e3,
         wall * 1e3,
         stage(|s| s.index) * 1e3,
         stage(|s| s.ledger) * 1e3,
+        stage(|s| s.packages) * 1e3,
         stage(|s| s.plan) * 1e3,
         stage(|s| s.messages) * 1e3,
     );
@@ -454,6 +493,9 @@ fn main() {
             "cpu_runs_ms": runs.iter().map(|(p, _)| p.cpu * 1e3).collect::<Vec<_>>(),
             "stage_index_ms": stage(|s| s.index) * 1e3,
             "stage_ledger_ms": stage(|s| s.ledger) * 1e3,
+            "stage_packages_ms": stage(|s| s.packages) * 1e3,
+            "packages_files": packages.len(),
+            "packages_files_bytes": packages_bytes,
             "stage_plan_ms": stage(|s| s.plan) * 1e3,
             "stage_messages_ms": stage(|s| s.messages) * 1e3,
             "peak_rss_mib": fresh_rss(&fresh_plan),

@@ -8,6 +8,9 @@
 //! - `bottles_hash.json`: a schema-1 mirror record of `--stored` bottles: a
 //!   share (`--stored-share`) of the index's bottles plus bottles of older
 //!   versions that are no longer in the index (a long-running mirror);
+//! - `packages.<tag>.jws.json` for every current tag: the per-tag API files
+//!   the stand-in serves for the same catalog (what brew >= 6 installs
+//!   from, and what the planner plans from);
 //! - `meta.json`: the API URL (for the host policy), the counts, and how
 //!   many bottles a plan over all current tags must leave to fetch.
 //!
@@ -86,6 +89,14 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .map(|f| f.name.clone())
         .collect();
+    let mut packages_bytes = 0;
+    for tag in CURRENT_TAGS {
+        let file = standin
+            .packages_file(tag)
+            .with_context(|| format!("the stand-in has no per-tag file for {tag}"))?;
+        packages_bytes += file.len();
+        std::fs::write(args.out.join(format!("packages.{tag}.jws.json")), file)?;
+    }
     standin.shutdown().await;
 
     // ---- formula.json, padded like the real index.
@@ -168,6 +179,7 @@ async fn main() -> anyhow::Result<()> {
         "seed": args.seed,
         "tags": CURRENT_TAGS,
         "index_bytes": index_text.len(),
+        "packages_files_bytes": packages_bytes,
         "index_bottles": bottles.len(),
         "bottles_per_tag": per_tag,
         "disabled_formulae": standin_disabled(&bottles),
