@@ -1,4 +1,4 @@
-//! A 500 MB `formula.json` is refused at the 256 MiB cap with bounded
+//! A 500 MB index (`formula.jws.json`) is refused at the 256 MiB cap with bounded
 //! memory, whether the server announces its size or streams without one.
 //! The body is zeros generated on the fly: nothing holds 500 MB.
 
@@ -69,7 +69,7 @@ async fn an_announced_500_mb_index_is_refused_before_reading() {
     let (api, sent) = serve_zeros(true).await;
     let error = fetch(&api).await;
     assert!(
-        error.starts_with(&format!("formula index {api}/formula.json: "))
+        error.starts_with(&format!("formula index {api}/formula.jws.json: "))
             && error.contains(&format!(
                 "response is {BODY_BYTES} bytes, more than the {MAX_INDEX_BYTES} allowed"
             )),
@@ -87,7 +87,7 @@ async fn an_unannounced_500_mb_index_is_cut_at_the_cap() {
     let (api, sent) = serve_zeros(false).await;
     let error = fetch(&api).await;
     assert!(
-        error.starts_with(&format!("formula index {api}/formula.json: "))
+        error.starts_with(&format!("formula index {api}/formula.jws.json: "))
             && error.contains(&format!(
                 "response is more than the {MAX_INDEX_BYTES} bytes allowed"
             )),
