@@ -31,9 +31,10 @@ pub struct EndState {
     pub downloads: BTreeMap<String, u64>,
     /// For each bottle, how many killed workers held its claim when killed.
     pub held_at_kills: BTreeMap<String, u64>,
-    /// SQS answers were lost (the lossy proxy): a send the SDK retried after
-    /// its answer was lost puts a second copy in the DLQ, as SQS's
-    /// at-least-once delivery allows.
+    /// SQS answers were lost (the lossy proxy), or a worker was killed: a
+    /// send the SDK retried after its answer was lost, or a source copy
+    /// whose delete a killed worker never sent, puts a second copy in the
+    /// DLQ, as SQS's at-least-once delivery allows.
     pub dlq_copies_allowed: bool,
 }
 
@@ -72,6 +73,22 @@ impl Layout {
             "{}{}/{}",
             self.key_prefix, self.date, bottle.info.mirror_file_name
         )
+    }
+
+    /// The flat copy brew requests (`bottles/<mirror file name>`).
+    pub fn flat_key(&self, bottle: &ExpectedBottle) -> String {
+        format!(
+            "{}bottles/{}",
+            self.key_prefix, bottle.info.mirror_file_name
+        )
+    }
+
+    /// The brew view's documents: the API files and the image indexes
+    /// (checked as brew uses them by `tests/brew_mirror.rs`).
+    pub fn is_brew_document(&self, key: &str) -> bool {
+        key.starts_with(&format!("{}api/", self.key_prefix))
+            || (key.starts_with(&format!("{}bottles/", self.key_prefix))
+                && key.contains("/manifests/"))
     }
 
     pub fn hash_file_key(&self) -> String {
@@ -116,16 +133,25 @@ pub fn verify(
         .collect();
     let storable = expected.len() - corrupt.len();
 
-    // Every non-corrupt bottle exactly once, right digest, right name;
-    // nothing else.
+    // Every non-corrupt bottle exactly once in the dated folder and once
+    // as its flat copy, right digest, right name; nothing else.
     let mut wanted: BTreeMap<String, &str> = expected
         .iter()
         .filter(|(sha, _)| !corrupt.contains(sha))
-        .map(|(sha, bottle)| (layout.bottle_key(bottle), sha.as_str()))
+        .flat_map(|(sha, bottle)| {
+            [
+                (layout.bottle_key(bottle), sha.as_str()),
+                (layout.flat_key(bottle), sha.as_str()),
+            ]
+        })
         .collect();
     for (key, digest) in &end.objects {
-        // The hash file, and the fleet's own records (run manifests, locks).
-        if *key == layout.hash_file_key() || key.starts_with(&layout.records_prefix()) {
+        // The hash file, the fleet's own records (run manifests, locks)
+        // and the brew view's documents.
+        if *key == layout.hash_file_key()
+            || key.starts_with(&layout.records_prefix())
+            || layout.is_brew_document(key)
+        {
             continue;
         }
         match wanted.remove(key) {
@@ -350,9 +376,20 @@ mod tests {
         };
         let mut objects: BTreeMap<String, String> = ['a', 'b']
             .iter()
-            .map(|c| (layout.bottle_key(&expected[&sha(*c)]), sha(*c)))
+            .flat_map(|c| {
+                let bottle = &expected[&sha(*c)];
+                [
+                    (layout.bottle_key(bottle), sha(*c)),
+                    (layout.flat_key(bottle), sha(*c)),
+                ]
+            })
             .collect();
         objects.insert(layout.hash_file_key(), "any".into());
+        objects.insert(
+            "brew/api/internal/packages.arm64_tahoe.jws.json".into(),
+            "any".into(),
+        );
+        objects.insert("brew/bottles/f/manifests/1.0".into(), "any".into());
         objects.insert("brew/.bottlesync/runs/r1.json".into(), "any".into());
         let summary = format!(
             "{TITLE_FAILED}\nNew bottles: 2\nSkipped: 0\nFailed: 1\n• fcc arm64_tahoe ({}): sha256 mismatch",
@@ -426,6 +463,13 @@ mod tests {
                 "missing",
                 Box::new(|e| {
                     e.objects.retain(|k, _| !k.contains("faa"));
+                }),
+            ),
+            (
+                "bottles/faa-1.0.arm64_tahoe.bottle.tar.gz: missing",
+                Box::new(|e| {
+                    // The dated file is there, its flat copy is not.
+                    e.objects.retain(|k, _| !k.contains("bottles/faa"));
                 }),
             ),
             (
