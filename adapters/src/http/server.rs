@@ -402,6 +402,7 @@ impl Drop for AccessLine {
             status = self.status,
             bytes = self.bytes,
             ms = self.started.elapsed().as_millis() as u64,
+            "request"
         );
     }
 }
