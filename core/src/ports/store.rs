@@ -217,3 +217,36 @@ pub trait Upload: Send {
     /// best-effort basis, so a cancelled task leaves nothing at a final key.
     async fn abort(self: Box<Self>) -> Result<()>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_of(chunks: &[&'static [u8]]) -> ObjectRead {
+        let size = chunks.iter().map(|c| c.len() as u64).sum();
+        let chunks: Vec<Result<Bytes>> = chunks.iter().map(|c| Ok(Bytes::from_static(c))).collect();
+        ObjectRead {
+            size,
+            body: futures::stream::iter(chunks).boxed(),
+        }
+    }
+
+    async fn collect(mut read: ObjectRead) -> (u64, Vec<u8>) {
+        let mut out = Vec::new();
+        while let Some(chunk) = read.chunk().await.unwrap() {
+            out.extend_from_slice(&chunk);
+        }
+        (read.size, out)
+    }
+
+    #[tokio::test]
+    async fn a_cut_is_the_part_across_chunk_boundaries() {
+        let chunks: [&'static [u8]; 3] = [b"0123", b"4567", b"89"];
+        for (first, last) in [(0, 9), (0, 0), (3, 4), (4, 7), (5, 9), (9, 9), (2, 100)] {
+            let (size, bytes) = collect(cut(read_of(&chunks), first, last)).await;
+            let expected = &b"0123456789"[first as usize..=(last as usize).min(9)];
+            assert_eq!(bytes, expected, "{first}-{last}");
+            assert_eq!(size, expected.len() as u64, "{first}-{last}");
+        }
+    }
+}
