@@ -305,6 +305,29 @@ async fn a_directory_mirror_is_served_as_brew_requests_it() {
     assert_brew_installs_everything(&served, &standin).await;
     assert_http_semantics(&served, &standin).await;
 
+    // The registry view follows bottles_hash.json as it changes: a sha256
+    // it does not list is 404, and served once a new file lists it.
+    let hash_path = dir.path().join("bottles_hash.json");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&hash_path).unwrap()).unwrap();
+    let (listed_sha, listed) = record["bottles"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next()
+        .map(|(sha, bottle)| (sha.clone(), bottle.clone()))
+        .unwrap();
+    let added = "f".repeat(64);
+    let blob_url = served.url(&format!("/v2/homebrew/core/wget/blobs/sha256:{added}"));
+    assert_eq!(client().get(&blob_url).send().await.unwrap().status(), 404);
+    record["bottles"][&added] = listed;
+    let replacement = dir.path().join("bottles_hash.json.new");
+    std::fs::write(&replacement, serde_json::to_vec(&record).unwrap()).unwrap();
+    std::fs::rename(&replacement, &hash_path).unwrap();
+    let blob = client().get(&blob_url).send().await.unwrap();
+    assert_eq!(blob.status(), 200);
+    assert_eq!(sha256_hex(&blob.bytes().await.unwrap()), listed_sha);
+
     // 500 clients at once on keep-alive connections, every one served.
     let files: Vec<(String, String)> = TAGS
         .iter()
@@ -487,5 +510,6 @@ async fn sigterm_lets_the_response_in_flight_finish_then_exits_zero() {
     assert_eq!(status.code(), Some(0), "{}", served.log());
     let log = served.log();
     assert!(log.contains("SIGTERM"), "{log}");
+    assert!(log.contains("every response finished"), "{log}");
     assert!(log.contains(&format!("bytes={}", big.len())), "{log}");
 }
