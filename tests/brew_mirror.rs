@@ -407,10 +407,7 @@ async fn a_kill_during_publication_leaves_each_api_file_old_or_new_never_partial
     run(one_tag(&before)).await.assert_code(0);
     let api = |file: &str| dir.path().join("api").join(file);
     let files = ["internal/packages.arm64_tahoe.jws.json", "formula.jws.json"];
-    let old: Vec<Vec<u8>> = files
-        .iter()
-        .map(|f| std::fs::read(api(f)).unwrap())
-        .collect();
+    let old: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(api(f)).unwrap()).collect();
     let record = dir.path().join(".bottlesync/published.json");
     let old_record = std::fs::read(&record).unwrap();
 
@@ -430,14 +427,8 @@ async fn a_kill_during_publication_leaves_each_api_file_old_or_new_never_partial
         if std::fs::read(&record).is_ok_and(|now| now != old_record) {
             break;
         }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before publishing"
-        );
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never reached publication"
-        );
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before publishing");
+        assert!(std::time::Instant::now() < deadline, "never reached publication");
         std::thread::sleep(std::time::Duration::from_micros(200));
     }
     child.kill().unwrap(); // SIGKILL
@@ -454,10 +445,6 @@ async fn a_kill_during_publication_leaves_each_api_file_old_or_new_never_partial
     }
     run(one_tag(&after)).await.assert_code(0);
     for (i, file) in files.iter().enumerate() {
-        assert_eq!(
-            std::fs::read(api(file)).unwrap(),
-            new[i],
-            "{file} after the rerun"
-        );
+        assert_eq!(std::fs::read(api(file)).unwrap(), new[i], "{file} after the rerun");
     }
 }

@@ -156,11 +156,7 @@ async fn flat_copies_then_the_record_then_the_api_files_and_what_is_lacking_is_n
         ]
     );
     assert_eq!(
-        std::fs::read(
-            dir.path()
-                .join("api/internal/packages.arm64_tahoe.jws.json")
-        )
-        .unwrap(),
+        std::fs::read(dir.path().join("api/internal/packages.arm64_tahoe.jws.json")).unwrap(),
         api.packages[&tag()].bytes
     );
 }

@@ -37,14 +37,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bottlesync_core::Sha256Digest;
-use bottlesync_core::Tag;
 use bottlesync_core::model::hash_file::MirrorRecord;
 use bottlesync_core::model::index::{HostPolicy, parse_index};
 use bottlesync_core::model::message::BottleMessage;
 use bottlesync_core::model::packages::PackagesFile;
 use bottlesync_core::plan::select::{PlanRequest, TagSelection, plan_for_clients};
-use chrono::NaiveDate;
+use bottlesync_core::Tag;
 use std::collections::BTreeMap;
+use chrono::NaiveDate;
 
 /// The nine tags of the issue (loadtest's CURRENT_TAGS).
 const TAGS: &str = "arm64_golden_gate,arm64_tahoe,tahoe,arm64_sequoia,sequoia,arm64_sonoma,sonoma,x86_64_linux,arm64_linux";
@@ -221,8 +221,8 @@ fn planning(
         include_disabled: false,
         date: NaiveDate::from_ymd_opt(2026, 11, 29).expect("date"),
     };
-    let plan =
-        plan_for_clients(&index, &clients, &request, &mirrored, &HashSet::new()).expect("plan");
+    let plan = plan_for_clients(&index, &clients, &request, &mirrored, &HashSet::new())
+        .expect("plan");
     lap(&mut stages.plan);
     let jobs = plan.jobs.len();
     let bodies: Vec<String> = plan
