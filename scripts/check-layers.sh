@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The crate boundaries ARCHITECTURE.md promises, checked on the dependency
 # graph (normal dependencies; dev-dependencies may use anything):
-#   - bottlesync-core links no AWS SDK, HTTP client or CLI parser;
+#   - bottlesync-core links no AWS SDK, HTTP client or server, or CLI parser;
 #   - bottlesync-planner and bottlesync-worker depend on core only: not on
 #     each other, not on bottlesync-adapters, not on an AWS SDK crate;
 #   - bottlesync-loadtest (the Homebrew stand-in) links no AWS SDK crate.
@@ -25,7 +25,7 @@ forbid() {
     echo "   $1: depends on no $3"
   fi
 }
-forbid bottlesync-core '^(aws-|reqwest$|clap$|clap_)' 'aws-*, reqwest or clap'
+forbid bottlesync-core '^(aws-|reqwest$|clap$|clap_|axum$)' 'aws-*, reqwest, clap or axum'
 forbid bottlesync-planner '^(aws-|bottlesync-worker$|bottlesync-adapters$)' 'bottlesync-worker, bottlesync-adapters or aws-*'
 forbid bottlesync-worker '^(aws-|bottlesync-planner$|bottlesync-adapters$)' 'bottlesync-planner, bottlesync-adapters or aws-*'
 forbid bottlesync-loadtest '^aws-' 'aws-*'

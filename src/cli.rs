@@ -47,6 +47,23 @@ pub enum Command {
     /// files name (formulae in scope) is in bottles/ with the right sha256,
     /// with its manifest. Exit 0 when complete, 1 when not, 2 on error.
     Verify(VerifyArgs),
+    /// Serve a mirror to brew clients over HTTP: /api/..., /bottles/...,
+    /// the registry view (/v2/homebrew/core/...) and /healthz.
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// The mirror: a directory or s3://bucket[/prefix].
+    #[arg(long, env = "BOTTLESYNC_SERVE_ROOT")]
+    pub root: String,
+    /// The address to listen on.
+    #[arg(long, env = "BOTTLESYNC_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// S3 root only: answer object requests with a 307 to a presigned
+    /// GetObject URL (valid 15 minutes) instead of streaming the bytes.
+    #[arg(long)]
+    pub redirect: bool,
 }
 
 #[derive(Args, Debug, Clone)]

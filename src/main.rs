@@ -34,5 +34,6 @@ async fn main() -> ExitCode {
         Command::Status(args) => cmd::ops::status(args).await,
         Command::ImportHashes(args) => cmd::ops::import_hashes(args).await,
         Command::Verify(args) => cmd::verify::run(args).await,
+        Command::Serve(args) => cmd::serve::run(args).await,
     }
 }

@@ -88,6 +88,11 @@ impl Shutdown {
         became_true(&mut self.stop).await
     }
 
+    /// Returns once what is in flight is to be abandoned (`cancel`).
+    pub async fn cancelled(&mut self) {
+        became_true(&mut self.cancel).await
+    }
+
     /// Waits for every task in `tasks`, handing each result to `on_done`.
     /// Once the stop is signalled they have `grace` to finish; then, or at
     /// once on `cancel`, `abandon` is called (once) and the rest awaited.

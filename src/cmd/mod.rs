@@ -3,6 +3,7 @@
 
 pub mod ops;
 pub mod plan;
+pub mod serve;
 pub mod sync;
 pub mod verify;
 pub mod work;

@@ -42,7 +42,7 @@ use bottlesync_core::model::digest::Sha256Digest;
 use bottlesync_core::model::key::ObjectKey;
 use bottlesync_core::model::layout::content_type;
 use bottlesync_core::ports::store::{
-    BlobStore, ObjectRead, Precondition, PutIf, Upload, VersionToken,
+    BlobStore, ObjectMeta, ObjectRead, Precondition, PutIf, Upload, VersionToken,
 };
 use bottlesync_core::retry::RetryPolicy;
 
@@ -525,12 +525,47 @@ impl BlobStore for S3Store {
     }
 
     async fn open_read(&self, key: &ObjectKey) -> Result<Option<ObjectRead>> {
+        self.open_read_range(key, None).await
+    }
+
+    async fn stat(&self, key: &ObjectKey) -> Result<Option<ObjectMeta>> {
+        Ok(self.head(key, "stat").await?.map(|head| ObjectMeta {
+            size: head.content_length().unwrap_or(0).max(0) as u64,
+            last_modified: head
+                .last_modified()
+                .and_then(|t| std::time::SystemTime::try_from(*t).ok()),
+            etag: head.e_tag().map(str::to_string),
+        }))
+    }
+
+    async fn presigned_get(&self, key: &ObjectKey, valid_for: Duration) -> Result<Option<String>> {
+        let full = self.full_key(key.as_str());
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(valid_for)
+            .map_err(|e| self.err(&format!("cannot presign {key}"), e))?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .presigned(config)
+            .await
+            .map_err(|e| self.err(&format!("cannot presign {key}"), e))?;
+        Ok(Some(request.uri().to_string()))
+    }
+
+    /// A ranged `GetObject` for a part.
+    async fn open_read_range(
+        &self,
+        key: &ObjectKey,
+        range: Option<(u64, u64)>,
+    ) -> Result<Option<ObjectRead>> {
         let full = self.full_key(key.as_str());
         let response = match self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(&full)
+            .set_range(range.map(|(first, last)| format!("bytes={first}-{last}")))
             .send()
             .await
         {

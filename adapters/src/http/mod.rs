@@ -1,6 +1,7 @@
 //! HTTP adapters: the Homebrew registry and API, the Slack webhook, the
-//! ECS agent.
+//! ECS agent; and `server`, the mirror served to brew clients.
 
 pub mod ecs_agent;
 pub mod registry;
+pub mod server;
 pub mod slack;

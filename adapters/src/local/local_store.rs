@@ -20,7 +20,7 @@ use bottlesync_core::error::{Error, Result};
 use bottlesync_core::model::digest::Sha256Digest;
 use bottlesync_core::model::key::ObjectKey;
 use bottlesync_core::ports::store::{
-    BlobStore, INTERNAL_PREFIX, ObjectRead, Precondition, PutIf, Upload, VersionToken,
+    BlobStore, INTERNAL_PREFIX, ObjectMeta, ObjectRead, Precondition, PutIf, Upload, VersionToken,
 };
 
 /// How much one read of a streamed object asks for.
@@ -285,8 +285,16 @@ impl BlobStore for LocalStore {
     }
 
     async fn open_read(&self, key: &ObjectKey) -> Result<Option<ObjectRead>> {
+        self.open_read_range(key, None).await
+    }
+
+    async fn open_read_range(
+        &self,
+        key: &ObjectKey,
+        range: Option<(u64, u64)>,
+    ) -> Result<Option<ObjectRead>> {
         let path = self.path_of(key);
-        let file = match tokio::fs::File::open(&path).await {
+        let mut file = match tokio::fs::File::open(&path).await {
             Ok(file) => file,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.err(format!("cannot open {}: {e}", path.display()))),
@@ -296,28 +304,70 @@ impl BlobStore for LocalStore {
             .await
             .map_err(|e| self.err(format!("cannot read {}: {e}", path.display())))?
             .len();
+        let (first, len) = match range {
+            None => (0, size),
+            Some((first, last)) => (first, (last + 1).min(size).saturating_sub(first)),
+        };
+        if first > 0 {
+            file.seek(std::io::SeekFrom::Start(first))
+                .await
+                .map_err(|e| self.err(format!("cannot seek in {}: {e}", path.display())))?;
+        }
         let location = self.location();
-        let body = futures::stream::unfold(Some(file), move |file| {
+        let body = futures::stream::unfold((file, len), move |(mut file, left)| {
             let (location, path) = (location.clone(), path.clone());
             async move {
-                let mut file = file?;
-                let mut chunk = bytes::BytesMut::with_capacity(READ_CHUNK);
-                match file.read_buf(&mut chunk).await {
-                    Ok(0) => None,
-                    Ok(_) => Some((Ok(chunk.freeze()), Some(file))),
+                if left == 0 {
+                    return None;
+                }
+                let want = READ_CHUNK.min(usize::try_from(left).unwrap_or(READ_CHUNK));
+                let mut chunk = bytes::BytesMut::with_capacity(want);
+                match (&mut file).take(want as u64).read_buf(&mut chunk).await {
+                    Ok(0) => Some((
+                        Err(Error::store(
+                            location,
+                            format!("{} ended {left} bytes early", path.display()),
+                        )),
+                        (file, 0),
+                    )),
+                    Ok(n) => Some((Ok(chunk.freeze()), (file, left - n as u64))),
                     Err(e) => Some((
                         Err(Error::store(
                             location,
                             format!("cannot read {}: {e}", path.display()),
                         )),
-                        None,
+                        (file, 0),
                     )),
                 }
             }
         });
         Ok(Some(ObjectRead {
-            size,
+            size: len,
             body: Box::pin(body),
+        }))
+    }
+
+    async fn stat(&self, key: &ObjectKey) -> Result<Option<ObjectMeta>> {
+        let path = self.path_of(key);
+        let meta = match tokio::fs::metadata(&path).await {
+            Ok(meta) if meta.is_file() => meta,
+            Ok(_) => return Ok(None),
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(self.err(format!("cannot stat {}: {e}", path.display()))),
+        };
+        let modified = meta.modified().ok();
+        // As nginx does: the modification time and the size. A replaced
+        // file (rename into place) has a new time.
+        let nanos = modified
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        Ok(Some(ObjectMeta {
+            size: meta.len(),
+            last_modified: modified,
+            etag: Some(format!("\"{nanos:x}-{:x}\"", meta.len())),
         }))
     }
 

@@ -12,4 +12,5 @@ pub mod location;
 pub mod message;
 pub mod naming;
 pub mod packages;
+pub mod request_path;
 pub mod tag;

@@ -98,6 +98,46 @@ pub trait BlobStore: Send + Sync + 'static {
     /// exist.
     async fn open_read(&self, key: &ObjectKey) -> Result<Option<ObjectRead>>;
 
+    /// An object's size, time and version, for a server's headers; `None`
+    /// when it does not exist. By default opened and closed again (size
+    /// only); the stores answer from their metadata.
+    async fn stat(&self, key: &ObjectKey) -> Result<Option<ObjectMeta>> {
+        Ok(self.open_read(key).await?.map(|read| ObjectMeta {
+            size: read.size,
+            last_modified: None,
+            etag: None,
+        }))
+    }
+
+    /// Streams bytes `first..=last` of an object (`range`, already within
+    /// its size), or all of it (`None`); `size` is then the length of the
+    /// part. `None` when the object does not exist. By default the whole
+    /// object is read and the part cut out; the stores seek (a ranged
+    /// GetObject on S3).
+    async fn open_read_range(
+        &self,
+        key: &ObjectKey,
+        range: Option<(u64, u64)>,
+    ) -> Result<Option<ObjectRead>> {
+        let Some(read) = self.open_read(key).await? else {
+            return Ok(None);
+        };
+        Ok(Some(match range {
+            None => read,
+            Some((first, last)) => cut(read, first, last),
+        }))
+    }
+
+    /// A URL anyone can GET the object from for `valid_for` (S3: a presigned
+    /// GetObject); `None` where the store has no such thing (a directory).
+    async fn presigned_get(
+        &self,
+        _key: &ObjectKey,
+        _valid_for: std::time::Duration,
+    ) -> Result<Option<String>> {
+        Ok(None)
+    }
+
     /// Makes `to` hold the same bytes as the committed object `from` (a
     /// verified bottle): the flat copy brew requests under `bottles/`.
     /// Idempotent: when `to` already holds an object of the same size it is
@@ -111,6 +151,40 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn abort_incomplete_uploads(&self, _key: &ObjectKey) -> Result<usize> {
         Ok(0)
     }
+}
+
+/// What `stat` knows of an object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub size: u64,
+    pub last_modified: Option<std::time::SystemTime>,
+    /// A quoted entity tag (`"..."`), changing whenever the content does.
+    pub etag: Option<String>,
+}
+
+/// Bytes `first..=last` of a whole-object read.
+fn cut(read: ObjectRead, first: u64, last: u64) -> ObjectRead {
+    let len = (last + 1)
+        .saturating_sub(first)
+        .min(read.size.saturating_sub(first));
+    let mut offset = 0u64;
+    let body = read
+        .body
+        .filter_map(move |chunk| {
+            let out = chunk.map(|chunk| {
+                let (start, end) = (offset, offset + chunk.len() as u64);
+                offset = end;
+                let from = first.clamp(start, end) - start;
+                let to = (last + 1).clamp(start, end) - start;
+                chunk.slice(from as usize..to as usize)
+            });
+            futures::future::ready(match out {
+                Ok(part) if part.is_empty() => None,
+                other => Some(other),
+            })
+        })
+        .boxed();
+    ObjectRead { size: len, body }
 }
 
 /// An object's bytes, as a stream.
@@ -142,4 +216,37 @@ pub trait Upload: Send {
     /// Throws the partial object away. Dropping an upload does the same on a
     /// best-effort basis, so a cancelled task leaves nothing at a final key.
     async fn abort(self: Box<Self>) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_of(chunks: &[&'static [u8]]) -> ObjectRead {
+        let size = chunks.iter().map(|c| c.len() as u64).sum();
+        let chunks: Vec<Result<Bytes>> = chunks.iter().map(|c| Ok(Bytes::from_static(c))).collect();
+        ObjectRead {
+            size,
+            body: futures::stream::iter(chunks).boxed(),
+        }
+    }
+
+    async fn collect(mut read: ObjectRead) -> (u64, Vec<u8>) {
+        let mut out = Vec::new();
+        while let Some(chunk) = read.chunk().await.unwrap() {
+            out.extend_from_slice(&chunk);
+        }
+        (read.size, out)
+    }
+
+    #[tokio::test]
+    async fn a_cut_is_the_part_across_chunk_boundaries() {
+        let chunks: [&'static [u8]; 3] = [b"0123", b"4567", b"89"];
+        for (first, last) in [(0, 9), (0, 0), (3, 4), (4, 7), (5, 9), (9, 9), (2, 100)] {
+            let (size, bytes) = collect(cut(read_of(&chunks), first, last)).await;
+            let expected = &b"0123456789"[first as usize..=(last as usize).min(9)];
+            assert_eq!(bytes, expected, "{first}-{last}");
+            assert_eq!(size, expected.len() as u64, "{first}-{last}");
+        }
+    }
 }

@@ -1,0 +1,515 @@
+//! `bottlesync serve` (issue 12), end to end: a mirror made by `bottlesync
+//! sync` from the stand-in, served by the binary on a free port, read by
+//! brew 6.0's own request sequence (`bottlesync_loadtest::brew_client`) and
+//! by plain HTTP clients: ranges, conditional requests, the registry view,
+//! refusals of every path that tries to leave the mirror, 500 clients at
+//! once, S3 streamed and redirected, and SIGTERM during a response.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bottlesync_loadtest::brew_client::{HttpMirror, percent_encode, replay_install};
+use bottlesync_loadtest::{Catalog, StandIn, StandInConfig};
+use common::*;
+
+const TAGS: [&str; 3] = ["arm64_tahoe", "tahoe", "x86_64_linux"];
+const BUCKET: &str = "brew-mirror";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+async fn synced_standin() -> StandIn {
+    StandIn::start(StandInConfig::new(Catalog::brew_mirror()))
+        .await
+        .unwrap()
+}
+
+fn sync(standin: &StandIn, dest: &str) -> Command {
+    let mut cmd = bottlesync();
+    cmd.args(sync_args(standin, dest))
+        .args(["--tags", &TAGS.join(",")]);
+    cmd
+}
+
+/// A running `bottlesync serve`; killed when dropped.
+struct Served {
+    child: Child,
+    base: String,
+    log: tempfile::NamedTempFile,
+}
+
+impl Served {
+    /// Starts `serve --root <root> <extra>` (with `env`) on a free port and
+    /// waits for /healthz.
+    async fn start(root: &str, extra: &[&str], env: &[(&'static str, String)]) -> Served {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut cmd = bottlesync();
+        cmd.args([
+            "serve",
+            "--root",
+            root,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(extra)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(log.reopen().unwrap());
+        let child = cmd.spawn().expect("bottlesync serve starts");
+        let served = Served {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let client = client();
+        for _ in 0..200 {
+            if let Ok(r) = client.get(served.url("/healthz")).send().await
+                && r.status() == 200
+            {
+                assert_eq!(r.text().await.unwrap(), "ok");
+                return served;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("serve did not come up: {}", served.log());
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    fn mirror(&self) -> HttpMirror {
+        HttpMirror::new(&self.base).unwrap()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+fn names(standin: &StandIn) -> Vec<String> {
+    standin
+        .catalog()
+        .formulae()
+        .iter()
+        .map(|f| f.name.clone())
+        .collect()
+}
+
+/// brew install of every formula on every tag, through the server.
+async fn assert_brew_installs_everything(served: &Served, standin: &StandIn) {
+    let names = names(standin);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    for tag in TAGS {
+        let report = replay_install(&served.mirror(), tag, &names).await.unwrap();
+        assert!(report.is_complete(), "{tag}: {report}\n{}", served.log());
+        assert_eq!(report.api_file, standin.packages_file(tag), "{tag}");
+    }
+}
+
+fn bottle_path(standin: &StandIn, name: &str, tag: &str) -> (String, String) {
+    let bottle = standin.bottle(name, tag).unwrap();
+    (
+        format!("/bottles/{}", percent_encode(&bottle.mirror_file_name)),
+        bottle.sha256,
+    )
+}
+
+/// HEAD, an abandoned GET, a full GET, ranges, conditional requests, the
+/// manifest with brew's Bearer token, a registry blob, a missing bottle.
+async fn assert_http_semantics(served: &Served, standin: &StandIn) {
+    let client = client();
+    let (path, sha) = bottle_path(standin, "openssl@3", "arm64_tahoe");
+    let url = served.url(&path);
+
+    let head = client.head(&url).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-type"], "application/gzip");
+    assert_eq!(head.headers()["accept-ranges"], "bytes");
+    assert!(head.headers().get("content-encoding").is_none());
+    let size: u64 = head.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(size > 200, "{size}");
+    let etag = head.headers()["etag"].to_str().unwrap().to_string();
+    let modified = head.headers()["last-modified"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    drop(client.get(&url).send().await.unwrap()); // abandoned after the headers
+    let full = client.get(&url).send().await.unwrap();
+    assert_eq!(full.status(), 200);
+    let body = full.bytes().await.unwrap();
+    assert_eq!(sha256_hex(&body), sha);
+    assert_eq!(body.len() as u64, size);
+
+    let part = client
+        .get(&url)
+        .header("Range", "bytes=100-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 100-{}/{size}", size - 1).as_str()
+    );
+    assert_eq!(part.bytes().await.unwrap(), body.slice(100..));
+    let beyond = client
+        .get(&url)
+        .header("Range", format!("bytes={}-", size + 10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(beyond.status(), 416);
+    assert_eq!(
+        beyond.headers()["content-range"],
+        format!("bytes */{size}").as_str()
+    );
+
+    let since = client
+        .get(&url)
+        .header("If-Modified-Since", &modified)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(since.status(), 304);
+    assert!(since.bytes().await.unwrap().is_empty());
+    let older = client
+        .get(&url)
+        .header("If-Modified-Since", "Mon, 01 Jan 2001 00:00:00 GMT")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(older.status(), 200);
+    let matching = client
+        .get(&url)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(matching.status(), 304);
+
+    let openssl = standin.bottle("openssl@3", "arm64_tahoe").unwrap();
+    for manifest in [
+        format!(
+            "/bottles/{}/manifests/{}",
+            openssl.image, openssl.version_rebuild
+        ),
+        format!(
+            "/v2/homebrew/core/{}/manifests/{}",
+            openssl.image, openssl.version_rebuild
+        ),
+    ] {
+        let answer = client
+            .get(served.url(&manifest))
+            .header("Accept", OCI_INDEX)
+            .header("Authorization", "Bearer QQ==")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{manifest}");
+        assert_eq!(answer.headers()["content-type"], OCI_INDEX);
+        assert!(answer.text().await.unwrap().contains(&sha), "{manifest}");
+    }
+
+    let blob = client
+        .get(served.url(&format!(
+            "/v2/homebrew/core/{}/blobs/sha256:{sha}",
+            openssl.image
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blob.status(), 200);
+    assert_eq!(blob.bytes().await.unwrap(), body);
+    let unknown = client
+        .get(served.url(&format!(
+            "/v2/homebrew/core/wget/blobs/sha256:{}",
+            "0".repeat(64)
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    let missing = client
+        .get(served.url("/bottles/nothing-1.0.arm64_tahoe.bottle.tar.gz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(
+        missing.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    assert!(missing.text().await.unwrap().len() < 100);
+}
+
+/// The bytes of one raw HTTP/1.1 request: the target exactly as given,
+/// which no URL library would send unnormalised.
+fn raw_get(base: &str, target: &str) -> String {
+    let address = base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer QQ==\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn status_of(answer: &str) -> u16 {
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {answer:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_mirror_is_served_as_brew_requests_it() {
+    let standin = synced_standin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    run(sync(&standin, root)).await.assert_code(0);
+    let served = Served::start(root, &[], &[]).await;
+
+    assert_brew_installs_everything(&served, &standin).await;
+    assert_http_semantics(&served, &standin).await;
+
+    // The registry view follows bottles_hash.json as it changes: a sha256
+    // it does not list is 404, and served once a new file lists it.
+    let hash_path = dir.path().join("bottles_hash.json");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&hash_path).unwrap()).unwrap();
+    let (listed_sha, listed) = record["bottles"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next()
+        .map(|(sha, bottle)| (sha.clone(), bottle.clone()))
+        .unwrap();
+    let added = "f".repeat(64);
+    let blob_url = served.url(&format!("/v2/homebrew/core/wget/blobs/sha256:{added}"));
+    assert_eq!(client().get(&blob_url).send().await.unwrap().status(), 404);
+    record["bottles"][&added] = listed;
+    let replacement = dir.path().join("bottles_hash.json.new");
+    std::fs::write(&replacement, serde_json::to_vec(&record).unwrap()).unwrap();
+    std::fs::rename(&replacement, &hash_path).unwrap();
+    let blob = client().get(&blob_url).send().await.unwrap();
+    assert_eq!(blob.status(), 200);
+    assert_eq!(sha256_hex(&blob.bytes().await.unwrap()), listed_sha);
+
+    // 500 clients at once on keep-alive connections, every one served.
+    let files: Vec<(String, String)> = TAGS
+        .iter()
+        .flat_map(|tag| {
+            names(&standin)
+                .into_iter()
+                .filter_map(|name| standin.bottle(&name, tag))
+                .collect::<Vec<_>>()
+        })
+        .map(|b| {
+            (
+                format!("/bottles/{}", percent_encode(&b.mirror_file_name)),
+                b.sha256,
+            )
+        })
+        .collect();
+    assert!(files.len() >= 10, "{files:?}");
+    let client = client();
+    let clients: Vec<_> = (0..500)
+        .map(|i| {
+            let (path, sha) = files[i % files.len()].clone();
+            let (client, url) = (client.clone(), served.url(&path));
+            tokio::spawn(async move {
+                let response = client.get(&url).send().await.unwrap();
+                assert_eq!(response.status(), 200, "{url}");
+                assert_eq!(sha256_hex(&response.bytes().await.unwrap()), sha, "{url}");
+            })
+        })
+        .collect();
+    for done in clients {
+        done.await.unwrap();
+    }
+    // One access-log line per request, with its outcome.
+    let log = served.log();
+    assert!(
+        log.lines().any(|l| l.contains("request")
+            && l.contains("method=GET")
+            && l.contains("status=206")
+            && l.contains("bytes=")),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_that_leave_the_mirror_are_refused_and_nothing_outside_is_read() {
+    let standin = synced_standin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("mirror");
+    let canary = "CANARY-5f1c0d2e-never-served";
+    std::fs::write(dir.path().join("secret"), canary).unwrap();
+    let mut cmd = sync(&standin, root.to_str().unwrap());
+    cmd.args(["--formula", "wget", "--with-deps"]);
+    run(cmd).await.assert_code(0);
+    // Symlinks inside the mirror that lead out of it, or into its bookkeeping.
+    std::os::unix::fs::symlink("../../secret", root.join("bottles/evil.tar.gz")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("secret"), root.join("api/evil.json")).unwrap();
+    std::os::unix::fs::symlink("../.bottlesync/lock", root.join("bottles/lock.tar.gz")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(root.join("bottles/evil.tar.gz")).unwrap(),
+        canary,
+        "the symlink does lead out"
+    );
+    let served = Served::start(root.to_str().unwrap(), &[], &[]).await;
+
+    for target in [
+        "/bottles/../secret",
+        "/bottles/../../secret",
+        "/bottles/%2e%2e/secret",
+        "/bottles/%2E%2E/%2e%2e/secret",
+        "/bottles/..%2fsecret",
+        "/bottles/..%2f..%2fsecret",
+        "/bottles/a%5c..%5csecret",
+        "/bottles/a%5c..%5c..%5csecret",
+        "//etc/passwd",
+        "/bottles/%2Fetc%2Fpasswd",
+        "/.bottlesync/lock",
+        "/bottles/evil.tar.gz",
+        "/api/evil.json",
+        "/bottles/lock.tar.gz",
+        "/bottles_hash.json",
+        "/secret",
+        "/../secret",
+    ] {
+        let answer = raw_get(&served.base, target);
+        let status = status_of(&answer);
+        assert!((400..500).contains(&status), "{target}: {answer}");
+        assert!(!answer.contains(canary), "{target}: {answer}");
+    }
+    // The server still serves what is inside.
+    let (path, sha) = bottle_path(&standin, "wget", "arm64_tahoe");
+    let answer = client().get(served.url(&path)).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(sha256_hex(&answer.bytes().await.unwrap()), sha);
+    assert!(!served.log().contains(canary));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_mirror_is_served_streamed_and_by_redirect() {
+    let moto = Moto::start().await;
+    moto.s3()
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    let standin = synced_standin().await;
+    let root = format!("s3://{BUCKET}/mirror");
+    let mut cmd = sync(&standin, &root);
+    moto.apply(&mut cmd);
+    run(cmd).await.assert_code(0);
+
+    let served = Served::start(&root, &[], &moto.env()).await;
+    assert_brew_installs_everything(&served, &standin).await;
+    assert_http_semantics(&served, &standin).await;
+    drop(served);
+
+    let redirecting = Served::start(&root, &["--redirect"], &moto.env()).await;
+    let (path, sha) = bottle_path(&standin, "gtk+3", "tahoe");
+    let no_redirects = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = no_redirects
+        .get(redirecting.url(&path))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 307);
+    let location = answer.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.contains("X-Amz-Signature="), "{location}");
+    let bottle = client().get(&location).send().await.unwrap();
+    assert_eq!(bottle.status(), 200);
+    assert_eq!(sha256_hex(&bottle.bytes().await.unwrap()), sha);
+    // brew follows redirects: the whole install works through them.
+    assert_brew_installs_everything(&redirecting, &standin).await;
+    let missing = no_redirects
+        .get(redirecting.url("/bottles/nothing-1.0.tahoe.bottle.tar.gz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_response_in_flight_finish_then_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..48u32 * 1024 * 1024)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::create_dir_all(dir.path().join("bottles")).unwrap();
+    std::fs::write(dir.path().join("bottles/big-1.0.tahoe.bottle.tar.gz"), &big).unwrap();
+    let mut served = Served::start(dir.path().to_str().unwrap(), &[], &[]).await;
+
+    let mut response = client()
+        .get(served.url("/bottles/big-1.0.tahoe.bottle.tar.gz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut received = response.chunk().await.unwrap().unwrap().to_vec();
+    assert!(received.len() < big.len());
+    let pid = served.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // A slow reader: the server is still writing when the signal lands.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        received.extend_from_slice(&chunk);
+    }
+    assert!(received == big, "{} of {} bytes", received.len(), big.len());
+    drop(response);
+    let child = &mut served.child;
+    let status = tokio::task::block_in_place(|| child.wait()).unwrap();
+    assert_eq!(status.code(), Some(0), "{}", served.log());
+    let log = served.log();
+    assert!(log.contains("SIGTERM"), "{log}");
+    assert!(log.contains("every response finished"), "{log}");
+    assert!(log.contains(&format!("bytes={}", big.len())), "{log}");
+}
