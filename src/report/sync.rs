@@ -90,14 +90,21 @@ impl SyncReport<'_> {
             Some(report) => {
                 let files: Vec<&str> = report.api_files.iter().map(|k| k.as_str()).collect();
                 println!(
-                    "published: {} ({} flat copies made under bottles/)",
+                    "published: {}",
                     if files.is_empty() {
                         "no API files".to_string()
                     } else {
                         files.join(", ")
-                    },
-                    report.flat_copies
+                    }
                 );
+                if report.flat_copies > 0 {
+                    // Bottles stored before flat copies existed (or whose
+                    // copy at commit failed).
+                    println!(
+                        "made {} missing flat copies under bottles/",
+                        report.flat_copies
+                    );
+                }
                 for missing in report.missing_labels() {
                     println!("missing from mirror (brew fetches it upstream): {missing}");
                 }
