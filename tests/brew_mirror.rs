@@ -463,3 +463,36 @@ async fn a_kill_during_publication_leaves_each_api_file_old_or_new_never_partial
         );
     }
 }
+
+/// A stored image index that lacks a mirrored bottle's digest (stored
+/// before upstream added the bottle), or that is gone, is fetched again by
+/// the next run, byte for byte; one that names everything is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_or_missing_manifest_is_fetched_again_by_the_next_run() {
+    let standin = standin(Catalog::brew_mirror()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().to_str().unwrap();
+    run(sync(&standin, dest)).await.assert_code(0);
+    let manifests = dir.path().join("bottles");
+    let stale = manifests.join("openssl/3/manifests/3.6.0");
+    let gone = manifests.join("gtkx3/manifests/3.24.51");
+    let kept = manifests.join("wget/manifests/1.25.0");
+    std::fs::write(&stale, br#"{"schemaVersion":2,"manifests":[]}"#).unwrap();
+    std::fs::remove_file(&gone).unwrap();
+    let kept_before = std::fs::metadata(&kept).unwrap().modified().unwrap();
+    run(verify(dest)).await.assert_code(1);
+    standin.reset_stats();
+
+    run(sync(&standin, dest)).await.assert_code(0);
+    assert_eq!(
+        std::fs::read(&stale).unwrap(),
+        standin.image_index("openssl/3", "3.6.0").unwrap()
+    );
+    assert_eq!(
+        std::fs::read(&gone).unwrap(),
+        standin.image_index("gtkx3", "3.24.51").unwrap()
+    );
+    assert_eq!(std::fs::metadata(&kept).unwrap().modified().unwrap(), kept_before);
+    assert_eq!(standin.stats().manifest_requests, 2, "only the two fetched again");
+    run(verify(dest)).await.assert_code(0);
+}

@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::index_source::{FetchedIndex, fetch_index, fetch_packages_files};
-use crate::sizing::{SizingReport, estimate_unknown_sizes, keep_missing_image_indexes, size_jobs};
+use crate::sizing::{SizingReport, estimate_unknown_sizes, keep_image_indexes_complete, size_jobs};
 
 /// Manifest and HEAD requests in flight at once while sizing.
 pub const SIZING_CONCURRENCY: usize = 16;
@@ -249,7 +249,7 @@ pub async fn prepare(
             .into_iter()
             .filter(|key| key.as_str().contains("/manifests/"))
             .collect();
-        sizing.image_indexes_stored += keep_missing_image_indexes(
+        sizing.image_indexes_stored += keep_image_indexes_complete(
             sources.registry,
             sources.retry,
             store,

@@ -7,12 +7,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use bottlesync_core::model::image_index::ImageIndex;
+use bottlesync_core::model::image_index::{ImageIndex, MAX_IMAGE_INDEX_BYTES};
 use bottlesync_core::model::layout::manifest_key;
 use bottlesync_core::ports::registry::Registry;
 use bottlesync_core::ports::store::BlobStore;
 use bottlesync_core::retry::RetryPolicy;
-use bottlesync_core::{BottleJob, ObjectKey, SizeSource};
+use bottlesync_core::{BottleJob, ObjectKey, Sha256Digest, SizeSource};
 use futures::stream::{self, StreamExt};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -91,10 +91,13 @@ async fn fetch_image_index(
     (Some(index), stored)
 }
 
-/// Stores the image index of every formula version in `bottles` whose
-/// manifest key is not in `present` (bottles mirrored before manifests
-/// were kept). Returns how many were stored.
-pub async fn keep_missing_image_indexes(
+/// Makes the mirror's image index of every formula version in `bottles`
+/// (bottles it already holds) name all of them: one whose manifest key is
+/// not in `present` (mirrored before manifests were kept, or its fetch
+/// failed) is fetched and stored; a stored one is read and fetched again
+/// when it lacks one of their digests (upstream indexes grow when bottles
+/// are added to a version). Returns how many were stored.
+pub async fn keep_image_indexes_complete(
     registry: &dyn Registry,
     retry: &RetryPolicy,
     store: &dyn BlobStore,
@@ -102,19 +105,43 @@ pub async fn keep_missing_image_indexes(
     present: &HashSet<ObjectKey>,
     concurrency: usize,
 ) -> usize {
-    let todo: Vec<BottleJob> = by_image_index(bottles)
+    let todo: Vec<(BottleJob, Vec<Sha256Digest>, ObjectKey)> = by_image_index(bottles)
         .into_iter()
-        .map(|members| bottles[members[0]].clone())
-        .filter(|job| {
-            manifest_key(&job.name, &job.version_rebuild()).is_ok_and(|key| !present.contains(&key))
+        .filter_map(|members| {
+            let first = bottles[members[0]].clone();
+            let key = manifest_key(&first.name, &first.version_rebuild()).ok()?;
+            let digests = members.iter().map(|&i| bottles[i].sha256.clone()).collect();
+            Some((first, digests, key))
         })
         .collect();
-    let fetched: Vec<(Option<ImageIndex>, bool)> = stream::iter(todo)
-        .map(|job| fetch_image_index(registry, retry, job, Some(store)))
+    let stored: Vec<bool> = stream::iter(todo)
+        .map(|(job, digests, key)| {
+            let stored_before = present.contains(&key);
+            async move {
+                if stored_before && names_all(store, &key, &digests).await {
+                    return false;
+                }
+                fetch_image_index(registry, retry, job, Some(store)).await.1
+            }
+        })
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
-    fetched.iter().filter(|(_, stored)| *stored).count()
+    stored.iter().filter(|s| **s).count()
+}
+
+/// Whether the image index stored at `key` names every digest (an
+/// unreadable one does not).
+async fn names_all(store: &dyn BlobStore, key: &ObjectKey, digests: &[Sha256Digest]) -> bool {
+    match store.get(key, MAX_IMAGE_INDEX_BYTES).await {
+        Ok(Some(bytes)) => ImageIndex::parse(bytes)
+            .is_ok_and(|index| digests.iter().all(|d| index.names(d))),
+        Ok(None) => false,
+        Err(e) => {
+            tracing::warn!(%key, error = %e, "could not read the stored image index: fetching it again");
+            false
+        }
+    }
 }
 
 /// Fills in `size` and `size_source` of every job, storing the image
