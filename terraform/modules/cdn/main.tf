@@ -11,6 +11,16 @@ locals {
   key_prefix  = var.mirror_prefix == "" ? "" : "${var.mirror_prefix}/"
   # What clients put in HOMEBREW_*: the first alias, else the *.cloudfront.net name.
   client_domain = length(var.aliases) > 0 ? var.aliases[0] : aws_cloudfront_distribution.mirror.domain_name
+
+  # What each path gets, as deployed (output cache_behaviors; "*": the default behaviour).
+  cache_policies = {
+    (aws_cloudfront_cache_policy.bottles.id) = aws_cloudfront_cache_policy.bottles
+    (aws_cloudfront_cache_policy.api.id)     = aws_cloudfront_cache_policy.api
+  }
+  behaviors = merge(
+    { for b in aws_cloudfront_distribution.mirror.ordered_cache_behavior : b.path_pattern => b },
+    { for b in aws_cloudfront_distribution.mirror.default_cache_behavior : "*" => b },
+  )
 }
 
 resource "aws_cloudfront_origin_access_control" "mirror" {

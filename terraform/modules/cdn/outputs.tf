@@ -28,9 +28,28 @@ output "homebrew_client_env" {
   value       = "HOMEBREW_API_DOMAIN=https://${local.client_domain}/api\nHOMEBREW_BOTTLE_DOMAIN=https://${local.client_domain}/bottles"
 }
 
-output "origin_access_control_id" {
-  description = "Id of the origin access control that signs CloudFront's requests to the bucket."
-  value       = aws_cloudfront_origin_access_control.mirror.id
+output "origin_access_control" {
+  description = "The origin access control that signs CloudFront's requests to the bucket: id, signing_behavior (always: a viewer's Authorization header is replaced), signing_protocol."
+  value = {
+    id               = aws_cloudfront_origin_access_control.mirror.id
+    signing_behavior = aws_cloudfront_origin_access_control.mirror.signing_behavior
+    signing_protocol = aws_cloudfront_origin_access_control.mirror.signing_protocol
+  }
+}
+
+output "cache_behaviors" {
+  description = "What each path pattern gets (\"*\": the default behaviour, which the bucket policy answers with 403): viewer protocol, methods, compression, TTLs, and which viewer headers, cookies and query strings reach S3 (none)."
+  value = { for pattern, b in local.behaviors : pattern => {
+    viewer_protocol_policy = b.viewer_protocol_policy
+    allowed_methods        = sort(b.allowed_methods)
+    compress               = b.compress
+    default_ttl            = local.cache_policies[b.cache_policy_id].default_ttl
+    max_ttl                = local.cache_policies[b.cache_policy_id].max_ttl
+    forwarded_headers      = one(one(local.cache_policies[b.cache_policy_id].parameters_in_cache_key_and_forwarded_to_origin).headers_config).header_behavior
+    forwarded_cookies      = one(one(local.cache_policies[b.cache_policy_id].parameters_in_cache_key_and_forwarded_to_origin).cookies_config).cookie_behavior
+    forwarded_query        = one(one(local.cache_policies[b.cache_policy_id].parameters_in_cache_key_and_forwarded_to_origin).query_strings_config).query_string_behavior
+    origin_request_policy  = b.origin_request_policy_id == "" ? null : b.origin_request_policy_id
+  } }
 }
 
 output "bucket_policy_json" {
