@@ -92,9 +92,12 @@ resource "aws_cloudfront_response_headers_policy" "mirror" {
     content_type_options {
       override = true
     }
+    # includeSubDomains and preload cost nothing here: the mirror's host
+    # serves HTTPS only, and nothing is preloaded unless submitted to the list.
     strict_transport_security {
       access_control_max_age_sec = 31536000
-      include_subdomains         = false
+      include_subdomains         = true
+      preload                    = true
       override                   = true
     }
     referrer_policy {
