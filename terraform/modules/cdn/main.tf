@@ -119,11 +119,12 @@ resource "aws_cloudfront_distribution" "mirror" {
   enabled         = true
   is_ipv6_enabled = true
   http_version    = "http2and3"
-  comment         = "${var.name_prefix}: Homebrew mirror s3://${var.bucket_id}/${var.mirror_prefix} (bottles/, api/)"
-  price_class     = var.price_class
-  aliases         = var.aliases
-  web_acl_id      = var.web_acl_id
-  tags            = var.tags
+  # CloudFront limits comments to 128 characters (a bucket name alone may be 63).
+  comment     = substr("${var.name_prefix}: Homebrew mirror s3://${var.bucket_id}/${var.mirror_prefix}", 0, 128)
+  price_class = var.price_class
+  aliases     = var.aliases
+  web_acl_id  = var.web_acl_id
+  tags        = var.tags
 
   origin {
     origin_id                = local.origin_id
