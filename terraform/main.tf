@@ -77,6 +77,8 @@ module "storage" {
   transitions         = var.storage_transitions
   expire_current_days = var.expire_current_days
   enforce_tls         = var.enforce_tls
+  # The CDN's read grant joins the bucket's one policy.
+  policy_documents = var.enable_cdn ? [module.cdn[0].bucket_policy_json] : []
 }
 
 module "queues" {
@@ -215,4 +217,20 @@ module "monitoring" {
   metrics_namespace                = var.metrics_namespace
   environment                      = var.environment
   oldest_message_age_alarm_seconds = var.oldest_message_age_alarm_seconds
+}
+
+module "cdn" {
+  source = "./modules/cdn"
+  count  = var.enable_cdn ? 1 : 0
+
+  name_prefix                 = local.name
+  bucket_id                   = module.storage.bucket_id
+  bucket_arn                  = module.storage.bucket_arn
+  bucket_regional_domain_name = module.storage.bucket_regional_domain_name
+  mirror_prefix               = local.mirror_prefix
+  price_class                 = var.cdn_price_class
+  aliases                     = var.cdn_aliases
+  acm_certificate_arn         = var.cdn_acm_certificate_arn
+  log_bucket_domain_name      = var.cdn_log_bucket_domain_name
+  web_acl_id                  = var.cdn_web_acl_id
 }

@@ -112,3 +112,13 @@ output "iam_policies" {
   description = "Inline policy of each role."
   value       = module.iam.policies
 }
+
+output "cdn_domain_name" {
+  description = "The CloudFront distribution's *.cloudfront.net name (enable_cdn); null when the CDN is off."
+  value       = var.enable_cdn ? module.cdn[0].domain_name : null
+}
+
+output "homebrew_client_env" {
+  description = "What brew clients set to use the mirror through CloudFront: \"HOMEBREW_API_DOMAIN=https://<domain>/api\\nHOMEBREW_BOTTLE_DOMAIN=https://<domain>/bottles\" (<domain>: the first of cdn_aliases, else cdn_domain_name); null when the CDN is off."
+  value       = var.enable_cdn ? module.cdn[0].homebrew_client_env : null
+}

@@ -410,3 +410,51 @@ variable "protect_data" {
   type        = bool
   default     = true
 }
+
+# ------------------------------------------------------------------ CDN ----
+
+variable "enable_cdn" {
+  description = "Serve the mirror to brew clients through CloudFront (modules/cdn): HTTPS only, bottles/* and api/* of the mirror and nothing else, the bucket stays private (origin access control). Output homebrew_client_env gives the clients' settings."
+  type        = bool
+  default     = false
+}
+
+variable "cdn_price_class" {
+  description = "CloudFront price class (with enable_cdn): PriceClass_100 (North America, Europe: cheapest), PriceClass_200 or PriceClass_All."
+  type        = string
+  default     = "PriceClass_100"
+
+  validation {
+    condition     = contains(["PriceClass_100", "PriceClass_200", "PriceClass_All"], var.cdn_price_class)
+    error_message = "cdn_price_class must be PriceClass_100, PriceClass_200 or PriceClass_All."
+  }
+}
+
+variable "cdn_aliases" {
+  description = "Host names clients use instead of the *.cloudfront.net name (with enable_cdn), e.g. [\"brew-mirror.example.com\"]; the first one goes into homebrew_client_env. Needs cdn_acm_certificate_arn; the DNS record is yours to create."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = (length(var.cdn_aliases) == 0) == (var.cdn_acm_certificate_arn == null)
+    error_message = "cdn_aliases and cdn_acm_certificate_arn go together: set both (a us-east-1 ACM certificate covering every alias) or neither."
+  }
+}
+
+variable "cdn_acm_certificate_arn" {
+  description = "ACM certificate in us-east-1 covering every name in cdn_aliases (with enable_cdn). null: CloudFront's *.cloudfront.net certificate."
+  type        = string
+  default     = null
+}
+
+variable "cdn_log_bucket_domain_name" {
+  description = "CloudFront standard access logs to this bucket (domain name <bucket>.s3.amazonaws.com, ACLs enabled; with enable_cdn). null: no access logs."
+  type        = string
+  default     = null
+}
+
+variable "cdn_web_acl_id" {
+  description = "ARN of a WAFv2 web ACL (scope CLOUDFRONT) for the distribution (with enable_cdn). null: none."
+  type        = string
+  default     = null
+}

@@ -59,6 +59,12 @@ module "bottlesync" {
   # external_hash_file_s3_bucket = "other-mirror"
   # external_hash_file_s3_key    = "homebrew/bottles_hash.json"
 
+  # Brew clients download through CloudFront (HTTPS, bottles/ and api/ only;
+  # the bucket stays private): terraform output -raw homebrew_client_env.
+  # Your own host name: cdn_aliases + cdn_acm_certificate_arn (us-east-1).
+  enable_cdn      = var.enable_cdn
+  cdn_price_class = "PriceClass_100"
+
   # Keep the buckets, the ledger and the secret on `terraform destroy`.
   protect_data = true
 }

@@ -115,3 +115,13 @@ output "iam_policies" {
   description = "Inline policy of each role."
   value       = module.bottlesync.iam_policies
 }
+
+output "cdn_domain_name" {
+  description = "The CloudFront distribution's *.cloudfront.net name (enable_cdn); null when the CDN is off."
+  value       = module.bottlesync.cdn_domain_name
+}
+
+output "homebrew_client_env" {
+  description = "HOMEBREW_API_DOMAIN and HOMEBREW_BOTTLE_DOMAIN lines for brew clients (enable_cdn); null when the CDN is off."
+  value       = module.bottlesync.homebrew_client_env
+}

@@ -56,3 +56,9 @@ variable "alarm_emails" {
   type        = list(string)
   default     = []
 }
+
+variable "enable_cdn" {
+  description = "Serve the mirror to brew clients through CloudFront (the module's enable_cdn); then output homebrew_client_env gives the clients' settings."
+  type        = bool
+  default     = false
+}

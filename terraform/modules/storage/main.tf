@@ -8,6 +8,8 @@ locals {
   mirror_key_prefix = var.mirror_prefix == "" ? "" : "${var.mirror_prefix}/"
   access_log_prefix = "s3-access/${var.bucket_name}/"
   sse_algorithm     = var.kms_key_arn == null ? "AES256" : "aws:kms"
+  # The number of documents is known at plan time even when their text is not.
+  mirror_policy = var.enforce_tls || length(var.policy_documents) > 0
 }
 
 # ---------------------------------------------------------------- mirror ----
@@ -61,28 +63,36 @@ resource "aws_s3_bucket_logging" "mirror" {
   depends_on = [aws_s3_bucket_policy.logs]
 }
 
+# One policy for the bucket: the TLS-only statement and whatever other modules
+# add through policy_documents (the cdn module's CloudFront read grant). A
+# second aws_s3_bucket_policy for the same bucket would overwrite this one.
 data "aws_iam_policy_document" "mirror" {
-  count = var.enforce_tls ? 1 : 0
+  count = local.mirror_policy ? 1 : 0
 
-  statement {
-    sid       = "DenyInsecureTransport"
-    effect    = "Deny"
-    actions   = ["s3:*"]
-    resources = [aws_s3_bucket.mirror.arn, "${aws_s3_bucket.mirror.arn}/*"]
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
+  source_policy_documents = var.policy_documents
+
+  dynamic "statement" {
+    for_each = var.enforce_tls ? [1] : []
+    content {
+      sid       = "DenyInsecureTransport"
+      effect    = "Deny"
+      actions   = ["s3:*"]
+      resources = [aws_s3_bucket.mirror.arn, "${aws_s3_bucket.mirror.arn}/*"]
+      principals {
+        type        = "*"
+        identifiers = ["*"]
+      }
+      condition {
+        test     = "Bool"
+        variable = "aws:SecureTransport"
+        values   = ["false"]
+      }
     }
   }
 }
 
 resource "aws_s3_bucket_policy" "mirror" {
-  count  = var.enforce_tls ? 1 : 0
+  count  = local.mirror_policy ? 1 : 0
   bucket = aws_s3_bucket.mirror.id
   policy = data.aws_iam_policy_document.mirror[0].json
 

@@ -8,6 +8,11 @@ output "bucket_arn" {
   value       = aws_s3_bucket.mirror.arn
 }
 
+output "bucket_regional_domain_name" {
+  description = "Regional domain name of the mirror bucket (a CloudFront origin)."
+  value       = aws_s3_bucket.mirror.bucket_regional_domain_name
+}
+
 output "log_bucket_id" {
   description = "Name of the access-log bucket."
   value       = aws_s3_bucket.logs.bucket

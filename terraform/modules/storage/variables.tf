@@ -127,3 +127,9 @@ variable "enforce_tls" {
   type        = bool
   default     = true
 }
+
+variable "policy_documents" {
+  description = "IAM policy documents (JSON) merged into the mirror bucket's policy, e.g. the cdn module's bucket_policy_json. Statement ids must differ from DenyInsecureTransport."
+  type        = list(string)
+  default     = []
+}

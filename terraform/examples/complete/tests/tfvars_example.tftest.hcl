@@ -53,3 +53,16 @@ run "notifications_from_an_existing_secret" {
     error_message = "notifications on, from the given secret (no secret created)"
   }
 }
+
+run "cdn_on_gives_the_client_settings" {
+  command = plan
+
+  variables {
+    enable_cdn = true
+  }
+
+  assert {
+    condition     = startswith(module.bottlesync.homebrew_client_env, "HOMEBREW_API_DOMAIN=https://")
+    error_message = "enable_cdn passes through to the module"
+  }
+}

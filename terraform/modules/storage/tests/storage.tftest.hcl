@@ -92,6 +92,42 @@ run "expiring_current_bottles_is_opt_in" {
   }
 }
 
+run "policy_documents_join_the_one_bucket_policy" {
+  command = plan
+
+  variables {
+    # Without the TLS statement (moto), an extra document alone still makes a policy.
+    enforce_tls      = false
+    policy_documents = [jsonencode({ Version = "2012-10-17", Statement = [{ Sid = "CloudFrontReadsBottlesAndApi", Effect = "Allow", Action = "s3:GetObject", Principal = { Service = "cloudfront.amazonaws.com" }, Resource = "arn:aws:s3:::mirror-test/homebrew/bottles/*" }] })]
+  }
+
+  assert {
+    condition     = length(aws_s3_bucket_policy.mirror) == 1
+    error_message = "policy_documents alone give the bucket its policy"
+  }
+  assert {
+    condition     = length(data.aws_iam_policy_document.mirror[0].source_policy_documents) == 1 && length(data.aws_iam_policy_document.mirror[0].statement) == 0
+    error_message = "the extra document is merged; no TLS statement without enforce_tls"
+  }
+}
+
+run "policy_documents_merge_with_the_tls_statement" {
+  command = plan
+
+  variables {
+    policy_documents = [jsonencode({ Version = "2012-10-17", Statement = [{ Sid = "Extra", Effect = "Allow", Action = "s3:GetObject", Principal = { Service = "cloudfront.amazonaws.com" }, Resource = "arn:aws:s3:::mirror-test/homebrew/api/*" }] })]
+  }
+
+  assert {
+    condition = (
+      length(aws_s3_bucket_policy.mirror) == 1 &&
+      length(data.aws_iam_policy_document.mirror[0].source_policy_documents) == 1 &&
+      [for st in data.aws_iam_policy_document.mirror[0].statement : st.sid] == ["DenyInsecureTransport"]
+    )
+    error_message = "one bucket policy: the TLS statement plus the extra document"
+  }
+}
+
 run "rejects_expire_current_days_zero" {
   command = plan
   variables {
