@@ -492,7 +492,14 @@ async fn a_stale_or_missing_manifest_is_fetched_again_by_the_next_run() {
         std::fs::read(&gone).unwrap(),
         standin.image_index("gtkx3", "3.24.51").unwrap()
     );
-    assert_eq!(std::fs::metadata(&kept).unwrap().modified().unwrap(), kept_before);
-    assert_eq!(standin.stats().manifest_requests, 2, "only the two fetched again");
+    assert_eq!(
+        std::fs::metadata(&kept).unwrap().modified().unwrap(),
+        kept_before
+    );
+    assert_eq!(
+        standin.stats().manifest_requests,
+        2,
+        "only the two fetched again"
+    );
     run(verify(dest)).await.assert_code(0);
 }

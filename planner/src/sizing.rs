@@ -134,8 +134,9 @@ pub async fn keep_image_indexes_complete(
 /// unreadable one does not).
 async fn names_all(store: &dyn BlobStore, key: &ObjectKey, digests: &[Sha256Digest]) -> bool {
     match store.get(key, MAX_IMAGE_INDEX_BYTES).await {
-        Ok(Some(bytes)) => ImageIndex::parse(bytes)
-            .is_ok_and(|index| digests.iter().all(|d| index.names(d))),
+        Ok(Some(bytes)) => {
+            ImageIndex::parse(bytes).is_ok_and(|index| digests.iter().all(|d| index.names(d)))
+        }
         Ok(None) => false,
         Err(e) => {
             tracing::warn!(%key, error = %e, "could not read the stored image index: fetching it again");

@@ -372,26 +372,33 @@ impl BlobStore for LocalStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectKey>> {
-        let dir = self.root.join(prefix);
+        // At any depth, as S3 lists a prefix (`bottles/` holds flat files
+        // and `<image>/manifests/<ref>`).
         let mut keys = Vec::new();
-        let mut entries = match tokio::fs::read_dir(&dir).await {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(keys),
-            Err(e) => return Err(self.err(format!("cannot list {}: {e}", dir.display()))),
-        };
-        while let Some(entry) = entries
-            .next_entry()
-            .await
-            .map_err(|e| self.err(format!("cannot list {}: {e}", dir.display())))?
-        {
-            if entry
-                .file_type()
+        let mut dirs = vec![prefix.to_string()];
+        while let Some(relative) = dirs.pop() {
+            let dir = self.root.join(&relative);
+            let mut entries = match tokio::fs::read_dir(&dir).await {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.err(format!("cannot list {}: {e}", dir.display()))),
+            };
+            while let Some(entry) = entries
+                .next_entry()
                 .await
-                .map(|t| t.is_file())
-                .unwrap_or(false)
-                && let Some(name) = entry.file_name().to_str()
+                .map_err(|e| self.err(format!("cannot list {}: {e}", dir.display())))?
             {
-                keys.push(ObjectKey::parse(&format!("{prefix}/{name}"))?);
+                let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                    continue;
+                };
+                // Symlinks are neither listed nor followed.
+                match entry.file_type().await {
+                    Ok(t) if t.is_file() => {
+                        keys.push(ObjectKey::parse(&format!("{relative}/{name}"))?)
+                    }
+                    Ok(t) if t.is_dir() => dirs.push(format!("{relative}/{name}")),
+                    _ => {}
+                }
             }
         }
         keys.sort();

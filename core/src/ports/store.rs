@@ -89,7 +89,8 @@ pub trait BlobStore: Send + Sync + 'static {
     /// than `max_bytes` are an error rather than a memory hazard.
     async fn get(&self, key: &ObjectKey, max_bytes: u64) -> Result<Option<Vec<u8>>>;
 
-    /// Keys below `prefix` (a directory-like prefix without trailing `/`).
+    /// Keys below `prefix` at any depth (a directory-like prefix without
+    /// trailing `/`), sorted.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectKey>>;
 
     async fn delete(&self, keys: &[ObjectKey]) -> Result<()>;
