@@ -146,14 +146,17 @@ vm_hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 # ------------------------------------------------------------ the mirror
 
 log "mirror: bottlesync sync from the stand-in (--preset brew-mirror, tags $REPLAY_TAGS)"
-fifo=$W/fixture.fifo
-mkfifo "$fifo"
-"$W/bin/bottlesync-fixture" --preset brew-mirror >"$fifo" 2>"$W/fixture.err" &
+"$W/bin/bottlesync-fixture" --preset brew-mirror >"$W/fixture.out" 2>"$W/fixture.err" &
 FIXTURE_PID=$!
 PIDS+=("$FIXTURE_PID")
-read -r line <"$fifo"
-API=${line#API_URL=}
-[[ $API == http* ]] || die "the stand-in printed '$line', not API_URL=..."
+API=''
+for _ in $(seq 1 300); do
+    API=$(sed -n 's/^API_URL=//p' "$W/fixture.out")
+    [[ -n $API ]] && break
+    kill -0 "$FIXTURE_PID" 2>/dev/null || { cat "$W/fixture.err" >&2; die "the stand-in exited"; }
+    sleep 0.1
+done
+[[ -n $API ]] || die "the stand-in did not start within 30 s"
 "$BOTTLESYNC" sync --dest "$MIRROR" --api-url "$API" --tags "$REPLAY_TAGS" --progress log \
     >"$W/sync.log" 2>&1 || { tail -n 20 "$W/sync.log" >&2; die "bottlesync sync failed"; }
 stop_pid "$FIXTURE_PID"
@@ -173,6 +176,9 @@ for i in range(n):
     with open(os.path.join(d, f"benchsmall{i:05d}--1.0.arm64_tahoe.bottle.tar.gz"), "wb") as f:
         f.write(os.urandom(size))
 PY
+# nginx's workers run as nobody when started by root: the files must be
+# world-readable (bottlesync writes its files 0600 or 0644 by umask).
+chmod -R a+rX "$MIRROR"
 sync
 
 # ------------------------------------------------------------ servers
