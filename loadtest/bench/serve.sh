@@ -223,7 +223,7 @@ EOF
 nginx -p "$W/nginx" -e "$W/nginx/error.log" -c "$W/nginx/nginx.conf" >"$W/nginx/stdout" 2>"$W/nginx/stderr" &
 NGINX_PID=$!
 PIDS+=("$NGINX_PID")
-wait_http "http://127.0.0.1:$NGINX_PORT/bottles/$RSS_NAME" "$NGINX_PID" "nginx" 2>/dev/null ||
+wait_http "http://127.0.0.1:$NGINX_PORT/bottles/benchsmall00000--1.0.arm64_tahoe.bottle.tar.gz" "$NGINX_PID" "nginx" 2>/dev/null ||
     die "nginx did not start"
 NGINX_WORKERS=$(pgrep -P "$NGINX_PID" | wc -l)
 start_serve main
