@@ -28,7 +28,11 @@ struct Args {
     clients: usize,
     /// Client tags, comma-separated; client i installs on tag i mod n
     /// (each must be a tag the mirror was synced for).
-    #[arg(long, value_delimiter = ',', default_value = "arm64_tahoe,tahoe,x86_64_linux")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "arm64_tahoe,tahoe,x86_64_linux"
+    )]
     tags: Vec<String>,
 }
 
@@ -48,7 +52,11 @@ async fn one_client(base: String, tag: String, names: Vec<String>) -> Outcome {
     match replayed {
         Ok(report) => Outcome {
             requests: report.requests().len(),
-            bottles: report.formulae.iter().filter(|f| f.bottle.is_some()).count(),
+            bottles: report
+                .formulae
+                .iter()
+                .filter(|f| f.bottle.is_some())
+                .count(),
             problems: if report.is_complete() {
                 Vec::new()
             } else {
