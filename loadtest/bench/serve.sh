@@ -319,7 +319,7 @@ REPLAY_PROBLEMS=$(sort "$W/replay.err" | uniq -c | sort -rn | head -n 5)
 log "  $REPLAY_LINE (exit $REPLAY_RC)"
 [[ -z $REPLAY_PROBLEMS ]] || log "  problems: $REPLAY_PROBLEMS"
 SERVE_HWM_CD=$(vm_hwm_kib "$SERVE_PID")
-SERVE_ERRORS=$(grep -c -E '"level":"(WARN|ERROR)"| WARN | ERROR ' "$W/serve-rss.err" || true)
+SERVE_ERRORS=$(grep -c -E 'WARN|ERROR' "$W/serve-rss.err" || true)
 stop_pid "$SERVE_PID"
 stop_pid "$NGINX_PID"
 
