@@ -10,7 +10,8 @@
 # (b) SMALL_COUNT small bottles (SMALL_SIZE bytes each) fetched by one
 #     `curl --parallel --parallel-max CLIENTS --parallel-immediate` process
 #     (CLIENTS keep-alive connections, reused across transfers) to
-#     /dev/null, REPS interleaved rounds: median requests/s, serve/nginx;
+#     /dev/null, REPS interleaved rounds: median requests/s, serve/nginx
+#     (and, informational, serve with BOTTLESYNC_LOG=warn: no access log);
 # (c) RSS_CLIENTS curls at once of one RSS_SIZE bottle from a fresh serve
 #     process: its peak RSS (VmHWM of /proc/PID/status), goal < 64 MiB
 #     (and the same load on nginx, for the aggregate rate);
@@ -227,10 +228,21 @@ wait_http "http://127.0.0.1:$NGINX_PORT/bottles/benchsmall00000--1.0.arm64_tahoe
     die "nginx did not start"
 NGINX_WORKERS=$(pgrep -P "$NGINX_PID" | wc -l)
 start_serve main
+# For (b) only: the same server without its access log, to show that log's share.
+QUIET_PORT=$(free_port)
+BOTTLESYNC_LOG=warn "$BOTTLESYNC" serve --root "$MIRROR" --listen "127.0.0.1:$QUIET_PORT" \
+    >"$W/serve-quiet.log" 2>"$W/serve-quiet.err" &
+QUIET_PID=$!
+PIDS+=("$QUIET_PID")
+wait_http "http://127.0.0.1:$QUIET_PORT/healthz" "$QUIET_PID" "bottlesync serve (BOTTLESYNC_LOG=warn)"
 log "bottlesync serve on :$SERVE_PORT (pid $SERVE_PID), nginx $NGINX_VERSION on :$NGINX_PORT ($NGINX_WORKERS workers)"
 
 url_of() { # SERVER PATH
-    if [[ $1 == serve ]]; then echo "http://127.0.0.1:$SERVE_PORT$2"; else echo "http://127.0.0.1:$NGINX_PORT$2"; fi
+    case $1 in
+        serve) echo "http://127.0.0.1:$SERVE_PORT$2" ;;
+        serve-quiet) echo "http://127.0.0.1:$QUIET_PORT$2" ;;
+        *) echo "http://127.0.0.1:$NGINX_PORT$2" ;;
+    esac
 }
 
 # Each server in turn, the order alternating per round.
@@ -253,14 +265,14 @@ done
 # ------------------------------------------------------------ (b) small bottles
 
 log "(b) $SMALL_COUNT x $SMALL_SIZE B bottles, curl --parallel-max $CLIENTS, keep-alive"
-for server in serve nginx; do
+for server in serve serve-quiet nginx; do
     for i in $(seq 0 $((SMALL_COUNT - 1))); do
         printf 'url = "%s"\noutput = "/dev/null"\n' \
             "$(url_of "$server" "/bottles/benchsmall$(printf %05d "$i")--1.0.arm64_tahoe.bottle.tar.gz")"
     done >"$W/small-$server.curlrc"
 done
 for rep in $(seq 1 "$REPS"); do
-    for server in $(order "$rep"); do
+    for server in $(order "$rep") serve-quiet; do
         started=$EPOCHREALTIME
         curl -sS -Z --parallel-max "$CLIENTS" --parallel-immediate \
             -w '%{http_code} %{size_download} %{num_connects}\n' -K "$W/small-$server.curlrc" \
@@ -275,6 +287,7 @@ for rep in $(seq 1 "$REPS"); do
 done
 SERVE_HWM_AB=$(vm_hwm_kib "$SERVE_PID")
 stop_pid "$SERVE_PID"
+stop_pid "$QUIET_PID"
 
 # ------------------------------------------------------------ (c) peak RSS
 

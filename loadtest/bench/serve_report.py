@@ -65,7 +65,8 @@ def main():
             ", ".join(fmt(count / t, 0) for t, _, _ in small[s]),
             ", ".join(str(c) for _, _, c in small[s]),
         ]
-        for s in ("serve", "nginx")
+        for s in ("serve", "serve-quiet", "nginx")
+        if s in small
     ]
     summary = [
         [f"(a) one {env('BIG_SIZE')} bottle, MB/s", fmt(big_mbps["serve"], 0), fmt(big_mbps["nginx"], 0),
@@ -73,6 +74,16 @@ def main():
         [f"(b) {count:,} x {int(env('SMALL_SIZE')) / 1000:g} KB bottles, {env('CLIENTS')} keep-alive clients, requests/s",
          fmt(small_rps["serve"], 0), fmt(small_rps["nginx"], 0),
          f"{fmt(small_ratio)}x (goal >= 0.8x: {goal(small_ratio >= 0.8)})"],
+        *(
+            [[
+                "(b) same, serve with `BOTTLESYNC_LOG=warn` (no access log; informational)",
+                fmt(small_rps["serve-quiet"], 0),
+                fmt(small_rps["nginx"], 0),
+                f"{fmt(small_rps['serve-quiet'] / small_rps['nginx'])}x",
+            ]]
+            if "serve-quiet" in small_rps
+            else []
+        ),
         [f"(c) {rss_clients} downloads at once of a {env('RSS_SIZE')} bottle: peak RSS of serve",
          f"{fmt(hwm_mib, 1)} MiB", "-", f"goal < 64 MiB: {goal(hwm_mib < 64)}"],
         ["(c) same, aggregate MB/s", fmt(many["serve"], 0), fmt(many["nginx"], 0),
