@@ -26,6 +26,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use futures::StreamExt;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
@@ -112,6 +113,14 @@ impl MirrorServer {
         tracing::info!(%address, root = %location, redirect = self.redirect, "serving the mirror");
         let mut stop = shutdown.clone();
         let mut cancel = shutdown;
+        // Headers and body go out in separate writes: without TCP_NODELAY
+        // Nagle holds the second until the client's delayed ACK (~40 ms a
+        // small response; `loadtest/bench/serve.sh`, part b).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::warn!(error = %e, "could not set TCP_NODELAY on a connection");
+            }
+        });
         let server = axum::serve(listener, self.router()).with_graceful_shutdown(async move {
             stop.recv().await;
             tracing::info!("stopping: no new connections, finishing the responses in flight");
