@@ -25,8 +25,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use futures::StreamExt;
 use axum::serve::ListenerExt;
+use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 

@@ -81,8 +81,9 @@ pub struct LoadOptions {
     pub aws_fault_share: f64,
     /// How long a held answer is held.
     pub hold_answer_secs: f64,
-    /// Slack answers 500 from when 90% of the bottles are counted until
-    /// this long after the last one (the summary must survive it).
+    /// Slack answers 500 from the run's start until this long after its
+    /// last bottle is counted (progress posts fail; the summary must
+    /// survive it).
     pub slack_outage: Option<Duration>,
     /// SIGKILL the planner once its first SendMessageBatch went out, then
     /// run it again (moto backend).
