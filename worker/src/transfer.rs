@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use bottlesync_core::model::layout::flat_bottle_key;
+use bottlesync_core::brew::publish::put_flat_copy_of;
 use bottlesync_core::ports::registry::Registry;
 use bottlesync_core::ports::store::{BlobStore, Upload};
 use bottlesync_core::retry::RetryPolicy;
@@ -122,11 +122,7 @@ pub async fn fetch_verify_store(
 /// recorded, and the publication before the API files makes every missing
 /// flat copy (and names any it could not).
 async fn put_flat_copy(store: &dyn BlobStore, job: &BottleJob) {
-    let copied = match flat_bottle_key(job.key.file_name()) {
-        Ok(flat) => store.put_flat_copy(&job.key, &flat).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = copied {
+    if let Err(e) = put_flat_copy_of(store, &job.key).await {
         tracing::warn!(key = %job.key, error = %e, "stored, but the flat copy under bottles/ failed: the publication makes it before the API files are written");
     }
 }

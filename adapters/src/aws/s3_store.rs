@@ -192,6 +192,33 @@ pub struct S3Store {
 }
 
 impl S3Store {
+    /// GetObject of `key` (bytes `first..=last` when a range is given);
+    /// `None` when there is no such key.
+    async fn get_object(
+        &self,
+        key: &ObjectKey,
+        range: Option<(u64, u64)>,
+    ) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key.as_str()))
+            .set_range(range.map(|(first, last)| format!("bytes={first}-{last}")))
+            .send()
+            .await
+        {
+            Ok(response) => Ok(Some(response)),
+            Err(e) => {
+                let service = e.into_service_error();
+                if service.is_no_such_key() {
+                    return Ok(None);
+                }
+                Err(self.err(&format!("cannot get {key}"), service))
+            }
+        }
+    }
+
     pub fn new(client: Client, bucket: &str, prefix: &str) -> Self {
         S3Store {
             client,
@@ -559,24 +586,8 @@ impl BlobStore for S3Store {
         key: &ObjectKey,
         range: Option<(u64, u64)>,
     ) -> Result<Option<ObjectRead>> {
-        let full = self.full_key(key.as_str());
-        let response = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&full)
-            .set_range(range.map(|(first, last)| format!("bytes={first}-{last}")))
-            .send()
-            .await
-        {
-            Ok(response) => response,
-            Err(e) => {
-                let service = e.into_service_error();
-                if service.is_no_such_key() {
-                    return Ok(None);
-                }
-                return Err(self.err(&format!("cannot get {key}"), service));
-            }
+        let Some(response) = self.get_object(key, range).await? else {
+            return Ok(None);
         };
         let size = response.content_length().unwrap_or(0).max(0) as u64;
         let (location, shown) = (self.location(), key.to_string());
@@ -605,23 +616,8 @@ impl BlobStore for S3Store {
         key: &ObjectKey,
         max_bytes: u64,
     ) -> Result<Option<(Vec<u8>, VersionToken)>> {
-        let full = self.full_key(key.as_str());
-        let response = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&full)
-            .send()
-            .await
-        {
-            Ok(response) => response,
-            Err(e) => {
-                let service = e.into_service_error();
-                if service.is_no_such_key() {
-                    return Ok(None);
-                }
-                return Err(self.err(&format!("cannot get {key}"), service));
-            }
+        let Some(response) = self.get_object(key, None).await? else {
+            return Ok(None);
         };
         let len = response.content_length().unwrap_or(0).max(0) as u64;
         if len > max_bytes {

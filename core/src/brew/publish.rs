@@ -209,11 +209,14 @@ pub async fn make_flat_copies(
 
 async fn flat_copy(store: &dyn BlobStore, bottle: &MirroredBottle) -> (String, Result<()>) {
     let name = bottle.key.file_name().to_string();
-    let result = match flat_bottle_key(&name) {
-        Ok(flat) => store.put_flat_copy(&bottle.key, &flat).await,
-        Err(e) => Err(e),
-    };
-    (name, result)
+    (name, put_flat_copy_of(store, &bottle.key).await)
+}
+
+/// Puts the flat copy (`bottles/<its file name>`) of the committed bottle
+/// at `dated`: what the worker does at commit and publication backfills.
+pub async fn put_flat_copy_of(store: &dyn BlobStore, dated: &ObjectKey) -> Result<()> {
+    let flat = flat_bottle_key(dated.file_name())?;
+    store.put_flat_copy(dated, &flat).await
 }
 
 /// Publishes `api` over the mirror whose stored bottles are `stored` (the
