@@ -86,6 +86,14 @@ pub struct FleetArgs {
     /// (default 900; the worker renews it every third of that).
     #[arg(long, env = "BOTTLESYNC_CLAIM_LEASE_SECONDS")]
     pub claim_lease_seconds: Option<String>,
+    /// Bottles larger than this come down in segments of this size over
+    /// several connections (default 64MiB).
+    #[arg(long, env = "BOTTLESYNC_SEGMENT_SIZE")]
+    pub segment_size: Option<String>,
+    /// Connections one bottle's segments share (default 4; 1: one stream
+    /// per bottle).
+    #[arg(long, env = "BOTTLESYNC_CONNECTIONS_PER_BOTTLE")]
+    pub connections_per_bottle: Option<String>,
     /// Extra hosts bottle URLs may use.
     #[arg(
         long = "allow-host",
@@ -122,6 +130,8 @@ impl From<FleetArgs> for FleetSettings {
             run_stall_minutes: args.run_stall_minutes,
             planning_lease_seconds: args.planning_lease_seconds,
             claim_lease_seconds: args.claim_lease_seconds,
+            segment_size: args.segment_size,
+            connections_per_bottle: args.connections_per_bottle,
             allow_hosts: args.allow_hosts,
         }
     }

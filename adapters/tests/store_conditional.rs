@@ -190,7 +190,7 @@ async fn upload(store: &S3Store, key: &ObjectKey, bytes: &[u8]) -> bottlesync_co
     let sha = Sha256Digest::from_bytes(&Sha256::digest(bytes));
     let mut upload = store.begin(key, &sha, bytes.len() as u64).await?;
     for chunk in bytes.chunks(300 * 1024 + 11) {
-        upload.write(chunk).await?;
+        upload.write(bytes::Bytes::copy_from_slice(chunk)).await?;
     }
     upload.commit().await
 }

@@ -6,6 +6,7 @@ use url::Url;
 
 use crate::error::{Error, Result};
 use crate::model::index::HostPolicy;
+use crate::segments::{DEFAULT_CONNECTIONS_PER_BOTTLE, DEFAULT_SEGMENT_SIZE, SegmentPolicy, parse_size};
 
 pub const DEFAULT_API_URL: &str = "https://formulae.brew.sh/api";
 
@@ -66,6 +67,11 @@ pub struct FleetSettings {
     /// Seconds a worker's claim on a bottle lasts without a heartbeat
     /// (default 900; the worker renews it every third of that).
     pub claim_lease_seconds: Option<String>,
+    /// Bottles larger than this come down in segments of this size over
+    /// several connections (default 64MiB; units B, KiB, MiB, GiB).
+    pub segment_size: Option<String>,
+    /// Connections one bottle's segments share (default 4; 1: one stream).
+    pub connections_per_bottle: Option<String>,
     /// Extra hosts bottle URLs may use.
     pub allow_hosts: Vec<String>,
 }
@@ -108,6 +114,8 @@ pub struct FleetConfig {
     pub planning_lease: std::time::Duration,
     /// How long a claim on a bottle lasts without a heartbeat.
     pub claim_lease: std::time::Duration,
+    /// How large bottles are downloaded.
+    pub segments: SegmentPolicy,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -179,6 +187,22 @@ fn claim_lease(value: &Option<String>) -> Result<std::time::Duration> {
                 format!("{text:?} is not a whole number of seconds from 1 to 86400"),
             )
         })
+}
+
+fn segment_policy(args: &FleetSettings) -> Result<SegmentPolicy> {
+    const SIZE: &str = "BOTTLESYNC_SEGMENT_SIZE";
+    const CONNECTIONS: &str = "BOTTLESYNC_CONNECTIONS_PER_BOTTLE";
+    let size = match optional(&args.segment_size) {
+        None => DEFAULT_SEGMENT_SIZE,
+        Some(text) => parse_size(SIZE, &text)?,
+    };
+    let connections = match optional(&args.connections_per_bottle) {
+        None => DEFAULT_CONNECTIONS_PER_BOTTLE,
+        Some(text) => text.parse::<usize>().map_err(|_| {
+            Error::config(CONNECTIONS, format!("{text:?} is not a whole number"))
+        })?,
+    };
+    SegmentPolicy::new(size, connections, SIZE, CONNECTIONS)
 }
 
 impl FleetConfig {
@@ -301,6 +325,7 @@ impl FleetConfig {
             ));
         }
         let claim_lease = claim_lease(&args.claim_lease_seconds)?;
+        let segments = segment_policy(args)?;
         let in_aws = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
             || std::env::var_os("ECS_CONTAINER_METADATA_URI_V4").is_some();
         let emit_metrics = match optional(&args.metrics).as_deref() {
@@ -316,6 +341,7 @@ impl FleetConfig {
         };
         Ok(FleetConfig {
             claim_lease,
+            segments,
             ecs,
             ecs_wake_tasks: (wake as i32).max(1),
             lambda_max_bottle_bytes: (lambda_max_gb * 1e9) as u64,

@@ -11,6 +11,8 @@
 //!   after a run, verifying it;
 //! - `run`: a fleet run's lifecycle (record, manifest, finish, reconcile,
 //!   status, import, dead letters) and its messages;
+//! - `segments`: when and how a large bottle comes down as ranges over
+//!   several connections;
 //! - `journal` (the ledger of a `sync`, kept in the store), `store_lease`
 //!   (one `sync` per S3 prefix), `shutdown` (stop, grace, cancel).
 
@@ -24,6 +26,7 @@ pub mod plan;
 pub mod ports;
 pub mod retry;
 pub mod run;
+pub mod segments;
 pub mod services;
 pub mod shutdown;
 pub mod store_lease;

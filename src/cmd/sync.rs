@@ -50,6 +50,7 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
         hosts,
         registry,
         retry,
+        segments,
     } = SyncSettings::from_args(&args)?;
 
     let documents = LocationReader {
@@ -131,6 +132,7 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
             store: store.clone(),
             ledger: ledger.clone(),
             retry: retry.clone(),
+            segments,
         };
         let outcome = transfer(&args, plan.jobs.clone(), plan.bytes(), context, lease_lost).await;
         // Fold what this run recorded into bottles_hash.json, even after an

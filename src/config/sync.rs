@@ -12,6 +12,7 @@ use bottlesync_core::model::location::Location;
 use bottlesync_core::plan::select::TagSelection;
 use bottlesync_core::ports::registry::Registry;
 use bottlesync_core::retry::RetryPolicy;
+use bottlesync_core::segments::{SegmentPolicy, parse_size};
 use bottlesync_core::store_lease::LEASE_LENGTH;
 use url::Url;
 
@@ -75,6 +76,16 @@ pub struct SyncArgs {
     pub dry_run: bool,
 
     /// Retries per bottle after a transient failure.
+    /// Bottles larger than this come down in segments of this size, over
+    /// several connections at once (units B, KiB, MiB, GiB, KB, MB, GB).
+    #[arg(long, env = "BOTTLESYNC_SEGMENT_SIZE", default_value = "64MiB")]
+    pub segment_size: String,
+
+    /// Connections one large bottle's segments share (1: one stream per
+    /// bottle, never segmented).
+    #[arg(long, env = "BOTTLESYNC_CONNECTIONS_PER_BOTTLE", default_value_t = 4)]
+    pub connections_per_bottle: usize,
+
     #[arg(long, env = "BOTTLESYNC_RETRIES", default_value_t = 6)]
     pub retries: usize,
 
@@ -113,6 +124,7 @@ pub struct SyncSettings {
     pub hosts: HostPolicy,
     pub registry: Arc<dyn Registry>,
     pub retry: RetryPolicy,
+    pub segments: SegmentPolicy,
 }
 
 impl SyncSettings {
@@ -125,6 +137,12 @@ impl SyncSettings {
         let hash_file = (args.hash_file.as_deref())
             .map(|h| Location::parse("--hash-file", h, true))
             .transpose()?;
+        let segments = SegmentPolicy::new(
+            parse_size("--segment-size", &args.segment_size)?,
+            args.connections_per_bottle,
+            "--segment-size",
+            "--connections-per-bottle",
+        )?;
         Ok(SyncSettings {
             dest,
             tags,
@@ -140,6 +158,7 @@ impl SyncSettings {
                 retries: args.retries,
                 ..RetryPolicy::default()
             },
+            segments,
         })
     }
 }

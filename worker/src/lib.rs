@@ -1,4 +1,5 @@
-//! The worker: fetch, verify and store one bottle (`transfer`); run many of
+//! The worker: fetch, verify and store one bottle (`transfer`, large ones in
+//! ranges over several connections: `segmented`); run many of
 //! them under a concurrency bound (`pool`, for `sync`); and the fleet's
 //! per-message logic (`consumer`) with its two shells, the Lambda SQS
 //! handler (`lambda`) and the ECS long-poll loop (`work_loop`).
@@ -7,9 +8,10 @@ pub mod consumer;
 pub mod lambda;
 pub mod pool;
 pub mod protection;
+pub mod segmented;
 pub mod transfer;
 pub mod work_loop;
 
 pub use consumer::{Consumer, Disposition};
 pub use pool::{Failure, PoolOutcome, Progress, run_pool};
-pub use transfer::{Transfer, fetch_verify_store};
+pub use transfer::{Transfer, TransferSettings, fetch_verify_store};

@@ -15,6 +15,7 @@ use bottlesync_core::ports::ledger::Ledger;
 use bottlesync_core::ports::registry::Registry;
 use bottlesync_core::ports::store::BlobStore;
 use bottlesync_core::retry::RetryPolicy;
+use bottlesync_core::segments::SegmentPolicy;
 use bottlesync_core::shutdown::Shutdown;
 use chrono::Utc;
 use futures::FutureExt;
@@ -23,7 +24,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::transfer::fetch_verify_store;
+use crate::transfer::{TransferSettings, fetch_verify_store};
 
 /// Live counters, read by whoever shows progress.
 #[derive(Debug, Default)]
@@ -56,6 +57,7 @@ pub struct PoolContext {
     pub store: Arc<dyn BlobStore>,
     pub ledger: Arc<dyn Ledger>,
     pub retry: RetryPolicy,
+    pub segments: SegmentPolicy,
 }
 
 pub async fn run_pool(
@@ -129,7 +131,10 @@ async fn run_one(
         context.registry.as_ref(),
         context.store.as_ref(),
         job,
-        &context.retry,
+        TransferSettings {
+            retry: &context.retry,
+            segments: &context.segments,
+        },
         &on_bytes,
         cancel,
     )
@@ -141,7 +146,8 @@ async fn run_one(
             match context.ledger.record_stored(&job.sha256, &record).await {
                 Ok(()) => {
                     tracing::info!(bottle = %job.label(), key = %job.key, bytes = transfer.bytes,
-                        seconds = transfer.duration.as_secs_f64(), attempts = transfer.attempts, "stored");
+                        seconds = transfer.duration.as_secs_f64(), attempts = transfer.attempts,
+                        segmented = transfer.segmented, "stored");
                     Ok(transfer.bytes)
                 }
                 Err(e) => Err(format!("stored but not recorded: {e}")),

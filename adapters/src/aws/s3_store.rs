@@ -947,7 +947,8 @@ impl S3Upload {
 
 #[async_trait]
 impl Upload for S3Upload {
-    async fn write(&mut self, mut chunk: &[u8]) -> Result<()> {
+    async fn write(&mut self, chunk: Bytes) -> Result<()> {
+        let mut chunk: &[u8] = &chunk;
         self.written += chunk.len() as u64;
         while !chunk.is_empty() {
             let part_size = self.current_part_size();

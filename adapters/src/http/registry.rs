@@ -70,22 +70,10 @@ impl RegistryClient {
         method: Method,
         url: &Url,
         registry_auth: bool,
-        range_from: u64,
+        range: Option<(u64, Option<u64>)>,
         accept: Option<&str>,
     ) -> Result<Response> {
-        let mut headers = HeaderMap::new();
-        if range_from > 0 {
-            headers.insert(
-                header::RANGE,
-                HeaderValue::from_str(&format!("bytes={range_from}-")).expect("ascii"),
-            );
-        }
-        if let Some(accept) = accept {
-            headers.insert(
-                header::ACCEPT,
-                HeaderValue::from_str(accept).expect("ascii"),
-            );
-        }
+        let headers = request_headers(range, accept);
         let anonymous = registry_auth.then(|| ANONYMOUS_TOKEN.to_string());
         let mut response = self
             .request(method.clone(), url, &headers, anonymous)
@@ -227,41 +215,52 @@ impl Registry for RegistryClient {
     /// GETs a document (the index, an external hash file) without registry
     /// auth, refusing bodies over `max_bytes`.
     async fn get_document(&self, url: &Url, max_bytes: u64) -> Result<Vec<u8>> {
-        let response = self.send(Method::GET, url, false, 0, None).await?;
+        let response = self.send(Method::GET, url, false, None, None).await?;
         read_limited(url, response, max_bytes).await
     }
 
     /// Opens a bottle blob at `offset` (a Range request when > 0).
     async fn open_blob(&self, url: &Url, offset: u64) -> Result<BlobBody> {
-        let response = self.send(Method::GET, url, true, offset, None).await?;
-        let final_url = response.url().clone();
-        let (start, total) = match response.status() {
-            StatusCode::PARTIAL_CONTENT => content_range(&response).ok_or_else(|| {
-                Error::transient_fetch(url.as_str(), "206 without a usable Content-Range")
-            })?,
-            _ => (0, response.content_length()),
-        };
-        if start != offset && start != 0 {
-            return Err(Error::transient_fetch(
-                url.as_str(),
-                format!("asked for bytes from {offset}, got a body starting at {start}"),
-            ));
+        let range = (offset > 0).then_some((offset, None));
+        let response = self.send(Method::GET, url, true, range, None).await?;
+        blob_body(url, offset, response)
+    }
+
+    /// Bytes `first..=last`: from the signed storage URL of an earlier
+    /// part while it is accepted, else through the registry (a new one).
+    async fn open_blob_part(
+        &self,
+        url: &Url,
+        storage: Option<&Url>,
+        first: u64,
+        last: u64,
+    ) -> Result<BlobBody> {
+        let range = Some((first, Some(last)));
+        if let Some(storage) = storage {
+            let headers = request_headers(range, None);
+            let response = self
+                .request(Method::GET, storage, &headers, None)
+                .await?;
+            let status = response.status();
+            if status.is_success() {
+                return blob_body(url, first, response);
+            }
+            if status.is_client_error() {
+                tracing::info!(url = %url, %status, first, last,
+                    "the signed storage URL was refused (expired?): asking the registry for a new one");
+            } else {
+                return Err(check_status(storage, response).err().unwrap_or_else(|| {
+                    Error::transient_fetch(storage.as_str(), format!("HTTP {status}"))
+                }));
+            }
         }
-        let shown = final_url.clone();
-        let body = response
-            .bytes_stream()
-            .map_err(move |e| classify(&shown, "body interrupted", e));
-        Ok(BlobBody {
-            url: final_url,
-            offset: start,
-            total,
-            body: Box::pin(body),
-        })
+        let response = self.send(Method::GET, url, true, range, None).await?;
+        blob_body(url, first, response)
     }
 
     /// The blob's size from a HEAD (through the redirect), when given.
     async fn blob_size(&self, url: &Url) -> Result<Option<u64>> {
-        let response = self.send(Method::HEAD, url, true, 0, None).await?;
+        let response = self.send(Method::HEAD, url, true, None, None).await?;
         Ok(response
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -273,10 +272,57 @@ impl Registry for RegistryClient {
     async fn image_index(&self, blob_url: &Url, version_rebuild: &str) -> Result<Vec<u8>> {
         let url = manifest_url(blob_url, version_rebuild)?;
         let response = self
-            .send(Method::GET, &url, true, 0, Some(OCI_INDEX_MEDIA_TYPE))
+            .send(Method::GET, &url, true, None, Some(OCI_INDEX_MEDIA_TYPE))
             .await?;
         read_limited(&url, response, MAX_IMAGE_INDEX_BYTES).await
     }
+}
+
+/// The headers of a registry or storage request: `Range`, `Accept`.
+fn request_headers(range: Option<(u64, Option<u64>)>, accept: Option<&str>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Some((first, last)) = range {
+        let last = last.map(|l| l.to_string()).unwrap_or_default();
+        headers.insert(
+            header::RANGE,
+            HeaderValue::from_str(&format!("bytes={first}-{last}")).expect("ascii"),
+        );
+    }
+    if let Some(accept) = accept {
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_str(accept).expect("ascii"),
+        );
+    }
+    headers
+}
+
+/// A blob response asked from `offset` as a `BlobBody`: where it really
+/// starts (0 when the server ignored Range) and the bottle's full size.
+fn blob_body(url: &Url, offset: u64, response: Response) -> Result<BlobBody> {
+    let final_url = response.url().clone();
+    let (start, total) = match response.status() {
+        StatusCode::PARTIAL_CONTENT => content_range(&response).ok_or_else(|| {
+            Error::transient_fetch(url.as_str(), "206 without a usable Content-Range")
+        })?,
+        _ => (0, response.content_length()),
+    };
+    if start != offset && start != 0 {
+        return Err(Error::transient_fetch(
+            url.as_str(),
+            format!("asked for bytes from {offset}, got a body starting at {start}"),
+        ));
+    }
+    let shown = final_url.clone();
+    let body = response
+        .bytes_stream()
+        .map_err(move |e| classify(&shown, "body interrupted", e));
+    Ok(BlobBody {
+        url: final_url,
+        offset: start,
+        total,
+        body: Box::pin(body),
+    })
 }
 
 struct Challenge {

@@ -14,20 +14,21 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use bottlesync_core::error::{Error, Result};
 use bottlesync_core::model::digest::Sha256Digest;
 use bottlesync_core::model::key::ObjectKey;
 use bottlesync_core::ports::store::{
-    BlobStore, INTERNAL_PREFIX, ObjectMeta, ObjectRead, Precondition, PutIf, Upload, VersionToken,
+    BlobStore, INTERNAL_PREFIX, ObjectMeta, ObjectRead, PartsUpload, Precondition, PutIf, Upload,
+    VersionToken,
 };
+
+use super::local_upload::{LocalParts, LocalUpload};
 
 /// How much one read of a streamed object asks for.
 const READ_CHUNK: usize = 256 * 1024;
 
-/// Big enough that a 10 GB bottle is a few thousand write calls.
-const WRITE_BUFFER: usize = 1024 * 1024;
 
 pub struct LocalStore {
     root: PathBuf,
@@ -181,17 +182,26 @@ impl BlobStore for LocalStore {
         _size_hint: u64,
     ) -> Result<Box<dyn Upload>> {
         self.ensure_writable()?;
-        let temp = self.temp_path(key);
-        let file = tokio::fs::File::create(&temp)
-            .await
-            .map_err(|e| self.err(format!("cannot create {}: {e}", temp.display())))?;
-        Ok(Box::new(LocalUpload {
-            root: self.root.clone(),
-            key: key.clone(),
-            temp: Some(temp),
-            file: BufWriter::with_capacity(WRITE_BUFFER, file),
-            written: 0,
-        }))
+        Ok(Box::new(LocalUpload::create(
+            &self.root,
+            key,
+            self.temp_path(key),
+        )?))
+    }
+
+    async fn begin_parts(
+        &self,
+        key: &ObjectKey,
+        _expected: &Sha256Digest,
+        size: u64,
+    ) -> Result<Option<Box<dyn PartsUpload>>> {
+        self.ensure_writable()?;
+        Ok(Some(Box::new(LocalParts::create(
+            &self.root,
+            key,
+            self.temp_path(key),
+            size,
+        )?)))
     }
 
     async fn put_atomic(&self, key: &ObjectKey, bytes: Vec<u8>) -> Result<()> {
@@ -458,83 +468,6 @@ impl BlobStore for LocalStore {
     }
 }
 
-struct LocalUpload {
-    root: PathBuf,
-    key: ObjectKey,
-    /// `None` once committed or aborted.
-    temp: Option<PathBuf>,
-    file: BufWriter<tokio::fs::File>,
-    written: u64,
-}
-
-impl LocalUpload {
-    fn err(&self, problem: impl std::fmt::Display) -> Error {
-        Error::store(self.root.display().to_string(), problem)
-    }
-}
-
-#[async_trait]
-impl Upload for LocalUpload {
-    async fn write(&mut self, chunk: &[u8]) -> Result<()> {
-        self.file
-            .write_all(chunk)
-            .await
-            .map_err(|e| self.err(format!("cannot write {}: {e}", self.key)))?;
-        self.written += chunk.len() as u64;
-        Ok(())
-    }
-
-    fn written(&self) -> u64 {
-        self.written
-    }
-
-    async fn restart(&mut self) -> Result<()> {
-        self.file.flush().await.map_err(|e| self.err(e))?;
-        let root = self.root.display().to_string();
-        let file = self.file.get_mut();
-        let truncated = match file.set_len(0).await {
-            Ok(()) => file.seek(std::io::SeekFrom::Start(0)).await.map(|_| ()),
-            Err(e) => Err(e),
-        };
-        truncated.map_err(|e| Error::store(root, format!("cannot restart {}: {e}", self.key)))?;
-        self.written = 0;
-        Ok(())
-    }
-
-    async fn commit(mut self: Box<Self>) -> Result<()> {
-        self.file
-            .flush()
-            .await
-            .map_err(|e| self.err(format!("cannot write {}: {e}", self.key)))?;
-        self.file
-            .get_mut()
-            .sync_all()
-            .await
-            .map_err(|e| self.err(format!("cannot sync {}: {e}", self.key)))?;
-        let temp = self.temp.take().expect("upload not yet finished");
-        let result = publish(&self.root, &temp, &self.key).await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&temp).await;
-        }
-        result
-    }
-
-    async fn abort(mut self: Box<Self>) -> Result<()> {
-        if let Some(temp) = self.temp.take() {
-            let _ = tokio::fs::remove_file(&temp).await;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for LocalUpload {
-    fn drop(&mut self) {
-        if let Some(temp) = self.temp.take() {
-            let _ = std::fs::remove_file(temp);
-        }
-    }
-}
-
 fn content_version(bytes: &[u8]) -> VersionToken {
     VersionToken(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes)))
 }
@@ -620,7 +553,7 @@ fn link_impossible(error: &std::io::Error) -> bool {
 /// (the new dated folder), by this call or a concurrent one, survives a
 /// crash only once the directory holding it is synced, and the run records
 /// the bottle as stored when this returns.
-async fn publish(root: &Path, temp: &Path, key: &ObjectKey) -> Result<()> {
+pub(crate) async fn publish(root: &Path, temp: &Path, key: &ObjectKey) -> Result<()> {
     let err = |p: String| Error::store(root.display().to_string(), p);
     let target = root.join(key.as_str());
     let parent = target

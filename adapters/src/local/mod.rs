@@ -2,5 +2,6 @@
 //! for the in-process fleet and tests.
 
 pub mod local_store;
+pub mod local_upload;
 pub mod memory_ledger;
 pub mod memory_queue;

@@ -21,6 +21,23 @@ pub trait Registry: Send + Sync {
     /// Opens a bottle blob at `offset` (a Range request when > 0).
     async fn open_blob(&self, url: &Url, offset: u64) -> Result<BlobBody>;
 
+    /// Opens bytes `first..=last` of a blob for a segmented download.
+    /// `storage` is where an earlier part of this blob came from
+    /// (`BlobBody::url`, a signed storage URL): asked first, without
+    /// credentials, and when it is refused (expired) the registry is asked
+    /// for a new one. The body may start at 0 (the server ignored Range) or
+    /// run past `last`; the caller checks. By default: `open_blob` at
+    /// `first`.
+    async fn open_blob_part(
+        &self,
+        url: &Url,
+        _storage: Option<&Url>,
+        first: u64,
+        _last: u64,
+    ) -> Result<BlobBody> {
+        self.open_blob(url, first).await
+    }
+
     /// The blob's size, when the server tells it.
     async fn blob_size(&self, url: &Url) -> Result<Option<u64>>;
 

@@ -58,6 +58,18 @@ pub trait BlobStore: Send + Sync + 'static {
         size_hint: u64,
     ) -> Result<Box<dyn Upload>>;
 
+    /// Starts writing `key` (of exactly `size` bytes) from segments that
+    /// arrive in any order (a segmented download). `None` when this store
+    /// takes bytes only in order: the caller then streams with `begin`.
+    async fn begin_parts(
+        &self,
+        _key: &ObjectKey,
+        _expected: &Sha256Digest,
+        _size: u64,
+    ) -> Result<Option<Box<dyn PartsUpload>>> {
+        Ok(None)
+    }
+
     /// Writes a small object so that readers see the old or the new
     /// content, never a part.
     async fn put_atomic(&self, key: &ObjectKey, bytes: Vec<u8>) -> Result<()>;
@@ -203,7 +215,8 @@ impl ObjectRead {
 
 #[async_trait]
 pub trait Upload: Send {
-    async fn write(&mut self, chunk: &[u8]) -> Result<()>;
+    /// Takes `chunk` as it came (no copy where the store can keep it).
+    async fn write(&mut self, chunk: Bytes) -> Result<()>;
 
     /// Bytes accepted so far.
     fn written(&self) -> u64;
@@ -216,6 +229,35 @@ pub trait Upload: Send {
 
     /// Throws the partial object away. Dropping an upload does the same on a
     /// best-effort basis, so a cancelled task leaves nothing at a final key.
+    async fn abort(self: Box<Self>) -> Result<()>;
+}
+
+/// One object written from segments in any order: each segment's bytes
+/// arrive in order through `write_at`, segments concurrently. The caller
+/// then reads everything back once, in order, through `read_back` (that is
+/// where it computes the digest), and commits only if it matched. Nothing
+/// is visible at the key before `commit`.
+#[async_trait]
+pub trait PartsUpload: Send + Sync {
+    /// The longest segment this upload accepts, when it must hold a segment
+    /// in memory until it is read back (S3: one multipart part). `None`:
+    /// any length (a file written in place).
+    fn max_segment(&self) -> Option<u64>;
+
+    /// Writes `chunks` (consecutive bytes) at `offset`. Within one segment,
+    /// each write starts where the last one ended (a failed range is
+    /// resumed, never started again).
+    async fn write_at(&self, offset: u64, chunks: Vec<Bytes>) -> Result<()>;
+
+    /// Bytes `offset..offset + len` as written. Called once per byte, in
+    /// order from 0, only for complete segments: a store may compute its own
+    /// whole-object checksum here and then forget the bytes.
+    async fn read_back(&self, offset: u64, len: usize) -> Result<Bytes>;
+
+    /// Makes the object visible at its key. Call only after verification.
+    async fn commit(self: Box<Self>) -> Result<()>;
+
+    /// Throws the partial object away (dropping does the same, best effort).
     async fn abort(self: Box<Self>) -> Result<()>;
 }
 

@@ -35,7 +35,7 @@ use tracing::Instrument;
 
 pub use outcome::{Disposition, RESERVED_RECEIVES, attempts_allowed, backoff_for};
 
-use crate::transfer::fetch_verify_store;
+use crate::transfer::{TransferSettings, fetch_verify_store};
 use outcome::{HOLDER_CHECK, log_settlement};
 
 pub struct Consumer {
@@ -403,7 +403,10 @@ impl Consumer {
             services.registry.as_ref(),
             services.store.as_ref(),
             job,
-            &services.retry,
+            TransferSettings {
+                retry: &services.retry,
+                segments: &services.config.segments,
+            },
             &no_progress,
             &stop,
         );
