@@ -14,6 +14,10 @@
 //!   `formula.json` with that text / serve the catalog's again. While it is
 //!   overridden the per-tag files answer 404 (they are rendered from the
 //!   catalog the override replaces).
+//! - `GET /__standin/conn_rate` / `PUT /__standin/conn_rate`
+//!   `{"bytes_per_sec": 50000000}` (`null` or 0: no cap): the cap on each
+//!   storage connection's body rate (the fixture's `--conn-rate`); reset
+//!   leaves it alone, it is configuration.
 
 use std::sync::Arc;
 
@@ -39,6 +43,7 @@ pub(crate) fn router() -> Router<Arc<SharedState>> {
         )
         .route("/__standin/reset", post(reset))
         .route("/__standin/index", put(set_index).delete(clear_index))
+        .route("/__standin/conn_rate", get(conn_rate).put(set_conn_rate))
 }
 
 /// Body of `POST /__standin/faults`, and an item of `GET /__standin/faults`.
@@ -47,6 +52,27 @@ pub struct FaultRequest {
     pub sha256: String,
     /// `None` clears the bottle's fault.
     pub fault: Option<Fault>,
+}
+
+/// Body of `PUT /__standin/conn_rate` and answer of its GET.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnRate {
+    /// `None` (or 0 when set): no cap.
+    pub bytes_per_sec: Option<u64>,
+}
+
+async fn conn_rate(State(state): State<Arc<SharedState>>) -> Json<ConnRate> {
+    Json(ConnRate {
+        bytes_per_sec: state.conn_rate(),
+    })
+}
+
+async fn set_conn_rate(
+    State(state): State<Arc<SharedState>>,
+    Json(request): Json<ConnRate>,
+) -> StatusCode {
+    state.set_conn_rate(request.bytes_per_sec);
+    StatusCode::NO_CONTENT
 }
 
 async fn stats(State(state): State<Arc<SharedState>>) -> Json<Stats> {

@@ -19,7 +19,8 @@ pub enum Fault {
     /// retry_after_secs` for the next `times` requests.
     TooManyRequests { retry_after_secs: u64, times: u32 },
     /// The storage host sends the full `Content-Length` but closes the
-    /// connection after about half the body, for the next `times` GETs.
+    /// connection after about half the body, for the next `times` GETs
+    /// (ranged or not: half of the range asked for).
     Truncate { times: u32 },
     /// The storage host always serves the body with one byte changed (at
     /// offset `size / 2`), so its sha256 never matches.
@@ -29,6 +30,14 @@ pub enum Fault {
     /// The registry blob endpoint drops the connection (TCP reset) before
     /// any response, for the next `times` requests.
     ResetConnection { times: u32 },
+    /// The storage host ignores `Range` and always answers 200 with the
+    /// whole body, like a server without range support.
+    IgnoreRange,
+    /// The storage host (not the registry) answers `code` with an S3-style
+    /// XML error to the next `times` GETs that ask for a range starting
+    /// past byte 0 (a resumed or segment request), then recovers; plain
+    /// GETs and `bytes=0-...` are served.
+    StorageStatus { code: u16, times: u32 },
 }
 
 /// What the registry blob endpoint must do instead of redirecting.
@@ -42,6 +51,8 @@ pub(crate) enum RegistryFault {
 /// How the storage host must misbehave for one GET.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct StorageFaults {
+    /// Answer this status (an XML error) instead of the body.
+    pub status: Option<u16>,
     pub truncate: bool,
     pub corrupt: bool,
     pub bytes_per_sec: Option<u64>,
@@ -111,8 +122,14 @@ impl FaultTable {
         applies.then_some(action)
     }
 
-    /// How the storage host serves this GET.
-    pub fn take_storage(&self, sha256: &str) -> StorageFaults {
+    /// Whether the storage host ignores `Range` for this bottle.
+    pub fn ignores_range(&self, sha256: &str) -> bool {
+        matches!(self.lock().get(sha256), Some(Fault::IgnoreRange))
+    }
+
+    /// How the storage host serves this GET; `range_start` is the first
+    /// byte of the range it asks for and serves (`None`: the whole body).
+    pub fn take_storage(&self, sha256: &str, range_start: Option<u64>) -> StorageFaults {
         let mut faults = self.lock();
         let Some(fault) = faults.get_mut(sha256) else {
             return StorageFaults::default();
@@ -130,6 +147,12 @@ impl FaultTable {
                 bytes_per_sec: Some((*bytes_per_sec).max(1)),
                 ..StorageFaults::default()
             },
+            Fault::StorageStatus { code, times } if range_start.is_some_and(|start| start > 0) => {
+                StorageFaults {
+                    status: use_once(times).then_some(*code),
+                    ..StorageFaults::default()
+                }
+            }
             _ => StorageFaults::default(),
         };
         if Self::used_up(fault) {
@@ -145,6 +168,7 @@ impl FaultTable {
                 | Fault::TooManyRequests { times: 0, .. }
                 | Fault::Truncate { times: 0 }
                 | Fault::ResetConnection { times: 0 }
+                | Fault::StorageStatus { times: 0, .. }
         )
     }
 
@@ -168,14 +192,57 @@ mod tests {
             },
         );
         assert_eq!(table.take_registry("a"), Some(RegistryFault::Status(503)));
-        assert_eq!(table.take_storage("a"), StorageFaults::default());
+        assert_eq!(table.take_storage("a", None), StorageFaults::default());
         assert_eq!(table.take_registry("a"), Some(RegistryFault::Status(503)));
         assert_eq!(table.take_registry("a"), None);
         assert!(table.list().is_empty());
         table.set("b", Fault::Corrupt);
-        assert!(table.take_storage("b").corrupt);
-        assert!(table.take_storage("b").corrupt);
+        assert!(table.take_storage("b", None).corrupt);
+        assert!(table.take_storage("b", None).corrupt);
         assert_eq!(table.take_registry("b"), None);
+    }
+
+    #[test]
+    fn storage_status_hits_only_resumed_ranges_and_runs_out() {
+        let table = FaultTable::default();
+        table.set(
+            "a",
+            Fault::StorageStatus {
+                code: 503,
+                times: 2,
+            },
+        );
+        let status = |start| table.take_storage("a", start).status;
+        // The registry and the first plain or from-0 GETs are untouched.
+        assert_eq!(table.take_registry("a"), None);
+        assert_eq!(status(None), None);
+        assert_eq!(status(Some(0)), None);
+        assert_eq!(status(Some(10)), Some(503));
+        assert_eq!(status(Some(1 << 30)), Some(503));
+        assert!(table.list().is_empty(), "used up");
+        assert_eq!(status(Some(10)), None);
+    }
+
+    #[test]
+    fn ignore_range_is_permanent_and_storage_only() {
+        let table = FaultTable::default();
+        table.set("a", Fault::IgnoreRange);
+        for _ in 0..3 {
+            assert!(table.ignores_range("a"));
+            assert_eq!(table.take_storage("a", Some(5)), StorageFaults::default());
+        }
+        assert_eq!(table.take_registry("a"), None);
+        assert!(!table.ignores_range("b"));
+        table.set("a", Fault::Corrupt);
+        assert!(!table.ignores_range("a"));
+    }
+
+    #[test]
+    fn truncate_applies_to_ranged_gets() {
+        let table = FaultTable::default();
+        table.set("a", Fault::Truncate { times: 1 });
+        assert!(table.take_storage("a", Some(100)).truncate);
+        assert!(!table.take_storage("a", Some(100)).truncate);
     }
 
     #[test]
@@ -193,6 +260,21 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&Fault::Corrupt).unwrap(),
             r#"{"kind":"corrupt"}"#
+        );
+        let ignore: Fault = serde_json::from_str(r#"{"kind":"ignore_range"}"#).unwrap();
+        assert_eq!(ignore, Fault::IgnoreRange);
+        let status: Fault =
+            serde_json::from_str(r#"{"kind":"storage_status","code":503,"times":3}"#).unwrap();
+        assert_eq!(
+            status,
+            Fault::StorageStatus {
+                code: 503,
+                times: 3
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&status).unwrap(),
+            r#"{"kind":"storage_status","code":503,"times":3}"#
         );
     }
 }

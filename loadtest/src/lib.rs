@@ -57,7 +57,7 @@ pub use auth::{ANONYMOUS_TOKEN, SERVICE};
 pub use bottles::BottleInfo;
 pub use catalog::{BREW_MIRROR_TAGS, BottleSpec, Catalog, FormulaSpec, SizeModel, image_name};
 pub use content::{BottleContent, CHUNK_LEN, Pieces};
-pub use control::FaultRequest;
+pub use control::{ConnRate, FaultRequest};
 pub use faults::Fault;
 pub use manifest::IMAGE_INDEX_MEDIA_TYPE;
 pub use server::{StandIn, StandInConfig};

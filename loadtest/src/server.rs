@@ -40,6 +40,10 @@ pub struct StandInConfig {
     /// (others answer 404, like a tag upstream does not publish); `None`:
     /// every client tag, as upstream.
     pub packages_tags: Option<Vec<String>>,
+    /// Cap on each storage connection's body rate, bytes per second
+    /// (`None`: no cap), like a CDN that limits one stream; changeable at
+    /// run time with [`StandIn::set_conn_rate`].
+    pub conn_rate_bytes_per_sec: Option<u64>,
 }
 
 impl StandInConfig {
@@ -113,6 +117,8 @@ pub(crate) struct SharedState {
     pub url_signer: UrlSigner,
     pub require_token: AtomicBool,
     pub signed_url_ttl_secs: AtomicU64,
+    /// See [`StandInConfig::conn_rate_bytes_per_sec`]; 0: no cap.
+    pub conn_rate_bytes_per_sec: AtomicU64,
     pub shutting_down: AtomicBool,
     pub api_origin: String,
     pub storage_origin: String,
@@ -180,6 +186,16 @@ impl SharedState {
 
     pub fn index_docs(&self) -> IndexDocs {
         self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The per-connection cap of storage bodies, bytes per second.
+    pub fn conn_rate(&self) -> Option<u64> {
+        Some(self.conn_rate_bytes_per_sec.load(Ordering::Relaxed)).filter(|&rate| rate > 0)
+    }
+
+    pub fn set_conn_rate(&self, bytes_per_sec: Option<u64>) {
+        self.conn_rate_bytes_per_sec
+            .store(bytes_per_sec.unwrap_or(0), Ordering::Relaxed);
     }
 
     /// A signed storage URL for `sha256`, valid for the configured TTL.
@@ -465,6 +481,18 @@ impl StandIn {
             .store(ttl.as_secs(), Ordering::Relaxed);
     }
 
+    /// Caps the body rate of each storage connection at `bytes_per_sec`
+    /// from the next GET on (`None` or `Some(0)`: no cap). A bottle's
+    /// `slow` fault still applies where it is slower.
+    pub fn set_conn_rate(&self, bytes_per_sec: Option<u64>) {
+        self.state.set_conn_rate(bytes_per_sec);
+    }
+
+    /// The per-connection cap of storage bodies, bytes per second.
+    pub fn conn_rate(&self) -> Option<u64> {
+        self.state.conn_rate()
+    }
+
     /// Stops both servers: no new connections, bodies in flight are cut.
     /// Waits (at most a few seconds) for them to finish.
     pub async fn shutdown(mut self) {
@@ -562,6 +590,7 @@ fn build_state(
         url_signer: UrlSigner::new(),
         require_token: AtomicBool::new(config.require_token),
         signed_url_ttl_secs: AtomicU64::new(300),
+        conn_rate_bytes_per_sec: AtomicU64::new(config.conn_rate_bytes_per_sec.unwrap_or(0)),
         shutting_down: AtomicBool::new(false),
         api_origin,
         storage_origin,

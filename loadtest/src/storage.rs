@@ -220,7 +220,15 @@ async fn blob(
         bump(&state.totals.range_requests);
         bump(&entry.counters.range_requests);
     }
-    let (status, first, last) = match parse_range(range_header, size) {
+    let ignore_range = range_header.is_some() && state.faults.ignores_range(&sha256);
+    let requested = if ignore_range {
+        bump(&state.totals.faults_injected);
+        tracing::debug!(sha256, "storage fault: Range ignored");
+        RangeRequest::Full
+    } else {
+        parse_range(range_header, size)
+    };
+    let (status, first, last) = match requested {
         RangeRequest::Full => (StatusCode::OK, 0, size),
         RangeRequest::Part(first, last) => (StatusCode::PARTIAL_CONTENT, first, last + 1),
         RangeRequest::Unsatisfiable => {
@@ -231,10 +239,14 @@ async fn blob(
                 .into_response();
         }
     };
-    let faults = state.faults.take_storage(&sha256);
+    let range_start = (status == StatusCode::PARTIAL_CONTENT).then_some(first);
+    let faults = state.faults.take_storage(&sha256, range_start);
     if faults != Default::default() {
         bump(&state.totals.faults_injected);
         tracing::debug!(sha256, ?faults, "storage fault");
+    }
+    if let Some(code) = faults.status {
+        return fault_status(code);
     }
     let len = last - first;
     let stream = BlobStream {
@@ -246,7 +258,7 @@ async fn blob(
         truncate_after: faults.truncate.then_some(len / 2),
         closing: None,
         corrupt_at: faults.corrupt.then_some(size / 2),
-        throttle: faults.bytes_per_sec.map(Throttle::new),
+        throttle: pace(faults.bytes_per_sec, state.conn_rate()).map(Throttle::new),
         state: state.clone(),
     };
     let mut response = Response::new(Body::from_stream(stream));
@@ -268,6 +280,34 @@ async fn blob(
         );
     }
     response
+}
+
+/// The S3-style answer of a `storage_status` fault.
+fn fault_status(code: u16) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let error_code = match status {
+        StatusCode::INTERNAL_SERVER_ERROR => "InternalError",
+        StatusCode::SERVICE_UNAVAILABLE => "SlowDown",
+        StatusCode::FORBIDDEN => "AccessDenied",
+        _ => "ServiceUnavailable",
+    };
+    let message = format!(
+        "{} (injected fault)",
+        status.canonical_reason().unwrap_or("error")
+    );
+    xml_error(status, error_code, &message)
+}
+
+/// The pace of one body: the slower of the bottle's `slow` fault and the
+/// per-connection cap. HTTP/1.1 sends one response at a time per
+/// connection, so pacing each body caps each connection (a new body
+/// starts its pacing afresh, which lets at most one 50 ms frame through
+/// early).
+fn pace(slow_fault: Option<u64>, conn_rate: Option<u64>) -> Option<u64> {
+    match (slow_fault, conn_rate) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Paces a body to about `bytes_per_sec`.
@@ -388,6 +428,27 @@ mod tests {
         assert_eq!(parse_range(Some("bytes=5-3"), 10), Full);
         assert_eq!(parse_range(Some("bytes=0-1,3-4"), 10), Full);
         assert_eq!(parse_range(Some("items=0-1"), 10), Full);
+    }
+
+    #[test]
+    fn pace_is_the_slower_of_fault_and_cap() {
+        assert_eq!(pace(None, None), None);
+        assert_eq!(pace(Some(5), None), Some(5));
+        assert_eq!(pace(None, Some(7)), Some(7));
+        assert_eq!(pace(Some(5), Some(7)), Some(5));
+        assert_eq!(pace(Some(9), Some(7)), Some(7));
+    }
+
+    #[test]
+    fn fault_status_is_an_s3_error() {
+        let response = fault_status(503);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/xml");
+        assert_eq!(
+            fault_status(500).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(fault_status(1).status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[test]

@@ -679,6 +679,175 @@ async fn storage_faults_truncate_corrupt_and_slow() {
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
 }
 
+/// A catalog of one `size`-byte arm64_tahoe bottle of formula `seg`.
+fn one_bottle(size: u64) -> Catalog {
+    Catalog::from_formulae(vec![
+        FormulaSpec::new("seg", "1.0").bottle("arm64_tahoe", size),
+    ])
+}
+
+#[tokio::test]
+async fn conn_rate_caps_each_storage_body() {
+    const SIZE: u64 = 2_000_000;
+    let standin = StandIn::start(StandInConfig {
+        conn_rate_bytes_per_sec: Some(4_000_000),
+        ..StandInConfig::new(one_bottle(SIZE))
+    })
+    .await
+    .unwrap();
+    let client = client();
+    let origin = standin.api_origin();
+    let b = bottle(&standin, "seg", "arm64_tahoe");
+    let location = signed_location(&client, &b.url).await;
+
+    // 2 MB at 4 MB/s: at least ~0.5 s (a lower bound only).
+    let rate: Value = client
+        .get(format!("{origin}/__standin/conn_rate"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rate["bytes_per_sec"], 4_000_000);
+    let started = Instant::now();
+    let body = client
+        .get(&location)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(sha256_hex(&body), b.sha256);
+    assert!(elapsed >= Duration::from_millis(400), "{elapsed:?}");
+
+    // Ranged GETs are paced too: two halves on two connections at once,
+    // each 1 MB at 4 MB/s.
+    let half = SIZE / 2;
+    let started = Instant::now();
+    let ranges = [(0, half - 1), (half, SIZE - 1)].map(|(first, last)| {
+        let request = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .get(&location)
+            .header(RANGE, format!("bytes={first}-{last}"));
+        async move { request.send().await.unwrap().bytes().await.unwrap() }
+    });
+    let [a, z] = futures::future::join_all(ranges).await.try_into().unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(sha256_hex(&[a, z].concat()), b.sha256);
+    assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
+    assert_eq!(standin.stats().bottle(&b.sha256).range_requests, 2);
+
+    // The control endpoint lifts the cap (and sets it).
+    let set = client
+        .put(format!("{origin}/__standin/conn_rate"))
+        .json(&serde_json::json!({"bytes_per_sec": null}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), StatusCode::NO_CONTENT);
+    assert_eq!(standin.conn_rate(), None);
+    standin.set_conn_rate(Some(123));
+    assert_eq!(standin.conn_rate(), Some(123));
+    standin.set_conn_rate(Some(0));
+    assert_eq!(standin.conn_rate(), None);
+}
+
+#[tokio::test]
+async fn ignore_range_and_storage_status_faults() {
+    let standin = start(one_bottle(300_000)).await;
+    let client = client();
+    let origin = standin.api_origin();
+    let b = bottle(&standin, "seg", "arm64_tahoe");
+    let all = standin.bottle_bytes(&b.sha256).unwrap();
+    let location = signed_location(&client, &b.url).await;
+    let ranged = |range: &str| {
+        client
+            .get(&location)
+            .header(RANGE, format!("bytes={range}"))
+            .send()
+    };
+
+    // ignore_range, set over HTTP: 200 and the whole body, every time.
+    let set = client
+        .post(format!("{origin}/__standin/faults"))
+        .json(&serde_json::json!({"sha256": b.sha256, "fault": {"kind": "ignore_range"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), StatusCode::NO_CONTENT);
+    for range in ["100-", "0-99", "-10"] {
+        let response = ranged(range).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{range}");
+        assert!(response.headers().get(CONTENT_RANGE).is_none());
+        assert_eq!(
+            response.headers()[CONTENT_LENGTH],
+            b.size.to_string().as_str()
+        );
+        assert_eq!(response.bytes().await.unwrap(), all[..]);
+    }
+    assert_eq!(standin.faults().len(), 1, "permanent");
+    let stats = standin.stats();
+    assert_eq!(stats.bottle(&b.sha256).range_requests, 3);
+    assert_eq!(stats.faults_injected, 3);
+
+    // storage_status: the registry and the first GETs (plain, from 0) are
+    // served; the next two resumed ranges get 503, then it recovers.
+    standin.reset_stats();
+    standin.set_fault(
+        &b.sha256,
+        Fault::StorageStatus {
+            code: 503,
+            times: 2,
+        },
+    );
+    let location = signed_location(&client, &b.url).await;
+    let plain = client.get(&location).send().await.unwrap();
+    assert_eq!(plain.status(), StatusCode::OK);
+    assert_eq!(plain.bytes().await.unwrap(), all[..]);
+    assert_eq!(
+        ranged("0-99").await.unwrap().status(),
+        StatusCode::PARTIAL_CONTENT
+    );
+    for _ in 0..2 {
+        let refused = ranged("1000-").await.unwrap();
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let text = refused.text().await.unwrap();
+        assert!(text.contains("<Error><Code>"), "{text}");
+    }
+    let rest = ranged("1000-").await.unwrap();
+    assert_eq!(rest.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(rest.bytes().await.unwrap(), all[1000..]);
+    assert!(standin.faults().is_empty(), "used up");
+    let stats = standin.stats();
+    assert_eq!(stats.faults_injected, 2);
+    assert_eq!(stats.blob_requests, 1);
+    let per_bottle = stats.bottle(&b.sha256);
+    assert_eq!(per_bottle.storage_gets, 5);
+    assert_eq!(per_bottle.range_requests, 4);
+
+    // truncate cuts a ranged body at about half of the range, while
+    // Content-Length promises all of it.
+    standin.set_fault(&b.sha256, Fault::Truncate { times: 1 });
+    let (first, last) = (10_000u64, 209_999u64);
+    let response = ranged(&format!("{first}-{last}")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(response.headers()[CONTENT_LENGTH], "200000");
+    let (got, failed) = read_body(response).await;
+    assert!(failed, "a truncated body is an error");
+    assert!(!got.is_empty() && got.len() <= 100_000, "{}", got.len());
+    assert_eq!(got[..], all[first as usize..first as usize + got.len()]);
+    let whole = ranged(&format!("{first}-{last}")).await.unwrap();
+    assert_eq!(
+        whole.bytes().await.unwrap(),
+        all[first as usize..=last as usize]
+    );
+}
+
 #[tokio::test]
 async fn stats_count_requests_and_bytes() {
     let standin = start(Catalog::tricky()).await;

@@ -58,6 +58,30 @@ struct Args {
     /// (comma-separated; others answer 404). Default: every client tag.
     #[arg(long, value_delimiter = ',')]
     packages_tags: Option<Vec<String>>,
+    /// Cap each storage connection's body rate at this many MB/s (10^6
+    /// bytes; fractions allowed; 0: no cap), like a CDN limiting one
+    /// stream. Changeable at run time: PUT /__standin/conn_rate.
+    #[arg(long, value_name = "MB/s", value_parser = parse_conn_rate)]
+    conn_rate: Option<u64>,
+}
+
+/// MB/s (10^6 bytes) to bytes per second; 0 means no cap (`Some(0)`).
+fn parse_conn_rate(text: &str) -> Result<u64, String> {
+    let mb: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a rate in MB/s: {text:?}"))?;
+    if !mb.is_finite() || mb < 0.0 {
+        return Err(format!("not a rate in MB/s: {text:?}"));
+    }
+    let bytes = (mb * 1e6).round();
+    if bytes > u64::MAX as f64 {
+        return Err(format!("rate too large: {text:?}"));
+    }
+    if mb > 0.0 && bytes < 1.0 {
+        return Err(format!("rate below 1 byte per second: {text:?}"));
+    }
+    Ok(bytes as u64)
 }
 
 /// Bytes, with an optional binary (K, KiB, M, MiB, ...) suffix.
@@ -116,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
         api_port: args.api_port,
         storage_port: args.storage_port,
         packages_tags: args.packages_tags,
+        conn_rate_bytes_per_sec: args.conn_rate.filter(|&rate| rate > 0),
     })
     .await?;
     {
@@ -127,6 +152,7 @@ async fn main() -> anyhow::Result<()> {
         api_url = %standin.api_url(),
         registry_root = %standin.registry_root(),
         storage_origin = %standin.storage_origin(),
+        conn_rate_bytes_per_sec = ?standin.conn_rate(),
         "ready; control endpoints under {}/__standin/",
         standin.api_origin()
     );
@@ -148,7 +174,18 @@ async fn wait_for_signal() -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{parse_conn_rate, parse_size};
+
+    #[test]
+    fn conn_rates() {
+        assert_eq!(parse_conn_rate("50"), Ok(50_000_000));
+        assert_eq!(parse_conn_rate("0.5"), Ok(500_000));
+        assert_eq!(parse_conn_rate("0"), Ok(0));
+        assert!(parse_conn_rate("-1").is_err());
+        assert!(parse_conn_rate("fast").is_err());
+        assert!(parse_conn_rate("1e-9").is_err());
+        assert!(parse_conn_rate("inf").is_err());
+    }
 
     #[test]
     fn sizes() {
