@@ -44,7 +44,10 @@ async fn commit(store: &dyn BlobStore, key: &ObjectKey, bytes: &[u8]) {
     let sha = Sha256Digest::from_bytes(&Sha256::digest(bytes));
     let mut upload = store.begin(key, &sha, bytes.len() as u64).await.unwrap();
     for chunk in bytes.chunks(300 * 1024 + 11) {
-        upload.write(bytes::Bytes::copy_from_slice(chunk)).await.unwrap();
+        upload
+            .write(bytes::Bytes::copy_from_slice(chunk))
+            .await
+            .unwrap();
     }
     upload.commit().await.unwrap();
 }

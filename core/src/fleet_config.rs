@@ -6,7 +6,9 @@ use url::Url;
 
 use crate::error::{Error, Result};
 use crate::model::index::HostPolicy;
-use crate::segments::{DEFAULT_CONNECTIONS_PER_BOTTLE, DEFAULT_SEGMENT_SIZE, SegmentPolicy, parse_size};
+use crate::segments::{
+    DEFAULT_CONNECTIONS_PER_BOTTLE, DEFAULT_SEGMENT_SIZE, SegmentPolicy, parse_size,
+};
 
 pub const DEFAULT_API_URL: &str = "https://formulae.brew.sh/api";
 
@@ -198,9 +200,9 @@ fn segment_policy(args: &FleetSettings) -> Result<SegmentPolicy> {
     };
     let connections = match optional(&args.connections_per_bottle) {
         None => DEFAULT_CONNECTIONS_PER_BOTTLE,
-        Some(text) => text.parse::<usize>().map_err(|_| {
-            Error::config(CONNECTIONS, format!("{text:?} is not a whole number"))
-        })?,
+        Some(text) => text
+            .parse::<usize>()
+            .map_err(|_| Error::config(CONNECTIONS, format!("{text:?} is not a whole number")))?,
     };
     SegmentPolicy::new(size, connections, SIZE, CONNECTIONS)
 }

@@ -267,7 +267,10 @@ mod tests {
         let e = parse_size("--segment-size", "64 furlongs")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("--segment-size") && e.contains("furlongs"), "{e}");
+        assert!(
+            e.contains("--segment-size") && e.contains("furlongs"),
+            "{e}"
+        );
         assert!(parse_size("s", "MiB").is_err());
         assert!(parse_size("s", "99999999999999GiB").is_err());
     }

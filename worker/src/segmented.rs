@@ -33,10 +33,7 @@ pub const HASH_PIECE: usize = 4 * 1024 * 1024;
 /// How a segmented download ended (short of an error).
 pub enum SegmentedEnd {
     /// Every byte written and hashed: the digest of the whole bottle.
-    Hashed {
-        digest: Sha256Digest,
-        requests: u64,
-    },
+    Hashed { digest: Sha256Digest, requests: u64 },
     /// The server does not serve ranges of this bottle (or its size is not
     /// the planned one): fetch it as one stream instead. `wasted` bytes
     /// were received for nothing.
@@ -106,10 +103,9 @@ pub async fn fetch_segmented(
         requests: AtomicU64::new(0),
     };
     let downloads = futures::future::try_join_all((0..connections).map(|_| shared.connection()));
-    let result = tokio::try_join!(
-        async { downloads.await.map(|_| ()) },
-        async { shared.hash_in_order().await.map_err(SegmentStop::Failed) }
-    );
+    let result = tokio::try_join!(async { downloads.await.map(|_| ()) }, async {
+        shared.hash_in_order().await.map_err(SegmentStop::Failed)
+    });
     let requests = shared.requests.load(Ordering::Relaxed);
     match result {
         Ok(((), digest)) => Ok(SegmentedEnd::Hashed { digest, requests }),
@@ -149,10 +145,7 @@ impl Shared<'_> {
                 continue;
             }
             self.fetch_segment(self.segments[index]).await?;
-            self.book
-                .lock()
-                .expect("segment book")
-                .mark_complete(index);
+            self.book.lock().expect("segment book").mark_complete(index);
             self.progress.send_modify(|n| *n += 1);
         }
     }
@@ -187,7 +180,11 @@ impl Shared<'_> {
 
     /// One request for the rest of `segment` (from `*got`), written as it
     /// arrives.
-    async fn receive(&self, segment: Segment, got: &mut u64) -> std::result::Result<(), SegmentStop> {
+    async fn receive(
+        &self,
+        segment: Segment,
+        got: &mut u64,
+    ) -> std::result::Result<(), SegmentStop> {
         let first = segment.first + *got;
         let storage = self.storage.lock().expect("storage url").clone();
         self.requests.fetch_add(1, Ordering::Relaxed);

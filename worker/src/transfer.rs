@@ -9,13 +9,13 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use bottlesync_core::brew::publish::put_flat_copy_of;
 use bottlesync_core::ports::registry::Registry;
 use bottlesync_core::ports::store::{BlobStore, Upload};
 use bottlesync_core::retry::RetryPolicy;
 use bottlesync_core::segments::SegmentPolicy;
 use bottlesync_core::{BottleJob, Error, Result, Sha256Digest};
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -107,8 +107,8 @@ pub async fn fetch_verify_store(
             }
         }
     }
-    let mut transfer = fetch_as_one_stream(registry, store, job, settings.retry, on_bytes, cancel)
-        .await?;
+    let mut transfer =
+        fetch_as_one_stream(registry, store, job, settings.retry, on_bytes, cancel).await?;
     transfer.wasted_bytes += wasted;
     transfer.duration = started.elapsed();
     Ok(transfer)
@@ -250,10 +250,9 @@ impl InOrderHash {
                 hasher.update(&chunk);
                 Ok(())
             }
-            InOrderHash::Thread { chunks, .. } => chunks
-                .send(Some(chunk))
-                .await
-                .map_err(|_| Error::Cancelled),
+            InOrderHash::Thread { chunks, .. } => {
+                chunks.send(Some(chunk)).await.map_err(|_| Error::Cancelled)
+            }
         }
     }
 

@@ -1,9 +1,10 @@
 //! A mirror under an S3 prefix. Bottles that fit in one part are buffered
 //! and sent as one `PutObject` after their digest matched; larger ones go up
 //! as a multipart upload that is completed only after the digest matched and
-//! aborted otherwise. Memory per upload: at most two parts (one filling, one
-//! uploading), whatever the bottle size; a part being retried is the one
-//! uploading, so retries add nothing. Multipart uploads carry CRC64NVME
+//! aborted otherwise. Memory per upload: at most four parts (one filling,
+//! up to three uploading at once), whatever the bottle size; a part being
+//! retried is one of those uploading, so retries add nothing. A segmented
+//! download goes up through `s3_parts` instead. Multipart uploads carry CRC64NVME
 //! checksums computed from the bytes as they stream through: each part's
 //! with its `UploadPart`, the whole object's (`FULL_OBJECT`) with
 //! `CompleteMultipartUpload`, so S3 checks what it assembled. A transient S3
@@ -19,6 +20,7 @@
 //! S3 itself (`CopyObject`, or `UploadPartCopy` parts above 5 GiB): no
 //! bytes pass through the process.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -42,8 +44,10 @@ use bottlesync_core::model::digest::Sha256Digest;
 use bottlesync_core::model::key::ObjectKey;
 use bottlesync_core::model::layout::content_type;
 use bottlesync_core::ports::store::{
-    BlobStore, ObjectMeta, ObjectRead, Precondition, PutIf, Upload, VersionToken,
+    BlobStore, ObjectMeta, ObjectRead, PartsUpload, Precondition, PutIf, Upload, VersionToken,
 };
+
+use super::s3_parts::{PartsTarget, S3Parts};
 use bottlesync_core::retry::RetryPolicy;
 
 /// The smallest part we send (S3's minimum is 5 MiB).
@@ -60,6 +64,9 @@ pub const COPY_OBJECT_MAX: u64 = 5 * 1024 * 1024 * 1024;
 pub const COPY_PART_SIZE: u64 = 512 * 1024 * 1024;
 /// S3's limit on the parts of one multipart upload.
 const MAX_PARTS: u64 = 10_000;
+/// Parts of one upload in order sent at once (while the next one fills):
+/// memory per upload is at most this many parts plus one.
+const PARTS_IN_FLIGHT: usize = 3;
 /// `UploadPartCopy` requests of one copy in flight at once: S3 moves the
 /// bytes, so this bounds only the waiting.
 const COPY_PARTS_IN_FLIGHT: usize = 4;
@@ -175,7 +182,7 @@ fn is_precondition_failed<E: ProvideErrorMetadata>(error: &SdkError<E, HttpRespo
 }
 
 /// S3's encoding of a CRC64NVME: base64 of the 8 big-endian bytes.
-fn crc64_header(crc: &CrcDigest) -> String {
+pub(crate) fn crc64_header(crc: &CrcDigest) -> String {
     base64::engine::general_purpose::STANDARD.encode(crc.finalize().to_be_bytes())
 }
 
@@ -455,11 +462,11 @@ impl S3Store {
 /// Aborts a multipart upload that its owner's future left behind when it
 /// was dropped mid-way (best effort, needs a runtime); the bucket's
 /// lifecycle rule catches what a killed process leaves.
-struct AbortOnDrop {
-    client: Client,
-    bucket: String,
-    key: String,
-    upload_id: Option<String>,
+pub(crate) struct AbortOnDrop {
+    pub(crate) client: Client,
+    pub(crate) bucket: String,
+    pub(crate) key: String,
+    pub(crate) upload_id: Option<String>,
 }
 
 impl Drop for AbortOnDrop {
@@ -522,11 +529,35 @@ impl BlobStore for S3Store {
             buffer: Vec::new(),
             upload_id: None,
             parts: Vec::new(),
-            in_flight: None,
+            in_flight: VecDeque::new(),
             written: 0,
             object_crc: CrcDigest::new(CrcAlgorithm::Crc64Nvme),
             part_crc: CrcDigest::new(CrcAlgorithm::Crc64Nvme),
         }))
+    }
+
+    async fn begin_parts(
+        &self,
+        key: &ObjectKey,
+        expected: &Sha256Digest,
+        size: u64,
+    ) -> Result<Option<Box<dyn PartsUpload>>> {
+        let part_size = (self.part_size_for(size) as u64).max(size.div_ceil(MAX_PARTS));
+        Ok(Some(Box::new(
+            S3Parts::begin(
+                PartsTarget {
+                    client: self.client.clone(),
+                    location: self.location(),
+                    bucket: self.bucket.clone(),
+                    key: self.full_key(key.as_str()),
+                    content_type: content_type(key),
+                },
+                expected.as_str(),
+                size,
+                part_size,
+            )
+            .await?,
+        )))
     }
 
     async fn put_atomic(&self, key: &ObjectKey, bytes: Vec<u8>) -> Result<()> {
@@ -799,7 +830,8 @@ struct S3Upload {
     buffer: Vec<u8>,
     upload_id: Option<String>,
     parts: Vec<CompletedPart>,
-    in_flight: Option<JoinHandle<Result<CompletedPart>>>,
+    /// Parts being sent, oldest first (at most [`PARTS_IN_FLIGHT`]).
+    in_flight: VecDeque<JoinHandle<Result<CompletedPart>>>,
     written: u64,
     /// CRC64NVME of every byte written (the `FULL_OBJECT` checksum).
     object_crc: CrcDigest,
@@ -818,8 +850,7 @@ impl S3Upload {
     /// Part sizes double every 1,000 parts, so even a bottle far larger than
     /// its estimate stays under S3's 10,000-part limit.
     fn current_part_size(&self) -> usize {
-        let steps =
-            (self.parts.len() as i32 + self.in_flight.is_some() as i32) / PARTS_PER_SIZE_STEP;
+        let steps = (self.parts.len() + self.in_flight.len()) as i32 / PARTS_PER_SIZE_STEP;
         self.base_part_size << steps.min(12)
     }
 
@@ -852,8 +883,9 @@ impl S3Upload {
         Ok(id)
     }
 
-    async fn finish_in_flight(&mut self) -> Result<()> {
-        if let Some(task) = self.in_flight.take() {
+    /// Waits for the oldest part in flight.
+    async fn finish_oldest(&mut self) -> Result<()> {
+        if let Some(task) = self.in_flight.pop_front() {
             let part = task.await.map_err(|e| {
                 Error::store(&self.location, format!("part upload task failed: {e}"))
             })??;
@@ -862,11 +894,20 @@ impl S3Upload {
         Ok(())
     }
 
+    async fn finish_in_flight(&mut self) -> Result<()> {
+        while !self.in_flight.is_empty() {
+            self.finish_oldest().await?;
+        }
+        Ok(())
+    }
+
     /// Sends the buffer as the next part, while the caller keeps downloading.
     async fn send_part(&mut self) -> Result<()> {
         let upload_id = self.ensure_multipart().await?;
-        self.finish_in_flight().await?;
-        let part_number = self.parts.len() as i32 + 1;
+        if self.in_flight.len() >= PARTS_IN_FLIGHT {
+            self.finish_oldest().await?;
+        }
+        let part_number = (self.parts.len() + self.in_flight.len()) as i32 + 1;
         let body = Bytes::from(std::mem::take(&mut self.buffer));
         let checksum = crc64_header(&self.part_crc);
         self.part_crc = CrcDigest::new(CrcAlgorithm::Crc64Nvme);
@@ -880,7 +921,8 @@ impl S3Upload {
             body,
             checksum,
         };
-        self.in_flight = Some(tokio::spawn(part.send_with_retries()));
+        self.in_flight
+            .push_back(tokio::spawn(part.send_with_retries()));
         Ok(())
     }
 
@@ -926,7 +968,7 @@ impl S3Upload {
     }
 
     async fn abort_multipart(&mut self) -> Result<()> {
-        if let Some(task) = self.in_flight.take() {
+        for task in std::mem::take(&mut self.in_flight) {
             task.abort();
             let _ = task.await;
         }
@@ -1041,7 +1083,7 @@ impl Drop for S3Upload {
     /// upload if a runtime is there to do it; the bucket's lifecycle rule
     /// catches what a killed process leaves.
     fn drop(&mut self) {
-        if let Some(task) = self.in_flight.take() {
+        for task in std::mem::take(&mut self.in_flight) {
             task.abort();
         }
         if let (Some(id), Ok(runtime)) =
@@ -1061,24 +1103,24 @@ impl Drop for S3Upload {
 }
 
 /// One part of a multipart upload, with what is needed to send it again.
-struct PartRequest {
-    client: Client,
-    location: String,
-    bucket: String,
-    key: String,
-    upload_id: String,
-    part_number: i32,
+pub(crate) struct PartRequest {
+    pub(crate) client: Client,
+    pub(crate) location: String,
+    pub(crate) bucket: String,
+    pub(crate) key: String,
+    pub(crate) upload_id: String,
+    pub(crate) part_number: i32,
     /// Kept until the part is acknowledged: this is the part "uploading" of
     /// the two an upload holds, so retrying it costs no extra memory.
-    body: Bytes,
+    pub(crate) body: Bytes,
     /// CRC64NVME of `body`, base64.
-    checksum: String,
+    pub(crate) checksum: String,
 }
 
 impl PartRequest {
     /// `UploadPart`, sent again after transient errors (logged each time);
     /// only when those run out does the bottle fail.
-    async fn send_with_retries(self) -> Result<CompletedPart> {
+    pub(crate) async fn send_with_retries(self) -> Result<CompletedPart> {
         let mut delays = part_retry().delays();
         let mut attempt = 1;
         loop {

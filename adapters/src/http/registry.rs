@@ -238,9 +238,7 @@ impl Registry for RegistryClient {
         let range = Some((first, Some(last)));
         if let Some(storage) = storage {
             let headers = request_headers(range, None);
-            let response = self
-                .request(Method::GET, storage, &headers, None)
-                .await?;
+            let response = self.request(Method::GET, storage, &headers, None).await?;
             let status = response.status();
             if status.is_success() {
                 return blob_body(url, first, response);

@@ -29,7 +29,6 @@ use super::local_upload::{LocalParts, LocalUpload};
 /// How much one read of a streamed object asks for.
 const READ_CHUNK: usize = 256 * 1024;
 
-
 pub struct LocalStore {
     root: PathBuf,
     staging: PathBuf,

@@ -158,10 +158,10 @@ impl LocalUpload {
 
     async fn wait_in_flight(&mut self) -> Result<()> {
         if let Some(write) = self.in_flight.take() {
-            write
-                .await
-                .map_err(|e| self.temp.err(e))?
-                .map_err(|e| self.temp.err(format!("cannot write {}: {e}", self.temp.key)))?;
+            write.await.map_err(|e| self.temp.err(e))?.map_err(|e| {
+                self.temp
+                    .err(format!("cannot write {}: {e}", self.temp.key))
+            })?;
         }
         Ok(())
     }
