@@ -1,6 +1,6 @@
 //! Writing one bottle into a directory: a temp file in `.bottlesync/tmp`
 //! (same filesystem), fsynced, then renamed into place by
-//! `local_store::publish`. Two shapes:
+//! `local_store::Publisher`. Two shapes:
 //! - [`LocalUpload`], bytes in order: chunks are gathered (not copied) into
 //!   batches of [`WRITE_BATCH`] and written by the blocking pool while the
 //!   caller goes on reading the socket (one batch in flight);
@@ -13,7 +13,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -24,7 +24,7 @@ use bottlesync_core::error::{Error, Result};
 use bottlesync_core::model::key::ObjectKey;
 use bottlesync_core::ports::store::{PartsUpload, Upload};
 
-use super::local_store::publish;
+use super::local_store::Publisher;
 
 /// Bytes gathered before one write call: a 10 GB bottle is ~10,000 calls.
 pub const WRITE_BATCH: usize = 1024 * 1024;
@@ -33,17 +33,22 @@ const WRITEBACK_STEP: u64 = 8 * 1024 * 1024;
 
 /// The temp file of one upload, removed unless it was published.
 struct TempFile {
-    root: PathBuf,
+    publisher: Publisher,
     key: ObjectKey,
     path: Option<PathBuf>,
     file: Arc<File>,
 }
 
 impl TempFile {
-    fn create(root: &Path, key: &ObjectKey, path: PathBuf, size: Option<u64>) -> Result<Self> {
+    fn create(
+        publisher: &Publisher,
+        key: &ObjectKey,
+        path: PathBuf,
+        size: Option<u64>,
+    ) -> Result<Self> {
         let err = |e: std::io::Error| {
             Error::store(
-                root.display().to_string(),
+                publisher.root().display().to_string(),
                 format!("cannot create {}: {e}", path.display()),
             )
         };
@@ -58,7 +63,7 @@ impl TempFile {
             file.set_len(size).map_err(err)?;
         }
         Ok(TempFile {
-            root: root.to_path_buf(),
+            publisher: publisher.clone(),
             key: key.clone(),
             path: Some(path),
             file: Arc::new(file),
@@ -66,7 +71,7 @@ impl TempFile {
     }
 
     fn err(&self, problem: impl std::fmt::Display) -> Error {
-        Error::store(self.root.display().to_string(), problem)
+        Error::store(self.publisher.root().display().to_string(), problem)
     }
 
     /// fsync, then the rename into place (and the directories' fsyncs).
@@ -79,7 +84,7 @@ impl TempFile {
             return Err(self.err(format!("cannot sync {}: {e}", self.key)));
         }
         let temp = self.path.take().expect("not yet published");
-        let result = publish(&self.root, &temp, &self.key).await;
+        let result = self.publisher.publish(&temp, &self.key).await;
         if result.is_err() {
             let _ = tokio::fs::remove_file(&temp).await;
         }
@@ -144,9 +149,9 @@ pub struct LocalUpload {
 }
 
 impl LocalUpload {
-    pub(crate) fn create(root: &Path, key: &ObjectKey, path: PathBuf) -> Result<Self> {
+    pub(crate) fn create(publisher: &Publisher, key: &ObjectKey, path: PathBuf) -> Result<Self> {
         Ok(LocalUpload {
-            temp: TempFile::create(root, key, path, None)?,
+            temp: TempFile::create(publisher, key, path, None)?,
             batch: Vec::new(),
             batch_bytes: 0,
             flushed: 0,
@@ -251,9 +256,14 @@ pub struct LocalParts {
 }
 
 impl LocalParts {
-    pub(crate) fn create(root: &Path, key: &ObjectKey, path: PathBuf, size: u64) -> Result<Self> {
+    pub(crate) fn create(
+        publisher: &Publisher,
+        key: &ObjectKey,
+        path: PathBuf,
+        size: u64,
+    ) -> Result<Self> {
         Ok(LocalParts {
-            temp: TempFile::create(root, key, path, Some(size))?,
+            temp: TempFile::create(publisher, key, path, Some(size))?,
         })
     }
 }
