@@ -46,10 +46,9 @@ async fn sigkill_mid_bottle_leaves_nothing_partial_and_the_rerun_resumes() {
     let mut child = cmd.spawn().unwrap();
 
     // Kill once every small bottle is journaled and the big one is well underway.
-    let journal = dest.join(".bottlesync/journal");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let journaled = files_below(&journal).len();
+        let journaled = journaled_bottles(&dest);
         let served = standin.stats().bottle(&big.sha256).bytes_served;
         if journaled == smalls.len() && served > BIG / 4 {
             break;
@@ -147,9 +146,8 @@ async fn sigterm_mid_bottle_abandons_it_after_the_grace_and_exits_130() {
     let dest = dir.path().join("mirror");
     let child = spawn_sync(&standin, &dest, &["--shutdown-grace", "1"]);
 
-    let journal = dest.join(".bottlesync/journal");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while files_below(&journal).len() < 4
+    while journaled_bottles(&dest) < 4
         || standin.stats().bottle(&big.sha256).bytes_served < 2 * 1024 * 1024
     {
         assert!(Instant::now() < deadline, "the transfers never got going");

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     /// A setting, flag or argument is missing or malformed.
     #[error("invalid setting {name}: {problem}")]

@@ -146,6 +146,18 @@ pub fn mirror_files(root: &Path) -> BTreeSet<String> {
         .collect()
 }
 
+/// Bottles recorded in a directory mirror's journal (`.bottlesync/journal/`,
+/// objects of one entry or a list of them), counted from the files.
+pub fn journaled_bottles(root: &Path) -> usize {
+    let journal = root.join(".bottlesync/journal");
+    files_below(&journal)
+        .iter()
+        .filter_map(|name| std::fs::read(journal.join(name)).ok())
+        .filter_map(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .map(|object| object.as_array().map_or(1, Vec::len))
+        .sum()
+}
+
 pub fn read_hash_file(root: &Path) -> serde_json::Value {
     serde_json::from_slice(
         &std::fs::read(root.join("bottles_hash.json")).expect("bottles_hash.json exists"),

@@ -8,10 +8,10 @@
 //! link to the dated file: no extra bytes, and a full copy only where the
 //! filesystem cannot link.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
