@@ -65,6 +65,8 @@ locals {
     BOTTLESYNC_ECS_WAKE_TASKS              = tostring(var.ecs_wake_tasks)
     BOTTLESYNC_PROGRESS_INTERVAL_SECONDS   = tostring(var.progress_interval_seconds)
     BOTTLESYNC_RUN_STALL_MINUTES           = tostring(var.run_stall_minutes)
+    BOTTLESYNC_SEGMENT_SIZE                = "${var.segment_size_mib}MiB"
+    BOTTLESYNC_CONNECTIONS_PER_BOTTLE      = tostring(var.connections_per_bottle)
   } : k => v if v != null && v != "" }
 }
 

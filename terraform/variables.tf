@@ -185,6 +185,28 @@ variable "run_stall_minutes" {
   }
 }
 
+variable "segment_size_mib" {
+  description = "Workers download a bottle larger than this many MiB in segments of this size over several connections at once (BOTTLESYNC_SEGMENT_SIZE): registries and CDNs cap one connection's rate."
+  type        = number
+  default     = 64
+
+  validation {
+    condition     = var.segment_size_mib >= 1 && var.segment_size_mib <= 4096 && floor(var.segment_size_mib) == var.segment_size_mib
+    error_message = "segment_size_mib must be a whole number of MiB between 1 and 4096."
+  }
+}
+
+variable "connections_per_bottle" {
+  description = "Connections one large bottle's segments share (BOTTLESYNC_CONNECTIONS_PER_BOTTLE; 1: one stream per bottle). An S3 upload holds up to 2 x this many 8 MiB parts in memory: size worker_memory_mb for batch_size x that."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.connections_per_bottle >= 1 && var.connections_per_bottle <= 32 && floor(var.connections_per_bottle) == var.connections_per_bottle
+    error_message = "connections_per_bottle must be a whole number between 1 and 32."
+  }
+}
+
 variable "planner_zip_path" {
   description = "Zip of the planner Lambda. null: terraform/dist/bottlesync-planner-lambda.zip (scripts/package.sh)."
   type        = string

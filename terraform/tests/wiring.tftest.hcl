@@ -109,6 +109,8 @@ run "settings_every_function_and_the_task_get" {
       BOTTLESYNC_ECS_WAKE_TASKS            = "1"
       BOTTLESYNC_PROGRESS_INTERVAL_SECONDS = "900"
       BOTTLESYNC_RUN_STALL_MINUTES         = "30"
+      BOTTLESYNC_SEGMENT_SIZE              = "64MiB"
+      BOTTLESYNC_CONNECTIONS_PER_BOTTLE    = "4"
       BOTTLESYNC_LOG_GROUP                 = "/aws/lambda/bottlesync-test-planner"
     })
     error_message = "the planner's settings"
@@ -211,6 +213,30 @@ run "notifications_off_despite_a_webhook" {
     condition     = !contains(keys(output.planner_environment), "BOTTLESYNC_SLACK_SECRET_ARN") && output.slack_secret_arn == null
     error_message = "enable_notifications = false wins over a configured webhook"
   }
+}
+
+run "segmented_download_settings" {
+  command = apply
+
+  variables {
+    segment_size_mib       = 128
+    connections_per_bottle = 8
+  }
+
+  assert {
+    condition = alltrue([for env in [output.worker_environment, output.ecs_task_environment] :
+      env.BOTTLESYNC_SEGMENT_SIZE == "128MiB" && env.BOTTLESYNC_CONNECTIONS_PER_BOTTLE == "8"
+    ])
+    error_message = "the worker Lambda and the ECS task get the segment settings"
+  }
+}
+
+run "rejects_a_zero_connection_count" {
+  command = plan
+  variables {
+    connections_per_bottle = 0
+  }
+  expect_failures = [var.connections_per_bottle]
 }
 
 run "rejects_bad_environment_name" {

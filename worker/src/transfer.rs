@@ -211,8 +211,9 @@ async fn fetch_as_one_stream(
 /// Bottles from this size on are hashed on their own thread while the
 /// socket is read; smaller ones inline (a thread would cost more).
 const HASH_THREAD_FROM: u64 = 4 * 1024 * 1024;
-/// Chunks queued for the hashing thread (reqwest's chunks are 8-64 KiB).
-const HASH_QUEUE: usize = 64;
+/// Chunks queued for the hashing thread. A chunk may keep the larger read
+/// buffer it was cut from alive, so the queue stays short.
+const HASH_QUEUE: usize = 16;
 
 /// SHA-256 of a stream's bytes, in order: inline, or on the blocking pool
 /// fed through a bounded queue (the chunks themselves, not copies).
