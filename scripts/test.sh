@@ -22,6 +22,20 @@ if ! .venv/bin/python -c "import moto, awscrt, sys; sys.exit(moto.__version__ !=
 fi
 export BOTTLESYNC_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 
+# nginx: tests/nginx_mirror.rs runs the shipped contrib/nginx config and
+# skips (saying so) without it. Installed only where that is possible.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing nginx (tests/nginx_mirror.rs)"
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get install -y -q nginx-light || { apt-get update -q && apt-get install -y -q nginx-light; } ||
+      apt-get install -y -q nginx; } >/dev/null 2>&1 ||
+      echo "== could not install nginx: tests/nginx_mirror.rs will be skipped"
+  else
+    echo "== no nginx and no way to install it here (needs root and apt-get): tests/nginx_mirror.rs will be skipped"
+  fi
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"

@@ -3,6 +3,8 @@
 //! own setup, so the function's logging config (`AWS_LAMBDA_LOG_LEVEL`,
 //! `AWS_LAMBDA_LOG_FORMAT`, JSON in our Terraform) decides.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// `--log-format`.
@@ -16,8 +18,13 @@ pub enum LogFormat {
 pub fn init_cli(format: LogFormat, default_level: &str) {
     let filter =
         EnvFilter::try_from_env("BOTTLESYNC_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    // Colours only on a terminal (and never with NO_COLOR): a log file or
+    // pipe gets plain lines, cheaper to write (`serve`'s access log).
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.with_target(false).init(),

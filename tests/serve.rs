@@ -513,3 +513,45 @@ async fn sigterm_lets_the_response_in_flight_finish_then_exits_zero() {
     assert!(log.contains("every response finished"), "{log}");
     assert!(log.contains(&format!("bytes={}", big.len())), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_truncated_while_served_gives_a_short_body_and_the_server_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("bottles")).unwrap();
+    let path = dir.path().join("bottles/cut-1.0.tahoe.bottle.tar.gz");
+    let big: Vec<u8> = (0..32u32 * 1024 * 1024)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(&path, &big).unwrap();
+    let served = Served::start(dir.path().to_str().unwrap(), &[], &[]).await;
+    let url = served.url("/bottles/cut-1.0.tahoe.bottle.tar.gz");
+
+    let mut response = client().get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut received = response.chunk().await.unwrap().unwrap().len();
+    // Truncated in place (not replaced by a rename): the open file shrinks.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(1024 * 1024)
+        .unwrap();
+    let ended = loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => received += chunk.len(),
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    assert!(
+        ended.is_err() && received < big.len(),
+        "{received} of {} bytes, {ended:?}",
+        big.len()
+    );
+    // Still serving: the file as it is now.
+    let now = client().get(&url).send().await.unwrap();
+    assert_eq!(now.status(), 200);
+    assert_eq!(now.bytes().await.unwrap(), big[..1024 * 1024]);
+    let log = served.log();
+    assert!(log.contains("reading failed mid-response"), "{log}");
+}

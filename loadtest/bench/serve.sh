@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `bottlesync serve` benchmark (not a test), issue 12: the server over a
-# directory mirror against nginx (Debian package, sendfile on) serving the
-# same directory on the same machine, in one run:
+# directory mirror against nginx (Debian package, with README's config:
+# contrib/nginx/bottlesync-mirror.conf) serving the same directory on the
+# same machine, in one run:
 #
 #   bash loadtest/bench/serve.sh
 #
@@ -211,13 +212,12 @@ http {
     fastcgi_temp_path $W/nginx/fastcgi;
     uwsgi_temp_path $W/nginx/uwsgi;
     scgi_temp_path $W/nginx/scgi;
-    default_type application/octet-stream;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 10000;
+    # The server block README shows: contrib/nginx/bottlesync-mirror.conf
+    # (sendfile, tcp_nopush, types, disable_symlinks) is the tested config.
     server {
         listen 127.0.0.1:$NGINX_PORT;
         root $MIRROR;
+        include $ROOT/contrib/nginx/bottlesync-mirror.conf;
     }
 }
 EOF

@@ -119,8 +119,9 @@ def main():
         f"- git: {env('META_GIT')}; binaries: {env('BUILD_NOTE')}",
         f"- command: `{env('COMMAND_LINE')}`; benchmark time (excluding the build): {env('ELAPSED')} s",
         f"- servers: `bottlesync serve --root MIRROR` (access log on, to a file) and {env('NGINX_VERSION')} "
-        f"(`worker_processes auto` = {env('NGINX_WORKERS')} workers, `sendfile on`, `tcp_nopush on`, access log on, "
-        "`root MIRROR`), both on 127.0.0.1; client: " + env("CURL_VERSION"),
+        f"(`worker_processes auto` = {env('NGINX_WORKERS')} workers, access log on, `root MIRROR` and "
+        "`include contrib/nginx/bottlesync-mirror.conf`: README's config, `sendfile on`, `tcp_nopush on`, "
+        "`disable_symlinks on`), both on 127.0.0.1; client: " + env("CURL_VERSION"),
         f"- mirror: `bottlesync sync --tags {env('REPLAY_TAGS')}` from `bottlesync-fixture --preset brew-mirror` "
         f"({env('SYNCED_BOTTLES')} bottles), plus the benchmark's bottles written into its `bottles/`: one of "
         f"{env('BIG_SIZE')} and one of {env('RSS_SIZE')} (random bytes), {count:,} of {env('SMALL_SIZE')} bytes",

@@ -2,6 +2,7 @@
 //! ECS agent; and `server`, the mirror served to brew clients.
 
 pub mod ecs_agent;
+mod mirror_dir;
 pub mod registry;
 pub mod server;
 pub mod slack;

@@ -2,11 +2,13 @@
 //! (homebrew.md, "How clients use a mirror"), on axum/hyper. Which object a
 //! path names, and the Range and conditional rules, are
 //! `bottlesync_core::model::request_path`; this is the I/O around it:
-//! - objects come through the `BlobStore` port (`stat`, then a ranged
-//!   `open_read_range`), so a directory and an S3 prefix answer alike; with
-//!   `redirect` an S3 root answers 307 to a presigned GetObject instead;
-//! - a directory root also resolves the file's real path and refuses (403)
-//!   one that leaves the root or enters `.bottlesync/` (symlinks);
+//! - a directory root's files are read by `mirror_dir`: one blocking call
+//!   opens, `fstat`s, confines (the real path must stay in the root and out
+//!   of `.bottlesync/`, else 403: symlinks) and reads a small file whole;
+//!   a big one streams from one reader loop (ETag as `LocalStore::stat`);
+//! - an S3 root's objects come through the `BlobStore` port (`stat`, then
+//!   a ranged `open_read_range`); with `redirect` it answers 307 to a
+//!   presigned GetObject instead;
 //! - registry blobs are looked up in `bottles_hash.json`, read again
 //!   whenever its ETag changes;
 //! - every request is one access-log line (target `access`) once its body
@@ -15,7 +17,7 @@
 //! The `Authorization` header is never looked at.
 
 use std::collections::HashMap;
-use std::path::{Component, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -30,6 +32,8 @@ use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
+use super::mirror_dir::{self, Content, Found, Lookup};
+
 use bottlesync_core::journal::read_hash_file;
 use bottlesync_core::model::digest::Sha256Digest;
 use bottlesync_core::model::hash_file::HASH_FILE_NAME;
@@ -38,7 +42,7 @@ use bottlesync_core::model::layout::content_type;
 use bottlesync_core::model::request_path::{
     MirrorRequest, RangeAnswer, Refusal, byte_range, not_modified, route,
 };
-use bottlesync_core::ports::store::{BlobStore, INTERNAL_PREFIX, ObjectMeta};
+use bottlesync_core::ports::store::{BlobStore, ObjectMeta};
 use bottlesync_core::shutdown::Shutdown;
 use bottlesync_core::{Error, Result};
 
@@ -138,13 +142,23 @@ impl MirrorServer {
 
     /// Answers one GET or HEAD of an object.
     async fn object(&self, method: &Method, headers: &HeaderMap, key: &ObjectKey) -> Response {
-        if let Err(refused) = self.confined(key).await {
-            return refused;
-        }
-        let meta = match self.store.stat(key).await {
-            Ok(Some(meta)) => meta,
-            Ok(None) => return plain(StatusCode::NOT_FOUND, "not found\n"),
-            Err(e) => return unavailable(key, e),
+        let (meta, content) = match &self.directory {
+            Some(root) => match mirror_dir::lookup(root, key, method == Method::GET).await {
+                Lookup::Found(Found { meta, content }) => (meta, Some(content)),
+                Lookup::Missing => return plain(StatusCode::NOT_FOUND, "not found\n"),
+                Lookup::Refused => {
+                    tracing::warn!(key = %key, "refusing a file that resolves outside the mirror");
+                    return plain(StatusCode::FORBIDDEN, "forbidden\n");
+                }
+                Lookup::Failed(problem) => {
+                    return unavailable(key, Error::store(self.store.location(), problem));
+                }
+            },
+            None => match self.store.stat(key).await {
+                Ok(Some(meta)) => (meta, None),
+                Ok(None) => return plain(StatusCode::NOT_FOUND, "not found\n"),
+                Err(e) => return unavailable(key, e),
+            },
         };
         let mut response = Response::builder()
             .header(header::CONTENT_TYPE, content_type(key))
@@ -209,14 +223,51 @@ impl MirrorServer {
         if method == Method::HEAD {
             return response.body(Body::empty()).expect("valid response");
         }
+        let (first, last) = part.unwrap_or((0, meta.size.saturating_sub(1)));
+        let body = match content {
+            Some(Content::Whole(whole)) => {
+                if whole.len() as u64 != meta.size {
+                    // Truncated between fstat and read: the headers would lie.
+                    return plain(StatusCode::SERVICE_UNAVAILABLE, "changing; retry\n");
+                }
+                if len == 0 {
+                    Body::empty()
+                } else {
+                    Body::from(whole.slice(first as usize..=last as usize))
+                }
+            }
+            Some(Content::Open(file)) => {
+                let shown = key.to_string();
+                let stream = mirror_dir::body(file, first, len, shown.clone()).map(move |chunk| {
+                    chunk.inspect_err(|e| {
+                        tracing::warn!(key = %shown, error = %e, "reading failed mid-response: the client gets a short body");
+                    })
+                });
+                Body::from_stream(stream)
+            }
+            None => match self.store_body(key, part, len).await {
+                Ok(body) => body,
+                Err(refused) => return refused,
+            },
+        };
+        response.body(body).expect("valid response")
+    }
+
+    /// A body through the `BlobStore` port (the S3 root).
+    async fn store_body(
+        &self,
+        key: &ObjectKey,
+        part: Option<(u64, u64)>,
+        len: u64,
+    ) -> std::result::Result<Body, Response> {
         let read = match self.store.open_read_range(key, part).await {
             Ok(Some(read)) => read,
-            Ok(None) => return plain(StatusCode::NOT_FOUND, "not found\n"),
-            Err(e) => return unavailable(key, e),
+            Ok(None) => return Err(plain(StatusCode::NOT_FOUND, "not found\n")),
+            Err(e) => return Err(unavailable(key, e)),
         };
         if read.size != len {
             // Replaced between stat and open: the headers would lie.
-            return plain(StatusCode::SERVICE_UNAVAILABLE, "changing; retry\n");
+            return Err(plain(StatusCode::SERVICE_UNAVAILABLE, "changing; retry\n"));
         }
         let shown = key.to_string();
         let body = read.body.map(move |chunk| {
@@ -225,33 +276,7 @@ impl MirrorServer {
                 std::io::Error::other(e.to_string())
             })
         });
-        response
-            .body(Body::from_stream(body))
-            .expect("valid response")
-    }
-
-    /// Refuses (403) a file of a directory mirror whose real path (symlinks
-    /// resolved) leaves the root or enters `.bottlesync/`; 404 when missing.
-    async fn confined(&self, key: &ObjectKey) -> std::result::Result<(), Response> {
-        let Some(root) = &self.directory else {
-            return Ok(());
-        };
-        let refused = || {
-            tracing::warn!(key = %key, "refusing a file that resolves outside the mirror");
-            plain(StatusCode::FORBIDDEN, "forbidden\n")
-        };
-        match tokio::fs::canonicalize(root.join(key.as_str())).await {
-            Ok(real) => match real.strip_prefix(root) {
-                Ok(inside)
-                    if inside.components().next()
-                        != Some(Component::Normal(INTERNAL_PREFIX.as_ref())) =>
-                {
-                    Ok(())
-                }
-                _ => Err(refused()),
-            },
-            Err(_) => Err(plain(StatusCode::NOT_FOUND, "not found\n")),
-        }
+        Ok(Body::from_stream(body))
     }
 
     /// The stored bottle `bottles_hash.json` lists for `sha256`, reading
