@@ -23,7 +23,8 @@ async fn main() -> ExitCode {
         Command::Status(_) | Command::Verify(_) => "warn",
         _ => "info",
     };
-    telemetry::init_cli(cli.log_format, default_level);
+    let serving = matches!(cli.command, Command::Serve(_));
+    let _log_writer = telemetry::init_cli(cli.log_format, default_level, serving);
     match cli.command {
         Command::Sync(args) => cmd::sync::run(args).await,
         Command::Plan(args) => cmd::plan::run(args).await,
