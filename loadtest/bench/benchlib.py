@@ -268,8 +268,23 @@ def report(results_path, meta_path, md_path):
         md += ["## Stand-in counters (last run of each)", ""]
         md += [f"- {n}" for n in notes]
         md.append("")
+    # The other scripts' sections (speed.sh, serve.sh) stay; plan.sh
+    # appends its own afresh after this.
+    md += kept_sections(md_path, drop=("planning",))
     with open(md_path, "w") as f:
         f.write("\n".join(md))
+
+
+def kept_sections(md_path, drop=()):
+    """The `<!-- NAME: begin ... NAME: end -->` sections of MD_PATH (if it
+    exists), except those named in DROP, each followed by a blank line."""
+    try:
+        with open(md_path) as f:
+            old = f.read()
+    except FileNotFoundError:
+        return []
+    sections = re.finditer(r"<!-- ([\w-]+): begin.*?<!-- \1: end -->", old, re.S)
+    return [m.group(0) + "\n" for m in sections if m.group(1) not in drop]
 
 
 BIG_BOTTLESYNC = "bottlesync sync"
