@@ -90,6 +90,11 @@ fi
 
 # start_fixture ARGS...: runs the stand-in, sets API and ORIGIN.
 start_fixture() {
+    # Created here: the background job opens them a moment later, and a
+    # failed read of a missing file would end the script (set -e) while
+    # the stand-in is still starting.
+    : >"$W/fixture.out"
+    : >"$W/fixture.err"
     "$FIXTURE" "$@" >"$W/fixture.out" 2>"$W/fixture.err" &
     FIXTURE_PID=$!
     API=''
