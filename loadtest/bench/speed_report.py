@@ -133,8 +133,9 @@ def main(results_path, labels_path, meta_path, md_path):
         case, worst = max(rss_values, key=lambda cv: cv[1])
         mib = worst / 1024
         rss_line = (
-            f"peak RSS of bottlesync, {size} bottle ({meta.get('seg_note', '')}), largest median "
-            f"({case}): {fmt(mib, 1)} MiB (goal < {RSS_GOAL_MIB} MiB: {'met' if mib < RSS_GOAL_MIB else 'NOT met'})"
+            f"peak RSS of bottlesync on the {size} bottle, the larger median of sections big and capped "
+            f"({case}; flags: {meta.get('seg_note', '')}): {fmt(mib, 1)} MiB "
+            f"(goal < {RSS_GOAL_MIB} MiB: {'met' if mib < RSS_GOAL_MIB else 'NOT met'})"
         )
     s3_rss = med(("s3", "bottlesync"), "rss")
     s3_line = (
