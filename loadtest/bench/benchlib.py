@@ -14,6 +14,7 @@ Subcommands:
 """
 
 import json
+import re
 import statistics
 import sys
 
@@ -79,6 +80,27 @@ def stats_summary(stats_path):
 
 def fmt(x, digits=2):
     return f"{x:.{digits}f}"
+
+
+def replace_section(md_path, name, writer, text):
+    """Puts TEXT between `<!-- NAME: begin (written by WRITER) -->` and
+    `<!-- NAME: end -->` in MD_PATH, keeping the rest of the file; appends
+    the section when the markers are absent (or the file is)."""
+    begin = f"<!-- {name}: begin (written by {writer}) -->"
+    end = f"<!-- {name}: end -->"
+    section = f"{begin}\n{text.rstrip()}\n{end}\n"
+    try:
+        with open(md_path) as f:
+            old = f.read()
+    except FileNotFoundError:
+        old = ""
+    pattern = re.compile(rf"<!-- {re.escape(name)}: begin.*?<!-- {re.escape(name)}: end -->\n?", re.S)
+    if pattern.search(old):
+        new = pattern.sub(lambda _: section, old, count=1)
+    else:
+        new = old.rstrip("\n") + ("\n\n" if old.strip() else "") + section
+    with open(md_path, "w") as f:
+        f.write(new)
 
 
 def render(rows, headers):
@@ -246,8 +268,23 @@ def report(results_path, meta_path, md_path):
         md += ["## Stand-in counters (last run of each)", ""]
         md += [f"- {n}" for n in notes]
         md.append("")
+    # The other scripts' sections (speed.sh, serve.sh) stay; plan.sh
+    # appends its own afresh after this.
+    md += kept_sections(md_path, drop=("planning",))
     with open(md_path, "w") as f:
         f.write("\n".join(md))
+
+
+def kept_sections(md_path, drop=()):
+    """The `<!-- NAME: begin ... NAME: end -->` sections of MD_PATH (if it
+    exists), except those named in DROP, each followed by a blank line."""
+    try:
+        with open(md_path) as f:
+            old = f.read()
+    except FileNotFoundError:
+        return []
+    sections = re.finditer(r"<!-- ([\w-]+): begin.*?<!-- \1: end -->", old, re.S)
+    return [m.group(0) + "\n" for m in sections if m.group(1) not in drop]
 
 
 BIG_BOTTLESYNC = "bottlesync sync"
