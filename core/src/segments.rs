@@ -112,53 +112,92 @@ impl Segment {
     }
 }
 
-/// Which segments are complete, and how far the in-order hashing may go:
-/// the verification reads the bottle from byte 0, one whole segment at a
-/// time, only once every segment before it is complete.
+/// How much of each segment is written, and how far the in-order hashing
+/// may go: from byte 0 up to the first byte not yet written (the head
+/// segment's bytes are hashed while it still downloads, so the hashing
+/// keeps pace instead of starting when whole segments are done).
 #[derive(Debug)]
 pub struct SegmentBook {
-    complete: Vec<bool>,
-    /// Segments handed to the hashing, in order.
-    hashed: usize,
+    segments: Vec<Segment>,
+    /// Bytes written from each segment's start (a segment is written in
+    /// order).
+    written: Vec<u64>,
+    /// Bytes hashed from byte 0.
+    hashed_to: u64,
 }
 
 impl SegmentBook {
-    pub fn new(segments: usize) -> Self {
+    pub fn new(segments: Vec<Segment>) -> Self {
         SegmentBook {
-            complete: vec![false; segments],
-            hashed: 0,
+            written: vec![0; segments.len()],
+            segments,
+            hashed_to: 0,
         }
     }
 
-    pub fn mark_complete(&mut self, index: usize) {
-        self.complete[index] = true;
+    /// `bytes` more of segment `index` are written.
+    pub fn record_written(&mut self, index: usize, bytes: u64) {
+        self.written[index] = (self.written[index] + bytes).min(self.segments[index].len());
     }
 
-    /// The next segment the hashing may read, if it is complete.
-    pub fn next_to_hash(&mut self) -> Option<usize> {
-        let next = self.hashed;
-        if next < self.complete.len() && self.complete[next] {
-            self.hashed += 1;
-            Some(next)
-        } else {
-            None
+    /// The first byte not yet written (everything before it is).
+    pub fn frontier(&self) -> u64 {
+        let mut index = self.segment_at(self.hashed_to);
+        while index < self.segments.len() {
+            let segment = self.segments[index];
+            if self.written[index] < segment.len() {
+                return segment.first + self.written[index];
+            }
+            index += 1;
         }
+        self.total()
     }
 
-    /// Segments already given to the hashing.
+    /// The next bytes to hash, `(offset, length)`: at most `max`, and at
+    /// least `min` unless they end where written bytes end at a segment's
+    /// or the bottle's end.
+    pub fn next_to_hash(&self, min: u64, max: u64) -> Option<(u64, u64)> {
+        let frontier = self.frontier();
+        let ready = frontier.saturating_sub(self.hashed_to);
+        if ready == 0 {
+            return None;
+        }
+        let at_boundary = frontier == self.total()
+            || self
+                .segments
+                .get(self.segment_at(frontier))
+                .is_some_and(|s| s.first == frontier);
+        (ready >= min || at_boundary).then(|| (self.hashed_to, ready.min(max)))
+    }
+
+    /// `bytes` more were hashed (the range `next_to_hash` gave).
+    pub fn mark_hashed(&mut self, bytes: u64) {
+        self.hashed_to += bytes;
+    }
+
+    /// Segments hashed whole.
     pub fn hashed(&self) -> usize {
-        self.hashed
+        self.segment_at(self.hashed_to)
     }
 
     pub fn all_hashed(&self) -> bool {
-        self.hashed == self.complete.len()
+        self.hashed_to == self.total()
     }
 
     /// Whether segment `index` may start: at most `window` segments ahead of
-    /// the hashing, which bounds what a store keeping segments in memory
-    /// holds.
+    /// the first one not hashed whole, which bounds what a store keeping
+    /// segments in memory holds.
     pub fn may_start(&self, index: usize, window: usize) -> bool {
-        index < self.hashed + window.max(1)
+        index < self.hashed() + window.max(1)
+    }
+
+    fn total(&self) -> u64 {
+        self.segments.last().map_or(0, |s| s.last + 1)
+    }
+
+    /// The index of the segment holding byte `offset` (`len()` past the end).
+    fn segment_at(&self, offset: u64) -> usize {
+        self.segments.partition_point(|s| s.last < offset)
     }
 }
 
@@ -229,21 +268,37 @@ mod tests {
     }
 
     #[test]
-    fn hashing_follows_complete_segments_in_order() {
-        let mut book = SegmentBook::new(4);
-        book.mark_complete(2);
-        book.mark_complete(1);
-        assert_eq!(book.next_to_hash(), None, "segment 0 is not complete");
+    fn hashing_follows_the_written_bytes_in_order() {
+        let policy = SegmentPolicy {
+            segment_size: 10,
+            connections: 2,
+        };
+        let mut book = SegmentBook::new(policy.segments(35, None));
+        book.record_written(1, 10);
+        book.record_written(2, 4);
+        assert_eq!(book.next_to_hash(1, 100), None, "byte 0 is not written");
         assert!(book.may_start(1, 2) && !book.may_start(2, 2));
-        book.mark_complete(0);
-        assert_eq!(book.next_to_hash(), Some(0));
-        assert_eq!(book.next_to_hash(), Some(1));
-        assert_eq!(book.next_to_hash(), Some(2));
-        assert_eq!(book.next_to_hash(), None);
-        assert!(book.may_start(4, 2));
-        book.mark_complete(3);
-        assert_eq!(book.next_to_hash(), Some(3));
+        book.record_written(0, 3);
+        assert_eq!(book.next_to_hash(4, 100), None, "3 bytes: fewer than asked");
+        assert_eq!(book.next_to_hash(1, 100), Some((0, 3)));
+        book.mark_hashed(3);
+        book.record_written(0, 7);
+        // Segment 0 done, 1 done, 2 has 4: the frontier is 24.
+        assert_eq!(book.frontier(), 24);
+        assert_eq!(book.next_to_hash(1, 5), Some((3, 5)), "at most max");
+        book.mark_hashed(5);
+        assert_eq!(book.hashed(), 0);
+        assert_eq!(book.next_to_hash(1, 100), Some((8, 16)));
+        book.mark_hashed(16);
+        assert_eq!(book.hashed(), 2);
+        assert!(book.may_start(3, 2));
+        book.record_written(2, 6);
+        book.record_written(3, 5);
+        // A segment's end is hashed even when it is less than `min`.
+        assert_eq!(book.next_to_hash(1000, 100), Some((24, 11)));
+        book.mark_hashed(11);
         assert!(book.all_hashed());
+        assert_eq!(book.next_to_hash(1, 100), None);
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! (`SegmentPolicy`): each connection takes the next segment, writes its
 //! bytes at their place (`PartsUpload::write_at`), and a failed range is
 //! resumed alone from where it stopped. The digest is computed in order
-//! from byte 0 as segments complete, by reading them back; the caller
-//! commits only when it matched.
+//! from byte 0 as far as bytes are written, by reading them back (the head
+//! segment is hashed while it downloads); the caller commits only when it
+//! matched.
 //!
 //! Memory: each connection holds at most one write batch
 //! ([`WRITE_BATCH`] bytes) and the hashing one [`HASH_PIECE`]; a store that
@@ -27,8 +28,10 @@ use bottlesync_core::{BottleJob, Error, Result, Sha256Digest};
 
 /// Bytes a connection gathers before one `write_at`.
 pub const WRITE_BATCH: usize = 1024 * 1024;
-/// Bytes read back (and hashed) at once.
+/// Bytes read back (and hashed) at once: at most this many, and at least
+/// [`MIN_HASH_PIECE`] unless a segment or the bottle ends there.
 pub const HASH_PIECE: usize = 4 * 1024 * 1024;
+pub const MIN_HASH_PIECE: usize = 1024 * 1024;
 
 /// How a segmented download ended (short of an error).
 pub enum SegmentedEnd {
@@ -93,7 +96,7 @@ pub async fn fetch_segmented(
         job,
         retry,
         on_bytes,
-        book: Mutex::new(SegmentBook::new(segments.len())),
+        book: Mutex::new(SegmentBook::new(segments.clone())),
         window: 2 * connections,
         segments,
         progress: watch::channel(0).0,
@@ -145,8 +148,6 @@ impl Shared<'_> {
                 continue;
             }
             self.fetch_segment(self.segments[index]).await?;
-            self.book.lock().expect("segment book").mark_complete(index);
-            self.progress.send_modify(|n| *n += 1);
         }
     }
 
@@ -257,21 +258,31 @@ impl Shared<'_> {
             return Ok(());
         }
         let chunks = std::mem::take(batch);
+        let bytes = *batch_bytes as u64;
         self.upload.write_at(segment.first + *got, chunks).await?;
-        *got += *batch_bytes as u64;
-        (self.on_bytes)(*batch_bytes as u64);
+        *got += bytes;
         *batch_bytes = 0;
+        (self.on_bytes)(bytes);
+        self.book
+            .lock()
+            .expect("segment book")
+            .record_written(segment.index, bytes);
+        self.progress.send_modify(|n| *n += 1);
         Ok(())
     }
 
-    /// Reads complete segments back in order and hashes them off the
-    /// runtime's threads.
+    /// Reads the written bytes back in order, from byte 0, as far as they
+    /// are written, and hashes them off the runtime's threads.
     async fn hash_in_order(&self) -> Result<Sha256Digest> {
         let mut hasher = Sha256::new();
         loop {
             let mut changed = self.progress.subscribe();
-            let next = self.book.lock().expect("segment book").next_to_hash();
-            let Some(index) = next else {
+            let next = self
+                .book
+                .lock()
+                .expect("segment book")
+                .next_to_hash(MIN_HASH_PIECE as u64, HASH_PIECE as u64);
+            let Some((offset, len)) = next else {
                 if self.book.lock().expect("segment book").all_hashed() {
                     return Ok(Sha256Digest::from_bytes(&hasher.finalize()));
                 }
@@ -280,18 +291,14 @@ impl Shared<'_> {
                 }
                 continue;
             };
-            let segment = self.segments[index];
-            let mut offset = segment.first;
-            while offset <= segment.last {
-                let len = (segment.last + 1 - offset).min(HASH_PIECE as u64) as usize;
-                let bytes = self.upload.read_back(offset, len).await?;
-                hasher = off_the_runtime(move || {
-                    hasher.update(&bytes);
-                    hasher
-                })
-                .await?;
-                offset += len as u64;
-            }
+            let bytes = self.upload.read_back(offset, len as usize).await?;
+            hasher = off_the_runtime(move || {
+                hasher.update(&bytes);
+                hasher
+            })
+            .await?;
+            self.book.lock().expect("segment book").mark_hashed(len);
+            // The window may have moved on.
             self.progress.send_modify(|n| *n += 1);
         }
     }

@@ -5,13 +5,16 @@
 //! where the whole object's CRC64NVME (`FULL_OBJECT`) is computed, so S3
 //! checks what it assembled exactly as for an upload in order.
 //!
-//! Memory: the parts started and not yet read back. The segmented
-//! download starts at most `2 x connections` segments of at most one part
-//! ahead of the verification, so with 8 MiB parts and 4 connections a
-//! bottle holds at most 64 MiB, whatever its size.
+//! Memory: the parts started and not yet read back, and those being sent.
+//! The segmented download starts at most `2 x connections` segments of at
+//! most one part ahead of the verification, and at most
+//! [`PARTS_SENT_AT_ONCE`] parts are sent at once (a connection that
+//! completes a part waits for a free one), so with 8 MiB parts and 4
+//! connections a bottle holds at most (8 + 4) x 8 MiB = 96 MiB, whatever
+//! its size.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
@@ -19,6 +22,7 @@ use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload};
 use bytes::{Bytes, BytesMut};
 use crc_fast::{CrcAlgorithm, Digest as CrcDigest};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use bottlesync_core::error::{Error, Result};
@@ -48,7 +52,13 @@ pub(crate) struct S3Parts {
     /// Aborts the multipart upload if this is dropped before commit/abort.
     guard: Mutex<AbortOnDrop>,
     upload_id: String,
+    /// Parts being sent: a slow bucket holds up the connection that
+    /// completed a part instead of letting finished parts pile up.
+    sending_permits: Arc<Semaphore>,
 }
+
+/// Parts of one segmented upload sent at once.
+const PARTS_SENT_AT_ONCE: usize = 4;
 
 #[derive(Default)]
 struct PartsState {
@@ -118,6 +128,7 @@ impl S3Parts {
                 ..PartsState::default()
             }),
             upload_id,
+            sending_permits: Arc::new(Semaphore::new(PARTS_SENT_AT_ONCE)),
         })
     }
 
@@ -129,8 +140,19 @@ impl S3Parts {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Sends a complete part in the background.
-    fn send(&self, part: u64, body: Bytes) -> JoinHandle<Result<aws_sdk_s3::types::CompletedPart>> {
+    /// Sends a complete part in the background, once fewer than
+    /// [`PARTS_SENT_AT_ONCE`] are being sent.
+    async fn send(
+        &self,
+        part: u64,
+        body: Bytes,
+    ) -> Result<JoinHandle<Result<aws_sdk_s3::types::CompletedPart>>> {
+        let permit = self
+            .sending_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Cancelled)?;
         let mut crc = CrcDigest::new(CrcAlgorithm::Crc64Nvme);
         crc.update(&body);
         let request = PartRequest {
@@ -143,7 +165,11 @@ impl S3Parts {
             body,
             checksum: crc64_header(&crc),
         };
-        tokio::spawn(request.send_with_retries())
+        Ok(tokio::spawn(async move {
+            let sent = request.send_with_retries().await;
+            drop(permit);
+            sent
+        }))
     }
 
     async fn abort_upload(&self) -> Result<()> {
@@ -212,7 +238,7 @@ impl PartsUpload for S3Parts {
                     }
                 };
                 if let Some(body) = finished {
-                    let task = self.send(part, body);
+                    let task = self.send(part, body).await?;
                     self.state().sending.push(task);
                 }
                 rest = &rest[take..];

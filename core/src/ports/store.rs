@@ -250,8 +250,8 @@ pub trait PartsUpload: Send + Sync {
     async fn write_at(&self, offset: u64, chunks: Vec<Bytes>) -> Result<()>;
 
     /// Bytes `offset..offset + len` as written. Called once per byte, in
-    /// order from 0, only for complete segments: a store may compute its own
-    /// whole-object checksum here and then forget the bytes.
+    /// order from 0, only for bytes already written: a store may compute its
+    /// own whole-object checksum here and then forget the bytes.
     async fn read_back(&self, offset: u64, len: usize) -> Result<Bytes>;
 
     /// Makes the object visible at its key. Call only after verification.
