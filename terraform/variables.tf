@@ -197,7 +197,7 @@ variable "segment_size_mib" {
 }
 
 variable "connections_per_bottle" {
-  description = "Connections one large bottle's segments share (BOTTLESYNC_CONNECTIONS_PER_BOTTLE; 1: one stream per bottle). An S3 upload holds up to 2 x this many 8 MiB parts in memory: size worker_memory_mb for batch_size x that."
+  description = "Connections one large bottle's segments share (BOTTLESYNC_CONNECTIONS_PER_BOTTLE; 1: one stream per bottle). An S3 upload holds up to 2 x this many + 4 parts of 8 MiB in memory: size worker_memory_mb for batch_size x that."
   type        = number
   default     = 4
 
