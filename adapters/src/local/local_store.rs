@@ -591,8 +591,11 @@ impl Publisher {
         let err = |p: String| Error::store(self.root.display().to_string(), p);
         let target = self.root.join(key.as_str());
         let parent = target.parent().expect("keys have a file name");
-        std::fs::create_dir_all(parent)
-            .map_err(|e| err(format!("cannot create {}: {e}", parent.display())))?;
+        // A folder this process made durable exists (nothing deletes folders).
+        if !self.is_durable(parent) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| err(format!("cannot create {}: {e}", parent.display())))?;
+        }
         std::fs::rename(temp, &target)
             .map_err(|e| err(format!("cannot rename into {}: {e}", target.display())))?;
         let sync = |dir: &Path| {
