@@ -35,7 +35,12 @@ pub fn init_cli(
         let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
             // Never drop a line: a full queue makes the logger wait instead.
             .lossy(false)
-            .finish(std::io::stderr());
+            // The thread writes what queued up, then flushes: one write
+            // call per batch of lines, not per line.
+            .finish(std::io::BufWriter::with_capacity(
+                64 * 1024,
+                std::io::stderr(),
+            ));
         (BoxMakeWriter::new(writer), Some(guard))
     } else {
         (BoxMakeWriter::new(std::io::stderr), None)
