@@ -82,8 +82,9 @@ pub struct LoadOptions {
     /// How long a held answer is held.
     pub hold_answer_secs: f64,
     /// Slack answers 500 from the run's start until this long after its
-    /// last bottle is counted (progress posts fail; the summary must
-    /// survive it).
+    /// last bottle is counted and at least one post was refused (progress
+    /// posts fail, and so does the summary's first post, however late it
+    /// comes; the summary must survive it).
     pub slack_outage: Option<Duration>,
     /// SIGKILL the planner once its first SendMessageBatch went out, then
     /// run it again (moto backend).

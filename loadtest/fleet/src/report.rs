@@ -228,7 +228,7 @@ impl Report {
             row(
                 "Slack outage",
                 format!(
-                    "from {at:.0} s until {:?} after the last bottle: {refused} posts refused",
+                    "from {at:.0} s until {:?} after the last bottle and a refused post: {refused} posts refused",
                     o.slack_outage.unwrap_or_default()
                 ),
             );
