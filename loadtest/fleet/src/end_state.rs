@@ -50,6 +50,7 @@ pub async fn finish_end_state(
             .collect(),
         held_at_kills: driven.held_at_kills.clone(),
         dlq_copies_allowed: false,
+        redownloads_allowed_by_lost_answers: 0,
     })
 }
 

@@ -194,6 +194,10 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
     // copy to be received and dead-lettered again. `dlq replay` sends one
     // per bottle.
     end.dlq_copies_allowed = options.aws_fault_share > 0.0 || driven.kills > 0;
+    end.redownloads_allowed_by_lost_answers = sqs_counter
+        .faults()
+        .get("SQS.ChangeMessageVisibility")
+        .map_or(0, |tally| tally.total());
     let verdict = verify(&world.bottles, &layout, &end);
     let mut aws_requests = counter.counts();
     for (api, n) in sqs_counter

@@ -238,10 +238,12 @@ impl Report {
             self.held_at_kills.to_string(),
         );
         row(
-            "re-downloads (faults / kills)",
+            "re-downloads (faults / kills / lost visibility answers)",
             format!(
-                "{} / {}",
-                self.verdict.redownloads_by_faults, self.verdict.redownloads_by_kills
+                "{} / {} / {}",
+                self.verdict.redownloads_by_faults,
+                self.verdict.redownloads_by_kills,
+                self.verdict.redownloads_by_lost_answers
             ),
         );
         if !self.aws_faults.is_empty() {

@@ -36,6 +36,12 @@ pub struct EndState {
     /// whose delete a killed worker never sent, puts a second copy in the
     /// DLQ, as SQS's at-least-once delivery allows.
     pub dlq_copies_allowed: bool,
+    /// SQS ChangeMessageVisibility answers lost or held (the lossy proxy):
+    /// a message whose visibility was not extended in time reappears while
+    /// its worker still holds it, a later receive of it takes the claim
+    /// over (by design: the first attempt may be dead), and the bottle
+    /// comes down twice (counted once). At most one extra download each.
+    pub redownloads_allowed_by_lost_answers: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -110,6 +116,9 @@ pub struct Verdict {
     pub redownloads_by_faults: u64,
     /// Downloads beyond that, each of a bottle a killed worker held.
     pub redownloads_by_kills: u64,
+    /// Downloads beyond those, each explained by a lost or held visibility
+    /// answer (`EndState::redownloads_allowed_by_lost_answers`).
+    pub redownloads_by_lost_answers: u64,
 }
 
 impl Verdict {
@@ -170,7 +179,9 @@ pub fn verify(
         problems.push(format!("incomplete multipart upload left behind: {upload}"));
     }
 
-    // One download per bottle, except what faults and kills explain.
+    // One download per bottle, except what faults, kills and lost
+    // visibility answers explain.
+    let mut lost_answer_budget = end.redownloads_allowed_by_lost_answers;
     for (sha, bottle) in expected {
         let downloads = end.downloads.get(sha).copied().unwrap_or(0);
         if corrupt.contains(sha) {
@@ -187,16 +198,19 @@ pub fn verify(
         }
         let extra = downloads - 1;
         let fault_part = extra.min(by_fault);
-        let kill_part = extra - fault_part;
+        let kill_part = (extra - fault_part).min(by_kills);
+        let lost_answer_part = extra - fault_part - kill_part;
         verdict.redownloads_by_faults += fault_part;
-        if kill_part > by_kills {
+        verdict.redownloads_by_kills += kill_part;
+        if lost_answer_part > lost_answer_budget {
             problems.push(format!(
                 "{}: downloaded {downloads} times ({by_fault} extra explained by its fault, \
-                 {by_kills} by kills)",
+                 {by_kills} by kills, {lost_answer_budget} by lost visibility answers left)",
                 bottle.info.mirror_file_name
             ));
         } else {
-            verdict.redownloads_by_kills += kill_part;
+            lost_answer_budget -= lost_answer_part;
+            verdict.redownloads_by_lost_answers += lost_answer_part;
         }
     }
 
@@ -414,6 +428,7 @@ mod tests {
                 .collect(),
             held_at_kills: [(sha('a'), 1)].into_iter().collect(),
             dlq_copies_allowed: false,
+            redownloads_allowed_by_lost_answers: 0,
         };
         (expected, layout, end)
     }
@@ -424,6 +439,27 @@ mod tests {
         let verdict = verify(&expected, &layout, &end);
         assert!(verdict.passed(), "{:?}", verdict.problems);
         assert_eq!(verdict.redownloads_by_faults, 1);
+        assert_eq!(verdict.redownloads_by_kills, 1);
+    }
+
+    #[test]
+    fn an_extra_download_needs_a_lost_visibility_answer_to_explain_it() {
+        let (expected, layout, mut end) = correct_run();
+        // `a`: once more than its kill explains.
+        end.downloads.insert(sha('a'), 3);
+        let verdict = verify(&expected, &layout, &end);
+        assert!(
+            verdict
+                .problems
+                .iter()
+                .any(|p| p.contains("downloaded 3 times")),
+            "{:?}",
+            verdict.problems
+        );
+        end.redownloads_allowed_by_lost_answers = 1;
+        let verdict = verify(&expected, &layout, &end);
+        assert!(verdict.passed(), "{:?}", verdict.problems);
+        assert_eq!(verdict.redownloads_by_lost_answers, 1);
         assert_eq!(verdict.redownloads_by_kills, 1);
     }
 
