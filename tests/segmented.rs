@@ -33,6 +33,18 @@ fn segmented_sync(standin: &StandIn, dest: &str, segment: &str) -> std::process:
     cmd
 }
 
+/// The sha256 of an object of the `mirror` bucket.
+async fn object_sha256(s3: &aws_sdk_s3::Client, key: &str) -> String {
+    let object = s3
+        .get_object()
+        .bucket("mirror")
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    sha256_hex(&object.body.collect().await.unwrap().into_bytes())
+}
+
 fn assert_stored(dest: &Path, bottle: &BottleInfo) {
     let path = dest.join(DATE).join(&bottle.mirror_file_name);
     assert_eq!(sha256_file(&path), bottle.sha256, "{}", bottle.name);
@@ -195,15 +207,7 @@ async fn segments_into_s3_become_multipart_parts_of_a_verified_object() {
     run.assert_code(0);
     for bottle in [&big, &ranged] {
         let key = format!("brew/{DATE}/{}", bottle.mirror_file_name);
-        let object = s3
-            .get_object()
-            .bucket("mirror")
-            .key(&key)
-            .send()
-            .await
-            .unwrap();
-        let bytes = object.body.collect().await.unwrap().into_bytes();
-        assert_eq!(sha256_hex(&bytes), bottle.sha256, "{key}");
+        assert_eq!(object_sha256(&s3, &key).await, bottle.sha256, "{key}");
         assert!(
             standin.stats().bottle(&bottle.sha256).range_requests >= 3,
             "{} was segmented",
@@ -216,15 +220,7 @@ async fn segments_into_s3_become_multipart_parts_of_a_verified_object() {
     moto.apply(&mut cmd);
     common::run(cmd).await.assert_code(0);
     let key = format!("short-segments/{DATE}/{}", big.mirror_file_name);
-    let object = s3
-        .get_object()
-        .bucket("mirror")
-        .key(&key)
-        .send()
-        .await
-        .unwrap();
-    let bytes = object.body.collect().await.unwrap().into_bytes();
-    assert_eq!(sha256_hex(&bytes), big.sha256, "{key}");
+    assert_eq!(object_sha256(&s3, &key).await, big.sha256, "{key}");
 
     let open = s3
         .list_multipart_uploads()

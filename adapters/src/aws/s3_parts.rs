@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::DisplayErrorContext;
-use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload};
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType};
 use bytes::{Bytes, BytesMut};
 use crc_fast::{CrcAlgorithm, Digest as CrcDigest};
 use tokio::sync::Semaphore;
@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use bottlesync_core::error::{Error, Result};
 use bottlesync_core::ports::store::PartsUpload;
 
-use super::s3_store::{AbortOnDrop, PartRequest, crc64_header};
+use super::s3_store::{AbortOnDrop, MultipartTarget, PartRequest, crc64_header};
 
 /// Where a segmented upload goes.
 pub(crate) struct PartsTarget {
@@ -306,46 +306,19 @@ impl PartsUpload for S3Parts {
                 ));
             }
             let crc = self.state().object_crc.take().expect("committed once");
-            let checksum = crc64_header(&crc);
-            let completed = self
-                .client
-                .complete_multipart_upload()
-                .bucket(&self.bucket)
-                .key(&self.key)
-                .upload_id(&self.upload_id)
-                .checksum_crc64_nvme(&checksum)
-                .checksum_type(ChecksumType::FullObject)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts))
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| {
-                    Error::store(
-                        &self.location,
-                        format!(
-                            "cannot complete multipart upload of {}: {}",
-                            self.key,
-                            DisplayErrorContext(e)
-                        ),
-                    )
-                })?;
+            let target = MultipartTarget {
+                client: &self.client,
+                location: &self.location,
+                bucket: &self.bucket,
+                key: &self.key,
+                upload_id: &self.upload_id,
+            };
+            target.complete(parts, &crc64_header(&crc)).await?;
             self.guard
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .upload_id = None;
-            match completed.checksum_crc64_nvme() {
-                Some(stored) if stored != checksum => Err(Error::store(
-                    &self.location,
-                    format!(
-                        "{} was stored with CRC64NVME {stored}, but {checksum} was sent",
-                        self.key
-                    ),
-                )),
-                _ => Ok(()),
-            }
+            Ok(())
         }
         .await;
         if result.is_err() {

@@ -1034,37 +1034,18 @@ impl Upload for S3Upload {
             }
             self.finish_in_flight().await?;
             let id = self.upload_id.clone().expect("multipart started");
-            let checksum = crc64_header(&self.object_crc);
-            let completed = self
-                .client
-                .complete_multipart_upload()
-                .bucket(&self.bucket)
-                .key(&self.key)
-                .upload_id(id)
-                .checksum_crc64_nvme(&checksum)
-                .checksum_type(ChecksumType::FullObject)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(self.parts.clone()))
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| self.err("cannot complete multipart upload of", e))?;
+            let target = MultipartTarget {
+                client: &self.client,
+                location: &self.location,
+                bucket: &self.bucket,
+                key: &self.key,
+                upload_id: &id,
+            };
+            target
+                .complete(self.parts.clone(), &crc64_header(&self.object_crc))
+                .await?;
             self.upload_id = None;
-            // S3 has compared our checksum with what it assembled; an
-            // answer that names another one means the stored object is not
-            // what we streamed.
-            match completed.checksum_crc64_nvme() {
-                Some(stored) if stored != checksum => Err(Error::store(
-                    &self.location,
-                    format!(
-                        "{} was stored with CRC64NVME {stored}, but {checksum} was sent",
-                        self.key
-                    ),
-                )),
-                _ => Ok(()),
-            }
+            Ok(())
         }
         .await;
         if result.is_err() {
@@ -1098,6 +1079,59 @@ impl Drop for S3Upload {
             runtime.spawn(async move {
                 let _ = request.send().await;
             });
+        }
+    }
+}
+
+/// A multipart upload in progress, for completing it.
+pub(crate) struct MultipartTarget<'a> {
+    pub client: &'a Client,
+    pub location: &'a str,
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub upload_id: &'a str,
+}
+
+impl MultipartTarget<'_> {
+    /// `CompleteMultipartUpload` with the whole object's CRC64NVME
+    /// (`FULL_OBJECT`). S3 compares it with what it assembled; an answer
+    /// that names another one means the stored object is not what we
+    /// streamed.
+    pub(crate) async fn complete(&self, parts: Vec<CompletedPart>, checksum: &str) -> Result<()> {
+        let completed = self
+            .client
+            .complete_multipart_upload()
+            .bucket(self.bucket)
+            .key(self.key)
+            .upload_id(self.upload_id)
+            .checksum_crc64_nvme(checksum)
+            .checksum_type(ChecksumType::FullObject)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                Error::store(
+                    self.location,
+                    format!(
+                        "cannot complete multipart upload of {}: {}",
+                        self.key,
+                        DisplayErrorContext(e)
+                    ),
+                )
+            })?;
+        match completed.checksum_crc64_nvme() {
+            Some(stored) if stored != checksum => Err(Error::store(
+                self.location,
+                format!(
+                    "{} was stored with CRC64NVME {stored}, but {checksum} was sent",
+                    self.key
+                ),
+            )),
+            _ => Ok(()),
         }
     }
 }
