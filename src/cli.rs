@@ -134,6 +134,10 @@ pub struct PlanArgs {
     pub formulae: Vec<String>,
     #[arg(long)]
     pub with_deps: bool,
+    /// With --with-deps, for Linux tags: also glibc and gcc (see `sync --help`). on|off.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "on|off",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub linux_host_formulae: bool,
     #[arg(long)]
     pub include_disabled: bool,
 }

@@ -119,6 +119,6 @@ output "cdn_domain_name" {
 }
 
 output "homebrew_client_env" {
-  description = "What brew clients set to use the mirror through CloudFront: \"HOMEBREW_API_DOMAIN=https://<domain>/api\\nHOMEBREW_BOTTLE_DOMAIN=https://<domain>/bottles\" (<domain>: the first of cdn_aliases, else cdn_domain_name); null when the CDN is off."
+  description = "What brew clients set to use the mirror through CloudFront: \"HOMEBREW_API_DOMAIN=https://<domain>/api\\nHOMEBREW_BOTTLE_DOMAIN=https://<domain>/bottles\\nHOMEBREW_NO_AUTO_UPDATE=1\\nHOMEBREW_FORCE_API_AUTO_UPDATE=1\" (<domain>: the first of cdn_aliases, else cdn_domain_name); null when the CDN is off."
   value       = var.enable_cdn ? module.cdn[0].homebrew_client_env : null
 }

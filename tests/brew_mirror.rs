@@ -503,3 +503,40 @@ async fn a_stale_or_missing_manifest_is_fetched_again_by_the_next_run() {
     );
     run(verify(dest)).await.assert_code(0);
 }
+
+/// With `HOMEBREW_NO_AUTO_UPDATE=1` alone brew keeps the first API file it
+/// downloaded forever (brew's `api.rb` `fetch_api_files!`), so after the
+/// next sync `brew upgrade` sees nothing new: every client block the docs
+/// give (serve, nginx, a static server, CloudFront's output) also sets
+/// `HOMEBREW_FORCE_API_AUTO_UPDATE=1`.
+#[test]
+fn every_client_block_of_the_docs_revalidates_the_api_file() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut blocks = 0;
+    for doc in ["README.md", "terraform/README.md"] {
+        let text = std::fs::read_to_string(format!("{root}/{doc}")).unwrap();
+        for block in text.split("```").skip(1).step_by(2) {
+            if !block.contains("export HOMEBREW_API_DOMAIN=") {
+                continue;
+            }
+            blocks += 1;
+            for setting in [
+                "export HOMEBREW_BOTTLE_DOMAIN=",
+                "export HOMEBREW_NO_AUTO_UPDATE=1",
+                "export HOMEBREW_FORCE_API_AUTO_UPDATE=1",
+            ] {
+                assert!(
+                    block.contains(setting),
+                    "{doc}: a client block lacks {setting}:\n{block}"
+                );
+            }
+        }
+    }
+    assert!(blocks >= 4, "found only {blocks} client blocks");
+    let output =
+        std::fs::read_to_string(format!("{root}/terraform/modules/cdn/outputs.tf")).unwrap();
+    assert!(
+        output.contains("\\nHOMEBREW_FORCE_API_AUTO_UPDATE=1\""),
+        "homebrew_client_env lacks HOMEBREW_FORCE_API_AUTO_UPDATE=1"
+    );
+}

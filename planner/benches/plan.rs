@@ -218,6 +218,7 @@ fn planning(
         tags: TagSelection::parse("--tags", TAGS).expect("tags"),
         formulae: vec![],
         with_deps: false,
+        linux_host_formulae: true,
         include_disabled: false,
         date: NaiveDate::from_ymd_opt(2026, 11, 29).expect("date"),
     };

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::prepare::{
     ExternalHashFile, IndexSource, MirrorView, Prepared, Sources, fetch_inputs, prepare,
 };
-use bottlesync_core::brew::publish::{MirrorScope, publish, stage};
+use bottlesync_core::brew::publish::{publish, stage};
 use bottlesync_core::journal::read_hash_file;
 use bottlesync_core::services::WorkQueues;
 
@@ -49,6 +49,9 @@ pub struct FleetPlanRequest {
     pub formulae: Vec<String>,
     #[serde(default)]
     pub with_deps: bool,
+    /// With `with_deps`, on Linux tags: also `glibc` and `gcc` (`None`: on).
+    #[serde(default)]
+    pub linux_host_formulae: Option<bool>,
     #[serde(default)]
     pub include_disabled: bool,
 }
@@ -126,6 +129,7 @@ pub async fn plan_fleet_run(
         tags,
         formulae: request.formulae.clone(),
         with_deps: request.with_deps,
+        linux_host_formulae: request.linux_host_formulae.unwrap_or(true),
         include_disabled: request.include_disabled,
         date,
     };
@@ -135,11 +139,7 @@ pub async fn plan_fleet_run(
         sizing,
         estimated,
     } = prepare(sources, &inputs, &plan_request, &mirror).await?;
-    inputs.api.scope = MirrorScope {
-        formulae: request.formulae.clone(),
-        with_deps: request.with_deps,
-        include_disabled: request.include_disabled,
-    };
+    inputs.api.scope = plan_request.scope();
     let bytes = plan.bytes();
     let route = Route::for_run_bytes(bytes, config.size_threshold_bytes);
     let mut outcome = FleetPlanOutcome {
@@ -151,7 +151,7 @@ pub async fn plan_fleet_run(
         already_mirrored: plan.already_mirrored.len(),
         in_flight: in_flight_count,
         in_hash_file: plan.in_hash_file.len(),
-        rejected_entries: inputs.index.rejections.len(),
+        rejected_entries: inputs.index.rejections.len() + plan.rejected_client_entries.len(),
         estimated_sizes: estimated + sizing.from_content_length,
         to_ecs: 0,
         unsent: 0,

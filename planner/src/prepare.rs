@@ -367,6 +367,7 @@ mod tests {
             disabled: false,
             deprecated: false,
             dependencies: dependencies.iter().map(|d| d.to_string()).collect(),
+            uses_from_macos: vec![],
             bottles: vec![BottleFile {
                 tag: Tag::parse("arm64_tahoe").unwrap(),
                 url: format!("https://ghcr.io/v2/homebrew/core/{name}/blobs/sha256:{sha}")
@@ -394,6 +395,7 @@ mod tests {
             tags: TagSelection::parse("--tags", "arm64_tahoe").unwrap(),
             formulae: vec!["wget".into()],
             with_deps: true,
+            linux_host_formulae: true,
             include_disabled: false,
             date: NaiveDate::from_ymd_opt(2026, 11, 29).unwrap(),
         }

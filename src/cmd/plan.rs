@@ -18,6 +18,7 @@ pub async fn run(args: PlanArgs) -> ExitCode {
                 tags: None,
                 formulae: args.formulae.clone(),
                 with_deps: args.with_deps,
+                linux_host_formulae: Some(args.linux_host_formulae),
                 include_disabled: args.include_disabled,
             };
             let outcome =

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bottlesync::config::{SyncArgs, SyncSettings, store_lease_length};
 use bottlesync_adapters::wiring::{LocationReader, open_store};
-use bottlesync_core::brew::publish::{MirrorScope, publish};
+use bottlesync_core::brew::publish::publish;
 use bottlesync_core::journal::JournalLedger;
 use bottlesync_core::model::location::Location;
 use bottlesync_core::plan::select::PlanRequest;
@@ -92,14 +92,11 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
             tags,
             formulae: args.formulae.clone(),
             with_deps: args.with_deps,
+            linux_host_formulae: args.linux_host_formulae,
             include_disabled: args.include_disabled,
             date,
         };
-        inputs.api.scope = MirrorScope {
-            formulae: request.formulae.clone(),
-            with_deps: request.with_deps,
-            include_disabled: request.include_disabled,
-        };
+        inputs.api.scope = request.scope();
         let sources = Sources {
             mirror: (!args.dry_run).then_some(store.as_ref()),
             ..sources

@@ -44,6 +44,14 @@ pub struct SyncArgs {
     #[arg(long, env = "BOTTLESYNC_WITH_DEPS")]
     pub with_deps: bool,
 
+    /// With --with-deps, for Linux tags: also glibc and gcc, which brew
+    /// installs with everything on hosts with glibc < 2.39 or libstdc++ <
+    /// 6.0.33 (Debian 12, Ubuntu 22.04). on|off.
+    #[arg(long, env = "BOTTLESYNC_LINUX_HOST_FORMULAE", default_value_t = true,
+          action = clap::ArgAction::Set, value_name = "on|off",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub linux_host_formulae: bool,
+
     /// Parallel downloads.
     #[arg(long, env = "BOTTLESYNC_CONCURRENCY", default_value_t = 8,
           value_parser = clap::value_parser!(u16).range(1..=512))]

@@ -34,8 +34,9 @@ impl SyncReport<'_> {
             plan.already_mirrored.len(),
             plan.in_hash_file.len(),
             plan.skipped_disabled.len(),
-            self.index.rejections.len(),
+            self.rejected_count(),
         );
+        self.print_rejected_client_entries();
     }
 
     pub fn plan_json(&self) -> serde_json::Value {
@@ -74,10 +75,11 @@ impl SyncReport<'_> {
             plan.already_mirrored.len(),
             plan.in_hash_file.len(),
             outcome.failed.len(),
-            self.index.rejections.len(),
+            self.rejected_count(),
             HumanDuration(elapsed),
             HumanBytes(rate as u64),
         );
+        self.print_rejected_client_entries();
         for failure in &outcome.failed {
             let (job, reason) = (&failure.job, &failure.reason);
             println!("failed: {} ({}): {reason}", job.label(), job.sha256);
@@ -144,12 +146,27 @@ impl SyncReport<'_> {
         })
     }
 
+    /// Index entries and per-tag API file entries set aside: their
+    /// bottles are not mirrored.
     fn rejected_entries(&self) -> Vec<String> {
         self.index
             .rejections
             .iter()
             .map(|r| r.to_string())
+            .chain(self.plan.rejected_client_entries.iter().cloned())
             .collect()
+    }
+
+    fn rejected_count(&self) -> usize {
+        self.index.rejections.len() + self.plan.rejected_client_entries.len()
+    }
+
+    /// Per-tag entries are few and each is a bottle clients will miss, so
+    /// each is named (index rejections are logged while the index is read).
+    fn print_rejected_client_entries(&self) {
+        for rejected in &self.plan.rejected_client_entries {
+            println!("rejected (not mirrored): {rejected}");
+        }
     }
 }
 

@@ -22,9 +22,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::hash_file::MirroredBottle;
+use crate::model::index::Rejection;
 use crate::model::key::ObjectKey;
 use crate::model::layout::{BOTTLES_DIR, flat_bottle_key, formula_jws_key, packages_key};
-use crate::model::packages::PackagesFile;
+use crate::model::packages::{DependencyRules, PackagesFile};
 use crate::model::tag::Tag;
 use crate::ports::store::{BlobStore, INTERNAL_PREFIX};
 use crate::{Sha256Digest, shorten};
@@ -35,25 +36,55 @@ pub const MAX_FORMULA_JWS_BYTES: u64 = 256 * 1024 * 1024;
 /// Flat copies made at once (each a link or one server-side copy).
 pub const FLAT_COPY_CONCURRENCY: usize = 16;
 
-/// Which formulae a mirror serves: what `--formula`, `--with-deps` and
-/// `--include-disabled` asked for. Empty `formulae` means all.
+/// Which formulae a mirror serves: what `--formula`, `--with-deps`,
+/// `--linux-host-formulae` and `--include-disabled` asked for. Empty
+/// `formulae` means all.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MirrorScope {
     #[serde(default)]
     pub formulae: Vec<String>,
     #[serde(default)]
     pub with_deps: bool,
+    /// Records written before the setting existed mean off.
+    #[serde(default)]
+    pub linux_host_formulae: bool,
     #[serde(default)]
     pub include_disabled: bool,
 }
 
 impl MirrorScope {
+    pub fn rules(&self) -> DependencyRules {
+        DependencyRules {
+            with_deps: self.with_deps,
+            linux_host_formulae: self.linux_host_formulae,
+        }
+    }
+
+    /// The entries of `file` set aside (not parseable) that this scope
+    /// wants: a mirror never counts as complete while its published file
+    /// names a bottle it could not read.
+    pub fn rejections<'a>(&self, file: &'a PackagesFile) -> Vec<&'a Rejection> {
+        file.rejections_in_scope(&self.formulae, self.rules())
+    }
+
+    /// Disabled formulae `file` names in scope that the scope leaves out.
+    pub fn disabled_skipped(&self, file: &PackagesFile) -> usize {
+        if self.include_disabled {
+            return 0;
+        }
+        let mut missing = Vec::new();
+        file.closure(&self.formulae, self.rules(), &mut missing)
+            .into_iter()
+            .filter(|entry| entry.disabled && entry.bottle.is_some())
+            .count()
+    }
+
     /// The bottles `file` names for the formulae in scope: what a client on
     /// its tag may request from this mirror. Disabled formulae count only
     /// when the scope includes them.
     pub fn wanted_bottles(&self, file: &PackagesFile) -> Vec<WantedBottle> {
         let mut missing = Vec::new();
-        file.closure(&self.formulae, self.with_deps, &mut missing)
+        file.closure(&self.formulae, self.rules(), &mut missing)
             .into_iter()
             .filter(|entry| self.include_disabled || !entry.disabled)
             .filter_map(|entry| {

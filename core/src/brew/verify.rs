@@ -33,6 +33,9 @@ pub enum Problem {
     ManifestLacksDigest,
     /// The stored image index is not one.
     ManifestUnreadable { problem: String },
+    /// The API file's entry could not be read: whatever bottle it names,
+    /// the mirror was never given it.
+    EntryRejected { problem: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -50,6 +53,9 @@ pub struct TagReport {
     pub bottles: usize,
     /// Of those, complete (file, sha256 and manifest right).
     pub complete: usize,
+    /// Disabled formulae (`disable_args`) with a bottle the scope leaves
+    /// out: brew refuses to install them.
+    pub disabled_skipped: usize,
     pub findings: Vec<Finding>,
     /// The API file itself could not be read or parsed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -107,6 +113,18 @@ pub async fn verify(store: &dyn BlobStore) -> Result<VerifyReport> {
                 continue;
             }
         };
+        tag_report.disabled_skipped = record.scope.disabled_skipped(&file);
+        for rejected in record.scope.rejections(&file) {
+            tag_report.bottles += 1;
+            tag_report.findings.push(Finding {
+                formula: rejected.formula.clone(),
+                file: key.to_string(),
+                sha256: String::new(),
+                problem: Problem::EntryRejected {
+                    problem: rejected.to_string(),
+                },
+            });
+        }
         for wanted in record.scope.wanted_bottles(&file) {
             tag_report.bottles += 1;
             let finding = |problem| Finding {
@@ -179,9 +197,13 @@ pub fn render(report: &VerifyReport) -> String {
     let mut out = String::new();
     for (tag, tag_report) in &report.tags {
         out += &format!(
-            "{tag}: {}/{} bottles complete{}\n",
+            "{tag}: {}/{} bottles complete{}{}\n",
             tag_report.complete,
             tag_report.bottles,
+            match tag_report.disabled_skipped {
+                0 => String::new(),
+                n => format!(", {n} disabled formulae skipped"),
+            },
             tag_report
                 .api_file_problem
                 .as_deref()
@@ -197,6 +219,10 @@ pub fn render(report: &VerifyReport) -> String {
                 Problem::ManifestUnreadable { problem } => {
                     format!("manifest unreadable: {problem}")
                 }
+                Problem::EntryRejected { problem } => {
+                    out += &format!("  {}: {problem}\n", f.file);
+                    continue;
+                }
             };
             out += &format!(
                 "  {} ({}): {what}\n",
@@ -208,10 +234,16 @@ pub fn render(report: &VerifyReport) -> String {
     if report.tags.is_empty() {
         out += "no per-tag API files published\n";
     }
-    let unique: HashSet<&str> = report
+    // A bottle named by several tags is one problem; rejected entries share
+    // their API file's name, so the formula tells them apart.
+    let unique: HashSet<(&str, &str)> = report
         .tags
         .values()
-        .flat_map(|t| t.findings.iter().map(|f| f.file.as_str()))
+        .flat_map(|t| {
+            t.findings
+                .iter()
+                .map(|f| (f.file.as_str(), f.formula.as_str()))
+        })
         .collect();
     out += &if report.complete() {
         format!("{}: complete\n", report.mirror)

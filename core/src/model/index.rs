@@ -13,6 +13,7 @@ use crate::model::digest::Sha256Digest;
 use crate::model::naming::{
     checked_mirror_file_name, image_name, pkg_version, validate_formula_name, validate_version,
 };
+use crate::model::packages::{UsesFromMacos, parse_uses_from_macos};
 use crate::model::tag::Tag;
 
 /// The registry Homebrew's bottles live on; always allowed.
@@ -66,6 +67,9 @@ pub struct Formula {
     pub disabled: bool,
     pub deprecated: bool,
     pub dependencies: Vec<String>,
+    /// `uses_from_macos` with its `uses_from_macos_bounds`: installed from
+    /// Homebrew on Linux and on macOS below the bound.
+    pub uses_from_macos: Vec<UsesFromMacos>,
     pub bottles: Vec<BottleFile>,
     pub invalid_tags: Vec<String>,
 }
@@ -81,6 +85,18 @@ impl Formula {
 
     pub fn bottle(&self, tag: &Tag) -> Option<&BottleFile> {
         self.bottles.iter().find(|b| &b.tag == tag)
+    }
+
+    /// The formulae a client on `client` installs with this one.
+    pub fn dependencies_on(&self, client: &Tag) -> Vec<String> {
+        let mut out = self.dependencies.clone();
+        out.extend(
+            self.uses_from_macos
+                .iter()
+                .filter(|u| u.from_homebrew_on(client, None))
+                .map(|u| u.name.clone()),
+        );
+        out
     }
 }
 
@@ -132,6 +148,12 @@ struct RawFormula {
     revision: u32,
     #[serde(default)]
     dependencies: Vec<String>,
+    /// `["zlib", {"libxml2": "build"}]`, and in the same order the bounds
+    /// (`[{}, {"since": "sonoma"}]`).
+    #[serde(default)]
+    uses_from_macos: Vec<serde_json::Value>,
+    #[serde(default)]
+    uses_from_macos_bounds: Vec<serde_json::Value>,
     #[serde(default)]
     deprecated: bool,
     #[serde(default)]
@@ -279,6 +301,16 @@ fn validate_formula(
         disabled: raw.disabled,
         deprecated: raw.deprecated,
         dependencies: raw.dependencies,
+        uses_from_macos: parse_uses_from_macos(
+            &raw.uses_from_macos
+                .iter()
+                .enumerate()
+                .map(|(i, entry)| {
+                    let bounds = raw.uses_from_macos_bounds.get(i).cloned();
+                    serde_json::Value::Array(std::iter::once(entry.clone()).chain(bounds).collect())
+                })
+                .collect::<Vec<_>>(),
+        ),
         bottles: Vec::new(),
         invalid_tags: Vec::new(),
     };
@@ -376,6 +408,29 @@ mod tests {
         let f = &index.formulae[0];
         assert_eq!(f.name, "openssl@3");
         assert_eq!(f.bottles[0].tag.as_str(), "arm64_tahoe");
+    }
+
+    /// formula.json keeps `uses_from_macos` and its bounds in two lists
+    /// of the same order (formula.rb `dependencies_hash`).
+    #[test]
+    fn uses_from_macos_is_read_with_its_bounds() {
+        let text = r#"[{"name": "curl", "versions": {"stable": "8.0"},
+            "uses_from_macos": ["zlib", {"libxml2": "build"}, "expat"],
+            "uses_from_macos_bounds": [{}, {"since": "sonoma"}, {"since": "sequoia"}]}]"#;
+        let index = parse_index(text.as_bytes(), &policy()).unwrap();
+        let uses: Vec<(&str, Option<&str>, bool)> = index.formulae[0]
+            .uses_from_macos
+            .iter()
+            .map(|u| (u.name.as_str(), u.since.as_deref(), u.build_only))
+            .collect();
+        assert_eq!(
+            uses,
+            [
+                ("zlib", None, false),
+                ("libxml2", Some("sonoma"), true),
+                ("expat", Some("sequoia"), false)
+            ]
+        );
     }
 
     #[test]

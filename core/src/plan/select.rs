@@ -4,10 +4,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use crate::brew::publish::MirrorScope;
 use crate::model::index::{Formula, FormulaIndex};
+use crate::model::layout::packages_file_name;
 use crate::model::naming::{image_name, mirror_file_name, pkg_version};
-use crate::model::packages::{PackagesFile, dependency_closure};
-use crate::model::tag::{auto_tags, installed_tag};
+use crate::model::packages::{
+    DependencyRules, LINUX_HOST_FORMULAE, PackagesFile, dependency_closure,
+};
+use crate::model::tag::{TagKind, auto_tags, installed_tag};
 use crate::{BottleJob, Error, ObjectKey, Result, Sha256Digest, SizeSource, Tag};
 use chrono::NaiveDate;
 use url::Url;
@@ -47,9 +51,32 @@ pub struct PlanRequest {
     pub formulae: Vec<String>,
     /// With `formulae`: add the closure of their runtime dependencies.
     pub with_deps: bool,
+    /// With `with_deps`, on Linux tags: also `glibc` and `gcc`, which brew
+    /// installs with everything on hosts with an older glibc.
+    pub linux_host_formulae: bool,
     pub include_disabled: bool,
     /// The dated folder new bottles go to.
     pub date: NaiveDate,
+}
+
+impl PlanRequest {
+    pub fn rules(&self) -> DependencyRules {
+        DependencyRules {
+            with_deps: self.with_deps,
+            linux_host_formulae: self.linux_host_formulae,
+        }
+    }
+
+    /// What the mirror serves once this plan's bottles are in: the scope
+    /// its published API files are checked against.
+    pub fn scope(&self) -> MirrorScope {
+        MirrorScope {
+            formulae: self.formulae.clone(),
+            with_deps: self.with_deps,
+            linux_host_formulae: self.linux_host_formulae,
+            include_disabled: self.include_disabled,
+        }
+    }
 }
 
 /// A client tag a wanted formula cannot be served for, and why.
@@ -77,6 +104,9 @@ pub struct Plan {
     /// Bottles a per-tag API file names that `formula.json` lists with
     /// another digest (files of different builds); the per-tag file wins.
     pub disagreements: Vec<String>,
+    /// Entries of the per-tag API files in scope that were set aside as
+    /// unreadable, each named with its file: their bottles are not mirrored.
+    pub rejected_client_entries: Vec<String>,
 }
 
 impl Plan {
@@ -135,7 +165,7 @@ pub fn plan_for_clients(
         tags: tags.clone(),
         ..Plan::default()
     };
-    let wanted = wanted_formulae(index, request, &mut plan.missing_dependencies)?;
+    check_requested(index, request)?;
     let registry_root = registry_root(index);
     // `FormulaIndex::get` scans; per-tag planning looks up every entry.
     let by_name: HashMap<&str, &Formula> = index
@@ -147,6 +177,13 @@ pub fn plan_for_clients(
     let mut considered = HashSet::new();
     let mut disabled = BTreeSet::new();
     for client in &tags {
+        if let Some(file) = clients.get(client) {
+            plan.rejected_client_entries.extend(
+                file.rejections_in_scope(&request.formulae, request.rules())
+                    .into_iter()
+                    .map(|r| format!("{}: {r}", packages_file_name(client))),
+            );
+        }
         let bottles = match clients.get(client) {
             Some(file) => client_file_bottles(
                 file,
@@ -156,7 +193,11 @@ pub fn plan_for_clients(
                 &mut plan.missing_dependencies,
                 &mut plan.disagreements,
             ),
-            None => index_bottles(&wanted, client, request, &mut plan.unavailable),
+            None => {
+                let wanted =
+                    wanted_formulae(index, request, client, &mut plan.missing_dependencies);
+                index_bottles(&wanted, client, request, &mut plan.unavailable)
+            }
         };
         for (formula, bottle) in bottles {
             if formula.disabled && !request.include_disabled {
@@ -234,18 +275,19 @@ fn client_file_bottles(
     missing: &mut Vec<String>,
     disagreements: &mut Vec<String>,
 ) -> Vec<(Candidate, Option<CandidateBottle>)> {
-    // The dependencies are the per-tag file's runtime ones, plus the
-    // index's where it lists more (the two may come from different builds:
-    // an extra bottle costs less than a client falling back upstream).
+    // The dependencies are the ones brew on the file's tag installs, plus
+    // the index's runtime ones where it lists more (the two may come from
+    // different builds: an extra bottle costs less than a client falling
+    // back upstream).
     let entries = if request.formulae.is_empty() {
-        file.closure(&[], false, missing)
+        file.closure(&[], request.rules(), missing)
     } else {
         dependency_closure(
-            &request.formulae,
+            &file.closure_roots(&request.formulae, request.rules()),
             request.with_deps,
             |name| file.formulae.get(name),
             |entry| {
-                let mut all = entry.dependencies.clone();
+                let mut all = entry.dependencies_on(&file.tag);
                 if let Some(formula) = index.get(entry.name.as_str()) {
                     all.extend(formula.dependencies.iter().cloned());
                 }
@@ -370,28 +412,46 @@ fn blob_url(root: &str, formula: &str, sha256: &Sha256Digest) -> Url {
     .expect("a registry root from a valid URL and a validated name make a URL")
 }
 
-/// All formulae, or the requested ones (plus their dependency closure).
+/// Every `--formula` must be in the index.
+fn check_requested(index: &FormulaIndex, request: &PlanRequest) -> Result<()> {
+    match request.formulae.iter().find(|n| index.get(n).is_none()) {
+        Some(unknown) => Err(Error::config(
+            "--formula",
+            format!("{unknown:?} is not in the formula index (or its entry was rejected)"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// All formulae, or the requested ones plus what brew on `client`
+/// installs with them (the index's runtime dependencies, `uses_from_macos`
+/// where that client takes them from Homebrew, and on Linux the host
+/// formulae), for a tag without a per-tag API file.
 fn wanted_formulae<'a>(
     index: &'a FormulaIndex,
     request: &PlanRequest,
+    client: &Tag,
     missing: &mut Vec<String>,
-) -> Result<Vec<&'a Formula>> {
+) -> Vec<&'a Formula> {
     if request.formulae.is_empty() {
-        return Ok(index.formulae.iter().collect());
+        return index.formulae.iter().collect();
     }
-    if let Some(unknown) = request.formulae.iter().find(|n| index.get(n).is_none()) {
-        return Err(Error::config(
-            "--formula",
-            format!("{unknown:?} is not in the formula index (or its entry was rejected)"),
-        ));
+    let mut roots = request.formulae.clone();
+    let rules = request.rules();
+    if rules.with_deps && rules.linux_host_formulae && matches!(client.kind(), TagKind::Linux(_)) {
+        for host in LINUX_HOST_FORMULAE {
+            if index.get(host).is_some() && !roots.iter().any(|r| r == host) {
+                roots.push(host.to_string());
+            }
+        }
     }
-    Ok(dependency_closure(
-        &request.formulae,
+    dependency_closure(
+        &roots,
         request.with_deps,
         |name| index.get(name),
-        |formula| formula.dependencies.clone(),
+        |formula| formula.dependencies_on(client),
         missing,
-    ))
+    )
 }
 
 #[cfg(test)]
@@ -408,6 +468,7 @@ mod tests {
             disabled: false,
             deprecated: false,
             dependencies: deps.iter().map(|d| d.to_string()).collect(),
+            uses_from_macos: vec![],
             bottles: tags
                 .iter()
                 .map(|t| {
@@ -440,6 +501,7 @@ mod tests {
             tags: TagSelection::parse("--tags", tags).unwrap(),
             formulae: vec![],
             with_deps: false,
+            linux_host_formulae: true,
             include_disabled: false,
             date: NaiveDate::from_ymd_opt(2026, 11, 29).unwrap(),
         }
@@ -550,6 +612,105 @@ mod tests {
             err.to_string()
                 .contains("\"nope\" is not in the formula index"),
             "{err}"
+        );
+    }
+
+    /// A tag without a per-tag file: the index's `uses_from_macos` are
+    /// dependencies on Linux (and below their bound on macOS), and Linux
+    /// closures take glibc and gcc unless told not to.
+    #[test]
+    fn an_index_closure_follows_brew_on_each_tag() {
+        use crate::model::packages::UsesFromMacos;
+        let mut curl = formula(
+            "curl",
+            &["arm64_tahoe", "arm64_sonoma", "x86_64_linux"],
+            &[],
+        );
+        curl.uses_from_macos = vec![
+            UsesFromMacos {
+                name: "zlib".into(),
+                since: None,
+                build_only: false,
+            },
+            UsesFromMacos {
+                name: "expat".into(),
+                since: Some("sequoia".into()),
+                build_only: false,
+            },
+            UsesFromMacos {
+                name: "m4".into(),
+                since: None,
+                build_only: true,
+            },
+        ];
+        let all = ["arm64_tahoe", "arm64_sonoma", "x86_64_linux"];
+        let idx = index(vec![
+            curl,
+            formula("zlib", &all, &[]),
+            formula("expat", &all, &[]),
+            formula("m4", &all, &[]),
+            formula("glibc", &["x86_64_linux"], &[]),
+            formula("gcc", &["x86_64_linux"], &[]),
+        ]);
+        let names = |tags: &str, hosts: bool| {
+            let mut req = request(tags);
+            req.formulae = vec!["curl".into()];
+            req.with_deps = true;
+            req.linux_host_formulae = hosts;
+            let plan = plan(&idx, &req, &HashSet::new(), &HashSet::new()).unwrap();
+            assert!(
+                plan.missing_dependencies.is_empty(),
+                "{:?}",
+                plan.missing_dependencies
+            );
+            let mut names: Vec<String> = plan.jobs.iter().map(|j| j.name.clone()).collect();
+            names.sort();
+            names
+        };
+        assert_eq!(names("arm64_tahoe", true), ["curl"]);
+        assert_eq!(names("arm64_sonoma", true), ["curl", "expat"]);
+        assert_eq!(
+            names("x86_64_linux", true),
+            ["curl", "expat", "gcc", "glibc", "zlib"]
+        );
+        assert_eq!(names("x86_64_linux", false), ["curl", "expat", "zlib"]);
+    }
+
+    /// An entry of a per-tag file that cannot be read is counted and named
+    /// by the plan (its bottle is never mirrored), once per file it is in.
+    #[test]
+    fn unreadable_per_tag_entries_are_named_by_the_plan() {
+        let idx = index(vec![formula("ok", &["arm64_tahoe"], &[])]);
+        let (tag, file) = packages(
+            "arm64_tahoe",
+            serde_json::json!({
+                "ok": {"stable_version": "1.0", "bottle_checksum": "a".repeat(64)},
+                "bad": {"stable_version": "1.0", "bottle_checksum": "a".repeat(64), "bottle_tag": ":not a tag"}
+            }),
+        );
+        let plan = plan_for_clients(
+            &idx,
+            &BTreeMap::from([(tag, file)]),
+            &request("arm64_tahoe"),
+            &HashSet::new(),
+            &HashSet::new(),
+        )
+        .unwrap();
+        assert_eq!(plan.jobs.len(), 1);
+        assert_eq!(
+            plan.rejected_client_entries.len(),
+            1,
+            "{:?}",
+            plan.rejected_client_entries
+        );
+        let named = &plan.rejected_client_entries[0];
+        assert!(
+            named.starts_with("packages.arm64_tahoe.jws.json: "),
+            "{named}"
+        );
+        assert!(
+            named.contains("\"bad\"") && named.contains("bottle_tag"),
+            "{named}"
         );
     }
 

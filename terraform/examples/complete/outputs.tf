@@ -122,6 +122,6 @@ output "cdn_domain_name" {
 }
 
 output "homebrew_client_env" {
-  description = "HOMEBREW_API_DOMAIN and HOMEBREW_BOTTLE_DOMAIN lines for brew clients (enable_cdn); null when the CDN is off."
+  description = "The HOMEBREW_API_DOMAIN, HOMEBREW_BOTTLE_DOMAIN, HOMEBREW_NO_AUTO_UPDATE and HOMEBREW_FORCE_API_AUTO_UPDATE lines for brew clients (enable_cdn); null when the CDN is off."
   value       = module.bottlesync.homebrew_client_env
 }

@@ -24,8 +24,8 @@ output "client_domain" {
 }
 
 output "homebrew_client_env" {
-  description = "The two lines brew clients set (add HOMEBREW_NO_AUTO_UPDATE=1): HOMEBREW_API_DOMAIN and HOMEBREW_BOTTLE_DOMAIN."
-  value       = "HOMEBREW_API_DOMAIN=https://${local.client_domain}/api\nHOMEBREW_BOTTLE_DOMAIN=https://${local.client_domain}/bottles"
+  description = "The four lines brew clients set: HOMEBREW_API_DOMAIN, HOMEBREW_BOTTLE_DOMAIN, HOMEBREW_NO_AUTO_UPDATE=1 (no git fetch of brew itself) and HOMEBREW_FORCE_API_AUTO_UPDATE=1 (without it brew keeps its first API file forever)."
+  value       = "HOMEBREW_API_DOMAIN=https://${local.client_domain}/api\nHOMEBREW_BOTTLE_DOMAIN=https://${local.client_domain}/bottles\nHOMEBREW_NO_AUTO_UPDATE=1\nHOMEBREW_FORCE_API_AUTO_UPDATE=1"
 }
 
 output "origin_access_control" {

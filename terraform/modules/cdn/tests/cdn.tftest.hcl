@@ -97,7 +97,7 @@ run "serves_bottles_and_api_over_https_through_oac" {
     error_message = "defaults: the *.cloudfront.net certificate, no aliases, PriceClass_100, no logs"
   }
   assert {
-    condition     = output.homebrew_client_env == "HOMEBREW_API_DOMAIN=https://d1mirror.cloudfront.net/api\nHOMEBREW_BOTTLE_DOMAIN=https://d1mirror.cloudfront.net/bottles"
+    condition     = output.homebrew_client_env == "HOMEBREW_API_DOMAIN=https://d1mirror.cloudfront.net/api\nHOMEBREW_BOTTLE_DOMAIN=https://d1mirror.cloudfront.net/bottles\nHOMEBREW_NO_AUTO_UPDATE=1\nHOMEBREW_FORCE_API_AUTO_UPDATE=1"
     error_message = "the client lines name the cloudfront.net domain without the prefix"
   }
 }
@@ -176,7 +176,7 @@ run "aliases_use_the_certificate_and_the_first_alias" {
     error_message = "access logs to the given bucket"
   }
   assert {
-    condition     = output.homebrew_client_env == "HOMEBREW_API_DOMAIN=https://brew.example.com/api\nHOMEBREW_BOTTLE_DOMAIN=https://brew.example.com/bottles"
+    condition     = output.homebrew_client_env == "HOMEBREW_API_DOMAIN=https://brew.example.com/api\nHOMEBREW_BOTTLE_DOMAIN=https://brew.example.com/bottles\nHOMEBREW_NO_AUTO_UPDATE=1\nHOMEBREW_FORCE_API_AUTO_UPDATE=1"
     error_message = "clients use the first alias"
   }
 }
