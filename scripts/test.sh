@@ -46,6 +46,8 @@ if [ -d terraform ]; then
 fi
 echo "== crate boundaries (scripts/check-layers.sh)"
 ./scripts/check-layers.sh
+echo "== the ECS image's build stage (scripts/check-dockerfile.sh)"
+./scripts/check-dockerfile.sh
 echo "== cargo test"
 cargo test --workspace --locked --no-fail-fast
 if [ -d terraform ]; then
