@@ -9,6 +9,8 @@ use sha2::{Digest, Sha256};
 
 use crate::bottles::{BottleInfo, ResolvedCatalog};
 use crate::catalog::FormulaSpec;
+use crate::formula_struct::{FormulaStruct, generate_formula_struct};
+use crate::ruby::RubyValue;
 use crate::tags;
 
 #[derive(Serialize)]
@@ -32,25 +34,57 @@ struct FormulaDoc<'a> {
     options: [&'a str; 0],
     build_dependencies: &'a [String],
     dependencies: &'a [String],
-    test_dependencies: [&'a str; 0],
-    recommended_dependencies: [&'a str; 0],
-    optional_dependencies: [&'a str; 0],
-    uses_from_macos: [&'a str; 0],
-    requirements: [&'a str; 0],
+    test_dependencies: &'a [String],
+    recommended_dependencies: &'a [String],
+    optional_dependencies: &'a [String],
+    /// `"name"` or `{"name": "build"}`, with the bound at the same index of
+    /// `uses_from_macos_bounds` (`{}` or `{"since": "<macos>"}`), as
+    /// formula.rb `dependencies_hash` writes them.
+    uses_from_macos: Vec<serde_json::Value>,
+    uses_from_macos_bounds: Vec<serde_json::Value>,
+    requirements: Vec<RequirementDoc<'a>>,
     conflicts_with: [&'a str; 0],
     caveats: Option<&'a str>,
     deprecated: bool,
     deprecation_date: Option<&'static str>,
     deprecation_reason: Option<&'static str>,
+    deprecate_args: Option<DeprecateDisableArgs>,
     disabled: bool,
     disable_date: Option<&'static str>,
     disable_reason: Option<&'static str>,
+    disable_args: Option<DeprecateDisableArgs>,
     post_install_defined: bool,
     service: Option<&'a str>,
     tap_git_head: &'static str,
     ruby_source_path: String,
     ruby_source_checksum: Checksum,
 }
+
+/// formula.rb `serialized_requirements`: one requirement.
+#[derive(Serialize)]
+struct RequirementDoc<'a> {
+    name: &'a str,
+    cask: Option<&'a str>,
+    download: Option<&'a str>,
+    /// macOS requirements carry the version number (`"14"`), not the name.
+    version: Option<&'a str>,
+    contexts: &'a [String],
+    specs: &'static [&'static str],
+}
+
+/// formula.rb `deprecate!`/`disable!` arguments, as formula.json has them.
+#[derive(Serialize)]
+struct DeprecateDisableArgs {
+    date: &'static str,
+    because: &'static str,
+    replacement_formula: Option<&'static str>,
+    replacement_cask: Option<&'static str>,
+}
+
+const DEPRECATION_DATE: &str = "2025-01-01";
+const DEPRECATION_REASON: &str = "unmaintained";
+const DISABLE_DATE: &str = "2025-06-01";
+const DISABLE_REASON: &str = "no_license";
 
 #[derive(Serialize)]
 struct Versions<'a> {
@@ -62,6 +96,15 @@ struct Versions<'a> {
 #[derive(Serialize)]
 struct Urls {
     stable: SourceUrl,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    head: Option<HeadUrl>,
+}
+
+#[derive(Serialize)]
+struct HeadUrl {
+    url: String,
+    branch: Option<&'static str>,
+    using: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -149,7 +192,7 @@ fn formula_doc<'a>(
         homepage: format!("https://example.invalid/{name}"),
         versions: Versions {
             stable: &formula.version,
-            head: formula.version.len().is_multiple_of(2).then_some("HEAD"),
+            head: formula.head.then_some("HEAD"),
             bottle: !bottles.is_empty(),
         },
         urls: Urls {
@@ -163,6 +206,11 @@ fn formula_doc<'a>(
                 using: None,
                 checksum: hex_of(&format!("source {name} {}", formula.version)),
             },
+            head: formula.head.then(|| HeadUrl {
+                url: format!("https://example.invalid/{name}.git"),
+                branch: Some("main"),
+                using: None,
+            }),
         },
         revision: formula.revision,
         version_scheme: 0,
@@ -178,19 +226,67 @@ fn formula_doc<'a>(
         options: [],
         build_dependencies: &formula.build_dependencies,
         dependencies: &formula.dependencies,
-        test_dependencies: [],
-        recommended_dependencies: [],
-        optional_dependencies: [],
-        uses_from_macos: [],
-        requirements: [],
+        test_dependencies: &formula.test_dependencies,
+        recommended_dependencies: &formula.recommended_dependencies,
+        optional_dependencies: &formula.optional_dependencies,
+        uses_from_macos: formula
+            .uses_from_macos
+            .iter()
+            .map(|u| match u.build {
+                true => serde_json::json!({ &u.name: "build" }),
+                false => serde_json::json!(u.name),
+            })
+            .collect(),
+        uses_from_macos_bounds: formula
+            .uses_from_macos
+            .iter()
+            .map(|u| match &u.since {
+                Some(since) => serde_json::json!({ "since": since }),
+                None => serde_json::json!({}),
+            })
+            .collect(),
+        requirements: formula
+            .requirements
+            .iter()
+            .map(|r| RequirementDoc {
+                name: &r.name,
+                cask: None,
+                download: None,
+                version: r.version.as_deref().map(|v| match r.name.as_str() {
+                    "macos" | "maximum_macos" => tags::MACOS_NEWEST_FIRST
+                        .iter()
+                        .find(|(name, _)| *name == v)
+                        .map_or(v, |(_, number)| number),
+                    _ => v,
+                }),
+                contexts: &r.contexts,
+                specs: if formula.head {
+                    &["stable", "head"]
+                } else {
+                    &["stable"]
+                },
+            })
+            .collect(),
         conflicts_with: [],
         caveats: None,
         deprecated: formula.deprecated,
-        deprecation_date: formula.deprecated.then_some("2025-01-01"),
-        deprecation_reason: formula.deprecated.then_some("unmaintained"),
+        deprecation_date: formula.deprecated.then_some(DEPRECATION_DATE),
+        deprecation_reason: formula.deprecated.then_some(DEPRECATION_REASON),
+        deprecate_args: formula.deprecated.then_some(DeprecateDisableArgs {
+            date: DEPRECATION_DATE,
+            because: DEPRECATION_REASON,
+            replacement_formula: None,
+            replacement_cask: None,
+        }),
         disabled: formula.disabled,
-        disable_date: formula.disabled.then_some("2025-06-01"),
-        disable_reason: formula.disabled.then_some("no_license"),
+        disable_date: formula.disabled.then_some(DISABLE_DATE),
+        disable_reason: formula.disabled.then_some(DISABLE_REASON),
+        disable_args: formula.disabled.then_some(DeprecateDisableArgs {
+            date: DISABLE_DATE,
+            because: DISABLE_REASON,
+            replacement_formula: None,
+            replacement_cask: None,
+        }),
         post_install_defined: false,
         service: None,
         tap_git_head: FORMULA_TAP_GIT_HEAD,
@@ -283,97 +379,24 @@ pub(crate) const PACKAGES_GENERATED_AT: u64 = 1_787_000_000;
 const FORMULA_TAP_GIT_HEAD: &str = "0123456789abcdef0123456789abcdef01234567";
 const CASK_TAP_GIT_HEAD: &str = "89abcdef0123456789abcdef0123456789abcdef";
 
-fn is_zero(n: &u32) -> bool {
-    *n == 0
+/// One formula of a per-tag file, as brew writes it: the formula.json
+/// entry turned into brew's FormulaStruct (`generate_formula_struct_hash`)
+/// and serialised for `tag` (`FormulaStruct#serialize`), so symbols are
+/// `":name"` strings and blanks and zeros are left out (no `revision` means
+/// 0, no `bottle_checksum` means no bottle for this tag, no `bottle_tag`
+/// means the client's own tag, no `bottle_cellar` means
+/// `:any_skip_relocation`; a disabled formula has `disable_args`).
+#[cfg(test)]
+pub(crate) fn package_entry(formula: &FormulaSpec, bottles: &[BottleInfo], tag: &str) -> RubyValue {
+    formula_struct(formula, bottles).serialize(tag)
 }
 
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
-/// One formula of a per-tag file. Like upstream's serialisation, blank
-/// values and zeros are left out: no `revision` means 0, no
-/// `bottle_rebuild` means 0, no `bottle_checksum` means no bottle for this
-/// tag, no `bottle_tag` means the client's own tag, no `bottle_cellar`
-/// means `:any_skip_relocation`.
-#[derive(Serialize)]
-struct PackageEntry<'a> {
-    desc: String,
-    homepage: String,
-    license: &'static str,
-    stable_version: &'a str,
-    #[serde(skip_serializing_if = "is_zero")]
-    revision: u32,
-    #[serde(skip_serializing_if = "is_zero")]
-    bottle_rebuild: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bottle_checksum: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bottle_tag: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bottle_cellar: Option<&'a str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    stable_dependencies: Vec<Dependency<'a>>,
-    #[serde(skip_serializing_if = "is_false")]
-    deprecated: bool,
-    #[serde(skip_serializing_if = "is_false")]
-    disabled: bool,
-}
-
-/// A runtime dependency is its name; others are `{"<name>": "<type>"}`.
-enum Dependency<'a> {
-    Runtime(&'a str),
-    Build(&'a str),
-}
-
-impl Serialize for Dependency<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Dependency::Runtime(name) => serializer.serialize_str(name),
-            Dependency::Build(name) => {
-                let mut map = serializer.serialize_map(Some(1))?;
-                map.serialize_entry(name, "build")?;
-                map.end()
-            }
-        }
-    }
-}
-
-fn package_entry<'a>(
-    formula: &'a FormulaSpec,
-    bottles: &'a [BottleInfo],
-    tag: &str,
-) -> PackageEntry<'a> {
-    let available: Vec<&str> = bottles.iter().map(|b| b.tag.as_str()).collect();
-    let chosen =
-        tags::installable_tag(&available, tag).and_then(|t| bottles.iter().find(|b| b.tag == t));
-    let name = &formula.name;
-    PackageEntry {
-        desc: format!("Stand-in formula {name}"),
-        homepage: format!("https://example.invalid/{name}"),
-        license: "MIT",
-        stable_version: &formula.version,
-        revision: formula.revision,
-        bottle_rebuild: chosen.map_or(0, |_| formula.rebuild),
-        bottle_checksum: chosen.map(|b| b.sha256.as_str()),
-        bottle_tag: chosen.map(|b| b.tag.as_str()).filter(|t| *t != tag),
-        bottle_cellar: chosen
-            .map(|b| b.cellar.as_str())
-            .filter(|c| *c != ":any_skip_relocation"),
-        stable_dependencies: formula
-            .dependencies
-            .iter()
-            .map(|d| Dependency::Runtime(d))
-            .chain(
-                formula
-                    .build_dependencies
-                    .iter()
-                    .map(|d| Dependency::Build(d)),
-            )
-            .collect(),
-        deprecated: formula.deprecated,
-        disabled: formula.disabled,
-    }
+/// The FormulaStruct brew builds from `formula`'s formula.json entry.
+fn formula_struct(formula: &FormulaSpec, bottles: &[BottleInfo]) -> FormulaStruct {
+    // The root URL does not reach the struct.
+    let doc = serde_json::to_string(&formula_doc(formula, bottles, "")).expect("formula doc serialises");
+    let doc = RubyValue::from_json(&doc).expect("formula doc parses");
+    generate_formula_struct(&doc)
 }
 
 /// Payload of `internal/packages.<tag>.jws.json` in upstream's schema:
@@ -391,10 +414,8 @@ pub(crate) fn render_packages_payload(catalog: &ResolvedCatalog, tag: &str) -> S
             let mut map = serializer.serialize_map(Some(order.len()))?;
             for i in order {
                 let formula = &catalog.formulae[i];
-                map.serialize_entry(
-                    &formula.name,
-                    &package_entry(formula, catalog.bottles_of(i), tag),
-                )?;
+                let entry = formula_struct(formula, catalog.bottles_of(i)).serialize(tag);
+                map.serialize_entry(&formula.name, &entry)?;
             }
             map.end()
         }
