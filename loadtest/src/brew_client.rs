@@ -467,11 +467,7 @@ impl fmt::Display for InstallReport {
             format!(", refused {}", refused.join(", "))
         };
         if self.is_complete() {
-            return write!(
-                f,
-                "complete ({} formulae{refused})",
-                self.formulae.len()
-            );
+            return write!(f, "complete ({} formulae{refused})", self.formulae.len());
         }
         let problems: Vec<String> = self
             .formulae
@@ -755,7 +751,9 @@ fn global_dependencies(entries: &BTreeMap<String, RubyValue>, name: &str) -> BTr
         let Some(entry) = entries.get(name) else {
             return;
         };
-        let listed = entry.get_str("stable_dependencies").and_then(RubyValue::as_array);
+        let listed = entry
+            .get_str("stable_dependencies")
+            .and_then(RubyValue::as_array);
         for dependency in listed.unwrap_or_default() {
             let names: Vec<&str> = match dependency {
                 RubyValue::Str(n) => vec![n.as_str()],
@@ -886,7 +884,10 @@ fn entry_bottle_request(
     let tag = match entry.get_str("bottle_tag") {
         None => client_tag.to_string(),
         Some(RubyValue::Sym(tag)) if tags::parse_tag(tag).is_some() => tag.clone(),
-        Some(other) => anyhow::bail!("bottle_tag {:?} is not a bottle tag symbol", other.to_json()),
+        Some(other) => anyhow::bail!(
+            "bottle_tag {:?} is not a bottle tag symbol",
+            other.to_json()
+        ),
     };
     let version = entry
         .get_str("stable_version")
@@ -1124,7 +1125,10 @@ mod tests {
             {":xcode": ["11.2", ":build"]}, "\\:odd-name"
         ]});
         // "\\:odd-name" is the string ":odd-name" (an escaped look-alike).
-        assert_eq!(runtime_dependencies(&entry, "x86_64_linux"), ["a", ":odd-name"]);
+        assert_eq!(
+            runtime_dependencies(&entry, "x86_64_linux"),
+            ["a", ":odd-name"]
+        );
     }
 
     #[test]
@@ -1140,7 +1144,10 @@ mod tests {
             runtime_dependencies(&entry, "x86_64_linux"),
             ["zlib", "curl", "expat"]
         );
-        assert_eq!(runtime_dependencies(&entry, "arm64_linux"), ["zlib", "curl", "expat"]);
+        assert_eq!(
+            runtime_dependencies(&entry, "arm64_linux"),
+            ["zlib", "curl", "expat"]
+        );
         // macOS provides zlib everywhere and curl from sequoia on; an
         // unknown bound counts as the oldest macOS.
         assert!(runtime_dependencies(&entry, "arm64_tahoe").is_empty());
@@ -1212,7 +1219,10 @@ mod tests {
         // Only when the API file has them.
         let without = read_entries(&serde_json::json!({"a": {}}));
         let options = ReplayOptions::default();
-        assert_eq!(install_closure(&without, "x86_64_linux", &["a"], &options), ["a"]);
+        assert_eq!(
+            install_closure(&without, "x86_64_linux", &["a"], &options),
+            ["a"]
+        );
     }
 
     #[test]
@@ -1294,7 +1304,105 @@ mod tests {
         assert_eq!(linux.formulae[0].bottle, None);
         assert!(linux.formulae[0].requests.is_empty());
         let linux = install(&mirror, "x86_64_linux", &["linux-only"]).await;
-        assert!(linux.formulae[0].bottle.is_some() && linux.is_complete());
+        assert!(linux.is_complete(), "{linux}");
+        let linux_only = linux.formula("linux-only").unwrap();
+        assert_eq!(linux_only.bottle.as_ref().unwrap().tag, "x86_64_linux");
+    }
+
+    /// The brew-mirror catalog through the replay: what each client tag
+    /// installs for curl, wget and the disabled gone.
+    #[tokio::test]
+    async fn closures_follow_uses_from_macos_implicit_linux_deps_and_refusals() {
+        let (_dir, mirror) = mirror_of(&Catalog::brew_mirror());
+        let names = |report: &InstallReport| -> Vec<String> {
+            report.formulae.iter().map(|f| f.name.clone()).collect()
+        };
+        // tahoe provides zlib and libxml2 (since tahoe); the recommended
+        // ca-certificates is installed, build/test/optional ones and the
+        // :macos requirement are not.
+        let tahoe = install(&mirror, "arm64_tahoe", &["curl"]).await;
+        assert!(tahoe.is_complete(), "{tahoe}");
+        assert_eq!(names(&tahoe), ["ca-certificates", "openssl@3", "curl"]);
+        // sequoia is older than libxml2's bound.
+        let sequoia = install(&mirror, "sequoia", &["curl"]).await;
+        assert!(sequoia.is_complete(), "{sequoia}");
+        assert_eq!(
+            names(&sequoia),
+            ["ca-certificates", "openssl@3", "libxml2", "curl"]
+        );
+        // Linux: every uses_from_macos but the build-only one, and gcc and
+        // glibc for everything but themselves (gcc gets glibc).
+        let linux = install(&mirror, "x86_64_linux", &["curl"]).await;
+        assert!(linux.is_complete(), "{linux}");
+        assert_eq!(
+            names(&linux),
+            [
+                "glibc",
+                "gcc",
+                "ca-certificates",
+                "openssl@3",
+                "zlib",
+                "libxml2",
+                "curl"
+            ]
+        );
+        // No implicit dependencies for a new enough Linux host.
+        let options = ReplayOptions {
+            old_linux_host: false,
+        };
+        let new_host = replay_install_with(&mirror, "x86_64_linux", &["curl"], &options)
+            .await
+            .unwrap();
+        assert_eq!(
+            names(&new_host),
+            ["ca-certificates", "openssl@3", "zlib", "libxml2", "curl"]
+        );
+        let zlib = linux.formula("zlib").unwrap().bottle.clone().unwrap();
+        assert_eq!(zlib.path, "/bottles/zlib-1.3.1.x86_64_linux.bottle.tar.gz");
+
+        // A disabled formula is refused: nothing requested, not a problem.
+        let gone = install(&mirror, "x86_64_linux", &["gone", "wget"]).await;
+        assert!(gone.is_complete(), "{gone}");
+        assert_eq!(gone.refused(), ["gone"]);
+        let refused = gone.formula("gone").unwrap();
+        assert!(refused.requests.is_empty() && refused.bottle.is_none());
+        assert_eq!(
+            refused.refused.as_deref(),
+            Some("disabled on 2025-06-01 because no_license")
+        );
+        assert!(gone.to_string().contains("refused gone"), "{gone}");
+        // wget on Linux needs zlib; old-tool has no Linux bottle.
+        assert_eq!(
+            names(&gone),
+            [
+                "gone",
+                "glibc",
+                "gcc",
+                "ca-certificates",
+                "openssl@3",
+                "old-tool",
+                "zlib",
+                "wget"
+            ]
+        );
+        assert_eq!(gone.formula("old-tool").unwrap().bottle, None);
+    }
+
+    /// An API file in the colon-less form (the stand-in's before issue 17)
+    /// is not what brew reads: its `bottle_tag`s are refused by name.
+    #[tokio::test]
+    async fn a_colonless_api_file_is_named() {
+        let (dir, mirror) = mirror_of(&Catalog::brew_mirror());
+        let file = dir.path().join("api/internal/packages.tahoe.jws.json");
+        let mut payload = parse_packages_file(&std::fs::read(&file).unwrap()).unwrap();
+        payload["formulae"]["old-tool"]["bottle_tag"] = "sequoia".into();
+        std::fs::write(&file, index::render_jws(&payload.to_string())).unwrap();
+        let report = install(&mirror, "tahoe", &["old-tool"]).await;
+        assert_eq!(
+            report.problems(),
+            [("old-tool".to_string(), "invalid API entry")]
+        );
+        assert!(report.to_string().contains("bottle_tag"), "{report}");
     }
 
     #[tokio::test]

@@ -404,7 +404,7 @@ impl Catalog {
     ///   `pkgconf`, test `old-tool`, recommended `ca-certificates`, optional
     ///   `gtk+3`, `depends_on macos: :sonoma => :build`, and
     ///   `uses_from_macos` `zlib` (no bound), `libxml2` since tahoe (so
-    ///   sequoia clients install it) and `pkgconf => :build`;
+    ///   sequoia clients install it) and `pkgconf => :build` since sonoma;
     /// - `zlib` and `libxml2`: bottled for every mirror tag;
     /// - `gone`: disabled (`disable_args`), bottled for every mirror tag;
     /// - `glibc` and `gcc`: `x86_64_linux` bottles only, the dependencies
@@ -440,7 +440,7 @@ impl Catalog {
             uses_from_macos: vec![
                 UsesFromMacos::new("zlib"),
                 UsesFromMacos::new("libxml2").since("tahoe"),
-                UsesFromMacos::new("pkgconf").build(),
+                UsesFromMacos::new("pkgconf").build().since("sonoma"),
             ],
             requirements: vec![Requirement::new("macos").version("sonoma").context("build")],
             head: true,

@@ -143,7 +143,12 @@ impl FormulaStruct {
     pub fn serialize(&self, bottle_tag: &str) -> RubyValue {
         let mut pairs: Vec<(RubyValue, RubyValue)> = SERIALIZED_PROPS
             .iter()
-            .map(|prop| (str(*prop), self.get(prop).cloned().unwrap_or(RubyValue::Nil)))
+            .map(|prop| {
+                (
+                    str(*prop),
+                    self.get(prop).cloned().unwrap_or(RubyValue::Nil),
+                )
+            })
             .collect();
         if let Some(bottle) = self.serialize_bottle(bottle_tag) {
             pairs.extend(bottle);
@@ -275,7 +280,10 @@ pub fn generate_formula_struct(formula: &RubyValue) -> FormulaStruct {
             head_url,
             compact_blank_hash(vec![
                 (sym("branch"), dig(&["urls", "head", "branch"])),
-                (sym("using"), optional_sym(formula.dig(&["urls", "head", "using"]))),
+                (
+                    sym("using"),
+                    optional_sym(formula.dig(&["urls", "head", "using"])),
+                ),
             ]),
         ]),
     );
@@ -331,8 +339,11 @@ pub fn generate_formula_struct(formula: &RubyValue) -> FormulaStruct {
             (str(key), list)
         }),
     );
-    let (stable_dependencies, stable_uses_from_macos) =
-        process_dependencies_and_requirements(Some(&stable_dependency_hash), requirements, "stable");
+    let (stable_dependencies, stable_uses_from_macos) = process_dependencies_and_requirements(
+        Some(&stable_dependency_hash),
+        requirements,
+        "stable",
+    );
     // "head_dependencies is always present unless the stable and head deps
     // are identical": without it (and without any head) the stable hash is
     // used, so every formula has head_dependencies.
@@ -495,7 +506,10 @@ pub fn process_uses_from_macos(dependency_hash: &RubyValue) -> Vec<RubyValue> {
         .iter()
         .enumerate()
         .map(|(i, entry)| {
-            let bounds = bounds.get(i).and_then(RubyValue::as_hash).unwrap_or_default();
+            let bounds = bounds
+                .get(i)
+                .and_then(RubyValue::as_hash)
+                .unwrap_or_default();
             let bounds: Vec<(RubyValue, RubyValue)> = bounds
                 .iter()
                 .map(|(k, v)| (k.to_sym(), v.to_sym()))
@@ -517,4 +531,414 @@ pub fn process_uses_from_macos(dependency_hash: &RubyValue) -> Vec<RubyValue> {
             }
         })
         .collect()
+}
+
+/// brew's own specs, translated literally: each input and expectation is
+/// the Ruby literal of the cited spec, written with [`sym`]/[`str`]/...
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ruby::RubyValue::{Bool, Int, Nil};
+
+    fn checksums(list: &[(RubyValue, &str, &str)]) -> Vec<BottleChecksum> {
+        list.iter()
+            .map(|(cellar, tag, checksum)| BottleChecksum {
+                tag: tag.to_string(),
+                cellar: cellar.clone(),
+                checksum: checksum.to_string(),
+            })
+            .collect()
+    }
+
+    fn bottle_hash(
+        tag: RubyValue,
+        cellar: RubyValue,
+        checksum: &str,
+    ) -> [(RubyValue, RubyValue); 3] {
+        [
+            (str("bottle_tag"), tag),
+            (str("bottle_cellar"), cellar),
+            (str("bottle_checksum"), str(checksum)),
+        ]
+    }
+
+    /// test/api/formula_struct_spec.rb, `#serialize_bottle` (both examples).
+    #[test]
+    fn serialize_bottle_matches_brews_spec() {
+        let formula = FormulaStruct {
+            bottle_checksums: checksums(&[
+                (sym("any"), "arm64_sequoia", "checksum1"),
+                (sym("any_skip_relocation"), "sequoia", "checksum2"),
+                (str("/opt/homebrew/Cellar"), "arm64_sonoma", "checksum3"),
+            ]),
+            ..FormulaStruct::default()
+        };
+        assert_eq!(
+            formula.serialize_bottle("arm64_tahoe"),
+            Some(bottle_hash(sym("arm64_sequoia"), sym("any"), "checksum1"))
+        );
+        assert_eq!(
+            formula.serialize_bottle("arm64_sequoia"),
+            Some(bottle_hash(Nil, sym("any"), "checksum1"))
+        );
+        assert_eq!(
+            formula.serialize_bottle("sequoia"),
+            Some(bottle_hash(Nil, Nil, "checksum2"))
+        );
+        assert_eq!(
+            formula.serialize_bottle("arm64_sonoma"),
+            Some(bottle_hash(Nil, str("/opt/homebrew/Cellar"), "checksum3"))
+        );
+        assert_eq!(formula.serialize_bottle("x86_64_linux"), None);
+
+        let all = FormulaStruct {
+            bottle_checksums: checksums(&[(sym("any_skip_relocation"), "all", "checksum1")]),
+            ..FormulaStruct::default()
+        };
+        for tag in ["arm64_tahoe", "sequoia", "x86_64_linux"] {
+            assert_eq!(
+                all.serialize_bottle(tag),
+                Some(bottle_hash(sym("all"), Nil, "checksum1")),
+                "{tag}"
+            );
+        }
+    }
+
+    /// test/api/formula_struct_spec.rb, "serialize/deserialize round-trip":
+    /// that struct, serialised for arm64_sequoia. brew's spec only checks
+    /// the round trip; the expected text applies deep_stringify_symbols
+    /// and deep_compact_blank by hand, and each part has the form brew's
+    /// `::deserialize` specs feed back in (`"stable_url_args" =>
+    /// [url]`, `"stable_uses_from_macos" => [["zlib"]]`, `"conflicts" =>
+    /// [["other-formula"]]`, `"bottle_cellar" => ":any"`).
+    #[test]
+    fn serialize_matches_brews_round_trip_spec() {
+        let mut original = FormulaStruct::default();
+        for (prop, value) in [
+            ("desc", str("round-trip test")),
+            ("homepage", str("https://example.com")),
+            ("license", str("MIT")),
+            ("ruby_source_checksum", str("abc123")),
+            ("stable_version", str("1.0.0")),
+            (
+                "stable_url_args",
+                array([str("https://example.com/foo-1.0.tar.gz"), empty_hash()]),
+            ),
+            (
+                "stable_dependencies",
+                array([str("dep1"), hash([(str("dep2"), sym("build"))])]),
+            ),
+            ("executables", array([str("foo")])),
+            (
+                "stable_uses_from_macos",
+                array([array([str("zlib"), empty_hash()])]),
+            ),
+            (
+                "conflicts",
+                array([array([str("other-formula"), empty_hash()])]),
+            ),
+            ("revision", Int(2)),
+            ("aliases", array([str("foo-alias")])),
+            ("post_install_defined", Bool(true)),
+        ] {
+            original.set(prop, value);
+        }
+        original.bottle_checksums = checksums(&[(sym("any"), "arm64_sequoia", "checksum1")]);
+        assert_eq!(
+            original.serialize("arm64_sequoia").to_json(),
+            concat!(
+                r#"{"aliases":["foo-alias"],"conflicts":[["other-formula"]],"desc":"round-trip test","#,
+                r#""executables":["foo"],"homepage":"https://example.com","license":"MIT","#,
+                r#""post_install_defined":true,"revision":2,"ruby_source_checksum":"abc123","#,
+                r#""stable_dependencies":["dep1",{"dep2":":build"}],"#,
+                r#""stable_url_args":["https://example.com/foo-1.0.tar.gz"],"#,
+                r#""stable_uses_from_macos":[["zlib"]],"stable_version":"1.0.0","#,
+                r#""bottle_cellar":":any","bottle_checksum":"checksum1"}"#
+            )
+        );
+        // On another macOS the fallback bottle's tag is named.
+        let tahoe = original.serialize("arm64_tahoe");
+        assert_eq!(tahoe.get_str("bottle_tag"), Some(&str(":arm64_sequoia")));
+    }
+
+    /// The `let` blocks of test/api/formula/formula_struct_generator_spec.rb.
+    fn raw_dependency_hash() -> RubyValue {
+        hash([
+            (
+                str("dependencies"),
+                array([
+                    str("foo"),
+                    hash([(str("bar"), str("build"))]),
+                    hash([(str("baz"), array([str("build"), str("test")]))]),
+                ]),
+            ),
+            (
+                str("uses_from_macos"),
+                array([
+                    str("abc"),
+                    hash([(str("def"), str("build"))]),
+                    hash([(str("ghi"), array([str("build"), str("test")]))]),
+                    str("jkl"),
+                ]),
+            ),
+            (
+                str("uses_from_macos_bounds"),
+                array([
+                    empty_hash(),
+                    hash([(str("since"), str("catalina"))]),
+                    empty_hash(),
+                    hash([(str("since"), str("catalina"))]),
+                ]),
+            ),
+        ])
+    }
+
+    fn symbolized_dependency_hash() -> RubyValue {
+        hash([
+            (
+                str("dependencies"),
+                array([
+                    str("foo"),
+                    hash([(str("bar"), sym("build"))]),
+                    hash([(str("baz"), array([sym("build"), sym("test")]))]),
+                ]),
+            ),
+            (
+                str("uses_from_macos"),
+                array([
+                    str("abc"),
+                    hash([(str("def"), sym("build"))]),
+                    hash([(str("ghi"), array([sym("build"), sym("test")]))]),
+                    str("jkl"),
+                ]),
+            ),
+            (
+                str("uses_from_macos_bounds"),
+                array([
+                    empty_hash(),
+                    hash([(sym("since"), sym("catalina"))]),
+                    empty_hash(),
+                    hash([(sym("since"), sym("catalina"))]),
+                ]),
+            ),
+        ])
+    }
+
+    fn dependency_args() -> Vec<RubyValue> {
+        vec![
+            str("foo"),
+            hash([(str("bar"), sym("build"))]),
+            hash([(str("baz"), array([sym("build"), sym("test")]))]),
+        ]
+    }
+
+    fn uses_from_macos_args() -> Vec<RubyValue> {
+        vec![
+            array([str("abc"), empty_hash()]),
+            array([
+                hash([(str("def"), sym("build")), (sym("since"), sym("catalina"))]),
+                empty_hash(),
+            ]),
+            array([
+                hash([(str("ghi"), array([sym("build"), sym("test")]))]),
+                empty_hash(),
+            ]),
+            array([str("jkl"), hash([(sym("since"), sym("catalina"))])]),
+        ]
+    }
+
+    fn requirements_array() -> RubyValue {
+        let requirement = |name: &str, version: Option<&str>, specs: &[&str], contexts: &[&str]| {
+            let mut pairs = vec![(str("name"), str(name))];
+            if let Some(version) = version {
+                pairs.push((str("version"), str(version)));
+            }
+            pairs.push((str("specs"), array(specs.iter().map(|s| str(*s)))));
+            if !contexts.is_empty() {
+                pairs.push((str("contexts"), array(contexts.iter().map(|c| str(*c)))));
+            }
+            hash(pairs)
+        };
+        array([
+            requirement("linux", None, &["head"], &[]),
+            requirement("codesign", None, &["stable", "head"], &[]),
+            requirement("arch", Some("arm64"), &["stable", "head"], &[]),
+            requirement("macos", Some("14"), &["stable"], &[]),
+            requirement("maximum_macos", Some("13"), &["stable", "head"], &["build"]),
+            requirement("xcode", None, &["stable", "head"], &[]),
+            requirement(
+                "xcode",
+                Some("11.2"),
+                &["stable", "head"],
+                &["build", "test"],
+            ),
+        ])
+    }
+
+    fn stable_requirements_args() -> Vec<RubyValue> {
+        vec![
+            hash([(sym("arch"), array([sym("arm64")]))]),
+            hash([(sym("macos"), array([sym("sonoma")]))]),
+            hash([(sym("maximum_macos"), array([sym("ventura"), sym("build")]))]),
+            sym("xcode"),
+            hash([(
+                sym("xcode"),
+                array([str("11.2"), sym("build"), sym("test")]),
+            )]),
+        ]
+    }
+
+    fn head_requirements_args() -> Vec<RubyValue> {
+        vec![
+            sym("linux"),
+            hash([(sym("arch"), array([sym("arm64")]))]),
+            hash([(sym("maximum_macos"), array([sym("ventura"), sym("build")]))]),
+            sym("xcode"),
+            hash([(
+                sym("xcode"),
+                array([str("11.2"), sym("build"), sym("test")]),
+            )]),
+        ]
+    }
+
+    /// formula_struct_generator_spec.rb `::process_dependencies_and_requirements`.
+    #[test]
+    fn dependencies_and_requirements_match_brews_spec() {
+        let deps = raw_dependency_hash();
+        let requirements = requirements_array();
+        let joined = |a: Vec<RubyValue>, b: Vec<RubyValue>| a.into_iter().chain(b).collect();
+        assert_eq!(
+            process_dependencies_and_requirements(Some(&deps), Some(&requirements), "stable"),
+            (
+                joined(dependency_args(), stable_requirements_args()),
+                uses_from_macos_args()
+            )
+        );
+        assert_eq!(
+            process_dependencies_and_requirements(Some(&deps), Some(&requirements), "head"),
+            (
+                joined(dependency_args(), head_requirements_args()),
+                uses_from_macos_args()
+            )
+        );
+        assert_eq!(
+            process_dependencies_and_requirements(Some(&deps), None, "head"),
+            (dependency_args(), uses_from_macos_args())
+        );
+        assert_eq!(
+            process_dependencies_and_requirements(None, Some(&requirements), "stable"),
+            (stable_requirements_args(), vec![])
+        );
+        assert_eq!(
+            process_dependencies_and_requirements(None, Some(&requirements), "head"),
+            (head_requirements_args(), vec![])
+        );
+        assert_eq!(
+            process_dependencies_and_requirements(None, None, "stable"),
+            (vec![], vec![])
+        );
+    }
+
+    /// formula_struct_generator_spec.rb `::symbolize_dependency_hash`,
+    /// `::process_dependencies`, `::process_uses_from_macos`.
+    #[test]
+    fn dependency_steps_match_brews_spec() {
+        assert_eq!(
+            symbolize_dependency_hash(&raw_dependency_hash()),
+            symbolized_dependency_hash()
+        );
+        assert_eq!(
+            process_dependencies(&symbolized_dependency_hash()),
+            dependency_args()
+        );
+        assert_eq!(
+            process_uses_from_macos(&symbolized_dependency_hash()),
+            uses_from_macos_args()
+        );
+    }
+
+    /// What those struct values become in a per-tag file (the spec's
+    /// values through deep_stringify_symbols and deep_compact_blank).
+    #[test]
+    fn spec_dependencies_serialise_with_colon_symbols() {
+        let serialised = |items: Vec<RubyValue>| {
+            array(items)
+                .deep_stringify_symbols()
+                .deep_compact_blank()
+                .unwrap()
+                .to_json()
+        };
+        assert_eq!(
+            serialised(uses_from_macos_args()),
+            r#"[["abc"],[{"def":":build",":since":":catalina"}],[{"ghi":[":build",":test"]}],["jkl",{":since":":catalina"}]]"#
+        );
+        assert_eq!(
+            serialised(
+                dependency_args()
+                    .into_iter()
+                    .chain(stable_requirements_args())
+                    .collect()
+            ),
+            concat!(
+                r#"["foo",{"bar":":build"},{"baz":[":build",":test"]},{":arch":[":arm64"]},"#,
+                r#"{":macos":[":sonoma"]},{":maximum_macos":[":ventura",":build"]},":xcode","#,
+                r#"{":xcode":["11.2",":build",":test"]}]"#
+            )
+        );
+    }
+
+    /// formula_struct_generator_spec.rb "::generate_formula_struct_hash
+    /// falls back to stable deps when head_dependencies is absent" (that
+    /// hash verbatim), and the serialised stable_url_args of brew's
+    /// `::deserialize` spec ("formats _url_args into [String, Hash] pairs").
+    #[test]
+    fn generated_struct_matches_brews_spec() {
+        let formula = RubyValue::from_json(
+            r#"{"desc": "Test formula", "homepage": "https://example.com", "license": "MIT",
+                "ruby_source_checksum": {"sha256": "abc123"}, "versions": {"stable": "1.0.0"},
+                "urls": {"stable": {"url": "https://example.com/foo-1.0.tar.gz"}},
+                "dependencies": ["foo"], "recommended_dependencies": [], "optional_dependencies": [],
+                "uses_from_macos": [], "uses_from_macos_bounds": []}"#,
+        )
+        .unwrap();
+        let generated = generate_formula_struct(&formula);
+        let head = generated.get("head_dependencies").unwrap();
+        assert!(!head.is_blank());
+        assert_eq!(Some(head), generated.get("stable_dependencies"));
+        let entry = generated.serialize("arm64_sequoia");
+        assert_eq!(
+            entry.get_str("stable_url_args"),
+            Some(&array([str("https://example.com/foo-1.0.tar.gz")]))
+        );
+        assert_eq!(entry.get_str("ruby_source_checksum"), Some(&str("abc123")));
+        assert_eq!(
+            entry.get_str("stable_dependencies"),
+            Some(&array([str("foo")]))
+        );
+        // No bottle: no bottle keys at all.
+        assert_eq!(entry.get_str("bottle_checksum"), None);
+    }
+
+    /// The `deprecate_args` form of formula_struct_spec.rb's `::deserialize`
+    /// spec ("sets predicate _present fields from _args presence"):
+    /// `{":date" => "2025-01-01", ":because" => "discontinued"}`: symbol
+    /// keys, and a reason that is not a formula reason stays a string.
+    #[test]
+    fn deprecate_and_disable_args_match_brews_spec() {
+        let formula = RubyValue::from_json(
+            r#"{"desc": "test formula", "deprecate_args": {"date": "2025-01-01", "because": "discontinued",
+                "replacement_formula": null, "replacement_cask": null},
+                "disable_args": {"date": "2025-06-01", "because": "unmaintained"}}"#,
+        )
+        .unwrap();
+        let entry = generate_formula_struct(&formula).serialize("arm64_sequoia");
+        assert_eq!(
+            entry.get_str("deprecate_args").unwrap().to_json(),
+            r#"{":date":"2025-01-01",":because":"discontinued"}"#
+        );
+        assert_eq!(
+            entry.get_str("disable_args").unwrap().to_json(),
+            r#"{":date":"2025-06-01",":because":":unmaintained"}"#
+        );
+    }
 }

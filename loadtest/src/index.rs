@@ -394,7 +394,8 @@ pub(crate) fn package_entry(formula: &FormulaSpec, bottles: &[BottleInfo], tag: 
 /// The FormulaStruct brew builds from `formula`'s formula.json entry.
 fn formula_struct(formula: &FormulaSpec, bottles: &[BottleInfo]) -> FormulaStruct {
     // The root URL does not reach the struct.
-    let doc = serde_json::to_string(&formula_doc(formula, bottles, "")).expect("formula doc serialises");
+    let doc =
+        serde_json::to_string(&formula_doc(formula, bottles, "")).expect("formula doc serialises");
     let doc = RubyValue::from_json(&doc).expect("formula doc parses");
     generate_formula_struct(&doc)
 }
@@ -475,5 +476,260 @@ mod tests {
         assert_eq!(base64url(b"fo"), "Zm8");
         assert_eq!(base64url(b"foo"), "Zm9v");
         assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
+    }
+}
+
+/// The stand-in's per-tag entries, one of each shape, against the text
+/// brew's serializer gives for them (api/formula_struct.rb `serialize`,
+/// checked rule by rule in `formula_struct::tests` against brew's specs):
+/// brew's key order, `":name"` symbols, blanks and zeros left out.
+#[cfg(test)]
+mod fixture_tests {
+    use super::*;
+    use crate::Catalog;
+    use crate::bottles::{self, ResolvedCatalog};
+
+    fn brew_mirror() -> ResolvedCatalog {
+        bottles::resolve(&Catalog::brew_mirror(), "http://stand-in.invalid/v2")
+    }
+
+    /// The entry of `name` for `tag`, checksums replaced by `<sha256>`
+    /// (their values follow from the content generator, checked apart).
+    fn entry(catalog: &ResolvedCatalog, name: &str, tag: &str) -> String {
+        let i = catalog
+            .formulae
+            .iter()
+            .position(|f| f.name == name)
+            .unwrap();
+        let bottles = catalog.bottles_of(i);
+        let entry = package_entry(&catalog.formulae[i], bottles, tag);
+        if let Some(RubyValue::Str(sha)) = entry.get_str("bottle_checksum") {
+            assert!(bottles.iter().any(|b| &b.sha256 == sha), "{name} {tag}");
+        }
+        let RubyValue::Hash(mut pairs) = entry else {
+            panic!("{name}: not a hash");
+        };
+        for (key, value) in &mut pairs {
+            let key = key.as_str().unwrap();
+            if key.ends_with("checksum") {
+                assert_eq!(value.as_str().map(str::len), Some(64), "{name} {key}");
+                *value = RubyValue::Str("<sha256>".into());
+            }
+        }
+        RubyValue::Hash(pairs).to_json()
+    }
+
+    #[test]
+    fn a_plain_formula() {
+        assert_eq!(
+            entry(&brew_mirror(), "pkgconf", "arm64_tahoe"),
+            concat!(
+                r#"{"desc":"Stand-in formula pkgconf","homepage":"https://example.invalid/pkgconf","#,
+                r#""license":"MIT","ruby_source_checksum":"<sha256>","stable_checksum":"<sha256>","#,
+                r#""stable_url_args":["https://example.invalid/pkgconf/pkgconf-2.5.1.tar.gz"],"#,
+                r#""stable_version":"2.5.1","bottle_cellar":"/opt/homebrew/Cellar","#,
+                r#""bottle_checksum":"<sha256>"}"#
+            )
+        );
+    }
+
+    #[test]
+    fn revision_and_rebuild() {
+        assert_eq!(
+            entry(&brew_mirror(), "libsigc++", "x86_64_linux"),
+            concat!(
+                r#"{"bottle_rebuild":1,"desc":"Stand-in formula libsigc++","#,
+                r#""homepage":"https://example.invalid/libsigc++","license":"MIT","revision":2,"#,
+                r#""ruby_source_checksum":"<sha256>","stable_checksum":"<sha256>","#,
+                r#""stable_url_args":["https://example.invalid/libsigc++/libsigc++-3.6.0.tar.gz"],"#,
+                r#""stable_version":"3.6.0","bottle_cellar":":any","bottle_checksum":"<sha256>"}"#
+            )
+        );
+    }
+
+    /// Typed dependencies, a requirement with a context, uses_from_macos
+    /// with and without a bound and typed, a head spec (head_dependencies
+    /// and head_uses_from_macos repeat the stable ones, as brew's generator
+    /// does when formula.json has no head_dependencies).
+    #[test]
+    fn typed_dependencies_requirements_and_uses_from_macos() {
+        let dependencies = concat!(
+            r#"["openssl@3",{"pkgconf":":build"},{"old-tool":":test"},"#,
+            r#"{"ca-certificates":":recommended"},{"gtk+3":":optional"},"#,
+            r#"{":macos":[":sonoma",":build"]}]"#
+        );
+        let uses = concat!(
+            r#"[["zlib"],["libxml2",{":since":":tahoe"}],"#,
+            r#"[{"pkgconf":":build",":since":":sonoma"}]]"#
+        );
+        assert_eq!(
+            entry(&brew_mirror(), "curl", "sequoia"),
+            format!(
+                concat!(
+                    r#"{{"desc":"Stand-in formula curl","head_dependencies":{deps},"#,
+                    r#""head_url_args":["https://example.invalid/curl.git",{{":branch":"main"}}],"#,
+                    r#""head_uses_from_macos":{uses},"homepage":"https://example.invalid/curl","#,
+                    r#""license":"MIT","ruby_source_checksum":"<sha256>","#,
+                    r#""stable_dependencies":{deps},"stable_checksum":"<sha256>","#,
+                    r#""stable_url_args":["https://example.invalid/curl/curl-8.17.0.tar.gz"],"#,
+                    r#""stable_uses_from_macos":{uses},"stable_version":"8.17.0","#,
+                    r#""bottle_cellar":":any","bottle_checksum":"<sha256>"}}"#
+                ),
+                deps = dependencies,
+                uses = uses
+            )
+        );
+    }
+
+    /// `depends_on :linux` is the symbol `":linux"`; no bottle on macOS.
+    #[test]
+    fn a_linux_requirement() {
+        let catalog = brew_mirror();
+        let head = concat!(
+            r#"{"desc":"Stand-in formula linux-only","homepage":"https://example.invalid/linux-only","#,
+            r#""license":"MIT","ruby_source_checksum":"<sha256>","stable_dependencies":[":linux"],"#,
+            r#""stable_checksum":"<sha256>","#,
+            r#""stable_url_args":["https://example.invalid/linux-only/linux-only-0.5.0.tar.gz"],"#,
+            r#""stable_version":"0.5.0""#
+        );
+        assert_eq!(
+            entry(&catalog, "linux-only", "arm64_tahoe"),
+            format!("{head}}}")
+        );
+        assert_eq!(
+            entry(&catalog, "linux-only", "x86_64_linux"),
+            format!(r#"{head},"bottle_checksum":"<sha256>"}}"#)
+        );
+    }
+
+    /// An `all` bottle: `bottle_tag` `":all"` on every tag, no cellar
+    /// (`:any_skip_relocation`).
+    #[test]
+    fn an_all_bottle() {
+        let catalog = brew_mirror();
+        for tag in ["arm64_tahoe", "sequoia", "x86_64_linux"] {
+            assert_eq!(
+                entry(&catalog, "ca-certificates", tag),
+                concat!(
+                    r#"{"desc":"Stand-in formula ca-certificates","#,
+                    r#""homepage":"https://example.invalid/ca-certificates","license":"MIT","#,
+                    r#""ruby_source_checksum":"<sha256>","stable_checksum":"<sha256>","#,
+                    r#""stable_url_args":["https://example.invalid/ca-certificates/ca-certificates-2025-09-09.tar.gz"],"#,
+                    r#""stable_version":"2025-09-09","bottle_tag":":all","bottle_checksum":"<sha256>"}"#
+                ),
+                "{tag}"
+            );
+        }
+    }
+
+    /// A fallback bottle: tahoe clients get the sequoia bottle, named by
+    /// `bottle_tag`, with its path cellar; sequoia clients get no
+    /// `bottle_tag`; Linux clients no bottle.
+    #[test]
+    fn a_fallback_bottle() {
+        let catalog = brew_mirror();
+        let head = concat!(
+            r#"{"desc":"Stand-in formula old-tool","homepage":"https://example.invalid/old-tool","#,
+            r#""license":"MIT","ruby_source_checksum":"<sha256>","stable_checksum":"<sha256>","#,
+            r#""stable_url_args":["https://example.invalid/old-tool/old-tool-1.0.tar.gz"],"#,
+            r#""stable_version":"1.0""#
+        );
+        assert_eq!(
+            entry(&catalog, "old-tool", "arm64_tahoe"),
+            format!(
+                r#"{head},"bottle_tag":":arm64_sequoia","bottle_cellar":"/opt/homebrew/Cellar","bottle_checksum":"<sha256>"}}"#
+            )
+        );
+        assert_eq!(
+            entry(&catalog, "old-tool", "arm64_sequoia"),
+            format!(
+                r#"{head},"bottle_cellar":"/opt/homebrew/Cellar","bottle_checksum":"<sha256>"}}"#
+            )
+        );
+        assert_eq!(
+            entry(&catalog, "old-tool", "x86_64_linux"),
+            format!("{head}}}")
+        );
+    }
+
+    /// Disabled and deprecated: `disable_args`/`deprecate_args` with symbol
+    /// keys and a known reason as a symbol, no booleans.
+    #[test]
+    fn disabled_and_deprecated() {
+        assert_eq!(
+            entry(&brew_mirror(), "gone", "x86_64_linux"),
+            concat!(
+                r#"{"desc":"Stand-in formula gone","#,
+                r#""disable_args":{":date":"2025-06-01",":because":":no_license"},"#,
+                r#""homepage":"https://example.invalid/gone","license":"MIT","#,
+                r#""ruby_source_checksum":"<sha256>","stable_checksum":"<sha256>","#,
+                r#""stable_url_args":["https://example.invalid/gone/gone-1.2.0.tar.gz"],"#,
+                r#""stable_version":"1.2.0","bottle_cellar":":any","bottle_checksum":"<sha256>"}"#
+            )
+        );
+        let tricky = bottles::resolve(&Catalog::tricky(), "http://stand-in.invalid/v2");
+        let old = entry(&tricky, "old-but-ok", "arm64_tahoe");
+        assert!(
+            old.starts_with(
+                r#"{"deprecate_args":{":date":"2025-01-01",":because":":unmaintained"},"desc":"#
+            ),
+            "{old}"
+        );
+    }
+
+    /// formula.json carries the same facts in its own schema (formula.rb
+    /// `to_hash`, `dependencies_hash`, `serialized_requirements`).
+    #[test]
+    fn formula_json_has_the_same_facts() {
+        let catalog = brew_mirror();
+        let doc = |name: &str| -> serde_json::Value {
+            let i = catalog
+                .formulae
+                .iter()
+                .position(|f| f.name == name)
+                .unwrap();
+            let text = render_one_formula(&catalog.formulae[i], catalog.bottles_of(i), "R");
+            serde_json::from_str(&text).unwrap()
+        };
+        let curl = doc("curl");
+        assert_eq!(
+            curl["uses_from_macos"],
+            serde_json::json!(["zlib", "libxml2", {"pkgconf": "build"}])
+        );
+        assert_eq!(
+            curl["uses_from_macos_bounds"],
+            serde_json::json!([{}, {"since": "tahoe"}, {"since": "sonoma"}])
+        );
+        assert_eq!(
+            curl["requirements"],
+            serde_json::json!([{"name": "macos", "cask": null, "download": null, "version": "14",
+                                "contexts": ["build"], "specs": ["stable", "head"]}])
+        );
+        assert_eq!(curl["test_dependencies"], serde_json::json!(["old-tool"]));
+        assert_eq!(
+            curl["recommended_dependencies"],
+            serde_json::json!(["ca-certificates"])
+        );
+        assert_eq!(curl["optional_dependencies"], serde_json::json!(["gtk+3"]));
+        assert_eq!(curl["versions"]["head"], "HEAD");
+        assert_eq!(
+            curl["urls"]["head"]["url"],
+            "https://example.invalid/curl.git"
+        );
+        assert_eq!(
+            doc("linux-only")["requirements"],
+            serde_json::json!([{"name": "linux", "cask": null, "download": null, "version": null,
+                                "contexts": [], "specs": ["stable"]}])
+        );
+        let gone = doc("gone");
+        assert_eq!(gone["disabled"], true);
+        assert_eq!(
+            gone["disable_args"],
+            serde_json::json!({"date": "2025-06-01", "because": "no_license",
+                               "replacement_formula": null, "replacement_cask": null})
+        );
+        let wget = doc("wget");
+        assert_eq!(wget["versions"]["head"], serde_json::Value::Null);
+        assert!(wget["urls"].get("head").is_none());
     }
 }

@@ -160,9 +160,7 @@ impl RubyValue {
                     .iter()
                     .map(|(k, v)| (k.deep_unstringify_symbols(), v.deep_unstringify_symbols())),
             ),
-            RubyValue::Array(items) => {
-                array(items.iter().map(RubyValue::deep_unstringify_symbols))
-            }
+            RubyValue::Array(items) => array(items.iter().map(RubyValue::deep_unstringify_symbols)),
             other => other.clone(),
         }
     }
@@ -318,7 +316,10 @@ mod tests {
     #[test]
     fn compact_blank_drops_nil_empty_false_and_zero_recursively() {
         let value = hash([
-            (str("url_args"), array([str("https://x.invalid/a.tgz"), empty_hash()])),
+            (
+                str("url_args"),
+                array([str("https://x.invalid/a.tgz"), empty_hash()]),
+            ),
             (str("empty"), array([str(""), RubyValue::Nil, empty_hash()])),
             (str("revision"), RubyValue::Int(0)),
             (str("rebuild"), RubyValue::Int(2)),

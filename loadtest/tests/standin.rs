@@ -1027,7 +1027,7 @@ async fn per_tag_and_per_formula_api_files() {
         .unwrap();
     let payload: Value = serde_json::from_str(jws["payload"].as_str().unwrap()).unwrap();
     let old_tool = &payload["formulae"]["old-tool"];
-    assert_eq!(old_tool["bottle_tag"], "arm64_sequoia");
+    assert_eq!(old_tool["bottle_tag"], ":arm64_sequoia");
     assert_eq!(
         old_tool["bottle_checksum"],
         bottle(&standin, "old-tool", "arm64_sequoia")
@@ -1036,11 +1036,24 @@ async fn per_tag_and_per_formula_api_files() {
     );
     let wget = &payload["formulae"]["wget"];
     assert!(wget.get("bottle_tag").is_none());
-    assert_eq!(payload["formulae"]["ca-certificates"]["bottle_tag"], "all");
+    assert_eq!(payload["formulae"]["ca-certificates"]["bottle_tag"], ":all");
     assert!(
         payload["formulae"]["linux-only"]
             .get("bottle_checksum")
             .is_none()
+    );
+    // tricky's uses_from_macos and requirement, as brew writes them.
+    assert_eq!(
+        payload["formulae"]["curl"]["stable_uses_from_macos"],
+        serde_json::json!([["zlib", {":since": ":sequoia"}]])
+    );
+    assert_eq!(
+        payload["formulae"]["wget"]["stable_uses_from_macos"],
+        serde_json::json!([["zlib"]])
+    );
+    assert_eq!(
+        payload["formulae"]["linux-only"]["stable_dependencies"],
+        serde_json::json!([":linux"])
     );
 
     let unknown_tag = client
