@@ -710,9 +710,12 @@ fn entry_runtime_dependencies(entry: &RubyValue, client_tag: &str) -> Vec<String
         } else {
             // No bound: every macOS provides it. An unknown bound counts as
             // the oldest macOS (MacOSVersion::Error -> Version::NULL).
-            let since = since
-                .and_then(RubyValue::as_sym)
-                .map(|s| macos_release(s).unwrap_or(usize::MAX));
+            let since = since.and_then(RubyValue::as_sym).map(|s| {
+                tags::MACOS_NEWEST_FIRST
+                    .iter()
+                    .position(|(name, _)| *name == s)
+                    .unwrap_or(usize::MAX)
+            });
             match (since, effective_macos) {
                 (Some(since), Some(running)) => running > since,
                 _ => false,
@@ -1160,6 +1163,12 @@ mod tests {
             "stable_uses_from_macos": [["curl", {":since": ":sequoia"}]]
         });
         assert_eq!(runtime_dependencies(&fallback, "arm64_tahoe"), ["curl"]);
+        // A bound on the newest macOS (no Intel tag of that name) is known.
+        let newest: Value = serde_json::json!({
+            "stable_uses_from_macos": [["curl", {":since": ":golden_gate"}]]
+        });
+        assert_eq!(runtime_dependencies(&newest, "arm64_tahoe"), ["curl"]);
+        assert!(runtime_dependencies(&newest, "arm64_golden_gate").is_empty());
     }
 
     #[test]

@@ -903,6 +903,77 @@ mod tests {
         assert_eq!(libidn2.version_rebuild(), "2.3.8_1");
     }
 
+    /// The shapes issue 17 needs in both named catalogs (the per-tag
+    /// fixtures and the replay tests rely on them).
+    #[test]
+    fn named_catalogs_have_every_shape_brew_serialises() {
+        for (catalog, macos_tags) in [
+            (Catalog::brew_mirror(), &BREW_MIRROR_TAGS[..4]),
+            (Catalog::tricky(), &TRICKY_MACOS[..]),
+        ] {
+            catalog.validate().unwrap();
+            let formula = |name: &str| catalog.formula(name).unwrap();
+            let tags = |name: &str| -> Vec<&str> {
+                formula(name)
+                    .bottles
+                    .iter()
+                    .map(|b| b.tag.as_str())
+                    .collect()
+            };
+            assert_eq!(tags("ca-certificates"), ["all"]);
+            // old-tool: no bottle for the newest macOS, so a fallback.
+            assert!(!tags("old-tool").contains(&macos_tags[0]));
+            assert!(tags("zlib").contains(&"x86_64_linux"));
+            assert!(macos_tags.iter().all(|t| tags("zlib").contains(t)));
+            let uses: Vec<&UsesFromMacos> = catalog
+                .formulae()
+                .iter()
+                .flat_map(|f| &f.uses_from_macos)
+                .collect();
+            assert!(uses.iter().any(|u| u.name == "zlib" && u.since.is_none()));
+            assert!(uses.iter().any(|u| u.since.is_some()));
+            assert_eq!(
+                formula("linux-only").requirements,
+                [Requirement::new("linux")]
+            );
+            let gone = formula("gone");
+            assert!(gone.disabled && gone.bottles.len() >= 3);
+            for name in ["glibc", "gcc"] {
+                assert!(formula(name).dependencies.is_empty(), "{name}");
+                assert!(
+                    tags(name).iter().all(|t| t.ends_with("_linux")) && !tags(name).is_empty(),
+                    "{name}"
+                );
+            }
+        }
+        let curl = Catalog::brew_mirror().formula("curl").unwrap().clone();
+        assert!(curl.head && curl.uses_from_macos.iter().any(|u| u.build));
+    }
+
+    /// Catalogs written before the new fields existed still load.
+    #[test]
+    fn new_formula_fields_default_when_absent() {
+        let mut json = serde_json::to_value(FormulaSpec::new("a", "1.0")).unwrap();
+        let object = json.as_object_mut().unwrap();
+        for key in [
+            "build_dependencies",
+            "test_dependencies",
+            "recommended_dependencies",
+            "optional_dependencies",
+            "uses_from_macos",
+            "requirements",
+            "head",
+        ] {
+            assert!(object.remove(key).is_some(), "{key}");
+        }
+        let read: FormulaSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(read, FormulaSpec::new("a", "1.0"));
+        let uses: UsesFromMacos = serde_json::from_str(r#"{"name": "zlib"}"#).unwrap();
+        assert_eq!(uses, UsesFromMacos::new("zlib"));
+        let requirement: Requirement = serde_json::from_str(r#"{"name": "linux"}"#).unwrap();
+        assert_eq!(requirement, Requirement::new("linux"));
+    }
+
     #[test]
     fn generated_is_deterministic_and_valid() {
         let a = Catalog::generated(500, 7, SizeModel::default());
