@@ -125,10 +125,11 @@ impl FormulaStruct {
         } else {
             sym(bottle.tag.clone())
         };
-        let cellar = if bottle.cellar == sym(DEFAULT_CELLAR) {
-            RubyValue::Nil
-        } else {
-            bottle.cellar.clone()
+        // `bottle_info.delete(:cellar) || :any`: no cellar means `:any`.
+        let cellar = match &bottle.cellar {
+            RubyValue::Nil => sym("any"),
+            cellar if *cellar == sym(DEFAULT_CELLAR) => RubyValue::Nil,
+            cellar => cellar.clone(),
         };
         Some([
             (str("bottle_tag"), tag),
@@ -602,6 +603,20 @@ mod tests {
                 "{tag}"
             );
         }
+    }
+
+    /// formula_struct.rb `serialize_bottle`: a checksum without a cellar
+    /// is `:any` (no spec covers it).
+    #[test]
+    fn a_bottle_without_cellar_is_any() {
+        let formula = FormulaStruct {
+            bottle_checksums: checksums(&[(Nil, "sequoia", "checksum2")]),
+            ..FormulaStruct::default()
+        };
+        assert_eq!(
+            formula.serialize_bottle("sequoia"),
+            Some(bottle_hash(Nil, sym("any"), "checksum2"))
+        );
     }
 
     /// test/api/formula_struct_spec.rb, "serialize/deserialize round-trip":

@@ -1,7 +1,9 @@
 //! The formula API documents: `formula.json` in Homebrew's schema (with the
 //! unknown-to-a-mirror fields real entries carry, so parsers must be
 //! lenient), its JWS wrapper, one formula's JSON, and the per-tag
-//! `internal/packages.<tag>.jws.json` files.
+//! `internal/packages.<tag>.jws.json` files, whose entries are made from
+//! the formula.json entry by brew's own rules ([`crate::formula_struct`]),
+//! so they carry Ruby symbols as `":name"` strings like upstream's.
 
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
