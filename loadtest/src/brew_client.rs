@@ -9,8 +9,13 @@
 //! For one client tag, [`replay_install`]:
 //! 1. GETs `/api/internal/packages.<tag>.jws.json` and parses the JWS
 //!    payload;
-//! 2. computes the runtime closure of the formulae asked for from
-//!    `stable_dependencies` (plain strings and types other than build/test);
+//! 2. reads each entry as brew does (`":name"` strings are symbols) and
+//!    computes what brew installs with the formulae asked for
+//!    ([`runtime_dependencies`]: `stable_dependencies` but requirements and
+//!    build/test/optional ones, `stable_uses_from_macos` on Linux and on
+//!    macOS older than their bound, and on Linux `gcc` and `glibc`, see
+//!    [`ReplayOptions`]); a disabled formula (`disable_args`) is refused,
+//!    like brew does, with nothing requested for it;
 //! 3. for each formula of the closure with a `bottle_checksum`: HEAD
 //!    `/bottles/<percent-encoded flat name>`, a GET whose body is
 //!    abandoned, the full GET (its sha256 must be the checksum), and GET
@@ -21,16 +26,19 @@
 //! Unlike brew, it does not stop at the first problem: every formula of the
 //! closure is checked and the report names each problem.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::Context as _;
 use async_trait::async_trait;
+use serde::Deserialize as _;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::catalog::{Catalog, image_name};
 use crate::manifest::IMAGE_INDEX_MEDIA_TYPE;
+use crate::ruby::{RubyValue, sym};
 use crate::{bottles, index, tags};
 
 /// An answer of the mirror.
@@ -323,6 +331,9 @@ pub enum Problem {
     /// The manifest has no `manifests[]` entry whose
     /// `sh.brew.bottle.digest` is the bottle's checksum.
     ManifestLacksDigest,
+    /// The entry has a bottle brew cannot read (say a `bottle_tag` that is
+    /// not a symbol).
+    InvalidEntry { reason: String },
 }
 
 impl Problem {
@@ -335,6 +346,7 @@ impl Problem {
             Problem::Sha256Mismatch { .. } => "sha256 mismatch",
             Problem::ManifestMissing { .. } => "manifest missing",
             Problem::ManifestLacksDigest => "manifest lacks digest",
+            Problem::InvalidEntry { .. } => "invalid API entry",
         }
     }
 }
@@ -348,6 +360,7 @@ impl fmt::Display for Problem {
             Problem::Sha256Mismatch { expected, actual } => {
                 write!(f, "{} (expected {expected}, got {actual})", self.name())
             }
+            Problem::InvalidEntry { reason } => write!(f, "{} ({reason})", self.name()),
             _ => f.write_str(self.name()),
         }
     }
@@ -373,8 +386,11 @@ pub struct BottleRequest {
 pub struct FormulaReport {
     pub name: String,
     /// `None`: no `bottle_checksum` for this tag (brew builds from source),
-    /// or the formula is not in the API file.
+    /// the formula is not in the API file, or brew refuses it.
     pub bottle: Option<BottleRequest>,
+    /// Why brew refuses to install it (it is disabled): nothing is
+    /// requested for it or its dependencies. Not a problem of the mirror.
+    pub refused: Option<String>,
     pub requests: Vec<RequestRecord>,
     pub problems: Vec<Problem>,
 }
@@ -411,6 +427,15 @@ impl InstallReport {
             .collect()
     }
 
+    /// The formulae brew refuses to install (disabled), in closure order.
+    pub fn refused(&self) -> Vec<&str> {
+        self.formulae
+            .iter()
+            .filter(|f| f.refused.is_some())
+            .map(|f| f.name.as_str())
+            .collect()
+    }
+
     /// The report of formula `name`, if it is in the closure.
     pub fn formula(&self, name: &str) -> Option<&FormulaReport> {
         self.formulae.iter().find(|f| f.name == name)
@@ -435,8 +460,14 @@ impl fmt::Display for InstallReport {
         if let Some(problem) = &self.api_problem {
             return write!(f, "{}: {problem}", self.api_path);
         }
+        let refused = self.refused();
+        let refused = if refused.is_empty() {
+            String::new()
+        } else {
+            format!(", refused {}", refused.join(", "))
+        };
         if self.is_complete() {
-            return write!(f, "complete ({} formulae)", self.formulae.len());
+            return write!(f, "complete ({} formulae{refused})", self.formulae.len());
         }
         let problems: Vec<String> = self
             .formulae
@@ -458,13 +489,42 @@ pub const MANIFEST_HEADERS: [(&str, &str); 2] = [
     ("Authorization", "Bearer QQ=="),
 ];
 
-/// Replays `brew install <formulae...>` on `client_tag` against `mirror`.
-/// An `Err` only when the reader itself fails; everything the mirror gets
-/// wrong is in the report.
+/// How the replayed client differs from one brew setup to another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplayOptions {
+    /// On a Linux tag, every formula also depends on `gcc` and `glibc`
+    /// when the API file has them, as brew does on a host whose glibc is
+    /// older than 2.39 or whose libstdc++ is older than 6.0.33 (Debian 12,
+    /// Ubuntu 22.04): extend/os/linux/formula.rb `add_global_deps_to_spec`,
+    /// extend/os/linux/dependency_collector.rb. On by default.
+    pub old_linux_host: bool,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            old_linux_host: true,
+        }
+    }
+}
+
+/// Replays `brew install <formulae...>` on `client_tag` against `mirror`
+/// with the default [`ReplayOptions`]. An `Err` only when the reader itself
+/// fails; everything the mirror gets wrong is in the report.
 pub async fn replay_install(
     mirror: &dyn MirrorReader,
     client_tag: &str,
     formulae: &[&str],
+) -> anyhow::Result<InstallReport> {
+    replay_install_with(mirror, client_tag, formulae, &ReplayOptions::default()).await
+}
+
+/// [`replay_install`] with explicit options.
+pub async fn replay_install_with(
+    mirror: &dyn MirrorReader,
+    client_tag: &str,
+    formulae: &[&str],
+    options: &ReplayOptions,
 ) -> anyhow::Result<InstallReport> {
     let api_path = packages_path(client_tag);
     let api = mirror.request("GET", &api_path, &[]).await?;
@@ -488,12 +548,13 @@ pub async fn replay_install(
             return Ok(report);
         }
     };
-    let entries = &payload["formulae"];
-    for name in runtime_closure(entries, formulae) {
+    let entries = read_entries(&payload["formulae"]);
+    for name in install_closure(&entries, client_tag, formulae, options) {
         let Some(entry) = entries.get(&name) else {
             report.formulae.push(FormulaReport {
                 name,
                 bottle: None,
+                refused: None,
                 requests: Vec::new(),
                 problems: vec![Problem::NotInApiFile],
             });
@@ -505,7 +566,8 @@ pub async fn replay_install(
     Ok(report)
 }
 
-/// The JWS's payload, parsed; an error says what is wrong.
+/// The JWS's payload, parsed (symbols still `":name"` strings); an error
+/// says what is wrong.
 pub fn parse_packages_file(bytes: &[u8]) -> anyhow::Result<Value> {
     let jws: Value = serde_json::from_slice(bytes).context("API file is not JSON")?;
     let payload = jws["payload"]
@@ -519,68 +581,332 @@ pub fn parse_packages_file(bytes: &[u8]) -> anyhow::Result<Value> {
     Ok(payload)
 }
 
-/// The runtime dependencies in an entry's `stable_dependencies`: plain
-/// strings, and `{name: type}` objects whose type (a string or a list) is
-/// neither build nor test.
-pub fn runtime_dependencies(entry: &Value) -> Vec<String> {
-    let Some(dependencies) = entry["stable_dependencies"].as_array() else {
-        return Vec::new();
+/// One entry of the API file as brew reads it: `deep_unstringify_symbols`
+/// (api/formula_struct.rb `deserialize`), so `":all"` is the symbol `:all`
+/// and `"\\:x"` the string `":x"`.
+pub fn read_entry(entry: &Value) -> RubyValue {
+    RubyValue::deserialize(entry)
+        .unwrap_or(RubyValue::Nil)
+        .deep_unstringify_symbols()
+}
+
+/// Every entry of the `formulae` object, read by [`read_entry`].
+fn read_entries(formulae: &Value) -> BTreeMap<String, RubyValue> {
+    formulae
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, entry)| (name.clone(), read_entry(entry)))
+        .collect()
+}
+
+/// The dependency types brew does not install with a bottle: build and
+/// test dependencies, and optional ones (not asked for with `--with-...`).
+/// A `:recommended` dependency is installed.
+const NOT_INSTALLED_TYPES: [&str; 3] = ["build", "test", "optional"];
+
+/// Whether a dependency typed `types` (a symbol or an array of symbols) is
+/// installed. brew compares symbols: a colon-less `"build"` is no type.
+fn installed_type(types: &RubyValue) -> bool {
+    let is_not_installed =
+        |t: &RubyValue| t.as_sym().is_some_and(|t| NOT_INSTALLED_TYPES.contains(&t));
+    match types {
+        RubyValue::Array(list) => !list.iter().any(is_not_installed),
+        single => !is_not_installed(single),
+    }
+}
+
+/// The macOS release a client on `tag` runs (an index into
+/// [`tags::MACOS_NEWEST_FIRST`], smaller is newer); `None` off macOS.
+fn macos_release(tag: &str) -> Option<usize> {
+    match tags::parse_tag(tag) {
+        Some(tags::TagPlatform::MacOs { release, .. }) => Some(release),
+        _ => None,
+    }
+}
+
+/// The runtime dependencies of one API entry for a client on `client_tag`,
+/// in order:
+/// - from `stable_dependencies`: plain names, and `{name => type(s)}` whose
+///   types are none of build, test, optional; symbols and symbol keys
+///   (`:linux`, `{macos: [...]}`) are requirements, not formulae;
+/// - from `stable_uses_from_macos` (`[name, {since:}]` or
+///   `[{name => type, since:}, {}]`): every installed-type entry on Linux;
+///   on macOS only those with a `since` bound newer than the macOS the
+///   formula's bottle was built for (the client's own, or the older macOS
+///   of a fallback bottle): dependency/uses_from_macos_dependency.rb
+///   `use_macos_install?`, dependencies.rb `dup_without_system_deps`.
+pub fn runtime_dependencies(entry: &Value, client_tag: &str) -> Vec<String> {
+    entry_runtime_dependencies(&read_entry(entry), client_tag)
+}
+
+fn entry_runtime_dependencies(entry: &RubyValue, client_tag: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |name: &str| {
+        if !out.iter().any(|n| n == name) {
+            out.push(name.to_string());
+        }
     };
-    let not_runtime = |t: &Value| matches!(t.as_str(), Some("build" | "test"));
-    let mut out = Vec::new();
-    for dependency in dependencies {
-        match dependency {
-            Value::String(name) => out.push(name.clone()),
-            Value::Object(map) => {
-                for (name, kind) in map {
-                    let skip = match kind {
-                        Value::Array(kinds) => kinds.iter().any(not_runtime),
-                        kind => not_runtime(kind),
-                    };
-                    if !skip {
-                        out.push(name.clone());
+    let list = |key: &str| {
+        entry
+            .get_str(key)
+            .and_then(RubyValue::as_array)
+            .unwrap_or_default()
+            .to_vec()
+    };
+    for dependency in list("stable_dependencies") {
+        match &dependency {
+            RubyValue::Str(name) => push(name),
+            RubyValue::Hash(pairs) => {
+                for (name, types) in pairs {
+                    if let Some(name) = name.as_str().filter(|_| installed_type(types)) {
+                        push(name);
                     }
                 }
             }
+            // A requirement (`:linux`).
             _ => {}
+        }
+    }
+
+    // The macOS the dependent's bottle was built on decides
+    // (`bottle_os_version`): a fallback bottle's older macOS.
+    let effective_macos = entry
+        .get_str("bottle_tag")
+        .and_then(RubyValue::as_sym)
+        .and_then(macos_release)
+        .or_else(|| macos_release(client_tag));
+    let on_linux = matches!(
+        tags::parse_tag(client_tag),
+        Some(tags::TagPlatform::Linux { .. })
+    );
+    for uses in list("stable_uses_from_macos") {
+        let pair = uses.as_array().unwrap_or_default();
+        let (first, bounds) = (pair.first(), pair.get(1));
+        let since_key = sym("since");
+        let (name, types, since) = match first {
+            Some(RubyValue::Str(name)) => (
+                name.as_str(),
+                RubyValue::Nil,
+                bounds.and_then(|b| b.get(&since_key)),
+            ),
+            Some(RubyValue::Hash(pairs)) => {
+                let Some((name, types)) = pairs.iter().find(|(k, _)| k.as_str().is_some()) else {
+                    continue;
+                };
+                (
+                    name.as_str().unwrap_or_default(),
+                    types.clone(),
+                    first.and_then(|f| f.get(&since_key)),
+                )
+            }
+            _ => continue,
+        };
+        if !installed_type(&types) {
+            continue;
+        }
+        let needed = if on_linux {
+            true
+        } else {
+            // No bound: every macOS provides it. An unknown bound counts as
+            // the oldest macOS (MacOSVersion::Error -> Version::NULL).
+            let since = since.and_then(RubyValue::as_sym).map(|s| {
+                tags::MACOS_NEWEST_FIRST
+                    .iter()
+                    .position(|(name, _)| *name == s)
+                    .unwrap_or(usize::MAX)
+            });
+            match (since, effective_macos) {
+                (Some(since), Some(running)) => running > since,
+                _ => false,
+            }
+        };
+        if needed {
+            push(name);
         }
     }
     out
 }
 
-/// `roots` and their runtime dependencies, each once, dependencies first.
-fn runtime_closure(entries: &Value, roots: &[&str]) -> Vec<String> {
-    fn visit(entries: &Value, name: &str, seen: &mut Vec<String>, out: &mut Vec<String>) {
+/// Why brew refuses to install an entry: it has `disable_args`
+/// (formula_installer.rb `prelude_fetch` raises CannotInstallFormulaError
+/// for a disabled formula before fetching anything).
+fn refusal(entry: &RubyValue) -> Option<String> {
+    let args = entry.get_str("disable_args").filter(|a| !a.is_blank())?;
+    let field = |key: &str| match args.get(&sym(key)).or_else(|| args.get_str(key)) {
+        Some(RubyValue::Str(s) | RubyValue::Sym(s)) => s.clone(),
+        _ => "?".to_string(),
+    };
+    Some(format!(
+        "disabled on {} because {}",
+        field("date"),
+        field("because")
+    ))
+}
+
+const GCC: &str = "gcc";
+const GLIBC: &str = "glibc";
+
+/// Everything `name` depends on as brew's `global_deps_for` sees it (all
+/// dependencies but test-only ones, recursively, without gcc and glibc).
+fn global_dependencies(entries: &BTreeMap<String, RubyValue>, name: &str) -> BTreeSet<String> {
+    fn visit(entries: &BTreeMap<String, RubyValue>, name: &str, out: &mut BTreeSet<String>) {
+        let Some(entry) = entries.get(name) else {
+            return;
+        };
+        let listed = entry
+            .get_str("stable_dependencies")
+            .and_then(RubyValue::as_array);
+        for dependency in listed.unwrap_or_default() {
+            let names: Vec<&str> = match dependency {
+                RubyValue::Str(n) => vec![n.as_str()],
+                RubyValue::Hash(pairs) => pairs
+                    .iter()
+                    .filter(|(_, types)| {
+                        let types = types.as_array().map_or(vec![types], |t| t.iter().collect());
+                        let test = types.iter().any(|t| t.as_sym() == Some("test"));
+                        let build = types.iter().any(|t| t.as_sym() == Some("build"));
+                        !test || build
+                    })
+                    .filter_map(|(n, _)| n.as_str())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for n in names {
+                if n != GCC && n != GLIBC && out.insert(n.to_string()) {
+                    visit(entries, n, out);
+                }
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    visit(entries, name, &mut out);
+    out
+}
+
+/// The dependencies brew adds to `name` on an old Linux host: `gcc` unless
+/// it is gcc or in gcc's dependency tree, `glibc` unless it is glibc or in
+/// glibc's tree; each only when the API file has it (`formula_for`).
+fn implicit_linux_dependencies(entries: &BTreeMap<String, RubyValue>, name: &str) -> Vec<String> {
+    let glibc_tree = global_dependencies(entries, GLIBC);
+    let mut gcc_tree = global_dependencies(entries, GCC);
+    // "gcc depends on glibc"
+    gcc_tree.insert(GLIBC.to_string());
+    gcc_tree.extend(glibc_tree.iter().cloned());
+    let mut out = Vec::new();
+    if name != GCC && !gcc_tree.contains(name) && entries.contains_key(GCC) {
+        out.push(GCC.to_string());
+    }
+    if name != GLIBC && !glibc_tree.contains(name) && entries.contains_key(GLIBC) {
+        out.push(GLIBC.to_string());
+    }
+    out
+}
+
+/// `roots` and what brew installs with them on `client_tag`, each once,
+/// dependencies first. A refused (disabled) formula is listed, but brew
+/// stops before its dependencies.
+fn install_closure(
+    entries: &BTreeMap<String, RubyValue>,
+    client_tag: &str,
+    roots: &[&str],
+    options: &ReplayOptions,
+) -> Vec<String> {
+    let on_linux = matches!(
+        tags::parse_tag(client_tag),
+        Some(tags::TagPlatform::Linux { .. })
+    );
+    let dependencies_of = |name: &str| -> Vec<String> {
+        let Some(entry) = entries.get(name) else {
+            return Vec::new();
+        };
+        if refusal(entry).is_some() {
+            return Vec::new();
+        }
+        let mut out = entry_runtime_dependencies(entry, client_tag);
+        if on_linux && options.old_linux_host {
+            for implicit in implicit_linux_dependencies(entries, name) {
+                if !out.contains(&implicit) {
+                    out.push(implicit);
+                }
+            }
+        }
+        out
+    };
+    fn visit(
+        name: &str,
+        dependencies_of: &dyn Fn(&str) -> Vec<String>,
+        seen: &mut Vec<String>,
+        out: &mut Vec<String>,
+    ) {
         if seen.iter().any(|s| s == name) {
             return;
         }
         seen.push(name.to_string());
-        if let Some(entry) = entries.get(name) {
-            for dependency in runtime_dependencies(entry) {
-                visit(entries, &dependency, seen, out);
-            }
+        for dependency in dependencies_of(name) {
+            visit(&dependency, dependencies_of, seen, out);
         }
         out.push(name.to_string());
     }
     let mut seen = Vec::new();
     let mut out = Vec::new();
     for root in roots {
-        visit(entries, root, &mut seen, &mut out);
+        visit(root, &dependencies_of, &mut seen, &mut out);
     }
     out
 }
 
 /// The bottle a client on `client_tag` requests for formula `name` of the
-/// API file, `None` without a `bottle_checksum`.
-pub fn bottle_request(name: &str, entry: &Value, client_tag: &str) -> Option<BottleRequest> {
-    let sha256 = entry["bottle_checksum"].as_str()?.to_string();
-    let version = entry["stable_version"].as_str().unwrap_or_default();
-    let revision = entry["revision"].as_u64().unwrap_or(0);
-    let rebuild = entry["bottle_rebuild"].as_u64().unwrap_or(0);
-    let tag = entry["bottle_tag"]
+/// API file, `None` without a `bottle_checksum` (or without
+/// `stable_url_args`: brew loads no stable spec, so no bottle). An error
+/// when the entry has a bottle brew cannot read (a `bottle_tag` that is not
+/// a symbol: brew 6 writes `":all"`, never `"all"`).
+pub fn bottle_request(
+    name: &str,
+    entry: &Value,
+    client_tag: &str,
+) -> anyhow::Result<Option<BottleRequest>> {
+    entry_bottle_request(name, &read_entry(entry), client_tag)
+}
+
+fn entry_bottle_request(
+    name: &str,
+    entry: &RubyValue,
+    client_tag: &str,
+) -> anyhow::Result<Option<BottleRequest>> {
+    let Some(sha256) = entry.get_str("bottle_checksum") else {
+        return Ok(None);
+    };
+    let sha256 = sha256
         .as_str()
-        .unwrap_or(client_tag)
+        .with_context(|| format!("bottle_checksum {sha256:?} is not a string"))?
         .to_string();
+    if entry.get_str("stable_url_args").is_none() {
+        return Ok(None);
+    }
+    let tag = match entry.get_str("bottle_tag") {
+        None => client_tag.to_string(),
+        Some(RubyValue::Sym(tag)) if tags::parse_tag(tag).is_some() => tag.clone(),
+        Some(other) => anyhow::bail!(
+            "bottle_tag {:?} is not a bottle tag symbol",
+            other.to_json()
+        ),
+    };
+    let version = entry
+        .get_str("stable_version")
+        .and_then(RubyValue::as_str)
+        .context("no stable_version")?;
+    let number = |key: &str| -> anyhow::Result<i64> {
+        match entry.get_str(key) {
+            None => Ok(0),
+            Some(value) => value
+                .as_int()
+                .filter(|n| *n >= 0)
+                .with_context(|| format!("{key} {} is not a count", value.to_json())),
+        }
+    };
+    let revision = number("revision")?;
+    let rebuild = number("bottle_rebuild")?;
     let pkg_version = if revision > 0 {
         format!("{version}_{revision}")
     } else {
@@ -592,27 +918,40 @@ pub fn bottle_request(name: &str, entry: &Value, client_tag: &str) -> Option<Bot
         (String::new(), pkg_version.clone())
     };
     let file_name = format!("{name}-{pkg_version}.{tag}.bottle{file_rebuild}.tar.gz");
-    Some(BottleRequest {
+    Ok(Some(BottleRequest {
         path: format!("/bottles/{}", percent_encode(&file_name)),
         manifest_path: format!("/bottles/{}/manifests/{reference}", image_name(name)),
         tag,
         sha256,
         file_name,
-    })
+    }))
 }
 
 async fn check_formula(
     mirror: &dyn MirrorReader,
     name: &str,
-    entry: &Value,
+    entry: &RubyValue,
     client_tag: &str,
 ) -> anyhow::Result<FormulaReport> {
     let mut report = FormulaReport {
         name: name.to_string(),
-        bottle: bottle_request(name, entry, client_tag),
+        bottle: None,
+        refused: refusal(entry),
         requests: Vec::new(),
         problems: Vec::new(),
     };
+    if report.refused.is_some() {
+        return Ok(report);
+    }
+    match entry_bottle_request(name, entry, client_tag) {
+        Ok(bottle) => report.bottle = bottle,
+        Err(e) => {
+            report.problems.push(Problem::InvalidEntry {
+                reason: format!("{e:#}"),
+            });
+            return Ok(report);
+        }
+    }
     let Some(bottle) = report.bottle.clone() else {
         return Ok(report);
     };
@@ -773,9 +1112,149 @@ mod tests {
     #[test]
     fn runtime_dependencies_skip_build_and_test() {
         let entry: Value = serde_json::json!({"stable_dependencies": [
-            "a", {"b": "build"}, {"c": "recommended"}, {"d": ["build", "test"]}, {"e": "test"}
+            "a", {"b": ":build"}, {"c": ":recommended"}, {"d": [":build", ":test"]}, {"e": ":test"},
+            {"f": ":optional"}, {"g": [":recommended", ":build"]}
         ]});
-        assert_eq!(runtime_dependencies(&entry), ["a", "c"]);
+        assert_eq!(runtime_dependencies(&entry, "arm64_tahoe"), ["a", "c"]);
+        // brew compares symbols: a colon-less type is no type at all.
+        let colonless: Value = serde_json::json!({"stable_dependencies": [{"b": "build"}]});
+        assert_eq!(runtime_dependencies(&colonless, "arm64_tahoe"), ["b"]);
+    }
+
+    #[test]
+    fn requirements_are_not_formulae() {
+        let entry: Value = serde_json::json!({"stable_dependencies": [
+            "a", ":linux", {":macos": [":sonoma", ":build"]}, {":arch": [":arm64"]},
+            {":xcode": ["11.2", ":build"]}, "\\:odd-name"
+        ]});
+        // "\\:odd-name" is the string ":odd-name" (an escaped look-alike).
+        assert_eq!(
+            runtime_dependencies(&entry, "x86_64_linux"),
+            ["a", ":odd-name"]
+        );
+    }
+
+    #[test]
+    fn uses_from_macos_is_a_dependency_on_linux_and_on_older_macos() {
+        let entry: Value = serde_json::json!({"stable_uses_from_macos": [
+            ["zlib"],
+            [{"libxml2": ":build", ":since": ":sonoma"}],
+            ["curl", {":since": ":sequoia"}],
+            [{"krb5": ":test"}],
+            ["expat", {":since": ":no_such_macos"}]
+        ]});
+        assert_eq!(
+            runtime_dependencies(&entry, "x86_64_linux"),
+            ["zlib", "curl", "expat"]
+        );
+        assert_eq!(
+            runtime_dependencies(&entry, "arm64_linux"),
+            ["zlib", "curl", "expat"]
+        );
+        // macOS provides zlib everywhere and curl from sequoia on; an
+        // unknown bound counts as the oldest macOS.
+        assert!(runtime_dependencies(&entry, "arm64_tahoe").is_empty());
+        assert!(runtime_dependencies(&entry, "sequoia").is_empty());
+        assert_eq!(runtime_dependencies(&entry, "arm64_sonoma"), ["curl"]);
+        // A fallback bottle built for sonoma needs what sonoma lacks, even
+        // on tahoe.
+        let fallback: Value = serde_json::json!({
+            "bottle_tag": ":arm64_sonoma",
+            "stable_uses_from_macos": [["curl", {":since": ":sequoia"}]]
+        });
+        assert_eq!(runtime_dependencies(&fallback, "arm64_tahoe"), ["curl"]);
+        // A bound on the newest macOS (no Intel tag of that name) is known.
+        let newest: Value = serde_json::json!({
+            "stable_uses_from_macos": [["curl", {":since": ":golden_gate"}]]
+        });
+        assert_eq!(runtime_dependencies(&newest, "arm64_tahoe"), ["curl"]);
+        assert!(runtime_dependencies(&newest, "arm64_golden_gate").is_empty());
+    }
+
+    #[test]
+    fn bottle_tags_are_symbols() {
+        let entry = |tag: Value| {
+            let mut entry = serde_json::json!({
+                "stable_version": "1.0", "stable_url_args": ["https://x.invalid/a-1.0.tar.gz"],
+                "revision": 1, "bottle_rebuild": 2, "bottle_checksum": "ab"
+            });
+            if !tag.is_null() {
+                entry["bottle_tag"] = tag;
+            }
+            entry
+        };
+        let all = bottle_request("a@1", &entry(":all".into()), "tahoe")
+            .unwrap()
+            .unwrap();
+        assert_eq!(all.tag, "all");
+        assert_eq!(all.file_name, "a@1-1.0_1.all.bottle.2.tar.gz");
+        assert_eq!(all.path, "/bottles/a%401-1.0_1.all.bottle.2.tar.gz");
+        assert_eq!(all.manifest_path, "/bottles/a/1/manifests/1.0_1-2");
+        let fallback = bottle_request("a", &entry(":arm64_sequoia".into()), "arm64_tahoe");
+        assert_eq!(fallback.unwrap().unwrap().tag, "arm64_sequoia");
+        let own = bottle_request("a", &entry(Value::Null), "arm64_tahoe");
+        assert_eq!(own.unwrap().unwrap().tag, "arm64_tahoe");
+        // The colon-less form (what the stand-in wrote before issue 17) and
+        // unknown tags are not brew's.
+        for bad in ["all", ":nonsense", "\\:all"] {
+            let err = bottle_request("a", &entry(bad.into()), "tahoe").unwrap_err();
+            assert!(format!("{err:#}").contains("bottle_tag"), "{bad}: {err:#}");
+        }
+        // Without stable_url_args brew loads no bottle.
+        let mut no_url = entry(":all".into());
+        no_url.as_object_mut().unwrap().remove("stable_url_args");
+        assert_eq!(bottle_request("a", &no_url, "tahoe").unwrap(), None);
+    }
+
+    #[test]
+    fn gcc_and_glibc_join_every_linux_closure_when_asked() {
+        let entries = read_entries(&serde_json::json!({
+            "a": {"stable_dependencies": ["b"]},
+            "b": {},
+            "gcc": {"stable_dependencies": ["gmp"]},
+            "gmp": {},
+            "glibc": {},
+        }));
+        let closure = |tag: &str, old_linux_host: bool| {
+            install_closure(&entries, tag, &["a"], &ReplayOptions { old_linux_host })
+        };
+        // gcc gets glibc; gmp, in gcc's tree, gets only glibc; glibc nothing.
+        assert_eq!(
+            closure("x86_64_linux", true),
+            ["glibc", "gmp", "gcc", "b", "a"]
+        );
+        assert_eq!(closure("x86_64_linux", false), ["b", "a"]);
+        assert_eq!(closure("arm64_tahoe", true), ["b", "a"]);
+        // Only when the API file has them.
+        let without = read_entries(&serde_json::json!({"a": {}}));
+        let options = ReplayOptions::default();
+        assert_eq!(
+            install_closure(&without, "x86_64_linux", &["a"], &options),
+            ["a"]
+        );
+    }
+
+    #[test]
+    fn disabled_formulae_are_refused_without_their_dependencies() {
+        let entries = read_entries(&serde_json::json!({
+            "a": {"stable_dependencies": ["gone"]},
+            "gone": {"stable_dependencies": ["b"],
+                     "disable_args": {":date": "2025-06-01", ":because": ":no_license"}},
+            "b": {},
+            "old": {"deprecate_args": {":date": "2025-01-01", ":because": ":unmaintained"}},
+        }));
+        let options = ReplayOptions::default();
+        assert_eq!(
+            install_closure(&entries, "tahoe", &["a", "old"], &options),
+            ["gone", "a", "old"]
+        );
+        assert_eq!(
+            refusal(&entries["gone"]).as_deref(),
+            Some("disabled on 2025-06-01 because no_license")
+        );
+        // Deprecated formulae install (brew only warns).
+        assert_eq!(refusal(&entries["old"]), None);
+        assert_eq!(refusal(&entries["a"]), None);
     }
 
     fn mirror_of(catalog: &Catalog) -> (tempfile::TempDir, DirectoryMirror) {
@@ -834,7 +1313,105 @@ mod tests {
         assert_eq!(linux.formulae[0].bottle, None);
         assert!(linux.formulae[0].requests.is_empty());
         let linux = install(&mirror, "x86_64_linux", &["linux-only"]).await;
-        assert!(linux.formulae[0].bottle.is_some() && linux.is_complete());
+        assert!(linux.is_complete(), "{linux}");
+        let linux_only = linux.formula("linux-only").unwrap();
+        assert_eq!(linux_only.bottle.as_ref().unwrap().tag, "x86_64_linux");
+    }
+
+    /// The brew-mirror catalog through the replay: what each client tag
+    /// installs for curl, wget and the disabled gone.
+    #[tokio::test]
+    async fn closures_follow_uses_from_macos_implicit_linux_deps_and_refusals() {
+        let (_dir, mirror) = mirror_of(&Catalog::brew_mirror());
+        let names = |report: &InstallReport| -> Vec<String> {
+            report.formulae.iter().map(|f| f.name.clone()).collect()
+        };
+        // tahoe provides zlib and libxml2 (since tahoe); the recommended
+        // ca-certificates is installed, build/test/optional ones and the
+        // :macos requirement are not.
+        let tahoe = install(&mirror, "arm64_tahoe", &["curl"]).await;
+        assert!(tahoe.is_complete(), "{tahoe}");
+        assert_eq!(names(&tahoe), ["ca-certificates", "openssl@3", "curl"]);
+        // sequoia is older than libxml2's bound.
+        let sequoia = install(&mirror, "sequoia", &["curl"]).await;
+        assert!(sequoia.is_complete(), "{sequoia}");
+        assert_eq!(
+            names(&sequoia),
+            ["ca-certificates", "openssl@3", "libxml2", "curl"]
+        );
+        // Linux: every uses_from_macos but the build-only one, and gcc and
+        // glibc for everything but themselves (gcc gets glibc).
+        let linux = install(&mirror, "x86_64_linux", &["curl"]).await;
+        assert!(linux.is_complete(), "{linux}");
+        assert_eq!(
+            names(&linux),
+            [
+                "glibc",
+                "gcc",
+                "ca-certificates",
+                "openssl@3",
+                "zlib",
+                "libxml2",
+                "curl"
+            ]
+        );
+        // No implicit dependencies for a new enough Linux host.
+        let options = ReplayOptions {
+            old_linux_host: false,
+        };
+        let new_host = replay_install_with(&mirror, "x86_64_linux", &["curl"], &options)
+            .await
+            .unwrap();
+        assert_eq!(
+            names(&new_host),
+            ["ca-certificates", "openssl@3", "zlib", "libxml2", "curl"]
+        );
+        let zlib = linux.formula("zlib").unwrap().bottle.clone().unwrap();
+        assert_eq!(zlib.path, "/bottles/zlib-1.3.1.x86_64_linux.bottle.tar.gz");
+
+        // A disabled formula is refused: nothing requested, not a problem.
+        let gone = install(&mirror, "x86_64_linux", &["gone", "wget"]).await;
+        assert!(gone.is_complete(), "{gone}");
+        assert_eq!(gone.refused(), ["gone"]);
+        let refused = gone.formula("gone").unwrap();
+        assert!(refused.requests.is_empty() && refused.bottle.is_none());
+        assert_eq!(
+            refused.refused.as_deref(),
+            Some("disabled on 2025-06-01 because no_license")
+        );
+        assert!(gone.to_string().contains("refused gone"), "{gone}");
+        // wget on Linux needs zlib; old-tool has no Linux bottle.
+        assert_eq!(
+            names(&gone),
+            [
+                "gone",
+                "glibc",
+                "gcc",
+                "ca-certificates",
+                "openssl@3",
+                "old-tool",
+                "zlib",
+                "wget"
+            ]
+        );
+        assert_eq!(gone.formula("old-tool").unwrap().bottle, None);
+    }
+
+    /// An API file in the colon-less form (the stand-in's before issue 17)
+    /// is not what brew reads: its `bottle_tag`s are refused by name.
+    #[tokio::test]
+    async fn a_colonless_api_file_is_named() {
+        let (dir, mirror) = mirror_of(&Catalog::brew_mirror());
+        let file = dir.path().join("api/internal/packages.tahoe.jws.json");
+        let mut payload = parse_packages_file(&std::fs::read(&file).unwrap()).unwrap();
+        payload["formulae"]["old-tool"]["bottle_tag"] = "sequoia".into();
+        std::fs::write(&file, index::render_jws(&payload.to_string())).unwrap();
+        let report = install(&mirror, "tahoe", &["old-tool"]).await;
+        assert_eq!(
+            report.problems(),
+            [("old-tool".to_string(), "invalid API entry")]
+        );
+        assert!(report.to_string().contains("bottle_tag"), "{report}");
     }
 
     #[tokio::test]

@@ -26,6 +26,78 @@ impl BottleSpec {
     }
 }
 
+/// One `uses_from_macos` of a formula.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsesFromMacos {
+    pub name: String,
+    /// `since: :<macos>` (a release name such as `sonoma`): macOS provides
+    /// it from that release on. `None`: every macOS provides it.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// `uses_from_macos "x" => :build`: needed to build only.
+    #[serde(default)]
+    pub build: bool,
+}
+
+impl UsesFromMacos {
+    /// `uses_from_macos "<name>"` (runtime, no bound).
+    pub fn new(name: impl Into<String>) -> Self {
+        UsesFromMacos {
+            name: name.into(),
+            ..UsesFromMacos::default()
+        }
+    }
+
+    /// With `since: :<macos>`.
+    pub fn since(mut self, macos: impl Into<String>) -> Self {
+        self.since = Some(macos.into());
+        self
+    }
+
+    /// As `=> :build`.
+    pub fn build(mut self) -> Self {
+        self.build = true;
+        self
+    }
+}
+
+/// One requirement of a formula (`depends_on :linux`,
+/// `depends_on macos: :sonoma`, `depends_on arch: :arm64`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requirement {
+    /// `linux`, `macos`, `maximum_macos`, `arch`, `xcode`.
+    pub name: String,
+    /// For `macos`/`maximum_macos` a release name (`sonoma`), for `arch`
+    /// `arm64`/`x86_64`, for `xcode` a version.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Dependency types such as `build`.
+    #[serde(default)]
+    pub contexts: Vec<String>,
+}
+
+impl Requirement {
+    /// A requirement without version or contexts (`depends_on :linux`).
+    pub fn new(name: impl Into<String>) -> Self {
+        Requirement {
+            name: name.into(),
+            ..Requirement::default()
+        }
+    }
+
+    /// With a version (`macos: :sonoma` is `new("macos").version("sonoma")`).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
+    /// With a context such as `build`.
+    pub fn context(mut self, context: impl Into<String>) -> Self {
+        self.contexts.push(context.into());
+        self
+    }
+}
+
 /// One formula as the index and the registry present it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FormulaSpec {
@@ -40,6 +112,25 @@ pub struct FormulaSpec {
     /// Build-only dependencies: in the index, never in an install's closure.
     #[serde(default)]
     pub build_dependencies: Vec<String>,
+    /// `depends_on "x" => :test`: never in an install's closure.
+    #[serde(default)]
+    pub test_dependencies: Vec<String>,
+    /// `depends_on "x" => :recommended`: installed by default.
+    #[serde(default)]
+    pub recommended_dependencies: Vec<String>,
+    /// `depends_on "x" => :optional`: not installed by default.
+    #[serde(default)]
+    pub optional_dependencies: Vec<String>,
+    /// `uses_from_macos "x"`: a dependency on Linux (and on macOS older
+    /// than its `since` bound), provided by macOS otherwise.
+    #[serde(default)]
+    pub uses_from_macos: Vec<UsesFromMacos>,
+    /// `depends_on :linux`, `depends_on macos: :sonoma`, ...
+    #[serde(default)]
+    pub requirements: Vec<Requirement>,
+    /// Has a `head` spec (a git URL).
+    #[serde(default)]
+    pub head: bool,
     /// The manifest lacks `sh.brew.bottle.size` (bottles from before 2023).
     pub legacy_manifest: bool,
     /// Empty: the index says `"bottle": {}`.
@@ -200,7 +291,10 @@ impl Catalog {
     /// About fifteen small formulae covering the cases a mirror gets wrong:
     /// `@` and `+` in names, revision, rebuild, an `all` bottle, formulae
     /// whose newest bottle is for an older macOS, no bottle at all, disabled,
-    /// deprecated, Linux only, and a manifest without sizes.
+    /// deprecated, Linux only (with the `:linux` requirement), a manifest
+    /// without sizes, `uses_from_macos` (`wget`: `zlib`, no bound; `curl`:
+    /// `zlib` since sequoia), and `glibc` and `gcc` (Linux bottles only),
+    /// which brew on an old Linux adds to every formula.
     pub fn tricky() -> Self {
         let with_tags = |f, tags: &[&str]| with_small_bottles(f, tags, 200_000);
         let linux = ["x86_64_linux", "arm64_linux"];
@@ -209,6 +303,7 @@ impl Catalog {
 
         let wget = FormulaSpec {
             dependencies: vec!["libidn2".into(), "openssl@3".into()],
+            uses_from_macos: vec![UsesFromMacos::new("zlib")],
             ..FormulaSpec::new("wget", "1.25.0")
         };
         let openssl = FormulaSpec {
@@ -218,6 +313,7 @@ impl Catalog {
         let curl = FormulaSpec {
             rebuild: 1,
             dependencies: vec!["libidn2".into(), "openssl@3".into()],
+            uses_from_macos: vec![UsesFromMacos::new("zlib").since("sequoia")],
             ..FormulaSpec::new("curl", "8.17.0")
         };
         let libidn2 = FormulaSpec {
@@ -277,11 +373,14 @@ impl Catalog {
                 old_but_ok,
                 &["arm64_tahoe", "tahoe", "arm64_sequoia", "x86_64_linux"],
             ),
-            with_tags(FormulaSpec::new("linux-only", "0.5.0"), &linux),
+            with_tags(linux_only(), &linux),
             with_tags(
                 legacy,
                 &["arm64_tahoe", "arm64_sequoia", "sonoma", "x86_64_linux"],
             ),
+            with_tags(FormulaSpec::new("zlib", "1.3.1"), &all_current),
+            with_tags(FormulaSpec::new("glibc", "2.35"), &linux),
+            with_tags(FormulaSpec::new("gcc", "15.2.0"), &linux),
         ])
     }
 
@@ -297,8 +396,19 @@ impl Catalog {
     /// - `libsigc++`: revision 2 and rebuild 1 (`3.6.0_2`, `.bottle.1.`);
     /// - `old-tool`: bottled for sequoia only, so tahoe clients install the
     ///   sequoia bottle (`bottle_tag` in their per-tag file);
-    /// - `linux-only`: an `x86_64_linux` bottle only (no bottle on macOS);
-    /// - `wget`: an ordinary formula needing `openssl@3` and `old-tool`.
+    /// - `linux-only`: an `x86_64_linux` bottle only (no bottle on macOS)
+    ///   and `depends_on :linux` (`":linux"` in `stable_dependencies`);
+    /// - `wget`: an ordinary formula needing `openssl@3` and `old-tool`,
+    ///   with `uses_from_macos "zlib"` (no bound: a dependency on Linux only);
+    /// - `curl` (a `head` spec): runtime dependency `openssl@3`, build
+    ///   `pkgconf`, test `old-tool`, recommended `ca-certificates`, optional
+    ///   `gtk+3`, `depends_on macos: :sonoma => :build`, and
+    ///   `uses_from_macos` `zlib` (no bound), `libxml2` since tahoe (so
+    ///   sequoia clients install it) and `pkgconf => :build` since sonoma;
+    /// - `zlib` and `libxml2`: bottled for every mirror tag;
+    /// - `gone`: disabled (`disable_args`), bottled for every mirror tag;
+    /// - `glibc` and `gcc`: `x86_64_linux` bottles only, the dependencies
+    ///   brew adds on a Linux host with an old glibc.
     pub fn brew_mirror() -> Self {
         let with_tags = |f, tags: &[&str]| with_small_bottles(f, tags, 20_000);
         let openssl = FormulaSpec {
@@ -318,7 +428,27 @@ impl Catalog {
         let wget = FormulaSpec {
             dependencies: vec!["openssl@3".into(), "old-tool".into()],
             build_dependencies: vec!["pkgconf".into()],
+            uses_from_macos: vec![UsesFromMacos::new("zlib")],
             ..FormulaSpec::new("wget", "1.25.0")
+        };
+        let curl = FormulaSpec {
+            dependencies: vec!["openssl@3".into()],
+            build_dependencies: vec!["pkgconf".into()],
+            test_dependencies: vec!["old-tool".into()],
+            recommended_dependencies: vec!["ca-certificates".into()],
+            optional_dependencies: vec!["gtk+3".into()],
+            uses_from_macos: vec![
+                UsesFromMacos::new("zlib"),
+                UsesFromMacos::new("libxml2").since("tahoe"),
+                UsesFromMacos::new("pkgconf").build().since("sonoma"),
+            ],
+            requirements: vec![Requirement::new("macos").version("sonoma").context("build")],
+            head: true,
+            ..FormulaSpec::new("curl", "8.17.0")
+        };
+        let gone = FormulaSpec {
+            disabled: true,
+            ..FormulaSpec::new("gone", "1.2.0")
         };
         Catalog::from_formulae(vec![
             with_tags(FormulaSpec::new("ca-certificates", "2025-09-09"), &["all"]),
@@ -330,8 +460,14 @@ impl Catalog {
                 FormulaSpec::new("old-tool", "1.0"),
                 &["arm64_sequoia", "sequoia"],
             ),
-            with_tags(FormulaSpec::new("linux-only", "0.5.0"), &["x86_64_linux"]),
+            with_tags(linux_only(), &["x86_64_linux"]),
             with_tags(wget, &BREW_MIRROR_TAGS),
+            with_tags(curl, &BREW_MIRROR_TAGS),
+            with_tags(FormulaSpec::new("zlib", "1.3.1"), &BREW_MIRROR_TAGS),
+            with_tags(FormulaSpec::new("libxml2", "2.13.5"), &BREW_MIRROR_TAGS),
+            with_tags(gone, &BREW_MIRROR_TAGS),
+            with_tags(FormulaSpec::new("glibc", "2.35"), &["x86_64_linux"]),
+            with_tags(FormulaSpec::new("gcc", "15.2.0"), &["x86_64_linux"]),
         ])
     }
 
@@ -436,6 +572,14 @@ impl Catalog {
             }
         }
         Ok(())
+    }
+}
+
+/// `linux-only` 0.5.0 with `depends_on :linux`.
+fn linux_only() -> FormulaSpec {
+    FormulaSpec {
+        requirements: vec![Requirement::new("linux")],
+        ..FormulaSpec::new("linux-only", "0.5.0")
     }
 }
 
@@ -757,6 +901,77 @@ mod tests {
         };
         assert_eq!(libidn2.pkg_version(), "2.3.8_1");
         assert_eq!(libidn2.version_rebuild(), "2.3.8_1");
+    }
+
+    /// The shapes issue 17 needs in both named catalogs (the per-tag
+    /// fixtures and the replay tests rely on them).
+    #[test]
+    fn named_catalogs_have_every_shape_brew_serialises() {
+        for (catalog, macos_tags) in [
+            (Catalog::brew_mirror(), &BREW_MIRROR_TAGS[..4]),
+            (Catalog::tricky(), &TRICKY_MACOS[..]),
+        ] {
+            catalog.validate().unwrap();
+            let formula = |name: &str| catalog.formula(name).unwrap();
+            let tags = |name: &str| -> Vec<&str> {
+                formula(name)
+                    .bottles
+                    .iter()
+                    .map(|b| b.tag.as_str())
+                    .collect()
+            };
+            assert_eq!(tags("ca-certificates"), ["all"]);
+            // old-tool: no bottle for the newest macOS, so a fallback.
+            assert!(!tags("old-tool").contains(&macos_tags[0]));
+            assert!(tags("zlib").contains(&"x86_64_linux"));
+            assert!(macos_tags.iter().all(|t| tags("zlib").contains(t)));
+            let uses: Vec<&UsesFromMacos> = catalog
+                .formulae()
+                .iter()
+                .flat_map(|f| &f.uses_from_macos)
+                .collect();
+            assert!(uses.iter().any(|u| u.name == "zlib" && u.since.is_none()));
+            assert!(uses.iter().any(|u| u.since.is_some()));
+            assert_eq!(
+                formula("linux-only").requirements,
+                [Requirement::new("linux")]
+            );
+            let gone = formula("gone");
+            assert!(gone.disabled && gone.bottles.len() >= 3);
+            for name in ["glibc", "gcc"] {
+                assert!(formula(name).dependencies.is_empty(), "{name}");
+                assert!(
+                    tags(name).iter().all(|t| t.ends_with("_linux")) && !tags(name).is_empty(),
+                    "{name}"
+                );
+            }
+        }
+        let curl = Catalog::brew_mirror().formula("curl").unwrap().clone();
+        assert!(curl.head && curl.uses_from_macos.iter().any(|u| u.build));
+    }
+
+    /// Catalogs written before the new fields existed still load.
+    #[test]
+    fn new_formula_fields_default_when_absent() {
+        let mut json = serde_json::to_value(FormulaSpec::new("a", "1.0")).unwrap();
+        let object = json.as_object_mut().unwrap();
+        for key in [
+            "build_dependencies",
+            "test_dependencies",
+            "recommended_dependencies",
+            "optional_dependencies",
+            "uses_from_macos",
+            "requirements",
+            "head",
+        ] {
+            assert!(object.remove(key).is_some(), "{key}");
+        }
+        let read: FormulaSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(read, FormulaSpec::new("a", "1.0"));
+        let uses: UsesFromMacos = serde_json::from_str(r#"{"name": "zlib"}"#).unwrap();
+        assert_eq!(uses, UsesFromMacos::new("zlib"));
+        let requirement: Requirement = serde_json::from_str(r#"{"name": "linux"}"#).unwrap();
+        assert_eq!(requirement, Requirement::new("linux"));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The formula API documents: `formula.json` in Homebrew's schema (with the
 //! unknown-to-a-mirror fields real entries carry, so parsers must be
 //! lenient), its JWS wrapper, one formula's JSON, and the per-tag
-//! `internal/packages.<tag>.jws.json` files.
+//! `internal/packages.<tag>.jws.json` files, whose entries are made from
+//! the formula.json entry by brew's own rules ([`crate::formula_struct`]),
+//! so they carry Ruby symbols as `":name"` strings like upstream's.
 
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
@@ -9,6 +11,8 @@ use sha2::{Digest, Sha256};
 
 use crate::bottles::{BottleInfo, ResolvedCatalog};
 use crate::catalog::FormulaSpec;
+use crate::formula_struct::{FormulaStruct, generate_formula_struct};
+use crate::ruby::RubyValue;
 use crate::tags;
 
 #[derive(Serialize)]
@@ -32,25 +36,57 @@ struct FormulaDoc<'a> {
     options: [&'a str; 0],
     build_dependencies: &'a [String],
     dependencies: &'a [String],
-    test_dependencies: [&'a str; 0],
-    recommended_dependencies: [&'a str; 0],
-    optional_dependencies: [&'a str; 0],
-    uses_from_macos: [&'a str; 0],
-    requirements: [&'a str; 0],
+    test_dependencies: &'a [String],
+    recommended_dependencies: &'a [String],
+    optional_dependencies: &'a [String],
+    /// `"name"` or `{"name": "build"}`, with the bound at the same index of
+    /// `uses_from_macos_bounds` (`{}` or `{"since": "<macos>"}`), as
+    /// formula.rb `dependencies_hash` writes them.
+    uses_from_macos: Vec<serde_json::Value>,
+    uses_from_macos_bounds: Vec<serde_json::Value>,
+    requirements: Vec<RequirementDoc<'a>>,
     conflicts_with: [&'a str; 0],
     caveats: Option<&'a str>,
     deprecated: bool,
     deprecation_date: Option<&'static str>,
     deprecation_reason: Option<&'static str>,
+    deprecate_args: Option<DeprecateDisableArgs>,
     disabled: bool,
     disable_date: Option<&'static str>,
     disable_reason: Option<&'static str>,
+    disable_args: Option<DeprecateDisableArgs>,
     post_install_defined: bool,
     service: Option<&'a str>,
     tap_git_head: &'static str,
     ruby_source_path: String,
     ruby_source_checksum: Checksum,
 }
+
+/// formula.rb `serialized_requirements`: one requirement.
+#[derive(Serialize)]
+struct RequirementDoc<'a> {
+    name: &'a str,
+    cask: Option<&'a str>,
+    download: Option<&'a str>,
+    /// macOS requirements carry the version number (`"14"`), not the name.
+    version: Option<&'a str>,
+    contexts: &'a [String],
+    specs: &'static [&'static str],
+}
+
+/// formula.rb `deprecate!`/`disable!` arguments, as formula.json has them.
+#[derive(Serialize)]
+struct DeprecateDisableArgs {
+    date: &'static str,
+    because: &'static str,
+    replacement_formula: Option<&'static str>,
+    replacement_cask: Option<&'static str>,
+}
+
+const DEPRECATION_DATE: &str = "2025-01-01";
+const DEPRECATION_REASON: &str = "unmaintained";
+const DISABLE_DATE: &str = "2025-06-01";
+const DISABLE_REASON: &str = "no_license";
 
 #[derive(Serialize)]
 struct Versions<'a> {
@@ -62,6 +98,15 @@ struct Versions<'a> {
 #[derive(Serialize)]
 struct Urls {
     stable: SourceUrl,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    head: Option<HeadUrl>,
+}
+
+#[derive(Serialize)]
+struct HeadUrl {
+    url: String,
+    branch: Option<&'static str>,
+    using: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -149,7 +194,7 @@ fn formula_doc<'a>(
         homepage: format!("https://example.invalid/{name}"),
         versions: Versions {
             stable: &formula.version,
-            head: formula.version.len().is_multiple_of(2).then_some("HEAD"),
+            head: formula.head.then_some("HEAD"),
             bottle: !bottles.is_empty(),
         },
         urls: Urls {
@@ -163,6 +208,11 @@ fn formula_doc<'a>(
                 using: None,
                 checksum: hex_of(&format!("source {name} {}", formula.version)),
             },
+            head: formula.head.then(|| HeadUrl {
+                url: format!("https://example.invalid/{name}.git"),
+                branch: Some("main"),
+                using: None,
+            }),
         },
         revision: formula.revision,
         version_scheme: 0,
@@ -178,19 +228,67 @@ fn formula_doc<'a>(
         options: [],
         build_dependencies: &formula.build_dependencies,
         dependencies: &formula.dependencies,
-        test_dependencies: [],
-        recommended_dependencies: [],
-        optional_dependencies: [],
-        uses_from_macos: [],
-        requirements: [],
+        test_dependencies: &formula.test_dependencies,
+        recommended_dependencies: &formula.recommended_dependencies,
+        optional_dependencies: &formula.optional_dependencies,
+        uses_from_macos: formula
+            .uses_from_macos
+            .iter()
+            .map(|u| match u.build {
+                true => serde_json::json!({ &u.name: "build" }),
+                false => serde_json::json!(u.name),
+            })
+            .collect(),
+        uses_from_macos_bounds: formula
+            .uses_from_macos
+            .iter()
+            .map(|u| match &u.since {
+                Some(since) => serde_json::json!({ "since": since }),
+                None => serde_json::json!({}),
+            })
+            .collect(),
+        requirements: formula
+            .requirements
+            .iter()
+            .map(|r| RequirementDoc {
+                name: &r.name,
+                cask: None,
+                download: None,
+                version: r.version.as_deref().map(|v| match r.name.as_str() {
+                    "macos" | "maximum_macos" => tags::MACOS_NEWEST_FIRST
+                        .iter()
+                        .find(|(name, _)| *name == v)
+                        .map_or(v, |(_, number)| number),
+                    _ => v,
+                }),
+                contexts: &r.contexts,
+                specs: if formula.head {
+                    &["stable", "head"]
+                } else {
+                    &["stable"]
+                },
+            })
+            .collect(),
         conflicts_with: [],
         caveats: None,
         deprecated: formula.deprecated,
-        deprecation_date: formula.deprecated.then_some("2025-01-01"),
-        deprecation_reason: formula.deprecated.then_some("unmaintained"),
+        deprecation_date: formula.deprecated.then_some(DEPRECATION_DATE),
+        deprecation_reason: formula.deprecated.then_some(DEPRECATION_REASON),
+        deprecate_args: formula.deprecated.then_some(DeprecateDisableArgs {
+            date: DEPRECATION_DATE,
+            because: DEPRECATION_REASON,
+            replacement_formula: None,
+            replacement_cask: None,
+        }),
         disabled: formula.disabled,
-        disable_date: formula.disabled.then_some("2025-06-01"),
-        disable_reason: formula.disabled.then_some("no_license"),
+        disable_date: formula.disabled.then_some(DISABLE_DATE),
+        disable_reason: formula.disabled.then_some(DISABLE_REASON),
+        disable_args: formula.disabled.then_some(DeprecateDisableArgs {
+            date: DISABLE_DATE,
+            because: DISABLE_REASON,
+            replacement_formula: None,
+            replacement_cask: None,
+        }),
         post_install_defined: false,
         service: None,
         tap_git_head: FORMULA_TAP_GIT_HEAD,
@@ -283,97 +381,25 @@ pub(crate) const PACKAGES_GENERATED_AT: u64 = 1_787_000_000;
 const FORMULA_TAP_GIT_HEAD: &str = "0123456789abcdef0123456789abcdef01234567";
 const CASK_TAP_GIT_HEAD: &str = "89abcdef0123456789abcdef0123456789abcdef";
 
-fn is_zero(n: &u32) -> bool {
-    *n == 0
+/// One formula of a per-tag file, as brew writes it: the formula.json
+/// entry turned into brew's FormulaStruct (`generate_formula_struct_hash`)
+/// and serialised for `tag` (`FormulaStruct#serialize`), so symbols are
+/// `":name"` strings and blanks and zeros are left out (no `revision` means
+/// 0, no `bottle_checksum` means no bottle for this tag, no `bottle_tag`
+/// means the client's own tag, no `bottle_cellar` means
+/// `:any_skip_relocation`; a disabled formula has `disable_args`).
+#[cfg(test)]
+pub(crate) fn package_entry(formula: &FormulaSpec, bottles: &[BottleInfo], tag: &str) -> RubyValue {
+    formula_struct(formula, bottles).serialize(tag)
 }
 
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
-/// One formula of a per-tag file. Like upstream's serialisation, blank
-/// values and zeros are left out: no `revision` means 0, no
-/// `bottle_rebuild` means 0, no `bottle_checksum` means no bottle for this
-/// tag, no `bottle_tag` means the client's own tag, no `bottle_cellar`
-/// means `:any_skip_relocation`.
-#[derive(Serialize)]
-struct PackageEntry<'a> {
-    desc: String,
-    homepage: String,
-    license: &'static str,
-    stable_version: &'a str,
-    #[serde(skip_serializing_if = "is_zero")]
-    revision: u32,
-    #[serde(skip_serializing_if = "is_zero")]
-    bottle_rebuild: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bottle_checksum: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bottle_tag: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bottle_cellar: Option<&'a str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    stable_dependencies: Vec<Dependency<'a>>,
-    #[serde(skip_serializing_if = "is_false")]
-    deprecated: bool,
-    #[serde(skip_serializing_if = "is_false")]
-    disabled: bool,
-}
-
-/// A runtime dependency is its name; others are `{"<name>": "<type>"}`.
-enum Dependency<'a> {
-    Runtime(&'a str),
-    Build(&'a str),
-}
-
-impl Serialize for Dependency<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Dependency::Runtime(name) => serializer.serialize_str(name),
-            Dependency::Build(name) => {
-                let mut map = serializer.serialize_map(Some(1))?;
-                map.serialize_entry(name, "build")?;
-                map.end()
-            }
-        }
-    }
-}
-
-fn package_entry<'a>(
-    formula: &'a FormulaSpec,
-    bottles: &'a [BottleInfo],
-    tag: &str,
-) -> PackageEntry<'a> {
-    let available: Vec<&str> = bottles.iter().map(|b| b.tag.as_str()).collect();
-    let chosen =
-        tags::installable_tag(&available, tag).and_then(|t| bottles.iter().find(|b| b.tag == t));
-    let name = &formula.name;
-    PackageEntry {
-        desc: format!("Stand-in formula {name}"),
-        homepage: format!("https://example.invalid/{name}"),
-        license: "MIT",
-        stable_version: &formula.version,
-        revision: formula.revision,
-        bottle_rebuild: chosen.map_or(0, |_| formula.rebuild),
-        bottle_checksum: chosen.map(|b| b.sha256.as_str()),
-        bottle_tag: chosen.map(|b| b.tag.as_str()).filter(|t| *t != tag),
-        bottle_cellar: chosen
-            .map(|b| b.cellar.as_str())
-            .filter(|c| *c != ":any_skip_relocation"),
-        stable_dependencies: formula
-            .dependencies
-            .iter()
-            .map(|d| Dependency::Runtime(d))
-            .chain(
-                formula
-                    .build_dependencies
-                    .iter()
-                    .map(|d| Dependency::Build(d)),
-            )
-            .collect(),
-        deprecated: formula.deprecated,
-        disabled: formula.disabled,
-    }
+/// The FormulaStruct brew builds from `formula`'s formula.json entry.
+fn formula_struct(formula: &FormulaSpec, bottles: &[BottleInfo]) -> FormulaStruct {
+    // The root URL does not reach the struct.
+    let doc =
+        serde_json::to_string(&formula_doc(formula, bottles, "")).expect("formula doc serialises");
+    let doc = RubyValue::from_json(&doc).expect("formula doc parses");
+    generate_formula_struct(&doc)
 }
 
 /// Payload of `internal/packages.<tag>.jws.json` in upstream's schema:
@@ -391,10 +417,8 @@ pub(crate) fn render_packages_payload(catalog: &ResolvedCatalog, tag: &str) -> S
             let mut map = serializer.serialize_map(Some(order.len()))?;
             for i in order {
                 let formula = &catalog.formulae[i];
-                map.serialize_entry(
-                    &formula.name,
-                    &package_entry(formula, catalog.bottles_of(i), tag),
-                )?;
+                let entry = formula_struct(formula, catalog.bottles_of(i)).serialize(tag);
+                map.serialize_entry(&formula.name, &entry)?;
             }
             map.end()
         }
@@ -454,5 +478,260 @@ mod tests {
         assert_eq!(base64url(b"fo"), "Zm8");
         assert_eq!(base64url(b"foo"), "Zm9v");
         assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
+    }
+}
+
+/// The stand-in's per-tag entries, one of each shape, against the text
+/// brew's serializer gives for them (api/formula_struct.rb `serialize`,
+/// checked rule by rule in `formula_struct::tests` against brew's specs):
+/// brew's key order, `":name"` symbols, blanks and zeros left out.
+#[cfg(test)]
+mod fixture_tests {
+    use super::*;
+    use crate::Catalog;
+    use crate::bottles::{self, ResolvedCatalog};
+
+    fn brew_mirror() -> ResolvedCatalog {
+        bottles::resolve(&Catalog::brew_mirror(), "http://stand-in.invalid/v2")
+    }
+
+    /// The entry of `name` for `tag`, checksums replaced by `<sha256>`
+    /// (their values follow from the content generator, checked apart).
+    fn entry(catalog: &ResolvedCatalog, name: &str, tag: &str) -> String {
+        let i = catalog
+            .formulae
+            .iter()
+            .position(|f| f.name == name)
+            .unwrap();
+        let bottles = catalog.bottles_of(i);
+        let entry = package_entry(&catalog.formulae[i], bottles, tag);
+        if let Some(RubyValue::Str(sha)) = entry.get_str("bottle_checksum") {
+            assert!(bottles.iter().any(|b| &b.sha256 == sha), "{name} {tag}");
+        }
+        let RubyValue::Hash(mut pairs) = entry else {
+            panic!("{name}: not a hash");
+        };
+        for (key, value) in &mut pairs {
+            let key = key.as_str().unwrap();
+            if key.ends_with("checksum") {
+                assert_eq!(value.as_str().map(str::len), Some(64), "{name} {key}");
+                *value = RubyValue::Str("<sha256>".into());
+            }
+        }
+        RubyValue::Hash(pairs).to_json()
+    }
+
+    #[test]
+    fn a_plain_formula() {
+        assert_eq!(
+            entry(&brew_mirror(), "pkgconf", "arm64_tahoe"),
+            concat!(
+                r#"{"desc":"Stand-in formula pkgconf","homepage":"https://example.invalid/pkgconf","#,
+                r#""license":"MIT","ruby_source_checksum":"<sha256>","stable_checksum":"<sha256>","#,
+                r#""stable_url_args":["https://example.invalid/pkgconf/pkgconf-2.5.1.tar.gz"],"#,
+                r#""stable_version":"2.5.1","bottle_cellar":"/opt/homebrew/Cellar","#,
+                r#""bottle_checksum":"<sha256>"}"#
+            )
+        );
+    }
+
+    #[test]
+    fn revision_and_rebuild() {
+        assert_eq!(
+            entry(&brew_mirror(), "libsigc++", "x86_64_linux"),
+            concat!(
+                r#"{"bottle_rebuild":1,"desc":"Stand-in formula libsigc++","#,
+                r#""homepage":"https://example.invalid/libsigc++","license":"MIT","revision":2,"#,
+                r#""ruby_source_checksum":"<sha256>","stable_checksum":"<sha256>","#,
+                r#""stable_url_args":["https://example.invalid/libsigc++/libsigc++-3.6.0.tar.gz"],"#,
+                r#""stable_version":"3.6.0","bottle_cellar":":any","bottle_checksum":"<sha256>"}"#
+            )
+        );
+    }
+
+    /// Typed dependencies, a requirement with a context, uses_from_macos
+    /// with and without a bound and typed, a head spec (head_dependencies
+    /// and head_uses_from_macos repeat the stable ones, as brew's generator
+    /// does when formula.json has no head_dependencies).
+    #[test]
+    fn typed_dependencies_requirements_and_uses_from_macos() {
+        let dependencies = concat!(
+            r#"["openssl@3",{"pkgconf":":build"},{"old-tool":":test"},"#,
+            r#"{"ca-certificates":":recommended"},{"gtk+3":":optional"},"#,
+            r#"{":macos":[":sonoma",":build"]}]"#
+        );
+        let uses = concat!(
+            r#"[["zlib"],["libxml2",{":since":":tahoe"}],"#,
+            r#"[{"pkgconf":":build",":since":":sonoma"}]]"#
+        );
+        assert_eq!(
+            entry(&brew_mirror(), "curl", "sequoia"),
+            format!(
+                concat!(
+                    r#"{{"desc":"Stand-in formula curl","head_dependencies":{deps},"#,
+                    r#""head_url_args":["https://example.invalid/curl.git",{{":branch":"main"}}],"#,
+                    r#""head_uses_from_macos":{uses},"homepage":"https://example.invalid/curl","#,
+                    r#""license":"MIT","ruby_source_checksum":"<sha256>","#,
+                    r#""stable_dependencies":{deps},"stable_checksum":"<sha256>","#,
+                    r#""stable_url_args":["https://example.invalid/curl/curl-8.17.0.tar.gz"],"#,
+                    r#""stable_uses_from_macos":{uses},"stable_version":"8.17.0","#,
+                    r#""bottle_cellar":":any","bottle_checksum":"<sha256>"}}"#
+                ),
+                deps = dependencies,
+                uses = uses
+            )
+        );
+    }
+
+    /// `depends_on :linux` is the symbol `":linux"`; no bottle on macOS.
+    #[test]
+    fn a_linux_requirement() {
+        let catalog = brew_mirror();
+        let head = concat!(
+            r#"{"desc":"Stand-in formula linux-only","homepage":"https://example.invalid/linux-only","#,
+            r#""license":"MIT","ruby_source_checksum":"<sha256>","stable_dependencies":[":linux"],"#,
+            r#""stable_checksum":"<sha256>","#,
+            r#""stable_url_args":["https://example.invalid/linux-only/linux-only-0.5.0.tar.gz"],"#,
+            r#""stable_version":"0.5.0""#
+        );
+        assert_eq!(
+            entry(&catalog, "linux-only", "arm64_tahoe"),
+            format!("{head}}}")
+        );
+        assert_eq!(
+            entry(&catalog, "linux-only", "x86_64_linux"),
+            format!(r#"{head},"bottle_checksum":"<sha256>"}}"#)
+        );
+    }
+
+    /// An `all` bottle: `bottle_tag` `":all"` on every tag, no cellar
+    /// (`:any_skip_relocation`).
+    #[test]
+    fn an_all_bottle() {
+        let catalog = brew_mirror();
+        for tag in ["arm64_tahoe", "sequoia", "x86_64_linux"] {
+            assert_eq!(
+                entry(&catalog, "ca-certificates", tag),
+                concat!(
+                    r#"{"desc":"Stand-in formula ca-certificates","#,
+                    r#""homepage":"https://example.invalid/ca-certificates","license":"MIT","#,
+                    r#""ruby_source_checksum":"<sha256>","stable_checksum":"<sha256>","#,
+                    r#""stable_url_args":["https://example.invalid/ca-certificates/ca-certificates-2025-09-09.tar.gz"],"#,
+                    r#""stable_version":"2025-09-09","bottle_tag":":all","bottle_checksum":"<sha256>"}"#
+                ),
+                "{tag}"
+            );
+        }
+    }
+
+    /// A fallback bottle: tahoe clients get the sequoia bottle, named by
+    /// `bottle_tag`, with its path cellar; sequoia clients get no
+    /// `bottle_tag`; Linux clients no bottle.
+    #[test]
+    fn a_fallback_bottle() {
+        let catalog = brew_mirror();
+        let head = concat!(
+            r#"{"desc":"Stand-in formula old-tool","homepage":"https://example.invalid/old-tool","#,
+            r#""license":"MIT","ruby_source_checksum":"<sha256>","stable_checksum":"<sha256>","#,
+            r#""stable_url_args":["https://example.invalid/old-tool/old-tool-1.0.tar.gz"],"#,
+            r#""stable_version":"1.0""#
+        );
+        assert_eq!(
+            entry(&catalog, "old-tool", "arm64_tahoe"),
+            format!(
+                r#"{head},"bottle_tag":":arm64_sequoia","bottle_cellar":"/opt/homebrew/Cellar","bottle_checksum":"<sha256>"}}"#
+            )
+        );
+        assert_eq!(
+            entry(&catalog, "old-tool", "arm64_sequoia"),
+            format!(
+                r#"{head},"bottle_cellar":"/opt/homebrew/Cellar","bottle_checksum":"<sha256>"}}"#
+            )
+        );
+        assert_eq!(
+            entry(&catalog, "old-tool", "x86_64_linux"),
+            format!("{head}}}")
+        );
+    }
+
+    /// Disabled and deprecated: `disable_args`/`deprecate_args` with symbol
+    /// keys and a known reason as a symbol, no booleans.
+    #[test]
+    fn disabled_and_deprecated() {
+        assert_eq!(
+            entry(&brew_mirror(), "gone", "x86_64_linux"),
+            concat!(
+                r#"{"desc":"Stand-in formula gone","#,
+                r#""disable_args":{":date":"2025-06-01",":because":":no_license"},"#,
+                r#""homepage":"https://example.invalid/gone","license":"MIT","#,
+                r#""ruby_source_checksum":"<sha256>","stable_checksum":"<sha256>","#,
+                r#""stable_url_args":["https://example.invalid/gone/gone-1.2.0.tar.gz"],"#,
+                r#""stable_version":"1.2.0","bottle_cellar":":any","bottle_checksum":"<sha256>"}"#
+            )
+        );
+        let tricky = bottles::resolve(&Catalog::tricky(), "http://stand-in.invalid/v2");
+        let old = entry(&tricky, "old-but-ok", "arm64_tahoe");
+        assert!(
+            old.starts_with(
+                r#"{"deprecate_args":{":date":"2025-01-01",":because":":unmaintained"},"desc":"#
+            ),
+            "{old}"
+        );
+    }
+
+    /// formula.json carries the same facts in its own schema (formula.rb
+    /// `to_hash`, `dependencies_hash`, `serialized_requirements`).
+    #[test]
+    fn formula_json_has_the_same_facts() {
+        let catalog = brew_mirror();
+        let doc = |name: &str| -> serde_json::Value {
+            let i = catalog
+                .formulae
+                .iter()
+                .position(|f| f.name == name)
+                .unwrap();
+            let text = render_one_formula(&catalog.formulae[i], catalog.bottles_of(i), "R");
+            serde_json::from_str(&text).unwrap()
+        };
+        let curl = doc("curl");
+        assert_eq!(
+            curl["uses_from_macos"],
+            serde_json::json!(["zlib", "libxml2", {"pkgconf": "build"}])
+        );
+        assert_eq!(
+            curl["uses_from_macos_bounds"],
+            serde_json::json!([{}, {"since": "tahoe"}, {"since": "sonoma"}])
+        );
+        assert_eq!(
+            curl["requirements"],
+            serde_json::json!([{"name": "macos", "cask": null, "download": null, "version": "14",
+                                "contexts": ["build"], "specs": ["stable", "head"]}])
+        );
+        assert_eq!(curl["test_dependencies"], serde_json::json!(["old-tool"]));
+        assert_eq!(
+            curl["recommended_dependencies"],
+            serde_json::json!(["ca-certificates"])
+        );
+        assert_eq!(curl["optional_dependencies"], serde_json::json!(["gtk+3"]));
+        assert_eq!(curl["versions"]["head"], "HEAD");
+        assert_eq!(
+            curl["urls"]["head"]["url"],
+            "https://example.invalid/curl.git"
+        );
+        assert_eq!(
+            doc("linux-only")["requirements"],
+            serde_json::json!([{"name": "linux", "cask": null, "download": null, "version": null,
+                                "contexts": [], "specs": ["stable"]}])
+        );
+        let gone = doc("gone");
+        assert_eq!(gone["disabled"], true);
+        assert_eq!(
+            gone["disable_args"],
+            serde_json::json!({"date": "2025-06-01", "because": "no_license",
+                               "replacement_formula": null, "replacement_cask": null})
+        );
+        let wget = doc("wget");
+        assert_eq!(wget["versions"]["head"], serde_json::Value::Null);
+        assert!(wget["urls"].get("head").is_none());
     }
 }

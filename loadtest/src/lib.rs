@@ -42,11 +42,13 @@ mod content;
 mod control;
 pub mod ecs_agent;
 mod faults;
+pub mod formula_struct;
 mod gzip;
 mod index;
 mod manifest;
 mod prng;
 mod registry;
+pub mod ruby;
 mod server;
 mod stats;
 mod storage;
@@ -55,7 +57,10 @@ pub mod webhook;
 
 pub use auth::{ANONYMOUS_TOKEN, SERVICE};
 pub use bottles::BottleInfo;
-pub use catalog::{BREW_MIRROR_TAGS, BottleSpec, Catalog, FormulaSpec, SizeModel, image_name};
+pub use catalog::{
+    BREW_MIRROR_TAGS, BottleSpec, Catalog, FormulaSpec, Requirement, SizeModel, UsesFromMacos,
+    image_name,
+};
 pub use content::{BottleContent, CHUNK_LEN, Pieces};
 pub use control::{ConnRate, FaultRequest};
 pub use faults::Fault;

@@ -1027,7 +1027,7 @@ async fn per_tag_and_per_formula_api_files() {
         .unwrap();
     let payload: Value = serde_json::from_str(jws["payload"].as_str().unwrap()).unwrap();
     let old_tool = &payload["formulae"]["old-tool"];
-    assert_eq!(old_tool["bottle_tag"], "arm64_sequoia");
+    assert_eq!(old_tool["bottle_tag"], ":arm64_sequoia");
     assert_eq!(
         old_tool["bottle_checksum"],
         bottle(&standin, "old-tool", "arm64_sequoia")
@@ -1036,11 +1036,24 @@ async fn per_tag_and_per_formula_api_files() {
     );
     let wget = &payload["formulae"]["wget"];
     assert!(wget.get("bottle_tag").is_none());
-    assert_eq!(payload["formulae"]["ca-certificates"]["bottle_tag"], "all");
+    assert_eq!(payload["formulae"]["ca-certificates"]["bottle_tag"], ":all");
     assert!(
         payload["formulae"]["linux-only"]
             .get("bottle_checksum")
             .is_none()
+    );
+    // tricky's uses_from_macos and requirement, as brew writes them.
+    assert_eq!(
+        payload["formulae"]["curl"]["stable_uses_from_macos"],
+        serde_json::json!([["zlib", {":since": ":sequoia"}]])
+    );
+    assert_eq!(
+        payload["formulae"]["wget"]["stable_uses_from_macos"],
+        serde_json::json!([["zlib"]])
+    );
+    assert_eq!(
+        payload["formulae"]["linux-only"]["stable_dependencies"],
+        serde_json::json!([":linux"])
     );
 
     let unknown_tag = client
@@ -1259,11 +1272,12 @@ async fn per_tag_files_follow_upstreams_schema() {
     assert_eq!(payload["formula_tap_git_head"].as_str().unwrap().len(), 40);
     let formulae = &payload["formulae"];
 
-    // Zeros and blanks are dropped; the build dependency is an object.
+    // Zeros and blanks are dropped; the build dependency is an object and
+    // its type a symbol (":build"), as brew's deep_stringify_symbols writes.
     let gtk = &formulae["gtk+3"];
     assert_eq!(
         gtk["stable_dependencies"],
-        serde_json::json!(["libsigc++", "openssl@3", {"pkgconf": "build"}])
+        serde_json::json!(["libsigc++", "openssl@3", {"pkgconf": ":build"}])
     );
     for absent in [
         "revision",
@@ -1283,13 +1297,13 @@ async fn per_tag_files_follow_upstreams_schema() {
     let sigc = &formulae["libsigc++"];
     assert_eq!(sigc["revision"], 2);
     assert_eq!(sigc["bottle_rebuild"], 1);
-    // bottle_tag only for a fallback: an older macOS, or `all`.
-    assert_eq!(formulae["old-tool"]["bottle_tag"], "sequoia");
+    // bottle_tag only for a fallback: an older macOS, or `all` (symbols).
+    assert_eq!(formulae["old-tool"]["bottle_tag"], ":sequoia");
     assert_eq!(
         formulae["old-tool"]["bottle_checksum"],
         bottle(&standin, "old-tool", "sequoia").sha256.as_str()
     );
-    assert_eq!(formulae["ca-certificates"]["bottle_tag"], "all");
+    assert_eq!(formulae["ca-certificates"]["bottle_tag"], ":all");
     let linux_only = &formulae["linux-only"];
     for absent in [
         "bottle_checksum",
@@ -1301,10 +1315,10 @@ async fn per_tag_files_follow_upstreams_schema() {
     }
     // bottle_cellar only when not :any_skip_relocation.
     for (name, entry) in formulae.as_object().unwrap() {
-        let Some(tag) = entry
-            .get("bottle_checksum")
-            .map(|_| entry["bottle_tag"].as_str().unwrap_or("tahoe").to_string())
-        else {
+        let Some(tag) = entry.get("bottle_checksum").map(|_| {
+            let tag = entry["bottle_tag"].as_str().unwrap_or(":tahoe");
+            tag.strip_prefix(':').unwrap().to_string()
+        }) else {
             continue;
         };
         let cellar = bottle(&standin, name, &tag).cellar;
@@ -1343,12 +1357,26 @@ async fn per_tag_files_follow_upstreams_schema() {
         serde_json::json!(["libsigc++", "openssl@3"])
     );
 
-    // Flags appear only when set.
+    // Disabled and deprecated are the presence of brew's disable_args and
+    // deprecate_args (symbol keys, a known reason as a symbol), no flags.
     let tricky = start(Catalog::tricky()).await;
     let payload = packages_payload(&client, &tricky, "arm64_tahoe").await;
-    assert_eq!(payload["formulae"]["gone"]["disabled"], true);
-    assert_eq!(payload["formulae"]["old-but-ok"]["deprecated"], true);
-    assert!(payload["formulae"]["wget"].get("disabled").is_none());
+    let formulae = &payload["formulae"];
+    assert_eq!(
+        formulae["gone"]["disable_args"],
+        serde_json::json!({":date": "2025-06-01", ":because": ":no_license"})
+    );
+    assert_eq!(
+        formulae["old-but-ok"]["deprecate_args"],
+        serde_json::json!({":date": "2025-01-01", ":because": ":unmaintained"})
+    );
+    for (name, entry) in formulae.as_object().unwrap() {
+        for flag in ["disabled", "deprecated"] {
+            assert!(entry.get(flag).is_none(), "{name} has {flag}");
+        }
+    }
+    assert!(formulae["wget"].get("disable_args").is_none());
+    assert!(formulae["wget"].get("deprecate_args").is_none());
 }
 
 #[tokio::test]
