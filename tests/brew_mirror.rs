@@ -10,7 +10,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use bottlesync_aws_harness::s3_mirror::S3Mirror;
-use bottlesync_loadtest::brew_client::{DirectoryMirror, MirrorReader, replay_install};
+use bottlesync_loadtest::brew_client::{
+    DirectoryMirror, MirrorReader, bottle_request, parse_packages_file, replay_install,
+};
 use bottlesync_loadtest::{Catalog, Fault, SizeModel, StandIn, StandInConfig};
 use common::stack::{BUCKET, PREFIX, Stack};
 use common::*;
@@ -55,6 +57,11 @@ async fn assert_brew_installs_everything(mirror: &dyn MirrorReader, standin: &St
     for tag in TAGS {
         let report = replay_install(mirror, tag, &names).await.unwrap();
         assert!(report.is_complete(), "{tag}: {report}");
+        assert_eq!(
+            report.refused(),
+            ["gone"],
+            "{tag}: brew refuses the disabled formula"
+        );
         assert_eq!(
             report.api_file,
             standin.packages_file(tag),
@@ -125,7 +132,16 @@ async fn a_synced_directory_is_a_mirror_brew_installs_from() {
             "{file} is a hard link of {DATE}/{name}"
         );
     }
-    run(verify(dest)).await.assert_code(0);
+    // `gone` is disabled (`disable_args`): skipped and counted, not missing.
+    let checked = run(verify(dest)).await;
+    checked.assert_code(0);
+    assert!(
+        checked
+            .stdout
+            .contains("arm64_tahoe: 10/10 bottles complete, 1 disabled formulae skipped"),
+        "{}",
+        checked.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -538,5 +554,213 @@ fn every_client_block_of_the_docs_revalidates_the_api_file() {
     assert!(
         output.contains("\\nHOMEBREW_FORCE_API_AUTO_UPDATE=1\""),
         "homebrew_client_env lacks HOMEBREW_FORCE_API_AUTO_UPDATE=1"
+    );
+}
+
+/// brew writes symbols with a leading colon (`"bottle_tag": ":all"`,
+/// `":arm64_sequoia"`): a mirror of the default tags holds every `all` and
+/// fallback bottle its published files name, `verify` agrees, and names
+/// one that is removed. (Before issue 17 every such entry was rejected: the
+/// run said "0 index entries rejected" and verify "complete".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_of_the_default_tags_holds_every_all_and_fallback_bottle_its_files_name() {
+    let standin = standin(Catalog::tricky()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().to_str().unwrap();
+    let mut cmd = bottlesync();
+    cmd.args(sync_args(&standin, dest));
+    let synced = run(cmd).await;
+    synced.assert_code(0);
+    assert!(
+        synced.stdout.contains(", 0 index entries rejected,"),
+        "{}",
+        synced.stdout
+    );
+    let (mut all, mut fallback) = (0, 0);
+    for tag in AUTO_TAGS {
+        let bytes = std::fs::read(
+            dir.path()
+                .join(format!("api/internal/packages.{tag}.jws.json")),
+        )
+        .unwrap();
+        let payload = parse_packages_file(&bytes).unwrap();
+        for (name, entry) in payload["formulae"].as_object().unwrap() {
+            if entry.get("disable_args").is_some() {
+                continue;
+            }
+            let Some(bottle) = bottle_request(name, entry, tag).unwrap() else {
+                continue;
+            };
+            match entry["bottle_tag"].as_str() {
+                Some(":all") => all += 1,
+                Some(_) => fallback += 1,
+                None => {}
+            }
+            let file = dir.path().join("bottles").join(&bottle.file_name);
+            assert!(
+                file.exists(),
+                "{tag}: {name}: {} not mirrored",
+                bottle.file_name
+            );
+            assert_eq!(sha256_file(&file), bottle.sha256, "{tag}: {name}");
+        }
+    }
+    assert!(
+        all >= AUTO_TAGS.len() && fallback >= AUTO_TAGS.len(),
+        "the catalog names {all} all and {fallback} fallback bottles"
+    );
+    run(verify(dest)).await.assert_code(0);
+
+    let removed = "ca-certificates-2025-09-09.all.bottle.tar.gz";
+    std::fs::remove_file(dir.path().join("bottles").join(removed)).unwrap();
+    let checked = run(verify(dest)).await;
+    checked.assert_code(1);
+    assert!(
+        checked.stdout.contains(&format!("  {removed} (")) && checked.stdout.contains("INCOMPLETE"),
+        "{}",
+        checked.stdout
+    );
+}
+
+/// `--with-deps` mirrors what brew installs on each tag: plain and
+/// `:recommended` dependencies, not `:build`, `:test` or `:optional` ones,
+/// no requirement taken for a formula; `uses_from_macos` on Linux and on
+/// macOS older than its bound; glibc and gcc on Linux unless
+/// `--linux-host-formulae off`. Then brew's replay installs from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_deps_mirrors_what_brew_installs_on_each_tag() {
+    let standin = standin(Catalog::brew_mirror()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().to_str().unwrap();
+    let tags = ["x86_64_linux", "arm64_tahoe", "arm64_sequoia"];
+    let sync_curl = |extra: &[&str]| {
+        let mut cmd = bottlesync();
+        cmd.args(sync_args(&standin, dest))
+            .args([
+                "--tags",
+                &tags.join(","),
+                "--formula",
+                "curl",
+                "--with-deps",
+            ])
+            .args(extra);
+        cmd
+    };
+    let planned = |hosts: &'static str| {
+        let report = dir.path().join(format!("plan-{hosts}.json"));
+        let cmd = sync_curl(&[
+            "--dry-run",
+            "--linux-host-formulae",
+            hosts,
+            "--report",
+            report.to_str().unwrap(),
+        ]);
+        async move {
+            let out = run(cmd).await;
+            out.assert_code(0);
+            assert!(
+                !out.stderr.contains("is not in the formula index"),
+                "{}",
+                out.stderr
+            );
+            let plan: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+            let mut bottles: Vec<String> = plan["bottles"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| {
+                    format!(
+                        "{} {}",
+                        b["name"].as_str().unwrap(),
+                        b["tag"].as_str().unwrap()
+                    )
+                })
+                .collect();
+            bottles.sort();
+            bottles
+        }
+    };
+    let runtime = [
+        "ca-certificates all",
+        "curl arm64_sequoia",
+        "curl arm64_tahoe",
+        "curl x86_64_linux",
+        "libxml2 arm64_sequoia",
+        "libxml2 x86_64_linux",
+        "openssl@3 arm64_sequoia",
+        "openssl@3 arm64_tahoe",
+        "openssl@3 x86_64_linux",
+        "zlib x86_64_linux",
+    ];
+    let mut with_hosts: Vec<&str> = runtime.to_vec();
+    with_hosts.extend(["gcc x86_64_linux", "glibc x86_64_linux"]);
+    with_hosts.sort();
+    assert_eq!(planned("off").await, runtime);
+    assert_eq!(planned("on").await, with_hosts);
+
+    run(sync_curl(&[])).await.assert_code(0);
+    for tag in tags {
+        let report = replay_install(&DirectoryMirror(dir.path().into()), tag, &["curl"])
+            .await
+            .unwrap();
+        assert!(report.is_complete(), "{report}");
+    }
+    run(verify(dest)).await.assert_code(0);
+}
+
+/// A per-tag entry the parser must set aside is counted and named by the
+/// summary and `--report`, and `verify` reports the mirror incomplete with
+/// it named: its bottle is never mirrored, so clients would miss it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_per_tag_entry_is_named_by_the_summary_the_report_and_verify() {
+    let standin = standin(Catalog::brew_mirror()).await;
+    let tag = "arm64_tahoe";
+    let mut payload: serde_json::Value =
+        serde_json::from_str(&standin.packages_payload(tag)).unwrap();
+    payload["formulae"]["evil"] = serde_json::json!({
+        "desc": "d", "homepage": "https://example.invalid", "license": "MIT",
+        "stable_version": "1.0", "stable_url_args": ["https://example.invalid/evil-1.0.tar.gz"],
+        "bottle_tag": ":../../etc", "bottle_checksum": "ab".repeat(32)
+    });
+    standin.set_packages_payload(tag, &payload.to_string());
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("mirror");
+    let dest = dest.to_str().unwrap();
+    let report = dir.path().join("report.json");
+    let mut cmd = bottlesync();
+    cmd.args(sync_args(&standin, dest))
+        .args(["--tags", tag, "--report", report.to_str().unwrap()]);
+    let synced = run(cmd).await;
+    synced.assert_code(0);
+    assert!(
+        synced.stdout.contains(", 1 index entries rejected,"),
+        "{}",
+        synced.stdout
+    );
+    assert!(
+        synced.stdout.contains(
+            "rejected (not mirrored): packages.arm64_tahoe.jws.json: index entry \"evil\""
+        ),
+        "{}",
+        synced.stdout
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let rejected = summary["rejected_entries"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert!(
+        rejected[0].as_str().unwrap().contains("\"evil\""),
+        "{rejected:?}"
+    );
+    let checked = run(verify(dest)).await;
+    checked.assert_code(1);
+    assert!(
+        checked
+            .stdout
+            .contains("api/internal/packages.arm64_tahoe.jws.json: ")
+            && checked.stdout.contains("\"evil\""),
+        "{}",
+        checked.stdout
     );
 }

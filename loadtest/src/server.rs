@@ -438,6 +438,30 @@ impl StandIn {
             .unwrap_or_else(|e| e.into_inner()) = tags;
     }
 
+    /// Serves `payload` (the JWS payload's text) as tag `tag`'s per-tag file
+    /// from now on, e.g. the catalog's with an entry a mirror must set
+    /// aside ([`StandIn::packages_payload`] gives the text to start from).
+    pub fn set_packages_payload(&self, tag: &str, payload: &str) {
+        let jws = index::render_jws(payload);
+        let gzipped = Bytes::from(gzip::encode(jws.as_bytes()));
+        self.state
+            .packages_files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tag.to_string(), (Bytes::from(jws), gzipped));
+    }
+
+    /// The payload text of tag `tag`'s per-tag file as served now.
+    pub fn packages_payload(&self, tag: &str) -> String {
+        let (jws, _) = self.state.packages_file(tag);
+        let envelope: serde_json::Value =
+            serde_json::from_slice(&jws).expect("the stand-in serves JSON");
+        envelope["payload"]
+            .as_str()
+            .expect("a JWS has a payload")
+            .to_string()
+    }
+
     /// The bytes this stand-in serves (uncompressed) as
     /// `/api/internal/packages.<tag>.jws.json`, or `None` where it answers
     /// 404: what a mirror must publish byte for byte.
