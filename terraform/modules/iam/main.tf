@@ -51,11 +51,14 @@ locals {
         Resource = [var.bucket_arn]
       },
       {
-        # TransactWriteItems is authorised per item action (Put, Update, ConditionCheck).
+        # TransactWriteItems is authorised per item action (Put, Update,
+        # ConditionCheck); a run's counters are read with BatchGetItem
+        # (every finish, resume and stalled-run reconcile).
         Sid    = "Ledger"
         Effect = "Allow"
         Action = [
           "dynamodb:GetItem",
+          "dynamodb:BatchGetItem",
           "dynamodb:PutItem",
           "dynamodb:UpdateItem",
           "dynamodb:DeleteItem",
@@ -171,6 +174,14 @@ locals {
         Effect   = "Allow"
         Action   = local.consumer_actions
         Resource = [var.lambda_queue_arn]
+      },
+      {
+        # Near its deadline the worker Lambda hands a slow bottle to the ECS
+        # queue (BOTTLESYNC_LARGE_QUEUE_URL, worker/src/consumer/outcome.rs).
+        Sid      = "HandOffToEcsQueue"
+        Effect   = "Allow"
+        Action   = ["sqs:SendMessage"]
+        Resource = [var.ecs_queue_arn]
       },
     ],
   )

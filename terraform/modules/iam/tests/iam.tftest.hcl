@@ -62,7 +62,7 @@ run "data_plane_scoped_to_the_mirror" {
   }
   assert {
     condition = toset(one([for s in output.policies.ecs-task.Statement : s.Action if s.Sid == "Ledger"])) == toset([
-      "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem", "dynamodb:Scan",
+      "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem", "dynamodb:Scan",
     ]) && one([for s in output.policies.ecs-task.Statement : s.Resource if s.Sid == "Ledger"]) == [var.ledger_table_arn]
     error_message = "ledger item actions (TransactWriteItems is authorised per item action) on the table only"
   }
@@ -103,6 +103,17 @@ run "queues_per_role" {
   assert {
     condition     = length([for s in output.policies.worker.Statement : s if s.Sid == "WakeEcsWorkers"]) == 0
     error_message = "workers cannot change the service"
+  }
+  assert {
+    condition = (
+      one([for s in output.policies.worker.Statement : s.Resource if s.Sid == "HandOffToEcsQueue"]) == [var.ecs_queue_arn] &&
+      one([for s in output.policies.worker.Statement : s.Action if s.Sid == "HandOffToEcsQueue"]) == ["sqs:SendMessage"]
+    )
+    error_message = "the worker Lambda may hand a slow bottle to the ECS queue (send only)"
+  }
+  assert {
+    condition     = alltrue([for role in ["planner", "worker", "ecs-task"] : contains(one([for s in output.policies[role].Statement : s.Action if s.Sid == "Ledger"]), "dynamodb:BatchGetItem")])
+    error_message = "every ledger user reads run counters with BatchGetItem"
   }
   assert {
     condition     = one([for s in output.policies.planner.Statement : s.Resource if s.Sid == "Logs"]) == ["${var.planner_log_group_arn}:*"]
