@@ -183,6 +183,7 @@ module "ecs" {
   assign_public_ip           = module.network.assign_public_ip
   fargate_spot_weight        = var.ecs_fargate_spot_weight
   fargate_weight             = var.ecs_fargate_weight
+  fargate_base               = var.ecs_fargate_base
   log_retention_days         = var.log_retention_days
   kms_key_arn                = var.kms_key_arn
   enable_autoscaling         = var.enable_ecs_autoscaling

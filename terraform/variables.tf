@@ -321,9 +321,20 @@ variable "ecs_visibility_timeout_seconds" {
 }
 
 variable "ecs_fargate_spot_weight" {
-  description = "Share of ECS tasks on FARGATE_SPOT."
+  description = "Share of ECS tasks on FARGATE_SPOT (X86_64 only: 0 with ecs_cpu_architecture = ARM64)."
   type        = number
   default     = 3
+
+  validation {
+    condition     = var.ecs_cpu_architecture == "X86_64" || var.ecs_fargate_spot_weight == 0
+    error_message = "Fargate Spot runs X86_64 tasks only: with ecs_cpu_architecture = \"ARM64\" set ecs_fargate_spot_weight = 0 (ARM64 tasks placed on Spot never start)."
+  }
+}
+
+variable "ecs_fargate_base" {
+  description = "ECS tasks that always run on on-demand FARGATE before the weights apply (the task that wakes the service from zero)."
+  type        = number
+  default     = 1
 }
 
 variable "ecs_fargate_weight" {

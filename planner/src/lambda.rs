@@ -52,7 +52,7 @@ pub async fn handle_planner_event(
             Ok(serde_json::to_value(outcome).expect("outcomes serialise"))
         }
         PlannerEvent::Reconcile => {
-            let report = reconcile(services, owner).await?;
+            let report = reconcile(services, owner).await?.into_result()?;
             Ok(serde_json::to_value(report).expect("reports serialise"))
         }
     }

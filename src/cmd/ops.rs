@@ -31,7 +31,9 @@ pub async fn reconcile(args: CompactArgs) -> ExitCode {
         async {
             let services = services(&args.fleet).await?;
             let worker_id = format!("reconcile-{}", Consumer::default_worker_id());
-            let report = run_reconcile::reconcile(&services, &worker_id).await?;
+            let report = run_reconcile::reconcile(&services, &worker_id)
+                .await?
+                .into_result()?;
             Ok(serde_json::to_value(report).expect("serialises"))
         }
         .await,

@@ -33,7 +33,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::Sha256Digest;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::message::BottleMessage;
 use crate::plan::route::Route;
 use crate::ports::fleet_ledger::BottleState;
@@ -71,6 +71,29 @@ pub struct RunReconciled {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ReconcileReport {
     pub runs: Vec<RunReconciled>,
+    /// The first error of a run this pass could not reconcile.
+    #[serde(skip)]
+    pub first_error: Option<Error>,
+}
+
+impl ReconcileReport {
+    /// `Err` when some run could not be reconciled (an AccessDenied, an
+    /// outage), naming how many and the first error, so the invocation
+    /// fails and the planner function's error alarm fires: a pass that
+    /// returns success while no stalled run can end alerts nobody. The
+    /// report is logged first, with every run's verdict.
+    pub fn into_result(self) -> Result<ReconcileReport> {
+        let Some(first) = self.first_error.clone() else {
+            return Ok(self);
+        };
+        let failed = self.runs.iter().filter(|r| r.verdict == "error").count();
+        tracing::error!(
+            report = %serde_json::to_string(&self).expect("reports serialise"),
+            "reconcile: {failed} of {} runs could not be reconciled; failing the invocation",
+            self.runs.len()
+        );
+        Err(first)
+    }
 }
 
 /// Why a running run is not advancing, if it is stalled (for `status`).
@@ -108,6 +131,7 @@ pub async fn reconcile(services: &FleetServices, owner: &str) -> Result<Reconcil
             Ok(outcome) => outcome,
             Err(e) => {
                 tracing::error!(run_id, error = %e, "reconcile of the run failed; the next pass tries again");
+                report.first_error.get_or_insert_with(|| e.clone());
                 RunReconciled {
                     run_id,
                     verdict: "error".into(),
@@ -366,4 +390,42 @@ async fn send(
         sent += count;
     }
     Ok(sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: &str, verdict: &str) -> RunReconciled {
+        RunReconciled {
+            run_id: id.into(),
+            verdict: verdict.into(),
+            ..RunReconciled::default()
+        }
+    }
+
+    /// A pass where a run could not be reconciled (on AWS: the planner role
+    /// lacked dynamodb:BatchGetItem) fails, so the Lambda's error alarm
+    /// fires; one where every run got a verdict succeeds.
+    #[test]
+    fn a_pass_with_an_unreconciled_run_is_an_error() {
+        let fine = ReconcileReport {
+            runs: vec![run("a", "progressing"), run("b", "finished")],
+            first_error: None,
+        };
+        assert_eq!(fine.into_result().unwrap().runs.len(), 2);
+        let denied = Error::Ledger {
+            location: "table ledger".into(),
+            problem: "BatchGetItem: AccessDeniedException".into(),
+        };
+        let failed = ReconcileReport {
+            runs: vec![run("a", "progressing"), run("b", "error")],
+            first_error: Some(denied),
+        };
+        let error = failed.into_result().unwrap_err();
+        assert!(
+            error.to_string().contains("AccessDeniedException"),
+            "{error}"
+        );
+    }
 }

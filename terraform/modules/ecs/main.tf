@@ -11,7 +11,9 @@ locals {
     BOTTLESYNC_LOG_GROUP          = aws_cloudwatch_log_group.worker.name
     BOTTLESYNC_VISIBILITY_TIMEOUT = tostring(var.visibility_timeout_seconds)
   })
-  capacity_providers  = { for name, weight in { FARGATE_SPOT = var.fargate_spot_weight, FARGATE = var.fargate_weight } : name => weight if weight > 0 }
+  # FARGATE is always in the strategy: it carries the on-demand base (the
+  # task that wakes the service from zero), whatever its weight.
+  capacity_providers  = { for name, weight in { FARGATE_SPOT = var.fargate_spot_weight, FARGATE = var.fargate_weight } : name => weight if weight > 0 || name == "FARGATE" }
   scaling_resource_id = "service/${aws_ecs_cluster.this.name}/${aws_ecs_service.worker.name}"
   sqs_dimensions      = { QueueName = var.queue_name }
   service_dimensions  = { ClusterName = aws_ecs_cluster.this.name, ServiceName = aws_ecs_service.worker.name }
@@ -106,6 +108,9 @@ resource "aws_ecs_service" "worker" {
     content {
       capacity_provider = capacity_provider_strategy.key
       weight            = capacity_provider_strategy.value
+      # The first tasks run on demand: a Spot shortage (or reclaim) never
+      # leaves a woken run without a worker.
+      base = capacity_provider_strategy.key == "FARGATE" ? var.fargate_base : 0
     }
   }
 

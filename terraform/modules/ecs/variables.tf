@@ -132,6 +132,22 @@ variable "fargate_spot_weight" {
     condition     = var.fargate_spot_weight >= 0 && var.fargate_spot_weight <= 1000
     error_message = "fargate_spot_weight must be between 0 and 1000."
   }
+
+  validation {
+    condition     = var.cpu_architecture == "X86_64" || var.fargate_spot_weight == 0
+    error_message = "Fargate Spot runs X86_64 tasks only: with cpu_architecture = \"ARM64\" set fargate_spot_weight = 0 (ARM64 tasks placed on Spot never start)."
+  }
+}
+
+variable "fargate_base" {
+  description = "Tasks that always run on on-demand FARGATE before the weights apply (the task that wakes the service from zero): a Spot shortage never leaves a run without a worker."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.fargate_base >= 0 && var.fargate_base <= 100000
+    error_message = "fargate_base must be between 0 and 100000."
+  }
 }
 
 variable "fargate_weight" {

@@ -193,6 +193,25 @@ resource "aws_cloudwatch_metric_alarm" "dlq_depth" {
   ok_actions          = [var.alarm_topic_arn]
 }
 
+# The depth alarm stays in ALARM while letters wait for replay, so a later
+# letter would notify nobody: this one fires for every period in which new
+# letters arrived (SQS counts a redrive into the DLQ as a message sent).
+resource "aws_cloudwatch_metric_alarm" "dlq_new_letters" {
+  for_each            = { work = var.dlq_name, schedule = var.schedule_dlq_name }
+  alarm_name          = "${local.alarm_name_prefix}${each.key}-dlq-new-letters"
+  alarm_description   = "New messages reached ${each.value} in the last 5 minutes (the depth alarm stays in ALARM until they are replayed, so it says nothing about new ones)."
+  namespace           = "AWS/SQS"
+  metric_name         = "NumberOfMessagesSent"
+  dimensions          = { QueueName = each.value }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [var.alarm_topic_arn]
+}
+
 resource "aws_cloudwatch_metric_alarm" "oldest_message" {
   for_each            = { lambda = var.lambda_queue_name, ecs = var.ecs_queue_name }
   alarm_name          = "${local.alarm_name_prefix}${each.key}-queue-oldest-message"
@@ -260,6 +279,36 @@ resource "aws_cloudwatch_event_target" "ecs_task_failed" {
   }
 }
 
+# The service cannot place a task (no Fargate Spot capacity, a subnet out of
+# addresses, an architecture the capacity provider lacks): tasks never start,
+# and no task-state event is sent. ECS reports it as a service action.
+resource "aws_cloudwatch_event_rule" "ecs_placement_failed" {
+  name        = "${var.name_prefix}-ecs-placement-failed"
+  description = "bottlesync ECS worker service could not place a task"
+  event_pattern = jsonencode({
+    source        = ["aws.ecs"]
+    "detail-type" = ["ECS Service Action"]
+    detail = {
+      clusterArn = [var.ecs_cluster_arn]
+      eventName  = ["SERVICE_TASK_PLACEMENT_FAILURE"]
+    }
+  })
+}
+
+resource "aws_cloudwatch_event_target" "ecs_placement_failed" {
+  rule      = aws_cloudwatch_event_rule.ecs_placement_failed.name
+  target_id = "alarm-topic"
+  arn       = var.alarm_topic_arn
+
+  input_transformer {
+    input_paths = {
+      service = "$.resources[0]"
+      reason  = "$.detail.reason"
+    }
+    input_template = "\"bottlesync ECS worker service <service> cannot place tasks: <reason>\""
+  }
+}
+
 resource "aws_sns_topic_policy" "alarms" {
   arn = var.alarm_topic_arn
   policy = jsonencode({
@@ -289,7 +338,7 @@ resource "aws_sns_topic_policy" "alarms" {
         Principal = { Service = "events.amazonaws.com" }
         Action    = "sns:Publish"
         Resource  = var.alarm_topic_arn
-        Condition = { ArnEquals = { "aws:SourceArn" = aws_cloudwatch_event_rule.ecs_task_failed.arn } }
+        Condition = { ArnEquals = { "aws:SourceArn" = [aws_cloudwatch_event_rule.ecs_task_failed.arn, aws_cloudwatch_event_rule.ecs_placement_failed.arn] } }
       },
     ]
   })

@@ -12,6 +12,7 @@ output "alarm_names" {
   description = "Names of the alarms."
   value = concat(
     [for a in aws_cloudwatch_metric_alarm.dlq_depth : a.alarm_name],
+    [for a in aws_cloudwatch_metric_alarm.dlq_new_letters : a.alarm_name],
     [for a in aws_cloudwatch_metric_alarm.oldest_message : a.alarm_name],
     [for a in aws_cloudwatch_metric_alarm.lambda_errors : a.alarm_name],
   )

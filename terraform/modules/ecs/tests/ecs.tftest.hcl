@@ -27,10 +27,10 @@ run "service_at_zero_on_spot_and_fargate" {
     error_message = "the service starts at zero tasks"
   }
   assert {
-    condition = toset([for s in aws_ecs_service.worker.capacity_provider_strategy : "${s.capacity_provider}=${s.weight}"]) == toset([
-      "FARGATE_SPOT=3", "FARGATE=1",
+    condition = toset([for s in aws_ecs_service.worker.capacity_provider_strategy : "${s.capacity_provider}=${s.weight}+${s.base}"]) == toset([
+      "FARGATE_SPOT=3+0", "FARGATE=1+1",
     ])
-    error_message = "FARGATE_SPOT and FARGATE capacity providers, weighted"
+    error_message = "FARGATE_SPOT and FARGATE capacity providers, weighted, the first task on demand"
   }
   assert {
     condition     = one(aws_ecs_service.worker.network_configuration).assign_public_ip == true
@@ -142,6 +142,39 @@ run "rejects_no_capacity_provider" {
     fargate_weight      = 0
   }
   expect_failures = [var.fargate_weight]
+}
+
+run "spot_only_still_wakes_on_demand" {
+  command = plan
+  variables {
+    fargate_weight = 0
+  }
+  assert {
+    condition = toset([for s in aws_ecs_service.worker.capacity_provider_strategy : "${s.capacity_provider}=${s.weight}+${s.base}"]) == toset([
+      "FARGATE_SPOT=3+0", "FARGATE=0+1",
+    ])
+    error_message = "with no on-demand weight the wake task is still on demand"
+  }
+}
+
+run "rejects_arm64_on_spot" {
+  command = plan
+  variables {
+    cpu_architecture = "ARM64"
+  }
+  expect_failures = [var.fargate_spot_weight]
+}
+
+run "arm64_on_demand_only" {
+  command = plan
+  variables {
+    cpu_architecture    = "ARM64"
+    fargate_spot_weight = 0
+  }
+  assert {
+    condition     = [for s in aws_ecs_service.worker.capacity_provider_strategy : s.capacity_provider] == ["FARGATE"]
+    error_message = "ARM64 runs on FARGATE only"
+  }
 }
 
 run "rejects_non_fargate_cpu" {

@@ -78,7 +78,7 @@ run "alarms_go_to_the_topic" {
     error_message = "planner failures"
   }
   assert {
-    condition = alltrue([for a in concat(values(aws_cloudwatch_metric_alarm.dlq_depth), values(aws_cloudwatch_metric_alarm.oldest_message), values(aws_cloudwatch_metric_alarm.lambda_errors)) :
+    condition = alltrue([for a in concat(values(aws_cloudwatch_metric_alarm.dlq_depth), values(aws_cloudwatch_metric_alarm.dlq_new_letters), values(aws_cloudwatch_metric_alarm.oldest_message), values(aws_cloudwatch_metric_alarm.lambda_errors)) :
       a.alarm_actions == toset([var.alarm_topic_arn])
     ])
     error_message = "every alarm notifies the topic"
@@ -90,5 +90,23 @@ run "alarms_go_to_the_topic" {
   assert {
     condition     = aws_cloudwatch_event_target.ecs_task_failed.arn == var.alarm_topic_arn
     error_message = "ECS task failures go to the topic"
+  }
+  assert {
+    condition = alltrue([for key, queue in { work = "bottlesync-test-dlq", schedule = var.schedule_dlq_name } :
+      aws_cloudwatch_metric_alarm.dlq_new_letters[key].metric_name == "NumberOfMessagesSent" &&
+      aws_cloudwatch_metric_alarm.dlq_new_letters[key].dimensions.QueueName == queue &&
+      aws_cloudwatch_metric_alarm.dlq_new_letters[key].statistic == "Sum" &&
+      aws_cloudwatch_metric_alarm.dlq_new_letters[key].threshold == 0
+    ])
+    error_message = "new dead letters alarm even while the depth alarm is already in ALARM"
+  }
+  assert {
+    condition = (
+      jsondecode(aws_cloudwatch_event_rule.ecs_placement_failed.event_pattern).detail.eventName == ["SERVICE_TASK_PLACEMENT_FAILURE"] &&
+      jsondecode(aws_cloudwatch_event_rule.ecs_placement_failed.event_pattern).detail.clusterArn == [var.ecs_cluster_arn] &&
+      jsondecode(aws_cloudwatch_event_rule.ecs_placement_failed.event_pattern)["detail-type"] == ["ECS Service Action"] &&
+      aws_cloudwatch_event_target.ecs_placement_failed.arn == var.alarm_topic_arn
+    )
+    error_message = "a service that cannot place tasks notifies the topic"
   }
 }
