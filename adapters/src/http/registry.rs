@@ -15,7 +15,8 @@ use url::Url;
 use async_trait::async_trait;
 use bottlesync_core::error::{Error, Result};
 use bottlesync_core::model::image_index::MAX_IMAGE_INDEX_BYTES;
-use bottlesync_core::ports::registry::{BlobBody, Registry};
+use bottlesync_core::plan::portable_ruby::MAX_TAG_LIST_BYTES;
+use bottlesync_core::ports::registry::{BlobBody, Registry, tag_list_url};
 use futures::TryStreamExt;
 
 /// What anonymous pulls from ghcr.io send.
@@ -273,6 +274,15 @@ impl Registry for RegistryClient {
             .send(Method::GET, &url, true, None, Some(OCI_INDEX_MEDIA_TYPE))
             .await?;
         read_limited(&url, response, MAX_IMAGE_INDEX_BYTES).await
+    }
+
+    /// An image's tag list, with registry auth as for its blobs.
+    async fn tag_list(&self, repository: &Url) -> Result<Vec<u8>> {
+        let url = tag_list_url(repository)?;
+        let response = self
+            .send(Method::GET, &url, true, None, Some("application/json"))
+            .await?;
+        read_limited(&url, response, MAX_TAG_LIST_BYTES).await
     }
 }
 

@@ -63,6 +63,8 @@ pub struct VerifyReport {
     pub tags: BTreeMap<Tag, TagReport>,
     /// Whether `api/formula.jws.json` (older clients) is published.
     pub formula_jws: bool,
+    /// The Portable Ruby bottles the record names (`bottles` 0: none).
+    pub portable_ruby: TagReport,
 }
 
 impl VerifyReport {
@@ -70,6 +72,7 @@ impl VerifyReport {
         self.tags
             .values()
             .all(|t| t.findings.is_empty() && t.api_file_problem.is_none())
+            && self.portable_ruby.findings.is_empty()
     }
 }
 
@@ -89,6 +92,8 @@ pub async fn verify(store: &dyn BlobStore) -> Result<VerifyReport> {
         scope: record.scope.clone(),
         tags: BTreeMap::new(),
         formula_jws: record.formula_jws,
+        portable_ruby: super::portable_ruby::verify_bottles(store, &record.portable_ruby, &present)
+            .await?,
     };
     // A bottle named by several tags is hashed once.
     let mut hashed: BTreeMap<String, Result<Sha256Digest>> = BTreeMap::new();
@@ -160,7 +165,10 @@ pub async fn verify(store: &dyn BlobStore) -> Result<VerifyReport> {
 }
 
 /// The sha256 of an object's bytes, streamed.
-async fn hash_object(store: &dyn BlobStore, key: &crate::ObjectKey) -> Result<Sha256Digest> {
+pub(crate) async fn hash_object(
+    store: &dyn BlobStore,
+    key: &crate::ObjectKey,
+) -> Result<Sha256Digest> {
     let Some(mut object) = store.open_read(key).await? else {
         return Err(Error::Destination {
             location: format!("{}/{key}", store.location()),
@@ -208,9 +216,11 @@ pub fn render(report: &VerifyReport) -> String {
     if report.tags.is_empty() {
         out += "no per-tag API files published\n";
     }
+    out += &super::portable_ruby::render(&report.portable_ruby);
     let unique: HashSet<&str> = report
         .tags
         .values()
+        .chain([&report.portable_ruby])
         .flat_map(|t| t.findings.iter().map(|f| f.file.as_str()))
         .collect();
     out += &if report.complete() {

@@ -1,0 +1,159 @@
+//! Portable Ruby in the brew view: the bottles a run planned
+//! (`bottlesync_core::plan::portable_ruby`) are kept in the published
+//! record (and, for a fleet run, staged with its API files), publication
+//! names the ones `bottles/` lacks, and `bottlesync verify` checks each
+//! like a formula bottle: `bottles/<file>` present with the right sha256,
+//! `bottles/portable-ruby/manifests/<version>` naming its digest. No API
+//! file names them (brew's vendor files do), so they have their own section.
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::brew::publish::{MAX_PUBLISHED_RECORD_BYTES, WantedBottle};
+use crate::brew::verify::{Finding, Problem, TagReport};
+use crate::error::{Error, Result};
+use crate::model::hash_file::MirroredBottle;
+use crate::model::image_index::{ImageIndex, MAX_IMAGE_INDEX_BYTES};
+use crate::model::layout::{flat_bottle_key, manifest_key};
+use crate::ports::store::BlobStore;
+use crate::{ObjectKey, Sha256Digest};
+
+/// The wanted Ruby bottles the mirror lacks (not stored under that name,
+/// or no flat copy): brew on those clients fetches Ruby upstream.
+pub fn missing(
+    wanted: &[WantedBottle],
+    stored: &BTreeMap<Sha256Digest, MirroredBottle>,
+    present: &HashSet<String>,
+) -> Vec<WantedBottle> {
+    wanted
+        .iter()
+        .filter(|w| {
+            let stored_as_wanted = stored
+                .get(&w.sha256)
+                .is_some_and(|b| b.key.file_name() == w.file_name);
+            !(stored_as_wanted && present.contains(&w.file_name))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Stages a fleet run's Ruby bottles at `key` (none: nothing written).
+pub async fn stage(
+    store: &dyn BlobStore,
+    key: &ObjectKey,
+    api: &crate::brew::publish::ApiFiles,
+) -> Result<()> {
+    if api.portable_ruby.is_empty() {
+        return Ok(());
+    }
+    let bytes = serde_json::to_vec(&api.portable_ruby).expect("wanted bottles serialise");
+    store.put_atomic(key, bytes).await
+}
+
+/// The Ruby bottles a planner staged at `key`.
+pub async fn read_staged(store: &dyn BlobStore, key: &ObjectKey) -> Result<Vec<WantedBottle>> {
+    let Some(bytes) = store.get(key, MAX_PUBLISHED_RECORD_BYTES).await? else {
+        return Ok(Vec::new());
+    };
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Error::config(
+            "staged API files",
+            format!("{key}: {}", crate::serde_problem(&e)),
+        )
+    })
+}
+
+/// Checks each recorded Ruby bottle as `verify` checks a formula bottle.
+pub async fn verify_bottles(
+    store: &dyn BlobStore,
+    wanted: &[WantedBottle],
+    present: &HashSet<String>,
+) -> Result<TagReport> {
+    let mut report = TagReport::default();
+    let mut indexes: BTreeMap<ObjectKey, std::result::Result<ImageIndex, Problem>> =
+        BTreeMap::new();
+    for bottle in wanted {
+        report.bottles += 1;
+        let problem = check(store, bottle, present, &mut indexes).await?;
+        match problem {
+            None => report.complete += 1,
+            Some(problem) => report.findings.push(Finding {
+                formula: bottle.name.clone(),
+                file: bottle.file_name.clone(),
+                sha256: bottle.sha256.to_string(),
+                problem,
+            }),
+        }
+    }
+    Ok(report)
+}
+
+async fn check(
+    store: &dyn BlobStore,
+    bottle: &WantedBottle,
+    present: &HashSet<String>,
+    indexes: &mut BTreeMap<ObjectKey, std::result::Result<ImageIndex, Problem>>,
+) -> Result<Option<Problem>> {
+    if !present.contains(&bottle.file_name) {
+        return Ok(Some(Problem::Missing));
+    }
+    match crate::brew::verify::hash_object(store, &flat_bottle_key(&bottle.file_name)?).await {
+        Ok(actual) if actual == bottle.sha256 => {}
+        Ok(actual) => {
+            return Ok(Some(Problem::WrongSha256 {
+                actual: actual.to_string(),
+            }));
+        }
+        Err(e) => {
+            return Ok(Some(Problem::WrongSha256 {
+                actual: format!("unreadable: {e}"),
+            }));
+        }
+    }
+    let key = manifest_key(&bottle.name, &bottle.version_rebuild)?;
+    if !indexes.contains_key(&key) {
+        let index = match store.get(&key, MAX_IMAGE_INDEX_BYTES).await? {
+            None => Err(Problem::ManifestMissing),
+            Some(bytes) => {
+                ImageIndex::parse(bytes).map_err(|problem| Problem::ManifestUnreadable { problem })
+            }
+        };
+        indexes.insert(key.clone(), index);
+    }
+    Ok(match &indexes[&key] {
+        Ok(index) if index.names(&bottle.sha256) => None,
+        Ok(_) => Some(Problem::ManifestLacksDigest),
+        Err(problem) => Some(problem.clone()),
+    })
+}
+
+/// `portable-ruby: n/m bottles complete`, then each finding; nothing when
+/// no Ruby was recorded.
+pub fn render(report: &TagReport) -> String {
+    if report.bottles == 0 {
+        return String::new();
+    }
+    let mut out = format!(
+        "portable-ruby: {}/{} bottles complete\n",
+        report.complete, report.bottles
+    );
+    for f in &report.findings {
+        out += &format!(
+            "  {} ({}): {}\n",
+            f.file,
+            &f.sha256[..12.min(f.sha256.len())],
+            describe(&f.problem)
+        );
+    }
+    out
+}
+
+/// A finding as `verify` words it for formula bottles.
+fn describe(problem: &Problem) -> String {
+    match problem {
+        Problem::Missing => "missing from bottles/".into(),
+        Problem::WrongSha256 { actual } => format!("wrong sha256 ({actual})"),
+        Problem::ManifestMissing => "no manifest".into(),
+        Problem::ManifestLacksDigest => "manifest lacks its digest".into(),
+        Problem::ManifestUnreadable { problem } => format!("manifest unreadable: {problem}"),
+    }
+}
