@@ -1,0 +1,272 @@
+//! Portable Ruby in the mirror (issue 17): a fresh machine's first `brew`
+//! run downloads `$HOMEBREW_BOTTLE_DOMAIN/portable-ruby-<version>.<tag>.bottle.tar.gz`
+//! (brew's `cmd/vendor-install.sh`) before it can do anything else. `sync`
+//! mirrors it from the stand-in's `portable-ruby` image, `verify` checks it.
+
+mod common;
+
+use std::path::Path;
+
+use bottlesync_loadtest::{BottleInfo, Catalog, StandIn, StandInConfig};
+use common::*;
+
+/// Apple silicon and Intel macOS, and Intel Linux: three of the four Ruby
+/// families (no arm64_linux).
+const TAGS: [&str; 3] = ["arm64_tahoe", "tahoe", "x86_64_linux"];
+
+async fn standin() -> StandIn {
+    StandIn::start(StandInConfig::new(Catalog::brew_mirror()))
+        .await
+        .unwrap()
+}
+
+fn sync(standin: &StandIn, dest: &Path, extra: &[&str]) -> std::process::Command {
+    let mut cmd = bottlesync();
+    cmd.args(sync_args(standin, dest.to_str().unwrap()))
+        .args(["--tags", &TAGS.join(",")])
+        .args(extra);
+    cmd
+}
+
+fn verify(dest: &Path, extra: &[&str]) -> std::process::Command {
+    let mut cmd = bottlesync();
+    cmd.args(["verify", "--dest", dest.to_str().unwrap()])
+        .args(extra);
+    cmd
+}
+
+/// The flat Ruby files under `bottles/`.
+fn ruby_files(dest: &Path) -> Vec<String> {
+    let mut files: Vec<String> = files_below(&dest.join("bottles"))
+        .into_iter()
+        .filter(|f| f.starts_with("portable-ruby-"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn file_names(bottles: &[BottleInfo]) -> Vec<String> {
+    let mut names: Vec<String> = bottles.iter().map(|b| b.mirror_file_name.clone()).collect();
+    names.sort();
+    names
+}
+
+/// Both versions for the synced tags' families, under brew's flat names,
+/// with their image indexes, in the hash file and the published record;
+/// `verify` checks them (exit 0), and fails naming one that goes missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_mirrors_both_versions_for_the_synced_families_and_verify_checks_them() {
+    let standin = standin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("mirror");
+    let synced = run(sync(
+        &standin,
+        &dest,
+        &["--report", dir.path().join("report.json").to_str().unwrap()],
+    ))
+    .await;
+    synced.assert_code(0);
+
+    let expected = standin.expected_portable_ruby(&TAGS, None);
+    assert_eq!(expected.len(), 6, "2 versions x 3 families");
+    assert_eq!(
+        ruby_files(&dest),
+        [
+            "portable-ruby-3.4.8.arm64_big_sur.bottle.tar.gz",
+            "portable-ruby-3.4.8.catalina.bottle.tar.gz",
+            "portable-ruby-3.4.8.x86_64_linux.bottle.tar.gz",
+            "portable-ruby-4.0.6.arm64_big_sur.bottle.tar.gz",
+            "portable-ruby-4.0.6.catalina.bottle.tar.gz",
+            "portable-ruby-4.0.6.x86_64_linux.bottle.tar.gz",
+        ]
+    );
+    assert_eq!(ruby_files(&dest), file_names(&expected));
+    let hash_file = read_hash_file(&dest);
+    for bottle in &expected {
+        let flat = dest.join("bottles").join(&bottle.mirror_file_name);
+        assert_eq!(
+            sha256_file(&flat),
+            bottle.sha256,
+            "{}",
+            bottle.mirror_file_name
+        );
+        assert_eq!(
+            hash_file["bottles"][&bottle.sha256]["key"],
+            format!("{DATE}/{}", bottle.mirror_file_name)
+        );
+        let manifest = std::fs::read_to_string(
+            dest.join("bottles/portable-ruby/manifests")
+                .join(&bottle.version),
+        )
+        .unwrap();
+        assert!(manifest.contains(&bottle.sha256), "{}", bottle.version);
+        assert!(manifest.contains(&format!("\"{}.{}\"", bottle.version, bottle.tag)));
+    }
+    // Not a formula: no API file names it.
+    for api_file in files_below(&dest.join("api")) {
+        let text = std::fs::read_to_string(dest.join("api").join(&api_file)).unwrap();
+        assert!(!text.contains("portable-ruby"), "{api_file}");
+    }
+    let published: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dest.join(".bottlesync/published.json")).unwrap())
+            .unwrap();
+    assert_eq!(published["portable_ruby"].as_array().unwrap().len(), 6);
+    assert!(
+        synced
+            .stdout
+            .contains("portable-ruby: 4.0.6, 3.4.8 (6 bottles"),
+        "{}",
+        synced.stdout
+    );
+    let report = read_report(&dir.path().join("report.json"));
+    assert_eq!(
+        report["portable_ruby"]["versions"],
+        serde_json::json!(["4.0.6", "3.4.8"])
+    );
+
+    let checked = run(verify(&dest, &[])).await;
+    checked.assert_code(0);
+    assert!(
+        checked
+            .stdout
+            .contains("portable-ruby: 6/6 bottles complete"),
+        "{}",
+        checked.stdout
+    );
+    let json = run(verify(&dest, &["--json"])).await;
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(json["portable_ruby"]["complete"], 6);
+
+    // A rerun downloads no Ruby again.
+    standin.reset_stats();
+    run(sync(&standin, &dest, &[])).await.assert_code(0);
+    let stats = standin.stats();
+    for bottle in &expected {
+        assert_eq!(
+            stats.bottle(&bottle.sha256).storage_gets,
+            0,
+            "{}",
+            bottle.mirror_file_name
+        );
+    }
+
+    let gone = "portable-ruby-4.0.6.catalina.bottle.tar.gz";
+    std::fs::remove_file(dest.join("bottles").join(gone)).unwrap();
+    let checked = run(verify(&dest, &[])).await;
+    checked.assert_code(1);
+    assert!(
+        checked
+            .stdout
+            .contains("portable-ruby: 5/6 bottles complete")
+            && checked.stdout.contains(&format!("{gone} ("))
+            && checked.stdout.contains("missing from bottles/"),
+        "{}",
+        checked.stdout
+    );
+}
+
+/// A formula subset still gets Ruby (a fresh machine needs it before
+/// anything); `--portable-ruby off` gets none; a pinned version only that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn formula_subsets_get_ruby_unless_off_and_a_version_pins_it() {
+    let standin = standin().await;
+    let dir = tempfile::tempdir().unwrap();
+
+    let subset = dir.path().join("subset");
+    run(sync(
+        &standin,
+        &subset,
+        &["--formula", "wget", "--with-deps"],
+    ))
+    .await
+    .assert_code(0);
+    assert_eq!(
+        ruby_files(&subset),
+        file_names(&standin.expected_portable_ruby(&TAGS, None))
+    );
+
+    let off = dir.path().join("off");
+    let done = run(sync(
+        &standin,
+        &off,
+        &["--formula", "wget", "--portable-ruby", "off"],
+    ))
+    .await;
+    done.assert_code(0);
+    assert_eq!(ruby_files(&off), Vec::<String>::new());
+    assert!(!off.join("bottles/portable-ruby").exists());
+    assert!(
+        files_below(&off.join(DATE))
+            .iter()
+            .all(|f| !f.starts_with("portable-ruby"))
+    );
+    assert!(
+        done.stdout.contains("portable-ruby: none planned"),
+        "{}",
+        done.stdout
+    );
+    run(verify(&off, &[])).await.assert_code(0);
+
+    let pinned = dir.path().join("pinned");
+    let mut cmd = sync(&standin, &pinned, &["--formula", "wget"]);
+    cmd.env("BOTTLESYNC_PORTABLE_RUBY", "3.4.8");
+    run(cmd).await.assert_code(0);
+    assert_eq!(
+        ruby_files(&pinned),
+        file_names(&standin.expected_portable_ruby(&TAGS, Some(&["3.4.8"])))
+    );
+}
+
+/// A version the registry lacks, or a setting that is no version: exit 2,
+/// the error names it, nothing written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_version_is_a_clear_error_and_writes_nothing() {
+    let standin = standin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("mirror");
+    let failed = run(sync(&standin, &dest, &["--portable-ruby", "9.9.9"])).await;
+    failed.assert_code(2);
+    assert!(
+        failed.stderr.contains("--portable-ruby")
+            && failed.stderr.contains("no Portable Ruby 9.9.9")
+            && failed.stderr.contains("4.0.6, 3.4.8"),
+        "{}",
+        failed.stderr
+    );
+    assert!(files_below(&dest).is_empty(), "{:?}", files_below(&dest));
+    assert_eq!(standin.stats().storage_gets, 0);
+
+    let bad = run(sync(&standin, &dest, &["--portable-ruby", "latest"])).await;
+    bad.assert_code(2);
+    assert!(
+        bad.stderr.contains("--portable-ruby") && bad.stderr.contains("latest"),
+        "{}",
+        bad.stderr
+    );
+    assert!(files_below(&dest).is_empty());
+}
+
+/// A registry without the image (this catalog has no Ruby): a warning
+/// naming it, and the run goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_without_ruby_warns_and_the_run_goes_on() {
+    let standin = StandIn::start(StandInConfig::new(Catalog::single("wget", 1000)))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("mirror");
+    let mut cmd = bottlesync();
+    cmd.args(sync_args(&standin, dest.to_str().unwrap())).args([
+        "--tags",
+        "arm64_tahoe",
+        "--dry-run",
+    ]);
+    let done = run(cmd).await;
+    done.assert_code(0);
+    assert!(
+        done.stdout
+            .contains("portable-ruby warning: the registry has no portable-ruby image"),
+        "{}",
+        done.all_output()
+    );
+}
