@@ -7,7 +7,10 @@ mod common;
 
 use std::path::Path;
 
+use bottlesync_aws_harness::s3_mirror::S3Mirror;
+use bottlesync_loadtest::brew_client::MirrorReader;
 use bottlesync_loadtest::{BottleInfo, Catalog, StandIn, StandInConfig};
+use common::stack::{BUCKET, PREFIX, Stack};
 use common::*;
 
 /// Apple silicon and Intel macOS, and Intel Linux: three of the four Ruby
@@ -268,5 +271,73 @@ async fn a_registry_without_ruby_warns_and_the_run_goes_on() {
             .contains("portable-ruby warning: the registry has no portable-ruby image"),
         "{}",
         done.all_output()
+    );
+}
+
+/// The fleet: the planner reads `BOTTLESYNC_PORTABLE_RUBY`, its Ruby jobs
+/// are ordinary messages of the run, the finisher publishes the record of
+/// them after they are stored, and `verify` checks them in S3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_run_mirrors_the_pinned_version_and_verify_checks_it() {
+    let stack = Stack::start(Catalog::brew_mirror()).await;
+    let env = [
+        ("BOTTLESYNC_TAGS", "arm64_tahoe,x86_64_linux"),
+        ("BOTTLESYNC_PORTABLE_RUBY", "4.0.6"),
+    ];
+    let planned = run(stack.command_with(&["plan", "--date", DATE], &env)).await;
+    planned.assert_code(0);
+    let outcome: serde_json::Value = serde_json::from_str(&planned.stdout).unwrap();
+    assert_eq!(
+        outcome["portable_ruby"],
+        serde_json::json!([
+            "portable-ruby 4.0.6 arm64_big_sur",
+            "portable-ruby 4.0.6 x86_64_linux"
+        ])
+    );
+    let workers = (0..2)
+        .map(|_| stack.spawn_worker(&["--concurrency", "3"]))
+        .collect();
+    for worker in Stack::wait_all(workers).await {
+        worker.assert_code(0);
+    }
+
+    let mirror = S3Mirror::new(stack.moto.s3(), BUCKET, PREFIX);
+    let expected = stack
+        .standin
+        .expected_portable_ruby(&["arm64_tahoe", "x86_64_linux"], Some(&["4.0.6"]));
+    assert_eq!(expected.len(), 2);
+    for bottle in &expected {
+        let got = mirror
+            .request("GET", &format!("/bottles/{}", bottle.mirror_file_name), &[])
+            .await
+            .unwrap();
+        assert_eq!(got.status, 200, "{}", bottle.mirror_file_name);
+        assert_eq!(sha256_hex(&got.body), bottle.sha256);
+    }
+    let other = mirror
+        .request(
+            "GET",
+            "/bottles/portable-ruby-3.4.8.arm64_big_sur.bottle.tar.gz",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(other.status, 404, "only the pinned version");
+    let index = mirror
+        .request("GET", "/bottles/portable-ruby/manifests/4.0.6", &[])
+        .await
+        .unwrap();
+    assert_eq!(index.status, 200);
+
+    let mut verify = stack.command(&["verify", "--dest", &format!("s3://{BUCKET}/{PREFIX}")]);
+    verify.env_remove("BOTTLESYNC_DEST");
+    let checked = run(verify).await;
+    checked.assert_code(0);
+    assert!(
+        checked
+            .stdout
+            .contains("portable-ruby: 2/2 bottles complete"),
+        "{}",
+        checked.all_output()
     );
 }
