@@ -420,6 +420,24 @@ mod tests {
     }
 
     #[test]
+    fn portable_ruby_is_auto_unless_set_and_checked() {
+        let config = FleetConfig::from_settings(&args()).unwrap();
+        assert_eq!(config.portable_ruby, PortableRubySetting::Auto);
+        let mut pinned = args();
+        pinned.portable_ruby = Some("4.0.6".into());
+        assert_eq!(
+            FleetConfig::from_settings(&pinned).unwrap().portable_ruby,
+            PortableRubySetting::Version("4.0.6".into())
+        );
+        pinned.portable_ruby = Some("latest".into());
+        let err = FleetConfig::from_settings(&pinned).unwrap_err().to_string();
+        assert!(
+            err.contains("BOTTLESYNC_PORTABLE_RUBY") && err.contains("latest"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn defaults_and_names_in_errors() {
         let config = FleetConfig::from_settings(&args()).unwrap();
         assert_eq!(config.size_threshold_bytes, 20_000_000_000);

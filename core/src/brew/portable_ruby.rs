@@ -157,3 +157,56 @@ fn describe(problem: &Problem) -> String {
         Problem::ManifestUnreadable { problem } => format!("manifest unreadable: {problem}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Tag;
+    use crate::brew::publish::PublishedRecord;
+
+    fn wanted(seed: u8, tag: &str) -> WantedBottle {
+        WantedBottle {
+            name: "portable-ruby".into(),
+            version_rebuild: "4.0.6".into(),
+            file_name: format!("portable-ruby-4.0.6.{tag}.bottle.tar.gz"),
+            tag: Tag::parse(tag).unwrap(),
+            sha256: Sha256Digest::from_bytes(&[seed; 32]),
+        }
+    }
+
+    #[test]
+    fn a_bottle_is_missing_unless_stored_under_its_name_and_flat_copied() {
+        let (arm, intel, linux) = (
+            wanted(1, "arm64_big_sur"),
+            wanted(2, "catalina"),
+            wanted(3, "x86_64_linux"),
+        );
+        let stored_as = |w: &WantedBottle, file: &str| MirroredBottle {
+            name: w.name.clone(),
+            version: "4.0.6".into(),
+            rebuild: 0,
+            tag: w.tag.clone(),
+            key: ObjectKey::parse(&format!("2026-12-07/{file}")).unwrap(),
+            size: 1,
+            downloaded_at: chrono::Utc::now(),
+        };
+        let stored = BTreeMap::from([
+            (arm.sha256.clone(), stored_as(&arm, &arm.file_name)),
+            (intel.sha256.clone(), stored_as(&intel, &intel.file_name)),
+            (linux.sha256.clone(), stored_as(&linux, "other-name.tar.gz")),
+        ]);
+        // catalina has no flat copy; x86_64_linux is stored under another name.
+        let present = HashSet::from([arm.file_name.clone(), linux.file_name.clone()]);
+        let gone = missing(&[arm, intel.clone(), linux.clone()], &stored, &present);
+        assert_eq!(gone, [intel, linux]);
+    }
+
+    #[test]
+    fn a_record_written_before_portable_ruby_still_reads() {
+        let old = br#"{"schema":1,"published_at":"2026-12-01T00:00:00Z",
+            "scope":{"formulae":[],"with_deps":false,"include_disabled":false},
+            "tags":["arm64_tahoe"],"formula_jws":true}"#;
+        let record: PublishedRecord = serde_json::from_slice(old).unwrap();
+        assert!(record.portable_ruby.is_empty());
+    }
+}
