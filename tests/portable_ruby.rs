@@ -341,3 +341,66 @@ async fn a_fleet_run_mirrors_the_pinned_version_and_verify_checks_it() {
         checked.all_output()
     );
 }
+
+/// What brew's `cmd/vendor-install.sh` asks a mirror for, served by
+/// `bottlesync serve`: `$HOMEBREW_ARTIFACT_DOMAIN/v2/homebrew/core/portable-ruby/blobs/sha256:<sha>`
+/// first, then `$HOMEBREW_BOTTLE_DOMAIN/portable-ruby-<version>.<tag>.bottle.tar.gz`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_both_urls_vendor_install_tries() {
+    let standin = standin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("mirror");
+    run(sync(&standin, &dest, &[])).await.assert_code(0);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = bottlesync();
+    cmd.args(["serve", "--root", dest.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Killed(cmd.spawn().unwrap());
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut up = false;
+    for _ in 0..200 {
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await
+            && r.status() == 200
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(up, "serve did not come up");
+
+    let expected = standin.expected_portable_ruby(&TAGS, None);
+    assert_eq!(expected.len(), 6);
+    for bottle in &expected {
+        for path in [
+            format!(
+                "/v2/homebrew/core/portable-ruby/blobs/sha256:{}",
+                bottle.sha256
+            ),
+            format!("/bottles/{}", bottle.mirror_file_name),
+        ] {
+            let got = client.get(format!("{base}{path}")).send().await.unwrap();
+            assert_eq!(got.status(), 200, "{path}");
+            assert_eq!(
+                sha256_hex(&got.bytes().await.unwrap()),
+                bottle.sha256,
+                "{path}"
+            );
+        }
+    }
+}
