@@ -10,10 +10,10 @@ use std::collections::HashSet;
 
 use bottlesync_core::plan::portable_ruby::{
     PORTABLE_RUBY, PortableRubyBottle, PortableRubyPlan, PortableRubySetting, blob_url,
-    bottles_in_index, choose_versions, ruby_tags_for, versions_in_tag_list,
+    bottles_in_index, choose_versions, ruby_tags_for, version_tags,
 };
 use bottlesync_core::plan::select::Plan;
-use bottlesync_core::ports::registry::{Registry, tag_list_url};
+use bottlesync_core::ports::registry::Registry;
 use bottlesync_core::retry::RetryPolicy;
 use bottlesync_core::{Error, Result, Sha256Digest, Tag};
 use chrono::NaiveDate;
@@ -38,12 +38,11 @@ pub async fn fetch_portable_ruby(
     }
     let repository = Url::parse(&format!("{registry_root}/{PORTABLE_RUBY}"))
         .map_err(|e| Error::config("registry", format!("{registry_root:?}: {e}")))?;
-    let source = tag_list_url(&repository)?.to_string();
     let available = match retry.run(|| registry.tag_list(&repository)).await {
-        Ok(bytes) => versions_in_tag_list(&source, &bytes)?,
+        Ok(tags) => version_tags(tags),
         Err(e) if e.is_not_found() && *setting == PortableRubySetting::Auto => {
             let warning = format!(
-                "the registry has no {PORTABLE_RUBY} image ({source}: {e}): the mirror gets no Portable Ruby, so a fresh client cannot start brew from it"
+                "the registry has no {PORTABLE_RUBY} image ({e}): the mirror gets no Portable Ruby, so a fresh client cannot start brew from it"
             );
             tracing::warn!("{warning}");
             plan.warnings.push(warning);
@@ -53,7 +52,7 @@ pub async fn fetch_portable_ruby(
             return Err(Error::config(
                 setting_name,
                 format!(
-                    "the registry has no {PORTABLE_RUBY} image, so no Portable Ruby {setting} ({source}: {e})"
+                    "the registry has no {PORTABLE_RUBY} image, so no Portable Ruby {setting} ({e})"
                 ),
             ));
         }
@@ -62,7 +61,7 @@ pub async fn fetch_portable_ruby(
     plan.versions = choose_versions(setting, &available)
         .map_err(|problem| Error::config(setting_name, problem))?;
     if plan.versions.is_empty() {
-        let warning = format!("{source} lists no version tags: no Portable Ruby planned");
+        let warning = format!("{repository} has no version tags: no Portable Ruby planned");
         tracing::warn!("{warning}");
         plan.warnings.push(warning);
     }
@@ -194,7 +193,7 @@ mod tests {
                 ),
             })
         }
-        async fn tag_list(&self, repository: &Url) -> Result<Vec<u8>> {
+        async fn tag_list(&self, repository: &Url) -> Result<Vec<String>> {
             assert_eq!(
                 repository.as_str(),
                 "https://r.example/v2/homebrew/core/portable-ruby"
@@ -205,7 +204,9 @@ mod tests {
                     "HTTP 404 Not Found",
                 ));
             }
-            Ok(br#"{"name":"homebrew/core/portable-ruby","tags":["3.3.7","4.0.6","latest","3.4.8"]}"#.to_vec())
+            Ok(["3.3.7", "4.0.6", "latest", "3.4.8"]
+                .map(String::from)
+                .into())
         }
     }
 

@@ -34,8 +34,12 @@ pub const AUTO_VERSIONS: usize = 2;
 /// one Intel build every Intel macOS client.
 pub const RUBY_TAGS: [&str; 4] = ["arm64_big_sur", "catalina", "x86_64_linux", "arm64_linux"];
 
-/// Refuse an absurd tag list rather than read it into memory.
+/// Refuse an absurd tag list page rather than read it into memory.
 pub const MAX_TAG_LIST_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Pages a tag list may span (`Link: <...>; rel="next"`) before it is
+/// refused as absurd.
+pub const MAX_TAG_LIST_PAGES: usize = 100;
 
 /// `--portable-ruby` / `BOTTLESYNC_PORTABLE_RUBY`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -135,28 +139,43 @@ struct TagList {
     tags: Option<Vec<String>>,
 }
 
-/// The version tags of a tag list, oldest first. `source` names the list
-/// in the error when the body is not one.
-pub fn versions_in_tag_list(source: &str, bytes: &[u8]) -> Result<Vec<String>> {
+/// The tags of one page of a tag list. `source` names the page in the
+/// error when the body is not one.
+pub fn tags_in_page(source: &str, bytes: &[u8]) -> Result<Vec<String>> {
     let list: TagList = serde_json::from_slice(bytes).map_err(|e| {
         Error::permanent_fetch(
             source,
             format!("not an OCI tag list: {}", crate::serde_problem(&e)),
         )
     })?;
-    let mut versions: Vec<(RubyVersion, String)> = list
-        .tags
-        .unwrap_or_default()
+    Ok(list.tags.unwrap_or_default())
+}
+
+/// The target of a `Link` header's `rel="next"` (the OCI distribution
+/// spec's pagination: `<...?n=..&last=..>; rel="next"`).
+pub fn next_page_link(link: &str) -> Option<&str> {
+    link.split(',').find_map(|part| {
+        let (target, params) = part.trim().split_once(';')?;
+        let is_next = params
+            .split(';')
+            .any(|p| p.trim().replace(' ', "") == "rel=\"next\"");
+        is_next.then(|| target.trim().strip_prefix('<')?.strip_suffix('>'))?
+    })
+}
+
+/// The version tags among `tags`, oldest first.
+pub fn version_tags(tags: Vec<String>) -> Vec<String> {
+    let mut versions: Vec<(RubyVersion, String)> = tags
         .into_iter()
         .filter_map(|tag| Some((RubyVersion::parse(&tag)?, tag)))
         .collect();
     versions.sort();
     versions.dedup_by(|a, b| a.1 == b.1);
-    Ok(versions.into_iter().map(|(_, tag)| tag).collect())
+    versions.into_iter().map(|(_, tag)| tag).collect()
 }
 
 /// The versions to mirror out of `available` (oldest first, as
-/// [`versions_in_tag_list`] returns them), newest first. A pinned version
+/// [`version_tags`] returns them), newest first. A pinned version
 /// the registry lacks is an error naming it.
 pub fn choose_versions(
     setting: &PortableRubySetting,
@@ -377,14 +396,14 @@ mod tests {
         let list = br#"{"name":"homebrew/core/portable-ruby","tags":
             ["3.4.8","latest","3.10.1","4.0.6","3.9.0","2.6.10_1","2.6.10","4.0.6.arm64_big_sur","sha256-abc","","4.0.6"]}"#;
         assert_eq!(
-            versions_in_tag_list("tags/list", list).unwrap(),
+            version_tags(tags_in_page("tags/list", list).unwrap()),
             ["2.6.10", "2.6.10_1", "3.4.8", "3.9.0", "3.10.1", "4.0.6"]
         );
         assert_eq!(
-            versions_in_tag_list("tags/list", br#"{"name":"x","tags":null}"#).unwrap(),
+            tags_in_page("tags/list", br#"{"name":"x","tags":null}"#).unwrap(),
             Vec::<String>::new()
         );
-        let err = versions_in_tag_list("https://r/portable-ruby/tags/list", b"<html>")
+        let err = tags_in_page("https://r/portable-ruby/tags/list", b"<html>")
             .unwrap_err()
             .to_string();
         assert!(
@@ -392,6 +411,22 @@ mod tests {
                 && err.contains("not an OCI tag list"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_next_page_comes_from_the_link_header() {
+        assert_eq!(
+            next_page_link(
+                r#"</v2/homebrew/core/portable-ruby/tags/list?n=2&last=3.4.8>; rel="next""#
+            ),
+            Some("/v2/homebrew/core/portable-ruby/tags/list?n=2&last=3.4.8")
+        );
+        assert_eq!(
+            next_page_link(r#"<https://a/prev>; rel="prev", <https://a/next>; rel = "next""#),
+            Some("https://a/next")
+        );
+        assert_eq!(next_page_link(r#"<https://a/prev>; rel="prev""#), None);
+        assert_eq!(next_page_link("garbage"), None);
     }
 
     #[test]

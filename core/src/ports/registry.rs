@@ -47,21 +47,27 @@ pub trait Registry: Send + Sync {
     /// [`MAX_IMAGE_INDEX_BYTES`](crate::model::image_index::MAX_IMAGE_INDEX_BYTES).
     async fn image_index(&self, blob_url: &Url, version_rebuild: &str) -> Result<Vec<u8>>;
 
-    /// The OCI tag list of an image (`GET <repository>/tags/list`, the
-    /// repository being `<registry root>/<image>`), byte for byte, at most
-    /// [`MAX_TAG_LIST_BYTES`](crate::plan::portable_ruby::MAX_TAG_LIST_BYTES).
-    /// By default a plain document GET (a registry without auth); the HTTP
-    /// client answers the registry's challenge as for blobs.
-    async fn tag_list(&self, repository: &Url) -> Result<Vec<u8>> {
+    /// The tags of an image (OCI `GET <repository>/tags/list`, the
+    /// repository being `<registry root>/<image>`), every page of them.
+    /// By default one plain document GET (a registry without auth or
+    /// pages); the HTTP client answers the registry's challenge as for
+    /// blobs and follows `Link: <...>; rel="next"`.
+    async fn tag_list(&self, repository: &Url) -> Result<Vec<String>> {
         let url = tag_list_url(repository)?;
-        self.get_document(&url, crate::plan::portable_ruby::MAX_TAG_LIST_BYTES)
-            .await
+        let bytes = self
+            .get_document(&url, crate::plan::portable_ruby::MAX_TAG_LIST_BYTES)
+            .await?;
+        crate::plan::portable_ruby::tags_in_page(url.as_str(), &bytes)
     }
 }
 
-/// `<repository>/tags/list`.
+/// `<repository>/tags/list?n=1000`: the first page, as large as registries
+/// allow (they may page anyway).
 pub fn tag_list_url(repository: &Url) -> Result<Url> {
-    let text = format!("{}/tags/list", repository.as_str().trim_end_matches('/'));
+    let text = format!(
+        "{}/tags/list?n=1000",
+        repository.as_str().trim_end_matches('/')
+    );
     Url::parse(&text).map_err(|e| crate::Error::permanent_fetch(text.as_str(), e.to_string()))
 }
 
