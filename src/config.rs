@@ -101,6 +101,10 @@ pub struct FleetArgs {
         value_delimiter = ','
     )]
     pub allow_hosts: Vec<String>,
+    /// Portable Ruby the planner mirrors: `auto` (default: the two newest
+    /// versions), a version (`4.0.6`), or `off`.
+    #[arg(long, env = "BOTTLESYNC_PORTABLE_RUBY")]
+    pub portable_ruby: Option<String>,
 }
 
 impl From<FleetArgs> for FleetSettings {
@@ -133,6 +137,7 @@ impl From<FleetArgs> for FleetSettings {
             segment_size: args.segment_size,
             connections_per_bottle: args.connections_per_bottle,
             allow_hosts: args.allow_hosts,
+            portable_ruby: args.portable_ruby,
         }
     }
 }

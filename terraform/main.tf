@@ -149,6 +149,7 @@ module "lambda" {
   planner_role_arn            = module.iam.planner_role_arn
   worker_role_arn             = module.iam.worker_role_arn
   planner_environment         = local.settings
+  portable_ruby               = var.portable_ruby
   worker_environment          = local.settings
   architecture                = var.lambda_architecture
   planner_timeout_seconds     = var.planner_timeout_seconds

@@ -47,6 +47,17 @@ variable "bottle_tags" {
   }
 }
 
+variable "portable_ruby" {
+  description = "Portable Ruby the planner mirrors (BOTTLESYNC_PORTABLE_RUBY), which a fresh machine's first brew run downloads from the mirror: \"auto\" (the two newest versions), a version such as \"4.0.6\" (brew's Library/Homebrew/vendor/portable-ruby-version), or \"off\"."
+  type        = string
+  default     = "auto"
+
+  validation {
+    condition     = contains(["auto", "off"], var.portable_ruby) || can(regex("^[0-9]+(\\.[0-9]+)*(_[0-9]+)?$", var.portable_ruby))
+    error_message = "portable_ruby must be \"auto\", \"off\" or a Portable Ruby version such as 4.0.6."
+  }
+}
+
 variable "allow_hosts" {
   description = "Extra hosts bottle URLs may point at (BOTTLESYNC_ALLOW_HOST); ghcr.io and the API host always may."
   type        = list(string)

@@ -193,11 +193,18 @@ async fn formula_filter_with_dependencies() {
         .values()
         .map(|b| b["name"].as_str().unwrap().to_string())
         .collect();
+    // Portable Ruby comes with any subset: a fresh client needs it first.
     assert_eq!(
         names,
-        ["ca-certificates", "libidn2", "openssl@3", "wget"]
-            .map(String::from)
-            .into()
+        [
+            "ca-certificates",
+            "libidn2",
+            "openssl@3",
+            "portable-ruby",
+            "wget"
+        ]
+        .map(String::from)
+        .into()
     );
 
     let mut cmd = bottlesync();
@@ -383,9 +390,12 @@ async fn a_hostile_index_is_rejected_entry_by_entry() {
     let dest = dir.path().join("mirror");
     let report = dir.path().join("summary.json");
     let mut cmd = bottlesync();
+    // Without Portable Ruby: only what the index names is fetched.
     cmd.args(sync_args(&standin, dest.to_str().unwrap())).args([
         "--tags",
         "arm64_tahoe",
+        "--portable-ruby",
+        "off",
         "--report",
         report.to_str().unwrap(),
     ]);

@@ -134,6 +134,7 @@ async fn flat_copies_then_the_record_then_the_api_files_and_what_is_lacking_is_n
         packages: BTreeMap::from([(tag(), packages())]),
         formula_jws: Some(b"[]".to_vec()),
         scope: MirrorScope::default(),
+        portable_ruby: Vec::new(),
     };
 
     let report = publish(store.as_ref(), &bottles, &api).await.unwrap();

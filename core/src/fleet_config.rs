@@ -6,11 +6,14 @@ use url::Url;
 
 use crate::error::{Error, Result};
 use crate::model::index::HostPolicy;
+use crate::plan::portable_ruby::PortableRubySetting;
 use crate::segments::{
     DEFAULT_CONNECTIONS_PER_BOTTLE, DEFAULT_SEGMENT_SIZE, SegmentPolicy, parse_size,
 };
 
 pub const DEFAULT_API_URL: &str = "https://formulae.brew.sh/api";
+/// The variable the planner reads `--portable-ruby`'s setting from.
+pub const PORTABLE_RUBY_VARIABLE: &str = "BOTTLESYNC_PORTABLE_RUBY";
 
 /// The fleet's settings as given (flags or `BOTTLESYNC_*` variables, read
 /// by the shells), before they are checked into a `FleetConfig`.
@@ -76,6 +79,9 @@ pub struct FleetSettings {
     pub connections_per_bottle: Option<String>,
     /// Extra hosts bottle URLs may use.
     pub allow_hosts: Vec<String>,
+    /// Portable Ruby: `auto` (default: the two newest versions), a
+    /// version, or `off`.
+    pub portable_ruby: Option<String>,
 }
 
 /// How the Slack webhook is found.
@@ -118,6 +124,8 @@ pub struct FleetConfig {
     pub claim_lease: std::time::Duration,
     /// How large bottles are downloaded.
     pub segments: SegmentPolicy,
+    /// Which Portable Ruby versions the planner mirrors.
+    pub portable_ruby: PortableRubySetting,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -342,6 +350,10 @@ impl FleetConfig {
             }
         };
         Ok(FleetConfig {
+            portable_ruby: PortableRubySetting::parse(
+                PORTABLE_RUBY_VARIABLE,
+                &optional(&args.portable_ruby).unwrap_or_else(|| "auto".into()),
+            )?,
             claim_lease,
             segments,
             ecs,
@@ -405,6 +417,24 @@ mod tests {
             ledger_table: Some("ledger".into()),
             ..FleetSettings::default()
         }
+    }
+
+    #[test]
+    fn portable_ruby_is_auto_unless_set_and_checked() {
+        let config = FleetConfig::from_settings(&args()).unwrap();
+        assert_eq!(config.portable_ruby, PortableRubySetting::Auto);
+        let mut pinned = args();
+        pinned.portable_ruby = Some("4.0.6".into());
+        assert_eq!(
+            FleetConfig::from_settings(&pinned).unwrap().portable_ruby,
+            PortableRubySetting::Version("4.0.6".into())
+        );
+        pinned.portable_ruby = Some("latest".into());
+        let err = FleetConfig::from_settings(&pinned).unwrap_err().to_string();
+        assert!(
+            err.contains("BOTTLESYNC_PORTABLE_RUBY") && err.contains("latest"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::portable_ruby::PortableRubySpec;
 use crate::prng::SplitMix64;
 use crate::tags::CURRENT_TAGS;
 
@@ -262,6 +263,21 @@ impl Default for SizeModel {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Catalog {
     formulae: Vec<FormulaSpec>,
+    /// Portable Ruby's versions (never formulae: not in the API files).
+    portable_ruby: Vec<PortableRubySpec>,
+}
+
+impl Catalog {
+    /// The Portable Ruby versions the registry serves.
+    pub fn portable_ruby(&self) -> &[PortableRubySpec] {
+        &self.portable_ruby
+    }
+
+    /// This catalog serving `versions` of Portable Ruby (builder style).
+    pub fn with_portable_ruby(mut self, versions: Vec<PortableRubySpec>) -> Self {
+        self.portable_ruby = versions;
+        self
+    }
 }
 
 /// The macOS tags the tricky catalog gives its main formulae.
@@ -278,7 +294,10 @@ const TRICKY_MACOS: [&str; 7] = [
 impl Catalog {
     /// Exactly these formulae.
     pub fn from_formulae(formulae: Vec<FormulaSpec>) -> Self {
-        Catalog { formulae }
+        Catalog {
+            formulae,
+            ..Catalog::default()
+        }
     }
 
     /// One formula `name` 1.0.0 with one `arm64_tahoe` bottle of `size` bytes.
@@ -382,6 +401,7 @@ impl Catalog {
             with_tags(FormulaSpec::new("glibc", "2.35"), &linux),
             with_tags(FormulaSpec::new("gcc", "15.2.0"), &linux),
         ])
+        .with_portable_ruby(PortableRubySpec::two_versions())
     }
 
     /// The catalog of the brew-mirror tests (issue 11): small bottles for
@@ -469,6 +489,7 @@ impl Catalog {
             with_tags(FormulaSpec::new("glibc", "2.35"), &["x86_64_linux"]),
             with_tags(FormulaSpec::new("gcc", "15.2.0"), &["x86_64_linux"]),
         ])
+        .with_portable_ruby(PortableRubySpec::two_versions())
     }
 
     /// This catalog after formula `name` moved to `version`, as a version

@@ -31,7 +31,7 @@ pub(crate) fn router() -> Router<Arc<SharedState>> {
 const DOCKER_CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
 
 /// An OCI distribution error body.
-fn oci_error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn oci_error(status: StatusCode, code: &str, message: &str) -> Response {
     (
         status,
         Json(json!({ "errors": [{ "code": code, "message": message }] })),
@@ -40,7 +40,7 @@ fn oci_error(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 /// 401 with the challenge that leads to `/token` for `image`.
-fn unauthorized(state: &SharedState, image: &str) -> Response {
+pub(crate) fn unauthorized(state: &SharedState, image: &str) -> Response {
     bump(&state.totals.unauthorized);
     let mut response = oci_error(
         StatusCode::UNAUTHORIZED,
@@ -130,6 +130,9 @@ async fn registry(
     let head = method == Method::HEAD;
     if head {
         bump(&state.totals.head_requests);
+    }
+    if let Some(image) = path.strip_suffix("/tags/list") {
+        return crate::portable_ruby::tag_list(&state, image, &headers);
     }
     match parse_path(&path) {
         Some(RegistryPath::Blob { image, sha256 }) => {
@@ -223,6 +226,11 @@ fn manifest(state: &SharedState, image: &str, reference: &str, headers: &HeaderM
         .authorizes(headers, image, state.require_token.load(Ordering::Relaxed))
     {
         return unauthorized(state, image);
+    }
+    if image == crate::portable_ruby::PORTABLE_RUBY
+        && let Some(response) = crate::portable_ruby::image_index(state, reference)
+    {
+        return response;
     }
     let Some(&i) = state
         .manifests

@@ -99,6 +99,8 @@ pub(crate) fn etag_of(body: &[u8]) -> String {
 pub(crate) struct SharedState {
     pub catalog: Catalog,
     pub resolved: ResolvedCatalog,
+    /// Portable Ruby's versions, apart from the formulae.
+    pub portable_ruby: ResolvedCatalog,
     pub blobs: HashMap<String, BlobEntry>,
     /// `(image, version_rebuild)` -> formula index.
     pub manifests: HashMap<(String, String), usize>,
@@ -213,7 +215,7 @@ impl SharedState {
 ///
 /// Dropping it (or [`StandIn::shutdown`]) stops both servers.
 pub struct StandIn {
-    state: Arc<SharedState>,
+    pub(crate) state: Arc<SharedState>,
     api_addr: SocketAddr,
     storage_addr: SocketAddr,
     stop: watch::Sender<bool>,
@@ -597,7 +599,18 @@ fn build_state(
     }
     let registry_root = format!("{api_origin}/v2/homebrew/core");
     let catalog_index = IndexDocs::new(index::render_formula_json(&resolved, &registry_root));
+    let portable_ruby = crate::portable_ruby::resolve(&config.catalog, &registry_root);
+    for (bottle, content) in portable_ruby.bottles.iter().zip(&portable_ruby.contents) {
+        blobs
+            .entry(bottle.sha256.clone())
+            .or_insert_with(|| BlobEntry {
+                content: *content,
+                images: vec![bottle.image.clone()],
+                counters: Arc::default(),
+            });
+    }
     SharedState {
+        portable_ruby,
         catalog: config.catalog,
         resolved,
         blobs,

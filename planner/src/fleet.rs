@@ -2,6 +2,7 @@
 //! ledger and one SQS message per missing bottle, routed by size.
 //! `bottlesync plan` and the planner Lambda both call [`plan_fleet_run`].
 
+use bottlesync_core::fleet_config::PORTABLE_RUBY_VARIABLE;
 use bottlesync_core::model::location::Location;
 use bottlesync_core::model::message::BottleMessage;
 use bottlesync_core::plan::route::{Route, route_for};
@@ -81,6 +82,10 @@ pub struct FleetPlanOutcome {
     pub ecs_desired_count: Option<(i32, i32)>,
     pub external_hash_file_error: Option<String>,
     pub dry_run: bool,
+    /// The Portable Ruby bottles planned (`portable-ruby <version> <tag>`),
+    /// fetched with the run or already mirrored.
+    #[serde(default)]
+    pub portable_ruby: Vec<String>,
 }
 
 pub async fn plan_fleet_run(
@@ -119,6 +124,7 @@ pub async fn plan_fleet_run(
             api_url: &config.api_url,
             hosts: &config.hosts,
             tags: &tags,
+            portable_ruby: (PORTABLE_RUBY_VARIABLE, &config.portable_ruby),
         },
         external_hash_file,
     )
@@ -139,6 +145,7 @@ pub async fn plan_fleet_run(
         sizing,
         estimated,
     } = prepare(sources, &inputs, &plan_request, &mirror).await?;
+    let portable_ruby = inputs.portable_ruby.labels();
     inputs.api.scope = plan_request.scope();
     let bytes = plan.bytes();
     let route = Route::for_run_bytes(bytes, config.size_threshold_bytes);
@@ -158,6 +165,7 @@ pub async fn plan_fleet_run(
         ecs_desired_count: None,
         external_hash_file_error: inputs.external_hash_file_error.clone(),
         dry_run: request.dry_run,
+        portable_ruby,
     };
     if request.dry_run {
         outcome.enqueued = plan.jobs.len() as u64;

@@ -15,8 +15,9 @@ use bottlesync_core::model::hash_file::{MirroredBottle, read_external_hashes};
 use bottlesync_core::model::index::{FormulaIndex, HostPolicy};
 use bottlesync_core::model::layout::BOTTLES_DIR;
 use bottlesync_core::model::location::Location;
+use bottlesync_core::plan::portable_ruby::{PortableRubyPlan, PortableRubySetting};
 use bottlesync_core::plan::select::{
-    Plan, PlanRequest, TagSelection, plan_for_clients, resolve_tags,
+    Plan, PlanRequest, TagSelection, plan_for_clients, registry_root, resolve_tags,
 };
 use bottlesync_core::ports::documents::Documents;
 use bottlesync_core::ports::fleet_ledger::BottleState;
@@ -28,6 +29,7 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::index_source::{FetchedIndex, fetch_index, fetch_packages_files};
+use crate::portable_ruby::fetch_portable_ruby;
 use crate::sizing::{SizingReport, estimate_unknown_sizes, keep_image_indexes_complete, size_jobs};
 
 /// Manifest and HEAD requests in flight at once while sizing.
@@ -52,6 +54,8 @@ pub struct IndexSource<'a> {
     pub api_url: &'a Url,
     pub hosts: &'a HostPolicy,
     pub tags: &'a TagSelection,
+    /// Which Portable Ruby versions to mirror, and the setting's name.
+    pub portable_ruby: (&'a str, &'a PortableRubySetting),
 }
 
 /// An external hash file the settings name.
@@ -76,6 +80,9 @@ pub struct Inputs {
     pub external: HashSet<Sha256Digest>,
     /// Why an optional external hash file was not used.
     pub external_hash_file_error: Option<String>,
+    /// The Portable Ruby bottles of the mirrored client tags (also in
+    /// `api.portable_ruby`, for the published record).
+    pub portable_ruby: PortableRubyPlan,
 }
 
 /// Fetches and validates the index, then reads the external hash file.
@@ -100,10 +107,28 @@ pub async fn fetch_inputs(
             packages,
             formula_jws,
             scope: Default::default(),
+            portable_ruby: Vec::new(),
         },
         external: HashSet::new(),
         external_hash_file_error: None,
+        portable_ruby: PortableRubyPlan::default(),
     };
+    // Before the mirror is opened: a pinned version the registry lacks
+    // exits with nothing written.
+    inputs.portable_ruby = fetch_portable_ruby(
+        sources.registry,
+        sources.retry,
+        &registry_root(&inputs.index),
+        index_source.portable_ruby,
+        &tags,
+    )
+    .await?;
+    inputs.api.portable_ruby = inputs
+        .portable_ruby
+        .bottles
+        .iter()
+        .map(|b| b.wanted())
+        .collect();
     let Some(file) = external_hash_file else {
         return Ok(inputs);
     };
@@ -217,6 +242,13 @@ pub async fn prepare(
         &inputs.index,
         &inputs.api.packages,
         request,
+        &mirror.stored,
+        &inputs.external,
+    )?;
+    crate::portable_ruby::add_jobs(
+        &mut plan,
+        &inputs.portable_ruby,
+        request.date,
         &mirror.stored,
         &inputs.external,
     )?;
@@ -436,6 +468,7 @@ mod tests {
             api: ApiFiles::default(),
             external: HashSet::new(),
             external_hash_file_error: None,
+            portable_ruby: PortableRubyPlan::default(),
         };
         let prepared = prepare(sources, &inputs, &request(), mirror).await.unwrap();
         (prepared, logs.text())
@@ -559,6 +592,7 @@ mod tests {
             api_url: &api_url,
             hosts: &hosts,
             tags: &TagSelection::parse("--tags", "arm64_tahoe").unwrap(),
+            portable_ruby: ("--portable-ruby", &PortableRubySetting::Auto),
         };
         let optional = fetch_inputs(sources, source, Some(file(false)))
             .await

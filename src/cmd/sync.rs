@@ -26,7 +26,7 @@ use bottlesync_worker::pool::{PoolContext, PoolOutcome, Progress, run_pool};
 use tokio::sync::watch;
 
 use super::stop_on_signals;
-use crate::report::{SyncReport, write_report};
+use crate::report::{SyncReport, add_portable_ruby, portable_ruby_lines, write_report};
 
 pub async fn run(args: SyncArgs) -> ExitCode {
     match sync(args).await {
@@ -51,6 +51,7 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
         registry,
         retry,
         segments,
+        portable_ruby,
     } = SyncSettings::from_args(&args)?;
 
     let documents = LocationReader {
@@ -68,6 +69,7 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
             api_url: &api_url,
             hosts: &hosts,
             tags: &tags,
+            portable_ruby: ("--portable-ruby", &portable_ruby),
         },
         hash_file.map(|location| ExternalHashFile {
             location: Ok(location),
@@ -114,7 +116,10 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
         };
         if args.dry_run {
             report.print_plan();
-            write_report(args.report.as_deref(), report.plan_json())?;
+            print!("{}", portable_ruby_lines(&inputs.portable_ruby));
+            let mut json = report.plan_json();
+            add_portable_ruby(&mut json, &inputs.portable_ruby);
+            write_report(args.report.as_deref(), json)?;
             return Ok(ExitCode::SUCCESS);
         }
         tracing::info!(
@@ -143,10 +148,10 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
         };
         let elapsed = started.elapsed();
         report.print_summary(&outcome, elapsed, record.bottles.len(), published.as_ref());
-        write_report(
-            args.report.as_deref(),
-            report.summary_json(&outcome, elapsed, published.as_ref()),
-        )?;
+        print!("{}", portable_ruby_lines(&inputs.portable_ruby));
+        let mut json = report.summary_json(&outcome, elapsed, published.as_ref());
+        add_portable_ruby(&mut json, &inputs.portable_ruby);
+        write_report(args.report.as_deref(), json)?;
         Ok(match (outcome.interrupted, outcome.failed.is_empty()) {
             (true, _) => ExitCode::from(130),
             (false, true) => ExitCode::SUCCESS,

@@ -9,6 +9,7 @@ use bottlesync_adapters::http::registry::{HttpSettings, RegistryClient};
 use bottlesync_core::Error;
 use bottlesync_core::model::index::HostPolicy;
 use bottlesync_core::model::location::Location;
+use bottlesync_core::plan::portable_ruby::PortableRubySetting;
 use bottlesync_core::plan::select::TagSelection;
 use bottlesync_core::ports::registry::Registry;
 use bottlesync_core::retry::RetryPolicy;
@@ -79,6 +80,11 @@ pub struct SyncArgs {
     )]
     pub allow_hosts: Vec<String>,
 
+    /// Portable Ruby, which a fresh machine's first brew run downloads:
+    /// `auto` (the two newest versions), a version (`4.0.6`), or `off`.
+    #[arg(long, env = "BOTTLESYNC_PORTABLE_RUBY", default_value = "auto")]
+    pub portable_ruby: String,
+
     /// Print the plan (bottles, bytes, tags) and write nothing.
     #[arg(long, env = "BOTTLESYNC_DRY_RUN")]
     pub dry_run: bool,
@@ -133,6 +139,7 @@ pub struct SyncSettings {
     pub registry: Arc<dyn Registry>,
     pub retry: RetryPolicy,
     pub segments: SegmentPolicy,
+    pub portable_ruby: PortableRubySetting,
 }
 
 impl SyncSettings {
@@ -145,6 +152,7 @@ impl SyncSettings {
         let hash_file = (args.hash_file.as_deref())
             .map(|h| Location::parse("--hash-file", h, true))
             .transpose()?;
+        let portable_ruby = PortableRubySetting::parse("--portable-ruby", &args.portable_ruby)?;
         let segments = SegmentPolicy::new(
             parse_size("--segment-size", &args.segment_size)?,
             args.connections_per_bottle,
@@ -167,6 +175,7 @@ impl SyncSettings {
                 ..RetryPolicy::default()
             },
             segments,
+            portable_ruby,
         })
     }
 }

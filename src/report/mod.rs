@@ -1,8 +1,10 @@
 //! What the commands show a person: `sync`'s plan and summary (text on
 //! stdout, JSON with `--report`) and `status`'s text.
 
+mod portable_ruby;
 mod status;
 mod sync;
 
+pub use portable_ruby::{add_portable_ruby, portable_ruby_lines};
 pub use status::print_status;
 pub use sync::{SyncReport, write_report};

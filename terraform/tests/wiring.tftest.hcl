@@ -112,17 +112,18 @@ run "settings_every_function_and_the_task_get" {
       BOTTLESYNC_SEGMENT_SIZE              = "64MiB"
       BOTTLESYNC_CONNECTIONS_PER_BOTTLE    = "4"
       BOTTLESYNC_LOG_GROUP                 = "/aws/lambda/bottlesync-test-planner"
+      BOTTLESYNC_PORTABLE_RUBY             = "auto"
     })
     error_message = "the planner's settings"
   }
   assert {
-    condition     = tomap(merge(output.worker_environment, { BOTTLESYNC_LOG_GROUP = "" })) == tomap(merge(output.planner_environment, { BOTTLESYNC_LOG_GROUP = "" }))
-    error_message = "the worker Lambda gets the same settings, with its own log group"
+    condition     = tomap(merge(output.worker_environment, { BOTTLESYNC_LOG_GROUP = "" })) == tomap({ for k, v in merge(output.planner_environment, { BOTTLESYNC_LOG_GROUP = "" }) : k => v if k != "BOTTLESYNC_PORTABLE_RUBY" })
+    error_message = "the worker Lambda gets the same settings, with its own log group (Portable Ruby is the planner's alone)"
   }
   assert {
-    condition = tomap(merge(output.ecs_task_environment, { BOTTLESYNC_LOG_GROUP = "" })) == tomap(merge(output.planner_environment, {
+    condition = tomap(merge(output.ecs_task_environment, { BOTTLESYNC_LOG_GROUP = "" })) == tomap({ for k, v in merge(output.planner_environment, {
       BOTTLESYNC_LOG_GROUP = "", BOTTLESYNC_VISIBILITY_TIMEOUT = "300"
-    }))
+    }) : k => v if k != "BOTTLESYNC_PORTABLE_RUBY" })
     error_message = "the ECS task gets the same settings plus BOTTLESYNC_VISIBILITY_TIMEOUT (the ECS queue's)"
   }
   assert {
@@ -143,6 +144,29 @@ run "settings_every_function_and_the_task_get" {
     condition     = one([for s in output.iam_policies.planner.Statement : s.Resource if s.Sid == "ExternalHashFile"]) == ["arn:aws:s3:::other-mirror/homebrew/bottles_hash.json"]
     error_message = "the planner may read the external hash file in S3"
   }
+}
+
+run "portable_ruby_pinned_reaches_the_planner" {
+  command = apply
+
+  variables {
+    portable_ruby = "3.4.8"
+  }
+
+  assert {
+    condition     = output.planner_environment.BOTTLESYNC_PORTABLE_RUBY == "3.4.8"
+    error_message = "portable_ruby is the planner's BOTTLESYNC_PORTABLE_RUBY"
+  }
+}
+
+run "portable_ruby_must_be_auto_off_or_a_version" {
+  command = plan
+
+  variables {
+    portable_ruby = "latest"
+  }
+
+  expect_failures = [var.portable_ruby]
 }
 
 run "external_hash_file_url_and_no_slack" {

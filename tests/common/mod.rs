@@ -98,13 +98,19 @@ pub fn sha256_file(path: &Path) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// The bottles a mirror for `client_tags` must hold, by sha256.
+/// The bottles a mirror for `client_tags` must hold, by sha256: the
+/// formulae's, and Portable Ruby's (`--portable-ruby auto`: every version
+/// the stand-in serves, two at most).
 pub fn expected_bottles(
     standin: &StandIn,
     client_tags: &[&str],
     include_disabled: bool,
 ) -> BTreeMap<String, BottleInfo> {
-    standin.expected_mirror(client_tags, include_disabled)
+    let mut expected = standin.expected_mirror(client_tags, include_disabled);
+    for ruby in standin.expected_portable_ruby(client_tags, None) {
+        expected.insert(ruby.sha256.clone(), ruby);
+    }
+    expected
 }
 
 /// Every regular file below `root`, relative, `/`-separated.

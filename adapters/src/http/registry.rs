@@ -15,7 +15,10 @@ use url::Url;
 use async_trait::async_trait;
 use bottlesync_core::error::{Error, Result};
 use bottlesync_core::model::image_index::MAX_IMAGE_INDEX_BYTES;
-use bottlesync_core::ports::registry::{BlobBody, Registry};
+use bottlesync_core::plan::portable_ruby::{
+    MAX_TAG_LIST_BYTES, MAX_TAG_LIST_PAGES, next_page_link, tags_in_page,
+};
+use bottlesync_core::ports::registry::{BlobBody, Registry, tag_list_url};
 use futures::TryStreamExt;
 
 /// What anonymous pulls from ghcr.io send.
@@ -273,6 +276,45 @@ impl Registry for RegistryClient {
             .send(Method::GET, &url, true, None, Some(OCI_INDEX_MEDIA_TYPE))
             .await?;
         read_limited(&url, response, MAX_IMAGE_INDEX_BYTES).await
+    }
+
+    /// An image's tags, every page, with registry auth as for its blobs.
+    async fn tag_list(&self, repository: &Url) -> Result<Vec<String>> {
+        let mut url = tag_list_url(repository)?;
+        let mut tags = Vec::new();
+        for _ in 0..MAX_TAG_LIST_PAGES {
+            let response = self
+                .send(Method::GET, &url, true, None, Some("application/json"))
+                .await?;
+            let next = response
+                .headers()
+                .get(header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(next_page_link)
+                .map(|target| url.join(target))
+                .transpose()
+                .map_err(|e| {
+                    Error::permanent_fetch(url.as_str(), format!("bad Link header: {e}"))
+                })?;
+            let body = read_limited(&url, response, MAX_TAG_LIST_BYTES).await?;
+            tags.extend(tags_in_page(url.as_str(), &body)?);
+            match next {
+                None => return Ok(tags),
+                // The registry's token goes with the request: never to
+                // another origin.
+                Some(next) if next.origin() != url.origin() => {
+                    return Err(Error::permanent_fetch(
+                        url.as_str(),
+                        format!("the next page is on another origin ({next})"),
+                    ));
+                }
+                Some(next) => url = next,
+            }
+        }
+        Err(Error::permanent_fetch(
+            repository.as_str(),
+            format!("the tag list spans more than {MAX_TAG_LIST_PAGES} pages"),
+        ))
     }
 }
 

@@ -121,6 +121,9 @@ pub struct ApiFiles {
     /// `formula.jws.json` as fetched, when the plan's index came from it.
     pub formula_jws: Option<Vec<u8>>,
     pub scope: MirrorScope,
+    /// The Portable Ruby bottles the plan wanted (`bottles/` must hold
+    /// them; recorded for `bottlesync verify`).
+    pub portable_ruby: Vec<WantedBottle>,
 }
 
 /// `.bottlesync/published.json`: what was last published, and for which
@@ -133,6 +136,10 @@ pub struct PublishedRecord {
     /// The tags with a per-tag API file.
     pub tags: Vec<Tag>,
     pub formula_jws: bool,
+    /// The Portable Ruby bottles planned (none in records written before
+    /// bottlesync mirrored it).
+    #[serde(default)]
+    pub portable_ruby: Vec<WantedBottle>,
 }
 
 pub const PUBLISHED_RECORD_SCHEMA: u32 = 1;
@@ -272,12 +279,18 @@ pub async fn publish(
             }
         }
     }
+    missing.extend(crate::brew::portable_ruby::missing(
+        &api.portable_ruby,
+        stored,
+        &present,
+    ));
     let record = PublishedRecord {
         schema: PUBLISHED_RECORD_SCHEMA,
         published_at: Utc::now(),
         scope: api.scope.clone(),
         tags: api.packages.keys().cloned().collect(),
         formula_jws: api.formula_jws.is_some(),
+        portable_ruby: api.portable_ruby.clone(),
     };
     let record_bytes = serde_json::to_vec_pretty(&record).expect("a record serialises");
     store
@@ -334,6 +347,7 @@ fn staged_key(run_id: &str, file: &str) -> Result<ObjectKey> {
 const STAGED_SCOPE: &str = "scope.json";
 const STAGED_RESULT: &str = "published.json";
 const STAGED_FORMULA_JWS: &str = "formula.jws.json";
+const STAGED_PORTABLE_RUBY: &str = "portable-ruby.json";
 
 /// What the finisher of a run published, kept so a takeover that posts
 /// the summary later still names what the mirror lacks.
@@ -357,6 +371,8 @@ pub async fn stage(store: &dyn BlobStore, run_id: &str, api: &ApiFiles) -> Resul
             .put_atomic(&staged_key(run_id, STAGED_FORMULA_JWS)?, bytes.clone())
             .await?;
     }
+    crate::brew::portable_ruby::stage(store, &staged_key(run_id, STAGED_PORTABLE_RUBY)?, api)
+        .await?;
     // Last: a staging without its scope is not used.
     let scope = serde_json::to_vec(&api.scope).expect("a scope serialises");
     store
@@ -405,6 +421,8 @@ pub async fn publish_staged(store: &dyn BlobStore, run_id: &str) -> Result<Optio
         else {
             if name == STAGED_FORMULA_JWS {
                 api.formula_jws = store.get(&key, MAX_FORMULA_JWS_BYTES).await?;
+            } else if name == STAGED_PORTABLE_RUBY {
+                api.portable_ruby = crate::brew::portable_ruby::read_staged(store, &key).await?;
             }
             continue;
         };

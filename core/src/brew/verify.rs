@@ -46,6 +46,26 @@ pub struct Finding {
     pub problem: Problem,
 }
 
+impl Finding {
+    /// The finding as people read it, one indented line.
+    pub fn line(&self) -> String {
+        let what = match &self.problem {
+            Problem::Missing => "missing from bottles/".to_string(),
+            Problem::WrongSha256 { actual } => format!("wrong sha256 ({actual})"),
+            Problem::ManifestMissing => "no manifest".to_string(),
+            Problem::ManifestLacksDigest => "manifest lacks its digest".to_string(),
+            Problem::ManifestUnreadable { problem } => format!("manifest unreadable: {problem}"),
+            // No bottle could be read from the entry: the file names it.
+            Problem::EntryRejected { problem } => return format!("  {}: {problem}\n", self.file),
+        };
+        format!(
+            "  {} ({}): {what}\n",
+            self.file,
+            &self.sha256[..12.min(self.sha256.len())]
+        )
+    }
+}
+
 /// The check of one tag's API file.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct TagReport {
@@ -69,6 +89,8 @@ pub struct VerifyReport {
     pub tags: BTreeMap<Tag, TagReport>,
     /// Whether `api/formula.jws.json` (older clients) is published.
     pub formula_jws: bool,
+    /// The Portable Ruby bottles the record names (`bottles` 0: none).
+    pub portable_ruby: TagReport,
 }
 
 impl VerifyReport {
@@ -76,6 +98,7 @@ impl VerifyReport {
         self.tags
             .values()
             .all(|t| t.findings.is_empty() && t.api_file_problem.is_none())
+            && self.portable_ruby.findings.is_empty()
     }
 }
 
@@ -95,6 +118,8 @@ pub async fn verify(store: &dyn BlobStore) -> Result<VerifyReport> {
         scope: record.scope.clone(),
         tags: BTreeMap::new(),
         formula_jws: record.formula_jws,
+        portable_ruby: super::portable_ruby::verify_bottles(store, &record.portable_ruby, &present)
+            .await?,
     };
     // A bottle named by several tags is hashed once.
     let mut hashed: BTreeMap<String, Result<Sha256Digest>> = BTreeMap::new();
@@ -178,7 +203,10 @@ pub async fn verify(store: &dyn BlobStore) -> Result<VerifyReport> {
 }
 
 /// The sha256 of an object's bytes, streamed.
-async fn hash_object(store: &dyn BlobStore, key: &crate::ObjectKey) -> Result<Sha256Digest> {
+pub(crate) async fn hash_object(
+    store: &dyn BlobStore,
+    key: &crate::ObjectKey,
+) -> Result<Sha256Digest> {
     let Some(mut object) = store.open_read(key).await? else {
         return Err(Error::Destination {
             location: format!("{}/{key}", store.location()),
@@ -211,34 +239,19 @@ pub fn render(report: &VerifyReport) -> String {
                 .unwrap_or_default()
         );
         for f in &tag_report.findings {
-            let what = match &f.problem {
-                Problem::Missing => "missing from bottles/".to_string(),
-                Problem::WrongSha256 { actual } => format!("wrong sha256 ({actual})"),
-                Problem::ManifestMissing => "no manifest".to_string(),
-                Problem::ManifestLacksDigest => "manifest lacks its digest".to_string(),
-                Problem::ManifestUnreadable { problem } => {
-                    format!("manifest unreadable: {problem}")
-                }
-                Problem::EntryRejected { problem } => {
-                    out += &format!("  {}: {problem}\n", f.file);
-                    continue;
-                }
-            };
-            out += &format!(
-                "  {} ({}): {what}\n",
-                f.file,
-                &f.sha256[..12.min(f.sha256.len())]
-            );
+            out += &f.line();
         }
     }
     if report.tags.is_empty() {
         out += "no per-tag API files published\n";
     }
+    out += &super::portable_ruby::render(&report.portable_ruby);
     // A bottle named by several tags is one problem; rejected entries share
     // their API file's name, so the formula tells them apart.
     let unique: HashSet<(&str, &str)> = report
         .tags
         .values()
+        .chain([&report.portable_ruby])
         .flat_map(|t| {
             t.findings
                 .iter()

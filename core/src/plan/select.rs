@@ -380,7 +380,7 @@ fn index_bottles(
 /// The registry the index's bottle URLs point at (`<origin>/v2/<org>/<repo>`,
 /// the most common one), for bottles a per-tag file names that the index
 /// does not list; Homebrew's own when the index lists none.
-fn registry_root(index: &FormulaIndex) -> String {
+pub fn registry_root(index: &FormulaIndex) -> String {
     let mut counts: HashMap<String, usize> = HashMap::new();
     for formula in &index.formulae {
         let image = image_name(&formula.name);

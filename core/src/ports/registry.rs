@@ -46,6 +46,29 @@ pub trait Registry: Send + Sync {
     /// URL of that formula), byte for byte, at most
     /// [`MAX_IMAGE_INDEX_BYTES`](crate::model::image_index::MAX_IMAGE_INDEX_BYTES).
     async fn image_index(&self, blob_url: &Url, version_rebuild: &str) -> Result<Vec<u8>>;
+
+    /// The tags of an image (OCI `GET <repository>/tags/list`, the
+    /// repository being `<registry root>/<image>`), every page of them.
+    /// By default one plain document GET (a registry without auth or
+    /// pages); the HTTP client answers the registry's challenge as for
+    /// blobs and follows `Link: <...>; rel="next"`.
+    async fn tag_list(&self, repository: &Url) -> Result<Vec<String>> {
+        let url = tag_list_url(repository)?;
+        let bytes = self
+            .get_document(&url, crate::plan::portable_ruby::MAX_TAG_LIST_BYTES)
+            .await?;
+        crate::plan::portable_ruby::tags_in_page(url.as_str(), &bytes)
+    }
+}
+
+/// `<repository>/tags/list?n=1000`: the first page, as large as registries
+/// allow (they may page anyway).
+pub fn tag_list_url(repository: &Url) -> Result<Url> {
+    let text = format!(
+        "{}/tags/list?n=1000",
+        repository.as_str().trim_end_matches('/')
+    );
+    Url::parse(&text).map_err(|e| crate::Error::permanent_fetch(text.as_str(), e.to_string()))
 }
 
 /// A blob response positioned at `offset` bytes into the bottle.

@@ -36,8 +36,12 @@ resource "aws_lambda_function" "planner" {
   kms_key_arn                    = var.kms_key_arn
 
   environment {
-    # BOTTLESYNC_LOG_GROUP is named in failure messages.
-    variables = merge(var.planner_environment, { BOTTLESYNC_LOG_GROUP = aws_cloudwatch_log_group.function["planner"].name })
+    # BOTTLESYNC_LOG_GROUP is named in failure messages; only the planner
+    # plans Portable Ruby.
+    variables = merge(var.planner_environment, {
+      BOTTLESYNC_LOG_GROUP     = aws_cloudwatch_log_group.function["planner"].name
+      BOTTLESYNC_PORTABLE_RUBY = var.portable_ruby
+    })
   }
 
   logging_config {

@@ -43,6 +43,17 @@ variable "planner_environment" {
   type        = map(string)
 }
 
+variable "portable_ruby" {
+  description = "Portable Ruby the planner mirrors, added to the planner's environment as BOTTLESYNC_PORTABLE_RUBY: \"auto\" (the two newest versions), a version such as \"4.0.6\", or \"off\"."
+  type        = string
+  default     = "auto"
+
+  validation {
+    condition     = contains(["auto", "off"], var.portable_ruby) || can(regex("^[0-9]+(\\.[0-9]+)*(_[0-9]+)?$", var.portable_ruby))
+    error_message = "portable_ruby must be \"auto\", \"off\" or a Portable Ruby version such as 4.0.6."
+  }
+}
+
 variable "worker_environment" {
   description = "Environment of the worker function (the BOTTLESYNC_* settings)."
   type        = map(string)
