@@ -62,6 +62,7 @@ async fn assert_brew_installs_everything(mirror: &dyn MirrorReader, standin: &St
             ["gone"],
             "{tag}: brew refuses the disabled formula"
         );
+        assert_fresh_machines_start(mirror, standin, tag).await;
         assert_eq!(
             report.api_file,
             standin.packages_file(tag),
@@ -373,6 +374,7 @@ async fn a_fleet_run_publishes_the_same_brew_view_and_names_what_it_lacks() {
     for tag in TAGS {
         let report = replay_install(&mirror, tag, &names).await.unwrap();
         assert_eq!(report.api_file, stack.standin.packages_file(tag), "{tag}");
+        assert_fresh_machines_start(&mirror, &stack.standin, tag).await;
         let problems = report.problems();
         if tag == "arm64_tahoe" {
             assert_eq!(problems, [("gtk+3".to_string(), "missing")], "{report}");
@@ -644,6 +646,9 @@ async fn with_deps_mirrors_what_brew_installs_on_each_tag() {
                 "--formula",
                 "curl",
                 "--with-deps",
+                // The formula closure only (tests/portable_ruby.rs has Ruby).
+                "--portable-ruby",
+                "off",
             ])
             .args(extra);
         cmd

@@ -193,6 +193,7 @@ async fn nginx_with_the_shipped_config_serves_a_synced_mirror_to_brew() {
             .unwrap();
         assert!(report.is_complete(), "{tag}: {report}\n{}", nginx.log());
         assert_eq!(report.api_file, standin.packages_file(tag), "{tag}");
+        assert_fresh_machines_start(&HttpMirror::new(&nginx.base).unwrap(), &standin, tag).await;
     }
 
     let client = reqwest::Client::builder().no_proxy().build().unwrap();

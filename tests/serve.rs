@@ -122,6 +122,7 @@ async fn assert_brew_installs_everything(served: &Served, standin: &StandIn) {
         let report = replay_install(&served.mirror(), tag, &names).await.unwrap();
         assert!(report.is_complete(), "{tag}: {report}\n{}", served.log());
         assert_eq!(report.api_file, standin.packages_file(tag), "{tag}");
+        assert_fresh_machines_start(&served.mirror(), standin, tag).await;
     }
 }
 

@@ -478,6 +478,39 @@ impl fmt::Display for InstallReport {
     }
 }
 
+/// What a fresh machine's first `brew` run fetches before anything else
+/// (brew's `cmd/vendor-install.sh`, with `HOMEBREW_BOTTLE_DOMAIN` set and no
+/// artifact domain): `GET /bottles/portable-ruby-<version>.<tag>.bottle.tar.gz`
+/// (`curl -C -`: a plain GET for a first download), its bytes checked against
+/// the sha256 brew ships in `vendor/portable-ruby-<arch>-<os>`. `ruby` is
+/// that bottle (the stand-in's [`StandIn::expected_portable_ruby`] gives
+/// them); `Err` names what went wrong, as brew's "Failed to download" would.
+///
+/// [`StandIn::expected_portable_ruby`]: crate::StandIn::expected_portable_ruby
+pub async fn replay_vendor_install(
+    mirror: &dyn MirrorReader,
+    ruby: &bottles::BottleInfo,
+) -> Result<(), Problem> {
+    let path = format!("/bottles/{}", percent_encode(&ruby.mirror_file_name));
+    let response = mirror
+        .request("GET", &path, &[])
+        .await
+        .map_err(|_| Problem::Missing { status: 0 })?;
+    if response.status != 200 {
+        return Err(Problem::Missing {
+            status: response.status,
+        });
+    }
+    let actual = hex::encode(Sha256::digest(&response.body));
+    if actual != ruby.sha256 {
+        return Err(Problem::Sha256Mismatch {
+            expected: ruby.sha256.clone(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
 /// `/api/internal/packages.<tag>.jws.json`.
 pub fn packages_path(client_tag: &str) -> String {
     format!("/api/internal/packages.{client_tag}.jws.json")

@@ -174,3 +174,28 @@ pub fn read_hash_file(root: &Path) -> serde_json::Value {
 pub fn read_report(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).expect("report written")).unwrap()
 }
+
+/// A fresh machine on `client_tag` starts brew from `mirror`: brew's
+/// `vendor-install.sh` gets every Portable Ruby version the stand-in serves
+/// for that tag's family (the current one, and the one clients a release
+/// behind pin), byte for byte.
+#[allow(dead_code)] // not every test binary replays clients
+pub async fn assert_fresh_machines_start(
+    mirror: &dyn bottlesync_loadtest::brew_client::MirrorReader,
+    standin: &StandIn,
+    client_tag: &str,
+) {
+    let rubies = standin.expected_portable_ruby(&[client_tag], None);
+    assert_eq!(
+        rubies.len(),
+        2,
+        "{client_tag}: the stand-in serves two Ruby versions"
+    );
+    for ruby in rubies {
+        if let Err(problem) =
+            bottlesync_loadtest::brew_client::replay_vendor_install(mirror, &ruby).await
+        {
+            panic!("{client_tag}: {}: {problem}", ruby.mirror_file_name);
+        }
+    }
+}
