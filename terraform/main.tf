@@ -32,8 +32,9 @@ locals {
   slack_configured = nonsensitive(var.slack_webhook_url != null) || var.slack_secret_arn != null
   enable_slack     = var.enable_notifications == null ? local.slack_configured : var.enable_notifications
 
-  planner_zip_path = coalesce(var.planner_zip_path, "${path.module}/dist/bottlesync-planner-lambda.zip")
-  worker_zip_path  = coalesce(var.worker_zip_path, "${path.module}/dist/bottlesync-worker-lambda.zip")
+  # Zips from S3 when a bucket is given (a remote module source has no dist/).
+  planner_zip_path = var.lambda_package_s3_bucket != null ? null : coalesce(var.planner_zip_path, "${path.module}/dist/bottlesync-planner-lambda.zip")
+  worker_zip_path  = var.lambda_package_s3_bucket != null ? null : coalesce(var.worker_zip_path, "${path.module}/dist/bottlesync-worker-lambda.zip")
 
   # ECR images: the execution role may pull from that repository only.
   ecr_match           = regex("^(?:(\\d{12})\\.dkr\\.ecr\\.([a-z0-9-]+)\\.amazonaws\\.com(?:\\.cn)?/([^:@]+))?", var.worker_image)
@@ -146,6 +147,11 @@ module "lambda" {
   name_prefix                 = local.name
   planner_zip_path            = local.planner_zip_path
   worker_zip_path             = local.worker_zip_path
+  package_s3_bucket           = var.lambda_package_s3_bucket
+  planner_s3_key              = var.lambda_package_s3_bucket == null ? null : var.planner_package_s3_key
+  worker_s3_key               = var.lambda_package_s3_bucket == null ? null : var.worker_package_s3_key
+  planner_s3_object_version   = var.planner_package_s3_object_version
+  worker_s3_object_version    = var.worker_package_s3_object_version
   planner_role_arn            = module.iam.planner_role_arn
   worker_role_arn             = module.iam.worker_role_arn
   planner_environment         = local.settings

@@ -219,13 +219,43 @@ variable "connections_per_bottle" {
 }
 
 variable "planner_zip_path" {
-  description = "Zip of the planner Lambda. null: terraform/dist/bottlesync-planner-lambda.zip (scripts/package.sh)."
+  description = "Zip of the planner Lambda. null: terraform/dist/bottlesync-planner-lambda.zip (scripts/package.sh), unless lambda_package_s3_bucket is set."
   type        = string
   default     = null
 }
 
 variable "worker_zip_path" {
-  description = "Zip of the worker Lambda. null: terraform/dist/bottlesync-worker-lambda.zip (scripts/package.sh)."
+  description = "Zip of the worker Lambda. null: terraform/dist/bottlesync-worker-lambda.zip (scripts/package.sh), unless lambda_package_s3_bucket is set."
+  type        = string
+  default     = null
+}
+
+variable "lambda_package_s3_bucket" {
+  description = "Bucket (in the deployment's region) holding the two Lambda zips scripts/package.sh builds: for this module used from a remote source (git, registry), where terraform/dist does not exist. null: the zip paths."
+  type        = string
+  default     = null
+}
+
+variable "planner_package_s3_key" {
+  description = "Key of the planner zip in lambda_package_s3_bucket."
+  type        = string
+  default     = "bottlesync-planner-lambda.zip"
+}
+
+variable "worker_package_s3_key" {
+  description = "Key of the worker zip in lambda_package_s3_bucket."
+  type        = string
+  default     = "bottlesync-worker-lambda.zip"
+}
+
+variable "planner_package_s3_object_version" {
+  description = "Object version of the planner zip (a versioned bucket): a new version redeploys the function. null: redeployed when the key changes."
+  type        = string
+  default     = null
+}
+
+variable "worker_package_s3_object_version" {
+  description = "Object version of the worker zip (a versioned bucket): a new version redeploys the function. null: redeployed when the key changes."
   type        = string
   default     = null
 }

@@ -110,8 +110,8 @@ run "enable_cdn_serves_bottles_and_api_through_cloudfront" {
     error_message = "cdn_domain_name is the distribution's name"
   }
   assert {
-    condition     = output.homebrew_client_env == "HOMEBREW_API_DOMAIN=https://d1mirror.cloudfront.net/api\nHOMEBREW_BOTTLE_DOMAIN=https://d1mirror.cloudfront.net/bottles"
-    error_message = "homebrew_client_env: the two HOMEBREW_* lines, without the bucket prefix (it is the origin path)"
+    condition     = output.homebrew_client_env == "HOMEBREW_API_DOMAIN=https://d1mirror.cloudfront.net/api\nHOMEBREW_BOTTLE_DOMAIN=https://d1mirror.cloudfront.net/bottles\nHOMEBREW_NO_AUTO_UPDATE=1\nHOMEBREW_FORCE_API_AUTO_UPDATE=1"
+    error_message = "homebrew_client_env: the four HOMEBREW_* lines, without the bucket prefix (it is the origin path)"
   }
 }
 

@@ -55,3 +55,19 @@ run "environment_defaults_to_prod" {
     error_message = "environment defaults to prod"
   }
 }
+
+# A remote module source has no terraform/dist: with the zips in S3 the plan
+# needs no local file (without lambda_package_s3_bucket this plan fails on
+# the missing dist/ zips).
+run "lambda_packages_from_s3" {
+  command = plan
+
+  variables {
+    s3_bucket_name                   = "seed-mirror"
+    worker_image                     = "ghcr.io/example/bottlesync:1.0.0"
+    planner_zip_path                 = null
+    worker_zip_path                  = null
+    lambda_package_s3_bucket         = "artifacts-123456789012"
+    worker_package_s3_object_version = "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY+MTRCxf3vjVBH40Nr8X8gdRQBpUMLUo"
+  }
+}

@@ -21,9 +21,14 @@ module "bottlesync" {
   s3_bucket_name = var.s3_bucket_name
   mirror_prefix  = "homebrew"
 
-  # Lambda zips from scripts/package.sh (null: terraform/dist/, where it writes them).
-  planner_zip_path = var.planner_zip_path
-  worker_zip_path  = var.worker_zip_path
+  # Lambda zips from scripts/package.sh: local files (null: terraform/dist/,
+  # where it writes them), or, with the module from a remote source (which
+  # has no dist/), the zips uploaded to an S3 bucket of the same region.
+  planner_zip_path         = var.planner_zip_path
+  worker_zip_path          = var.worker_zip_path
+  lambda_package_s3_bucket = var.lambda_package_s3_bucket
+  planner_package_s3_key   = var.planner_package_s3_key
+  worker_package_s3_key    = var.worker_package_s3_key
   # The ECS worker's image (the repository's Dockerfile). An ECR image also
   # scopes the execution role's pull permission to that repository.
   worker_image = var.worker_image

@@ -38,6 +38,24 @@ variable "worker_zip_path" {
   default     = null
 }
 
+variable "lambda_package_s3_bucket" {
+  description = "Bucket holding the Lambda zips (for the module from a remote source, which has no terraform/dist). null: the zip paths."
+  type        = string
+  default     = null
+}
+
+variable "planner_package_s3_key" {
+  description = "Key of the planner zip in lambda_package_s3_bucket."
+  type        = string
+  default     = "bottlesync-planner-lambda.zip"
+}
+
+variable "worker_package_s3_key" {
+  description = "Key of the worker zip in lambda_package_s3_bucket."
+  type        = string
+  default     = "bottlesync-worker-lambda.zip"
+}
+
 variable "slack_webhook_url" {
   description = "Slack incoming webhook (pass it as TF_VAR_slack_webhook_url); stored write-only in a Secrets Manager secret."
   type        = string

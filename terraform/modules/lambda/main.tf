@@ -26,7 +26,10 @@ resource "aws_lambda_function" "planner" {
   description                    = "bottlesync planner: plans a mirror run and enqueues one message per missing bottle"
   role                           = var.planner_role_arn
   filename                       = var.planner_zip_path
-  source_code_hash               = filebase64sha256(var.planner_zip_path)
+  source_code_hash               = var.planner_zip_path == null ? null : filebase64sha256(var.planner_zip_path)
+  s3_bucket                      = var.planner_zip_path == null ? var.package_s3_bucket : null
+  s3_key                         = var.planner_zip_path == null ? var.planner_s3_key : null
+  s3_object_version              = var.planner_zip_path == null ? var.planner_s3_object_version : null
   handler                        = "bootstrap"
   runtime                        = "provided.al2023"
   architectures                  = [var.architecture]
@@ -82,17 +85,20 @@ resource "aws_lambda_function" "worker" {
   #checkov:skip=CKV_AWS_173:The environment holds no secrets (the Slack webhook lives in Secrets Manager; only its ARN is here) and is encrypted with an AWS-managed key; pass kms_key_arn for a customer-managed one.
   #checkov:skip=CKV_AWS_115:Concurrency is capped by the event source mapping's maximum_concurrency, which (unlike reserved concurrency) does not take capacity from other functions.
   #checkov:skip=CKV_AWS_116:Invoked synchronously by the SQS event source, where a function DLQ never applies; failed messages reach the queue's DLQ through its redrive policy.
-  function_name    = local.function_names.worker
-  description      = "bottlesync worker: fetches, verifies and stores one bottle per SQS message"
-  role             = var.worker_role_arn
-  filename         = var.worker_zip_path
-  source_code_hash = filebase64sha256(var.worker_zip_path)
-  handler          = "bootstrap"
-  runtime          = "provided.al2023"
-  architectures    = [var.architecture]
-  timeout          = var.worker_timeout_seconds
-  memory_size      = var.worker_memory_mb
-  kms_key_arn      = var.kms_key_arn
+  function_name     = local.function_names.worker
+  description       = "bottlesync worker: fetches, verifies and stores one bottle per SQS message"
+  role              = var.worker_role_arn
+  filename          = var.worker_zip_path
+  source_code_hash  = var.worker_zip_path == null ? null : filebase64sha256(var.worker_zip_path)
+  s3_bucket         = var.worker_zip_path == null ? var.package_s3_bucket : null
+  s3_key            = var.worker_zip_path == null ? var.worker_s3_key : null
+  s3_object_version = var.worker_zip_path == null ? var.worker_s3_object_version : null
+  handler           = "bootstrap"
+  runtime           = "provided.al2023"
+  architectures     = [var.architecture]
+  timeout           = var.worker_timeout_seconds
+  memory_size       = var.worker_memory_mb
+  kms_key_arn       = var.kms_key_arn
 
   environment {
     # BOTTLESYNC_LOG_GROUP is named in failure messages.

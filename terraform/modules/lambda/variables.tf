@@ -9,23 +9,65 @@ variable "name_prefix" {
 }
 
 variable "planner_zip_path" {
-  description = "Zip of the planner Lambda (a `bootstrap` built from bottlesync-planner-lambda; scripts/package.sh writes it)."
+  description = "Zip of the planner Lambda (a `bootstrap` built from bottlesync-planner-lambda; scripts/package.sh writes it). null: the package is in S3 (package_s3_bucket, planner_s3_key)."
   type        = string
+  default     = null
 
   validation {
-    condition     = fileexists(var.planner_zip_path)
-    error_message = "planner_zip_path: no such file. Build the Lambda zips first with scripts/package.sh."
+    condition     = var.planner_zip_path == null ? true : fileexists(var.planner_zip_path)
+    error_message = "planner_zip_path: no such file. Build the zips with scripts/package.sh in a clone of bottlesync (it writes terraform/dist/bottlesync-planner-lambda.zip) and pass its path, or upload it to S3 and pass package_s3_bucket and planner_s3_key (the root module's lambda_package_s3_bucket and planner_package_s3_key) instead."
+  }
+
+  validation {
+    condition     = (var.planner_zip_path == null) != (var.package_s3_bucket == null || var.planner_s3_key == null)
+    error_message = "The planner's package: give planner_zip_path, or package_s3_bucket and planner_s3_key, exactly one of the two."
   }
 }
 
 variable "worker_zip_path" {
-  description = "Zip of the worker Lambda (a `bootstrap` built from bottlesync-worker-lambda; scripts/package.sh writes it)."
+  description = "Zip of the worker Lambda (a `bootstrap` built from bottlesync-worker-lambda; scripts/package.sh writes it). null: the package is in S3 (package_s3_bucket, worker_s3_key)."
   type        = string
+  default     = null
 
   validation {
-    condition     = fileexists(var.worker_zip_path)
-    error_message = "worker_zip_path: no such file. Build the Lambda zips first with scripts/package.sh."
+    condition     = var.worker_zip_path == null ? true : fileexists(var.worker_zip_path)
+    error_message = "worker_zip_path: no such file. Build the zips with scripts/package.sh in a clone of bottlesync (it writes terraform/dist/bottlesync-worker-lambda.zip) and pass its path, or upload it to S3 and pass package_s3_bucket and worker_s3_key (the root module's lambda_package_s3_bucket and worker_package_s3_key) instead."
   }
+
+  validation {
+    condition     = (var.worker_zip_path == null) != (var.package_s3_bucket == null || var.worker_s3_key == null)
+    error_message = "The worker's package: give worker_zip_path, or package_s3_bucket and worker_s3_key, exactly one of the two."
+  }
+}
+
+variable "package_s3_bucket" {
+  description = "Bucket holding the Lambda zips (same region as the functions), for a module used without local files. null: the zip paths are used."
+  type        = string
+  default     = null
+}
+
+variable "planner_s3_key" {
+  description = "Key of the planner zip in package_s3_bucket."
+  type        = string
+  default     = null
+}
+
+variable "worker_s3_key" {
+  description = "Key of the worker zip in package_s3_bucket."
+  type        = string
+  default     = null
+}
+
+variable "planner_s3_object_version" {
+  description = "Object version of the planner zip (versioned buckets): a new version redeploys the function. null: the latest, redeployed when the key changes."
+  type        = string
+  default     = null
+}
+
+variable "worker_s3_object_version" {
+  description = "Object version of the worker zip (versioned buckets): a new version redeploys the function. null: the latest, redeployed when the key changes."
+  type        = string
+  default     = null
 }
 
 variable "planner_role_arn" {

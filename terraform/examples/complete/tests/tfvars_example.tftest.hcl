@@ -66,3 +66,17 @@ run "cdn_on_gives_the_client_settings" {
     error_message = "enable_cdn passes through to the module"
   }
 }
+
+# The example as a remote-source user runs it: no local zips, the packages
+# from an S3 bucket (the module's dist/ does not exist in Terraform's copy).
+run "remote_source_packages_from_s3" {
+  command = plan
+
+  variables {
+    planner_zip_path         = null
+    worker_zip_path          = null
+    lambda_package_s3_bucket = "my-artifacts"
+    planner_package_s3_key   = "bottlesync/1.0.0/bottlesync-planner-lambda.zip"
+    worker_package_s3_key    = "bottlesync/1.0.0/bottlesync-worker-lambda.zip"
+  }
+}

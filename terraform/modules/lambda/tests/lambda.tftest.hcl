@@ -95,6 +95,46 @@ run "rejects_missing_zip" {
   expect_failures = [var.worker_zip_path]
 }
 
+run "packages_from_s3" {
+  command = plan
+  variables {
+    planner_zip_path          = null
+    worker_zip_path           = null
+    package_s3_bucket         = "artifacts"
+    planner_s3_key            = "bottlesync/1.0.0/bottlesync-planner-lambda.zip"
+    worker_s3_key             = "bottlesync/1.0.0/bottlesync-worker-lambda.zip"
+    worker_s3_object_version  = "v2"
+    planner_s3_object_version = null
+  }
+  assert {
+    condition = (
+      aws_lambda_function.planner.s3_bucket == "artifacts" &&
+      aws_lambda_function.planner.s3_key == "bottlesync/1.0.0/bottlesync-planner-lambda.zip" &&
+      aws_lambda_function.planner.filename == null &&
+      aws_lambda_function.worker.s3_key == "bottlesync/1.0.0/bottlesync-worker-lambda.zip" &&
+      aws_lambda_function.worker.s3_object_version == "v2"
+    )
+    error_message = "both functions deploy from the S3 objects"
+  }
+}
+
+run "rejects_no_package" {
+  command = plan
+  variables {
+    planner_zip_path = null
+  }
+  expect_failures = [var.planner_zip_path]
+}
+
+run "rejects_both_packages" {
+  command = plan
+  variables {
+    package_s3_bucket = "artifacts"
+    worker_s3_key     = "bottlesync-worker-lambda.zip"
+  }
+  expect_failures = [var.worker_zip_path]
+}
+
 run "rejects_concurrency_below_the_sqs_minimum" {
   command = plan
   variables {
