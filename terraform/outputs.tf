@@ -122,3 +122,8 @@ output "homebrew_client_env" {
   description = "What brew clients set to use the mirror through CloudFront: \"HOMEBREW_API_DOMAIN=https://<domain>/api\\nHOMEBREW_BOTTLE_DOMAIN=https://<domain>/bottles\\nHOMEBREW_NO_AUTO_UPDATE=1\\nHOMEBREW_FORCE_API_AUTO_UPDATE=1\" (<domain>: the first of cdn_aliases, else cdn_domain_name); null when the CDN is off."
   value       = var.enable_cdn ? module.cdn[0].homebrew_client_env : null
 }
+
+output "kms_key_policy_json" {
+  description = "With kms_key_arn: the key policy that key needs for the features chosen here (the account's IAM delegation; CloudWatch Logs for this stack's log groups; CloudWatch alarms and EventBridge to the encrypted topic and dead-letter queue; with enable_cdn, CloudFront for this distribution's AWS:SourceArn). Apply it to the key (aws kms put-key-policy, or your aws_kms_key's policy) after the first apply creates the distribution and log groups. null without kms_key_arn."
+  value       = var.kms_key_arn == null ? null : jsonencode({ Version = "2012-10-17", Statement = local.kms_statements })
+}

@@ -162,3 +162,65 @@ run "rejects_aliases_without_a_certificate" {
   }
   expect_failures = [var.cdn_aliases]
 }
+
+# A customer-managed key needs statements for the services that use it with
+# their own identity; the output gives them for each feature combination.
+run "kms_key_policy_without_cdn" {
+  command = plan
+
+  variables {
+    kms_key_arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+  }
+
+  assert {
+    condition = toset([for s in jsondecode(output.kms_key_policy_json).Statement : s.Sid]) == toset([
+      "AccountIamPolicies", "CloudWatchLogsOfThisStack", "CloudWatchAlarmsToTheTopic", "EventBridgeToTheTopicAndDeadLetters",
+    ])
+    error_message = "without the CDN: IAM delegation, Logs, alarms and EventBridge, no CloudFront"
+  }
+  assert {
+    condition     = one([for s in jsondecode(output.kms_key_policy_json).Statement : s.Principal.Service if s.Sid == "CloudWatchLogsOfThisStack"]) == "logs.us-east-1.amazonaws.com"
+    error_message = "CloudWatch Logs of the deployment's region"
+  }
+}
+
+run "kms_key_policy_with_cdn" {
+  # apply: the mock provider makes up the ARNs a plan leaves unknown.
+  command = apply
+
+  variables {
+    kms_key_arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    enable_cdn  = true
+  }
+
+  assert {
+    condition = (
+      one([for s in jsondecode(output.kms_key_policy_json).Statement : s.Principal.Service if s.Sid == "CloudFrontReadsTheMirror"]) == "cloudfront.amazonaws.com" &&
+      one([for s in jsondecode(output.kms_key_policy_json).Statement : s.Action if s.Sid == "CloudFrontReadsTheMirror"]) == ["kms:Decrypt"]
+    )
+    error_message = "with the CDN: CloudFront may decrypt"
+  }
+  assert {
+    condition     = one([for s in jsondecode(output.kms_key_policy_json).Statement : s.Condition.StringEquals["AWS:SourceArn"] if s.Sid == "CloudFrontReadsTheMirror"]) == "arn:aws:cloudfront::123456789012:distribution/E2MIRRORTEST"
+    error_message = "CloudFront of this distribution only"
+  }
+  assert {
+    condition = one([for s in jsondecode(output.kms_key_policy_json).Statement : s.Condition.ArnLike["kms:EncryptionContext:aws:logs:arn"] if s.Sid == "CloudWatchLogsOfThisStack"]) == [
+      "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/bottlesync-prod-*",
+      "arn:aws:logs:us-east-1:123456789012:log-group:/ecs/bottlesync-prod/*",
+    ]
+    error_message = "Logs may use the key for this stack's log groups only"
+  }
+}
+
+run "no_kms_key_no_policy" {
+  command = plan
+
+  variables {
+  }
+
+  assert {
+    condition     = output.kms_key_policy_json == null
+    error_message = "AWS-managed encryption needs no key policy"
+  }
+}
