@@ -123,6 +123,8 @@ module "network" {
 
 module "iam" {
   source                        = "./modules/iam"
+  role_path                     = var.iam_role_path
+  role_permissions_boundary     = var.iam_role_permissions_boundary
   name_prefix                   = local.name
   bucket_arn                    = module.storage.bucket_arn
   mirror_prefix                 = local.mirror_prefix

@@ -437,6 +437,18 @@ variable "enable_nat_gateway" {
   default     = false
 }
 
+variable "iam_role_path" {
+  description = "Path of the IAM roles this module creates (e.g. \"/teams/platform/\")."
+  type        = string
+  default     = "/"
+}
+
+variable "iam_role_permissions_boundary" {
+  description = "ARN of a managed policy set as the permissions boundary of every IAM role this module creates. null: none."
+  type        = string
+  default     = null
+}
+
 variable "kms_key_arn" {
   description = "Customer-managed KMS key for bucket, queues, table, secret, topic and logs. null: AWS-managed encryption everywhere."
   type        = string

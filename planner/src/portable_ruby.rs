@@ -122,14 +122,7 @@ pub fn add_jobs(
         if !seen.insert(bottle.sha256.clone()) {
             continue;
         }
-        let job = bottle.job(date)?;
-        if mirrored.contains(&job.sha256) {
-            plan.already_mirrored.push(job);
-        } else if external.contains(&job.sha256) {
-            plan.in_hash_file.push(job);
-        } else {
-            plan.jobs.push(job);
-        }
+        plan.add(bottle.job(date)?, mirrored, external);
     }
     Ok(())
 }

@@ -16,6 +16,8 @@ pub const MAX_IMAGE_INDEX_BYTES: u64 = 16 * 1024 * 1024;
 const DIGEST_ANNOTATION: &str = "sh.brew.bottle.digest";
 /// The annotation giving a bottle's size in bytes.
 const SIZE_ANNOTATION: &str = "sh.brew.bottle.size";
+/// The annotation naming the entry: `<pkg_version>.<tag>[.<rebuild>]`.
+const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 
 /// An image index as fetched, with what bottlesync reads of it.
 #[derive(Clone, Debug)]
@@ -25,6 +27,8 @@ pub struct ImageIndex {
     /// Every bottle digest of its `manifests[]`, with its size when the
     /// entry has a size annotation.
     bottles: HashMap<Sha256Digest, Option<u64>>,
+    /// `(ref name, digest)` of every entry that has both, in index order.
+    refs: Vec<(String, Sha256Digest)>,
 }
 
 #[derive(Deserialize)]
@@ -45,19 +49,37 @@ impl ImageIndex {
     pub fn parse(bytes: Vec<u8>) -> Result<ImageIndex, String> {
         let raw: RawIndex = serde_json::from_slice(&bytes)
             .map_err(|e| format!("not an OCI image index: {}", crate::serde_problem(&e)))?;
-        let bottles = raw
-            .manifests
-            .into_iter()
-            .filter_map(|m| {
-                let digest = Sha256Digest::parse(m.annotations.get(DIGEST_ANNOTATION)?).ok()?;
-                let size = m
-                    .annotations
-                    .get(SIZE_ANNOTATION)
-                    .and_then(|s| s.parse().ok());
-                Some((digest, size))
-            })
-            .collect();
-        Ok(ImageIndex { bytes, bottles })
+        let (mut bottles, mut refs) = (HashMap::new(), Vec::new());
+        for m in raw.manifests {
+            let Some(Ok(digest)) = m
+                .annotations
+                .get(DIGEST_ANNOTATION)
+                .map(|d| Sha256Digest::parse(d))
+            else {
+                continue;
+            };
+            let size = m
+                .annotations
+                .get(SIZE_ANNOTATION)
+                .and_then(|s| s.parse().ok());
+            if let Some(name) = m.annotations.get(REF_NAME_ANNOTATION) {
+                refs.push((name.clone(), digest.clone()));
+            }
+            bottles.insert(digest, size);
+        }
+        Ok(ImageIndex {
+            bytes,
+            bottles,
+            refs,
+        })
+    }
+
+    /// `(ref name, digest)` of the entries that name both
+    /// (`org.opencontainers.image.ref.name`, `sh.brew.bottle.digest`).
+    pub fn refs(&self) -> impl Iterator<Item = (&str, &Sha256Digest)> {
+        self.refs
+            .iter()
+            .map(|(name, digest)| (name.as_str(), digest))
     }
 
     /// The size the index gives a bottle, when it has a size annotation.

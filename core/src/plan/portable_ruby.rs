@@ -10,13 +10,14 @@
 //! which Ruby tags serve the mirrored client tags, and the bottle jobs.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use serde::Deserialize;
 use url::Url;
 
 use crate::brew::publish::WantedBottle;
+use crate::model::image_index::ImageIndex;
 use crate::model::naming::{mirror_file_name, version_rebuild};
 use crate::model::tag::{Arch, TagKind};
 use crate::{BottleJob, Error, ObjectKey, Result, Sha256Digest, SizeSource, Tag};
@@ -234,18 +235,6 @@ pub fn ruby_tags_for(clients: &[Tag]) -> Vec<Tag> {
     tags
 }
 
-#[derive(Deserialize)]
-struct RawIndex {
-    #[serde(default)]
-    manifests: Vec<RawManifest>,
-}
-
-#[derive(Deserialize)]
-struct RawManifest {
-    #[serde(default)]
-    annotations: HashMap<String, String>,
-}
-
 /// The bottles one version's image index names, by Ruby tag: each
 /// `manifests[]` entry whose `org.opencontainers.image.ref.name` is
 /// `<version>.<tag>` and whose `sh.brew.bottle.digest` is a sha256 (what
@@ -255,24 +244,14 @@ pub fn bottles_in_index(
     version: &str,
     bytes: &[u8],
 ) -> Result<BTreeMap<Tag, Sha256Digest>> {
-    let raw: RawIndex = serde_json::from_slice(bytes).map_err(|e| {
-        Error::permanent_fetch(
-            source,
-            format!("not an OCI image index: {}", crate::serde_problem(&e)),
-        )
-    })?;
+    let index = ImageIndex::parse(bytes.to_vec())
+        .map_err(|problem| Error::permanent_fetch(source, problem))?;
     let prefix = format!("{version}.");
-    Ok(raw
-        .manifests
-        .into_iter()
-        .filter_map(|m| {
-            let tag = m
-                .annotations
-                .get("org.opencontainers.image.ref.name")?
-                .strip_prefix(&prefix)?;
-            let tag = Tag::parse(tag).ok()?;
-            let digest = Sha256Digest::parse(m.annotations.get("sh.brew.bottle.digest")?).ok()?;
-            Some((tag, digest))
+    Ok(index
+        .refs()
+        .filter_map(|(name, digest)| {
+            let tag = Tag::parse(name.strip_prefix(&prefix)?).ok()?;
+            Some((tag, digest.clone()))
         })
         .collect())
 }

@@ -113,6 +113,23 @@ impl Plan {
     pub fn bytes(&self) -> u64 {
         self.jobs.iter().map(|j| j.size).sum()
     }
+
+    /// Files a wanted bottle: held by the mirror (`mirrored`), listed by an
+    /// external hash file (`external`), or to fetch.
+    pub fn add(
+        &mut self,
+        job: BottleJob,
+        mirrored: &HashSet<Sha256Digest>,
+        external: &HashSet<Sha256Digest>,
+    ) {
+        if mirrored.contains(&job.sha256) {
+            self.already_mirrored.push(job);
+        } else if external.contains(&job.sha256) {
+            self.in_hash_file.push(job);
+        } else {
+            self.jobs.push(job);
+        }
+    }
 }
 
 /// The client tags a run mirrors: the explicit list, or for `auto` the
@@ -227,13 +244,7 @@ pub fn plan_for_clients(
                 size_source: SizeSource::Unknown,
                 key: ObjectKey::dated(request.date, &file_name)?,
             };
-            if mirrored.contains(&job.sha256) {
-                plan.already_mirrored.push(job);
-            } else if external.contains(&job.sha256) {
-                plan.in_hash_file.push(job);
-            } else {
-                plan.jobs.push(job);
-            }
+            plan.add(job, mirrored, external);
         }
     }
     plan.formulae_considered = considered.len();

@@ -279,6 +279,9 @@ resource "aws_iam_role" "this" {
   description          = each.value.description
   assume_role_policy   = jsonencode(each.value.trust)
   max_session_duration = 3600
+  # Organisations that let teams create roles only under a boundary or a path.
+  path                 = var.role_path
+  permissions_boundary = var.role_permissions_boundary
 }
 
 # One resource per policy (not for_each): each role's ARN output waits for

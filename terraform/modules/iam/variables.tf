@@ -110,3 +110,25 @@ variable "enable_xray" {
   type        = bool
   default     = false
 }
+
+variable "role_path" {
+  description = "Path of the four roles (organisations that reserve a path for team-created roles, e.g. \"/teams/platform/\")."
+  type        = string
+  default     = "/"
+
+  validation {
+    condition     = can(regex("^/([\\x21-\\x7e]+/)?$", var.role_path)) && length(var.role_path) <= 512
+    error_message = "role_path must begin and end with / (e.g. \"/\" or \"/teams/platform/\"), at most 512 printable characters."
+  }
+}
+
+variable "role_permissions_boundary" {
+  description = "ARN of a managed policy set as the permissions boundary of the four roles (organisations that require one for roles teams create). null: none."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.role_permissions_boundary == null || can(regex("^arn:aws[a-z-]*:iam::(\\d{12}|aws):policy/", var.role_permissions_boundary))
+    error_message = "role_permissions_boundary must be the ARN of an IAM managed policy (arn:aws:iam::<account>:policy/...)."
+  }
+}

@@ -237,3 +237,41 @@ run "planner_may_reconcile_stalled_runs" {
     error_message = "only the planner reconciles"
   }
 }
+
+run "roles_under_an_organisations_path_and_boundary" {
+  command = plan
+  variables {
+    role_path                 = "/teams/platform/"
+    role_permissions_boundary = "arn:aws:iam::123456789012:policy/team-boundary"
+  }
+  assert {
+    condition = alltrue([for r in aws_iam_role.this :
+      r.path == "/teams/platform/" && r.permissions_boundary == "arn:aws:iam::123456789012:policy/team-boundary"
+    ])
+    error_message = "every role gets the path and the boundary"
+  }
+}
+
+run "roles_at_the_root_path_without_a_boundary_by_default" {
+  command = plan
+  assert {
+    condition     = alltrue([for r in aws_iam_role.this : r.path == "/" && r.permissions_boundary == null])
+    error_message = "path / and no boundary unless asked"
+  }
+}
+
+run "rejects_a_path_without_slashes" {
+  command = plan
+  variables {
+    role_path = "teams"
+  }
+  expect_failures = [var.role_path]
+}
+
+run "rejects_a_boundary_that_is_not_a_policy" {
+  command = plan
+  variables {
+    role_permissions_boundary = "arn:aws:iam::123456789012:role/not-a-policy"
+  }
+  expect_failures = [var.role_permissions_boundary]
+}
