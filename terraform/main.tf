@@ -113,7 +113,15 @@ module "notifications" {
   kms_key_arn                 = var.kms_key_arn
 }
 
+# Before vpc_id existed the network was not counted: keep deployed VPCs.
+moved {
+  from = module.network
+  to   = module.network[0]
+}
+
 module "network" {
+  # None when the operator gives an existing VPC's subnets.
+  count              = var.vpc_id == null ? 1 : 0
   source             = "./modules/network"
   name_prefix        = local.name
   vpc_cidr           = var.vpc_cidr
@@ -187,9 +195,9 @@ module "ecs" {
   environment                = local.settings
   visibility_timeout_seconds = module.queues.ecs_visibility_timeout_seconds
   queue_name                 = module.queues.ecs_queue_name
-  subnet_ids                 = module.network.task_subnet_ids
-  security_group_ids         = [module.network.task_security_group_id]
-  assign_public_ip           = module.network.assign_public_ip
+  subnet_ids                 = local.task_subnet_ids
+  security_group_ids         = local.task_security_group_ids
+  assign_public_ip           = local.task_public_ip
   fargate_spot_weight        = var.ecs_fargate_spot_weight
   fargate_weight             = var.ecs_fargate_weight
   fargate_base               = var.ecs_fargate_base
@@ -245,4 +253,38 @@ module "cdn" {
   acm_certificate_arn         = var.cdn_acm_certificate_arn
   log_bucket_domain_name      = var.cdn_log_bucket_domain_name
   web_acl_id                  = var.cdn_web_acl_id
+}
+
+# ------------------------------------------------- the ECS tasks' network ----
+# Created (modules/network), or an existing VPC's subnets: then the tasks
+# get the security groups given, else one with outbound HTTPS only.
+
+locals {
+  task_subnet_ids = var.vpc_id == null ? module.network[0].task_subnet_ids : var.subnet_ids
+  task_security_group_ids = (
+    var.vpc_id == null ? [module.network[0].task_security_group_id] :
+    length(var.security_group_ids) > 0 ? var.security_group_ids : [aws_security_group.tasks[0].id]
+  )
+  # Created public subnets (no NAT) need public IPs; an existing VPC's
+  # subnets are private with a route out unless told otherwise.
+  task_public_ip = var.vpc_id == null ? module.network[0].assign_public_ip : var.assign_public_ip
+}
+
+resource "aws_security_group" "tasks" {
+  #checkov:skip=CKV2_AWS_5:Attached to the ECS worker service (modules/ecs, through local.task_security_group_ids); checkov does not follow module inputs.
+  count       = var.vpc_id != null && length(var.security_group_ids) == 0 ? 1 : 0
+  name        = "${local.name}-tasks"
+  description = "bottlesync workers: no inbound traffic, outbound HTTPS only"
+  vpc_id      = var.vpc_id
+}
+
+resource "aws_vpc_security_group_egress_rule" "tasks_https" {
+  #checkov:skip=CKV_AWS_382:The workers download from Homebrew's registry and CDN, whose addresses are not fixed; egress is HTTPS only.
+  count             = length(aws_security_group.tasks)
+  security_group_id = aws_security_group.tasks[0].id
+  description       = "Outbound HTTPS"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = "0.0.0.0/0"
 }

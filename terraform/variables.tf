@@ -437,6 +437,40 @@ variable "enable_nat_gateway" {
   default     = false
 }
 
+variable "vpc_id" {
+  description = "An existing VPC for the ECS worker tasks (with subnet_ids). null: the module creates one (vpc_cidr, az_count, enable_nat_gateway)."
+  type        = string
+  default     = null
+}
+
+variable "subnet_ids" {
+  description = "With vpc_id: the subnets the ECS tasks run in; they need a route to the internet (NAT, or public subnets with assign_public_ip) and to S3 and DynamoDB."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = (var.vpc_id == null) == (length(var.subnet_ids) == 0)
+    error_message = "subnet_ids and vpc_id go together: an existing VPC needs the subnets the tasks run in, and subnets need their vpc_id."
+  }
+}
+
+variable "security_group_ids" {
+  description = "With vpc_id: security groups of the ECS tasks. Empty: one is created with outbound HTTPS only."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = var.vpc_id != null || length(var.security_group_ids) == 0
+    error_message = "security_group_ids need vpc_id (and subnet_ids): with the module's own VPC it makes the tasks' security group."
+  }
+}
+
+variable "assign_public_ip" {
+  description = "With vpc_id: give the ECS tasks public IPs (public subnets without NAT). Ignored for the module's own VPC, which decides from enable_nat_gateway."
+  type        = bool
+  default     = false
+}
+
 variable "iam_role_path" {
   description = "Path of the IAM roles this module creates (e.g. \"/teams/platform/\")."
   type        = string

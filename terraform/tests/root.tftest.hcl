@@ -71,3 +71,68 @@ run "lambda_packages_from_s3" {
     worker_package_s3_object_version = "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY+MTRCxf3vjVBH40Nr8X8gdRQBpUMLUo"
   }
 }
+
+# An existing VPC: no network is created, the tasks run in the given subnets
+# with a created egress-only security group, or the given ones.
+run "an_existing_vpc" {
+  command = plan
+
+  variables {
+    s3_bucket_name = "seed-mirror"
+    worker_image   = "ghcr.io/example/bottlesync:1.0.0"
+    vpc_id         = "vpc-0123456789abcdef0"
+    subnet_ids     = ["subnet-a", "subnet-b"]
+  }
+
+  assert {
+    condition     = length(module.network) == 0 && length(aws_security_group.tasks) == 1 && aws_security_group.tasks[0].vpc_id == "vpc-0123456789abcdef0"
+    error_message = "no VPC created; one security group in the given VPC"
+  }
+  assert {
+    condition     = aws_vpc_security_group_egress_rule.tasks_https[0].from_port == 443 && aws_vpc_security_group_egress_rule.tasks_https[0].to_port == 443
+    error_message = "outbound HTTPS only"
+  }
+}
+
+run "an_existing_vpc_with_its_security_groups" {
+  command = plan
+
+  variables {
+    s3_bucket_name     = "seed-mirror"
+    worker_image       = "ghcr.io/example/bottlesync:1.0.0"
+    vpc_id             = "vpc-0123456789abcdef0"
+    subnet_ids         = ["subnet-a"]
+    security_group_ids = ["sg-0123"]
+  }
+
+  assert {
+    condition     = length(module.network) == 0 && length(aws_security_group.tasks) == 0
+    error_message = "the given security groups, none created"
+  }
+}
+
+run "subnets_without_a_vpc_are_refused" {
+  command = plan
+
+  variables {
+    s3_bucket_name = "seed-mirror"
+    worker_image   = "ghcr.io/example/bottlesync:1.0.0"
+    subnet_ids     = ["subnet-a"]
+  }
+
+  expect_failures = [var.subnet_ids]
+}
+
+run "the_module_makes_its_network_by_default" {
+  command = plan
+
+  variables {
+    s3_bucket_name = "seed-mirror"
+    worker_image   = "ghcr.io/example/bottlesync:1.0.0"
+  }
+
+  assert {
+    condition     = length(module.network) == 1 && length(aws_security_group.tasks) == 0
+    error_message = "a VPC of its own unless one is given"
+  }
+}
