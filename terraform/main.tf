@@ -73,6 +73,7 @@ locals {
 
 module "storage" {
   source              = "./modules/storage"
+  tags                = var.tags
   bucket_name         = var.s3_bucket_name
   mirror_prefix       = local.mirror_prefix
   kms_key_arn         = var.kms_key_arn
@@ -86,6 +87,7 @@ module "storage" {
 
 module "queues" {
   source                         = "./modules/queues"
+  tags                           = var.tags
   name_prefix                    = local.name
   lambda_timeout_seconds         = var.worker_timeout_seconds
   ecs_visibility_timeout_seconds = var.ecs_visibility_timeout_seconds
@@ -96,6 +98,7 @@ module "queues" {
 
 module "ledger" {
   source              = "./modules/ledger"
+  tags                = var.tags
   table_name          = "${local.name}-ledger"
   kms_key_arn         = var.kms_key_arn
   deletion_protection = var.protect_data
@@ -103,6 +106,7 @@ module "ledger" {
 
 module "notifications" {
   source                      = "./modules/notifications"
+  tags                        = var.tags
   name_prefix                 = local.name
   enable_slack                = local.enable_slack
   slack_webhook_url           = var.slack_webhook_url
@@ -123,6 +127,7 @@ module "network" {
   # None when the operator gives an existing VPC's subnets.
   count              = var.vpc_id == null ? 1 : 0
   source             = "./modules/network"
+  tags               = var.tags
   name_prefix        = local.name
   vpc_cidr           = var.vpc_cidr
   az_count           = var.az_count
@@ -131,6 +136,7 @@ module "network" {
 
 module "iam" {
   source                        = "./modules/iam"
+  tags                          = var.tags
   role_path                     = var.iam_role_path
   role_permissions_boundary     = var.iam_role_permissions_boundary
   name_prefix                   = local.name
@@ -154,6 +160,7 @@ module "iam" {
 
 module "lambda" {
   source                      = "./modules/lambda"
+  tags                        = var.tags
   name_prefix                 = local.name
   planner_zip_path            = local.planner_zip_path
   worker_zip_path             = local.worker_zip_path
@@ -183,6 +190,7 @@ module "lambda" {
 
 module "ecs" {
   source                     = "./modules/ecs"
+  tags                       = var.tags
   cluster_name               = local.ecs_cluster_name
   service_name               = local.ecs_service_name
   image                      = var.worker_image
@@ -212,6 +220,7 @@ module "ecs" {
 
 module "schedule" {
   source                        = "./modules/schedule"
+  tags                          = var.tags
   name_prefix                   = local.name
   schedule_expression           = var.schedule_expression
   enabled                       = var.schedule_enabled
@@ -223,6 +232,7 @@ module "schedule" {
 
 module "monitoring" {
   source                           = "./modules/monitoring"
+  tags                             = var.tags
   name_prefix                      = local.name
   alarm_topic_arn                  = module.notifications.alarm_topic_arn
   lambda_queue_name                = module.queues.lambda_queue_name
@@ -241,6 +251,7 @@ module "monitoring" {
 
 module "cdn" {
   source = "./modules/cdn"
+  tags   = var.tags
   count  = var.enable_cdn ? 1 : 0
 
   name_prefix                 = local.name
@@ -276,6 +287,7 @@ resource "aws_security_group" "tasks" {
   name        = "${local.name}-tasks"
   description = "bottlesync workers: no inbound traffic, outbound HTTPS only"
   vpc_id      = var.vpc_id
+  tags        = var.tags
 }
 
 resource "aws_vpc_security_group_egress_rule" "tasks_https" {
@@ -287,4 +299,5 @@ resource "aws_vpc_security_group_egress_rule" "tasks_https" {
   from_port         = 443
   to_port           = 443
   cidr_ipv4         = "0.0.0.0/0"
+  tags              = var.tags
 }

@@ -578,3 +578,9 @@ variable "cdn_web_acl_id" {
   type        = string
   default     = null
 }
+
+variable "tags" {
+  description = "Tags of every resource this module creates that takes tags (on top of the provider's default_tags), e.g. { CostCenter = \"platform\" }."
+  type        = map(string)
+  default     = {}
+}

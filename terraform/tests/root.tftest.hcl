@@ -136,3 +136,4 @@ run "the_module_makes_its_network_by_default" {
     error_message = "a VPC of its own unless one is given"
   }
 }
+

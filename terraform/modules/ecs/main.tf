@@ -26,6 +26,7 @@ resource "aws_ecs_cluster" "this" {
     name  = "containerInsights"
     value = "enabled"
   }
+  tags = var.tags
 }
 
 resource "aws_ecs_cluster_capacity_providers" "this" {
@@ -47,6 +48,7 @@ resource "aws_cloudwatch_log_group" "worker" {
   name              = "/ecs/${var.cluster_name}/${var.service_name}"
   retention_in_days = var.log_retention_days
   kms_key_id        = var.kms_key_arn
+  tags              = var.tags
 }
 
 resource "aws_ecs_task_definition" "worker" {
@@ -88,6 +90,7 @@ resource "aws_ecs_task_definition" "worker" {
       }
     }
   }])
+  tags = var.tags
 }
 
 resource "aws_ecs_service" "worker" {
@@ -126,6 +129,7 @@ resource "aws_ecs_service" "worker" {
   }
 
   depends_on = [aws_ecs_cluster_capacity_providers.this]
+  tags       = var.tags
 }
 
 # ------------------------------------------------------ queue-depth scaling ----
@@ -137,6 +141,7 @@ resource "aws_appautoscaling_target" "worker" {
   scalable_dimension = "ecs:service:DesiredCount"
   min_capacity       = 0
   max_capacity       = var.max_tasks
+  tags               = var.tags
 }
 
 # Target tracking on backlog per task (AWS's recommendation for queue
@@ -260,6 +265,7 @@ resource "aws_cloudwatch_metric_alarm" "wake" {
       stat        = "Maximum"
     }
   }
+  tags = var.tags
 }
 
 # Scale to zero: nothing visible and nothing in flight for scale_in_idle_minutes.
@@ -325,4 +331,5 @@ resource "aws_cloudwatch_metric_alarm" "idle" {
       stat        = "Maximum"
     }
   }
+  tags = var.tags
 }

@@ -232,3 +232,9 @@ variable "scale_in_idle_minutes" {
     error_message = "scale_in_idle_minutes must be between 1 and 1440."
   }
 }
+
+variable "tags" {
+  description = "Tags of every resource that takes tags (on top of the provider's default_tags)."
+  type        = map(string)
+  default     = {}
+}

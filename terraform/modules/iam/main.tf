@@ -282,6 +282,7 @@ resource "aws_iam_role" "this" {
   # Organisations that let teams create roles only under a boundary or a path.
   path                 = var.role_path
   permissions_boundary = var.role_permissions_boundary
+  tags                 = var.tags
 }
 
 # One resource per policy (not for_each): each role's ARN output waits for

@@ -15,6 +15,7 @@ resource "aws_cloudwatch_log_group" "function" {
   name              = "/aws/lambda/${each.value}"
   retention_in_days = var.log_retention_days
   kms_key_id        = var.kms_key_arn
+  tags              = var.tags
 }
 
 resource "aws_lambda_function" "planner" {
@@ -64,6 +65,7 @@ resource "aws_lambda_function" "planner" {
       target_arn = dead_letter_config.value
     }
   }
+  tags = var.tags
 }
 
 # Asynchronous invocations of the planner (the weekly schedule, the
@@ -115,6 +117,7 @@ resource "aws_lambda_function" "worker" {
   tracing_config {
     mode = var.tracing_mode
   }
+  tags = var.tags
 }
 
 resource "aws_lambda_event_source_mapping" "worker" {

@@ -27,4 +27,5 @@ resource "aws_dynamodb_table" "ledger" {
     enabled     = true
     kms_key_arn = var.kms_key_arn
   }
+  tags = var.tags
 }

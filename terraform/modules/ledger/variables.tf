@@ -30,3 +30,9 @@ variable "deletion_protection" {
   type        = bool
   default     = true
 }
+
+variable "tags" {
+  description = "Tags of every resource that takes tags (on top of the provider's default_tags)."
+  type        = map(string)
+  default     = {}
+}

@@ -191,6 +191,7 @@ resource "aws_cloudwatch_metric_alarm" "dlq_depth" {
   treat_missing_data  = "notBreaching"
   alarm_actions       = [var.alarm_topic_arn]
   ok_actions          = [var.alarm_topic_arn]
+  tags                = var.tags
 }
 
 # The depth alarm stays in ALARM while letters wait for replay, so a later
@@ -210,6 +211,7 @@ resource "aws_cloudwatch_metric_alarm" "dlq_new_letters" {
   threshold           = 0
   treat_missing_data  = "notBreaching"
   alarm_actions       = [var.alarm_topic_arn]
+  tags                = var.tags
 }
 
 resource "aws_cloudwatch_metric_alarm" "oldest_message" {
@@ -227,6 +229,7 @@ resource "aws_cloudwatch_metric_alarm" "oldest_message" {
   treat_missing_data  = "notBreaching"
   alarm_actions       = [var.alarm_topic_arn]
   ok_actions          = [var.alarm_topic_arn]
+  tags                = var.tags
 }
 
 resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
@@ -243,6 +246,7 @@ resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
   threshold           = each.value.threshold
   treat_missing_data  = "notBreaching"
   alarm_actions       = [var.alarm_topic_arn]
+  tags                = var.tags
 }
 
 # ECS task failures: a task that could not start, or whose worker exited
@@ -262,6 +266,7 @@ resource "aws_cloudwatch_event_rule" "ecs_task_failed" {
       ]
     }
   })
+  tags = var.tags
 }
 
 resource "aws_cloudwatch_event_target" "ecs_task_failed" {
@@ -293,6 +298,7 @@ resource "aws_cloudwatch_event_rule" "ecs_placement_failed" {
       eventName  = ["SERVICE_TASK_PLACEMENT_FAILURE"]
     }
   })
+  tags = var.tags
 }
 
 resource "aws_cloudwatch_event_target" "ecs_placement_failed" {

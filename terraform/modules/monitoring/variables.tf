@@ -85,3 +85,9 @@ variable "worker_error_threshold" {
     error_message = "worker_error_threshold must be >= 0."
   }
 }
+
+variable "tags" {
+  description = "Tags of every resource that takes tags (on top of the provider's default_tags)."
+  type        = map(string)
+  default     = {}
+}

@@ -24,7 +24,7 @@ resource "aws_vpc" "this" {
   cidr_block           = var.vpc_cidr
   enable_dns_support   = true
   enable_dns_hostnames = true
-  tags                 = { Name = var.name_prefix }
+  tags                 = merge(var.tags, { Name = var.name_prefix })
 }
 
 # The VPC's default security group, stripped of its rules: nothing uses it.
@@ -32,7 +32,7 @@ resource "aws_default_security_group" "this" {
   vpc_id  = aws_vpc.this.id
   ingress = []
   egress  = []
-  tags    = { Name = "${var.name_prefix}-default-unused" }
+  tags    = merge(var.tags, { Name = "${var.name_prefix}-default-unused" })
 }
 
 resource "aws_flow_log" "this" {
@@ -42,11 +42,12 @@ resource "aws_flow_log" "this" {
   log_destination_type = var.flow_log_destination_type
   log_destination      = var.flow_log_destination_arn
   iam_role_arn         = var.flow_log_iam_role_arn
+  tags                 = var.tags
 }
 
 resource "aws_internet_gateway" "this" {
   vpc_id = aws_vpc.this.id
-  tags   = { Name = var.name_prefix }
+  tags   = merge(var.tags, { Name = var.name_prefix })
 }
 
 resource "aws_subnet" "public" {
@@ -56,12 +57,12 @@ resource "aws_subnet" "public" {
   cidr_block        = local.public_cidrs[count.index]
   # Tasks get public IPs from the ECS service (assign_public_ip), not from the subnet.
   map_public_ip_on_launch = false
-  tags                    = { Name = "${var.name_prefix}-public-${local.azs[count.index]}" }
+  tags                    = merge(var.tags, { Name = "${var.name_prefix}-public-${local.azs[count.index]}" })
 }
 
 resource "aws_route_table" "public" {
   vpc_id = aws_vpc.this.id
-  tags   = { Name = "${var.name_prefix}-public" }
+  tags   = merge(var.tags, { Name = "${var.name_prefix}-public" })
 }
 
 resource "aws_route" "public_internet" {
@@ -81,13 +82,13 @@ resource "aws_subnet" "private" {
   vpc_id            = aws_vpc.this.id
   availability_zone = local.azs[count.index]
   cidr_block        = local.private_cidrs[count.index]
-  tags              = { Name = "${var.name_prefix}-private-${local.azs[count.index]}" }
+  tags              = merge(var.tags, { Name = "${var.name_prefix}-private-${local.azs[count.index]}" })
 }
 
 resource "aws_eip" "nat" {
   count  = local.nat_count
   domain = "vpc"
-  tags   = { Name = "${var.name_prefix}-nat-${count.index}" }
+  tags   = merge(var.tags, { Name = "${var.name_prefix}-nat-${count.index}" })
 
   depends_on = [aws_internet_gateway.this]
 }
@@ -96,13 +97,13 @@ resource "aws_nat_gateway" "this" {
   count         = local.nat_count
   allocation_id = aws_eip.nat[count.index].id
   subnet_id     = aws_subnet.public[count.index].id
-  tags          = { Name = "${var.name_prefix}-${local.azs[count.index]}" }
+  tags          = merge(var.tags, { Name = "${var.name_prefix}-${local.azs[count.index]}" })
 }
 
 resource "aws_route_table" "private" {
   count  = var.enable_nat_gateway ? length(local.azs) : 0
   vpc_id = aws_vpc.this.id
-  tags   = { Name = "${var.name_prefix}-private-${local.azs[count.index]}" }
+  tags   = merge(var.tags, { Name = "${var.name_prefix}-private-${local.azs[count.index]}" })
 }
 
 resource "aws_route" "private_nat" {
@@ -125,7 +126,7 @@ resource "aws_vpc_endpoint" "gateway" {
   service_name      = "com.amazonaws.${data.aws_region.current.name}.${each.key}"
   vpc_endpoint_type = "Gateway"
   route_table_ids   = concat([aws_route_table.public.id], aws_route_table.private[*].id)
-  tags              = { Name = "${var.name_prefix}-${each.key}" }
+  tags              = merge(var.tags, { Name = "${var.name_prefix}-${each.key}" })
 }
 
 resource "aws_security_group" "tasks" {
@@ -133,7 +134,7 @@ resource "aws_security_group" "tasks" {
   name        = "${var.name_prefix}-tasks"
   description = "bottlesync workers: no inbound traffic, outbound on the egress ports only"
   vpc_id      = aws_vpc.this.id
-  tags        = { Name = "${var.name_prefix}-tasks" }
+  tags        = merge(var.tags, { Name = "${var.name_prefix}-tasks" })
 }
 
 resource "aws_vpc_security_group_egress_rule" "tasks" {
@@ -145,4 +146,5 @@ resource "aws_vpc_security_group_egress_rule" "tasks" {
   from_port         = tonumber(each.key)
   to_port           = tonumber(each.key)
   cidr_ipv4         = "0.0.0.0/0"
+  tags              = var.tags
 }

@@ -76,3 +76,9 @@ variable "flow_log_destination_type" {
     error_message = "flow_log_destination_type must be s3 or cloud-watch-logs."
   }
 }
+
+variable "tags" {
+  description = "Tags of every resource that takes tags (on top of the provider's default_tags)."
+  type        = map(string)
+  default     = {}
+}

@@ -21,6 +21,7 @@ resource "aws_secretsmanager_secret" "slack" {
       error_message = "Slack notifications are on but there is no webhook: set slack_webhook_url or slack_secret_arn (or enable_notifications = false)."
     }
   }
+  tags = var.tags
 }
 
 # Write-only: the webhook URL never enters the Terraform state.
@@ -35,6 +36,7 @@ resource "aws_sns_topic" "alarms" {
   #checkov:skip=CKV_AWS_26:CloudWatch alarms cannot publish to a topic encrypted with the AWS-managed SNS key; pass kms_key_arn for a customer-managed key whose policy allows cloudwatch.amazonaws.com and events.amazonaws.com.
   name              = "${var.name_prefix}-alarms"
   kms_master_key_id = var.kms_key_arn
+  tags              = var.tags
 }
 
 resource "aws_sns_topic_subscription" "email" {

@@ -18,6 +18,7 @@ resource "aws_sqs_queue" "dlq" {
   sqs_managed_sse_enabled           = local.sqs_managed_sse ? true : null
   kms_master_key_id                 = var.kms_key_arn
   kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 3600
+  tags                              = var.tags
 }
 
 resource "aws_sqs_queue" "lambda" {
@@ -29,6 +30,7 @@ resource "aws_sqs_queue" "lambda" {
   sqs_managed_sse_enabled           = local.sqs_managed_sse ? true : null
   kms_master_key_id                 = var.kms_key_arn
   kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 3600
+  tags                              = var.tags
 }
 
 resource "aws_sqs_queue" "ecs" {
@@ -40,6 +42,7 @@ resource "aws_sqs_queue" "ecs" {
   sqs_managed_sse_enabled           = local.sqs_managed_sse ? true : null
   kms_master_key_id                 = var.kms_key_arn
   kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 3600
+  tags                              = var.tags
 }
 
 # Only the two work queues may use the DLQ (and be its redrive destination).

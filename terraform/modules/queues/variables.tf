@@ -90,3 +90,9 @@ variable "enable_redrive_allow_policy" {
   type        = bool
   default     = true
 }
+
+variable "tags" {
+  description = "Tags of every resource that takes tags (on top of the provider's default_tags)."
+  type        = map(string)
+  default     = {}
+}

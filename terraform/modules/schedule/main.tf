@@ -13,6 +13,7 @@ resource "aws_sqs_queue" "dlq" {
   sqs_managed_sse_enabled           = var.kms_key_arn == null ? true : null
   kms_master_key_id                 = var.kms_key_arn
   kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 3600
+  tags                              = var.tags
 }
 
 resource "aws_sqs_queue_policy" "dlq" {
@@ -35,6 +36,7 @@ resource "aws_cloudwatch_event_rule" "planner" {
   description         = "Runs the bottlesync planner (${var.schedule_expression})"
   schedule_expression = var.schedule_expression
   state               = var.enabled ? "ENABLED" : "DISABLED"
+  tags                = var.tags
 }
 
 # No input: the planner receives the scheduled event itself (source aws.events).
@@ -69,6 +71,7 @@ resource "aws_cloudwatch_event_rule" "reconcile" {
   schedule_expression = var.reconcile_schedule_expression
   # Not paused with the weekly schedule: a run started by hand must end too.
   state = "ENABLED"
+  tags  = var.tags
 }
 
 # The constant event the planner Lambda answers with a reconcile.

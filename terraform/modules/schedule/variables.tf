@@ -68,3 +68,9 @@ variable "kms_key_arn" {
   type        = string
   default     = null
 }
+
+variable "tags" {
+  description = "Tags of every resource that takes tags (on top of the provider's default_tags)."
+  type        = map(string)
+  default     = {}
+}

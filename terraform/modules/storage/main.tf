@@ -20,6 +20,7 @@ resource "aws_s3_bucket" "mirror" {
   #checkov:skip=CKV_AWS_145:SSE-S3 is the default (no KMS request costs on every bottle); pass kms_key_arn to encrypt with a customer-managed KMS key.
   bucket        = var.bucket_name
   force_destroy = var.force_destroy
+  tags          = var.tags
 }
 
 resource "aws_s3_bucket_ownership_controls" "mirror" {
@@ -175,6 +176,7 @@ resource "aws_s3_bucket" "logs" {
   #checkov:skip=CKV2_AWS_62:Nothing consumes access-log object events.
   bucket        = local.log_bucket_name
   force_destroy = var.force_destroy
+  tags          = var.tags
 }
 
 resource "aws_s3_bucket_ownership_controls" "logs" {

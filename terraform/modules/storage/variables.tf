@@ -133,3 +133,9 @@ variable "policy_documents" {
   type        = list(string)
   default     = []
 }
+
+variable "tags" {
+  description = "Tags of every resource that takes tags (on top of the provider's default_tags)."
+  type        = map(string)
+  default     = {}
+}

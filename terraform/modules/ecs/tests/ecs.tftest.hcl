@@ -184,3 +184,15 @@ run "rejects_non_fargate_cpu" {
   }
   expect_failures = [var.cpu]
 }
+
+# terraform-aws-modules users expect `tags` on every resource that takes them.
+run "tags_reach_the_resources" {
+  command = plan
+  variables {
+    tags = { CostCenter = "platform" }
+  }
+  assert {
+    condition     = alltrue([for r in [aws_ecs_cluster.this.tags, aws_ecs_service.worker.tags, aws_ecs_task_definition.worker.tags, aws_cloudwatch_log_group.worker.tags] : r == var.tags])
+    error_message = "the module's resources carry var.tags"
+  }
+}

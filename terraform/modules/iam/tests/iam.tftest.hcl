@@ -275,3 +275,15 @@ run "rejects_a_boundary_that_is_not_a_policy" {
   }
   expect_failures = [var.role_permissions_boundary]
 }
+
+# terraform-aws-modules users expect `tags` on every resource that takes them.
+run "tags_reach_the_resources" {
+  command = plan
+  variables {
+    tags = { CostCenter = "platform" }
+  }
+  assert {
+    condition     = alltrue([for r in aws_iam_role.this : r.tags == var.tags])
+    error_message = "the module's resources carry var.tags"
+  }
+}

@@ -42,3 +42,15 @@ run "rejects_bad_table_name" {
   }
   expect_failures = [var.table_name]
 }
+
+# terraform-aws-modules users expect `tags` on every resource that takes them.
+run "tags_reach_the_resources" {
+  command = plan
+  variables {
+    tags = { CostCenter = "platform" }
+  }
+  assert {
+    condition     = aws_dynamodb_table.ledger.tags == var.tags
+    error_message = "the module's resources carry var.tags"
+  }
+}

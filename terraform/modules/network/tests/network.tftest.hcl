@@ -99,3 +99,15 @@ run "rejects_small_vpc" {
   }
   expect_failures = [var.vpc_cidr]
 }
+
+# terraform-aws-modules users expect `tags` on every resource that takes them.
+run "tags_reach_the_resources" {
+  command = plan
+  variables {
+    tags = { CostCenter = "platform" }
+  }
+  assert {
+    condition     = aws_vpc.this.tags["CostCenter"] == "platform" && aws_vpc.this.tags["Name"] == var.name_prefix
+    error_message = "the module's resources carry var.tags"
+  }
+}

@@ -112,3 +112,15 @@ run "rejects_short_ecs_visibility" {
   }
   expect_failures = [var.ecs_visibility_timeout_seconds]
 }
+
+# terraform-aws-modules users expect `tags` on every resource that takes them.
+run "tags_reach_the_resources" {
+  command = plan
+  variables {
+    tags = { CostCenter = "platform" }
+  }
+  assert {
+    condition     = alltrue([for r in [aws_sqs_queue.dlq.tags, aws_sqs_queue.lambda.tags, aws_sqs_queue.ecs.tags] : r == var.tags])
+    error_message = "the module's resources carry var.tags"
+  }
+}

@@ -175,3 +175,15 @@ run "rejects_prefix_with_slashes_at_the_ends" {
   }
   expect_failures = [var.mirror_prefix]
 }
+
+# terraform-aws-modules users expect `tags` on every resource that takes them.
+run "tags_reach_the_resources" {
+  command = plan
+  variables {
+    tags = { CostCenter = "platform" }
+  }
+  assert {
+    condition     = aws_s3_bucket.mirror.tags == var.tags
+    error_message = "the module's resources carry var.tags"
+  }
+}
