@@ -72,11 +72,15 @@ async fn each_range_fault_is_resumed_alone_and_every_bottle_ends_whole() {
             times: 2,
         },
     );
-    // Slow enough that its signed URL (valid 1 s) expires between ranges.
+    // Slow enough that its signed URL (valid 1 s, counted in whole seconds)
+    // has surely expired when the fifth range starts: the first four take
+    // 2 s each. (At 2 MiB/s they took 1 s, and a range starting a few ms
+    // early, within the pacing's slack, sometimes still got through: the
+    // test failed about once in a loaded run.)
     standin.set_fault(
         &bottle("expiring").sha256,
         Fault::Slow {
-            bytes_per_sec: 2 * MIB,
+            bytes_per_sec: MIB,
         },
     );
     standin.set_signed_url_ttl(Duration::from_secs(1));
