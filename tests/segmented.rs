@@ -79,9 +79,7 @@ async fn each_range_fault_is_resumed_alone_and_every_bottle_ends_whole() {
     // test failed about once in a loaded run.)
     standin.set_fault(
         &bottle("expiring").sha256,
-        Fault::Slow {
-            bytes_per_sec: MIB,
-        },
+        Fault::Slow { bytes_per_sec: MIB },
     );
     standin.set_signed_url_ttl(Duration::from_secs(1));
     // This server sends the whole bottle whatever the Range.
