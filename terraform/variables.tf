@@ -508,14 +508,13 @@ variable "metrics_namespace" {
 }
 
 variable "storage_transitions" {
-  description = "Storage-class transitions of old bottles (days, storage_class)."
+  description = "Storage-class transitions of the mirror's objects (days, storage_class). Default: INTELLIGENT_TIERING at once: priced by last read, not age (old bottles are often the most read), no retrieval fee."
   type = list(object({
     days          = number
     storage_class = string
   }))
   default = [
-    { days = 30, storage_class = "STANDARD_IA" },
-    { days = 180, storage_class = "GLACIER_IR" },
+    { days = 0, storage_class = "INTELLIGENT_TIERING" },
   ]
 }
 

@@ -70,14 +70,13 @@ variable "noncurrent_version_expiration_days" {
 }
 
 variable "transitions" {
-  description = "Storage-class transitions of current objects under the mirror prefix (old bottles; objects under 128 KiB stay in STANDARD), by age in days, ascending."
+  description = "Storage-class transitions of current objects under the mirror prefix (objects under 128 KiB stay in STANDARD), by age in days, ascending. Default: INTELLIGENT_TIERING at once, which prices bottles by when they were last read, not by age (a mirror's old bottles are often its most read), with no retrieval fee."
   type = list(object({
     days          = number
     storage_class = string
   }))
   default = [
-    { days = 30, storage_class = "STANDARD_IA" },
-    { days = 180, storage_class = "GLACIER_IR" },
+    { days = 0, storage_class = "INTELLIGENT_TIERING" },
   ]
 
   validation {

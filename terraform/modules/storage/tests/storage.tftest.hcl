@@ -30,6 +30,13 @@ run "defaults_never_expire_current_bottles" {
     error_message = "transitions apply below the mirror prefix only"
   }
   assert {
+    # Current bottles are never moved to IA or Glacier by age: a mirror's
+    # old-but-current bottles are its most read, and every CDN miss would
+    # pay a retrieval. Intelligent-Tiering prices them by their last read.
+    condition     = [for t in one([for r in aws_s3_bucket_lifecycle_configuration.mirror.rule : r.transition if r.id == "transition-old-bottles"]) : "${t.days}:${t.storage_class}"] == ["0:INTELLIGENT_TIERING"]
+    error_message = "by default bottles go to Intelligent-Tiering at once, never to IA or Glacier by age"
+  }
+  assert {
     condition     = aws_s3_bucket.mirror.force_destroy == false
     error_message = "a mirror bucket is not force-destroyed by default"
   }
