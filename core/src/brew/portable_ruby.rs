@@ -9,11 +9,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::brew::publish::{MAX_PUBLISHED_RECORD_BYTES, WantedBottle};
-use crate::brew::verify::{Finding, Problem, TagReport};
+use crate::brew::verify::TagReport;
 use crate::error::{Error, Result};
 use crate::model::hash_file::MirroredBottle;
-use crate::model::image_index::{ImageIndex, MAX_IMAGE_INDEX_BYTES};
-use crate::model::layout::{flat_bottle_key, manifest_key};
 use crate::ports::store::BlobStore;
 use crate::{ObjectKey, Sha256Digest};
 
@@ -59,70 +57,6 @@ pub async fn read_staged(store: &dyn BlobStore, key: &ObjectKey) -> Result<Vec<W
             "staged API files",
             format!("{key}: {}", crate::serde_problem(&e)),
         )
-    })
-}
-
-/// Checks each recorded Ruby bottle as `verify` checks a formula bottle.
-pub async fn verify_bottles(
-    store: &dyn BlobStore,
-    wanted: &[WantedBottle],
-    present: &HashSet<String>,
-) -> Result<TagReport> {
-    let mut report = TagReport::default();
-    let mut indexes: BTreeMap<ObjectKey, std::result::Result<ImageIndex, Problem>> =
-        BTreeMap::new();
-    for bottle in wanted {
-        report.bottles += 1;
-        let problem = check(store, bottle, present, &mut indexes).await?;
-        match problem {
-            None => report.complete += 1,
-            Some(problem) => report.findings.push(Finding {
-                formula: bottle.name.clone(),
-                file: bottle.file_name.clone(),
-                sha256: bottle.sha256.to_string(),
-                problem,
-            }),
-        }
-    }
-    Ok(report)
-}
-
-async fn check(
-    store: &dyn BlobStore,
-    bottle: &WantedBottle,
-    present: &HashSet<String>,
-    indexes: &mut BTreeMap<ObjectKey, std::result::Result<ImageIndex, Problem>>,
-) -> Result<Option<Problem>> {
-    if !present.contains(&bottle.file_name) {
-        return Ok(Some(Problem::Missing));
-    }
-    match crate::brew::verify::hash_object(store, &flat_bottle_key(&bottle.file_name)?).await {
-        Ok(actual) if actual == bottle.sha256 => {}
-        Ok(actual) => {
-            return Ok(Some(Problem::WrongSha256 {
-                actual: actual.to_string(),
-            }));
-        }
-        Err(e) => {
-            return Ok(Some(Problem::WrongSha256 {
-                actual: format!("unreadable: {e}"),
-            }));
-        }
-    }
-    let key = manifest_key(&bottle.name, &bottle.version_rebuild)?;
-    if !indexes.contains_key(&key) {
-        let index = match store.get(&key, MAX_IMAGE_INDEX_BYTES).await? {
-            None => Err(Problem::ManifestMissing),
-            Some(bytes) => {
-                ImageIndex::parse(bytes).map_err(|problem| Problem::ManifestUnreadable { problem })
-            }
-        };
-        indexes.insert(key.clone(), index);
-    }
-    Ok(match &indexes[&key] {
-        Ok(index) if index.names(&bottle.sha256) => None,
-        Ok(_) => Some(Problem::ManifestLacksDigest),
-        Err(problem) => Some(problem.clone()),
     })
 }
 

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::brew::publish::{MirrorScope, PublishedRecord, flat_names};
+use crate::brew::publish::{MirrorScope, PublishedRecord, WantedBottle, flat_names};
 use crate::error::{Error, Result};
 use crate::model::image_index::{ImageIndex, MAX_IMAGE_INDEX_BYTES};
 use crate::model::layout::{flat_bottle_key, manifest_key, packages_key};
@@ -112,18 +112,22 @@ pub async fn verify(store: &dyn BlobStore) -> Result<VerifyReport> {
             problem: "no API files were published here (no .bottlesync/published.json): run `bottlesync sync` (or let a fleet run finish) first".into(),
         });
     };
-    let present = flat_names(store).await?;
+    let mut checks = BottleCheck {
+        store,
+        present: flat_names(store).await?,
+        hashed: BTreeMap::new(),
+        indexes: BTreeMap::new(),
+    };
     let mut report = VerifyReport {
         mirror: store.location(),
         scope: record.scope.clone(),
         tags: BTreeMap::new(),
         formula_jws: record.formula_jws,
-        portable_ruby: super::portable_ruby::verify_bottles(store, &record.portable_ruby, &present)
-            .await?,
+        portable_ruby: TagReport::default(),
     };
-    // A bottle named by several tags is hashed once.
-    let mut hashed: BTreeMap<String, Result<Sha256Digest>> = BTreeMap::new();
-    let mut indexes: BTreeMap<String, std::result::Result<ImageIndex, Problem>> = BTreeMap::new();
+    for ruby in &record.portable_ruby {
+        checks.record(&mut report.portable_ruby, ruby).await?;
+    }
     for tag in &record.tags {
         let tag_report = report.tags.entry(tag.clone()).or_default();
         let key = packages_key(tag);
@@ -151,62 +155,81 @@ pub async fn verify(store: &dyn BlobStore) -> Result<VerifyReport> {
             });
         }
         for wanted in record.scope.wanted_bottles(&file) {
-            tag_report.bottles += 1;
-            let finding = |problem| Finding {
-                formula: wanted.name.clone(),
-                file: wanted.file_name.clone(),
-                sha256: wanted.sha256.to_string(),
-                problem,
-            };
-            if !present.contains(&wanted.file_name) {
-                tag_report.findings.push(finding(Problem::Missing));
-                continue;
-            }
-            if !hashed.contains_key(&wanted.file_name) {
-                let digest = hash_object(store, &flat_bottle_key(&wanted.file_name)?).await;
-                hashed.insert(wanted.file_name.clone(), digest);
-            }
-            match &hashed[&wanted.file_name] {
-                Ok(actual) if *actual == wanted.sha256 => {}
-                Ok(actual) => {
-                    tag_report.findings.push(finding(Problem::WrongSha256 {
-                        actual: actual.to_string(),
-                    }));
-                    continue;
-                }
-                Err(e) => {
-                    tag_report.findings.push(finding(Problem::WrongSha256 {
-                        actual: format!("unreadable: {e}"),
-                    }));
-                    continue;
-                }
-            }
-            let manifest = manifest_key(&wanted.name, &wanted.version_rebuild)?;
-            if !indexes.contains_key(manifest.as_str()) {
-                let index = match store.get(&manifest, MAX_IMAGE_INDEX_BYTES).await? {
-                    None => Err(Problem::ManifestMissing),
-                    Some(bytes) => ImageIndex::parse(bytes)
-                        .map_err(|problem| Problem::ManifestUnreadable { problem }),
-                };
-                indexes.insert(manifest.as_str().to_string(), index);
-            }
-            match &indexes[manifest.as_str()] {
-                Ok(index) if index.names(&wanted.sha256) => tag_report.complete += 1,
-                Ok(_) => tag_report
-                    .findings
-                    .push(finding(Problem::ManifestLacksDigest)),
-                Err(problem) => tag_report.findings.push(finding(problem.clone())),
-            }
+            checks.record(tag_report, &wanted).await?;
         }
     }
     Ok(report)
 }
 
+/// Checks bottles as a client fetches them: the flat file is there, its
+/// bytes have the wanted sha256, and its stored image index names it. A
+/// file named by several tags is hashed once, an image index read once.
+struct BottleCheck<'a> {
+    store: &'a dyn BlobStore,
+    /// The flat names under `bottles/`.
+    present: HashSet<String>,
+    hashed: BTreeMap<String, Result<Sha256Digest>>,
+    indexes: BTreeMap<String, std::result::Result<ImageIndex, Problem>>,
+}
+
+impl BottleCheck<'_> {
+    /// Checks `wanted` and counts it in `report`: complete, or a finding.
+    async fn record(&mut self, report: &mut TagReport, wanted: &WantedBottle) -> Result<()> {
+        report.bottles += 1;
+        match self.problem(wanted).await? {
+            None => report.complete += 1,
+            Some(problem) => report.findings.push(Finding {
+                formula: wanted.name.clone(),
+                file: wanted.file_name.clone(),
+                sha256: wanted.sha256.to_string(),
+                problem,
+            }),
+        }
+        Ok(())
+    }
+
+    /// What is wrong with `wanted`, if anything. An error only when the
+    /// store cannot be read at all.
+    async fn problem(&mut self, wanted: &WantedBottle) -> Result<Option<Problem>> {
+        if !self.present.contains(&wanted.file_name) {
+            return Ok(Some(Problem::Missing));
+        }
+        if !self.hashed.contains_key(&wanted.file_name) {
+            let digest = hash_object(self.store, &flat_bottle_key(&wanted.file_name)?).await;
+            self.hashed.insert(wanted.file_name.clone(), digest);
+        }
+        match &self.hashed[&wanted.file_name] {
+            Ok(actual) if *actual == wanted.sha256 => {}
+            Ok(actual) => {
+                return Ok(Some(Problem::WrongSha256 {
+                    actual: actual.to_string(),
+                }));
+            }
+            Err(e) => {
+                return Ok(Some(Problem::WrongSha256 {
+                    actual: format!("unreadable: {e}"),
+                }));
+            }
+        }
+        let manifest = manifest_key(&wanted.name, &wanted.version_rebuild)?;
+        if !self.indexes.contains_key(manifest.as_str()) {
+            let index = match self.store.get(&manifest, MAX_IMAGE_INDEX_BYTES).await? {
+                None => Err(Problem::ManifestMissing),
+                Some(bytes) => ImageIndex::parse(bytes)
+                    .map_err(|problem| Problem::ManifestUnreadable { problem }),
+            };
+            self.indexes.insert(manifest.as_str().to_string(), index);
+        }
+        Ok(match &self.indexes[manifest.as_str()] {
+            Ok(index) if index.names(&wanted.sha256) => None,
+            Ok(_) => Some(Problem::ManifestLacksDigest),
+            Err(problem) => Some(problem.clone()),
+        })
+    }
+}
+
 /// The sha256 of an object's bytes, streamed.
-pub(crate) async fn hash_object(
-    store: &dyn BlobStore,
-    key: &crate::ObjectKey,
-) -> Result<Sha256Digest> {
+async fn hash_object(store: &dyn BlobStore, key: &crate::ObjectKey) -> Result<Sha256Digest> {
     let Some(mut object) = store.open_read(key).await? else {
         return Err(Error::Destination {
             location: format!("{}/{key}", store.location()),

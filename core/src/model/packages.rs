@@ -313,23 +313,12 @@ impl PackagesFile {
         )
     }
 
-    /// `requested`, plus on a Linux tag (with the rule on) `glibc` and
-    /// `gcc`: brew adds both to every install on hosts with glibc < 2.39 or
-    /// libstdc++ < 6.0.33 (Debian 12, Ubuntu 22.04), when the API has them
-    /// (`extend/os/linux/dependency_collector.rb`).
+    /// Where this file's closure of `requested` starts
+    /// ([`DependencyRules::roots`]).
     pub fn closure_roots(&self, requested: &[String], rules: DependencyRules) -> Vec<String> {
-        let mut roots = requested.to_vec();
-        if rules.with_deps
-            && rules.linux_host_formulae
-            && matches!(self.tag.kind(), TagKind::Linux(_))
-        {
-            for host in LINUX_HOST_FORMULAE {
-                if self.formulae.contains_key(*host) && !roots.iter().any(|r| r == host) {
-                    roots.push(host.to_string());
-                }
-            }
-        }
-        roots
+        rules.roots(requested, &self.tag, |name| {
+            self.formulae.contains_key(name)
+        })
     }
 
     /// Entries set aside that a client of `requested` (with `rules`) would
@@ -372,6 +361,30 @@ pub struct DependencyRules {
     pub with_deps: bool,
     /// Linux tags: with the dependencies, also [`LINUX_HOST_FORMULAE`].
     pub linux_host_formulae: bool,
+}
+
+impl DependencyRules {
+    /// `requested`, plus on a Linux `client` (with the rule on) `glibc` and
+    /// `gcc` where `known` has them: brew adds both to every install on
+    /// hosts with glibc < 2.39 or libstdc++ < 6.0.33 (Debian 12, Ubuntu
+    /// 22.04), when the API has them (`extend/os/linux/dependency_collector.rb`).
+    pub fn roots(
+        &self,
+        requested: &[String],
+        client: &Tag,
+        known: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let mut roots = requested.to_vec();
+        if self.with_deps && self.linux_host_formulae && matches!(client.kind(), TagKind::Linux(_))
+        {
+            for host in LINUX_HOST_FORMULAE {
+                if known(host) && !roots.iter().any(|r| r == host) {
+                    roots.push(host.to_string());
+                }
+            }
+        }
+        roots
+    }
 }
 
 /// The formulae `requested` names plus, with `with_deps`, every runtime

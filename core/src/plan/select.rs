@@ -8,10 +8,8 @@ use crate::brew::publish::MirrorScope;
 use crate::model::index::{Formula, FormulaIndex};
 use crate::model::layout::packages_file_name;
 use crate::model::naming::{image_name, mirror_file_name, pkg_version};
-use crate::model::packages::{
-    DependencyRules, LINUX_HOST_FORMULAE, PackagesFile, dependency_closure,
-};
-use crate::model::tag::{TagKind, auto_tags, installed_tag};
+use crate::model::packages::{DependencyRules, PackagesFile, dependency_closure};
+use crate::model::tag::{auto_tags, installed_tag};
 use crate::{BottleJob, Error, ObjectKey, Result, Sha256Digest, SizeSource, Tag};
 use chrono::NaiveDate;
 use url::Url;
@@ -447,15 +445,9 @@ fn wanted_formulae<'a>(
     if request.formulae.is_empty() {
         return index.formulae.iter().collect();
     }
-    let mut roots = request.formulae.clone();
-    let rules = request.rules();
-    if rules.with_deps && rules.linux_host_formulae && matches!(client.kind(), TagKind::Linux(_)) {
-        for host in LINUX_HOST_FORMULAE {
-            if index.get(host).is_some() && !roots.iter().any(|r| r == host) {
-                roots.push(host.to_string());
-            }
-        }
-    }
+    let roots = request
+        .rules()
+        .roots(&request.formulae, client, |name| index.get(name).is_some());
     dependency_closure(
         &roots,
         request.with_deps,
