@@ -109,8 +109,18 @@ output "ecs_task_environment" {
 }
 
 output "iam_policies" {
-  description = "Inline policy of each role."
+  description = "Inline policy of each role (planner, worker, ecs-task, ecs-execution) and the operator policy."
   value       = module.iam.policies
+}
+
+output "iam_role_names" {
+  description = "Role names by use: planner, worker, ecs-task, ecs-execution."
+  value       = module.iam.role_names
+}
+
+output "operator_policy_arn" {
+  description = "Managed policy to attach to the operators' own role or group: `bottlesync status`, `dlq list`, `dlq replay`, `plan` and `reconcile` from a shell."
+  value       = module.iam.operator_policy_arn
 }
 
 output "cdn_domain_name" {

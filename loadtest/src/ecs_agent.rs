@@ -22,6 +22,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 
+use crate::iam_policy::wildcard_match;
+
 const TASK_ARN: &str = "arn:aws:ecs:us-east-1:123456789012:task/bottlesync-test/0123456789abcdef0";
 const ROLE_SESSION: &str =
     "arn:aws:sts::123456789012:assumed-role/bottlesync-test-ecs-task/0123456789abcdef0";
@@ -109,29 +111,6 @@ impl TaskRolePolicy {
             wildcard_match(&pattern.to_ascii_lowercase(), &action.to_ascii_lowercase())
         })
     }
-}
-
-fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    // Classic iterative glob match with backtracking on the last `*`.
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
 }
 
 // ------------------------------------------------------------ HCL reading ----

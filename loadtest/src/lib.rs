@@ -44,6 +44,7 @@ pub mod ecs_agent;
 mod faults;
 pub mod formula_struct;
 mod gzip;
+pub mod iam_policy;
 mod index;
 mod manifest;
 mod portable_ruby;

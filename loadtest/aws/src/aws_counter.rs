@@ -4,7 +4,9 @@
 //! Requests are the fleet's cost driver; counting them on the wire, outside
 //! the processes that make them, also counts the ones of a worker killed
 //! mid-run. Started with [`AwsRequestCounter::start_lossy`], it also
-//! injects the faults of a [`FaultPlan`] (see [`crate::aws_faults`]).
+//! injects the faults of a [`FaultPlan`] (see [`crate::aws_faults`]);
+//! started with [`AwsRequestCounter::start_audited`], it also records what
+//! IAM authorises for each call ([`crate::iam_audit`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,6 +19,7 @@ use axum::response::Response;
 use futures::TryStreamExt;
 
 use crate::aws_faults::{FaultPlan, FaultTally, Faults, InjectedFault, error_answer};
+use crate::iam_audit::{self, AuditedCall};
 
 struct Shared {
     upstream: String,
@@ -26,6 +29,30 @@ struct Shared {
     injected_500s: Mutex<BTreeMap<String, u32>>,
     /// `None`: a plain counter.
     faults: Option<Faults>,
+    /// `None`: no audit.
+    audit: Option<Audit>,
+}
+
+/// The calls an audited proxy saw, kept and, with a sink, written as JSON
+/// lines as they come (a process reading them needs no shutdown).
+struct Audit {
+    account: String,
+    calls: Mutex<Vec<AuditedCall>>,
+    sink: Option<Mutex<std::fs::File>>,
+}
+
+impl Audit {
+    fn record(&self, call: AuditedCall) {
+        if let Some(sink) = &self.sink {
+            use std::io::Write as _;
+            let line = serde_json::to_string(&call).expect("a call serialises");
+            let mut file = sink.lock().expect("audit sink");
+            if let Err(e) = writeln!(file, "{line}") {
+                tracing::error!(error = %e, "could not write an audited call: the audit will miss it");
+            }
+        }
+        self.calls.lock().expect("audited calls").push(call);
+    }
 }
 
 /// The proxy; stops on drop.
@@ -39,16 +66,36 @@ impl AwsRequestCounter {
     /// Listens on a free loopback port and forwards to `upstream`
     /// (`http://127.0.0.1:PORT`).
     pub async fn start(upstream: &str) -> anyhow::Result<Self> {
-        Self::start_with(upstream, None).await
+        Self::start_with(upstream, None, None).await
     }
 
     /// A lossy proxy: counts like [`AwsRequestCounter::start`], and injects
     /// the faults of `plan` into the answers (the writes still land).
     pub async fn start_lossy(upstream: &str, plan: FaultPlan) -> anyhow::Result<Self> {
-        Self::start_with(upstream, Some(Faults::new(plan))).await
+        Self::start_with(upstream, Some(Faults::new(plan)), None).await
     }
 
-    async fn start_with(upstream: &str, faults: Option<Faults>) -> anyhow::Result<Self> {
+    /// An auditing proxy: counts like [`AwsRequestCounter::start`] and
+    /// records each call's signing key and IAM authorisations (resources in
+    /// `account`), appending them to `sink` as JSON lines when given.
+    pub async fn start_audited(
+        upstream: &str,
+        account: &str,
+        sink: Option<std::fs::File>,
+    ) -> anyhow::Result<Self> {
+        let audit = Audit {
+            account: account.to_string(),
+            calls: Mutex::new(Vec::new()),
+            sink: sink.map(Mutex::new),
+        };
+        Self::start_with(upstream, None, Some(audit)).await
+    }
+
+    async fn start_with(
+        upstream: &str,
+        faults: Option<Faults>,
+        audit: Option<Audit>,
+    ) -> anyhow::Result<Self> {
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_string(),
             http: reqwest::Client::builder()
@@ -57,6 +104,7 @@ impl AwsRequestCounter {
             counts: Mutex::new(BTreeMap::new()),
             injected_500s: Mutex::new(BTreeMap::new()),
             faults,
+            audit,
         });
         let app = axum::Router::new()
             .fallback(forward)
@@ -80,6 +128,15 @@ impl AwsRequestCounter {
     /// Requests so far, by API.
     pub fn counts(&self) -> BTreeMap<String, u64> {
         self.shared.counts.lock().expect("counts").clone()
+    }
+
+    /// The calls an audited proxy saw so far (empty otherwise).
+    pub fn audited_calls(&self) -> Vec<AuditedCall> {
+        self.shared
+            .audit
+            .as_ref()
+            .map(|a| a.calls.lock().expect("audited calls").clone())
+            .unwrap_or_default()
     }
 
     pub fn reset(&self) {
@@ -152,13 +209,57 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         parts.method.clone(),
         format!("{}{}", shared.upstream, path_and_query),
     );
+    // An audited proxy sits in front of a moto whose access control checks
+    // SigV4 signatures, which cover the Host the client signed: keep it.
+    let keep_host = shared.audit.is_some();
     for (name, value) in &parts.headers {
-        if !HOP_BY_HOP.contains(&name.as_str()) {
+        if !HOP_BY_HOP.contains(&name.as_str()) || (keep_host && name == "host") {
             outgoing = outgoing.header(name, value);
         }
     }
-    let body = reqwest::Body::wrap_stream(body.into_data_stream());
-    let answer = match outgoing.body(body).send().await {
+    // An audited call's JSON body is read first (it names the resources);
+    // everything else streams.
+    let buffered = match &shared.audit {
+        Some(_) if iam_audit::needs_body(&parts.headers, &path_and_query) => {
+            match axum::body::to_bytes(body, usize::MAX).await {
+                Ok(bytes) => Ok(bytes),
+                Err(e) => {
+                    return Response::builder()
+                        .status(StatusCode::BAD_REQUEST)
+                        .body(Body::from(format!("aws counter: reading the request: {e}")))
+                        .expect("static response");
+                }
+            }
+        }
+        _ => Err(body),
+    };
+    let audited = shared.audit.as_ref().map(|audit| {
+        let bytes = buffered.as_ref().map(|b| b.as_ref()).unwrap_or_default();
+        let call = AuditedCall {
+            access_key: iam_audit::access_key(&parts.headers, &path_and_query),
+            api: api.clone(),
+            status: 0,
+            authorizations: iam_audit::authorizations(
+                &api,
+                &parts.method,
+                &parts.headers,
+                &path_and_query,
+                bytes,
+                &audit.account,
+            ),
+        };
+        (audit, call)
+    });
+    let body = match buffered {
+        Ok(bytes) => reqwest::Body::from(bytes),
+        Err(body) => reqwest::Body::wrap_stream(body.into_data_stream()),
+    };
+    let answer = outgoing.body(body).send().await;
+    if let Some((audit, mut call)) = audited {
+        call.status = answer.as_ref().map_or(0, |a| a.status().as_u16());
+        audit.record(call);
+    }
+    let answer = match answer {
         Ok(answer) => answer,
         Err(e) => {
             return Response::builder()

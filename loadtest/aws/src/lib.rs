@@ -7,10 +7,14 @@
 //! - [`aws_counter`]: a counting reverse proxy in front of moto (requests by
 //!   API), which in its lossy mode injects [`aws_faults`]: writes whose
 //!   answer is lost after they landed, answers held past the SDK's timeouts;
+//! - [`iam_audit`]: what IAM authorises for each call (action, resource
+//!   ARN, condition keys), recorded by an audited counter and checked by
+//!   `bottlesync-aws-audit` against the roles Terraform created;
 //! - [`s3_mirror`]: a mirror in S3 read by request path, for the brew
 //!   client replay.
 
 pub mod aws_counter;
 pub mod aws_faults;
+pub mod iam_audit;
 pub mod moto;
 pub mod s3_mirror;

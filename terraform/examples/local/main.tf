@@ -67,3 +67,25 @@ module "bottlesync" {
   # One zone is enough for moto, and quicker.
   az_count = 1
 }
+
+# The operators' role: what an operator's shell runs `bottlesync status` and
+# `bottlesync dlq replay` with (the module's operator policy, attached as a
+# deployment would attach it to its own role or group).
+data "aws_caller_identity" "current" {}
+
+resource "aws_iam_role" "operator" {
+  name = "bottlesync-${var.environment}-operator"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { AWS = "arn:aws:iam::${data.aws_caller_identity.current.account_id}:root" }
+      Action    = "sts:AssumeRole"
+    }]
+  })
+}
+
+resource "aws_iam_role_policy_attachment" "operator" {
+  role       = aws_iam_role.operator.name
+  policy_arn = module.bottlesync.operator_policy_arn
+}

@@ -62,3 +62,8 @@ output "reconcile_rule_name" {
   description = "The EventBridge rule that invokes the planner's reconcile (the end-to-end check looks for it)."
   value       = module.bottlesync.reconcile_rule_name
 }
+
+output "iam_role_names" {
+  description = "The module's role names by use (planner, worker, ecs-task, ecs-execution) and the operators' role (operator)."
+  value       = merge(module.bottlesync.iam_role_names, { operator = aws_iam_role.operator.name })
+}

@@ -208,6 +208,37 @@ locals {
     ],
   )
 
+  # ---------------------------------------------------------- operator ----
+  # What an operator's shell needs for the CLI's fleet commands: `status`,
+  # `dlq list`, `dlq replay` (a new run: ledger, Slack, both queues, the
+  # ECS wake-up), and `plan`/`reconcile` by hand. A managed policy to attach
+  # to the operators' own role or group; no Lambda or log permissions.
+  operator_statements = concat(
+    local.data_plane_statements,
+    [
+      {
+        Sid      = "EnqueueBottles"
+        Effect   = "Allow"
+        Action   = ["sqs:SendMessage", "sqs:GetQueueAttributes"]
+        Resource = [var.lambda_queue_arn, var.ecs_queue_arn]
+      },
+      {
+        # `dlq list` receives and hides the letters; `dlq replay` deletes
+        # each once its bottle is sent back to work.
+        Sid      = "ReplayDeadLetters"
+        Effect   = "Allow"
+        Action   = ["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+        Resource = [var.dlq_arn]
+      },
+      {
+        Sid      = "WakeEcsWorkers"
+        Effect   = "Allow"
+        Action   = ["ecs:DescribeServices", "ecs:UpdateService"]
+        Resource = [var.ecs_service_arn]
+      },
+    ],
+  )
+
   # ------------------------------------------------ ECS task execution ----
   ecs_execution_statements = concat(
     [
@@ -240,6 +271,7 @@ locals {
     worker        = { Version = "2012-10-17", Statement = local.worker_statements }
     ecs-task      = { Version = "2012-10-17", Statement = local.ecs_task_statements }
     ecs-execution = { Version = "2012-10-17", Statement = local.ecs_execution_statements }
+    operator      = { Version = "2012-10-17", Statement = local.operator_statements }
   }
 
   lambda_trust = {
@@ -310,4 +342,12 @@ resource "aws_iam_role_policy" "ecs_execution" {
   name   = "bottlesync"
   role   = aws_iam_role.this["ecs-execution"].id
   policy = jsonencode({ Version = "2012-10-17", Statement = local.ecs_execution_statements })
+}
+
+resource "aws_iam_policy" "operator" {
+  name        = "${var.name_prefix}-operator"
+  description = "bottlesync operators: status, dlq list/replay, plan and reconcile from a shell"
+  path        = var.role_path
+  policy      = jsonencode({ Version = "2012-10-17", Statement = local.operator_statements })
+  tags        = var.tags
 }

@@ -24,12 +24,17 @@ output "ecs_execution_role_arn" {
   depends_on  = [aws_iam_role_policy.ecs_execution]
 }
 
+output "operator_policy_arn" {
+  description = "Managed policy for the operators' own role or group: `bottlesync status`, `dlq list`, `dlq replay`, `plan` and `reconcile` from a shell."
+  value       = aws_iam_policy.operator.arn
+}
+
 output "role_names" {
   description = "Role names by use (planner, worker, ecs-task, ecs-execution)."
   value       = { for k, r in aws_iam_role.this : k => r.name }
 }
 
 output "policies" {
-  description = "The inline policy of each role, as objects (what `terraform test` checks)."
+  description = "The inline policy of each role and the operator policy, as objects (what `terraform test` checks)."
   value       = local.policies
 }

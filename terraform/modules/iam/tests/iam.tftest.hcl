@@ -287,3 +287,26 @@ run "tags_reach_the_resources" {
     error_message = "the module's resources carry var.tags"
   }
 }
+
+run "operator_policy_replays_dead_letters_and_nothing_more" {
+  command = plan
+
+  assert {
+    condition = (
+      toset(one([for s in output.policies.operator.Statement : s.Action if s.Sid == "ReplayDeadLetters"])) == toset([
+        "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+      ]) &&
+      one([for s in output.policies.operator.Statement : s.Resource if s.Sid == "ReplayDeadLetters"]) == [var.dlq_arn] &&
+      one([for s in output.policies.operator.Statement : s.Resource if s.Sid == "EnqueueBottles"]) == [var.lambda_queue_arn, var.ecs_queue_arn]
+    )
+    error_message = "operators consume the DLQ and send to both queues (dlq replay), each by ARN"
+  }
+  assert {
+    condition     = length([for s in output.policies.operator.Statement : s if contains(["Logs", "XRayTraces", "ConsumeLambdaQueue", "ConsumeEcsQueue", "TaskScaleInProtection"], s.Sid)]) == 0
+    error_message = "the operator policy grants no function's or task's own permissions"
+  }
+  assert {
+    condition     = aws_iam_policy.operator.name == "${var.name_prefix}-operator"
+    error_message = "the operator policy is named after the stack"
+  }
+}
