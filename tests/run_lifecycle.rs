@@ -634,3 +634,80 @@ async fn a_registry_token_that_expires_mid_run_still_stores_every_bottle() {
         standin.stats().token_requests
     );
 }
+
+/// A sealed run of `bottles` bottles, all failed with `reason`.
+async fn failed_run(services: &FleetServices, run_id: &str, bottles: u32, reason: &str) {
+    let run = RunRecord::new(run_id, DATE, bottles as u64, 0, Route::Lambda, Utc::now());
+    services.ledger.create_run(&run).await.unwrap();
+    services
+        .ledger
+        .seal_run(run_id, bottles as u64)
+        .await
+        .unwrap();
+    for n in 0..bottles {
+        let note = bottlesync_core::run::record::FailureNote {
+            name: format!("formula{n}"),
+            tag: "arm64_tahoe".into(),
+            sha256: format!("{n:064x}"),
+            reason: reason.into(),
+        };
+        services
+            .ledger
+            .count_failed(run_id, &sha(n), &note)
+            .await
+            .unwrap();
+    }
+}
+
+/// Fails on today's finisher: Slack's `404 no_service` (a revoked webhook)
+/// left the run `Finishing`, posted again every reconcile, forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_summary_slack_refuses_for_good_finishes_the_run_without_it() {
+    let fleet = fleet(None).await;
+    let services = &fleet.services;
+    drained_run(services, "r1", 2).await;
+    fleet.hook.revoke();
+    let outcome = finish_run_if_due(services, "r1", "reconcile")
+        .await
+        .unwrap();
+    assert!(
+        matches!(&outcome, FinishOutcome::SummaryRejected { problem } if problem.contains("404") && problem.contains("no_service")),
+        "{outcome:?}"
+    );
+    let run = run_of(services, "r1").await;
+    assert_eq!(run.state, RunState::Finished);
+    // One post: a 4xx is not retried.
+    let attempts: Vec<u16> = fleet.hook.attempts().iter().map(|a| a.status).collect();
+    assert_eq!(attempts, [404]);
+    for caller in ["reconcile", "planner", "compact"] {
+        assert_eq!(
+            finish_run_if_due(services, "r1", caller).await.unwrap(),
+            FinishOutcome::NotMine
+        );
+    }
+    assert_eq!(fleet.hook.attempts().len(), 1, "never posted again");
+}
+
+/// Fails on today's summary: five failures whose reasons are whole error
+/// chains made a section of over 3,000 characters, which Slack (and its
+/// stand-in) refuses with `400 invalid_blocks`, so the run stayed
+/// `Finishing`. Now the list is cut to Slack's limits, with the count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_failure_list_is_cut_to_slacks_limits_and_posted() {
+    let fleet = fleet(None).await;
+    let services = &fleet.services;
+    failed_run(services, "r1", 30, &"upstream answered 503 ".repeat(60)).await;
+    let outcome = finish_run_if_due(services, "r1", "worker").await.unwrap();
+    assert_eq!(
+        outcome,
+        FinishOutcome::Finished {
+            summary_posted: true
+        }
+    );
+    let summaries = summaries_of(&fleet.hook, "r1");
+    assert_eq!(summaries.len(), 1);
+    assert!(summaries[0].contains("more"), "{}", summaries[0]);
+    // The run's record keeps what the message cut.
+    let run = run_of(services, "r1").await;
+    assert_eq!(run.failed, 30);
+}

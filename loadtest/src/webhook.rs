@@ -1,8 +1,10 @@
 //! A stand-in for a Slack incoming webhook: records every JSON body posted
 //! to it, and can be told to fail the next N posts (503, 500, or 429 with
 //! `Retry-After`), or every post for a while (a Slack outage: 500, like
-//! Slack's own), and to answer slowly. Every post is logged with its time
-//! and answer. Any other request is recorded as (method, path, body) and
+//! Slack's own), and to answer slowly. Like Slack, it refuses a message
+//! that breaks Block Kit's limits with `400 invalid_blocks`, and a revoked
+//! webhook answers `404 no_service` to every post. Every post is logged
+//! with its time and answer. Any other request is recorded as (method, path, body) and
 //! answered 200 (the ECS agent's task-protection endpoint has its own
 //! stand-in, which checks the task role: `ecs_agent`).
 
@@ -28,6 +30,8 @@ struct Received {
     fail_retry_after: Option<u64>,
     /// How long each post waits before it is answered.
     delay: Duration,
+    /// The webhook was removed (or its app uninstalled): `404 no_service`.
+    revoked: bool,
     attempts: Vec<Attempt>,
     other: Vec<(String, String, serde_json::Value)>,
 }
@@ -134,6 +138,12 @@ impl WebhookReceiver {
         self.state.lock().expect("webhook state").fail_until = Some(Instant::now() + duration);
     }
 
+    /// The webhook is removed from now on: every post is answered
+    /// `404 no_service`, as Slack answers for a revoked webhook.
+    pub fn revoke(&self) {
+        self.state.lock().expect("webhook state").revoked = true;
+    }
+
     /// Posts refused so far (by `fail_next` or `fail_for`).
     pub fn refused(&self) -> u64 {
         self.state.lock().expect("webhook state").refused
@@ -174,9 +184,60 @@ async fn receive(
         state.attempts.push(Attempt { at, status: 500 });
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
+    if state.revoked {
+        state.attempts.push(Attempt { at, status: 404 });
+        return (StatusCode::NOT_FOUND, "no_service").into_response();
+    }
+    if let Err(problem) = check_block_kit(&body) {
+        tracing::warn!(%problem, "webhook stand-in: invalid_blocks");
+        state.attempts.push(Attempt { at, status: 400 });
+        return (StatusCode::BAD_REQUEST, "invalid_blocks").into_response();
+    }
     state.attempts.push(Attempt { at, status: 200 });
     state.messages.push(body);
     StatusCode::OK.into_response()
+}
+
+/// Block Kit's limits, which Slack enforces by refusing the whole message
+/// (<https://api.slack.com/reference/block-kit/blocks>): at most 50 blocks;
+/// a header's text at most 150 characters; a section's text at most 3,000,
+/// its fields at most 10, each at most 2,000.
+pub fn check_block_kit(body: &serde_json::Value) -> Result<(), String> {
+    let Some(blocks) = body.get("blocks") else {
+        return Ok(());
+    };
+    let blocks = blocks.as_array().ok_or("blocks is not a list")?;
+    if blocks.len() > 50 {
+        return Err(format!("{} blocks, more than 50", blocks.len()));
+    }
+    let chars = |v: &serde_json::Value| v["text"].as_str().map_or(0, |t| t.chars().count());
+    for (i, block) in blocks.iter().enumerate() {
+        match block["type"].as_str() {
+            Some("header") if chars(&block["text"]) > 150 => {
+                return Err(format!("block {i}: header text over 150 characters"));
+            }
+            Some("section") => {
+                if chars(&block["text"]) > 3000 {
+                    return Err(format!(
+                        "block {i}: section text of {} characters, over 3000",
+                        chars(&block["text"])
+                    ));
+                }
+                let fields = block["fields"].as_array().map_or(&[][..], Vec::as_slice);
+                if fields.len() > 10 {
+                    return Err(format!("block {i}: {} fields, over 10", fields.len()));
+                }
+                if let Some(field) = fields.iter().find(|f| chars(f) > 2000) {
+                    return Err(format!(
+                        "block {i}: a field of {} characters, over 2000",
+                        chars(field)
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 async fn record_other(

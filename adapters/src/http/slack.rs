@@ -53,9 +53,20 @@ impl SlackWebhook {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(crate::http::registry::parse_retry_after);
+        // Slack names the problem in the body (`invalid_blocks`,
+        // `no_service`, `channel_is_archived`): keep its first line.
+        let answer = response.text().await.unwrap_or_default();
+        let answer =
+            bottlesync_core::shorten(answer.lines().next().unwrap_or_default().trim(), 200);
         Err(Error::Fetch {
             url: "slack webhook".into(),
-            problem: format!("HTTP {status}"),
+            problem: if answer.is_empty() {
+                format!("HTTP {status}")
+            } else {
+                format!("HTTP {status}: {answer}")
+            },
+            // Any other 4xx is Slack's final word on this message or
+            // webhook: posting it again cannot succeed.
             transient: status.is_server_error() || status.as_u16() == 429,
             retry_after,
         })

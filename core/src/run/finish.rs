@@ -43,10 +43,15 @@ pub enum FinishOutcome {
     /// This caller finished the run (and posted the summary unless it had
     /// already been posted before a takeover).
     Finished { summary_posted: bool },
-    /// Slack did not accept the summary: the run stays `Finishing`, with
-    /// `summary_error` set and no finisher lease, and the next call of
-    /// [`finish_run_if_due`] posts it again.
+    /// Slack did not accept the summary for now (an outage, 5xx, 429): the
+    /// run stays `Finishing`, with `summary_error` set and no finisher
+    /// lease, and the next call of [`finish_run_if_due`] posts it again.
     SummaryPending { problem: String },
+    /// Slack refused the summary for good (a 4xx other than 429: a revoked
+    /// webhook, a message it will never take): the run is finished without
+    /// it; the summary went to the log at error and the `SummaryRejected`
+    /// metric (alarmed by Terraform) counts it.
+    SummaryRejected { problem: String },
     /// This caller's finisher lease was taken over while it worked: it
     /// stopped without posting (the new finisher posts).
     LeaseLost,
@@ -123,6 +128,15 @@ pub async fn finish_run_with_lease(
             tracing::info!(run_id, summary_posted, "run finished");
             Ok(FinishOutcome::Finished { summary_posted })
         }
+        Step::Rejected(problem) => {
+            services.ledger.finish(run_id, owner).await?;
+            crate::metrics::emit_for(
+                &services.config,
+                &[("SummaryRejected", 1.0, crate::metrics::Unit::Count)],
+                &[("run_id", run_id)],
+            );
+            Ok(FinishOutcome::SummaryRejected { problem })
+        }
         Step::PostFailed(problem) => {
             tracing::warn!(
                 run_id,
@@ -142,6 +156,7 @@ pub async fn finish_run_with_lease(
 enum Step {
     Posted { summary_posted: bool },
     PostFailed(String),
+    Rejected(String),
     LeaseLost,
 }
 
@@ -197,8 +212,19 @@ async fn finish_steps(
             summary_posted: false,
         });
     }
-    if let Err(e) = post_summary(services, &run, &missing).await {
-        return Ok(Step::PostFailed(e.to_string()));
+    let summary = summary_of(services, &run, &missing).await;
+    if let Err(e) = services.notifier.notify(&summary).await {
+        if e.is_transient() {
+            return Ok(Step::PostFailed(e.to_string()));
+        }
+        // Posting it again every reconcile would fail the same way, forever.
+        tracing::error!(
+            run_id,
+            error = %e,
+            summary = %summary.text,
+            "Slack refused the summary for good: the run is finished without it (here it is); check the webhook (BOTTLESYNC_SLACK_SECRET_ARN)"
+        );
+        return Ok(Step::Rejected(e.to_string()));
     }
     record_summary_sent(services, run_id, owner).await?;
     Ok(Step::Posted {
@@ -235,19 +261,22 @@ async fn record_summary_sent(services: &FleetServices, run_id: &str, owner: &str
     }
 }
 
-async fn post_summary(services: &FleetServices, run: &RunRecord, missing: &[String]) -> Result<()> {
+async fn summary_of(
+    services: &FleetServices,
+    run: &RunRecord,
+    missing: &[String],
+) -> crate::ports::notifier::Notification {
     let dlq_depth = match &services.dlq {
         Some(dlq) => dlq.depth().await.ok().map(|d| d.visible + d.in_flight),
         None => None,
     };
-    let message = crate::run::messages::summary(
+    crate::run::messages::summary(
         run,
         &services.message_context(),
         dlq_depth,
         missing,
         Utc::now(),
-    );
-    services.notifier.notify(&message).await
+    )
 }
 
 /// Renews the finisher lease every third of it until stopped, and notes

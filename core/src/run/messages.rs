@@ -14,6 +14,14 @@ pub const TITLE_FAILED: &str = "❌ Homebrew Bottles Sync Failed";
 pub const TITLE_PROGRESS: &str = "⏳ Homebrew Sync Progress";
 /// How many failures a summary names.
 pub const FAILURES_SHOWN: usize = 5;
+/// Block Kit's limits (Slack refuses the whole message, `invalid_blocks`,
+/// past them): a section's text, a field's text, a header's text.
+pub const SECTION_TEXT_LIMIT: usize = 3000;
+const FIELD_TEXT_LIMIT: usize = 2000;
+const HEADER_TEXT_LIMIT: usize = 150;
+/// The longest line a listed item gets (a failure's reason can be a whole
+/// error chain); the run's record keeps it whole.
+const ITEM_LINE_LIMIT: usize = 400;
 
 /// Where things are, for the messages.
 #[derive(Clone, Debug)]
@@ -28,25 +36,72 @@ pub struct MessageContext {
 fn fields(pairs: &[(&str, String)]) -> Value {
     json!({
         "type": "section",
-        "fields": pairs.iter().map(|(k, v)| json!({"type": "mrkdwn", "text": format!("*{k}:*\n{v}")})).collect::<Vec<_>>(),
+        "fields": pairs.iter().map(|(k, v)| json!({"type": "mrkdwn", "text": clip(&format!("*{k}:*\n{v}"), FIELD_TEXT_LIMIT)})).collect::<Vec<_>>(),
     })
 }
 
-fn render(title: &str, pairs: &[(&str, String)], extra: Option<String>) -> Notification {
+/// `text` cut to at most `limit` characters, ending in `…` when cut.
+fn clip(text: &str, limit: usize) -> String {
+    if text.chars().count() <= limit {
+        return text.to_string();
+    }
+    let mut clipped: String = text.chars().take(limit.saturating_sub(1)).collect();
+    clipped.push('…');
+    clipped
+}
+
+/// One section's text: `heading`, as many of `lines` as fit in Slack's
+/// limit (each clipped), `… and N more` for the rest and for `unlisted`
+/// items not in `lines` at all, then `footer`, which always fits.
+fn listed_section(
+    heading: &str,
+    lines: &[String],
+    unlisted: usize,
+    footer: Option<&str>,
+) -> String {
+    let footer = footer.map(|f| clip(f, ITEM_LINE_LIMIT));
+    let mut text = heading.to_string();
+    // Room kept for the "and N more" line and the footer.
+    let reserve = 40 + footer.as_ref().map_or(0, |f| f.chars().count() + 1);
+    let mut shown = 0;
+    for line in lines {
+        let line = clip(line, ITEM_LINE_LIMIT);
+        if text.chars().count() + 1 + line.chars().count() + reserve > SECTION_TEXT_LIMIT {
+            break;
+        }
+        text.push('\n');
+        text.push_str(&line);
+        shown += 1;
+    }
+    let more = lines.len() - shown + unlisted;
+    if more > 0 {
+        text.push_str(&format!("\n… and {more} more"));
+    }
+    if let Some(footer) = footer {
+        text.push('\n');
+        text.push_str(&footer);
+    }
+    text
+}
+
+/// The message: a header, the fields (ten to a section), and each of
+/// `sections` (texts within [`SECTION_TEXT_LIMIT`]) as a section of its own.
+fn render(title: &str, pairs: &[(&str, String)], sections: Vec<String>) -> Notification {
     let mut text = String::from(title);
     for (k, v) in pairs {
         text.push_str(&format!("\n{k}: {v}"));
     }
     let mut blocks = vec![
-        json!({"type": "header", "text": {"type": "plain_text", "text": title, "emoji": true}}),
+        json!({"type": "header", "text": {"type": "plain_text", "text": clip(title, HEADER_TEXT_LIMIT), "emoji": true}}),
     ];
     for chunk in pairs.chunks(10) {
         blocks.push(fields(chunk));
     }
-    if let Some(extra) = extra {
+    for section in sections {
+        let section = clip(&section, SECTION_TEXT_LIMIT);
         text.push('\n');
-        text.push_str(&extra);
-        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": extra}}));
+        text.push_str(&section);
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": section}}));
     }
     Notification {
         text,
@@ -89,7 +144,7 @@ pub fn started(run: &RunRecord, ctx: &MessageContext) -> Notification {
             ("Estimated size", human_bytes(run.bytes_planned)),
             ("Workers", run.route.label().to_string()),
         ],
-        None,
+        Vec::new(),
     )
 }
 
@@ -148,7 +203,7 @@ pub fn progress(run: &RunRecord, ctx: &MessageContext, now: DateTime<Utc>) -> No
             ("Environment", ctx.environment.clone()),
             ("Run", run.run_id.clone()),
         ],
-        None,
+        Vec::new(),
     )
 }
 
@@ -186,8 +241,9 @@ pub fn summary(
     if let Some(depth) = dlq_depth {
         pairs.push(("DLQ depth", depth.to_string()));
     }
-    let extra = (!run.failures.is_empty()).then(|| {
-        let mut lines: Vec<String> = run
+    let mut sections = Vec::new();
+    if !run.failures.is_empty() {
+        let lines: Vec<String> = run
             .failures
             .iter()
             .take(FAILURES_SHOWN)
@@ -201,12 +257,7 @@ pub fn summary(
                 )
             })
             .collect();
-        if run.failed as usize > FAILURES_SHOWN {
-            lines.push(format!(
-                "… and {} more",
-                run.failed as usize - FAILURES_SHOWN
-            ));
-        }
+        let unlisted = (run.failed as usize).saturating_sub(lines.len());
         let mut look = Vec::new();
         if let Some(group) = &ctx.log_group {
             look.push(format!("logs: {group}"));
@@ -214,35 +265,33 @@ pub fn summary(
         if let Some(dlq) = &ctx.dlq {
             look.push(format!("DLQ: {dlq}"));
         }
-        if !look.is_empty() {
-            lines.push(format!("Where to look: {}", look.join(", ")));
-        }
-        format!("*Failures:*\n{}", lines.join("\n"))
-    });
+        let footer = (!look.is_empty()).then(|| format!("Where to look: {}", look.join(", ")));
+        sections.push(listed_section(
+            "*Failures:*",
+            &lines,
+            unlisted,
+            footer.as_deref(),
+        ));
+    }
     if !missing_from_mirror.is_empty() {
         pairs.push(("Missing from mirror", missing_from_mirror.len().to_string()));
+        sections.push(missing_section(missing_from_mirror));
     }
-    let missing = (!missing_from_mirror.is_empty()).then(|| missing_section(missing_from_mirror));
-    let extra = match (extra, missing) {
-        (Some(failures), Some(missing)) => Some(format!("{failures}\n{missing}")),
-        (failures, missing) => failures.or(missing),
-    };
-    render(title, &pairs, extra)
+    render(title, &pairs, sections)
 }
 
 /// The bottles the published API files name that the mirror lacks.
 pub fn missing_section(missing: &[String]) -> String {
-    let mut lines: Vec<String> = missing
+    let lines: Vec<String> = missing
         .iter()
         .take(FAILURES_SHOWN)
         .map(|m| format!("• {m}"))
         .collect();
-    if missing.len() > FAILURES_SHOWN {
-        lines.push(format!("… and {} more", missing.len() - FAILURES_SHOWN));
-    }
-    format!(
-        "*Not in the mirror (brew fetches these from upstream):*\n{}",
-        lines.join("\n")
+    listed_section(
+        "*Not in the mirror (brew fetches these from upstream):*",
+        &lines,
+        missing.len() - lines.len(),
+        None,
     )
 }
 
@@ -325,6 +374,62 @@ mod tests {
         );
         assert_eq!(failed.blocks[0]["type"], "header");
         assert_eq!(started(&run(0), &ctx()).title(), TITLE_STARTED);
+    }
+
+    /// Slack refuses a message whose section text passes 3,000 characters
+    /// (`invalid_blocks`): long reasons and long lists are cut, counted.
+    #[test]
+    fn long_failure_lists_fit_slacks_limits() {
+        let mut r = run(3);
+        r.failed = 40;
+        for f in &mut r.failures {
+            f.reason = "x".repeat(5000);
+        }
+        let missing: Vec<String> = (0..500)
+            .map(|i| {
+                format!(
+                    "{}-{i}.arm64_tahoe.bottle.tar.gz (0123456789ab)",
+                    "n".repeat(900)
+                )
+            })
+            .collect();
+        let message = summary(&r, &ctx(), Some(40), &missing, Utc::now());
+        let blocks = message.blocks.as_array().unwrap();
+        assert!(blocks.len() <= 50);
+        let sections: Vec<&str> = blocks
+            .iter()
+            .filter_map(|b| {
+                b["text"]["text"]
+                    .as_str()
+                    .filter(|_| b["type"] == "section")
+            })
+            .collect();
+        assert_eq!(sections.len(), 2, "failures and missing, one section each");
+        for text in &sections {
+            assert!(
+                text.chars().count() <= SECTION_TEXT_LIMIT,
+                "{} characters",
+                text.chars().count()
+            );
+        }
+        // Three failures listed (clipped), 37 counted; the footer kept.
+        assert!(sections[0].contains("bad2 arm64_tahoe"), "{}", sections[0]);
+        assert!(sections[0].contains("… and 37 more"), "{}", sections[0]);
+        assert!(sections[0].ends_with("Where to look: logs: /aws/lambda/w, DLQ: https://sqs/dlq"));
+        // 500 missing: what fits is listed, the rest counted.
+        let listed = sections[1].lines().filter(|l| l.starts_with("• ")).count();
+        assert!(listed >= 1);
+        assert!(
+            sections[1].contains(&format!("… and {} more", 500 - listed)),
+            "{}",
+            sections[1]
+        );
+        // Fields stay within theirs.
+        for block in blocks.iter().filter(|b| b["fields"].is_array()) {
+            for field in block["fields"].as_array().unwrap() {
+                assert!(field["text"].as_str().unwrap().chars().count() <= 2000);
+            }
+        }
     }
 
     #[test]

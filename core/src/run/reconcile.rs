@@ -185,6 +185,11 @@ async fn reconcile_run(
             outcome.finished = true;
             outcome.verdict = "finished".into();
         }
+        Ok(crate::run::finish::FinishOutcome::SummaryRejected { problem }) => {
+            outcome.finished = true;
+            outcome.verdict = "finished".into();
+            outcome.detail = Some(format!("Slack refused the summary: {problem}"));
+        }
         Ok(_) => {}
         Err(e) => {
             tracing::warn!(run_id = %run.run_id, error = %e, "could not finish the run; the next pass tries again");

@@ -232,6 +232,25 @@ resource "aws_cloudwatch_metric_alarm" "oldest_message" {
   tags                = var.tags
 }
 
+# A run summary Slack refused for good (a revoked webhook, 404/410/403):
+# the run finished without it, and its summary is only in the log
+# (core/src/run/finish.rs emits SummaryRejected).
+resource "aws_cloudwatch_metric_alarm" "summary_rejected" {
+  alarm_name          = "${local.alarm_name_prefix}summary-rejected"
+  alarm_description   = "Slack refused a run's summary for good (see the finisher's log line \"Slack refused the summary for good\", which holds the summary): check the webhook in the Slack secret."
+  namespace           = local.ns
+  metric_name         = "SummaryRejected"
+  dimensions          = { Environment = var.environment }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [var.alarm_topic_arn]
+  tags                = var.tags
+}
+
 resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
   for_each            = { planner = { name = var.planner_function_name, threshold = 0 }, worker = { name = var.worker_function_name, threshold = var.worker_error_threshold } }
   alarm_name          = "${local.alarm_name_prefix}${each.key}-errors"

@@ -109,4 +109,13 @@ run "alarms_go_to_the_topic" {
     )
     error_message = "a service that cannot place tasks notifies the topic"
   }
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.summary_rejected.namespace == var.metrics_namespace &&
+      aws_cloudwatch_metric_alarm.summary_rejected.metric_name == "SummaryRejected" &&
+      aws_cloudwatch_metric_alarm.summary_rejected.dimensions.Environment == var.environment &&
+      aws_cloudwatch_metric_alarm.summary_rejected.alarm_actions == toset([var.alarm_topic_arn])
+    )
+    error_message = "a summary Slack refused for good notifies the topic (the metric core/src/run/finish.rs emits)"
+  }
 }
