@@ -47,6 +47,15 @@ async fn world(catalog: Catalog) -> World {
 }
 
 async fn world_with(catalog: Catalog, tweak: impl FnOnce(&mut FleetSettings)) -> World {
+    world_with_visibility(catalog, Duration::from_secs(30), tweak).await
+}
+
+/// Queues whose messages stay hidden for `visibility` after a receive.
+async fn world_with_visibility(
+    catalog: Catalog,
+    visibility: Duration,
+    tweak: impl FnOnce(&mut FleetSettings),
+) -> World {
     let standin = StandIn::start(StandInConfig::new(catalog)).await.unwrap();
     let mirror = tempfile::tempdir().unwrap();
     let mut args = FleetSettings {
@@ -61,7 +70,7 @@ async fn world_with(catalog: Catalog, tweak: impl FnOnce(&mut FleetSettings)) ->
         bottlesync_adapters::wiring::in_process_services(
             config,
             mirror.path(),
-            Duration::from_secs(30),
+            visibility,
             MAX_RECEIVES,
         )
         .unwrap(),
@@ -307,7 +316,7 @@ async fn a_stopped_worker_aborts_its_download_and_releases_its_claim() {
         disposition,
         Disposition::Retry {
             reason: "cancelled: the worker is stopping".into(),
-            delay: Some(Duration::ZERO),
+            delay: Duration::ZERO,
         }
     );
     match w
@@ -395,6 +404,68 @@ async fn a_bottle_that_cannot_finish_before_the_lambda_deadline_goes_to_ecs() {
     drain(&w.services).await;
     let run = run_of(&w.services, planned.run_id.as_deref().unwrap()).await;
     assert_eq!((run.stored, run.state), (1, RunState::Finished));
+}
+
+/// Fails on the old worker Lambda, which applied only explicit delays: the
+/// claim whose answer was lost became a retry without one, so the message
+/// stayed hidden for the queue's visibility timeout (on AWS 6 x the
+/// function timeout, 90 minutes; 900 s here) instead of the backoff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_lambda_a_transient_error_is_retried_after_its_backoff() {
+    let w = world_with_visibility(one_bottle(), Duration::from_secs(900), |_| {}).await;
+    let ledger = Arc::new(bottlesync_adapters::local::memory_ledger::MemoryLedger::new());
+    let mut services = (*w.services).clone();
+    services.ledger = ledger.clone();
+    let services = Arc::new(services);
+    let planned = plan_fleet_run(&services, &request(), "planner")
+        .await
+        .unwrap();
+    let lambda_queue = services.queue.clone().unwrap();
+    let message = lambda_queue
+        .receive(1, Duration::ZERO)
+        .await
+        .unwrap()
+        .remove(0);
+    ledger.lose_next_claim_answers(1);
+    let mut event = SqsEvent::default();
+    event.records = vec![sqs_record(&message)];
+    let response = handle_sqs_event(
+        Arc::new(consumer(&services)),
+        event,
+        Invocation::unlimited(),
+    )
+    .await;
+    assert_eq!(
+        response.batch_item_failures.len(),
+        1,
+        "retried, not acknowledged"
+    );
+    // Back after the backoff (200 ms base, first receive: at most 250 ms), not 900 s.
+    let again = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let got = lambda_queue.receive(1, Duration::ZERO).await.unwrap();
+            if let Some(m) = got.into_iter().next() {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the message is visible again within its backoff");
+    assert_eq!(again.body, message.body);
+    assert_eq!(again.receive_count, 2);
+    // The next attempt takes the claim over and stores the bottle.
+    let mut event = SqsEvent::default();
+    event.records = vec![sqs_record(&again)];
+    let response = handle_sqs_event(
+        Arc::new(consumer(&services)),
+        event,
+        Invocation::unlimited(),
+    )
+    .await;
+    assert!(response.batch_item_failures.is_empty());
+    let run = run_of(&services, planned.run_id.as_deref().unwrap()).await;
+    assert_eq!(run.stored, 1);
 }
 
 /// A queue that forwards the first `pass` bodies of the first send, then

@@ -128,9 +128,7 @@ async fn settle(
                 .hand_off_to_ecs(message, "stopped before the Lambda deadline")
                 .await
         }
-        Disposition::Retry {
-            delay: Some(delay), ..
-        } => {
+        Disposition::Retry { delay, .. } => {
             // Lambda would return the message after the queue's visibility
             // timeout (6x the function's); the consumer asked for `delay`.
             if let Some(queue) = &consumer.source

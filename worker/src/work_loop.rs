@@ -226,7 +226,7 @@ async fn handle_keeping_invisible(
             let delay = if cancel.is_cancelled() {
                 Duration::ZERO
             } else {
-                delay.unwrap_or(visibility)
+                *delay
             };
             queue.set_visibility(&message.receipt, delay).await
         }

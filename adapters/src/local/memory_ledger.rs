@@ -95,11 +95,20 @@ impl State {
 #[derive(Default)]
 pub struct MemoryLedger {
     state: Mutex<State>,
+    /// Claims whose write lands and whose answer is then lost (tests).
+    lost_claim_answers: std::sync::atomic::AtomicU32,
 }
 
 impl MemoryLedger {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The next `n` claims are written, then answered with a transient
+    /// error, as DynamoDB's answer lost on the way (for tests).
+    pub fn lose_next_claim_answers(&self, n: u32) {
+        self.lost_claim_answers
+            .store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -191,6 +200,17 @@ impl FleetLedger for MemoryLedger {
                 lease_expires: expiry(now, lease),
             },
         );
+        let lose = self.lost_claim_answers.fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |n| n.checked_sub(1),
+        );
+        if lose.is_ok() {
+            return Err(Error::ledger(
+                "memory ledger",
+                "claim: the answer was lost after the write landed (injected)",
+            ));
+        }
         Ok(ClaimOutcome::Granted)
     }
 

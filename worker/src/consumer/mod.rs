@@ -179,7 +179,7 @@ impl Consumer {
             // The kind decides: a message at fault is refused, anything
             // else (the ledger unreachable) is tried again.
             Err(e) if e.refuses_message() => return self.refuse(message, e.to_string()).await,
-            Err(e) => return Disposition::retry(format!("ledger unavailable: {e}")),
+            Err(e) => return self.retry_soon(message, format!("ledger unavailable: {e}")),
         };
         let mut download = None;
         // Every log line of this bottle carries its run id and sha256.
@@ -190,7 +190,7 @@ impl Consumer {
             .await
         {
             Ok(d) => d,
-            Err(e) => Disposition::retry(format!("{e}")),
+            Err(e) => self.retry_soon(message, format!("{e}")),
         };
         self.emit_metrics(
             &parsed.run_id,
@@ -266,7 +266,7 @@ impl Consumer {
                 // receive of this message takes it over in any case).
                 self.release(&job.sha256, &owner, "the claim's answer was lost")
                     .await;
-                return Ok(Disposition::retry(format!("claim failed: {e}")));
+                return Ok(self.retry_soon(received, format!("claim failed: {e}")));
             }
         };
         match claim {
@@ -291,7 +291,7 @@ impl Consumer {
                 // must not outlive this attempt.
                 self.release(&job.sha256, &owner, "the attempt failed")
                     .await;
-                Ok(Disposition::retry(format!("{e}")))
+                Ok(self.retry_soon(received, format!("{e}")))
             }
         }
     }
@@ -324,13 +324,14 @@ impl Consumer {
                 self.release(&job.sha256, owner, "cancelled").await;
                 Ok(Disposition::Retry {
                     reason: "cancelled: the worker is stopping".into(),
-                    delay: Some(Duration::ZERO),
+                    delay: Duration::ZERO,
                 })
             }
             TransferEnd::ClaimLost => {
                 // Someone else took the bottle over: whatever they do, the
                 // next receive of this message finds it stored or held.
-                Ok(Disposition::retry(
+                Ok(self.retry_soon(
+                    received,
                     "claim lost during the download: transfer stopped".into(),
                 ))
             }

@@ -35,10 +35,12 @@ pub enum Disposition {
     Requeued {
         reason: String,
     },
-    /// Leave it: SQS delivers it again after `delay` (or its visibility timeout).
+    /// Leave it: SQS delivers it again after `delay`. Every retry says
+    /// when: a message left to its visibility timeout would wait 90 minutes
+    /// on Lambda (6 x the function timeout) for a hiccup of a second.
     Retry {
         reason: String,
-        delay: Option<Duration>,
+        delay: Duration,
     },
 }
 
@@ -55,14 +57,6 @@ impl Disposition {
             self,
             Disposition::Stored { .. } | Disposition::Skipped | Disposition::Failed { .. }
         )
-    }
-
-    /// Left for the queue to deliver again after its visibility timeout.
-    pub(crate) fn retry(reason: String) -> Disposition {
-        Disposition::Retry {
-            reason,
-            delay: None,
-        }
     }
 }
 
@@ -99,8 +93,8 @@ pub(super) fn log_settlement(message: &QueueMessage, disposition: &Disposition) 
             message_id = %message.message_id,
             receive_count = message.receive_count,
             %reason,
-            delay_s = delay.map(|d| d.as_secs()),
-            "leaving the message for the queue to deliver again"
+            delay_ms = delay.as_millis() as u64,
+            "leaving the message for the queue to deliver again after delay_ms"
         ),
         Disposition::Requeued { reason } => tracing::info!(
             message_id = %message.message_id,
@@ -133,10 +127,7 @@ impl Consumer {
         let reason = error.to_string();
         if !self.is_last_attempt(received) {
             tracing::warn!(%reason, attempt = received.receive_count, "attempt failed; SQS will retry");
-            return Ok(Disposition::Retry {
-                reason,
-                delay: Some(backoff_for(self.retry_base, received.receive_count)),
-            });
+            return Ok(self.retry_soon(received, reason));
         }
         let job = &message.job;
         let note = FailureNote::for_job(job, reason.clone());
@@ -182,7 +173,7 @@ impl Consumer {
         }
         Disposition::Retry {
             reason,
-            delay: Some(wait),
+            delay: wait,
         }
     }
 
@@ -201,9 +192,16 @@ impl Consumer {
                 Err(e) => tracing::warn!(error = %e, "could not re-enqueue"),
             }
         }
+        Disposition::Retry { reason, delay }
+    }
+
+    /// Tried again after the backoff of this receive: a transient error
+    /// (the ledger's answer lost, a store hiccup) is retried in seconds,
+    /// not after the queue's visibility timeout.
+    pub(crate) fn retry_soon(&self, received: &QueueMessage, reason: String) -> Disposition {
         Disposition::Retry {
             reason,
-            delay: Some(delay),
+            delay: backoff_for(self.retry_base, received.receive_count),
         }
     }
 
@@ -221,7 +219,7 @@ impl Consumer {
                 .count_failed(&run_id, &sha256, &note)
                 .await
             {
-                return Disposition::retry(format!("ledger unavailable: {e}"));
+                return self.retry_soon(message, format!("ledger unavailable: {e}"));
             }
             if let Err(e) = finish_run_if_due(&self.services, &run_id, &self.worker_id).await {
                 tracing::warn!(error = %e, "could not check whether the run drained");
@@ -241,9 +239,10 @@ impl Consumer {
     /// done with. Without an ECS queue it stays for SQS to deliver again.
     pub async fn hand_off_to_ecs(&self, message: &QueueMessage, why: &str) -> Disposition {
         let Some(ecs) = &self.services.large_queue else {
-            return Disposition::retry(format!(
-                "{why}; no BOTTLESYNC_LARGE_QUEUE_URL to hand it to: left for SQS to deliver again"
-            ));
+            return self.retry_soon(
+                message,
+                format!("{why}; no BOTTLESYNC_LARGE_QUEUE_URL to hand it to: left for SQS to deliver again"),
+            );
         };
         match ecs.send_all(vec![message.body.clone()]).await {
             Ok(()) => {
@@ -251,7 +250,10 @@ impl Consumer {
                 tracing::warn!(message_id = %message.message_id, %reason, "bottle handed off");
                 Disposition::Requeued { reason }
             }
-            Err(e) => Disposition::retry(format!("{why}; could not hand it to the ECS queue: {e}")),
+            Err(e) => self.retry_soon(
+                message,
+                format!("{why}; could not hand it to the ECS queue: {e}"),
+            ),
         }
     }
 
@@ -259,13 +261,17 @@ impl Consumer {
     /// a DLQ setting the redrive policy moves it after maxReceiveCount.
     async fn dead_letter(&self, message: &QueueMessage, disposition: Disposition) -> Disposition {
         let Some(dlq) = &self.services.dlq else {
-            return Disposition::retry(format!(
-                "{disposition:?} (no BOTTLESYNC_DLQ_URL: left for the redrive policy)"
-            ));
+            return self.retry_soon(
+                message,
+                format!("{disposition:?} (no BOTTLESYNC_DLQ_URL: left for the redrive policy)"),
+            );
         };
         match dlq.send_all(vec![message.body.clone()]).await {
             Ok(()) => disposition,
-            Err(e) => Disposition::retry(format!("could not move the message to the DLQ: {e}")),
+            Err(e) => self.retry_soon(
+                message,
+                format!("could not move the message to the DLQ: {e}"),
+            ),
         }
     }
 }
