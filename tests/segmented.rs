@@ -210,6 +210,14 @@ async fn segments_into_s3_become_multipart_parts_of_a_verified_object() {
     for bottle in [&big, &ranged] {
         let key = format!("brew/{DATE}/{}", bottle.mirror_file_name);
         assert_eq!(object_sha256(&s3, &key).await, bottle.sha256, "{key}");
+        // Tagged from the CreateMultipartUpload on: the archive rule's mark.
+        assert_eq!(
+            object_tags(&s3, "mirror", &key).await,
+            ["bottlesync-archive=dated"],
+            "{key}"
+        );
+        let flat = format!("brew/bottles/{}", bottle.mirror_file_name);
+        assert!(object_tags(&s3, "mirror", &flat).await.is_empty(), "{flat}");
         assert!(
             standin.stats().bottle(&bottle.sha256).range_requests >= 3,
             "{} was segmented",
