@@ -35,14 +35,7 @@ fn segmented_sync(standin: &StandIn, dest: &str, segment: &str) -> std::process:
 
 /// The sha256 of an object of the `mirror` bucket.
 async fn object_sha256(s3: &aws_sdk_s3::Client, key: &str) -> String {
-    let object = s3
-        .get_object()
-        .bucket("mirror")
-        .key(key)
-        .send()
-        .await
-        .unwrap();
-    sha256_hex(&object.body.collect().await.unwrap().into_bytes())
+    sha256_hex(&s3_object_bytes(s3, "mirror", key).await)
 }
 
 fn assert_stored(dest: &Path, bottle: &BottleInfo) {

@@ -582,18 +582,7 @@ async fn keys_below(s3: &aws_sdk_s3::Client, prefix: &str) -> Vec<String> {
 }
 
 async fn read_record(s3: &aws_sdk_s3::Client) -> serde_json::Value {
-    let body = s3
-        .get_object()
-        .bucket(BUCKET)
-        .key("mirror/bottles_hash.json")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap();
-    serde_json::from_slice(&body.into_bytes()).unwrap()
+    serde_json::from_slice(&s3_object_bytes(s3, BUCKET, "mirror/bottles_hash.json").await).unwrap()
 }
 
 /// Each bottle's bytes are stored once at steady state on S3: the record

@@ -160,28 +160,22 @@ resource "aws_s3_bucket_lifecycle_configuration" "mirror" {
   # <prefix>/<YYYY-MM-DD>/ (<prefix>/2 also matches anything else starting
   # with a 2): the filter is the tag bottlesync writes with exactly the
   # dated objects, never with bottles/, api/, bottles_hash.json or
-  # .bottlesync/ (flat copies are made without the source's tags). In this
-  # versioned bucket an expired object becomes a noncurrent version: it is
-  # deleted a day later, not after noncurrent_version_expiration_days.
+  # .bottlesync/ (flat copies are made without the source's tags). The tag
+  # alone, not with the mirror prefix in an and block: it already names
+  # exactly the archive objects (of any bottlesync mirror in this bucket),
+  # and an and block always carries an object size (0) that moto does not
+  # keep, so examples/local could never apply it. In this versioned bucket
+  # an expired object becomes a noncurrent version: it is deleted a day
+  # later, not after noncurrent_version_expiration_days.
   dynamic "rule" {
     for_each = var.archive_days == 0 ? [] : [var.archive_days]
     content {
       id     = "expire-dated-archive"
       status = "Enabled"
       filter {
-        dynamic "and" {
-          for_each = local.mirror_key_prefix == "" ? [] : [local.mirror_key_prefix]
-          content {
-            prefix = and.value
-            tags   = { (local.archive_tag.key) = local.archive_tag.value }
-          }
-        }
-        dynamic "tag" {
-          for_each = local.mirror_key_prefix == "" ? [local.archive_tag] : []
-          content {
-            key   = tag.value.key
-            value = tag.value.value
-          }
+        tag {
+          key   = local.archive_tag.key
+          value = local.archive_tag.value
         }
       }
       expiration {
