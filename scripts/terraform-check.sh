@@ -702,11 +702,30 @@ hash_key = f"{prefix}/bottles_hash.json"
 if hash_key not in keys:
     problems.append(f"no {hash_key}")
 else:
+    # The record names each bottle's flat key (the object that stays); the
+    # dated one is archive, tagged for the bucket's archive rule.
     record = json.loads(s3.get_object(Bucket=bucket, Key=hash_key)["Body"].read())
     recorded = {f"{prefix}/{b['key']}" for b in record["bottles"].values()}
-    missing = set(bottles) - recorded
+    flat = {f"{prefix}/bottles/{k.rsplit('/', 1)[1]}" for k in bottles}
+    missing = flat - recorded
     if missing:
-        problems.append(f"bottles missing from bottles_hash.json: {sorted(missing)}")
+        problems.append(f"flat keys missing from bottles_hash.json: {sorted(missing)}")
+    if flat - set(keys):
+        problems.append(f"flat copies missing: {sorted(flat - set(keys))}")
+archive_tag = [{"Key": "bottlesync-archive", "Value": "dated"}]
+tagged = [k for k in bottles if s3.get_object_tagging(Bucket=bucket, Key=k)["TagSet"] != archive_tag]
+if tagged:
+    problems.append(f"dated bottles without the archive tag {archive_tag}: {tagged}")
+kept = [k for k in keys if not re.match(re.escape(f"{prefix}/") + r"\d{4}-\d{2}-\d{2}/", k)]
+inherited = [k for k in kept if s3.get_object_tagging(Bucket=bucket, Key=k)["TagSet"]]
+if inherited:
+    problems.append(f"tagged objects outside the dated folders (the archive rule would expire them): {inherited}")
+rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+archive = rules.get("expire-dated-archive", {})
+if archive.get("Filter") != {"Tag": archive_tag[0]} or archive.get("Expiration", {}).get("Days") != 30:
+    problems.append(f"archive rule on the applied bucket: {archive}")
+else:
+    print(f"   archive rule: objects tagged {archive_tag[0]['Key']}={archive_tag[0]['Value']} ({len(bottles)} dated bottles) expire after 30 days; {len(kept)} other objects untagged")
 stats = json.load(open(f"{work}/work.json"))
 if stats.get("stored") != enqueued or stats.get("failed"):
     problems.append(f"work stored {stats.get('stored')} of {enqueued}, failed {stats.get('failed')}")
@@ -738,7 +757,7 @@ else:
 dlq = boto3.client("sqs").get_queue_attributes(QueueUrl=out["dlq_url"], AttributeNames=["ApproximateNumberOfMessages"])
 if int(dlq["Attributes"]["ApproximateNumberOfMessages"]):
     problems.append(f"{dlq['Attributes']['ApproximateNumberOfMessages']} messages in the DLQ")
-print(f"   {len(bottles)} bottles in s3://{bucket}/{prefix}/{date}/, {hash_key} lists them; Slack: {titles}")
+print(f"   {len(bottles)} bottles in s3://{bucket}/{prefix}/{date}/, {hash_key} lists their flat keys; Slack: {titles}")
 if problems:
     print("\n".join("   FAIL: " + p for p in problems)); sys.exit(1)
 EOF

@@ -80,6 +80,7 @@ module "storage" {
   force_destroy       = !var.protect_data
   transitions         = var.storage_transitions
   expire_current_days = var.expire_current_days
+  archive_days        = var.archive_days
   enforce_tls         = var.enforce_tls
   # The CDN's read grant joins the bucket's one policy.
   policy_documents = var.enable_cdn ? [module.cdn[0].bucket_policy_json] : []

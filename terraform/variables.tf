@@ -518,6 +518,17 @@ variable "storage_transitions" {
   ]
 }
 
+variable "archive_days" {
+  description = "Days the dated folders (<mirror_prefix>/<YYYY-MM-DD>/, what each run downloaded) are kept before they expire; each bottle stays under bottles/, which bottles_hash.json names. Default 30: every bottle stored once at steady state. 0: keep them forever (every bottle stored twice)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.archive_days >= 0 && floor(var.archive_days) == var.archive_days
+    error_message = "archive_days must be a whole number of days >= 0 (0 keeps the dated folders forever)."
+  }
+}
+
 variable "expire_current_days" {
   description = "Delete current bottles after this many days. null (default): never."
   type        = number

@@ -95,7 +95,7 @@ async fn sync_mirrors_both_versions_for_the_synced_families_and_verify_checks_th
         );
         assert_eq!(
             hash_file["bottles"][&bottle.sha256]["key"],
-            format!("{DATE}/{}", bottle.mirror_file_name)
+            format!("bottles/{}", bottle.mirror_file_name)
         );
         let manifest = std::fs::read_to_string(
             dest.join("bottles/portable-ruby/manifests")

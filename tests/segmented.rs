@@ -35,14 +35,7 @@ fn segmented_sync(standin: &StandIn, dest: &str, segment: &str) -> std::process:
 
 /// The sha256 of an object of the `mirror` bucket.
 async fn object_sha256(s3: &aws_sdk_s3::Client, key: &str) -> String {
-    let object = s3
-        .get_object()
-        .bucket("mirror")
-        .key(key)
-        .send()
-        .await
-        .unwrap();
-    sha256_hex(&object.body.collect().await.unwrap().into_bytes())
+    sha256_hex(&s3_object_bytes(s3, "mirror", key).await)
 }
 
 fn assert_stored(dest: &Path, bottle: &BottleInfo) {
@@ -210,6 +203,14 @@ async fn segments_into_s3_become_multipart_parts_of_a_verified_object() {
     for bottle in [&big, &ranged] {
         let key = format!("brew/{DATE}/{}", bottle.mirror_file_name);
         assert_eq!(object_sha256(&s3, &key).await, bottle.sha256, "{key}");
+        // Tagged from the CreateMultipartUpload on: the archive rule's mark.
+        assert_eq!(
+            object_tags(&s3, "mirror", &key).await,
+            ["bottlesync-archive=dated"],
+            "{key}"
+        );
+        let flat = format!("brew/bottles/{}", bottle.mirror_file_name);
+        assert!(object_tags(&s3, "mirror", &flat).await.is_empty(), "{flat}");
         assert!(
             standin.stats().bottle(&bottle.sha256).range_requests >= 3,
             "{} was segmented",

@@ -560,3 +560,134 @@ async fn a_file_truncated_while_served_gives_a_short_body_and_the_server_goes_on
     let log = served.log();
     assert!(log.contains("reading failed mid-response"), "{log}");
 }
+
+/// Every key below `prefix/` in the bucket.
+async fn keys_below(s3: &aws_sdk_s3::Client, prefix: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix(format!("{prefix}/"))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        keys.extend(
+            page.unwrap()
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(String::from)),
+        );
+    }
+    keys
+}
+
+async fn read_record(s3: &aws_sdk_s3::Client) -> serde_json::Value {
+    serde_json::from_slice(&s3_object_bytes(s3, BUCKET, "mirror/bottles_hash.json").await).unwrap()
+}
+
+/// Each bottle's bytes are stored once at steady state on S3: the record
+/// names the flat key (made before the bottle was recorded), the dated
+/// copy carries the archive tag its lifecycle rule expires, and once the
+/// dated objects are gone (deleted here, as the rule would) `verify`,
+/// `serve` (brew's installs and the registry view) and the next `sync`
+/// still work, also over an older record that names the dated keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_mirror_works_after_its_dated_archive_expired() {
+    let moto = Moto::start().await;
+    let s3 = moto.s3();
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let standin = synced_standin().await;
+    let root = format!("s3://{BUCKET}/mirror");
+    let mut cmd = sync(&standin, &root);
+    moto.apply(&mut cmd);
+    run(cmd).await.assert_code(0);
+
+    let expected = expected_bottles(&standin, &TAGS, false);
+    let record = read_record(&s3).await;
+    for (sha, bottle) in &expected {
+        let flat = format!("bottles/{}", bottle.mirror_file_name);
+        assert_eq!(record["bottles"][sha]["key"], flat.as_str(), "{sha}");
+        let dated = format!("mirror/{DATE}/{}", bottle.mirror_file_name);
+        assert_eq!(
+            object_tags(&s3, BUCKET, &dated).await,
+            ["bottlesync-archive=dated"],
+            "{dated}"
+        );
+    }
+    // Nothing the record or the API files name carries the tag.
+    let kept: Vec<String> = keys_below(&s3, "mirror")
+        .await
+        .into_iter()
+        .filter(|key| !key.starts_with(&format!("mirror/{DATE}/")))
+        .collect();
+    assert!(
+        kept.iter().any(|k| k.starts_with("mirror/api/")),
+        "{kept:?}"
+    );
+    for key in &kept {
+        assert!(object_tags(&s3, BUCKET, key).await.is_empty(), "{key}");
+    }
+
+    // The archive rule expires the dated objects.
+    let dated = keys_below(&s3, &format!("mirror/{DATE}")).await;
+    assert_eq!(dated.len(), expected.len(), "{dated:?}");
+    for key in &dated {
+        s3.delete_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+    }
+    let verify = |moto: &Moto| {
+        let mut cmd = bottlesync();
+        moto.apply(&mut cmd);
+        cmd.args(["verify", "--dest", &root]);
+        cmd
+    };
+    run(verify(&moto)).await.assert_code(0);
+    let served = Served::start(&root, &[], &moto.env()).await;
+    assert_brew_installs_everything(&served, &standin).await;
+    assert_http_semantics(&served, &standin).await;
+    drop(served);
+
+    // An older bottlesync's record names the dated keys, now expired:
+    // every reader maps them to the flat keys by file name.
+    let mut older = record.clone();
+    for entry in older["bottles"].as_object_mut().unwrap().values_mut() {
+        let file = entry["key"].as_str().unwrap().replace("bottles/", "");
+        entry["key"] = format!("{DATE}/{file}").into();
+    }
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("mirror/bottles_hash.json")
+        .body(serde_json::to_vec(&older).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    let served = Served::start(&root, &[], &moto.env()).await;
+    assert_http_semantics(&served, &standin).await;
+    drop(served);
+    run(verify(&moto)).await.assert_code(0);
+
+    // The next sync finds everything mirrored, downloads nothing, copies
+    // nothing (the flat copies are there), and its publication rewrites
+    // the older entries to name the flat keys.
+    standin.reset_stats();
+    let mut cmd = sync(&standin, &root);
+    moto.apply(&mut cmd);
+    let rerun = run(cmd).await;
+    rerun.assert_code(0);
+    assert!(
+        standin.stats().bottles.is_empty(),
+        "downloaded again: {:?}\n{}",
+        standin.stats().bottles.keys(),
+        rerun.all_output()
+    );
+    let record = read_record(&s3).await;
+    for (sha, bottle) in &expected {
+        let flat = format!("bottles/{}", bottle.mirror_file_name);
+        assert_eq!(record["bottles"][sha]["key"], flat.as_str(), "{sha}");
+    }
+    assert!(keys_below(&s3, &format!("mirror/{DATE}")).await.is_empty());
+}

@@ -27,18 +27,7 @@ async fn objects(s3: &aws_sdk_s3::Client) -> BTreeSet<String> {
 }
 
 async fn object_sha256(s3: &aws_sdk_s3::Client, key: &str) -> String {
-    let body = s3
-        .get_object()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap();
-    sha256_hex(&body.into_bytes())
+    sha256_hex(&s3_object_bytes(s3, BUCKET, key).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,10 @@
 //! committed bottles, and the content types objects are stored with: a hard
 //! link in a directory (no extra bytes), a server-side copy on S3 (moto),
 //! multipart (`UploadPartCopy`) above the store's threshold, never leaving
-//! an incomplete upload behind.
+//! an incomplete upload behind. On S3 a dated bottle carries the archive tag
+//! the lifecycle rule expires, and nothing else does: not its flat copy (a
+//! copy would inherit the source's tags by default), not the API files,
+//! manifests or `bottles_hash.json`.
 
 use std::os::unix::fs::MetadataExt;
 
@@ -203,6 +206,22 @@ async fn assert_stored_as(s3: &aws_sdk_s3::Client, key: &ObjectKey, wanted: &str
     assert_eq!(head.content_encoding(), None, "{key}");
 }
 
+/// The object's tags as `name=value`.
+async fn tags(s3: &aws_sdk_s3::Client, key: &ObjectKey) -> Vec<String> {
+    s3.get_object_tagging()
+        .bucket(BUCKET)
+        .key(format!("{PREFIX}/{key}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetObjectTagging {key}: {e:?}"))
+        .tag_set()
+        .iter()
+        .map(|t| format!("{}={}", t.key(), t.value()))
+        .collect()
+}
+
+const ARCHIVED: &str = "bottlesync-archive=dated";
+
 async fn no_incomplete_uploads(s3: &aws_sdk_s3::Client) -> bool {
     s3.list_multipart_uploads()
         .bucket(BUCKET)
@@ -238,6 +257,11 @@ async fn a_flat_copy_on_s3_is_a_server_side_copy_served_as_gzip() {
             "{name}: bytes differ"
         );
         assert_stored_as(&plain, &flat, CONTENT_TYPE_BOTTLE).await;
+        assert_eq!(tags(&plain, &dated).await, [ARCHIVED], "{name}");
+        assert!(
+            tags(&plain, &flat).await.is_empty(),
+            "{name}: the flat copy inherited the archive tag: it would expire"
+        );
         let listed = store.list("bottles").await.unwrap();
         assert!(
             listed.contains(&flat),
@@ -276,6 +300,9 @@ async fn s3_objects_carry_the_content_type_of_their_key() {
         "the large bottle was not a multipart upload: the test proves nothing"
     );
     assert_stored_as(&s3, &large, CONTENT_TYPE_BOTTLE).await;
+    // Both ways of committing a dated bottle tag it for the archive rule.
+    assert_eq!(tags(&s3, &small).await, [ARCHIVED]);
+    assert_eq!(tags(&s3, &large).await, [ARCHIVED]);
 
     // Small objects: put_atomic and put_if.
     let manifest = manifest_key("openssl@3", "3.4.0_1").unwrap();
@@ -296,6 +323,9 @@ async fn s3_objects_carry_the_content_type_of_their_key() {
         PutIf::Written(_)
     ));
     assert_stored_as(&s3, &record, CONTENT_TYPE_JSON).await;
+    for kept in [&manifest, &api, &record] {
+        assert!(tags(&s3, kept).await.is_empty(), "{kept} is tagged");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -338,6 +368,7 @@ async fn a_flat_copy_above_the_threshold_is_a_multipart_copy_with_a_retried_part
     assert_eq!(copied.content_length(), Some(bytes.len() as i64));
     assert_stored_as(&plain, &flat, CONTENT_TYPE_BOTTLE).await;
     assert!(read_object(&plain, &flat).await == bytes, "bytes differ");
+    assert!(tags(&plain, &flat).await.is_empty(), "the copy is tagged");
     assert!(no_incomplete_uploads(&plain).await);
 }
 

@@ -1,5 +1,6 @@
 //! `core::brew::publish` over a real directory store, watched write by
-//! write: the flat copies come first, then `.bottlesync/published.json`,
+//! write: the flat copies come first (and an older record's entries are
+//! rewritten to name them), then `.bottlesync/published.json`,
 //! then the API files, so a client never reads an API file naming a bottle
 //! the mirror could have but does not have yet. And a bottle the mirror
 //! lacks is named, not waited for.
@@ -151,6 +152,7 @@ async fn flat_copies_then_the_record_then_the_api_files_and_what_is_lacking_is_n
         *store.writes.lock().unwrap(),
         [
             format!("flat bottles/{wget}"),
+            "put_if bottles_hash.json".to_string(),
             "put .bottlesync/published.json".to_string(),
             "put api/internal/packages.arm64_tahoe.jws.json".to_string(),
             "put api/formula.jws.json".to_string(),
@@ -163,5 +165,13 @@ async fn flat_copies_then_the_record_then_the_api_files_and_what_is_lacking_is_n
         )
         .unwrap(),
         api.packages[&tag()].bytes
+    );
+    // The older entry now names the flat copy, the object that stays.
+    let record = bottlesync_core::journal::read_hash_file(store.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(
+        record.bottles[&sha(1)].key.as_str(),
+        format!("bottles/{wget}")
     );
 }

@@ -137,3 +137,61 @@ run "the_module_makes_its_network_by_default" {
   }
 }
 
+
+# archive_days reaches the storage module: the dated folders expire after
+# 30 days by default (each bottle stored once, under bottles/), never with 0.
+run "the_dated_archive_expires_after_archive_days" {
+  command = plan
+
+  variables {
+    s3_bucket_name = "seed-mirror"
+    worker_image   = "ghcr.io/example/bottlesync:1.0.0"
+  }
+
+  assert {
+    condition     = module.storage.archive_days == 30 && contains(module.storage.lifecycle_rule_ids, "expire-dated-archive")
+    error_message = "by default the dated archive expires after 30 days"
+  }
+}
+
+run "archive_days_reaches_the_storage_module" {
+  command = plan
+
+  variables {
+    s3_bucket_name = "seed-mirror"
+    worker_image   = "ghcr.io/example/bottlesync:1.0.0"
+    archive_days   = 90
+  }
+
+  assert {
+    condition     = module.storage.archive_days == 90
+    error_message = "archive_days = 90 reaches the archive rule"
+  }
+}
+
+run "archive_days_zero_keeps_the_archive" {
+  command = plan
+
+  variables {
+    s3_bucket_name = "seed-mirror"
+    worker_image   = "ghcr.io/example/bottlesync:1.0.0"
+    archive_days   = 0
+  }
+
+  assert {
+    condition     = module.storage.archive_days == null && !contains(module.storage.lifecycle_rule_ids, "expire-dated-archive")
+    error_message = "archive_days = 0: no archive rule"
+  }
+}
+
+run "rejects_negative_archive_days" {
+  command = plan
+
+  variables {
+    s3_bucket_name = "seed-mirror"
+    worker_image   = "ghcr.io/example/bottlesync:1.0.0"
+    archive_days   = -1
+  }
+
+  expect_failures = [var.archive_days]
+}

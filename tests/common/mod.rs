@@ -38,6 +38,42 @@ pub fn bottlesync() -> Command {
     cmd
 }
 
+/// The bytes of the S3 object `key`.
+pub async fn s3_object_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    let body = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetObject {key}: {e:?}"))
+        .body
+        .collect()
+        .await
+        .unwrap();
+    body.into_bytes().to_vec()
+}
+
+/// The tags of the S3 object `key`, as `name=value`, sorted: a dated
+/// bottle carries `bottlesync-archive=dated` (what the archive lifecycle
+/// rule expires), nothing else carries any.
+pub async fn object_tags(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<String> {
+    let tagging = s3
+        .get_object_tagging()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetObjectTagging {key}: {e:?}"));
+    let mut tags: Vec<String> = tagging
+        .tag_set()
+        .iter()
+        .map(|t| format!("{}={}", t.key(), t.value()))
+        .collect();
+    tags.sort();
+    tags
+}
+
 pub fn sync_args(standin: &StandIn, dest: &str) -> Vec<String> {
     vec![
         "sync".into(),

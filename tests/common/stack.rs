@@ -300,20 +300,7 @@ impl Stack {
     }
 
     async fn object_bytes(&self, key: &str) -> Vec<u8> {
-        let body = self
-            .moto
-            .s3()
-            .get_object()
-            .bucket(BUCKET)
-            .key(key)
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap();
-        body.into_bytes().to_vec()
+        super::s3_object_bytes(&self.moto.s3(), BUCKET, key).await
     }
 
     pub async fn object_sha256(&self, key: &str) -> String {

@@ -1,6 +1,7 @@
 //! One bottle: stream it from the registry through SHA-256 into the store,
-//! and commit only when the digest matches, then put its flat copy under
-//! `bottles/`. A bottle larger than the segment size comes down in
+//! and commit only when the digest matches (at its dated key), then put its
+//! flat copy under `bottles/`, the object the record names: the transfer
+//! succeeds only once both are there. A bottle larger than the segment size comes down in
 //! segments over several connections (`segmented`) where the store takes
 //! them; otherwise as one stream, resumed with a Range request after a
 //! broken connection, hashed on its own thread while the socket is read.
@@ -79,7 +80,7 @@ pub async fn fetch_verify_store(
                     });
                 }
                 parts.commit().await?;
-                put_flat_copy(store, job).await;
+                put_flat_copy(store, job).await?;
                 return Ok(Transfer {
                     bytes: job.size,
                     wasted_bytes: 0,
@@ -198,7 +199,7 @@ async fn fetch_as_one_stream(
         });
     }
     upload.commit().await?;
-    put_flat_copy(store, job).await;
+    put_flat_copy(store, job).await?;
     Ok(Transfer {
         bytes,
         wasted_bytes: wasted,
@@ -280,14 +281,18 @@ impl InOrderHash {
     }
 }
 
-/// The committed bottle's flat copy under `bottles/`, the name brew
-/// requests. Not making it fails nothing: the bottle is stored and
-/// recorded, and the publication before the API files makes every missing
-/// flat copy (and names any it could not).
-async fn put_flat_copy(store: &dyn BlobStore, job: &BottleJob) {
-    if let Err(e) = put_flat_copy_of(store, &job.key).await {
-        tracing::warn!(key = %job.key, error = %e, "stored, but the flat copy under bottles/ failed: the publication makes it before the API files are written");
-    }
+/// The committed bottle's flat copy under `bottles/`: the name brew
+/// requests and the object `bottles_hash.json` names, so it must exist
+/// before the bottle is recorded. A copy that fails (after the store's own
+/// retries) fails the transfer: the bottle is not recorded, and the retry
+/// (the next receive, or the next `sync`) downloads it again. The dated
+/// object it leaves is archive, expired with the others.
+async fn put_flat_copy(store: &dyn BlobStore, job: &BottleJob) -> Result<()> {
+    put_flat_copy_of(store, &job.key).await.map_err(|e| {
+        tracing::warn!(key = %job.key, flat = %job.flat_key(), error = %e,
+            "committed, but its flat copy under bottles/ failed: not recorded, to be retried");
+        e
+    })
 }
 
 /// One attempt: from `upload.written()` to the end of the body.

@@ -408,7 +408,8 @@ async fn a_granted_claim_stores_the_verified_bytes_and_counts_them_for_the_run()
     match w.bottle_state().await {
         Some(BottleState::Stored(bottle)) => {
             assert_eq!(bottle.size, BOTTLE_BYTES as u64);
-            assert_eq!(bottle.key, w.job().key);
+            // Recorded under the flat key, made before the record.
+            assert_eq!(bottle.key, w.job().flat_key());
         }
         other => panic!("the ledger does not say stored: {other:?}"),
     }
@@ -424,6 +425,47 @@ async fn a_granted_claim_stores_the_verified_bytes_and_counts_them_for_the_run()
         (0, 0),
         "nothing dead-lettered"
     );
+}
+
+/// `bottles_hash.json` names the flat copy, so it must exist before the
+/// bottle is recorded: a copy that fails leaves the bottle unrecorded and
+/// the message retried, never a record naming a missing object.
+#[tokio::test]
+async fn a_failed_flat_copy_is_retried_and_the_bottle_recorded_only_once_it_is_made() {
+    let w = world().await;
+    // A file where the bottles/ folder goes: the flat copy cannot be made.
+    let blocker = w.mirror.path().join("bottles");
+    std::fs::write(&blocker, b"not a folder").unwrap();
+
+    let first = w.handle(w.received(1)).await;
+
+    assert!(
+        matches!(&first, Disposition::Retry { reason, .. } if reason.contains("flat copy bottles/")),
+        "{first:?}"
+    );
+    assert!(
+        !matches!(w.bottle_state().await, Some(BottleState::Stored(_))),
+        "recorded as stored without its flat copy"
+    );
+    assert!(claim_is_free(&w).await, "the claim was not given back");
+    w.assert_run_uncounted().await;
+
+    std::fs::remove_file(&blocker).unwrap();
+    let second = w.handle(w.received(2)).await;
+
+    assert_eq!(
+        second,
+        Disposition::Stored {
+            bytes: BOTTLE_BYTES as u64
+        }
+    );
+    match w.bottle_state().await {
+        Some(BottleState::Stored(bottle)) => assert_eq!(bottle.key, w.job().flat_key()),
+        other => panic!("not stored: {other:?}"),
+    }
+    let flat = w.store.get(&w.job().flat_key(), u64::MAX).await.unwrap();
+    assert_eq!(flat.as_deref(), Some(&w.registry.bytes[..]));
+    assert_eq!(w.run().await.stored, 1);
 }
 
 #[tokio::test]

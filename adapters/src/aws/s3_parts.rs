@@ -39,6 +39,8 @@ pub(crate) struct PartsTarget {
     /// The full key.
     pub key: String,
     pub content_type: &'static str,
+    /// The object's tags (`x-amz-tagging`), given when it is created.
+    pub tagging: Option<String>,
 }
 
 pub(crate) struct S3Parts {
@@ -86,12 +88,14 @@ impl S3Parts {
             bucket,
             key,
             content_type,
+            tagging,
         } = target;
         let created = client
             .create_multipart_upload()
             .bucket(&bucket)
             .key(&key)
             .content_type(content_type)
+            .set_tagging(tagging)
             .metadata("sha256", sha256)
             .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
             .checksum_type(ChecksumType::FullObject)

@@ -19,6 +19,12 @@
 //! sha256 of the bytes as served. A flat copy (`put_flat_copy`) is made by
 //! S3 itself (`CopyObject`, or `UploadPartCopy` parts above 5 GiB): no
 //! bytes pass through the process.
+//!
+//! A bottle committed at its dated key (`<YYYY-MM-DD>/<file>`) carries the
+//! archive tag (`layout::ARCHIVE_TAG`, set with the `PutObject` or the
+//! `CreateMultipartUpload`, so it is there from the moment the object is),
+//! which the bucket's archive lifecycle rule expires; its flat copy is made
+//! with `TaggingDirective: REPLACE` and no tags, so it never inherits it.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -31,7 +37,7 @@ use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart, Delete,
-    MetadataDirective, ObjectIdentifier,
+    MetadataDirective, ObjectIdentifier, TaggingDirective,
 };
 use base64::Engine;
 use bytes::Bytes;
@@ -42,7 +48,7 @@ use tokio::task::JoinHandle;
 use bottlesync_core::error::{Error, Result};
 use bottlesync_core::model::digest::Sha256Digest;
 use bottlesync_core::model::key::ObjectKey;
-use bottlesync_core::model::layout::content_type;
+use bottlesync_core::model::layout::{archive_tag, content_type};
 use bottlesync_core::ports::store::{
     BlobStore, ObjectMeta, ObjectRead, PartsUpload, Precondition, PutIf, Upload, VersionToken,
 };
@@ -181,6 +187,12 @@ fn is_precondition_failed<E: ProvideErrorMetadata>(error: &SdkError<E, HttpRespo
     }
 }
 
+/// The `x-amz-tagging` of a new object at `key`: the archive tag of a
+/// dated bottle, nothing for anything else.
+pub(crate) fn tagging(key: &ObjectKey) -> Option<String> {
+    archive_tag(key).map(|(name, value)| format!("{name}={value}"))
+}
+
 /// S3's encoding of a CRC64NVME: base64 of the 8 big-endian bytes.
 pub(crate) fn crc64_header(crc: &CrcDigest) -> String {
     base64::engine::general_purpose::STANDARD.encode(crc.finalize().to_be_bytes())
@@ -311,6 +323,10 @@ impl S3Store {
                 .metadata_directive(MetadataDirective::Replace)
                 .content_type(content_type(to))
                 .set_metadata(source.metadata().cloned())
+                // Not the source's tags (COPY is the default): a flat copy
+                // of a dated bottle must not carry its archive tag.
+                .tagging_directive(TaggingDirective::Replace)
+                .set_tagging(tagging(to))
                 .send()
         })
         .await
@@ -340,6 +356,7 @@ impl S3Store {
                 .key(&target)
                 .content_type(content_type(to))
                 .set_metadata(source.metadata().cloned())
+                .set_tagging(tagging(to))
                 .send()
         })
         .await
@@ -524,6 +541,7 @@ impl BlobStore for S3Store {
             bucket: self.bucket.clone(),
             key: self.full_key(key.as_str()),
             content_type: content_type(key),
+            tagging: tagging(key),
             sha256: expected.clone(),
             base_part_size: self.part_size_for(size_hint),
             buffer: Vec::new(),
@@ -551,6 +569,7 @@ impl BlobStore for S3Store {
                     bucket: self.bucket.clone(),
                     key: self.full_key(key.as_str()),
                     content_type: content_type(key),
+                    tagging: tagging(key),
                 },
                 expected.as_str(),
                 size,
@@ -825,6 +844,8 @@ struct S3Upload {
     bucket: String,
     key: String,
     content_type: &'static str,
+    /// The object's tags (`x-amz-tagging`), given when it is created.
+    tagging: Option<String>,
     sha256: Sha256Digest,
     base_part_size: usize,
     buffer: Vec<u8>,
@@ -864,6 +885,7 @@ impl S3Upload {
             .bucket(&self.bucket)
             .key(&self.key)
             .content_type(self.content_type)
+            .set_tagging(self.tagging.clone())
             .metadata("sha256", self.sha256.as_str())
             .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
             .checksum_type(ChecksumType::FullObject)
@@ -940,6 +962,7 @@ impl S3Upload {
                 .bucket(&self.bucket)
                 .key(&self.key)
                 .content_type(self.content_type)
+                .set_tagging(self.tagging.clone())
                 .content_length(body.len() as i64)
                 .checksum_sha256(&checksum)
                 .metadata("sha256", self.sha256.as_str())

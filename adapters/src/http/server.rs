@@ -279,8 +279,9 @@ impl MirrorServer {
         Ok(Body::from_stream(body))
     }
 
-    /// The stored bottle `bottles_hash.json` lists for `sha256`, reading
-    /// the file again when it changed since the last look.
+    /// The stored bottle `bottles_hash.json` lists for `sha256` (its flat
+    /// key: an older record's dated key may have expired), reading the file
+    /// again when it changed since the last look.
     async fn blob_key(&self, sha256: &Sha256Digest) -> Result<Option<ObjectKey>> {
         let hash_key = ObjectKey::parse(HASH_FILE_NAME)?;
         let etag = self.store.stat(&hash_key).await?.and_then(|meta| meta.etag);
@@ -294,7 +295,7 @@ impl MirrorServer {
             blobs.bottles = record
                 .bottles
                 .into_iter()
-                .map(|(sha, bottle)| (sha, bottle.key))
+                .map(|(sha, bottle)| (sha, bottle.flat_key()))
                 .collect();
             blobs.etag = etag;
         }

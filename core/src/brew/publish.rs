@@ -1,10 +1,12 @@
 //! Publishing the brew-usable view of a mirror (`bottles/` and `api/`, see
 //! [`layout`](crate::model::layout)) after a run's bottles are stored:
 //!
-//! 1. every bottle `bottles_hash.json` lists gets its flat copy under
+//! 1. every bottle `bottles_hash.json` lists has its flat copy under
 //!    `bottles/` (a hard link or a server-side copy, see
-//!    [`BlobStore::put_flat_copy`]), the ones a run just stored and any an
-//!    older bottlesync stored before flat copies existed;
+//!    [`BlobStore::put_flat_copy`]): workers make it before they record a
+//!    bottle, so this only backfills what an older bottlesync recorded
+//!    under a dated key before flat copies existed (copied from that dated
+//!    key while it has not expired);
 //! 2. the bottles each API file names for the formulae in scope are
 //!    checked against what is now in `bottles/` (name and digest);
 //! 3. only then are the API files written, each atomically, byte for byte
@@ -24,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::model::hash_file::MirroredBottle;
 use crate::model::index::Rejection;
 use crate::model::key::ObjectKey;
-use crate::model::layout::{BOTTLES_DIR, flat_bottle_key, formula_jws_key, packages_key};
+use crate::model::layout::{BOTTLES_DIR, flat_key_of, formula_jws_key, packages_key};
 use crate::model::packages::{DependencyRules, PackagesFile};
 use crate::model::tag::Tag;
 use crate::ports::store::{BlobStore, INTERNAL_PREFIX};
@@ -211,9 +213,9 @@ pub async fn flat_names(store: &dyn BlobStore) -> Result<HashSet<String>> {
         .collect())
 }
 
-/// Makes the flat copy of every bottle in `stored` that has none yet.
-/// Returns (made, failed); failures are logged and leave that bottle out
-/// of `present`.
+/// Makes the flat copy of every bottle in `stored` that has none yet, from
+/// the dated key an older record names. Returns (made, failed); failures
+/// are logged and leave that bottle out of `present`.
 pub async fn make_flat_copies(
     store: &dyn BlobStore,
     stored: &BTreeMap<Sha256Digest, MirroredBottle>,
@@ -238,7 +240,7 @@ pub async fn make_flat_copies(
             }
             Err(e) => {
                 failed += 1;
-                tracing::warn!(file = %name, error = %e, "could not make the flat copy under bottles/; clients fetch this bottle upstream until the next run makes it");
+                tracing::warn!(file = %name, error = %e, "could not make the flat copy under bottles/; the API files name this bottle as missing (clients fetch it upstream)");
             }
         }
     }
@@ -247,14 +249,70 @@ pub async fn make_flat_copies(
 
 async fn flat_copy(store: &dyn BlobStore, bottle: &MirroredBottle) -> (String, Result<()>) {
     let name = bottle.key.file_name().to_string();
-    (name, put_flat_copy_of(store, &bottle.key).await)
+    let result = match bottle.archived_key() {
+        Some(dated) => put_flat_copy_of(store, dated).await,
+        // Recorded under its flat key, which was made before the record
+        // named it: the object was deleted since, and nothing is left to
+        // copy it from.
+        None => Err(Error::store(
+            store.location(),
+            format!(
+                "{} is missing, and {} names no other copy of it",
+                bottle.key,
+                crate::model::hash_file::HASH_FILE_NAME
+            ),
+        )),
+    };
+    (name, result)
+}
+
+/// Rewrites the entries an older record names under their dated key, once
+/// their flat copy is there, to name the flat key: the record then names
+/// only objects that stay (the dated ones expire). Readers map the old
+/// entries by file name anyway, so a failure here is logged and changes
+/// nothing; the next publication tries again.
+async fn record_flat_keys(
+    store: &dyn BlobStore,
+    stored: &BTreeMap<Sha256Digest, MirroredBottle>,
+    present: &HashSet<String>,
+) {
+    let moved: Vec<(Sha256Digest, MirroredBottle)> = stored
+        .iter()
+        .filter(|(_, bottle)| {
+            bottle.archived_key().is_some() && present.contains(bottle.key.file_name())
+        })
+        .map(|(sha, bottle)| {
+            let key = bottle.flat_key();
+            (
+                sha.clone(),
+                MirroredBottle {
+                    key,
+                    ..bottle.clone()
+                },
+            )
+        })
+        .collect();
+    if moved.is_empty() {
+        return;
+    }
+    match crate::journal::compact_into(store, moved.iter().cloned()).await {
+        Ok(_) => tracing::info!(
+            bottles = moved.len(),
+            "bottles_hash.json now names the flat key of each bottle an older bottlesync recorded under its dated key"
+        ),
+        Err(e) => tracing::warn!(
+            bottles = moved.len(),
+            error = %e,
+            "could not rewrite older entries of bottles_hash.json to their flat keys; readers map them by file name, the next publication tries again"
+        ),
+    }
 }
 
 /// Puts the flat copy (`bottles/<its file name>`) of the committed bottle
-/// at `dated`: what the worker does at commit and publication backfills.
+/// at `dated`: what the worker does before it records a bottle, and what
+/// publication backfills for an older record.
 pub async fn put_flat_copy_of(store: &dyn BlobStore, dated: &ObjectKey) -> Result<()> {
-    let flat = flat_bottle_key(dated.file_name())?;
-    store.put_flat_copy(dated, &flat).await
+    store.put_flat_copy(dated, &flat_key_of(dated)).await
 }
 
 /// Publishes `api` over the mirror whose stored bottles are `stored` (the
@@ -267,6 +325,7 @@ pub async fn publish(
 ) -> Result<PublishReport> {
     let mut present = flat_names(store).await?;
     let (flat_copies, flat_copy_failures) = make_flat_copies(store, stored, &mut present).await;
+    record_flat_keys(store, stored, &present).await;
     let mut missing = BTreeSet::new();
     for file in api.packages.values() {
         for wanted in api.scope.wanted_bottles(file) {

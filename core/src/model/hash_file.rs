@@ -25,23 +25,41 @@ pub struct MirroredBottle {
     pub version: String,
     pub rebuild: u32,
     pub tag: Tag,
+    /// Where the mirror keeps the bottle: its flat key `bottles/<file>`,
+    /// the object that stays. Records written before bottlesync recorded
+    /// flat keys name the dated key (`<YYYY-MM-DD>/<file>`), which may
+    /// since have expired: read it through [`MirroredBottle::flat_key`].
     pub key: ObjectKey,
     pub size: u64,
     pub downloaded_at: DateTime<Utc>,
 }
 
 impl MirroredBottle {
-    /// The record of `job`'s bottle, stored with `size` bytes at `at`.
+    /// The record of `job`'s bottle, stored with `size` bytes at `at`: it
+    /// names the flat key, which the worker made before recording it.
     pub fn from_job(job: &crate::BottleJob, size: u64, at: DateTime<Utc>) -> Self {
         MirroredBottle {
             name: job.name.clone(),
             version: job.pkg_version(),
             rebuild: job.rebuild,
             tag: job.tag.clone(),
-            key: job.key.clone(),
+            key: job.flat_key(),
             size,
             downloaded_at: at,
         }
+    }
+
+    /// `bottles/<file name>`: the object that stays, whatever key the
+    /// record names (an older record's dated key maps by its file name).
+    pub fn flat_key(&self) -> ObjectKey {
+        crate::model::layout::flat_key_of(&self.key)
+    }
+
+    /// The recorded key when it is not the flat key (an older record's
+    /// dated key): the source a missing flat copy can still be made from,
+    /// while it has not expired.
+    pub fn archived_key(&self) -> Option<&ObjectKey> {
+        (self.key != self.flat_key()).then_some(&self.key)
     }
 }
 
@@ -197,7 +215,7 @@ mod tests {
             version: "8.17.0".into(),
             rebuild: 1,
             tag: Tag::parse("arm64_tahoe").unwrap(),
-            key: ObjectKey::parse("2026-11-29/curl-8.17.0.arm64_tahoe.bottle.1.tar.gz").unwrap(),
+            key: ObjectKey::parse("bottles/curl-8.17.0.arm64_tahoe.bottle.1.tar.gz").unwrap(),
             size: 347618,
             downloaded_at: Utc::now(),
         }
@@ -215,11 +233,61 @@ mod tests {
         assert_eq!(value["schema"], 1);
         assert_eq!(
             entry["key"],
-            "2026-11-29/curl-8.17.0.arm64_tahoe.bottle.1.tar.gz"
+            "bottles/curl-8.17.0.arm64_tahoe.bottle.1.tar.gz"
         );
         assert_eq!(entry["rebuild"], 1);
         assert_eq!(entry["size"], 347618);
         assert_eq!(MirrorRecord::parse(&bytes).unwrap(), record);
+    }
+
+    #[test]
+    fn a_stored_job_is_recorded_under_its_flat_key() {
+        let job = crate::BottleJob {
+            name: "curl".into(),
+            version: "8.17.0".into(),
+            revision: 0,
+            rebuild: 1,
+            tag: Tag::parse("arm64_tahoe").unwrap(),
+            sha256: Sha256Digest::parse(&"a".repeat(64)).unwrap(),
+            url: "https://ghcr.io/v2/homebrew/core/curl/blobs/sha256:aa"
+                .parse()
+                .unwrap(),
+            size: 347618,
+            size_source: crate::model::job::SizeSource::Manifest,
+            key: ObjectKey::parse("2026-11-29/curl-8.17.0.arm64_tahoe.bottle.1.tar.gz").unwrap(),
+        };
+        let recorded = MirroredBottle::from_job(&job, 347618, Utc::now());
+        assert_eq!(
+            recorded.key.as_str(),
+            "bottles/curl-8.17.0.arm64_tahoe.bottle.1.tar.gz"
+        );
+        assert_eq!(recorded.flat_key(), recorded.key);
+        assert_eq!(recorded.archived_key(), None);
+    }
+
+    /// Records written before bottlesync recorded flat keys name the dated
+    /// key, which the archive rule may have expired since: every reader
+    /// goes through `flat_key`, and the dated key is only a copy source.
+    #[test]
+    fn an_older_record_naming_a_dated_key_reads_as_its_flat_key() {
+        let sha = "b".repeat(64);
+        let older = format!(
+            r#"{{"schema":1,"updated_at":"2026-11-29T03:12:00Z","bottles":{{"{sha}":{{"name":"openssl@3","version":"3.6.0","rebuild":0,"tag":"arm64_tahoe","key":"2026-11-29/openssl@3-3.6.0.arm64_tahoe.bottle.tar.gz","size":1,"downloaded_at":"2026-11-29T03:11:58Z"}}}}}}"#
+        );
+        let record = MirrorRecord::parse(older.as_bytes()).unwrap();
+        let bottle = &record.bottles[&Sha256Digest::parse(&sha).unwrap()];
+        assert_eq!(
+            bottle.flat_key().as_str(),
+            "bottles/openssl@3-3.6.0.arm64_tahoe.bottle.tar.gz"
+        );
+        assert_eq!(
+            bottle.archived_key().map(ObjectKey::as_str),
+            Some("2026-11-29/openssl@3-3.6.0.arm64_tahoe.bottle.tar.gz")
+        );
+        // Written back unchanged: what it names is decided by publication,
+        // which knows whether the flat copy exists.
+        let again = MirrorRecord::parse(&record.to_validated_json().unwrap()).unwrap();
+        assert_eq!(again, record);
     }
 
     #[test]

@@ -52,6 +52,12 @@ impl BottleJob {
         crate::model::naming::version_rebuild(&self.pkg_version(), self.rebuild)
     }
 
+    /// `bottles/<mirror file name>`: the flat copy brew requests, made from
+    /// the committed `key` before the bottle is recorded.
+    pub fn flat_key(&self) -> ObjectKey {
+        crate::model::layout::flat_key_of(&self.key)
+    }
+
     /// `name pkg_version tag`, for logs and summaries.
     pub fn label(&self) -> String {
         format!("{} {} {}", self.name, self.pkg_version(), self.tag)

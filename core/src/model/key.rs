@@ -48,6 +48,16 @@ impl ObjectKey {
         ObjectKey::parse(&format!("{}/{file_name}", date.format("%Y-%m-%d")))
     }
 
+    /// Whether this is exactly `<YYYY-MM-DD>/<file name>` (a real date,
+    /// written as [`ObjectKey::dated`] writes it): a run's archive folder.
+    pub fn is_dated(&self) -> bool {
+        self.0.split_once('/').is_some_and(|(date, file)| {
+            !file.contains('/')
+                && NaiveDate::parse_from_str(date, "%Y-%m-%d")
+                    .is_ok_and(|d| d.format("%Y-%m-%d").to_string() == date)
+        })
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -105,5 +115,20 @@ mod tests {
         assert_eq!(key.as_str(), "2026-11-29/wget-1.0.tahoe.bottle.tar.gz");
         assert_eq!(key.file_name(), "wget-1.0.tahoe.bottle.tar.gz");
         assert!(ObjectKey::dated(date, "../x").is_err());
+        assert!(key.is_dated());
+        for not_dated in [
+            "bottles/wget-1.0.tahoe.bottle.tar.gz",
+            "bottles_hash.json",
+            "api/formula.jws.json",
+            "2026-13-01/wget-1.0.tahoe.bottle.tar.gz",
+            "2026-1-29/wget-1.0.tahoe.bottle.tar.gz",
+            "2026-11-29/sub/wget-1.0.tahoe.bottle.tar.gz",
+            ".bottlesync/journal/x.json",
+        ] {
+            assert!(
+                !ObjectKey::parse(not_dated).unwrap().is_dated(),
+                "{not_dated}"
+            );
+        }
     }
 }

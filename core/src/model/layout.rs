@@ -7,7 +7,14 @@
 //! <dest>/bottles/<image>/manifests/<ref>          the upstream OCI image index
 //! <dest>/api/internal/packages.<tag>.jws.json     HOMEBREW_API_DOMAIN=<base>/api (brew >= 6)
 //! <dest>/api/formula.jws.json                     older clients
+//! <dest>/<YYYY-MM-DD>/<mirror file name>         the archive: what one run downloaded
 //! ```
+//!
+//! `bottles_hash.json` names a bottle's flat key, the object that stays; the
+//! dated object is where the bottle was first committed (verified), and on
+//! S3 it carries the [`ARCHIVE_TAG`], which the storage's archive lifecycle
+//! rule expires after `archive_days`, so that a bottle's bytes are stored
+//! once at steady state.
 //!
 //! Stored names carry a literal `@` or `+` (`openssl@3-...`); a client
 //! percent-encodes them in its request, a server decodes them.
@@ -29,6 +36,21 @@ pub const CONTENT_TYPE_IMAGE_INDEX: &str = "application/vnd.oci.image.index.v1+j
 pub const CONTENT_TYPE_JSON: &str = "application/json";
 pub const CONTENT_TYPE_OTHER: &str = "application/octet-stream";
 
+/// The object tag (key, value) S3 puts on every object of a dated folder,
+/// and on nothing else: the archive lifecycle rule
+/// (`terraform/modules/storage`) expires exactly the objects that carry it.
+/// A lifecycle filter takes a key prefix, and no prefix matches exactly the
+/// `<YYYY-MM-DD>/` folders (`<prefix>/2` would match any other name starting
+/// with a 2), while a tag is on exactly the objects written with it; flat
+/// copies are made without it (`TaggingDirective: REPLACE`).
+pub const ARCHIVE_TAG: (&str, &str) = ("bottlesync-archive", "dated");
+
+/// The tags `key` is stored with: the [`ARCHIVE_TAG`] for a dated bottle
+/// (`<YYYY-MM-DD>/<file>`), none for anything else.
+pub fn archive_tag(key: &ObjectKey) -> Option<(&'static str, &'static str)> {
+    key.is_dated().then_some(ARCHIVE_TAG)
+}
+
 /// `packages.<tag>.jws.json`: the per-tag API file brew >= 6 fetches.
 pub fn packages_file_name(tag: &Tag) -> String {
     format!("packages.{tag}.jws.json")
@@ -43,6 +65,12 @@ pub fn flat_bottle_key(file_name: &str) -> Result<ObjectKey> {
         });
     }
     ObjectKey::parse(&format!("{BOTTLES_DIR}/{file_name}"))
+}
+
+/// `bottles/<file name of key>`: the flat key of the bottle stored at
+/// `key`. Cannot fail: the last component of a valid key is a valid name.
+pub fn flat_key_of(key: &ObjectKey) -> ObjectKey {
+    flat_bottle_key(key.file_name()).expect("the file name of a valid key makes a valid flat key")
 }
 
 /// `bottles/<image>/manifests/<version_rebuild>` of a formula: where brew
@@ -110,6 +138,26 @@ mod tests {
             "api/internal/packages.arm64_tahoe.jws.json"
         );
         assert_eq!(formula_jws_key().as_str(), "api/formula.jws.json");
+    }
+
+    #[test]
+    fn only_dated_bottles_carry_the_archive_tag() {
+        let of = |key: &str| archive_tag(&ObjectKey::parse(key).unwrap());
+        assert_eq!(
+            of("2026-11-29/wget-1.25.0.tahoe.bottle.1.tar.gz"),
+            Some(("bottlesync-archive", "dated"))
+        );
+        for kept in [
+            "bottles/wget-1.25.0.tahoe.bottle.1.tar.gz",
+            "bottles/openssl/3/manifests/3.4.0",
+            "api/internal/packages.tahoe.jws.json",
+            "api/formula.jws.json",
+            "bottles_hash.json",
+            ".bottlesync/journal/x.json",
+            ".bottlesync/published.json",
+        ] {
+            assert_eq!(of(kept), None, "{kept}");
+        }
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! everything a hostile or broken producer could get wrong, because the key
 //! and URL in it decide what is written where.
 
-use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -96,16 +95,7 @@ impl BottleMessage {
         // Exactly `<YYYY-MM-DD>/<file>`, as the planner writes it: anything
         // else could place a bottle in the mirror's internal folder or
         // beside bottles_hash.json.
-        let dated = job
-            .key
-            .as_str()
-            .split_once('/')
-            .is_some_and(|(date, file)| {
-                !file.contains('/')
-                    && NaiveDate::parse_from_str(date, "%Y-%m-%d")
-                        .is_ok_and(|d| d.format("%Y-%m-%d").to_string() == date)
-            });
-        if !dated {
+        if !job.key.is_dated() {
             return Err(format!("key {} is not <YYYY-MM-DD>/<file name>", job.key));
         }
         if !matches!(job.url.scheme(), "http" | "https") || !hosts.allows(&job.url) {

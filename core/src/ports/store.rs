@@ -152,7 +152,9 @@ pub trait BlobStore: Send + Sync + 'static {
     }
 
     /// Makes `to` hold the same bytes as the committed object `from` (a
-    /// verified bottle): the flat copy brew requests under `bottles/`.
+    /// verified bottle): the flat copy brew requests under `bottles/`, and
+    /// the object `bottles_hash.json` names. It never carries `from`'s
+    /// archive tag (`layout::archive_tag`): the copy must not expire.
     /// Idempotent: when `to` already holds an object of the same size it is
     /// left alone. Readers of `to` see nothing, the old object or the whole new
     /// one, never a part.

@@ -25,6 +25,10 @@ locals {
         Action = [
           "s3:GetObject",
           "s3:PutObject",
+          # A dated bottle is written with its archive tag (x-amz-tagging on
+          # PutObject and CreateMultipartUpload), which the storage module's
+          # archive rule expires: S3 authorises that tag as PutObjectTagging.
+          "s3:PutObjectTagging",
           "s3:DeleteObject",
           "s3:AbortMultipartUpload",
           "s3:ListMultipartUploadParts",

@@ -6,6 +6,10 @@ locals {
   log_bucket_name = coalesce(var.log_bucket_name, "${var.bucket_name}-logs")
   # Lifecycle rules that concern bottles apply below the mirror prefix only.
   mirror_key_prefix = var.mirror_prefix == "" ? "" : "${var.mirror_prefix}/"
+  # The tag bottlesync puts on every object of a dated folder
+  # (<prefix>/<YYYY-MM-DD>/<file>) and on nothing else (core's
+  # layout::ARCHIVE_TAG): the archive rule's filter.
+  archive_tag       = { key = "bottlesync-archive", value = "dated" }
   access_log_prefix = "s3-access/${var.bucket_name}/"
   sse_algorithm     = var.kms_key_arn == null ? "AES256" : "aws:kms"
   # The number of documents is known at plan time even when their text is not.
@@ -145,6 +149,40 @@ resource "aws_s3_bucket_lifecycle_configuration" "mirror" {
           days          = transition.value.days
           storage_class = transition.value.storage_class
         }
+      }
+    }
+  }
+
+  # The dated folders are the archive view: each bottle is also at its flat
+  # key bottles/<file> (a server-side copy made before bottles_hash.json
+  # names it), so expiring them after archive_days stores every bottle once.
+  # A lifecycle filter matches a key prefix, and no prefix matches exactly
+  # <prefix>/<YYYY-MM-DD>/ (<prefix>/2 also matches anything else starting
+  # with a 2): the filter is the tag bottlesync writes with exactly the
+  # dated objects, never with bottles/, api/, bottles_hash.json or
+  # .bottlesync/ (flat copies are made without the source's tags). The tag
+  # alone, not with the mirror prefix in an and block: it already names
+  # exactly the archive objects (of any bottlesync mirror in this bucket),
+  # and an and block always carries an object size (0) that moto does not
+  # keep, so examples/local could never apply it. In this versioned bucket
+  # an expired object becomes a noncurrent version: it is deleted a day
+  # later, not after noncurrent_version_expiration_days.
+  dynamic "rule" {
+    for_each = var.archive_days == 0 ? [] : [var.archive_days]
+    content {
+      id     = "expire-dated-archive"
+      status = "Enabled"
+      filter {
+        tag {
+          key   = local.archive_tag.key
+          value = local.archive_tag.value
+        }
+      }
+      expiration {
+        days = rule.value
+      }
+      noncurrent_version_expiration {
+        noncurrent_days = 1
       }
     }
   }

@@ -27,3 +27,8 @@ output "lifecycle_rule_ids" {
   description = "Ids of the mirror bucket's lifecycle rules."
   value       = [for r in aws_s3_bucket_lifecycle_configuration.mirror.rule : r.id]
 }
+
+output "archive_days" {
+  description = "Days after which the dated folders' objects (tagged bottlesync-archive=dated) expire; null when they are kept forever (archive_days = 0)."
+  value       = one([for r in aws_s3_bucket_lifecycle_configuration.mirror.rule : r.expiration[0].days if r.id == "expire-dated-archive"])
+}

@@ -99,6 +99,17 @@ variable "transitions" {
   }
 }
 
+variable "archive_days" {
+  description = "Days the dated folders (<mirror_prefix>/<YYYY-MM-DD>/, what each run downloaded: the archive view) are kept before they expire, so that each bottle is stored once, under bottles/ (which bottles_hash.json names and nothing expires). The rule matches only objects tagged bottlesync-archive=dated, which bottlesync puts on dated bottles alone. 0: keep them forever (each bottle then stored twice)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.archive_days >= 0 && floor(var.archive_days) == var.archive_days
+    error_message = "archive_days must be a whole number of days >= 0 (0 keeps the dated folders forever)."
+  }
+}
+
 variable "expire_current_days" {
   description = "Delete current bottles this many days after upload. null (the default): never; a mirror that expires still-current bottles loses data."
   type        = number

@@ -52,9 +52,9 @@ run "data_plane_scoped_to_the_mirror" {
   }
   assert {
     condition = toset(one([for s in output.policies.worker.Statement : s.Action if s.Sid == "MirrorObjects"])) == toset([
-      "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",
+      "s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",
     ])
-    error_message = "object actions: get, put, delete, multipart"
+    error_message = "object actions: get, put (with the archive tag of dated bottles), delete, multipart"
   }
   assert {
     condition     = one([for s in output.policies.planner.Statement : s.Condition.StringLikeIfExists["s3:prefix"] if s.Sid == "MirrorBucketList"]) == ["homebrew", "homebrew/*"]

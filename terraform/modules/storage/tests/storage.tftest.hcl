@@ -16,9 +16,9 @@ run "defaults_never_expire_current_bottles" {
   }
   assert {
     condition = toset([for r in aws_s3_bucket_lifecycle_configuration.mirror.rule : r.id]) == toset([
-      "abort-incomplete-multipart-uploads", "expire-noncurrent-versions", "transition-old-bottles",
+      "abort-incomplete-multipart-uploads", "expire-noncurrent-versions", "transition-old-bottles", "expire-dated-archive",
     ])
-    error_message = "default lifecycle rules: abort multipart, expire noncurrent versions, transitions"
+    error_message = "default lifecycle rules: abort multipart, expire noncurrent versions, transitions, the dated archive"
   }
   assert {
     condition = one([for r in aws_s3_bucket_lifecycle_configuration.mirror.rule : r.abort_incomplete_multipart_upload[0].days_after_initiation
@@ -193,4 +193,88 @@ run "tags_reach_the_resources" {
     condition     = aws_s3_bucket.mirror.tags == var.tags
     error_message = "the module's resources carry var.tags"
   }
+}
+
+# The dated folders (<prefix>/<YYYY-MM-DD>/) are an archive view: expired
+# after archive_days, matched by the tag bottlesync writes on exactly the
+# dated objects. S3 applies a rule whose filter is a tag to every object
+# that has the tag; the objects below are what a mirror holds, with the tags
+# bottlesync gives them.
+run "the_dated_archive_expires_after_30_days_by_default_and_nothing_else_does" {
+  command = plan
+
+  assert {
+    condition     = one([for r in aws_s3_bucket_lifecycle_configuration.mirror.rule : r.expiration[0].days if r.id == "expire-dated-archive"]) == 30
+    error_message = "the dated archive expires after 30 days by default"
+  }
+  assert {
+    condition     = one([for r in aws_s3_bucket_lifecycle_configuration.mirror.rule : r.noncurrent_version_expiration[0].noncurrent_days if r.id == "expire-dated-archive"]) == 1
+    error_message = "an expired archive object (a noncurrent version: the bucket is versioned) is deleted a day later"
+  }
+  assert {
+    condition     = one([for r in aws_s3_bucket_lifecycle_configuration.mirror.rule : [for t in r.filter[0].tag : "${t.key}=${t.value}"] if r.id == "expire-dated-archive"]) == ["bottlesync-archive=dated"]
+    error_message = "the archive rule's filter is the archive tag"
+  }
+  assert {
+    condition     = one([for r in aws_s3_bucket_lifecycle_configuration.mirror.rule : length(r.filter[0].and) if r.id == "expire-dated-archive"]) == 0
+    error_message = "the tag alone: no and block (it would carry an object size moto drops, and match nothing more exactly)"
+  }
+  assert {
+    condition = [
+      for key, tags in {
+        "homebrew/2026-11-29/wget-1.25.0.arm64_tahoe.bottle.tar.gz"   = { "bottlesync-archive" = "dated" }
+        "homebrew/bottles/wget-1.25.0.arm64_tahoe.bottle.tar.gz"      = {}
+        "homebrew/bottles/wget/manifests/1.25.0"                      = {}
+        "homebrew/api/internal/packages.arm64_tahoe.jws.json"         = {}
+        "homebrew/api/formula.jws.json"                               = {}
+        "homebrew/bottles_hash.json"                                  = {}
+        "homebrew/.bottlesync/published.json"                         = {}
+        "homebrew/2026-11-29/bottles_hash.json-would-be-a-dated-name" = {}
+      } : key
+      if anytrue([for r in aws_s3_bucket_lifecycle_configuration.mirror.rule : alltrue([for t in r.filter[0].tag : lookup(tags, t.key, null) == t.value]) if r.id == "expire-dated-archive"])
+    ] == ["homebrew/2026-11-29/wget-1.25.0.arm64_tahoe.bottle.tar.gz"]
+    error_message = "the archive rule expires the dated bottles and nothing else: not bottles/, api/, bottles_hash.json or the bookkeeping"
+  }
+}
+
+run "archive_days_sets_the_archive_rule_days" {
+  command = plan
+
+  variables {
+    archive_days = 7
+  }
+
+  assert {
+    condition     = one([for r in aws_s3_bucket_lifecycle_configuration.mirror.rule : r.expiration[0].days if r.id == "expire-dated-archive"]) == 7
+    error_message = "archive_days = 7 expires the dated archive after 7 days"
+  }
+}
+
+run "archive_days_zero_keeps_the_dated_folders_forever" {
+  command = plan
+
+  variables {
+    archive_days = 0
+  }
+
+  assert {
+    condition     = !contains([for r in aws_s3_bucket_lifecycle_configuration.mirror.rule : r.id], "expire-dated-archive")
+    error_message = "archive_days = 0: no archive rule"
+  }
+}
+
+run "rejects_negative_archive_days" {
+  command = plan
+  variables {
+    archive_days = -1
+  }
+  expect_failures = [var.archive_days]
+}
+
+run "rejects_fractional_archive_days" {
+  command = plan
+  variables {
+    archive_days = 1.5
+  }
+  expect_failures = [var.archive_days]
 }
