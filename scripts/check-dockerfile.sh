@@ -15,11 +15,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dockerfile=${1:-Dockerfile}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bottlesync/target}"
-# A fixed place, so the context's own crates build incrementally from one
-# run to the next (a new path would be a new package to cargo).
+# The context's workspace crates are the same units to cargo as the
+# repository's (a path package's unit hash is relative to its workspace
+# root), so this build overwrites theirs in the shared target dir, with
+# fingerprints naming the context's copies of the sources. Left in place,
+# those copies (never edited) made every later build of the repository take
+# the artefact as fresh and link stale crates after an edit. Deleting the
+# context afterwards makes cargo rebuild those units from the repository's
+# sources the next time.
 work="$CARGO_TARGET_DIR/dockerfile-check"
 rm -rf "$work"
 mkdir -p "$work"
+trap 'rm -rf "$work/root"' EXIT
 
 # Prints the build stage's WORKDIR and its cargo command, and lays the
 # stage's COPYs out under $work/root (the image's file system).
