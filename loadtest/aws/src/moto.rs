@@ -40,8 +40,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn wait_until_up(endpoint: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+/// Waits until the server at `endpoint` answers. `false` when `child`
+/// exits first: it could not bind its port (another test's server took the
+/// free port it was given in between), and the caller starts it again on
+/// another.
+async fn wait_until_up(endpoint: &str, child: &mut Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
     let http = reqwest::Client::new();
     while http
         .get(format!("{endpoint}/moto-api/"))
@@ -49,44 +53,56 @@ async fn wait_until_up(endpoint: &str) {
         .await
         .is_err()
     {
+        if let Ok(Some(status)) = child.try_wait() {
+            eprintln!(
+                "moto_server for {endpoint} exited ({status}) before answering: trying another port"
+            );
+            return false;
+        }
         assert!(
             Instant::now() < deadline,
-            "moto_server did not come up at {endpoint}"
+            "moto_server did not come up at {endpoint} in 60 s"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    true
 }
 
 impl Moto {
     pub async fn start() -> Moto {
         let binary = moto_binary();
-        let (port, serial_port) = (free_port(), free_port());
-        let main = Command::new(&binary)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server starts");
         // The virtualenv's python, next to its moto_server.
         let python = binary.with_file_name("python");
         require_awscrt(&python);
         // Beside the stand-in, where scripts/terraform-check.sh also runs it.
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../moto_serial.py");
-        let serial = Command::new(&python)
-            .arg(&script)
-            .args(["-H", "127.0.0.1", "-p", &serial_port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{} {}: {e}", python.display(), script.display()));
-        let moto = Moto {
-            children: vec![main, serial],
-            endpoint: format!("http://127.0.0.1:{port}"),
-            dynamodb_endpoint: format!("http://127.0.0.1:{serial_port}"),
+        let spawn = |command: &mut Command, port: u16| {
+            command
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{command:?}: {e}"))
         };
-        wait_until_up(&moto.endpoint).await;
-        wait_until_up(&moto.dynamodb_endpoint).await;
-        moto
+        for _attempt in 0..5 {
+            let (port, serial_port) = (free_port(), free_port());
+            let main = spawn(&mut Command::new(&binary), port);
+            let serial = spawn(Command::new(&python).arg(&script), serial_port);
+            let mut moto = Moto {
+                children: vec![main, serial],
+                endpoint: format!("http://127.0.0.1:{port}"),
+                dynamodb_endpoint: format!("http://127.0.0.1:{serial_port}"),
+            };
+            let (endpoint, dynamodb) = (moto.endpoint.clone(), moto.dynamodb_endpoint.clone());
+            let (main, serial) = moto.children.split_at_mut(1);
+            if wait_until_up(&endpoint, &mut main[0]).await
+                && wait_until_up(&dynamodb, &mut serial[0]).await
+            {
+                return moto;
+            }
+            // Dropped: both killed.
+        }
+        panic!("moto_server did not start on five pairs of free ports")
     }
 
     /// The environment the SDK needs to talk to this server.
