@@ -547,6 +547,85 @@ async fn a_planner_killed_between_sends_is_resumed_by_its_rerun() {
     assert!(finished.summary_sent);
 }
 
+/// Fails on the old planner: a second plan while the first run drained
+/// (the planner Lambda's async retry, a duplicate EventBridge event, a
+/// manual `plan`) found nothing to do and published the API files at once,
+/// naming every bottle still in flight, which clients then got 404s for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_plan_while_a_run_drains_publishes_nothing_early() {
+    let w = world(small_catalog()).await;
+    let (first, run_id, _queue) = plan(&w).await;
+    assert!(first.enqueued > 0);
+    let again = plan_fleet_run(&w.services, &request(), "planner-retry")
+        .await
+        .unwrap();
+    assert_eq!(again.run_id, None, "nothing to do: all in flight");
+    assert_eq!(again.in_flight as u64, first.enqueued);
+    let published = w.services.store.list("api").await.unwrap();
+    assert!(
+        published.is_empty(),
+        "API files published while their bottles are in flight: {published:?}"
+    );
+    // The run's finisher publishes them once its bottles are in.
+    drain(&w.services).await;
+    let run = run_of(&w.services, &run_id).await;
+    assert_eq!(run.state, RunState::Finished);
+    let published = w.services.store.list("api").await.unwrap();
+    assert!(
+        !published.is_empty(),
+        "the finisher published the API files"
+    );
+    let report = bottlesync_core::brew::publish::publish_staged(w.services.store.as_ref(), &run_id)
+        .await
+        .unwrap()
+        .expect("the run staged its API files");
+    assert!(report.missing.is_empty(), "{:?}", report.missing);
+}
+
+/// Fails on the old planner, which dated the planning lease from before
+/// `prepare`: with sizing slower than the lease (1.5 s per manifest here, a
+/// full mirror's thousands against GitHub's registry), the run was born
+/// with its lease run out, and a reconcile while the planner was still
+/// sending resumed it. Now the lease starts when the run opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_plan_opens_its_run_with_a_live_planning_lease() {
+    let w = world_with(small_catalog(), |args| {
+        args.planning_lease_seconds = Some("1".into());
+        args.size_threshold_gb = Some("1000".into());
+    })
+    .await;
+    w.standin.set_manifest_delay(Duration::from_millis(1500));
+    let mut stuck = (*w.services).clone();
+    stuck.queue = Some(Arc::new(DiesMidSend {
+        inner: w.services.queue.clone().unwrap(),
+        pass: 0,
+    }));
+    let stuck = Arc::new(stuck);
+    let started = std::time::Instant::now();
+    let planner = tokio::spawn(async move { plan_fleet_run(&stuck, &request(), "p1").await });
+    let run = loop {
+        if let Some(run) = w.services.ledger.latest_run().await.unwrap() {
+            break run;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(
+        started.elapsed() > Duration::from_secs(1),
+        "planning took longer than the lease"
+    );
+    // The planner is sending (stuck in its first send, well within its lease).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let report = reconcile(&w.services, "reconcile").await.unwrap();
+    let verdict = report
+        .runs
+        .iter()
+        .find(|r| r.run_id == run.run_id)
+        .map(|r| r.verdict.clone());
+    assert_eq!(verdict.as_deref(), Some("planning"), "{report:?}");
+    assert!(!run_of(&w.services, &run.run_id).await.sealed);
+    planner.abort();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_run_resends_lost_messages_once_then_counts_them_lost() {
     let w = world_with(small_catalog(), |args| {

@@ -58,16 +58,21 @@ struct Fleet {
 
 /// In-process services posting to a Slack stand-in with quick retries.
 async fn fleet(api_url: Option<String>) -> Fleet {
+    fleet_with(api_url, |_| {}).await
+}
+
+async fn fleet_with(api_url: Option<String>, tweak: impl FnOnce(&mut FleetSettings)) -> Fleet {
     let hook = WebhookReceiver::start().await.unwrap();
     let mirror = tempfile::tempdir().unwrap();
-    let config = FleetConfig::from_settings(&FleetSettings {
+    let mut settings = FleetSettings {
         bucket: Some("in-process".into()),
         ledger_table: Some("in-process".into()),
         api_url,
         slack_webhook_url: Some(hook.url()),
         ..FleetSettings::default()
-    })
-    .unwrap();
+    };
+    tweak(&mut settings);
+    let config = FleetConfig::from_settings(&settings).unwrap();
     let mut services = bottlesync_adapters::wiring::in_process_services(
         config,
         mirror.path(),
@@ -407,11 +412,13 @@ async fn two_dead_copies_of_one_bottle_replay_as_one_bottle_with_one_summary() {
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A queue whose deletes (the first `fail_deletes`) or sends (of bodies
-/// containing `fail_sends_of`) fail, around a real one.
+/// containing `fail_sends_of`) fail, or whose sends take `send_delay`,
+/// around a real one.
 struct Faulty {
     inner: Arc<dyn Queue>,
     fail_deletes: AtomicUsize,
     fail_sends_of: Mutex<Option<String>>,
+    send_delay: Mutex<Duration>,
 }
 
 impl Faulty {
@@ -420,6 +427,7 @@ impl Faulty {
             inner,
             fail_deletes: AtomicUsize::new(0),
             fail_sends_of: Mutex::new(None),
+            send_delay: Mutex::new(Duration::ZERO),
         }
     }
 }
@@ -437,6 +445,8 @@ impl Queue for Faulty {
         Self: 'b,
     {
         Box::pin(async move {
+            let delay = *self.send_delay.lock().unwrap();
+            tokio::time::sleep(delay).await;
             let poisoned = self.fail_sends_of.lock().unwrap().clone();
             if let Some(needle) = poisoned
                 && bodies.iter().any(|b| b.contains(&needle))
@@ -710,4 +720,78 @@ async fn a_long_failure_list_is_cut_to_slacks_limits_and_posted() {
     // The run's record keeps what the message cut.
     let run = run_of(services, "r1").await;
     assert_eq!(run.failed, 30);
+}
+
+/// Fails on the old replay, which held no planning lease: a reconcile
+/// during its sends found the run unsealed with no live lease, resumed it
+/// (sent every bottle not yet counted again) and sealed it under the replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconcile_leaves_a_replay_that_is_still_sending_alone() {
+    let standin = StandIn::start(StandInConfig::new(small_catalog()))
+        .await
+        .unwrap();
+    let mut fleet = fleet_with(Some(standin.api_url()), |settings| {
+        settings.planning_lease_seconds = Some("2".into());
+    })
+    .await;
+    let messages = planned_messages(&fleet.services).await;
+    assert!(messages.len() >= 4);
+    let services = Arc::get_mut(&mut fleet.services).unwrap();
+    let lambda = Arc::new(Faulty::new(services.queue.clone().unwrap()));
+    let large = Arc::new(Faulty::new(services.large_queue.clone().unwrap()));
+    services.queue = Some(lambda.clone());
+    services.large_queue = Some(large.clone());
+    let services = fleet.services.clone();
+    let bodies: Vec<String> = messages[..4].iter().map(|m| m.body.clone()).collect();
+    services
+        .dlq
+        .clone()
+        .unwrap()
+        .send_all(bodies)
+        .await
+        .unwrap();
+    // Four sends of 0.8 s: the replay outlasts its 2 s lease, renewing it.
+    for queue in [&lambda, &large] {
+        *queue.send_delay.lock().unwrap() = Duration::from_millis(800);
+    }
+    let run_id = new_run_id();
+    let replaying = {
+        let services = services.clone();
+        let run_id = run_id.clone();
+        tokio::spawn(async move { replay::replay(&services, 10, false, run_id).await })
+    };
+    let mut verdicts = Vec::new();
+    while !replaying.is_finished() {
+        let report = bottlesync_core::run::reconcile::reconcile(&services, "reconcile")
+            .await
+            .unwrap();
+        verdicts.extend(
+            report
+                .runs
+                .into_iter()
+                .filter(|r| r.run_id == run_id)
+                .map(|r| r.verdict),
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let report = replaying.await.unwrap().unwrap();
+    assert_eq!(report.replayed, 4, "{report:?}");
+    assert!(!verdicts.is_empty(), "the reconcile ran during the replay");
+    assert!(
+        verdicts.iter().all(|v| v == "planning"),
+        "the reconcile must leave the sending replay alone: {verdicts:?}"
+    );
+    // Each bottle sent once, and the run sealed by the replay at four.
+    for queue in [&lambda, &large] {
+        *queue.send_delay.lock().unwrap() = Duration::ZERO;
+    }
+    let mut sent = 0;
+    for queue in [&services.queue, &services.large_queue] {
+        let depth = queue.as_ref().unwrap().depth().await.unwrap();
+        sent += depth.visible + depth.in_flight + depth.delayed;
+    }
+    assert_eq!(sent, 4);
+    let run = run_of(&services, &run_id).await;
+    assert!(run.sealed);
+    assert_eq!(run.expected, 4);
 }

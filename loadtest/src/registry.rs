@@ -134,6 +134,12 @@ async fn registry(
     if let Some(image) = path.strip_suffix("/tags/list") {
         return crate::portable_ruby::tag_list(&state, image, &headers);
     }
+    let delay_ms = state
+        .manifest_delay_ms
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if delay_ms > 0 && matches!(parse_path(&path), Some(RegistryPath::Manifest { .. })) {
+        tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+    }
     match parse_path(&path) {
         Some(RegistryPath::Blob { image, sha256 }) => {
             blob(&state, &connection, head, image, sha256, &headers)

@@ -121,6 +121,9 @@ pub(crate) struct SharedState {
     pub signed_url_ttl_secs: AtomicU64,
     /// See [`StandInConfig::conn_rate_bytes_per_sec`]; 0: no cap.
     pub conn_rate_bytes_per_sec: AtomicU64,
+    /// How long the registry takes to answer a manifest request, in
+    /// milliseconds (0: at once). See [`StandIn::set_manifest_delay`].
+    pub manifest_delay_ms: AtomicU64,
     pub shutting_down: AtomicBool,
     pub api_origin: String,
     pub storage_origin: String,
@@ -519,6 +522,15 @@ impl StandIn {
         self.state.conn_rate()
     }
 
+    /// Every manifest (image index) request is answered after `delay`: a
+    /// slow registry, which makes a plan's sizing (one manifest per formula
+    /// version) take as long as a full mirror's does against GitHub's.
+    pub fn set_manifest_delay(&self, delay: std::time::Duration) {
+        self.state
+            .manifest_delay_ms
+            .store(delay.as_millis() as u64, Ordering::Relaxed);
+    }
+
     /// Stops both servers: no new connections, bodies in flight are cut.
     /// Waits (at most a few seconds) for them to finish.
     pub async fn shutdown(mut self) {
@@ -628,6 +640,7 @@ fn build_state(
         require_token: AtomicBool::new(config.require_token),
         signed_url_ttl_secs: AtomicU64::new(300),
         conn_rate_bytes_per_sec: AtomicU64::new(config.conn_rate_bytes_per_sec.unwrap_or(0)),
+        manifest_delay_ms: AtomicU64::new(0),
         shutting_down: AtomicBool::new(false),
         api_origin,
         storage_origin,

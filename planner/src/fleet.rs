@@ -12,11 +12,12 @@ use bottlesync_core::run::manifest::{ManifestMessage, RunManifest};
 use bottlesync_core::run::messages::started;
 use bottlesync_core::run::record::RunRecord;
 use bottlesync_core::services::FleetServices;
-use bottlesync_core::{BottleJob, Error, Result};
+use bottlesync_core::{BottleJob, Result};
 use chrono::{NaiveDate, Utc};
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
+use crate::planning_lease::PlanningLease;
 use crate::prepare::{
     ExternalHashFile, IndexSource, MirrorView, Prepared, Sources, fetch_inputs, prepare,
 };
@@ -179,7 +180,17 @@ pub async fn plan_fleet_run(
     if plan.jobs.is_empty() {
         // No run record: `run#latest` keeps pointing at a run that may
         // still be draining, so its takeover and status stay visible.
-        tracing::info!("nothing to do: every wanted bottle is mirrored or in flight");
+        if in_flight_count > 0 {
+            // API files published now would name the bottles still in
+            // flight, which clients would get 404s for until they land:
+            // the run draining them publishes when it finishes.
+            tracing::info!(
+                in_flight = in_flight_count,
+                "nothing to do: every wanted bottle is mirrored or in flight; the API files are published by the run in flight when it finishes"
+            );
+            return Ok(outcome);
+        }
+        tracing::info!("nothing to do: every wanted bottle is mirrored");
         // The API files may still have moved on (a formula removed, a
         // bottle already mirrored): publish them over what is stored.
         let record = read_hash_file(services.store.as_ref()).await?;
@@ -191,17 +202,21 @@ pub async fn plan_fleet_run(
     // that dies anywhere after this leaves a run the reconcile (or the next
     // planner) can resume, never marks or messages nobody can account for.
     let run_id = bottlesync_core::run::record::new_run_id();
+    // The planning lease starts when the run opens, not when planning
+    // began: `prepare` on a full mirror outlasts the lease, and a run born
+    // with an expired lease is resumed by any reconcile while this planner
+    // is still sending it.
+    let opened = Utc::now();
     let mut run = RunRecord::new(
         run_id.clone(),
         outcome.date.clone(),
         plan.jobs.len() as u64,
         outcome.bytes,
         route,
-        now,
+        opened,
     );
     run.planner = Some(owner.to_string());
-    run.planning_until =
-        Some(now + chrono::Duration::from_std(config.planning_lease).unwrap_or_default());
+    run.planning_until = Some(PlanningLease::until(opened, config.planning_lease));
     services.ledger.create_run(&run).await?;
     outcome.run_id = Some(run_id.clone());
     let mut lease = PlanningLease::new(services, &run_id, owner);
@@ -223,7 +238,7 @@ pub async fn plan_fleet_run(
     stage(services.store.as_ref(), &run_id, &inputs.api).await?;
 
     // Mark: a bottle another planner queued meanwhile is left to it.
-    let until = now + QUEUED_MARK_LIFETIME;
+    let until = Utc::now() + QUEUED_MARK_LIFETIME;
     let mut marked = vec![false; plan.jobs.len()];
     for chunk in (0..plan.jobs.len()).collect::<Vec<_>>().chunks(SEND_CHUNK) {
         lease.keep().await?;
@@ -308,6 +323,9 @@ pub async fn plan_fleet_run(
     }
     run.expected = sent.len() as u64;
     run.bytes_planned = sent.iter().map(|j| j.size).sum();
+    // Sealed only by the lease's holder: a planner whose run was taken over
+    // leaves the seal to the resumer, which sends what this one did not.
+    lease.confirm().await?;
     services.ledger.seal_run(&run_id, run.expected).await?;
     for job in &unsent {
         if let Err(e) = services.ledger.release_queued(&job.sha256, &run_id).await {
@@ -371,49 +389,6 @@ pub fn emit_plan_metrics(
             ("route", outcome.route.as_str()),
         ],
     );
-}
-
-/// The planner's right to send a run's messages, renewed as it works: a
-/// planner that dies leaves the run to be resumed once the lease runs out.
-struct PlanningLease<'a> {
-    services: &'a FleetServices,
-    run_id: &'a str,
-    owner: &'a str,
-    renewed: std::time::Instant,
-}
-
-impl<'a> PlanningLease<'a> {
-    fn new(services: &'a FleetServices, run_id: &'a str, owner: &'a str) -> Self {
-        PlanningLease {
-            services,
-            run_id,
-            owner,
-            renewed: std::time::Instant::now(),
-        }
-    }
-
-    /// Renews the lease when a third of it has passed. An error when the
-    /// run was taken over (this planner was too slow and the reconcile
-    /// resumed it): the resumer sends the rest.
-    async fn keep(&mut self) -> Result<()> {
-        let lease = self.services.config.planning_lease;
-        if self.renewed.elapsed() < lease / 3 {
-            return Ok(());
-        }
-        if !self
-            .services
-            .ledger
-            .hold_planning(self.run_id, self.owner, lease)
-            .await?
-        {
-            return Err(Error::ledger(
-                format!("run {}", self.run_id),
-                "the planning lease was taken over (this planner was too slow); the run is resumed by whoever took it",
-            ));
-        }
-        self.renewed = std::time::Instant::now();
-        Ok(())
-    }
 }
 
 /// Sends one chunk, trying again after a failure; false when it never went.

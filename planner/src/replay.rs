@@ -23,6 +23,8 @@ use bottlesync_core::plan::route::{Route, route_for};
 use bottlesync_core::ports::queue::QueueMessage;
 use bottlesync_core::run::dlq::{Replayed, by_bottle, dlq, release, take};
 use bottlesync_core::run::manifest::{ManifestMessage, RunManifest};
+
+use crate::planning_lease::PlanningLease;
 use bottlesync_core::run::record::RunRecord;
 use bottlesync_core::services::FleetServices;
 use bottlesync_core::{Error, Result};
@@ -143,7 +145,7 @@ pub async fn replay(
         })
         .collect();
     let now = Utc::now();
-    let run = RunRecord::new(
+    let mut run = RunRecord::new(
         run_id.clone(),
         now.format("%Y-%m-%d").to_string(),
         bottles.len() as u64,
@@ -151,6 +153,12 @@ pub async fn replay(
         run_route,
         now,
     );
+    // Like a planner, the replay holds the run's planning lease while it
+    // sends: without it any reconcile would resume (send again, seal) the
+    // run it is still sending.
+    let owner = format!("dlq-replay/{run_id}");
+    run.planner = Some(owner.clone());
+    run.planning_until = Some(PlanningLease::until(now, config.planning_lease));
     let set_up = async {
         RunManifest::new(run_id.clone(), manifest.clone())
             .write(services.store.as_ref())
@@ -162,9 +170,21 @@ pub async fn replay(
         return Err(e);
     }
     report.run_id = Some(run_id.clone());
+    let mut lease = PlanningLease::new(services, &run_id, &owner);
 
-    // From here on nothing returns early: the run must be sealed.
-    for (bottle, planned) in bottles.iter().zip(&manifest) {
+    // From here on nothing returns early: the run must be sealed, by this
+    // replay, or by the reconcile that took its lease over.
+    let mut taken_over = None;
+    for (i, (bottle, planned)) in bottles.iter().zip(&manifest).enumerate() {
+        if let Err(e) = lease.keep().await {
+            // The resumer sends what the manifest names; the letters not
+            // sent here go back to the DLQ (replayed again, the ledger
+            // dedups them).
+            tracing::error!(run_id, error = %e, "replay stopped: its run was taken over");
+            release(queue, &held(&bottles[i..])).await;
+            taken_over = Some(e);
+            break;
+        }
         let target = queues.get(planned.route).expect("checked above");
         // Send first, then delete: never lose a bottle.
         if let Err(e) = target.send_all(vec![planned.body.clone()]).await {
@@ -201,6 +221,10 @@ pub async fn replay(
             }
         }
     }
+    if let Some(e) = taken_over {
+        return Err(e);
+    }
+    lease.confirm().await?;
     seal(services, &run_id, report.replayed as u64).await?;
     if report.replayed == 0 {
         // Nothing is out there for this run: end it without a summary (it
