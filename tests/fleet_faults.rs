@@ -204,3 +204,77 @@ async fn a_fan_out_through_lossy_dynamodb_and_sqs_ends_with_one_summary_and_ever
     );
     stack.assert_no_partial_uploads().await;
 }
+
+/// Issue 19, scenario 7. Fails on the previous worker: a `complete` whose
+/// TransactWriteItems failed (500 before landing, every SDK attempt) gave
+/// the message back at once and released the claim, and the next receive
+/// downloaded the bottle again although its verified bytes were in S3. Now
+/// the record is retried in place (three attempts), and a receive whose
+/// bottle is already committed (its object's `sha256` metadata, one HEAD)
+/// records it without downloading: here the first bottle's nine failed
+/// calls exhaust the in-place attempts, so both paths are taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_bottle_whose_record_failed_is_never_downloaded_again() {
+    // The proxy only counts, and answers 500 when told to.
+    let counting = FaultPlan {
+        seed: SEED,
+        lost_answer: 0.0,
+        held_answer: 0.0,
+        hold_for: Duration::from_secs(1),
+        apis: BTreeSet::new(),
+    };
+    let stack = Stack::start_with(small_catalog(), StackOptions::prod_like().lossy(counting)).await;
+    let expected: BTreeMap<String, BottleInfo> =
+        expected_bottles(&stack.standin, &AUTO_TAGS, false);
+    let planned = stack.plan().await;
+    assert_eq!(planned["enqueued"], expected.len());
+    let dynamodb = &stack.proxies.as_ref().unwrap().dynamodb;
+    let before = dynamodb
+        .counts()
+        .get("DynamoDB.TransactWriteItems")
+        .copied()
+        .unwrap_or(0);
+    dynamodb.answer_500_to_next("DynamoDB.TransactWriteItems", 9);
+    let worker = stack.spawn_worker(&["--concurrency", "1"]);
+    let (runs, timed_out) = wait_until(vec![worker], Instant::now() + OVERALL_TIMEOUT).await;
+    assert!(!timed_out, "{}", diagnosis(&stack, &runs).await);
+    let after = dynamodb
+        .counts()
+        .get("DynamoDB.TransactWriteItems")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        after - before > 9,
+        "the 500s were answered ({before} -> {after} calls)"
+    );
+
+    let stats = stack.standin.stats();
+    let fetched_again: Vec<String> = expected
+        .iter()
+        .filter(|(sha, _)| stats.bottle(sha).storage_gets != 1)
+        .map(|(sha, b)| {
+            format!(
+                "{} ({} GETs)",
+                b.mirror_file_name,
+                stats.bottle(sha).storage_gets
+            )
+        })
+        .collect();
+    assert!(
+        fetched_again.is_empty(),
+        "downloaded more than once: {fetched_again:?}"
+    );
+    assert_eq!(
+        stack.hash_file_keys().await,
+        expected.keys().cloned().collect::<BTreeSet<_>>()
+    );
+    let summaries: Vec<String> = stack
+        .webhook
+        .messages()
+        .iter()
+        .filter_map(|m| m["text"].as_str().map(String::from))
+        .filter(|t| t.starts_with(TITLE_COMPLETE) || t.starts_with(TITLE_FAILED))
+        .collect();
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    assert!(summaries[0].starts_with(TITLE_COMPLETE), "{}", summaries[0]);
+}

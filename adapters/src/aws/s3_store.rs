@@ -612,6 +612,10 @@ impl BlobStore for S3Store {
                 .last_modified()
                 .and_then(|t| std::time::SystemTime::try_from(*t).ok()),
             etag: head.e_tag().map(str::to_string),
+            sha256: head
+                .metadata()
+                .and_then(|m| m.get("sha256"))
+                .and_then(|text| Sha256Digest::parse(text).ok()),
         }))
     }
 

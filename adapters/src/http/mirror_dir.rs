@@ -106,6 +106,7 @@ fn lookup_blocking(root: &Path, path: &Path, read_small: bool) -> Lookup {
         size: stat.len(),
         last_modified: modified,
         etag: Some(format!("\"{nanos:x}-{:x}\"", stat.len())),
+        sha256: None,
     };
     if !read_small || meta.size > WHOLE_FILE_LIMIT {
         return Lookup::Found(Found {

@@ -382,6 +382,8 @@ impl BlobStore for LocalStore {
             size: meta.len(),
             last_modified: modified,
             etag: Some(format!("\"{nanos:x}-{:x}\"", meta.len())),
+            // A directory keeps no digest beside the file.
+            sha256: None,
         }))
     }
 

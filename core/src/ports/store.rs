@@ -119,6 +119,7 @@ pub trait BlobStore: Send + Sync + 'static {
             size: read.size,
             last_modified: None,
             etag: None,
+            sha256: None,
         }))
     }
 
@@ -175,6 +176,10 @@ pub struct ObjectMeta {
     pub last_modified: Option<std::time::SystemTime>,
     /// A quoted entity tag (`"..."`), changing whenever the content does.
     pub etag: Option<String>,
+    /// The SHA-256 the object was committed with, where the store records
+    /// it (S3: the `sha256` metadata of every bottle upload, which is
+    /// completed only once the bytes matched it, and of its flat copy).
+    pub sha256: Option<Sha256Digest>,
 }
 
 /// Bytes `first..=last` of a whole-object read.

@@ -21,14 +21,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bottlesync_core::brew::publish::put_flat_copy_of;
 use bottlesync_core::model::hash_file::MirroredBottle;
 use bottlesync_core::model::message::BottleMessage;
 use bottlesync_core::plan::route::Route;
 use bottlesync_core::ports::fleet_ledger::{ClaimOutcome, ClaimOwner, CompleteOutcome};
 use bottlesync_core::ports::queue::{Queue, QueueMessage};
+use bottlesync_core::ports::store::ObjectMeta;
 use bottlesync_core::run::finish::finish_run_if_due;
 use bottlesync_core::services::FleetServices;
-use bottlesync_core::{Error, Result, Sha256Digest};
+use bottlesync_core::{BottleJob, Error, Result, Sha256Digest};
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -37,6 +39,9 @@ pub use outcome::{Disposition, RESERVED_RECEIVES, attempts_allowed, backoff_for}
 
 use crate::transfer::{TransferSettings, fetch_verify_store};
 use outcome::{HOLDER_CHECK, log_settlement};
+
+/// Attempts at recording a stored bottle before its message is given back.
+const COMPLETE_ATTEMPTS: u32 = 3;
 
 pub struct Consumer {
     pub services: Arc<FleetServices>,
@@ -315,6 +320,13 @@ impl Consumer {
                 Err(e) => tracing::warn!(error = %e, "could not check for abandoned uploads"),
             }
         }
+        if let Some(bytes) = self.already_committed(job).await {
+            tracing::info!(
+                bytes,
+                "already in the store with its digest (an earlier attempt committed it): recorded without downloading"
+            );
+            return self.complete(message, received, owner, bytes).await;
+        }
         let started = Instant::now();
         let transfer = self.transfer_with_heartbeat(message, owner, cancel).await;
         *download = Some(started.elapsed());
@@ -353,12 +365,29 @@ impl Consumer {
     ) -> Result<Disposition> {
         let job = &message.job;
         let bottle = MirroredBottle::from_job(job, bytes, Utc::now());
-        match self
-            .services
-            .ledger
-            .complete(&message.run_id, owner, &job.sha256, &bottle)
-            .await?
-        {
+        // The bytes are in the store: recording them is retried here, under
+        // the claim, rather than given back to the queue (whose next
+        // receive would at best find the object, at worst wait out the
+        // visibility timeout).
+        let mut attempt = 1;
+        let outcome = loop {
+            match self
+                .services
+                .ledger
+                .complete(&message.run_id, owner, &job.sha256, &bottle)
+                .await
+            {
+                Ok(outcome) => break outcome,
+                Err(e) if attempt < COMPLETE_ATTEMPTS => {
+                    let wait = backoff_for(self.retry_base, attempt);
+                    tracing::warn!(error = %e, attempt, wait_ms = wait.as_millis() as u64, "stored, but could not record it: trying again");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        match outcome {
             CompleteOutcome::Counted(_) => {
                 tracing::info!(bytes, key = %job.key, "stored");
                 Ok(Disposition::Stored { bytes })
@@ -375,6 +404,42 @@ impl Consumer {
                         Duration::from_secs(5),
                     )
                     .await)
+            }
+        }
+    }
+
+    /// The size of `job`'s bottle when an earlier attempt already committed
+    /// it: its flat copy, or its dated object (then copied flat), holds the
+    /// bytes with the job's digest and size. `None` (download it) when
+    /// neither does, the store keeps no digests, or the look fails.
+    async fn already_committed(&self, job: &BottleJob) -> Option<u64> {
+        let store = self.services.store.as_ref();
+        let committed = |meta: &Option<ObjectMeta>| {
+            meta.as_ref()
+                .is_some_and(|m| m.sha256.as_ref() == Some(&job.sha256) && m.size == job.size)
+        };
+        let flat = job.flat_key();
+        match store.stat(&flat).await {
+            Ok(meta) if committed(&meta) => return Some(job.size),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(key = %flat, error = %e, "could not look for an earlier commit: downloading");
+                return None;
+            }
+        }
+        match store.stat(&job.key).await {
+            Ok(meta) if committed(&meta) => {}
+            Ok(_) => return None,
+            Err(e) => {
+                tracing::warn!(key = %job.key, error = %e, "could not look for an earlier commit: downloading");
+                return None;
+            }
+        }
+        match put_flat_copy_of(store, &job.key).await {
+            Ok(()) => Some(job.size),
+            Err(e) => {
+                tracing::warn!(key = %job.key, error = %e, "committed by an earlier attempt, but its flat copy failed: downloading");
+                None
             }
         }
     }
