@@ -547,6 +547,91 @@ async fn a_planner_killed_between_sends_is_resumed_by_its_rerun() {
     assert!(finished.summary_sent);
 }
 
+/// A queue whose first `lose` sends land and are then answered with an
+/// error, as a SendMessageBatch whose answer was lost after SQS took it.
+struct LosesSendAnswers {
+    inner: Arc<dyn Queue>,
+    lose: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl Queue for LosesSendAnswers {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    async fn send_all(&self, bodies: Vec<String>) -> Result<()> {
+        self.inner.send_all(bodies).await?;
+        let lost = self
+            .lose
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok();
+        if lost {
+            return Err(bottlesync_core::Error::queue(
+                self.name(),
+                "SendMessageBatch: the answer was lost after the messages landed (injected)",
+            ));
+        }
+        Ok(())
+    }
+    async fn send_delayed(&self, body: String, delay: Duration) -> Result<()> {
+        self.inner.send_delayed(body, delay).await
+    }
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<QueueMessage>> {
+        self.inner.receive(max, wait).await
+    }
+    async fn delete(&self, receipt: &str) -> Result<()> {
+        self.inner.delete(receipt).await
+    }
+    async fn set_visibility(&self, receipt: &str, timeout: Duration) -> Result<()> {
+        self.inner.set_visibility(receipt, timeout).await
+    }
+    async fn depth(&self) -> Result<QueueDepth> {
+        self.inner.depth().await
+    }
+    async fn max_receive_count(&self) -> Result<Option<u32>> {
+        self.inner.max_receive_count().await
+    }
+}
+
+/// Issue 19, scenario 6. Fails on the old planner: a chunk whose every
+/// SendMessageBatch answer was lost (the messages landed) was taken as
+/// unsent and left out of the run, whose `expected` then fell short of
+/// what its workers counted. Now such a chunk stays in the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_whose_answers_were_lost_stays_in_the_run() {
+    let w = world_with(small_catalog(), |args| {
+        args.size_threshold_gb = Some("1000".into());
+    })
+    .await;
+    let mut lossy = (*w.services).clone();
+    lossy.queue = Some(Arc::new(LosesSendAnswers {
+        inner: w.services.queue.clone().unwrap(),
+        // Every attempt at the one chunk of this small run.
+        lose: std::sync::atomic::AtomicUsize::new(3),
+    }));
+    let planned = plan_fleet_run(&lossy, &request(), "planner").await.unwrap();
+    let wanted = expected_bottles(&w.standin, &AUTO_TAGS, false).len() as u64;
+    assert_eq!(planned.unsent, wanted, "no send was confirmed");
+    assert_eq!(planned.enqueued, wanted, "{planned:?}");
+    let run_id = planned.run_id.clone().unwrap();
+    let run = run_of(&w.services, &run_id).await;
+    assert_eq!(
+        run.expected, wanted,
+        "the unconfirmed chunk stays in the run"
+    );
+    drain(&w.services).await;
+    let run = run_of(&w.services, &run_id).await;
+    assert_eq!(
+        (run.expected, run.stored, run.done(), run.state),
+        (wanted, wanted, wanted, RunState::Finished),
+        "{run:?}"
+    );
+}
+
 /// Fails on the old planner: a second plan while the first run drained
 /// (the planner Lambda's async retry, a duplicate EventBridge event, a
 /// manual `plan`) found nothing to do and published the API files at once,

@@ -75,8 +75,10 @@ pub struct FleetPlanOutcome {
     pub estimated_sizes: usize,
     /// Messages sent to the ECS queue (the whole run, or its oversized bottles).
     pub to_ecs: u64,
-    /// Planned bottles whose messages could not be sent (left out of the
-    /// run; their queued marks released for the next plan).
+    /// Planned bottles whose send could not be confirmed (every attempt
+    /// failed, or its answer was lost after SQS took it). They stay in the
+    /// run, with their queued marks: the ones that never arrived are sent
+    /// again by the reconcile once the run stalls, so `expected` stays exact.
     #[serde(default)]
     pub unsent: u64,
     /// The ECS service's desired count before and after the planner woke it.
@@ -290,9 +292,13 @@ pub async fn plan_fleet_run(
 
     // Send in chunks, renewing the planning lease; a chunk that fails is
     // tried again (a duplicate message is harmless: the ledger counts a
-    // bottle once), then given up: its bottles leave the run.
+    // bottle once). A chunk still failing may have landed all the same (its
+    // answer lost after SQS took it), and its bottles would then be counted
+    // by workers: it stays in the run, whose manifest names it, and the
+    // reconcile of the stalled run sends again what never arrived (once,
+    // then counts it lost). So `expected` is exactly what this run counts.
     let mut sent: Vec<&BottleJob> = Vec::with_capacity(jobs.len());
-    let mut unsent: Vec<&BottleJob> = Vec::new();
+    let mut unconfirmed: Vec<&BottleJob> = Vec::new();
     for chunk in jobs.chunks(SEND_CHUNK) {
         lease.keep().await?;
         for route in [Route::Ecs, Route::Lambda] {
@@ -312,38 +318,34 @@ pub async fn plan_fleet_run(
             if send_with_retries(queue, bodies, &run_id).await {
                 sent.extend(part);
             } else {
-                unsent.extend(part);
+                unconfirmed.extend(part);
             }
         }
     }
-    if sent.len() != plan.jobs.len() {
-        // The manifest names exactly what was sent: the reconcile re-sends
-        // only bottles of this run.
-        manifest_of(&sent).write(services.store.as_ref()).await?;
+    let in_run: Vec<&BottleJob> = sent.iter().chain(&unconfirmed).copied().collect();
+    if in_run.len() != plan.jobs.len() {
+        // The manifest names exactly the run's bottles (those another
+        // planner had queued are its): the reconcile re-sends only these.
+        manifest_of(&in_run).write(services.store.as_ref()).await?;
     }
-    run.expected = sent.len() as u64;
-    run.bytes_planned = sent.iter().map(|j| j.size).sum();
+    run.expected = in_run.len() as u64;
+    run.bytes_planned = in_run.iter().map(|j| j.size).sum();
     // Sealed only by the lease's holder: a planner whose run was taken over
     // leaves the seal to the resumer, which sends what this one did not.
     lease.confirm().await?;
     services.ledger.seal_run(&run_id, run.expected).await?;
-    for job in &unsent {
-        if let Err(e) = services.ledger.release_queued(&job.sha256, &run_id).await {
-            tracing::warn!(run_id, sha256 = %job.sha256, error = %e, "could not release the queued mark of an unsent bottle; it expires in 4 days");
-        }
-    }
-    if !unsent.is_empty() {
+    if !unconfirmed.is_empty() {
         tracing::error!(
             run_id,
-            unsent = unsent.len(),
-            "some messages could not be sent: those bottles left the run and the next plan takes them"
+            unconfirmed = unconfirmed.len(),
+            "some sends could not be confirmed: those bottles stay in the run; the reconcile sends again whatever never arrived once the run stalls (BOTTLESYNC_RUN_STALL_MINUTES)"
         );
     }
     outcome.enqueued = run.expected;
     outcome.bytes = run.bytes_planned;
-    outcome.to_ecs = sent.iter().filter(|job| goes_to_ecs(job)).count() as u64;
-    outcome.unsent = unsent.len() as u64;
-    if sent.is_empty() {
+    outcome.to_ecs = in_run.iter().filter(|job| goes_to_ecs(job)).count() as u64;
+    outcome.unsent = unconfirmed.len() as u64;
+    if in_run.is_empty() {
         // Sealed at 0, the run has drained: finish it now (its summary says
         // nothing was sent) rather than leave it to the reconcile.
         if let Err(e) =
