@@ -468,101 +468,49 @@ async fn on_lambda_a_transient_error_is_retried_after_its_backoff() {
     assert_eq!(run.stored, 1);
 }
 
-/// A queue that forwards the first `pass` bodies of the first send, then
-/// never answers: a planner killed between sends.
-struct DiesMidSend {
+/// A queue around a real one whose sends go wrong as a planner meets it:
+/// with `die_after`, it forwards that many bodies of the first send, then
+/// never answers (a planner killed between sends); the first `lose_answers`
+/// sends land and are then answered with an error (a SendMessageBatch whose
+/// answer was lost after SQS took it).
+struct SendFaults {
     inner: Arc<dyn Queue>,
-    pass: usize,
+    die_after: Option<usize>,
+    lose_answers: std::sync::atomic::AtomicUsize,
+}
+
+impl SendFaults {
+    fn dies_after(inner: Arc<dyn Queue>, pass: usize) -> Self {
+        SendFaults {
+            inner,
+            die_after: Some(pass),
+            lose_answers: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    fn loses_answers(inner: Arc<dyn Queue>, sends: usize) -> Self {
+        SendFaults {
+            inner,
+            die_after: None,
+            lose_answers: std::sync::atomic::AtomicUsize::new(sends),
+        }
+    }
 }
 
 #[async_trait]
-impl Queue for DiesMidSend {
+impl Queue for SendFaults {
     fn name(&self) -> String {
         self.inner.name()
     }
     async fn send_all(&self, mut bodies: Vec<String>) -> Result<()> {
-        bodies.truncate(self.pass);
-        self.inner.send_all(bodies).await?;
-        std::future::pending().await
-    }
-    async fn send_delayed(&self, body: String, delay: Duration) -> Result<()> {
-        self.inner.send_delayed(body, delay).await
-    }
-    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<QueueMessage>> {
-        self.inner.receive(max, wait).await
-    }
-    async fn delete(&self, receipt: &str) -> Result<()> {
-        self.inner.delete(receipt).await
-    }
-    async fn set_visibility(&self, receipt: &str, timeout: Duration) -> Result<()> {
-        self.inner.set_visibility(receipt, timeout).await
-    }
-    async fn depth(&self) -> Result<QueueDepth> {
-        self.inner.depth().await
-    }
-    async fn max_receive_count(&self) -> Result<Option<u32>> {
-        self.inner.max_receive_count().await
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_planner_killed_between_sends_is_resumed_by_its_rerun() {
-    let w = world_with(small_catalog(), |args| {
-        args.planning_lease_seconds = Some("1".into());
-        args.size_threshold_gb = Some("1000".into());
-    })
-    .await;
-    let mut dying = (*w.services).clone();
-    dying.queue = Some(Arc::new(DiesMidSend {
-        inner: w.services.queue.clone().unwrap(),
-        pass: 3,
-    }));
-    let dying = Arc::new(dying);
-    let planner = tokio::spawn(async move { plan_fleet_run(&dying, &request(), "p1").await });
-    let queue = w.services.queue.clone().unwrap();
-    while queue.depth().await.unwrap().visible < 3 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    planner.abort(); // killed: no cleanup
-    let run = w.services.ledger.latest_run().await.unwrap().unwrap();
-    assert!(!run.sealed, "killed before sealing");
-
-    // The rerun (Lambda's async retry) resumes the run it left.
-    let rerun = plan_fleet_run(&w.services, &request(), "p2").await.unwrap();
-    assert_eq!(
-        rerun.run_id, None,
-        "every bottle belongs to the resumed run"
-    );
-    let resumed = run_of(&w.services, &run.run_id).await;
-    assert!(resumed.sealed);
-    drain(&w.services).await;
-    let finished = run_of(&w.services, &run.run_id).await;
-    let expected = expected_bottles(&w.standin, &AUTO_TAGS, false).len() as u64;
-    assert_eq!(
-        (finished.expected, finished.stored, finished.failed),
-        (expected, expected, 0),
-        "{finished:?}"
-    );
-    assert_eq!(finished.state, RunState::Finished);
-    assert!(finished.summary_sent);
-}
-
-/// A queue whose first `lose` sends land and are then answered with an
-/// error, as a SendMessageBatch whose answer was lost after SQS took it.
-struct LosesSendAnswers {
-    inner: Arc<dyn Queue>,
-    lose: std::sync::atomic::AtomicUsize,
-}
-
-#[async_trait]
-impl Queue for LosesSendAnswers {
-    fn name(&self) -> String {
-        self.inner.name()
-    }
-    async fn send_all(&self, bodies: Vec<String>) -> Result<()> {
+        if let Some(pass) = self.die_after {
+            bodies.truncate(pass);
+            self.inner.send_all(bodies).await?;
+            return std::future::pending().await;
+        }
         self.inner.send_all(bodies).await?;
         let lost = self
-            .lose
+            .lose_answers
             .fetch_update(
                 std::sync::atomic::Ordering::SeqCst,
                 std::sync::atomic::Ordering::SeqCst,
@@ -597,6 +545,48 @@ impl Queue for LosesSendAnswers {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planner_killed_between_sends_is_resumed_by_its_rerun() {
+    let w = world_with(small_catalog(), |args| {
+        args.planning_lease_seconds = Some("1".into());
+        args.size_threshold_gb = Some("1000".into());
+    })
+    .await;
+    let mut dying = (*w.services).clone();
+    dying.queue = Some(Arc::new(SendFaults::dies_after(
+        w.services.queue.clone().unwrap(),
+        3,
+    )));
+    let dying = Arc::new(dying);
+    let planner = tokio::spawn(async move { plan_fleet_run(&dying, &request(), "p1").await });
+    let queue = w.services.queue.clone().unwrap();
+    while queue.depth().await.unwrap().visible < 3 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    planner.abort(); // killed: no cleanup
+    let run = w.services.ledger.latest_run().await.unwrap().unwrap();
+    assert!(!run.sealed, "killed before sealing");
+
+    // The rerun (Lambda's async retry) resumes the run it left.
+    let rerun = plan_fleet_run(&w.services, &request(), "p2").await.unwrap();
+    assert_eq!(
+        rerun.run_id, None,
+        "every bottle belongs to the resumed run"
+    );
+    let resumed = run_of(&w.services, &run.run_id).await;
+    assert!(resumed.sealed);
+    drain(&w.services).await;
+    let finished = run_of(&w.services, &run.run_id).await;
+    let expected = expected_bottles(&w.standin, &AUTO_TAGS, false).len() as u64;
+    assert_eq!(
+        (finished.expected, finished.stored, finished.failed),
+        (expected, expected, 0),
+        "{finished:?}"
+    );
+    assert_eq!(finished.state, RunState::Finished);
+    assert!(finished.summary_sent);
+}
+
 /// Issue 19, scenario 6. Fails on the old planner: a chunk whose every
 /// SendMessageBatch answer was lost (the messages landed) was taken as
 /// unsent and left out of the run, whose `expected` then fell short of
@@ -608,11 +598,11 @@ async fn a_send_whose_answers_were_lost_stays_in_the_run() {
     })
     .await;
     let mut lossy = (*w.services).clone();
-    lossy.queue = Some(Arc::new(LosesSendAnswers {
-        inner: w.services.queue.clone().unwrap(),
-        // Every attempt at the one chunk of this small run.
-        lose: std::sync::atomic::AtomicUsize::new(3),
-    }));
+    // Every attempt at the one chunk of this small run.
+    lossy.queue = Some(Arc::new(SendFaults::loses_answers(
+        w.services.queue.clone().unwrap(),
+        3,
+    )));
     let planned = plan_fleet_run(&lossy, &request(), "planner").await.unwrap();
     let wanted = expected_bottles(&w.standin, &AUTO_TAGS, false).len() as u64;
     assert_eq!(planned.unsent, wanted, "no send was confirmed");
@@ -681,10 +671,10 @@ async fn a_slow_plan_opens_its_run_with_a_live_planning_lease() {
     .await;
     w.standin.set_manifest_delay(Duration::from_millis(1500));
     let mut stuck = (*w.services).clone();
-    stuck.queue = Some(Arc::new(DiesMidSend {
-        inner: w.services.queue.clone().unwrap(),
-        pass: 0,
-    }));
+    stuck.queue = Some(Arc::new(SendFaults::dies_after(
+        w.services.queue.clone().unwrap(),
+        0,
+    )));
     let stuck = Arc::new(stuck);
     let started = std::time::Instant::now();
     let planner = tokio::spawn(async move { plan_fleet_run(&stuck, &request(), "p1").await });

@@ -92,8 +92,8 @@ fn sha(n: u32) -> Sha256Digest {
     Sha256Digest::parse(&format!("{n:064x}")).unwrap()
 }
 
-/// A sealed run of `bottles` bottles, all counted: due to finish.
-async fn drained_run(services: &FleetServices, run_id: &str, bottles: u32) {
+/// A new run of `bottles` bottles, sealed (none counted yet).
+async fn sealed_run(services: &FleetServices, run_id: &str, bottles: u32) {
     let run = RunRecord::new(run_id, DATE, bottles as u64, 0, Route::Lambda, Utc::now());
     services.ledger.create_run(&run).await.unwrap();
     services
@@ -101,6 +101,11 @@ async fn drained_run(services: &FleetServices, run_id: &str, bottles: u32) {
         .seal_run(run_id, bottles as u64)
         .await
         .unwrap();
+}
+
+/// A sealed run of `bottles` bottles, all counted: due to finish.
+async fn drained_run(services: &FleetServices, run_id: &str, bottles: u32) {
+    sealed_run(services, run_id, bottles).await;
     for n in 0..bottles {
         services
             .ledger
@@ -647,13 +652,7 @@ async fn a_registry_token_that_expires_mid_run_still_stores_every_bottle() {
 
 /// A sealed run of `bottles` bottles, all failed with `reason`.
 async fn failed_run(services: &FleetServices, run_id: &str, bottles: u32, reason: &str) {
-    let run = RunRecord::new(run_id, DATE, bottles as u64, 0, Route::Lambda, Utc::now());
-    services.ledger.create_run(&run).await.unwrap();
-    services
-        .ledger
-        .seal_run(run_id, bottles as u64)
-        .await
-        .unwrap();
+    sealed_run(services, run_id, bottles).await;
     for n in 0..bottles {
         let note = bottlesync_core::run::record::FailureNote {
             name: format!("formula{n}"),

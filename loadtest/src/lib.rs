@@ -71,3 +71,16 @@ pub use portable_ruby::{PortableRubySpec, RUBY_TAGS, ruby_tag_of};
 pub use server::{StandIn, StandInConfig};
 pub use stats::{BottleStats, Stats};
 pub use tags::{CURRENT_TAGS, MACOS_NEWEST_FIRST, TagPlatform, installable_tag, parse_tag};
+
+/// Waits for SIGINT or SIGTERM: how the stand-in binaries (fixture, ECS
+/// agent, AWS audit proxy) are told to stop by the scripts that start them.
+pub async fn wait_for_stop_signal() -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("waiting for SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

@@ -12,9 +12,11 @@
 //! copies of one bottle (a weekly re-plan of a broken bottle, a lost ack)
 //! are sent once (the newest copy), and the other copies are deleted once
 //! that one is sent. The run is created unsealed with its manifest written
-//! first, and sealed with the number of messages actually sent: a letter
-//! whose send failed goes back to the DLQ for the next replay and is not
-//! part of the run.
+//! first and the replay's planning lease (as a planner's: a reconcile
+//! leaves a run whose sender is alive alone), and sealed by the lease's
+//! holder with the number of messages actually sent: a letter whose send
+//! failed goes back to the DLQ for the next replay and is not part of the
+//! run.
 
 use std::time::Duration;
 
@@ -23,15 +25,13 @@ use bottlesync_core::plan::route::{Route, route_for};
 use bottlesync_core::ports::queue::QueueMessage;
 use bottlesync_core::run::dlq::{Replayed, by_bottle, dlq, release, take};
 use bottlesync_core::run::manifest::{ManifestMessage, RunManifest};
-
-use crate::planning_lease::PlanningLease;
 use bottlesync_core::run::record::RunRecord;
-use bottlesync_core::services::FleetServices;
+use bottlesync_core::services::{FleetServices, WorkQueues};
 use bottlesync_core::{Error, Result};
 use chrono::Utc;
 use serde::Serialize;
 
-use bottlesync_core::services::WorkQueues;
+use crate::planning_lease::PlanningLease;
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ReplayReport {

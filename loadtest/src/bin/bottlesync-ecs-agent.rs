@@ -48,11 +48,6 @@ async fn main() -> anyhow::Result<()> {
     writeln!(stdout, "ECS_AGENT_URI={}", agent.uri())?;
     stdout.flush()?;
 
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.context("waiting for SIGINT")?,
-        _ = term.recv() => {}
-    }
+    bottlesync_loadtest::wait_for_stop_signal().await?;
     Ok(())
 }

@@ -4,7 +4,6 @@
 
 use std::io::{IsTerminal as _, Write as _};
 
-use anyhow::Context as _;
 use bottlesync_loadtest::{Catalog, SizeModel, StandIn, StandInConfig};
 use clap::{Parser, ValueEnum};
 
@@ -156,19 +155,9 @@ async fn main() -> anyhow::Result<()> {
         "ready; control endpoints under {}/__standin/",
         standin.api_origin()
     );
-    wait_for_signal().await?;
+    bottlesync_loadtest::wait_for_stop_signal().await?;
     tracing::info!("stopping");
     standin.shutdown().await;
-    Ok(())
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.context("waiting for SIGINT")?,
-        _ = term.recv() => {}
-    }
     Ok(())
 }
 

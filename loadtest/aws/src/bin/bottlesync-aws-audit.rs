@@ -123,12 +123,7 @@ async fn proxy(upstream: &str, calls: PathBuf, account: &str) -> anyhow::Result<
     let mut stdout = std::io::stdout();
     writeln!(stdout, "AWS_AUDIT_URL={}", proxy.url())?;
     stdout.flush()?;
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.context("waiting for SIGINT")?,
-        _ = term.recv() => {}
-    }
+    bottlesync_loadtest::wait_for_stop_signal().await?;
     Ok(())
 }
 
