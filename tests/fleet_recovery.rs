@@ -18,7 +18,7 @@ use bottlesync_core::Result;
 use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
 use bottlesync_core::model::message::BottleMessage;
 use bottlesync_core::ports::fleet_ledger::{BottleState, ClaimOutcome, ClaimOwner};
-use bottlesync_core::ports::queue::{Queue, QueueDepth, QueueMessage};
+use bottlesync_core::ports::queue::{Queue, QueueDepth, QueueMessage, SendOutcome};
 use bottlesync_core::run::reconcile::reconcile;
 use bottlesync_core::run::record::{RunRecord, RunState};
 use bottlesync_core::services::FleetServices;
@@ -502,13 +502,15 @@ impl Queue for SendFaults {
     fn name(&self) -> String {
         self.inner.name()
     }
-    async fn send_all(&self, mut bodies: Vec<String>) -> Result<()> {
+    async fn send_each(&self, mut bodies: Vec<String>) -> SendOutcome {
         if let Some(pass) = self.die_after {
             bodies.truncate(pass);
-            self.inner.send_all(bodies).await?;
+            let outcome = self.inner.send_each(bodies).await;
+            assert!(outcome.error.is_none(), "the inner queue sends");
             return std::future::pending().await;
         }
-        self.inner.send_all(bodies).await?;
+        let count = bodies.len();
+        let outcome = self.inner.send_each(bodies).await;
         let lost = self
             .lose_answers
             .fetch_update(
@@ -518,12 +520,15 @@ impl Queue for SendFaults {
             )
             .is_ok();
         if lost {
-            return Err(bottlesync_core::Error::queue(
-                self.name(),
-                "SendMessageBatch: the answer was lost after the messages landed (injected)",
-            ));
+            return SendOutcome::none_of(
+                count,
+                bottlesync_core::Error::queue(
+                    self.name(),
+                    "SendMessageBatch: the answer was lost after the messages landed (injected)",
+                ),
+            );
         }
-        Ok(())
+        outcome
     }
     async fn send_delayed(&self, body: String, delay: Duration) -> Result<()> {
         self.inner.send_delayed(body, delay).await
@@ -650,11 +655,90 @@ async fn a_second_plan_while_a_run_drains_publishes_nothing_early() {
         !published.is_empty(),
         "the finisher published the API files"
     );
-    let report = bottlesync_core::brew::publish::publish_staged(w.services.store.as_ref(), &run_id)
+    let report = bottlesync_core::run::publication::kept_result(w.services.store.as_ref(), &run_id)
         .await
         .unwrap()
-        .expect("the run staged its API files");
+        .expect("the run's finisher published");
     assert!(report.missing.is_empty(), "{:?}", report.missing);
+}
+
+/// Works every message of `run_id` in the queue (stored or skipped, then
+/// deleted, as the work loop would), and leaves the others for later.
+async fn work_run_only(w: &World, queue: &Arc<dyn Queue>, run_id: &str) {
+    let consumer = consumer(&w.services);
+    for message in receive_all(queue).await {
+        let parsed = BottleMessage::parse(&message.body, &w.services.config.hosts).unwrap();
+        if parsed.run_id != run_id {
+            queue
+                .set_visibility(&message.receipt, Duration::ZERO)
+                .await
+                .unwrap();
+            continue;
+        }
+        let done = consumer.handle(&message, &CancellationToken::new()).await;
+        assert!(
+            matches!(done, Disposition::Stored { .. } | Disposition::Skipped),
+            "{done:?}"
+        );
+        queue.delete(&message.receipt).await.unwrap();
+    }
+}
+
+/// Fails on the old finisher, which published its own run's staged files
+/// at once: run B (planned second, with the whole index) finished first
+/// and published files naming run A's bottles still in flight (404s for
+/// clients); then A finished and put its older files (one formula's
+/// scope) back over B's. Now B leaves publication to A, the last run in
+/// flight, which publishes the newest files (B's), and `verify` passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_run_to_finish_publishes_the_newest_api_files() {
+    let w = world_with(small_catalog(), |args| {
+        args.size_threshold_gb = Some("1000".into());
+    })
+    .await;
+    let store = w.services.store.as_ref();
+    let only_curl = FleetPlanRequest {
+        formulae: vec!["curl".into()],
+        ..request()
+    };
+    let a = plan_fleet_run(&w.services, &only_curl, "planner-a")
+        .await
+        .unwrap();
+    let run_a = a.run_id.clone().expect("run A planned");
+    let b = plan_fleet_run(&w.services, &request(), "planner-b")
+        .await
+        .unwrap();
+    let run_b = b.run_id.clone().expect("run B planned");
+    assert!(a.enqueued > 0 && b.enqueued > 0 && b.in_flight as u64 >= a.enqueued);
+    let queue = w.services.queue.clone().unwrap();
+
+    work_run_only(&w, &queue, &run_b).await;
+    assert_eq!(run_of(&w.services, &run_b).await.state, RunState::Finished);
+    let published = store.list("api").await.unwrap();
+    assert!(
+        published.is_empty(),
+        "run B published while run A's bottles were in flight: {published:?}"
+    );
+
+    work_run_only(&w, &queue, &run_a).await;
+    assert_eq!(run_of(&w.services, &run_a).await.state, RunState::Finished);
+    let record = bottlesync_core::brew::publish::PublishedRecord::read(store)
+        .await
+        .unwrap()
+        .expect("the last finisher published");
+    assert_eq!(
+        record.scope.formulae,
+        Vec::<String>::new(),
+        "run A's older files (curl only) replaced run B's (all formulae)"
+    );
+    let kept = bottlesync_core::run::publication::kept_result(store, &run_a)
+        .await
+        .unwrap()
+        .expect("run A's finisher published");
+    assert_eq!(kept.source_run.as_deref(), Some(run_b.as_str()));
+    assert!(kept.missing.is_empty(), "{:?}", kept.missing);
+    let verified = bottlesync_core::brew::verify::verify(store).await.unwrap();
+    assert!(verified.complete(), "{verified:?}");
 }
 
 /// Fails on the old planner, which dated the planning lease from before

@@ -253,9 +253,10 @@ async fn dead_letters_are_listed_and_replayed_as_a_new_run_with_one_summary() {
             .await
             .unwrap_err()
             .to_string();
-    assert!(err.contains("could not send any"), "{err}");
+    assert!(err.contains("could not confirm any"), "{err}");
     assert_eq!(stack.dlq_depth().await, 1, "the dead letter is still there");
-    // A replay that sent nothing has nothing to summarise.
+    // Its run holds the bottle (an unconfirmed send may have landed) and
+    // has not drained: no summary yet (its stalled reconcile settles it).
     assert_eq!(stack.webhook.titles(), [TITLE_STARTED, TITLE_FAILED]);
 
     // A second dead copy of the same bottle (a re-plan of it, a lost ack).

@@ -22,7 +22,7 @@ use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
 use bottlesync_core::plan::route::Route;
 use bottlesync_core::ports::fleet_ledger::BottleState;
 use bottlesync_core::ports::notifier::{Notification, Notifier};
-use bottlesync_core::ports::queue::{Queue, QueueDepth, QueueMessage};
+use bottlesync_core::ports::queue::{Queue, QueueDepth, QueueMessage, SendOutcome};
 use bottlesync_core::retry::RetryPolicy;
 use bottlesync_core::run::finish::{FinishOutcome, finish_run_if_due, finish_run_with_lease};
 use bottlesync_core::run::manifest::RunManifest;
@@ -444,7 +444,9 @@ impl Queue for Faulty {
         self.inner.name()
     }
 
-    fn send_all<'a, 'b>(&'a self, bodies: Vec<String>) -> BoxFuture<'b, Result<()>>
+    /// As SQS answers a batch with one entry refused: the others land,
+    /// the refused one is reported unconfirmed.
+    fn send_each<'a, 'b>(&'a self, bodies: Vec<String>) -> BoxFuture<'b, SendOutcome>
     where
         'a: 'b,
         Self: 'b,
@@ -453,15 +455,23 @@ impl Queue for Faulty {
             let delay = *self.send_delay.lock().unwrap();
             tokio::time::sleep(delay).await;
             let poisoned = self.fail_sends_of.lock().unwrap().clone();
-            if let Some(needle) = poisoned
-                && bodies.iter().any(|b| b.contains(&needle))
-            {
-                return Err(Error::store(
+            let refused: Vec<usize> = (0..bodies.len())
+                .filter(|&i| poisoned.as_ref().is_some_and(|n| bodies[i].contains(n)))
+                .collect();
+            let passed: Vec<String> = (0..bodies.len())
+                .filter(|i| !refused.contains(i))
+                .map(|i| bodies[i].clone())
+                .collect();
+            let mut outcome = self.inner.send_each(passed).await;
+            assert!(outcome.error.is_none(), "the inner queue sends");
+            if !refused.is_empty() {
+                outcome.unconfirmed = refused;
+                outcome.error = Some(Error::store(
                     self.name(),
                     "SendMessageBatch: injected failure",
                 ));
             }
-            self.inner.send_all(bodies).await
+            outcome
         })
     }
 
@@ -542,7 +552,10 @@ async fn failed_dlq_deletes_and_sends_do_not_stop_the_replay() {
     let standin = StandIn::start(StandInConfig::new(small_catalog()))
         .await
         .unwrap();
-    let mut fleet = fleet(Some(standin.api_url())).await;
+    let mut fleet = fleet_with(Some(standin.api_url()), |settings| {
+        settings.run_stall_minutes = Some("0.001".into());
+    })
+    .await;
     let messages = planned_messages(&fleet.services).await;
     assert!(messages.len() >= 4);
     let services = Arc::get_mut(&mut fleet.services).unwrap();
@@ -555,7 +568,8 @@ async fn failed_dlq_deletes_and_sends_do_not_stop_the_replay() {
     let services = fleet.services.clone();
     let bodies: Vec<String> = messages[..4].iter().map(|m| m.body.clone()).collect();
     dead.send_all(bodies.clone()).await.unwrap();
-    // The first delete fails, and one bottle cannot be sent.
+    // The first delete fails, and SQS refuses one bottle's entry on every
+    // attempt (the others of its batch land).
     dead.fail_deletes.store(1, Ordering::SeqCst);
     let unsendable: serde_json::Value = serde_json::from_str(&bodies[3]).unwrap();
     let unsendable = unsendable["sha256"].as_str().unwrap().to_string();
@@ -567,38 +581,49 @@ async fn failed_dlq_deletes_and_sends_do_not_stop_the_replay() {
     let report = replay::replay(&services, 10, false, run_id.clone())
         .await
         .unwrap();
-    assert_eq!(report.replayed, 3, "{report:?}");
+    assert_eq!(report.replayed, 4, "{report:?}");
     assert_eq!(report.not_deleted.len(), 1, "{report:?}");
     assert_eq!(report.not_sent.len(), 1, "{report:?}");
     assert_eq!(report.not_sent[0].sha256, unsendable);
-    assert!(
-        report.not_sent[0].problem.contains("injected"),
-        "{report:?}"
-    );
     let run = run_of(&services, &run_id).await;
     assert!(run.sealed);
     assert_eq!(
         (run.expected, run.failed),
-        (3, 0),
-        "the unsent one is not in the run"
+        (4, 0),
+        "the unconfirmed one is in the run: its send may have landed"
     );
-    // In the DLQ: the unsent letter, visible again, and the undeleted one.
+    // In the DLQ: the unconfirmed letter, visible again, and the undeleted one.
     let depth = dead.depth().await.unwrap();
     assert_eq!(depth.visible + depth.in_flight, 2, "{depth:?}");
     let again = dead.receive(10, Duration::ZERO).await.unwrap();
-    assert_eq!(again.len(), 1, "only the unsent letter is visible");
+    assert_eq!(again.len(), 1, "only the unconfirmed letter is visible");
     assert!(again[0].body.contains(&unsendable));
     dead.set_visibility(&again[0].receipt, Duration::ZERO)
         .await
         .unwrap();
 
-    // The three sent bottles drain the run: one summary.
+    // The three sent bottles are stored; the run waits for the fourth.
     for queue in [&lambda, &large] {
         *queue.fail_sends_of.lock().unwrap() = None;
     }
     work_everything(&services, &run_id).await;
     let run = run_of(&services, &run_id).await;
-    assert_eq!((run.stored, run.state), (3, RunState::Finished));
+    assert_eq!((run.stored, run.state), (3, RunState::Running));
+    // Its message never arrived: the reconcile of the stalled run sends it
+    // again from the manifest, and the run ends with one summary.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let reconciled = bottlesync_core::run::reconcile::reconcile(&services, "reconcile")
+        .await
+        .unwrap();
+    let verdict = reconciled.runs.iter().find(|r| r.run_id == run_id).unwrap();
+    assert_eq!(
+        (verdict.verdict.as_str(), verdict.resent),
+        ("stalled", 1),
+        "{verdict:?}"
+    );
+    work_everything(&services, &run_id).await;
+    let run = run_of(&services, &run_id).await;
+    assert_eq!((run.stored, run.state), (4, RunState::Finished));
     assert_eq!(summaries_of(&fleet.hook, &run_id).len(), 1);
 }
 

@@ -135,7 +135,7 @@ async fn flat_copies_then_the_record_then_the_api_files_and_what_is_lacking_is_n
         packages: BTreeMap::from([(tag(), packages())]),
         formula_jws: Some(b"[]".to_vec()),
         scope: MirrorScope::default(),
-        portable_ruby: Vec::new(),
+        ..ApiFiles::default()
     };
 
     let report = publish(store.as_ref(), &bottles, &api).await.unwrap();
@@ -174,4 +174,46 @@ async fn flat_copies_then_the_record_then_the_api_files_and_what_is_lacking_is_n
         record.bottles[&sha(1)].key.as_str(),
         format!("bottles/{wget}")
     );
+}
+
+/// Files of an older generation (a run planned first that finishes last)
+/// never replace newer ones: nothing is written, and the report says why.
+#[tokio::test]
+async fn older_api_files_never_replace_newer_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Recording {
+        inner: LocalStore::open(dir.path()).unwrap(),
+        writes: Mutex::new(vec![]),
+    });
+    let newer = Utc::now();
+    let older = newer - chrono::Duration::minutes(5);
+    let api = |fetched_at, formula_jws: &[u8]| ApiFiles {
+        packages: BTreeMap::from([(tag(), packages())]),
+        formula_jws: Some(formula_jws.to_vec()),
+        fetched_at,
+        ..ApiFiles::default()
+    };
+    let bottles = BTreeMap::new();
+    let first = publish(store.as_ref(), &bottles, &api(newer, b"[\"new\"]"))
+        .await
+        .unwrap();
+    assert_eq!(first.superseded_by, None);
+    store.writes.lock().unwrap().clear();
+
+    let late = publish(store.as_ref(), &bottles, &api(older, b"[\"old\"]"))
+        .await
+        .unwrap();
+
+    assert_eq!(late.superseded_by, Some(newer));
+    assert!(late.api_files.is_empty());
+    assert_eq!(*store.writes.lock().unwrap(), Vec::<String>::new());
+    assert_eq!(
+        std::fs::read(dir.path().join("api/formula.jws.json")).unwrap(),
+        b"[\"new\"]"
+    );
+    let record = bottlesync_core::brew::publish::PublishedRecord::read(store.as_ref())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.generation, Some(newer));
 }

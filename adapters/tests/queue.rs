@@ -282,10 +282,16 @@ async fn sqs_queue_on_moto() {
     let missing = SqsQueue::new(client, format!("{}/123456789012/missing", moto.endpoint));
     assert!(missing.url().ends_with("/missing"));
     let bodies: Vec<String> = (0..25).map(|i| i.to_string()).collect();
+    let sent = missing.send_each(bodies.clone()).await;
+    assert_eq!(
+        sent.unconfirmed,
+        (0..25).collect::<Vec<_>>(),
+        "none confirmed"
+    );
     let err = missing.send_all(bodies).await.unwrap_err().to_string();
     assert!(err.contains("/missing"), "{err}");
     assert!(
-        err.contains("SendMessageBatch: 25 of 25 messages not sent"),
+        err.contains("SendMessageBatch: 25 of 25 messages not confirmed"),
         "{err}"
     );
     let err = missing.receive(1, Duration::ZERO).await.unwrap_err();

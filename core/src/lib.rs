@@ -13,13 +13,16 @@
 //!   status, import, dead letters) and its messages;
 //! - `segments`: when and how a large bottle comes down as ranges over
 //!   several connections;
-//! - `journal` (the ledger of a `sync`, kept in the store), `store_lease`
-//!   (one `sync` per S3 prefix), `shutdown` (stop, grace, cancel).
+//! - `lease` (whatever a process holds, renewed every third of its
+//!   length, with a token that fires on loss), `journal` (the ledger of a
+//!   `sync`, kept in the store), `store_lease` (one `sync` per S3 prefix),
+//!   `shutdown` (stop, grace, cancel).
 
 pub mod brew;
 pub mod error;
 pub mod fleet_config;
 pub mod journal;
+pub mod lease;
 pub mod metrics;
 pub mod model;
 pub mod plan;

@@ -52,14 +52,13 @@ impl ShutdownSignal {
         self.cancel.send_replace(true);
     }
 
-    /// Cancels once `flag` turns true (e.g. a store lease lost to another
-    /// run), from a task of its own.
-    pub fn cancel_when(&self, mut flag: watch::Receiver<bool>) {
+    /// Cancels once `lost` fires (a store lease lost to another run),
+    /// from a task of its own.
+    pub fn cancel_when(&self, lost: tokio_util::sync::CancellationToken) {
         let signal = self.clone();
         tokio::spawn(async move {
-            if flag.wait_for(|set| *set).await.is_ok() {
-                signal.cancel();
-            }
+            lost.cancelled().await;
+            signal.cancel();
         });
     }
 }

@@ -10,12 +10,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
+use crate::lease::{Lease, Renewal};
 use crate::model::key::ObjectKey;
 use crate::ports::store::{BlobStore, INTERNAL_PREFIX, Precondition, PutIf, VersionToken};
 
@@ -73,10 +74,8 @@ fn expiry(from: DateTime<Utc>, length: Duration) -> DateTime<Utc> {
 
 /// A lease this run holds; renewed in the background until `release`.
 pub struct StoreLease {
-    store: Arc<dyn BlobStore>,
-    record: Arc<Mutex<(LeaseRecord, VersionToken)>>,
-    renewer: JoinHandle<()>,
-    lost: watch::Receiver<bool>,
+    lock: Arc<LockRenewal>,
+    lease: Lease,
 }
 
 impl StoreLease {
@@ -157,36 +156,31 @@ impl StoreLease {
             until = %record.expires_at,
             "took the run lock"
         );
-        let record = Arc::new(Mutex::new((record, version)));
-        let (lost_tx, lost) = watch::channel(false);
-        let renewer = tokio::spawn(renew_until_lost(
-            store.clone(),
-            record.clone(),
-            length,
-            lost_tx,
-        ));
-        StoreLease {
+        let lock = Arc::new(LockRenewal {
             store,
-            record,
-            renewer,
-            lost,
+            record: Mutex::new((record, version)),
+            length,
+        });
+        StoreLease {
+            lease: Lease::keep(lock.clone(), length),
+            lock,
         }
     }
 
-    /// Becomes `true` if another run took the lease over (this run failed
-    /// to renew it in time): the caller should stop.
-    pub fn lost(&self) -> watch::Receiver<bool> {
-        self.lost.clone()
+    /// Fires if another run took the lease over (this run failed to renew
+    /// it in time): the caller should stop.
+    pub fn lost(&self) -> CancellationToken {
+        self.lease.lost()
     }
 
     /// Stops renewing and deletes the lock object if it is still ours.
     /// Failures are logged: an undeleted lock only expires.
     pub async fn release(self) {
-        self.renewer.abort();
-        let _ = self.renewer.await;
-        let shown = format!("{}/{}", self.store.location(), lease_key_name());
-        let version = self.record.lock().expect("lease record").1.clone();
-        match self.store.delete_if(&lease_key(), &version).await {
+        self.lease.stop().await;
+        let store = &self.lock.store;
+        let shown = format!("{}/{}", store.location(), lease_key_name());
+        let version = self.lock.record.lock().expect("lease record").1.clone();
+        match store.delete_if(&lease_key(), &version).await {
             Ok(true) => tracing::info!(lock = %shown, "released the run lock"),
             Ok(false) => tracing::warn!(
                 lock = %shown,
@@ -201,53 +195,42 @@ impl StoreLease {
     }
 }
 
-/// Renews every third of the lease. A failed renewal (network) is logged
-/// and tried again at the next tick, two before expiry; a refused one
-/// means another run holds it now.
-async fn renew_until_lost(
+/// Renews the lock object with `If-Match` on the version this run wrote
+/// last. A refused renewal may be our own whose answer was lost: the
+/// object then holds exactly what we wrote.
+struct LockRenewal {
     store: Arc<dyn BlobStore>,
-    record: Arc<Mutex<(LeaseRecord, VersionToken)>>,
+    record: Mutex<(LeaseRecord, VersionToken)>,
     length: Duration,
-    lost: watch::Sender<bool>,
-) {
-    let key = lease_key();
-    let shown = format!("{}/{}", store.location(), lease_key_name());
-    let mut ticks = tokio::time::interval(length / 3);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticks.tick().await; // the first tick is immediate
-    loop {
-        ticks.tick().await;
-        let (mut next, version) = record.lock().expect("lease record").clone();
-        next.expires_at = expiry(Utc::now(), length);
+}
+
+#[async_trait]
+impl Renewal for LockRenewal {
+    fn what(&self) -> String {
+        format!("{}/{}", self.store.location(), lease_key_name())
+    }
+
+    async fn renew(&self) -> Result<bool> {
+        let key = lease_key();
+        let (mut next, version) = self.record.lock().expect("lease record").clone();
+        next.expires_at = expiry(Utc::now(), self.length);
         let bytes = serde_json::to_vec(&next).expect("lease records serialise");
-        match store
+        match self
+            .store
             .put_if(&key, bytes.clone(), Precondition::Matches(version))
-            .await
+            .await?
         {
-            Ok(PutIf::Written(version)) => {
-                *record.lock().expect("lease record") = (next, version);
+            PutIf::Written(version) => {
+                *self.record.lock().expect("lease record") = (next, version);
+                Ok(true)
             }
-            Ok(PutIf::PreconditionFailed) => {
-                // Maybe our renewal landed and only its answer was lost.
-                match store.get_versioned(&key, 64 * 1024).await {
-                    Ok(Some((existing, version))) if existing == bytes => {
-                        *record.lock().expect("lease record") = (next, version);
-                    }
-                    _ => {
-                        tracing::error!(
-                            lock = %shown,
-                            "lost the run lock to another run: stopping"
-                        );
-                        let _ = lost.send(true);
-                        return;
-                    }
+            PutIf::PreconditionFailed => match self.store.get_versioned(&key, 64 * 1024).await? {
+                Some((existing, version)) if existing == bytes => {
+                    *self.record.lock().expect("lease record") = (next, version);
+                    Ok(true)
                 }
-            }
-            Err(e) => tracing::warn!(
-                lock = %shown,
-                error = %e,
-                "cannot renew the run lock: trying again at the next renewal"
-            ),
+                _ => Ok(false),
+            },
         }
     }
 }

@@ -8,32 +8,22 @@ use bottlesync_core::model::message::BottleMessage;
 use bottlesync_core::plan::route::{Route, route_for};
 use bottlesync_core::plan::select::{PlanRequest, TagSelection};
 use bottlesync_core::ports::notifier::notify_or_log;
-use bottlesync_core::run::manifest::{ManifestMessage, RunManifest};
+use bottlesync_core::run::dispatch::{Outgoing, RunDispatch};
+use bottlesync_core::run::manifest::ManifestMessage;
 use bottlesync_core::run::messages::started;
 use bottlesync_core::run::record::RunRecord;
 use bottlesync_core::services::FleetServices;
 use bottlesync_core::{BottleJob, Result};
 use chrono::{NaiveDate, Utc};
-use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
-use crate::planning_lease::PlanningLease;
 use crate::prepare::{
     ExternalHashFile, IndexSource, MirrorView, Prepared, Sources, fetch_inputs, prepare,
 };
-use bottlesync_core::brew::publish::{publish, stage};
+use bottlesync_core::brew::publish::publish;
 use bottlesync_core::journal::read_hash_file;
+use bottlesync_core::run::publication::stage;
 use bottlesync_core::services::WorkQueues;
-
-/// A queued mark outlives no message: SQS keeps messages 4 days by default,
-/// so after that a mark left by a crashed planner stops blocking the bottle.
-const QUEUED_MARK_LIFETIME: chrono::Duration = chrono::Duration::days(4);
-const LEDGER_CONCURRENCY: usize = 16;
-/// Marks and messages go out this many at a time, the planning lease
-/// renewed in between.
-const SEND_CHUNK: usize = 200;
-/// Attempts at sending one chunk of messages.
-const SEND_ATTEMPTS: u32 = 3;
 
 /// What a caller may override (the Lambda's manual invocation, the CLI).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -200,152 +190,51 @@ pub async fn plan_fleet_run(
         return Ok(outcome);
     }
 
-    // The run and its manifest come before any mark or message: a planner
-    // that dies anywhere after this leaves a run the reconcile (or the next
-    // planner) can resume, never marks or messages nobody can account for.
     let run_id = bottlesync_core::run::record::new_run_id();
-    // The planning lease starts when the run opens, not when planning
-    // began: `prepare` on a full mirror outlasts the lease, and a run born
-    // with an expired lease is resumed by any reconcile while this planner
-    // is still sending it.
-    let opened = Utc::now();
-    let mut run = RunRecord::new(
+    // For the last run to finish, which publishes them once the bottles
+    // are in: staged before the run opens (a staging whose run never
+    // opened is never published).
+    stage(services.store.as_ref(), &run_id, &inputs.api).await?;
+    if plan.jobs.iter().any(goes_to_ecs) {
+        wake_ecs(services, &mut outcome).await;
+    }
+    let messages: Vec<Outgoing> = plan
+        .jobs
+        .iter()
+        .map(|job| Outgoing {
+            sha256: job.sha256.clone(),
+            size: job.size,
+            message: ManifestMessage {
+                route: route_of(job),
+                body: BottleMessage::new(&run_id, job.clone()).to_body(),
+            },
+        })
+        .collect();
+    let run = RunRecord::new(
         run_id.clone(),
         outcome.date.clone(),
         plan.jobs.len() as u64,
         outcome.bytes,
         route,
-        opened,
+        Utc::now(),
     );
-    run.planner = Some(owner.to_string());
-    run.planning_until = Some(PlanningLease::until(opened, config.planning_lease));
-    services.ledger.create_run(&run).await?;
     outcome.run_id = Some(run_id.clone());
-    let mut lease = PlanningLease::new(services, &run_id, owner);
-    let manifest_of = |jobs: &[&BottleJob]| {
-        RunManifest::new(
-            run_id.clone(),
-            jobs.iter()
-                .map(|job| ManifestMessage {
-                    route: route_of(job),
-                    body: BottleMessage::new(&run_id, (*job).clone()).to_body(),
-                })
-                .collect(),
-        )
-    };
-    let planned: Vec<&BottleJob> = plan.jobs.iter().collect();
-    manifest_of(&planned).write(services.store.as_ref()).await?;
-    // For the worker that finishes the run, which publishes them once the
-    // bottles are in (the run cannot finish before it is sealed below).
-    stage(services.store.as_ref(), &run_id, &inputs.api).await?;
-
-    // Mark: a bottle another planner queued meanwhile is left to it.
-    let until = Utc::now() + QUEUED_MARK_LIFETIME;
-    let mut marked = vec![false; plan.jobs.len()];
-    for chunk in (0..plan.jobs.len()).collect::<Vec<_>>().chunks(SEND_CHUNK) {
-        lease.keep().await?;
-        let marks: Vec<(usize, Result<bool>)> = stream::iter(chunk.iter().copied())
-            .map(|i| {
-                let run_id = run_id.clone();
-                let job = &plan.jobs[i];
-                async move {
-                    (
-                        i,
-                        services
-                            .ledger
-                            .mark_queued(&job.sha256, &run_id, until)
-                            .await,
-                    )
-                }
-            })
-            .buffer_unordered(LEDGER_CONCURRENCY)
-            .collect()
-            .await;
-        for (i, result) in marks {
-            marked[i] = result?;
-        }
+    let dispatched = RunDispatch {
+        ledger: services.ledger.clone(),
+        store: services.store.as_ref(),
+        queues,
+        planning_lease: config.planning_lease,
+        owner,
     }
-    let jobs: Vec<&BottleJob> = plan
-        .jobs
-        .iter()
-        .zip(&marked)
-        .filter_map(|(job, m)| m.then_some(job))
-        .collect();
-    outcome.in_flight += plan.jobs.len() - jobs.len();
-
-    if jobs.iter().any(|job| goes_to_ecs(job)) {
-        match &services.capacity {
-            Some(capacity) => match capacity.ensure_at_least(config.ecs_wake_tasks).await {
-                Ok(counts) => {
-                    tracing::info!(before = counts.0, after = counts.1, "ECS workers woken");
-                    outcome.ecs_desired_count = Some(counts);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not wake the ECS service; queue-depth scaling must")
-                }
-            },
-            None => tracing::info!(
-                "BOTTLESYNC_ECS_CLUSTER/SERVICE not set: relying on queue-depth scaling"
-            ),
-        }
-    }
-
-    // Send in chunks, renewing the planning lease; a chunk that fails is
-    // tried again (a duplicate message is harmless: the ledger counts a
-    // bottle once). A chunk still failing may have landed all the same (its
-    // answer lost after SQS took it), and its bottles would then be counted
-    // by workers: it stays in the run, whose manifest names it, and the
-    // reconcile of the stalled run sends again what never arrived (once,
-    // then counts it lost). So `expected` is exactly what this run counts.
-    let mut sent: Vec<&BottleJob> = Vec::with_capacity(jobs.len());
-    let mut unconfirmed: Vec<&BottleJob> = Vec::new();
-    for chunk in jobs.chunks(SEND_CHUNK) {
-        lease.keep().await?;
-        for route in [Route::Ecs, Route::Lambda] {
-            let part: Vec<&BottleJob> = chunk
-                .iter()
-                .copied()
-                .filter(|j| route_of(j) == route)
-                .collect();
-            if part.is_empty() {
-                continue;
-            }
-            let queue = queues.get(route).expect("checked above");
-            let bodies: Vec<String> = part
-                .iter()
-                .map(|job| BottleMessage::new(&run_id, (*job).clone()).to_body())
-                .collect();
-            if send_with_retries(queue, bodies, &run_id).await {
-                sent.extend(part);
-            } else {
-                unconfirmed.extend(part);
-            }
-        }
-    }
-    let in_run: Vec<&BottleJob> = sent.iter().chain(&unconfirmed).copied().collect();
-    if in_run.len() != plan.jobs.len() {
-        // The manifest names exactly the run's bottles (those another
-        // planner had queued are its): the reconcile re-sends only these.
-        manifest_of(&in_run).write(services.store.as_ref()).await?;
-    }
-    run.expected = in_run.len() as u64;
-    run.bytes_planned = in_run.iter().map(|j| j.size).sum();
-    // Sealed only by the lease's holder: a planner whose run was taken over
-    // leaves the seal to the resumer, which sends what this one did not.
-    lease.confirm().await?;
-    services.ledger.seal_run(&run_id, run.expected).await?;
-    if !unconfirmed.is_empty() {
-        tracing::error!(
-            run_id,
-            unconfirmed = unconfirmed.len(),
-            "some sends could not be confirmed: those bottles stay in the run; the reconcile sends again whatever never arrived once the run stalls (BOTTLESYNC_RUN_STALL_MINUTES)"
-        );
-    }
-    outcome.enqueued = run.expected;
-    outcome.bytes = run.bytes_planned;
-    outcome.to_ecs = in_run.iter().filter(|job| goes_to_ecs(job)).count() as u64;
-    outcome.unsent = unconfirmed.len() as u64;
-    if in_run.is_empty() {
+    .open(run, messages, true)
+    .await?;
+    outcome.in_flight += dispatched.left.len();
+    outcome.enqueued = dispatched.run.expected;
+    outcome.bytes = dispatched.run.bytes_planned;
+    outcome.to_ecs = dispatched.to(Route::Ecs) as u64;
+    outcome.unsent = dispatched.unconfirmed.len() as u64;
+    let run = dispatched.run;
+    if run.expected == 0 {
         // Sealed at 0, the run has drained: finish it now (its summary says
         // nothing was sent) rather than leave it to the reconcile.
         if let Err(e) =
@@ -393,25 +282,25 @@ pub fn emit_plan_metrics(
     );
 }
 
-/// Sends one chunk, trying again after a failure; false when it never went.
-async fn send_with_retries(
-    queue: &dyn bottlesync_core::ports::queue::Queue,
-    bodies: Vec<String>,
-    run_id: &str,
-) -> bool {
-    for attempt in 1..=SEND_ATTEMPTS {
-        match queue.send_all(bodies.clone()).await {
-            Ok(()) => return true,
-            Err(e) if attempt < SEND_ATTEMPTS => {
-                tracing::warn!(run_id, attempt, messages = bodies.len(), error = %e, "sending failed; sending the chunk again (duplicates are counted once)");
-                tokio::time::sleep(std::time::Duration::from_millis(500 << attempt)).await;
-            }
-            Err(e) => {
-                tracing::error!(run_id, attempt, messages = bodies.len(), error = %e, "sending failed for good: these bottles leave the run");
-            }
+/// Wakes the ECS service for a run with bottles for it; a failure is
+/// logged (queue-depth scaling wakes it too).
+async fn wake_ecs(services: &FleetServices, outcome: &mut FleetPlanOutcome) {
+    let Some(capacity) = &services.capacity else {
+        tracing::info!("BOTTLESYNC_ECS_CLUSTER/SERVICE not set: relying on queue-depth scaling");
+        return;
+    };
+    match capacity
+        .ensure_at_least(services.config.ecs_wake_tasks)
+        .await
+    {
+        Ok(counts) => {
+            tracing::info!(before = counts.0, after = counts.1, "ECS workers woken");
+            outcome.ecs_desired_count = Some(counts);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not wake the ECS service; queue-depth scaling must")
         }
     }
-    false
 }
 
 /// Runs the reconcile, after waiting out the planning lease of a run whose

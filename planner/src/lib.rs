@@ -7,7 +7,6 @@
 pub mod fleet;
 pub mod index_source;
 pub mod lambda;
-mod planning_lease;
 pub mod portable_ruby;
 pub mod prepare;
 pub mod replay;

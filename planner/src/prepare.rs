@@ -91,6 +91,8 @@ pub async fn fetch_inputs(
     index_source: IndexSource<'_>,
     external_hash_file: Option<ExternalHashFile>,
 ) -> Result<Inputs> {
+    // The files' generation: an older plan's files never replace these.
+    let fetched_at = chrono::Utc::now();
     let FetchedIndex { index, formula_jws } = fetch_index(
         sources.registry,
         sources.retry,
@@ -108,6 +110,7 @@ pub async fn fetch_inputs(
             formula_jws,
             scope: Default::default(),
             portable_ruby: Vec::new(),
+            fetched_at,
         },
         external: HashSet::new(),
         external_hash_file_error: None,

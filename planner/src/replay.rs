@@ -11,27 +11,24 @@
 //! The ledger counts a run per bottle, so a replay does too: several dead
 //! copies of one bottle (a weekly re-plan of a broken bottle, a lost ack)
 //! are sent once (the newest copy), and the other copies are deleted once
-//! that one is sent. The run is created unsealed with its manifest written
-//! first and the replay's planning lease (as a planner's: a reconcile
-//! leaves a run whose sender is alive alone), and sealed by the lease's
-//! holder with the number of messages actually sent: a letter whose send
-//! failed goes back to the DLQ for the next replay and is not part of the
-//! run.
-
-use std::time::Duration;
+//! that one is sent. The run is sent as every run is
+//! ([`bottlesync_core::run::dispatch`]: opened under a planning lease,
+//! manifest, chunks, sealed by the lease's holder), without queued marks
+//! (see `RunDispatch::open`). A letter whose send was not confirmed stays in the DLQ
+//! for the next replay, and its bottle stays in the run: the answer may
+//! have been lost after SQS took the message, which a worker then counts.
 
 use bottlesync_core::model::message::BottleMessage;
 use bottlesync_core::plan::route::{Route, route_for};
 use bottlesync_core::ports::queue::QueueMessage;
+use bottlesync_core::run::dispatch::{Outgoing, RunDispatch};
 use bottlesync_core::run::dlq::{Replayed, by_bottle, dlq, release, take};
-use bottlesync_core::run::manifest::{ManifestMessage, RunManifest};
+use bottlesync_core::run::manifest::ManifestMessage;
 use bottlesync_core::run::record::RunRecord;
 use bottlesync_core::services::{FleetServices, WorkQueues};
-use bottlesync_core::{Error, Result};
+use bottlesync_core::{Error, Result, Sha256Digest};
 use chrono::Utc;
 use serde::Serialize;
-
-use crate::planning_lease::PlanningLease;
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ReplayReport {
@@ -45,8 +42,10 @@ pub struct ReplayReport {
     /// Extra dead copies of a replayed bottle, deleted from the DLQ once its
     /// one copy was sent (or, in a dry run, that would be).
     pub duplicates: usize,
-    /// Letters whose send failed: back in the DLQ, not part of the run; the
-    /// next replay picks them up.
+    /// Letters whose send was not confirmed: their bottles are in the run
+    /// (a lost answer may hide a send that landed; the reconcile sends
+    /// again whatever never arrived), and the letters stay in the DLQ for
+    /// the next replay (the ledger counts a bottle once).
     pub not_sent: Vec<LetterProblem>,
     /// Letters sent whose delete from the DLQ failed: they will be replayed
     /// again, which the ledger makes harmless.
@@ -133,19 +132,23 @@ pub async fn replay(
         release(queue, &held(&bottles)).await;
         return Err(e);
     }
-    let manifest: Vec<ManifestMessage> = bottles
+    let messages: Vec<Outgoing> = bottles
         .iter()
         .map(|bottle| {
             let mut moved = bottle.parsed.clone();
             moved.run_id = run_id.clone();
-            ManifestMessage {
-                route: route_of(bottle),
-                body: moved.to_body(),
+            Outgoing {
+                sha256: bottle.parsed.job.sha256.clone(),
+                size: bottle.parsed.job.size,
+                message: ManifestMessage {
+                    route: route_of(bottle),
+                    body: moved.to_body(),
+                },
             }
         })
         .collect();
     let now = Utc::now();
-    let mut run = RunRecord::new(
+    let run = RunRecord::new(
         run_id.clone(),
         now.format("%Y-%m-%d").to_string(),
         bottles.len() as u64,
@@ -153,59 +156,49 @@ pub async fn replay(
         run_route,
         now,
     );
-    // Like a planner, the replay holds the run's planning lease while it
-    // sends: without it any reconcile would resume (send again, seal) the
-    // run it is still sending.
+    // Like a planner's run: opened with its planning lease (a reconcile
+    // leaves a run whose sender is alive alone), marked, sent, sealed by
+    // the lease's holder.
     let owner = format!("dlq-replay/{run_id}");
-    run.planner = Some(owner.clone());
-    run.planning_until = Some(PlanningLease::until(now, config.planning_lease));
-    let set_up = async {
-        RunManifest::new(run_id.clone(), manifest.clone())
-            .write(services.store.as_ref())
-            .await?;
-        services.ledger.create_run(&run).await
+    let dispatch = RunDispatch {
+        ledger: services.ledger.clone(),
+        store: services.store.as_ref(),
+        queues,
+        planning_lease: config.planning_lease,
+        owner: &owner,
     };
-    if let Err(e) = set_up.await {
-        release(queue, &held(&bottles)).await;
-        return Err(e);
-    }
+    let dispatched = match dispatch.open(run, messages, false).await {
+        Ok(dispatched) => dispatched,
+        Err(e) => {
+            // Whatever went out is in the run the reconcile resumes; the
+            // letters stay for the next replay (the ledger dedups).
+            tracing::error!(run_id, error = %e, "replay stopped: its dead letters stay in the DLQ");
+            release(queue, &held(&bottles)).await;
+            return Err(e);
+        }
+    };
     report.run_id = Some(run_id.clone());
-    let mut lease = PlanningLease::new(services, &run_id, &owner);
-
-    // From here on nothing returns early: the run must be sealed, by this
-    // replay, or by the reconcile that took its lease over.
-    let mut taken_over = None;
-    for (i, (bottle, planned)) in bottles.iter().zip(&manifest).enumerate() {
-        if let Err(e) = lease.keep().await {
-            // The resumer sends what the manifest names; the letters not
-            // sent here go back to the DLQ (replayed again, the ledger
-            // dedups them).
-            tracing::error!(run_id, error = %e, "replay stopped: its run was taken over");
-            release(queue, &held(&bottles[i..])).await;
-            taken_over = Some(e);
-            break;
-        }
-        let target = queues.get(planned.route).expect("checked above");
-        // Send first, then delete: never lose a bottle.
-        if let Err(e) = target.send_all(vec![planned.body.clone()]).await {
-            tracing::warn!(
-                run_id,
-                message_id = %bottle.message.message_id,
-                bottle = %bottle.parsed.job.label(),
-                error = %e,
-                "replay could not send the dead letter: it goes back to the DLQ for the next replay"
-            );
-            report.not_sent.push(letter_problem(
-                &bottle.message,
-                &bottle.parsed,
-                e.to_string(),
-            ));
-            let copies: Vec<QueueMessage> = bottle.copies().cloned().collect();
-            release(queue, &copies).await;
-            continue;
-        }
-        report.to_ecs += (planned.route == Route::Ecs) as usize;
-        report.replayed += 1;
+    report.replayed = dispatched.sent.len() + dispatched.unconfirmed.len();
+    report.to_ecs = dispatched.to(Route::Ecs);
+    let letter_of = |sha256: &Sha256Digest| {
+        bottles
+            .iter()
+            .find(|b| &b.parsed.job.sha256 == sha256)
+            .expect("every message is a letter's")
+    };
+    // An unconfirmed send may not have landed: its letters stay for the
+    // next replay (the bottle is in this run too; the ledger counts it once).
+    for outgoing in &dispatched.unconfirmed {
+        let bottle = letter_of(&outgoing.sha256);
+        report.not_sent.push(letter_problem(
+            &bottle.message,
+            &bottle.parsed,
+            "the send was not confirmed: the bottle stays in the run (the reconcile sends it again if it never arrived) and its dead letter in the DLQ".into(),
+        ));
+        release(queue, &bottle.copies().cloned().collect::<Vec<_>>()).await;
+    }
+    for outgoing in &dispatched.sent {
+        let bottle = letter_of(&outgoing.sha256);
         for copy in bottle.copies() {
             if let Err(e) = queue.delete(&copy.receipt).await {
                 tracing::warn!(
@@ -221,59 +214,16 @@ pub async fn replay(
             }
         }
     }
-    if let Some(e) = taken_over {
-        return Err(e);
-    }
-    lease.confirm().await?;
-    seal(services, &run_id, report.replayed as u64).await?;
-    if report.replayed == 0 {
-        // Nothing is out there for this run: end it without a summary (it
-        // has nothing to report) and tell the operator.
-        if services
-            .ledger
-            .begin_finish(
-                &run_id,
-                "dlq-replay",
-                bottlesync_core::run::finish::FINISH_LEASE,
-            )
-            .await?
-        {
-            services.ledger.finish(&run_id, "dlq-replay").await?;
-        }
-        let first = report
-            .not_sent
-            .first()
-            .map(|p| p.problem.clone())
-            .unwrap_or_default();
+    if dispatched.sent.is_empty() {
         return Err(Error::queue(
             queue.name(),
             format!(
-                "replay could not send any of the {} dead letters (first error: {first}); they are still in the DLQ",
-                report.not_sent.len()
+                "replay could not confirm any of its {} sends; the dead letters are still in the DLQ, and run {run_id} holds the bottles (the reconcile sends again whatever never arrived)",
+                dispatched.unconfirmed.len()
             ),
         ));
     }
     // The workers may have drained it already.
     bottlesync_core::run::finish::finish_run_if_due(services, &run_id, "dlq-replay").await?;
     Ok(report)
-}
-
-/// Seals the replay's run with what was sent, trying a few times: an
-/// unsealed run cannot finish (the reconcile would have to).
-async fn seal(services: &FleetServices, run_id: &str, sent: u64) -> Result<()> {
-    let mut attempt = 1;
-    loop {
-        match services.ledger.seal_run(run_id, sent).await {
-            Ok(()) => return Ok(()),
-            Err(e) if attempt < 3 => {
-                tracing::warn!(run_id, attempt, error = %e, "could not seal the replay's run: trying again");
-                tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
-                attempt += 1;
-            }
-            Err(e) => {
-                tracing::error!(run_id, sent, error = %e, "could not seal the replay's run: it cannot finish until the reconcile seals it");
-                return Err(e);
-            }
-        }
-    }
 }

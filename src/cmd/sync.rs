@@ -23,7 +23,6 @@ use bottlesync_planner::prepare::{
     ExternalHashFile, IndexSource, MirrorView, Sources, fetch_inputs, prepare,
 };
 use bottlesync_worker::pool::{PoolContext, PoolOutcome, Progress, run_pool};
-use tokio::sync::watch;
 
 use super::stop_on_signals;
 use crate::report::{SyncReport, add_portable_ruby, portable_ruby_lines, write_report};
@@ -172,7 +171,7 @@ async fn transfer(
     jobs: Vec<BottleJob>,
     bytes: u64,
     context: PoolContext,
-    lease_lost: Option<watch::Receiver<bool>>,
+    lease_lost: Option<bottlesync_core::lease::CancellationToken>,
 ) -> PoolOutcome {
     let shutdown = ShutdownSignal::new();
     stop_on_signals(&shutdown, "; stored bottles are kept, a rerun resumes");

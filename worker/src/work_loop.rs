@@ -7,7 +7,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use bottlesync_core::Result;
+use bottlesync_core::lease::{Lease, Renewal};
 use bottlesync_core::ports::protection::ProtectionAgent;
 use bottlesync_core::ports::queue::{Queue, QueueMessage};
 use bottlesync_core::run::finish::finish_latest_if_due;
@@ -17,6 +19,30 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::consumer::{Consumer, Disposition};
+
+/// A message in work, kept invisible (`ChangeMessageVisibility`). SQS
+/// cannot say that another receive has it: a failed extension is an error,
+/// never a loss.
+struct MessageVisibility {
+    queue: Arc<dyn Queue>,
+    message_id: String,
+    receipt: String,
+    visibility: Duration,
+}
+
+#[async_trait]
+impl Renewal for MessageVisibility {
+    fn what(&self) -> String {
+        format!("message {}: visibility", self.message_id)
+    }
+
+    async fn renew(&self) -> Result<bool> {
+        self.queue
+            .set_visibility(&self.receipt, self.visibility)
+            .await
+            .map(|()| true)
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct WorkOptions {
@@ -202,20 +228,19 @@ async fn handle_keeping_invisible(
     visibility: Duration,
     cancel: CancellationToken,
 ) -> Disposition {
-    let handling = consumer.handle(&message, &cancel);
-    tokio::pin!(handling);
-    let mut beat = tokio::time::interval(visibility / 3);
-    beat.tick().await;
-    let disposition = loop {
-        tokio::select! {
-            d = &mut handling => break d,
-            _ = beat.tick() => {
-                if let Err(e) = queue.set_visibility(&message.receipt, visibility).await {
-                    tracing::warn!(message_id = %message.message_id, error = %e, "could not extend visibility");
-                }
-            }
-        }
-    };
+    // Invisible while it is handled: a third of the visibility before it
+    // runs out, SQS hears again that it is in work.
+    let invisible = Lease::keep(
+        Arc::new(MessageVisibility {
+            queue: queue.clone(),
+            message_id: message.message_id.clone(),
+            receipt: message.receipt.clone(),
+            visibility,
+        }),
+        visibility,
+    );
+    let disposition = consumer.handle(&message, &cancel).await;
+    invisible.stop().await;
     let result = match &disposition {
         d if d.acknowledges() => match acks.send(message.receipt.clone()) {
             Ok(()) => Ok(()),

@@ -22,7 +22,7 @@ use chrono::DateTime;
 use futures::StreamExt;
 
 use bottlesync_core::error::{Error, Result};
-use bottlesync_core::ports::queue::{Queue, QueueDepth, QueueMessage};
+use bottlesync_core::ports::queue::{Queue, QueueDepth, QueueMessage, SendOutcome};
 
 /// Entries per `SendMessageBatch` (SQS's limit).
 pub const MAX_BATCH_ENTRIES: usize = 10;
@@ -66,13 +66,13 @@ impl SqsQueue {
     }
 
     /// Sends one batch, retrying the entries SQS failed on its side.
-    /// Returns how many entries were not sent and the first reason.
+    /// Returns the entries not confirmed and the first reason.
     async fn send_batch(&self, bodies: Vec<String>, abort: &AtomicBool) -> BatchOutcome {
         if abort.load(Ordering::Relaxed) {
             // An earlier batch failed as a whole: do not hammer a queue
             // that is missing or unreachable.
             return BatchOutcome {
-                failed: bodies.len(),
+                unconfirmed: (0..bodies.len()).collect(),
                 reason: None,
             };
         }
@@ -92,7 +92,7 @@ impl SqsQueue {
             {
                 Ok(entries) => entries,
                 Err(e) => {
-                    outcome.fail(pending.len(), format!("invalid batch entry: {e}"));
+                    outcome.fail(pending, format!("invalid batch entry: {e}"));
                     return outcome;
                 }
             };
@@ -106,8 +106,10 @@ impl SqsQueue {
             let output = match sent {
                 Ok(output) => output,
                 Err(e) => {
+                    // The answer is lost or the call refused: these may
+                    // have landed, or not.
                     abort.store(true, Ordering::Relaxed);
-                    outcome.fail(pending.len(), DisplayErrorContext(e).to_string());
+                    outcome.fail(pending, DisplayErrorContext(e).to_string());
                     return outcome;
                 }
             };
@@ -133,13 +135,16 @@ impl SqsQueue {
                         retry.push(i);
                         retry_reason.get_or_insert(reason);
                     }
-                    _ => outcome.fail(1, reason),
+                    Ok(i) if i < bodies.len() => outcome.fail([i], reason),
+                    _ => {
+                        tracing::warn!(queue = %self.url, id = failure.id(), reason, "SendMessageBatch reported a failure for an entry it was not sent")
+                    }
                 }
             }
             for &i in &pending {
                 let id = i.to_string();
                 if !succeeded.contains(id.as_str()) && !reported.contains(id.as_str()) {
-                    outcome.fail(1, format!("SQS reported no result for entry {id}"));
+                    outcome.fail([i], format!("SQS reported no result for entry {id}"));
                 }
             }
             if retry.is_empty() {
@@ -147,7 +152,7 @@ impl SqsQueue {
             }
             if attempt == ENTRY_RETRIES {
                 outcome.fail(
-                    retry.len(),
+                    retry,
                     format!(
                         "{} (after {} attempts)",
                         retry_reason.unwrap_or_default(),
@@ -199,13 +204,14 @@ impl SqsQueue {
 
 #[derive(Default)]
 struct BatchOutcome {
-    failed: usize,
+    /// Indices into the batch of the entries not confirmed.
+    unconfirmed: Vec<usize>,
     reason: Option<String>,
 }
 
 impl BatchOutcome {
-    fn fail(&mut self, count: usize, reason: String) {
-        self.failed += count;
+    fn fail(&mut self, entries: impl IntoIterator<Item = usize>, reason: String) {
+        self.unconfirmed.extend(entries);
         self.reason.get_or_insert(reason);
     }
 }
@@ -329,37 +335,58 @@ impl Queue for SqsQueue {
         self.url.clone()
     }
 
-    async fn send_all(&self, bodies: Vec<String>) -> Result<()> {
-        check_bodies(&self.url, &bodies)?;
-        let total = bodies.len();
-        if total == 0 {
-            return Ok(());
+    async fn send_each(&self, bodies: Vec<String>) -> SendOutcome {
+        if let Err(e) = check_bodies(&self.url, &bodies) {
+            return SendOutcome::none_of(bodies.len(), e);
         }
+        let total = bodies.len();
         let abort = AtomicBool::new(false);
-        let outcomes: Vec<BatchOutcome> = futures::stream::iter(batches(bodies))
-            .map(|batch| self.send_batch(batch, &abort))
+        let mut offset = 0;
+        let batches: Vec<(usize, Vec<String>)> = batches(bodies)
+            .into_iter()
+            .map(|batch| {
+                let start = offset;
+                offset += batch.len();
+                (start, batch)
+            })
+            .collect();
+        let outcomes: Vec<(usize, BatchOutcome)> = futures::stream::iter(batches)
+            .map(|(start, batch)| {
+                let abort = &abort;
+                async move { (start, self.send_batch(batch, abort).await) }
+            })
             .buffer_unordered(BATCHES_IN_FLIGHT)
             .collect()
             .await;
-        let failed: usize = outcomes.iter().map(|o| o.failed).sum();
-        if failed == 0 {
-            return Ok(());
+        let mut unconfirmed: Vec<usize> = Vec::new();
+        let mut reason = None;
+        for (start, outcome) in outcomes {
+            unconfirmed.extend(outcome.unconfirmed.iter().map(|i| start + i));
+            if reason.is_none() {
+                reason = outcome.reason;
+            }
         }
-        let reason = outcomes
-            .into_iter()
-            .find_map(|o| o.reason)
-            .unwrap_or_else(|| "unknown".into());
+        if unconfirmed.is_empty() {
+            return SendOutcome::default();
+        }
+        unconfirmed.sort_unstable();
         let skipped = if abort.load(Ordering::Relaxed) {
             " (batches after a failed call were not attempted)"
         } else {
             ""
         };
-        Err(Error::queue(
+        let error = Error::queue(
             &self.url,
             format!(
-                "SendMessageBatch: {failed} of {total} messages not sent{skipped}; first failure: {reason}"
+                "SendMessageBatch: {} of {total} messages not confirmed{skipped}; first failure: {}",
+                unconfirmed.len(),
+                reason.unwrap_or_else(|| "unknown".into())
             ),
-        ))
+        );
+        SendOutcome {
+            unconfirmed,
+            error: Some(error),
+        }
     }
 
     async fn send_delayed(&self, body: String, delay: Duration) -> Result<()> {

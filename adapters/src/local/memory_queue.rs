@@ -39,7 +39,7 @@ use crate::aws::sqs_queue::{
     MAX_BATCH_ENTRIES, MAX_VISIBILITY_SECONDS, MAX_WAIT_SECONDS, check_bodies,
 };
 use bottlesync_core::error::{Error, Result};
-use bottlesync_core::ports::queue::{Queue, QueueDepth, QueueMessage};
+use bottlesync_core::ports::queue::{Queue, QueueDepth, QueueMessage, SendOutcome};
 
 pub struct MemoryQueue {
     name: String,
@@ -270,10 +270,12 @@ impl Queue for MemoryQueue {
         self.name.clone()
     }
 
-    async fn send_all(&self, bodies: Vec<String>) -> Result<()> {
-        check_bodies(&self.location(), &bodies)?;
+    async fn send_each(&self, bodies: Vec<String>) -> SendOutcome {
+        if let Err(e) = check_bodies(&self.location(), &bodies) {
+            return SendOutcome::none_of(bodies.len(), e);
+        }
         if bodies.is_empty() {
-            return Ok(());
+            return SendOutcome::default();
         }
         {
             let now = Utc::now();
@@ -292,7 +294,7 @@ impl Queue for MemoryQueue {
             }
         }
         self.changed.notify_waiters();
-        Ok(())
+        SendOutcome::default()
     }
 
     async fn send_delayed(&self, body: String, delay: Duration) -> Result<()> {

@@ -126,6 +126,10 @@ pub struct ApiFiles {
     /// The Portable Ruby bottles the plan wanted (`bottles/` must hold
     /// them; recorded for `bottlesync verify`).
     pub portable_ruby: Vec<WantedBottle>,
+    /// When the files were fetched from upstream: their generation. Files
+    /// of an older generation never replace newer ones (a run planned
+    /// first may finish last).
+    pub fetched_at: DateTime<Utc>,
 }
 
 /// `.bottlesync/published.json`: what was last published, and for which
@@ -142,6 +146,10 @@ pub struct PublishedRecord {
     /// bottlesync mirrored it).
     #[serde(default)]
     pub portable_ruby: Vec<WantedBottle>,
+    /// [`ApiFiles::fetched_at`] of the files published (none in records
+    /// written before generations existed: any generation replaces them).
+    #[serde(default)]
+    pub generation: Option<DateTime<Utc>>,
 }
 
 pub const PUBLISHED_RECORD_SCHEMA: u32 = 1;
@@ -181,6 +189,9 @@ pub struct PublishReport {
     /// Bottles the published API files name (formulae in scope) that the
     /// mirror lacks: clients fetch these from upstream.
     pub missing: Vec<WantedBottle>,
+    /// The generation of newer API files already published, which these
+    /// did not replace (nothing was written).
+    pub superseded_by: Option<DateTime<Utc>>,
 }
 
 impl PublishReport {
@@ -323,6 +334,17 @@ pub async fn publish(
     stored: &BTreeMap<Sha256Digest, MirroredBottle>,
     api: &ApiFiles,
 ) -> Result<PublishReport> {
+    if let Some(newer) = newer_generation(store, api.fetched_at).await {
+        tracing::info!(
+            fetched_at = %api.fetched_at,
+            published = %newer,
+            "not publishing these API files: newer ones are published already"
+        );
+        return Ok(PublishReport {
+            superseded_by: Some(newer),
+            ..PublishReport::default()
+        });
+    }
     let mut present = flat_names(store).await?;
     let (flat_copies, flat_copy_failures) = make_flat_copies(store, stored, &mut present).await;
     record_flat_keys(store, stored, &present).await;
@@ -350,6 +372,7 @@ pub async fn publish(
         tags: api.packages.keys().cloned().collect(),
         formula_jws: api.formula_jws.is_some(),
         portable_ruby: api.portable_ruby.clone(),
+        generation: Some(api.fetched_at),
     };
     let record_bytes = serde_json::to_vec_pretty(&record).expect("a record serialises");
     store
@@ -386,125 +409,23 @@ pub async fn publish(
         flat_copy_failures,
         api_files,
         missing,
+        superseded_by: None,
     })
 }
 
-// ------------------------------------------------------------ the fleet
-
-/// `.bottlesync/runs/<run id>.api/`: where a fleet planner leaves the API
-/// files its plan used, for the worker that finishes the run to publish.
-fn staging_prefix(run_id: &str) -> Result<String> {
-    crate::model::message::validate_run_id(run_id)
-        .map_err(|problem| Error::config("run id", problem))?;
-    Ok(format!("{INTERNAL_PREFIX}/runs/{run_id}.api"))
-}
-
-fn staged_key(run_id: &str, file: &str) -> Result<ObjectKey> {
-    ObjectKey::parse(&format!("{}/{file}", staging_prefix(run_id)?))
-}
-
-const STAGED_SCOPE: &str = "scope.json";
-const STAGED_RESULT: &str = "published.json";
-const STAGED_FORMULA_JWS: &str = "formula.jws.json";
-const STAGED_PORTABLE_RUBY: &str = "portable-ruby.json";
-
-/// What the finisher of a run published, kept so a takeover that posts
-/// the summary later still names what the mirror lacks.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StagedResult {
-    pub api_files: usize,
-    pub missing: Vec<WantedBottle>,
-}
-
-/// Leaves `api` for the finisher of `run_id` (the planner, before it seals
-/// the run: nothing can finish an unsealed run).
-pub async fn stage(store: &dyn BlobStore, run_id: &str, api: &ApiFiles) -> Result<()> {
-    for (tag, file) in &api.packages {
-        let name = crate::model::layout::packages_file_name(tag);
-        store
-            .put_atomic(&staged_key(run_id, &name)?, file.bytes.clone())
-            .await?;
+/// The generation of the published API files when it is newer than
+/// `fetched_at`. A record that cannot be read is logged and replaced.
+async fn newer_generation(
+    store: &dyn BlobStore,
+    fetched_at: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    match PublishedRecord::read(store).await {
+        Ok(record) => record
+            .and_then(|r| r.generation)
+            .filter(|published| *published > fetched_at),
+        Err(e) => {
+            tracing::warn!(error = %e, "the publication record cannot be read: publishing over it");
+            None
+        }
     }
-    if let Some(bytes) = &api.formula_jws {
-        store
-            .put_atomic(&staged_key(run_id, STAGED_FORMULA_JWS)?, bytes.clone())
-            .await?;
-    }
-    crate::brew::portable_ruby::stage(store, &staged_key(run_id, STAGED_PORTABLE_RUBY)?, api)
-        .await?;
-    // Last: a staging without its scope is not used.
-    let scope = serde_json::to_vec(&api.scope).expect("a scope serialises");
-    store
-        .put_atomic(&staged_key(run_id, STAGED_SCOPE)?, scope)
-        .await
-}
-
-/// Publishes what the planner of `run_id` staged, over the compacted
-/// `bottles_hash.json`, once: a later call (a takeover) reads the result
-/// the first one kept. `None` when the run staged nothing (planned before
-/// publication existed).
-pub async fn publish_staged(store: &dyn BlobStore, run_id: &str) -> Result<Option<StagedResult>> {
-    let result_key = staged_key(run_id, STAGED_RESULT)?;
-    // An unreadable result (a torn write cannot happen: put_atomic) is
-    // simply published again.
-    if let Some(bytes) = store.get(&result_key, MAX_PUBLISHED_RECORD_BYTES).await?
-        && let Ok(result) = serde_json::from_slice(&bytes)
-    {
-        return Ok(Some(result));
-    }
-    let Some(scope) = store
-        .get(
-            &staged_key(run_id, STAGED_SCOPE)?,
-            MAX_PUBLISHED_RECORD_BYTES,
-        )
-        .await?
-    else {
-        return Ok(None);
-    };
-    let scope: MirrorScope = serde_json::from_slice(&scope).map_err(|e| {
-        Error::config(
-            "staged API files",
-            format!("run {run_id}: scope.json: {}", crate::serde_problem(&e)),
-        )
-    })?;
-    let prefix = staging_prefix(run_id)?;
-    let mut api = ApiFiles {
-        scope,
-        ..ApiFiles::default()
-    };
-    for key in store.list(&prefix).await? {
-        let name = key.file_name();
-        let Some(tag) = name
-            .strip_prefix("packages.")
-            .and_then(|rest| rest.strip_suffix(".jws.json"))
-        else {
-            if name == STAGED_FORMULA_JWS {
-                api.formula_jws = store.get(&key, MAX_FORMULA_JWS_BYTES).await?;
-            } else if name == STAGED_PORTABLE_RUBY {
-                api.portable_ruby = crate::brew::portable_ruby::read_staged(store, &key).await?;
-            }
-            continue;
-        };
-        let tag = Tag::parse(tag).map_err(|p| Error::config("staged API files", p))?;
-        let Some(bytes) = store
-            .get(&key, crate::model::packages::MAX_PACKAGES_FILE_BYTES)
-            .await?
-        else {
-            continue;
-        };
-        let file = PackagesFile::parse(&tag, bytes)
-            .map_err(|p| Error::config("staged API files", format!("{key}: {p}")))?;
-        api.packages.insert(tag, file);
-    }
-    let record = crate::journal::read_hash_file(store).await?;
-    let report = publish(store, &record.bottles, &api).await?;
-    let result = StagedResult {
-        api_files: report.api_files.len(),
-        missing: report.missing,
-    };
-    let bytes = serde_json::to_vec(&result).expect("a result serialises");
-    if let Err(e) = store.put_atomic(&result_key, bytes).await {
-        tracing::warn!(run_id, error = %e, "published, but could not keep the result: a takeover publishes again (the same files)");
-    }
-    Ok(Some(result))
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The longest delay a sent message can have (SQS's `DelaySeconds`).
 pub const MAX_DELAY: Duration = Duration::from_secs(900);
@@ -40,14 +40,44 @@ impl QueueDepth {
     }
 }
 
+/// What a send of several bodies came to.
+#[derive(Debug, Default)]
+pub struct SendOutcome {
+    /// The bodies (their indices) SQS did not confirm: refused, never
+    /// attempted, or in a batch whose answer was lost (which may have
+    /// landed all the same).
+    pub unconfirmed: Vec<usize>,
+    /// Why, naming how many of how many; `None` when all were confirmed.
+    pub error: Option<Error>,
+}
+
+impl SendOutcome {
+    /// Nothing of `count` bodies confirmed, for `error`.
+    pub fn none_of(count: usize, error: Error) -> Self {
+        SendOutcome {
+            unconfirmed: (0..count).collect(),
+            error: Some(error),
+        }
+    }
+}
+
 #[async_trait]
 pub trait Queue: Send + Sync {
     /// The queue's URL or name, for messages.
     fn name(&self) -> String;
 
-    /// Sends every body (in batches of 10, several batches at once).
-    /// Fails if any message could not be sent, naming how many.
-    async fn send_all(&self, bodies: Vec<String>) -> Result<()>;
+    /// Sends every body (in batches of 10, several batches at once) and
+    /// says which SQS did not confirm.
+    async fn send_each(&self, bodies: Vec<String>) -> SendOutcome;
+
+    /// Sends every body. Fails if any message was not confirmed, naming
+    /// how many.
+    async fn send_all(&self, bodies: Vec<String>) -> Result<()> {
+        match self.send_each(bodies).await.error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
 
     /// Up to `max` (1 to 10) messages, waiting up to `wait` for the first.
     /// Sends one body that becomes visible only after `delay`: at most

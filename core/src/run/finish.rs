@@ -14,13 +14,14 @@
 //!   that expires; the next caller takes over and redoes what is idempotent.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::Utc;
 
 use crate::error::{Error, Result};
 use crate::journal::compact_into;
+use crate::lease::{Lease, Renewal};
 use crate::ports::fleet_ledger::{BottleState, FleetLedger};
 use crate::ports::store::BlobStore;
 use crate::run::record::{RunRecord, RunState};
@@ -118,10 +119,19 @@ pub async fn finish_run_with_lease(
         summary_attempts = run.summary_attempts,
         "finishing the run: compacting and sending the summary"
     );
-    let keeper = LeaseKeeper::start(services.ledger.clone(), run_id, owner, lease);
-    let step = finish_steps(services, run_id, owner, lease, &keeper).await;
+    let held = Lease::keep_at_most(
+        Arc::new(FinishRenewal {
+            ledger: services.ledger.clone(),
+            run_id: run_id.to_string(),
+            owner: owner.to_string(),
+            lease,
+        }),
+        lease,
+        Some(MAX_FINISHING),
+    );
+    let step = finish_steps(services, run_id, owner, &held).await;
     // Stopped (and its last renewal landed) before the lease is given up below.
-    keeper.stop().await;
+    held.stop().await;
     match step? {
         Step::Posted { summary_posted } => {
             services.ledger.finish(run_id, owner).await?;
@@ -165,8 +175,7 @@ async fn finish_steps(
     services: &FleetServices,
     run_id: &str,
     owner: &str,
-    lease: Duration,
-    keeper: &LeaseKeeper,
+    held: &Lease,
 ) -> Result<Step> {
     let run = read_run(services, run_id).await?;
     if run.compacted {
@@ -187,10 +196,14 @@ async fn finish_steps(
         }
     }
     // After compaction: the API files name only what bottles_hash.json has.
-    let missing = match crate::brew::publish::publish_staged(services.store.as_ref(), run_id).await
+    let missing = match crate::run::publication::publish_at_finish(
+        services.ledger.as_ref(),
+        services.store.as_ref(),
+        run_id,
+    )
+    .await
     {
-        Ok(Some(result)) => crate::brew::publish::missing_labels(&result.missing),
-        Ok(None) => Vec::new(),
+        Ok(publication) => crate::brew::publish::missing_labels(publication.missing()),
         Err(e) => {
             tracing::error!(run_id, error = %e, "publishing the API files failed: clients keep the ones published before; the next run publishes again");
             Vec::new()
@@ -198,7 +211,7 @@ async fn finish_steps(
     };
     // Right before posting, with a fresh full lease: a finisher that lost
     // its lease (paused past it, renewals failing) stops here.
-    if keeper.lost() || !services.ledger.extend_finish(run_id, owner, lease).await? {
+    if !held.confirm().await? {
         tracing::warn!(
             run_id,
             owner,
@@ -279,62 +292,24 @@ async fn summary_of(
     )
 }
 
-/// Renews the finisher lease every third of it until stopped, and notes
-/// when the ledger says it is lost (someone else took over).
-struct LeaseKeeper {
-    stop: tokio::sync::watch::Sender<bool>,
-    lost: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
+/// The finisher lease of a `Finishing` run (`extend_finish`).
+struct FinishRenewal {
+    ledger: Arc<dyn FleetLedger>,
+    run_id: String,
+    owner: String,
+    lease: Duration,
 }
 
-impl LeaseKeeper {
-    fn start(ledger: Arc<dyn FleetLedger>, run_id: &str, owner: &str, lease: Duration) -> Self {
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let lost = Arc::new(AtomicBool::new(false));
-        let every = (lease / 3).max(Duration::from_millis(20));
-        let (run_id, owner, flag) = (run_id.to_string(), owner.to_string(), lost.clone());
-        let give_up = tokio::time::Instant::now() + MAX_FINISHING.max(lease);
-        let task = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stopped.changed() => return,
-                    _ = tokio::time::sleep(every) => {}
-                }
-                if tokio::time::Instant::now() >= give_up {
-                    tracing::error!(
-                        run_id,
-                        owner,
-                        "still finishing after {} s: no longer renewing the lease, so another caller can take over",
-                        MAX_FINISHING.as_secs()
-                    );
-                    return;
-                }
-                match ledger.extend_finish(&run_id, &owner, lease).await {
-                    Ok(true) => tracing::debug!(run_id, "finishing lease renewed"),
-                    Ok(false) => {
-                        tracing::warn!(run_id, owner, "the finishing lease was taken over");
-                        flag.store(true, Ordering::SeqCst);
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::warn!(run_id, error = %e, "could not renew the finishing lease: trying again")
-                    }
-                }
-            }
-        });
-        LeaseKeeper { stop, lost, task }
+#[async_trait]
+impl Renewal for FinishRenewal {
+    fn what(&self) -> String {
+        format!("run {}: finishing lease of {}", self.run_id, self.owner)
     }
 
-    fn lost(&self) -> bool {
-        self.lost.load(Ordering::SeqCst)
-    }
-
-    /// Stops renewing; returns once a renewal in flight has landed.
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        if let Err(e) = self.task.await {
-            tracing::warn!(error = %e, "the finishing lease keeper ended abnormally");
-        }
+    async fn renew(&self) -> Result<bool> {
+        self.ledger
+            .extend_finish(&self.run_id, &self.owner, self.lease)
+            .await
     }
 }
 

@@ -37,6 +37,7 @@ use crate::error::{Error, Result};
 use crate::model::message::BottleMessage;
 use crate::plan::route::Route;
 use crate::ports::fleet_ledger::BottleState;
+use crate::run::dispatch::{Outgoing, RunDispatch, send_with_retries};
 use crate::run::manifest::{ManifestMessage, RunManifest};
 use crate::run::record::{FailureNote, RunRecord, RunState};
 use crate::services::{FleetServices, WorkQueues};
@@ -216,19 +217,29 @@ async fn resume(
     };
     let pending = uncounted(services, run, &manifest).await?;
     let mut resend = Vec::new();
-    for (sha, message) in pending {
-        match services.ledger.bottle_state(&sha).await? {
+    for (sha256, message) in pending {
+        match services.ledger.bottle_state(&sha256).await? {
             Some(BottleState::Claimed { lease_expires, .. }) if lease_expires >= Utc::now() => {
                 outcome.in_work += 1;
             }
-            _ => resend.push(message),
+            _ => resend.push(Outgoing {
+                sha256,
+                size: 0,
+                message,
+            }),
         }
     }
-    outcome.resent = send(services, &run.run_id, resend).await?;
-    services
-        .ledger
-        .seal_run(&run.run_id, manifest.messages.len() as u64)
-        .await?;
+    // The lease was just taken (`hold_planning`): sent and sealed as every
+    // run is, under it.
+    outcome.resent = RunDispatch {
+        ledger: services.ledger.clone(),
+        store: services.store.as_ref(),
+        queues: WorkQueues::of(services),
+        planning_lease: services.config.planning_lease,
+        owner,
+    }
+    .resume(&run.run_id, &manifest, resend)
+    .await?;
     tracing::warn!(run_id = %run.run_id, planner = ?run.planner, resent = outcome.resent, expected = manifest.messages.len(), by = owner, "resumed a run its planner left unsealed");
     Ok(())
 }
@@ -391,7 +402,11 @@ async fn send(
             }
         };
         let count = bodies.len();
-        queue.send_all(bodies).await?;
+        if !send_with_retries(queue, bodies, run_id).await.is_empty() {
+            // Marked resent all the same: the next pass counts what never
+            // arrived as lost once its queue is empty.
+            tracing::error!(run_id, count, "could not confirm the re-sent messages");
+        }
         sent += count;
     }
     Ok(sent)

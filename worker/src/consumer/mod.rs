@@ -22,10 +22,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bottlesync_core::brew::publish::put_flat_copy_of;
+use bottlesync_core::lease::{Lease, Renewal};
 use bottlesync_core::model::hash_file::MirroredBottle;
 use bottlesync_core::model::message::BottleMessage;
 use bottlesync_core::plan::route::Route;
-use bottlesync_core::ports::fleet_ledger::{ClaimOutcome, ClaimOwner, CompleteOutcome};
+use bottlesync_core::ports::fleet_ledger::{
+    ClaimOutcome, ClaimOwner, CompleteOutcome, FleetLedger,
+};
 use bottlesync_core::ports::queue::{Queue, QueueMessage};
 use bottlesync_core::ports::store::ObjectMeta;
 use bottlesync_core::run::finish::finish_run_if_due;
@@ -77,6 +80,27 @@ pub struct Consumer {
 }
 
 /// How a transfer under a claim ended.
+/// A bottle's claim, extended while its transfer runs (`extend_claim`).
+struct ClaimRenewal {
+    ledger: Arc<dyn FleetLedger>,
+    sha256: Sha256Digest,
+    owner: String,
+    lease: Duration,
+}
+
+#[async_trait::async_trait]
+impl Renewal for ClaimRenewal {
+    fn what(&self) -> String {
+        format!("claim on {} by {}", self.sha256, self.owner)
+    }
+
+    async fn renew(&self) -> Result<bool> {
+        self.ledger
+            .extend_claim(&self.sha256, &self.owner, self.lease)
+            .await
+    }
+}
+
 enum TransferEnd {
     Stored(u64),
     /// The worker is stopping (shutdown, Lambda deadline).
@@ -452,9 +476,8 @@ impl Consumer {
         }
     }
 
-    /// Step 3: the transfer, extending the claim every third of its lease
-    /// while it runs. A claim found lost stops the transfer (someone else
-    /// owns the bottle now).
+    /// Step 3: the transfer, under the claim's [`Lease`]. A claim found lost
+    /// stops the transfer (someone else owns the bottle now).
     async fn transfer_with_heartbeat(
         &self,
         message: &BottleMessage,
@@ -477,25 +500,26 @@ impl Consumer {
             &stop,
         );
         tokio::pin!(transfer);
-        let mut beat = tokio::time::interval(self.lease / 3);
-        beat.tick().await;
-        let mut claim_lost = false;
-        let result = loop {
-            tokio::select! {
-                result = &mut transfer => break result,
-                _ = beat.tick(), if !claim_lost => {
-                    match services.ledger.extend_claim(&job.sha256, owner, self.lease).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            tracing::warn!("claim lost during the download: stopping the transfer");
-                            claim_lost = true;
-                            stop.cancel();
-                        }
-                        Err(e) => tracing::warn!(error = %e, "could not extend the claim; trying again at the next beat"),
-                    }
-                }
+        let claim = Lease::keep(
+            Arc::new(ClaimRenewal {
+                ledger: services.ledger.clone(),
+                sha256: job.sha256.clone(),
+                owner: owner.to_string(),
+                lease: self.lease,
+            }),
+            self.lease,
+        );
+        let lost = claim.lost();
+        let result = tokio::select! {
+            result = &mut transfer => result,
+            _ = lost.cancelled() => {
+                tracing::warn!("claim lost during the download: stopping the transfer");
+                stop.cancel();
+                transfer.await
             }
         };
+        let claim_lost = claim.is_lost();
+        claim.stop().await;
         match result {
             Ok(transfer) => TransferEnd::Stored(transfer.bytes),
             Err(Error::Cancelled) if claim_lost && !cancel.is_cancelled() => TransferEnd::ClaimLost,
