@@ -429,6 +429,109 @@ async fn paths_that_leave_the_mirror_are_refused_and_nothing_outside_is_read() {
     assert!(!served.log().contains(canary));
 }
 
+fn bottle_size(standin: &StandIn, name: &str, tag: &str) -> u64 {
+    standin.bottle(name, tag).unwrap().size
+}
+
+/// The test credentials moto's environment gives every process.
+const SECRET_ACCESS_KEY: &str = "testing";
+
+/// Whether `url`, presigned with SigV4 query parameters, is valid for
+/// `method`: its signature recomputed from [`SECRET_ACCESS_KEY`] (AWS's
+/// "Authenticating Requests: Using Query Parameters"). moto never checks a
+/// presigned signature; S3 does, and it signs the method.
+fn presigned_for(url: &str, method: &str) -> bool {
+    let url = url::Url::parse(url).unwrap();
+    let mut query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let field = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {name} in {url}"))
+    };
+    assert_eq!(field("X-Amz-Algorithm"), "AWS4-HMAC-SHA256");
+    assert_eq!(field("X-Amz-SignedHeaders"), "host", "{url}");
+    let (signature, date, credential) = (
+        field("X-Amz-Signature"),
+        field("X-Amz-Date"),
+        field("X-Amz-Credential"),
+    );
+    query.retain(|(k, _)| k != "X-Amz-Signature");
+    query.sort();
+    let canonical_query: Vec<String> = query
+        .iter()
+        .map(|(k, v)| format!("{}={}", aws_uri_encode(k), aws_uri_encode(v)))
+        .collect();
+    let canonical_uri: Vec<String> = url
+        .path()
+        .split('/')
+        .map(|segment| {
+            aws_uri_encode(&percent_encoding::percent_decode_str(segment).decode_utf8_lossy())
+        })
+        .collect();
+    let host = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap()),
+        None => url.host_str().unwrap().to_string(),
+    };
+    let canonical_request = format!(
+        "{method}\n{}\n{}\nhost:{host}\n\nhost\nUNSIGNED-PAYLOAD",
+        canonical_uri.join("/"),
+        canonical_query.join("&")
+    );
+    let (_, scope) = credential.split_once('/').unwrap();
+    let string_to_sign = format!(
+        "AWS4-HMAC-SHA256\n{date}\n{scope}\n{}",
+        sha256_hex(canonical_request.as_bytes())
+    );
+    let mut key = format!("AWS4{SECRET_ACCESS_KEY}").into_bytes();
+    for part in scope.split('/') {
+        key = hmac_sha256(&key, part.as_bytes());
+    }
+    hex::encode(hmac_sha256(&key, string_to_sign.as_bytes())) == signature
+}
+
+/// SigV4's URI encoding: every byte but `A-Za-z0-9-_.~` as `%XX`.
+fn aws_uri_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// HMAC-SHA256 (RFC 2104), for the signing key chain.
+fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    if key.len() > block.len() {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(data)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .to_vec()
+}
+
+#[test]
+fn the_signature_check_computes_hmac_sha256_as_rfc_4231() {
+    assert_eq!(
+        hex::encode(hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_s3_mirror_is_served_streamed_and_by_redirect() {
     let moto = Moto::start().await;
@@ -464,9 +567,78 @@ async fn an_s3_mirror_is_served_streamed_and_by_redirect() {
     assert_eq!(answer.status(), 307);
     let location = answer.headers()["location"].to_str().unwrap().to_string();
     assert!(location.contains("X-Amz-Signature="), "{location}");
+    assert!(presigned_for(&location, "GET"), "{location}");
+    assert!(!presigned_for(&location, "HEAD"), "{location}");
     let bottle = client().get(&location).send().await.unwrap();
     assert_eq!(bottle.status(), 200);
     assert_eq!(sha256_hex(&bottle.bytes().await.unwrap()), sha);
+    // Every URL handed out is signed for the method it will be used with:
+    // a GET is redirected to a GetObject URL, a HEAD answered from the
+    // object's metadata (real S3 answers a HEAD on a GET URL 403).
+    let size = bottle_size(&standin, "gtk+3", "tahoe");
+    let mut paths: Vec<String> = TAGS
+        .iter()
+        .flat_map(|tag| {
+            names(&standin)
+                .into_iter()
+                .filter_map(|name| standin.bottle(&name, tag))
+                .map(|b| format!("/bottles/{}", percent_encode(&b.mirror_file_name)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    paths.push(format!("/api/internal/packages.{}.jws.json", TAGS[0]));
+    let mut redirects = 0;
+    for path in &paths {
+        for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+            let answer = no_redirects
+                .request(method.clone(), redirecting.url(path))
+                .send()
+                .await
+                .unwrap();
+            match answer.status().as_u16() {
+                307 => {
+                    let location = answer.headers()["location"].to_str().unwrap();
+                    assert!(
+                        presigned_for(location, method.as_str()),
+                        "{method} {path}: {location}"
+                    );
+                    redirects += 1;
+                }
+                200 | 404 if method == reqwest::Method::HEAD => {
+                    assert!(answer.headers().get("location").is_none(), "{path}");
+                }
+                404 => {} // a disabled formula's bottle is not mirrored
+                other => panic!("{method} {path}: {other}"),
+            }
+        }
+    }
+    assert!(
+        redirects >= paths.len() / 2,
+        "{redirects} of {}",
+        paths.len()
+    );
+    let head = no_redirects
+        .head(redirecting.url(&path))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-length"], size.to_string().as_str());
+    assert_eq!(head.headers()["content-type"], "application/gzip");
+    assert_eq!(head.headers()["accept-ranges"], "bytes");
+    assert!(head.headers().contains_key("etag"));
+    assert!(head.headers().contains_key("last-modified"));
+    let head = no_redirects
+        .head(redirecting.url(&path))
+        .header("Range", "bytes=10-19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 206);
+    assert_eq!(
+        head.headers()["content-range"],
+        format!("bytes 10-19/{size}").as_str()
+    );
     // brew follows redirects: the whole install works through them.
     assert_brew_installs_everything(&redirecting, &standin).await;
     let missing = no_redirects

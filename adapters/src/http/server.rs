@@ -7,8 +7,9 @@
 //!   of `.bottlesync/`, else 403: symlinks) and reads a small file whole;
 //!   a big one streams from one reader loop (ETag as `LocalStore::stat`);
 //! - an S3 root's objects come through the `BlobStore` port (`stat`, then
-//!   a ranged `open_read_range`); with `redirect` it answers 307 to a
-//!   presigned GetObject instead;
+//!   a ranged `open_read_range`); with `redirect` it answers a GET with a
+//!   307 to a presigned GetObject instead, and a HEAD itself from the
+//!   `stat` (a presigned URL is valid for its one method);
 //! - registry blobs are looked up in `bottles_hash.json`, read again
 //!   whenever its ETag changes;
 //! - every request is one access-log line (target `access`) once its body
@@ -181,7 +182,10 @@ impl MirrorServer {
                 .body(Body::empty())
                 .expect("valid response");
         }
-        if self.redirect {
+        // A URL is presigned for one method (SigV4 signs it): a HEAD is
+        // answered here from the metadata just read, never sent to a URL
+        // presigned for GET (real S3 would answer it 403).
+        if self.redirect && method == Method::GET {
             return match self.store.presigned_get(key, PRESIGNED_URL_VALIDITY).await {
                 Ok(Some(url)) => Response::builder()
                     .status(StatusCode::TEMPORARY_REDIRECT)
