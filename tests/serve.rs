@@ -44,6 +44,16 @@ impl Served {
     /// Starts `serve --root <root> <extra>` (with `env`) on a free port and
     /// waits for /healthz.
     async fn start(root: &str, extra: &[&str], env: &[(&'static str, String)]) -> Served {
+        Served::start_env(root, extra, env, "http", client()).await
+    }
+
+    async fn start_env(
+        root: &str,
+        extra: &[&str],
+        env: &[(&'static str, String)],
+        scheme: &str,
+        client: reqwest::Client,
+    ) -> Served {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -65,10 +75,9 @@ impl Served {
         let child = cmd.spawn().expect("bottlesync serve starts");
         let served = Served {
             child,
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("{scheme}://127.0.0.1:{port}"),
             log,
         };
-        let client = client();
         for _ in 0..200 {
             if let Ok(r) = client.get(served.url("/healthz")).send().await
                 && r.status() == 200
@@ -87,6 +96,30 @@ impl Served {
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// Whether the log says `text` within a few seconds (it is written
+    /// from a thread of its own).
+    async fn logs_soon(&self, text: &str) -> bool {
+        for _ in 0..100 {
+            if self.log().contains(text) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    /// `kill SIGNAL` to the server (`-TERM`, `-HUP`).
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
     }
 
     fn mirror(&self) -> HttpMirror {
@@ -429,10 +462,6 @@ async fn paths_that_leave_the_mirror_are_refused_and_nothing_outside_is_read() {
     assert!(!served.log().contains(canary));
 }
 
-fn bottle_size(standin: &StandIn, name: &str, tag: &str) -> u64 {
-    standin.bottle(name, tag).unwrap().size
-}
-
 /// The test credentials moto's environment gives every process.
 const SECRET_ACCESS_KEY: &str = "testing";
 
@@ -575,69 +604,60 @@ async fn an_s3_mirror_is_served_streamed_and_by_redirect() {
     // Every URL handed out is signed for the method it will be used with:
     // a GET is redirected to a GetObject URL, a HEAD answered from the
     // object's metadata (real S3 answers a HEAD on a GET URL 403).
-    let size = bottle_size(&standin, "gtk+3", "tahoe");
-    let mut paths: Vec<String> = TAGS
+    let mut paths: Vec<(String, Option<u64>)> = TAGS
         .iter()
         .flat_map(|tag| {
             names(&standin)
                 .into_iter()
                 .filter_map(|name| standin.bottle(&name, tag))
-                .map(|b| format!("/bottles/{}", percent_encode(&b.mirror_file_name)))
+                .map(|b| {
+                    let path = format!("/bottles/{}", percent_encode(&b.mirror_file_name));
+                    (path, Some(b.size))
+                })
                 .collect::<Vec<_>>()
         })
         .collect();
-    paths.push(format!("/api/internal/packages.{}.jws.json", TAGS[0]));
-    let mut redirects = 0;
-    for path in &paths {
+    paths.push((format!("/api/internal/packages.{}.jws.json", TAGS[0]), None));
+    let (mut redirects, mut heads) = (0, 0);
+    for (path, size) in &paths {
         for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
             let answer = no_redirects
                 .request(method.clone(), redirecting.url(path))
                 .send()
                 .await
                 .unwrap();
+            let headers = answer.headers();
             match answer.status().as_u16() {
                 307 => {
-                    let location = answer.headers()["location"].to_str().unwrap();
+                    let location = headers["location"].to_str().unwrap();
                     assert!(
                         presigned_for(location, method.as_str()),
                         "{method} {path}: {location}"
                     );
                     redirects += 1;
                 }
-                200 | 404 if method == reqwest::Method::HEAD => {
-                    assert!(answer.headers().get("location").is_none(), "{path}");
+                200 if method == reqwest::Method::HEAD => {
+                    if let Some(size) = size {
+                        assert_eq!(headers["content-length"], size.to_string().as_str());
+                        assert_eq!(headers["content-type"], "application/gzip");
+                    }
+                    assert_eq!(headers["accept-ranges"], "bytes", "{path}");
+                    assert!(headers.contains_key("etag") && headers.contains_key("last-modified"));
+                    heads += 1;
                 }
                 404 => {} // a disabled formula's bottle is not mirrored
                 other => panic!("{method} {path}: {other}"),
             }
         }
     }
+    assert_eq!(
+        redirects, heads,
+        "every GET redirected, every HEAD answered"
+    );
     assert!(
         redirects >= paths.len() / 2,
         "{redirects} of {}",
         paths.len()
-    );
-    let head = no_redirects
-        .head(redirecting.url(&path))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(head.status(), 200);
-    assert_eq!(head.headers()["content-length"], size.to_string().as_str());
-    assert_eq!(head.headers()["content-type"], "application/gzip");
-    assert_eq!(head.headers()["accept-ranges"], "bytes");
-    assert!(head.headers().contains_key("etag"));
-    assert!(head.headers().contains_key("last-modified"));
-    let head = no_redirects
-        .head(redirecting.url(&path))
-        .header("Range", "bytes=10-19")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(head.status(), 206);
-    assert_eq!(
-        head.headers()["content-range"],
-        format!("bytes 10-19/{size}").as_str()
     );
     // brew follows redirects: the whole install works through them.
     assert_brew_installs_everything(&redirecting, &standin).await;
@@ -667,14 +687,7 @@ async fn sigterm_lets_the_response_in_flight_finish_then_exits_zero() {
     assert_eq!(response.status(), 200);
     let mut received = response.chunk().await.unwrap().unwrap().to_vec();
     assert!(received.len() < big.len());
-    let pid = served.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    served.signal("-TERM");
     // A slow reader: the server is still writing when the signal lands.
     tokio::time::sleep(Duration::from_millis(300)).await;
     while let Some(chunk) = response.chunk().await.unwrap() {
@@ -862,4 +875,211 @@ async fn an_s3_mirror_works_after_its_dated_archive_expired() {
         assert_eq!(record["bottles"][sha]["key"], flat.as_str(), "{sha}");
     }
     assert!(keys_below(&s3, &format!("mirror/{DATE}")).await.is_empty());
+}
+
+/// The bytes up to the end of a response head, read one at a time.
+async fn read_head(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "{head:?}");
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap()
+}
+
+/// A connection to `address` that sent `GET path` and read the head of
+/// its 200 answer (the body is left unread).
+async fn answered_head(address: &str, path: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: mirror\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+    stream
+}
+
+/// Reads until the server closes the connection (end of file or reset);
+/// the bytes read.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> usize {
+    use tokio::io::AsyncReadExt;
+    let mut total = 0;
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => return total,
+            Ok(n) => total += n,
+        }
+    }
+}
+
+/// Slow clients are not held: 2,000 connections that sent half a request
+/// header are closed once --header-timeout has passed (not before), a
+/// keep-alive connection left idle once --idle-timeout has passed, a
+/// client that stopped reading a body once nothing moved for
+/// --idle-timeout; a normal client is served all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_clients_are_closed_after_their_timeouts_and_others_are_served() {
+    use tokio::io::AsyncWriteExt;
+    const HALF_OPEN: usize = 2000;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("bottles")).unwrap();
+    let big = vec![7u8; 32 * 1024 * 1024];
+    std::fs::write(dir.path().join("bottles/big-1.0.tahoe.bottle.tar.gz"), &big).unwrap();
+    // Set by their environment names: what an older serve ignores.
+    let served = Served::start(
+        dir.path().to_str().unwrap(),
+        &[],
+        &[
+            ("BOTTLESYNC_SERVE_HEADER_TIMEOUT", "1".into()),
+            ("BOTTLESYNC_SERVE_IDLE_TIMEOUT", "2".into()),
+        ],
+    )
+    .await;
+    let address = served.base.trim_start_matches("http://").to_string();
+
+    // Opened in batches: the listen backlog would drop a flood of SYNs.
+    let mut half_open = tokio::task::JoinSet::new();
+    for batch in 0..HALF_OPEN / 100 {
+        let mut connected = Vec::new();
+        for _ in 0..100 {
+            let address = address.clone();
+            connected.push(tokio::spawn(async move {
+                let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+                let opened = std::time::Instant::now();
+                stream
+                    .write_all(b"GET /healthz HTTP/1.1\r\nHost: mirror\r\nUser-Ag")
+                    .await
+                    .unwrap();
+                (stream, opened)
+            }));
+        }
+        for connection in connected {
+            let (mut stream, opened) = connection.await.unwrap();
+            half_open.spawn(async move {
+                let read =
+                    tokio::time::timeout(Duration::from_secs(30), read_until_closed(&mut stream))
+                        .await;
+                (read, opened.elapsed())
+            });
+        }
+        if batch % 5 == 0 {
+            let answer = client().get(served.url("/healthz")).send().await.unwrap();
+            assert_eq!(answer.status(), 200, "{}", served.log());
+        }
+    }
+    // A normal client while they are open and while they are closed.
+    let normal = tokio::spawn({
+        let url = served.url("/healthz");
+        async move {
+            for _ in 0..20 {
+                let answer = client().get(&url).send().await.unwrap();
+                assert_eq!(answer.status(), 200);
+                assert_eq!(answer.text().await.unwrap(), "ok");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    });
+    let mut closed = 0;
+    while let Some(done) = half_open.join_next().await {
+        let (read, after) = done.unwrap();
+        let read = read.unwrap_or_else(|_| panic!("a half-open connection still open after 30 s"));
+        assert_eq!(read, 0, "answered a half header");
+        assert!(
+            after >= Duration::from_millis(900),
+            "closed after {after:?}, before the timeout"
+        );
+        closed += 1;
+    }
+    assert_eq!(closed, HALF_OPEN);
+    normal.await.unwrap();
+    assert!(
+        served.logs_soon("--header-timeout").await,
+        "{}",
+        served.log()
+    );
+
+    // Keep-alive: one request, then nothing: closed after --idle-timeout.
+    let mut idle = answered_head(&address, "/healthz").await;
+    let answered = std::time::Instant::now();
+    let rest = tokio::time::timeout(Duration::from_secs(30), read_until_closed(&mut idle))
+        .await
+        .expect("an idle keep-alive connection is closed");
+    assert_eq!(rest, 2, "the body `ok`, then the close");
+    assert!(
+        answered.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        answered.elapsed()
+    );
+
+    // A client that stops reading a body: closed once nothing moved for
+    // --idle-timeout (it gets what the socket buffers held, not all).
+    let mut stalled = answered_head(&address, "/bottles/big-1.0.tahoe.bottle.tar.gz").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let got = tokio::time::timeout(Duration::from_secs(30), read_until_closed(&mut stalled))
+        .await
+        .unwrap();
+    assert!(
+        got < big.len(),
+        "{got} bytes: the whole body was sent to a stalled client"
+    );
+    assert!(served.logs_soon("--idle-timeout").await, "{}", served.log());
+    // Still serving.
+    let answer = client()
+        .get(served.url("/bottles/big-1.0.tahoe.bottle.tar.gz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.bytes().await.unwrap().len(), big.len());
+}
+
+/// Over --max-connections a connection is closed at once, with a warning;
+/// once one of the open ones ends, new clients are served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_cap_are_refused_with_a_warning() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(
+        dir.path().to_str().unwrap(),
+        &[],
+        &[("BOTTLESYNC_SERVE_MAX_CONNECTIONS", "20".into())],
+    )
+    .await;
+    let address = served.base.trim_start_matches("http://").to_string();
+    // Twenty keep-alive connections, each answered once and left open.
+    let mut open = Vec::new();
+    for _ in 0..20 {
+        open.push(answered_head(&address, "/healthz").await);
+    }
+    let mut over = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let _ = over
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: mirror\r\n\r\n")
+        .await;
+    let got = tokio::time::timeout(Duration::from_secs(10), read_until_closed(&mut over))
+        .await
+        .expect("the connection over the cap is closed");
+    assert_eq!(got, 0, "served over the cap");
+    assert!(
+        served.logs_soon("refusing connections").await
+            && served.log().contains("--max-connections"),
+        "{}",
+        served.log()
+    );
+    // One ends: its slot serves the next client.
+    drop(open.pop());
+    let mut served_again = false;
+    for _ in 0..50 {
+        if let Ok(answer) = client().get(served.url("/healthz")).send().await
+            && answer.status() == 200
+        {
+            served_again = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served_again, "{}", served.log());
 }

@@ -4,7 +4,9 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
+use bottlesync_adapters::http::ConnectionLimits;
 use bottlesync_adapters::http::server::MirrorServer;
 use bottlesync_adapters::wiring::open_store;
 use bottlesync_core::Error;
@@ -29,13 +31,19 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             Location::Dir(path) => Some(path.clone()),
             _ => None,
         };
+        let limits = ConnectionLimits {
+            header_timeout: Duration::from_secs(args.header_timeout),
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+            max_connections: args.max_connections as usize,
+            min_send_rate: args.min_send_rate,
+        };
         let store = open_store(&root, true).await?;
         let server = Arc::new(MirrorServer::new(store, directory, args.redirect)?);
         let listener = TcpListener::bind(&args.listen).await.map_err(|e| {
             Error::config("--listen", format!("cannot listen on {}: {e}", args.listen))
         })?;
         stop_on_signals(&shutdown, ": finishing the responses in flight");
-        server.serve(listener, shutdown.subscribe()).await
+        server.serve(listener, limits, shutdown.subscribe()).await
     }
     .await;
     match served {

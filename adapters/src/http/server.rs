@@ -28,11 +28,11 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::serve::ListenerExt;
 use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
+use super::connections::{self, ConnectionLimits};
 use super::mirror_dir::{self, Content, Found, Lookup};
 
 use bottlesync_core::journal::read_hash_file;
@@ -106,38 +106,37 @@ impl MirrorServer {
             .with_state(self)
     }
 
-    /// Serves on `listener` until `shutdown` stops it: then new connections
-    /// are refused, idle keep-alive connections closed, and the responses
-    /// in flight finish (on `cancel`, they are abandoned at once).
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: Shutdown) -> Result<()> {
+    /// Serves on `listener` within `limits` until
+    /// `shutdown` stops it: then new connections are refused, idle
+    /// keep-alive connections closed, and the responses in flight finish
+    /// (on `cancel`, they are abandoned at once).
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        limits: ConnectionLimits,
+        shutdown: Shutdown,
+    ) -> Result<()> {
         let address = listener
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
         let location = self.store.location();
-        tracing::info!(%address, root = %location, redirect = self.redirect, "serving the mirror");
-        let mut stop = shutdown.clone();
-        let mut cancel = shutdown;
-        // Headers and body go out in separate writes: without TCP_NODELAY
-        // Nagle holds the second until the client's delayed ACK (~40 ms a
-        // small response; `loadtest/bench/serve.sh`, part b).
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::warn!(error = %e, "could not set TCP_NODELAY on a connection");
-            }
-        });
-        let server = axum::serve(listener, self.router()).with_graceful_shutdown(async move {
-            stop.recv().await;
-            tracing::info!("stopping: no new connections, finishing the responses in flight");
-        });
-        tokio::select! {
-            served = server => served.map_err(|e| Error::destination(address.clone(), format!("serving failed: {e}")))?,
-            _ = cancel.cancelled() => {
-                tracing::warn!("abandoning the responses in flight");
-                return Ok(());
-            }
+        connections::raise_open_file_limit(limits.max_connections);
+        tracing::info!(
+            %address,
+            root = %location,
+            redirect = self.redirect,
+            header_timeout_s = limits.header_timeout.as_secs_f64(),
+            idle_timeout_s = limits.idle_timeout.as_secs_f64(),
+            max_connections = limits.max_connections,
+            min_send_rate = limits.min_send_rate,
+            "serving the mirror"
+        );
+        if connections::serve_connections(listener, self.router(), limits, shutdown).await {
+            tracing::info!("every response finished; stopped");
+        } else {
+            tracing::warn!("abandoning the responses in flight");
         }
-        tracing::info!("every response finished; stopped");
         Ok(())
     }
 
