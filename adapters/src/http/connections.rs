@@ -13,7 +13,8 @@
 //! - at most `max_connections` at once: the accept loop refuses (closes)
 //!   the ones over it, with a warning at most every few seconds.
 //!
-//! A connection speaks HTTP/1.1.
+//! A connection speaks HTTP/1.1 (and its response bodies of a
+//! directory's files go out with `sendfile`: [`ConnectionIo`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -35,6 +36,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower_service::Service;
 
+use super::sendfile::{self, FileSends};
 use bottlesync_core::shutdown::Shutdown;
 
 /// How long connections may be held, and how many.
@@ -167,9 +169,14 @@ struct Connection {
 
 impl Connection {
     async fn run(self, tcp: TcpStream) {
-        let io = ConnectionIo::new(tcp, self.activity.clone());
-        let service = counted_service(self.router.clone(), self.activity.clone());
-        let conn = http1::Builder::new().serve_connection(TokioIo::new(io), service);
+        let sends = sendfile::SUPPORTED.then(FileSends::default);
+        let io = ConnectionIo::new(tcp, self.activity.clone(), sends.clone());
+        let service = counted_service(self.router.clone(), self.activity.clone(), sends);
+        let conn = http1::Builder::new()
+            // Body chunks stay separate buffers (never copied into one):
+            // `ConnectionIo` recognises the chunks it sends from a file.
+            .writev(true)
+            .serve_connection(TokioIo::new(io), service);
         self.drive(conn, |c| c.graceful_shutdown()).await
     }
 
@@ -215,10 +222,11 @@ impl Connection {
 }
 
 /// Each request through the router, counted open until its response body
-/// is done or dropped.
+/// is done or dropped; `sends` goes with it.
 fn counted_service(
     router: Router,
     activity: Arc<Activity>,
+    sends: Option<FileSends>,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
     Response = Response<Body>,
@@ -227,7 +235,10 @@ fn counted_service(
 > {
     hyper::service::service_fn(move |request: Request<Incoming>| {
         let open = OpenRequest::new(activity.clone());
-        let request = request.map(Body::new);
+        let mut request = request.map(Body::new);
+        if let Some(sends) = &sends {
+            request.extensions_mut().insert(sends.clone());
+        }
         let mut router = router.clone();
         async move {
             let response = router.call(request).await?;
@@ -422,23 +433,41 @@ impl http_body::Body for CountedBody {
     }
 }
 
-/// The socket of one connection: counts what moves for the watchdog.
+/// The socket of one connection: counts what moves for the watchdog, and
+/// sends the body chunks that stand for a file's
+/// bytes ([`FileSends`]) with `sendfile`.
 pub(crate) struct ConnectionIo {
     tcp: TcpStream,
     activity: Arc<Activity>,
+    sends: Option<FileSends>,
 }
 
 impl ConnectionIo {
-    fn new(tcp: TcpStream, activity: Arc<Activity>) -> Self {
-        ConnectionIo { tcp, activity }
+    fn new(tcp: TcpStream, activity: Arc<Activity>, sends: Option<FileSends>) -> Self {
+        ConnectionIo {
+            tcp,
+            activity,
+            sends,
+        }
     }
 
+    /// Writes `slices` up to the first that stands for a file, or sends
+    /// (part of) that file chunk when it comes first.
     fn poll_write_slices(
         &mut self,
         cx: &mut Context<'_>,
         slices: &[IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        let written = ready!(Pin::new(&mut self.tcp).poll_write_vectored(cx, slices));
+        let written = match &self.sends {
+            Some(sends) => match slices.iter().position(|s| sends.stands_for_file(s)) {
+                Some(0) => ready!(sends.poll_send(&self.tcp, cx, slices[0].len())),
+                Some(memory) => {
+                    ready!(Pin::new(&mut self.tcp).poll_write_vectored(cx, &slices[..memory]))
+                }
+                None => ready!(Pin::new(&mut self.tcp).poll_write_vectored(cx, slices)),
+            },
+            None => ready!(Pin::new(&mut self.tcp).poll_write_vectored(cx, slices)),
+        };
         if let Ok(n) = &written {
             self.activity.wrote(*n);
         }
@@ -490,7 +519,7 @@ impl AsyncWrite for ConnectionIo {
 }
 
 /// Raises this process's open-file limit to its hard limit (each
-/// connection is a descriptor, a file being read another), and warns when
+/// connection is a descriptor, a file being sent another), and warns when
 /// even that is below `max_connections`.
 pub(crate) fn raise_open_file_limit(max_connections: usize) {
     let mut limit = libc::rlimit {
@@ -521,7 +550,7 @@ pub(crate) fn raise_open_file_limit(max_connections: usize) {
             }
         }
     }
-    // One descriptor a connection (one more while it reads a file), and
+    // One descriptor a connection (one more while it sends a file), and
     // some to spare.
     let needed = max_connections as u64 + 64;
     if limit.rlim_cur < needed {

@@ -34,6 +34,7 @@ use tokio::sync::Mutex;
 
 use super::connections::{self, ConnectionLimits};
 use super::mirror_dir::{self, Content, Found, Lookup};
+use super::sendfile::FileSends;
 
 use bottlesync_core::journal::read_hash_file;
 use bottlesync_core::model::digest::Sha256Digest;
@@ -141,7 +142,14 @@ impl MirrorServer {
     }
 
     /// Answers one GET or HEAD of an object.
-    async fn object(&self, method: &Method, headers: &HeaderMap, key: &ObjectKey) -> Response {
+    /// `sends`: the connection sends file bodies with `sendfile`.
+    async fn object(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        key: &ObjectKey,
+        sends: Option<&FileSends>,
+    ) -> Response {
         let (meta, content) = match &self.directory {
             Some(root) => match mirror_dir::lookup(root, key, method == Method::GET).await {
                 Lookup::Found(Found { meta, content }) => (meta, Some(content)),
@@ -239,6 +247,9 @@ impl MirrorServer {
                     Body::from(whole.slice(first as usize..=last as usize))
                 }
             }
+            Some(Content::Open(file)) if let Some(sends) = sends => {
+                Body::from_stream(sends.body(file, first, len, key.to_string()))
+            }
             Some(Content::Open(file)) => {
                 let shown = key.to_string();
                 let stream = mirror_dir::body(file, first, len, shown.clone()).map(move |chunk| {
@@ -320,11 +331,12 @@ async fn answer(
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
+    let sends = request.extensions().get::<FileSends>();
     match route(request.uri().path()) {
         Ok(MirrorRequest::Health) => plain(StatusCode::OK, "ok"),
-        Ok(MirrorRequest::Object(key)) => server.object(&method, &headers, &key).await,
+        Ok(MirrorRequest::Object(key)) => server.object(&method, &headers, &key, sends).await,
         Ok(MirrorRequest::Blob { sha256, .. }) => match server.blob_key(&sha256).await {
-            Ok(Some(key)) => server.object(&method, &headers, &key).await,
+            Ok(Some(key)) => server.object(&method, &headers, &key, sends).await,
             Ok(None) => plain(StatusCode::NOT_FOUND, "no such blob in this mirror\n"),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read {HASH_FILE_NAME} for a registry blob");
