@@ -47,6 +47,16 @@ impl Served {
         Served::start_env(root, extra, env, "http", client()).await
     }
 
+    /// The same over `scheme`, waiting for /healthz with `client`.
+    async fn start_with(
+        root: &str,
+        extra: &[&str],
+        scheme: &str,
+        client: reqwest::Client,
+    ) -> Served {
+        Served::start_env(root, extra, &[], scheme, client).await
+    }
+
     async fn start_env(
         root: &str,
         extra: &[&str],
@@ -1082,6 +1092,167 @@ async fn connections_over_the_cap_are_refused_with_a_warning() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(served_again, "{}", served.log());
+}
+
+/// A throwaway certificate for 127.0.0.1 and localhost: (cert PEM, key PEM).
+fn self_signed() -> (String, String) {
+    let made =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    (made.cert.pem(), made.signing_key.serialize_pem())
+}
+
+/// A client that trusts only `cert_pem`; `http1`: no HTTP/2 offered.
+fn tls_client(cert_pem: &str, http1: bool) -> reqwest::Client {
+    let builder = reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only([reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap()]);
+    let builder = if http1 { builder.http1_only() } else { builder };
+    builder.build().unwrap()
+}
+
+/// `curl --cacert CERT ARGS URL`: its `-w '%{http_version} %{http_code}'`.
+fn curl(cert: &std::path::Path, args: &[&str], url: &str) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version} %{http_code}",
+            "--cacert",
+        ])
+        .arg(cert)
+        .args(args)
+        .arg(url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "curl {args:?} {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `serve --tls-cert --tls-key`: brew's installs over HTTPS, HTTP/2 and
+/// HTTP/1.1 by ALPN (reqwest and curl), a renewed certificate taken on
+/// SIGHUP, a broken one refused with the old one kept; a missing file or
+/// a key of another certificate stops `serve` with exit 2, naming the flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_serves_brew_over_http2_and_http1_and_reloads_on_sighup() {
+    let standin = synced_standin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("mirror");
+    let mut cmd = sync(&standin, root.to_str().unwrap());
+    cmd.args(["--formula", "wget", "--with-deps"]);
+    run(cmd).await.assert_code(0);
+    let root = root.to_str().unwrap();
+    let (cert_pem, key_pem) = self_signed();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, &cert_pem).unwrap();
+    std::fs::write(&key, &key_pem).unwrap();
+    let (cert_arg, key_arg) = (cert.to_str().unwrap(), key.to_str().unwrap());
+
+    // Bad input: exit 2, the flag and the problem named, nothing served.
+    let (other_cert, _) = self_signed();
+    let other = dir.path().join("other.pem");
+    std::fs::write(&other, &other_cert).unwrap();
+    for (cert_file, key_file, flag, problem) in [
+        (
+            "/nonexistent/cert.pem",
+            key_arg,
+            "--tls-cert",
+            "cannot read",
+        ),
+        (cert_arg, "/nonexistent/key.pem", "--tls-key", "cannot read"),
+        (key_arg, key_arg, "--tls-cert", "no PEM certificate"),
+        (other.to_str().unwrap(), key_arg, "--tls-key", "not the key"),
+    ] {
+        let mut cmd = bottlesync();
+        cmd.args(["serve", "--root", root, "--listen", "127.0.0.1:0"])
+            .args(["--tls-cert", cert_file, "--tls-key", key_file]);
+        let out = run(cmd).await;
+        out.assert_code(2);
+        let said = out.all_output();
+        assert!(
+            said.contains(flag) && said.contains(problem),
+            "{cert_file} {key_file}: {said}"
+        );
+    }
+
+    let served = Served::start_with(
+        root,
+        &["--tls-cert", cert_arg, "--tls-key", key_arg],
+        "https",
+        tls_client(&cert_pem, false),
+    )
+    .await;
+    let (path, sha) = bottle_path(&standin, "wget", "arm64_tahoe");
+    for (http1, version) in [
+        (false, reqwest::Version::HTTP_2),
+        (true, reqwest::Version::HTTP_11),
+    ] {
+        let answer = tls_client(&cert_pem, http1)
+            .get(served.url(&path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!((answer.status().as_u16(), answer.version()), (200, version));
+        assert_eq!(sha256_hex(&answer.bytes().await.unwrap()), sha);
+    }
+    assert_eq!(curl(&cert, &["--http2"], &served.url(&path)), "2 200");
+    assert_eq!(curl(&cert, &["--http1.1"], &served.url(&path)), "1.1 200");
+    assert_eq!(curl(&cert, &["--http2", "-I"], &served.url(&path)), "2 200");
+    // brew's own request sequence, over HTTP/2 and over HTTP/1.1.
+    for http1 in [false, true] {
+        let mirror = HttpMirror::with_client(&served.base, tls_client(&cert_pem, http1)).unwrap();
+        for tag in TAGS {
+            let report = replay_install(&mirror, tag, &["wget"]).await.unwrap();
+            assert!(report.is_complete(), "{tag}: {report}\n{}", served.log());
+        }
+    }
+
+    // A renewed certificate: taken for new connections on SIGHUP.
+    let (renewed_pem, renewed_key) = self_signed();
+    std::fs::write(&cert, &renewed_pem).unwrap();
+    std::fs::write(&key, &renewed_key).unwrap();
+    let renewed = tls_client(&renewed_pem, false);
+    assert!(
+        renewed.get(served.url("/healthz")).send().await.is_err(),
+        "renewed before SIGHUP"
+    );
+    served.signal("-HUP");
+    assert!(healthy_soon(&renewed, &served).await, "{}", served.log());
+    assert!(
+        served.logs_soon("reloaded the TLS certificate").await,
+        "{}",
+        served.log()
+    );
+
+    // A broken one: an error logged, the renewed one still served.
+    std::fs::write(&key, "not a key").unwrap();
+    served.signal("-HUP");
+    assert!(
+        served.logs_soon("cannot reload the TLS certificate").await,
+        "{}",
+        served.log()
+    );
+    let fresh = tls_client(&renewed_pem, false);
+    let answer = fresh.get(served.url(&path)).send().await.unwrap();
+    assert_eq!(sha256_hex(&answer.bytes().await.unwrap()), sha);
+}
+
+/// `client` gets 200 from /healthz within a few seconds.
+async fn healthy_soon(client: &reqwest::Client, served: &Served) -> bool {
+    for _ in 0..100 {
+        if let Ok(answer) = client.get(served.url("/healthz")).send().await
+            && answer.status() == 200
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
 }
 
 /// The peak resident memory of process `pid`, in bytes (VmHWM).

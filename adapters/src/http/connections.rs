@@ -1,9 +1,9 @@
 //! The connections of `bottlesync serve`, on hyper directly (axum's own
-//! `serve` has no timeouts and no cap): the accept loop and a
+//! `serve` has no timeouts and no cap): the accept loop, TLS, and a
 //! watchdog per connection that closes it when a client holds it without
 //! using it:
-//! - a request header (the first one from accept, or a later one from
-//!   its first byte) must be complete within
+//! - a request header (the first one from accept, TLS handshake included,
+//!   or a later one from its first byte) must be complete within
 //!   `header_timeout`;
 //! - between requests, a connection is kept `idle_timeout` after the last
 //!   byte of the last response was written;
@@ -13,8 +13,9 @@
 //! - at most `max_connections` at once: the accept loop refuses (closes)
 //!   the ones over it, with a warning at most every few seconds.
 //!
-//! A connection speaks HTTP/1.1 (and its response bodies of a
-//! directory's files go out with `sendfile`: [`ConnectionIo`]).
+//! A plain connection speaks HTTP/1.1 (and its response bodies of a
+//! directory's files go out with `sendfile`: [`ConnectionIo`]); a TLS
+//! connection HTTP/2 or HTTP/1.1, as ALPN chose.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -29,14 +30,16 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response};
 use hyper::body::{Frame, Incoming, SizeHint};
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tower_service::Service;
 
 use super::sendfile::{self, FileSends};
+use super::tls::ReloadingCert;
 use bottlesync_core::shutdown::Shutdown;
 
 /// How long connections may be held, and how many.
@@ -105,9 +108,11 @@ static ACCEPT_FAILED: RateLimitedWarning = RateLimitedWarning::new("accepting a 
 pub(crate) async fn serve_connections(
     listener: TcpListener,
     router: Router,
+    tls: Option<Arc<ReloadingCert>>,
     limits: ConnectionLimits,
     shutdown: Shutdown,
 ) -> bool {
+    let acceptor = tls.map(|cert| TlsAcceptor::from(cert.server_config()));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut stop = shutdown.clone();
     let mut cancel = shutdown.clone();
@@ -145,8 +150,9 @@ pub(crate) async fn serve_connections(
             activity: Arc::new(Activity::new()),
             stop: shutdown.clone(),
         };
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            connection.run(tcp).await;
+            connection.run(tcp, acceptor).await;
             drop(slot);
         });
     }
@@ -168,16 +174,42 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(self, tcp: TcpStream) {
-        let sends = sendfile::SUPPORTED.then(FileSends::default);
-        let io = ConnectionIo::new(tcp, self.activity.clone(), sends.clone());
-        let service = counted_service(self.router.clone(), self.activity.clone(), sends);
-        let conn = http1::Builder::new()
-            // Body chunks stay separate buffers (never copied into one):
-            // `ConnectionIo` recognises the chunks it sends from a file.
-            .writev(true)
-            .serve_connection(TokioIo::new(io), service);
-        self.drive(conn, |c| c.graceful_shutdown()).await
+    async fn run(self, tcp: TcpStream, acceptor: Option<TlsAcceptor>) {
+        let Some(acceptor) = acceptor else {
+            let sends = sendfile::SUPPORTED.then(FileSends::default);
+            let io = ConnectionIo::new(tcp, self.activity.clone(), sends.clone());
+            let service = counted_service(self.router.clone(), self.activity.clone(), sends);
+            let conn = http1::Builder::new()
+                // Body chunks stay separate buffers (never copied into one):
+                // `ConnectionIo` recognises the chunks it sends from a file.
+                .writev(true)
+                .serve_connection(TokioIo::new(io), service);
+            return self.drive(conn, |c| c.graceful_shutdown()).await;
+        };
+        let io = ConnectionIo::new(tcp, self.activity.clone(), None);
+        let mut stop = self.stop.clone();
+        let handshake = tokio::select! {
+            done = acceptor.accept(io) => done,
+            _ = self.watchdog() => return,
+            _ = stop.recv() => return,
+        };
+        let tls = match handshake {
+            Ok(tls) => tls,
+            Err(e) => {
+                tracing::debug!(error = %e, "TLS handshake failed");
+                return;
+            }
+        };
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let service = counted_service(self.router.clone(), self.activity.clone(), None);
+        if h2 {
+            let conn = http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), service);
+            self.drive(conn, |c| c.graceful_shutdown()).await
+        } else {
+            let conn = http1::Builder::new().serve_connection(TokioIo::new(tls), service);
+            self.drive(conn, |c| c.graceful_shutdown()).await
+        }
     }
 
     /// Runs `conn` until it ends, the watchdog closes it (dropped: the
@@ -222,7 +254,7 @@ impl Connection {
 }
 
 /// Each request through the router, counted open until its response body
-/// is done or dropped; `sends` goes with it.
+/// is done or dropped; `sends` goes with it (plain HTTP/1.1).
 fn counted_service(
     router: Router,
     activity: Arc<Activity>,
@@ -434,7 +466,7 @@ impl http_body::Body for CountedBody {
 }
 
 /// The socket of one connection: counts what moves for the watchdog, and
-/// sends the body chunks that stand for a file's
+/// on a plain connection sends the body chunks that stand for a file's
 /// bytes ([`FileSends`]) with `sendfile`.
 pub(crate) struct ConnectionIo {
     tcp: TcpStream,

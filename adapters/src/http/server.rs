@@ -35,6 +35,7 @@ use tokio::sync::Mutex;
 use super::connections::{self, ConnectionLimits};
 use super::mirror_dir::{self, Content, Found, Lookup};
 use super::sendfile::FileSends;
+use super::tls::ReloadingCert;
 
 use bottlesync_core::journal::read_hash_file;
 use bottlesync_core::model::digest::Sha256Digest;
@@ -107,13 +108,14 @@ impl MirrorServer {
             .with_state(self)
     }
 
-    /// Serves on `listener` within `limits` until
+    /// Serves on `listener` (over TLS with `tls`) within `limits` until
     /// `shutdown` stops it: then new connections are refused, idle
     /// keep-alive connections closed, and the responses in flight finish
     /// (on `cancel`, they are abandoned at once).
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
+        tls: Option<Arc<ReloadingCert>>,
         limits: ConnectionLimits,
         shutdown: Shutdown,
     ) -> Result<()> {
@@ -127,13 +129,14 @@ impl MirrorServer {
             %address,
             root = %location,
             redirect = self.redirect,
+            tls = tls.is_some(),
             header_timeout_s = limits.header_timeout.as_secs_f64(),
             idle_timeout_s = limits.idle_timeout.as_secs_f64(),
             max_connections = limits.max_connections,
             min_send_rate = limits.min_send_rate,
             "serving the mirror"
         );
-        if connections::serve_connections(listener, self.router(), limits, shutdown).await {
+        if connections::serve_connections(listener, self.router(), tls, limits, shutdown).await {
             tracing::info!("every response finished; stopped");
         } else {
             tracing::warn!("abandoning the responses in flight");
@@ -142,7 +145,8 @@ impl MirrorServer {
     }
 
     /// Answers one GET or HEAD of an object.
-    /// `sends`: the connection sends file bodies with `sendfile`.
+    /// `sends`: the connection sends file bodies with `sendfile` (plain
+    /// HTTP/1.1).
     async fn object(
         &self,
         method: &Method,
