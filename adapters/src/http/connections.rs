@@ -101,6 +101,8 @@ impl RateLimitedWarning {
 static REFUSED: RateLimitedWarning = RateLimitedWarning::new("refusing connections");
 static TIMED_OUT: RateLimitedWarning = RateLimitedWarning::new("closing connections");
 static ACCEPT_FAILED: RateLimitedWarning = RateLimitedWarning::new("accepting a connection failed");
+static HANDSHAKE_FAILED: RateLimitedWarning =
+    RateLimitedWarning::new("TLS handshakes failed (the connections are closed)");
 
 /// Accepts on `listener` until `shutdown` stops it, then lets every
 /// connection finish its response in flight (closing idle ones at once);
@@ -196,7 +198,9 @@ impl Connection {
         let tls = match handshake {
             Ok(tls) => tls,
             Err(e) => {
-                tracing::debug!(error = %e, "TLS handshake failed");
+                // A client that does not trust the certificate, or no TLS
+                // at all: worth seeing, not once per connection.
+                HANDSHAKE_FAILED.note(&e);
                 return;
             }
         };
