@@ -21,7 +21,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io::IoSlice;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
@@ -207,6 +207,7 @@ impl Connection {
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
         let service = counted_service(self.router.clone(), self.activity.clone(), None);
         if h2 {
+            self.activity.http2.store(true, Ordering::Release);
             let conn = http2::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(tls), service);
             self.drive(conn, |c| c.graceful_shutdown()).await
@@ -287,6 +288,9 @@ fn counted_service(
 /// milliseconds since `started`.
 struct Activity {
     started: Instant,
+    /// HTTP/2: bytes read between requests are pings and settings, not
+    /// the start of a header; only the idle timeout applies then.
+    http2: AtomicBool,
     open_requests: AtomicUsize,
     /// When the connection last went idle (no request open), or accept.
     idle_since: AtomicU64,
@@ -311,6 +315,7 @@ impl Activity {
     fn new() -> Self {
         Activity {
             started: Instant::now(),
+            http2: AtomicBool::new(false),
             open_requests: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
             header_began: AtomicU64::new(0),
@@ -331,6 +336,7 @@ impl Activity {
 
     fn read(&self, bytes: usize) {
         if bytes > 0
+            && !self.http2.load(Ordering::Acquire)
             && self.open_requests.load(Ordering::Acquire) == 0
             && self.header_began.load(Ordering::Acquire) == NONE
         {
@@ -639,6 +645,21 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         let why = closed_because(&kept, &limits).unwrap();
         assert!(why.contains("--header-timeout"), "{why}");
+    }
+
+    #[test]
+    fn between_http2_requests_reads_do_not_start_a_header() {
+        let limits = limits(0);
+        let h2 = Activity::new();
+        h2.http2.store(true, Ordering::Release);
+        h2.request_opened();
+        h2.request_closed();
+        h2.read(17); // a PING
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(closed_because(&h2, &limits), None);
+        std::thread::sleep(Duration::from_millis(200));
+        let why = closed_because(&h2, &limits).unwrap();
+        assert!(why.contains("--idle-timeout"), "{why}");
     }
 
     #[test]
