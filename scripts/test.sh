@@ -36,6 +36,12 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   fi
 fi
 
+# curl (with HTTP/2, as Debian builds it): tests/serve.rs checks HTTPS with it.
+if ! command -v curl >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "== installing curl (tests/serve.rs)"
+  { apt-get install -y -q curl || { apt-get update -q && apt-get install -y -q curl; }; } >/dev/null 2>&1
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"

@@ -44,6 +44,26 @@ impl Served {
     /// Starts `serve --root <root> <extra>` (with `env`) on a free port and
     /// waits for /healthz.
     async fn start(root: &str, extra: &[&str], env: &[(&'static str, String)]) -> Served {
+        Served::start_env(root, extra, env, "http", client()).await
+    }
+
+    /// The same over `scheme`, waiting for /healthz with `client`.
+    async fn start_with(
+        root: &str,
+        extra: &[&str],
+        scheme: &str,
+        client: reqwest::Client,
+    ) -> Served {
+        Served::start_env(root, extra, &[], scheme, client).await
+    }
+
+    async fn start_env(
+        root: &str,
+        extra: &[&str],
+        env: &[(&'static str, String)],
+        scheme: &str,
+        client: reqwest::Client,
+    ) -> Served {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -65,10 +85,9 @@ impl Served {
         let child = cmd.spawn().expect("bottlesync serve starts");
         let served = Served {
             child,
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("{scheme}://127.0.0.1:{port}"),
             log,
         };
-        let client = client();
         for _ in 0..200 {
             if let Ok(r) = client.get(served.url("/healthz")).send().await
                 && r.status() == 200
@@ -87,6 +106,30 @@ impl Served {
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// Whether the log says `text` within a few seconds (it is written
+    /// from a thread of its own).
+    async fn logs_soon(&self, text: &str) -> bool {
+        for _ in 0..100 {
+            if self.log().contains(text) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    /// `kill SIGNAL` to the server (`-TERM`, `-HUP`).
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
     }
 
     fn mirror(&self) -> HttpMirror {
@@ -429,6 +472,105 @@ async fn paths_that_leave_the_mirror_are_refused_and_nothing_outside_is_read() {
     assert!(!served.log().contains(canary));
 }
 
+/// The test credentials moto's environment gives every process.
+const SECRET_ACCESS_KEY: &str = "testing";
+
+/// Whether `url`, presigned with SigV4 query parameters, is valid for
+/// `method`: its signature recomputed from [`SECRET_ACCESS_KEY`] (AWS's
+/// "Authenticating Requests: Using Query Parameters"). moto never checks a
+/// presigned signature; S3 does, and it signs the method.
+fn presigned_for(url: &str, method: &str) -> bool {
+    let url = url::Url::parse(url).unwrap();
+    let mut query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let field = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {name} in {url}"))
+    };
+    assert_eq!(field("X-Amz-Algorithm"), "AWS4-HMAC-SHA256");
+    assert_eq!(field("X-Amz-SignedHeaders"), "host", "{url}");
+    let (signature, date, credential) = (
+        field("X-Amz-Signature"),
+        field("X-Amz-Date"),
+        field("X-Amz-Credential"),
+    );
+    query.retain(|(k, _)| k != "X-Amz-Signature");
+    query.sort();
+    let canonical_query: Vec<String> = query
+        .iter()
+        .map(|(k, v)| format!("{}={}", aws_uri_encode(k), aws_uri_encode(v)))
+        .collect();
+    let canonical_uri: Vec<String> = url
+        .path()
+        .split('/')
+        .map(|segment| {
+            aws_uri_encode(&percent_encoding::percent_decode_str(segment).decode_utf8_lossy())
+        })
+        .collect();
+    let host = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap()),
+        None => url.host_str().unwrap().to_string(),
+    };
+    let canonical_request = format!(
+        "{method}\n{}\n{}\nhost:{host}\n\nhost\nUNSIGNED-PAYLOAD",
+        canonical_uri.join("/"),
+        canonical_query.join("&")
+    );
+    let (_, scope) = credential.split_once('/').unwrap();
+    let string_to_sign = format!(
+        "AWS4-HMAC-SHA256\n{date}\n{scope}\n{}",
+        sha256_hex(canonical_request.as_bytes())
+    );
+    let mut key = format!("AWS4{SECRET_ACCESS_KEY}").into_bytes();
+    for part in scope.split('/') {
+        key = hmac_sha256(&key, part.as_bytes());
+    }
+    hex::encode(hmac_sha256(&key, string_to_sign.as_bytes())) == signature
+}
+
+/// SigV4's URI encoding: every byte but `A-Za-z0-9-_.~` as `%XX`.
+fn aws_uri_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// HMAC-SHA256 (RFC 2104), for the signing key chain.
+fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    if key.len() > block.len() {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(data)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .to_vec()
+}
+
+#[test]
+fn the_signature_check_computes_hmac_sha256_as_rfc_4231() {
+    assert_eq!(
+        hex::encode(hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_s3_mirror_is_served_streamed_and_by_redirect() {
     let moto = Moto::start().await;
@@ -464,9 +606,69 @@ async fn an_s3_mirror_is_served_streamed_and_by_redirect() {
     assert_eq!(answer.status(), 307);
     let location = answer.headers()["location"].to_str().unwrap().to_string();
     assert!(location.contains("X-Amz-Signature="), "{location}");
+    assert!(presigned_for(&location, "GET"), "{location}");
+    assert!(!presigned_for(&location, "HEAD"), "{location}");
     let bottle = client().get(&location).send().await.unwrap();
     assert_eq!(bottle.status(), 200);
     assert_eq!(sha256_hex(&bottle.bytes().await.unwrap()), sha);
+    // Every URL handed out is signed for the method it will be used with:
+    // a GET is redirected to a GetObject URL, a HEAD answered from the
+    // object's metadata (real S3 answers a HEAD on a GET URL 403).
+    let mut paths: Vec<(String, Option<u64>)> = TAGS
+        .iter()
+        .flat_map(|tag| {
+            names(&standin)
+                .into_iter()
+                .filter_map(|name| standin.bottle(&name, tag))
+                .map(|b| {
+                    let path = format!("/bottles/{}", percent_encode(&b.mirror_file_name));
+                    (path, Some(b.size))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    paths.push((format!("/api/internal/packages.{}.jws.json", TAGS[0]), None));
+    let (mut redirects, mut heads) = (0, 0);
+    for (path, size) in &paths {
+        for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+            let answer = no_redirects
+                .request(method.clone(), redirecting.url(path))
+                .send()
+                .await
+                .unwrap();
+            let headers = answer.headers();
+            match answer.status().as_u16() {
+                307 => {
+                    let location = headers["location"].to_str().unwrap();
+                    assert!(
+                        presigned_for(location, method.as_str()),
+                        "{method} {path}: {location}"
+                    );
+                    redirects += 1;
+                }
+                200 if method == reqwest::Method::HEAD => {
+                    if let Some(size) = size {
+                        assert_eq!(headers["content-length"], size.to_string().as_str());
+                        assert_eq!(headers["content-type"], "application/gzip");
+                    }
+                    assert_eq!(headers["accept-ranges"], "bytes", "{path}");
+                    assert!(headers.contains_key("etag") && headers.contains_key("last-modified"));
+                    heads += 1;
+                }
+                404 => {} // a disabled formula's bottle is not mirrored
+                other => panic!("{method} {path}: {other}"),
+            }
+        }
+    }
+    assert_eq!(
+        redirects, heads,
+        "every GET redirected, every HEAD answered"
+    );
+    assert!(
+        redirects >= paths.len() / 2,
+        "{redirects} of {}",
+        paths.len()
+    );
     // brew follows redirects: the whole install works through them.
     assert_brew_installs_everything(&redirecting, &standin).await;
     let missing = no_redirects
@@ -495,14 +697,7 @@ async fn sigterm_lets_the_response_in_flight_finish_then_exits_zero() {
     assert_eq!(response.status(), 200);
     let mut received = response.chunk().await.unwrap().unwrap().to_vec();
     assert!(received.len() < big.len());
-    let pid = served.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    served.signal("-TERM");
     // A slow reader: the server is still writing when the signal lands.
     tokio::time::sleep(Duration::from_millis(300)).await;
     while let Some(chunk) = response.chunk().await.unwrap() {
@@ -690,4 +885,467 @@ async fn an_s3_mirror_works_after_its_dated_archive_expired() {
         assert_eq!(record["bottles"][sha]["key"], flat.as_str(), "{sha}");
     }
     assert!(keys_below(&s3, &format!("mirror/{DATE}")).await.is_empty());
+}
+
+/// Raises this process's open-file limit to its hard limit; the limit now.
+fn raise_open_file_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write `limit`.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+    }
+    limit.rlim_cur
+}
+
+/// The bytes up to the end of a response head, read one at a time.
+async fn read_head(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "{head:?}");
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap()
+}
+
+/// A connection to `address` that sent `GET path` and read the head of
+/// its 200 answer (the body is left unread).
+async fn answered_head(address: &str, path: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: mirror\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+    stream
+}
+
+/// Reads until the server closes the connection (end of file or reset);
+/// the bytes read.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> usize {
+    use tokio::io::AsyncReadExt;
+    let mut total = 0;
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => return total,
+            Ok(n) => total += n,
+        }
+    }
+}
+
+/// Slow clients are not held: 2,000 connections that sent half a request
+/// header are closed once --header-timeout has passed (not before), a
+/// keep-alive connection left idle once --idle-timeout has passed, a
+/// client that stopped reading a body once nothing moved for
+/// --idle-timeout; a normal client is served all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_clients_are_closed_after_their_timeouts_and_others_are_served() {
+    use tokio::io::AsyncWriteExt;
+    // Each is a descriptor here as well as in serve (which raises its own
+    // limit): 2,000, or what this process may open with room to spare.
+    let half_open_count = 2000.min(raise_open_file_limit().saturating_sub(512) as usize);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("bottles")).unwrap();
+    let big = vec![7u8; 32 * 1024 * 1024];
+    std::fs::write(dir.path().join("bottles/big-1.0.tahoe.bottle.tar.gz"), &big).unwrap();
+    // Set by their environment names: what an older serve ignores.
+    let served = Served::start(
+        dir.path().to_str().unwrap(),
+        &[],
+        &[
+            ("BOTTLESYNC_SERVE_HEADER_TIMEOUT", "1".into()),
+            ("BOTTLESYNC_SERVE_IDLE_TIMEOUT", "2".into()),
+        ],
+    )
+    .await;
+    let address = served.base.trim_start_matches("http://").to_string();
+
+    // Opened in batches: the listen backlog would drop a flood of SYNs.
+    let mut half_open = tokio::task::JoinSet::new();
+    for batch in 0..half_open_count / 100 {
+        let mut connected = Vec::new();
+        for _ in 0..100 {
+            let address = address.clone();
+            connected.push(tokio::spawn(async move {
+                let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+                let opened = std::time::Instant::now();
+                stream
+                    .write_all(b"GET /healthz HTTP/1.1\r\nHost: mirror\r\nUser-Ag")
+                    .await
+                    .unwrap();
+                (stream, opened)
+            }));
+        }
+        for connection in connected {
+            let (mut stream, opened) = connection.await.unwrap();
+            half_open.spawn(async move {
+                let read =
+                    tokio::time::timeout(Duration::from_secs(30), read_until_closed(&mut stream))
+                        .await;
+                (read, opened.elapsed())
+            });
+        }
+        if batch % 5 == 0 {
+            let answer = client().get(served.url("/healthz")).send().await.unwrap();
+            assert_eq!(answer.status(), 200, "{}", served.log());
+        }
+    }
+    // A normal client while they are open and while they are closed.
+    let normal = tokio::spawn({
+        let url = served.url("/healthz");
+        async move {
+            for _ in 0..20 {
+                let answer = client().get(&url).send().await.unwrap();
+                assert_eq!(answer.status(), 200);
+                assert_eq!(answer.text().await.unwrap(), "ok");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    });
+    let mut closed = 0;
+    while let Some(done) = half_open.join_next().await {
+        let (read, after) = done.unwrap();
+        let read = read.unwrap_or_else(|_| panic!("a half-open connection still open after 30 s"));
+        assert_eq!(read, 0, "answered a half header");
+        assert!(
+            after >= Duration::from_millis(900),
+            "closed after {after:?}, before the timeout"
+        );
+        closed += 1;
+    }
+    assert_eq!(closed, half_open_count / 100 * 100);
+    normal.await.unwrap();
+    assert!(
+        served.logs_soon("--header-timeout").await,
+        "{}",
+        served.log()
+    );
+
+    // Keep-alive: one request, then nothing: closed after --idle-timeout.
+    let mut idle = answered_head(&address, "/healthz").await;
+    let answered = std::time::Instant::now();
+    let rest = tokio::time::timeout(Duration::from_secs(30), read_until_closed(&mut idle))
+        .await
+        .expect("an idle keep-alive connection is closed");
+    assert_eq!(rest, 2, "the body `ok`, then the close");
+    // 2 s from the response's end, a little before `answered`: well past
+    // the 1 s a header timeout would have taken.
+    assert!(
+        answered.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        answered.elapsed()
+    );
+
+    // A client that stops reading a body: closed once nothing moved for
+    // --idle-timeout (it gets what the socket buffers held, not all).
+    let mut stalled = answered_head(&address, "/bottles/big-1.0.tahoe.bottle.tar.gz").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let got = tokio::time::timeout(Duration::from_secs(30), read_until_closed(&mut stalled))
+        .await
+        .unwrap();
+    assert!(
+        got < big.len(),
+        "{got} bytes: the whole body was sent to a stalled client"
+    );
+    assert!(served.logs_soon("--idle-timeout").await, "{}", served.log());
+    // Still serving.
+    let answer = client()
+        .get(served.url("/bottles/big-1.0.tahoe.bottle.tar.gz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.bytes().await.unwrap().len(), big.len());
+}
+
+/// Over --max-connections a connection is closed at once, with a warning;
+/// once one of the open ones ends, new clients are served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_cap_are_refused_with_a_warning() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(
+        dir.path().to_str().unwrap(),
+        &[],
+        &[("BOTTLESYNC_SERVE_MAX_CONNECTIONS", "20".into())],
+    )
+    .await;
+    let address = served.base.trim_start_matches("http://").to_string();
+    // Twenty keep-alive connections, each answered once and left open.
+    let mut open = Vec::new();
+    for _ in 0..20 {
+        open.push(answered_head(&address, "/healthz").await);
+    }
+    let mut over = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let _ = over
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: mirror\r\n\r\n")
+        .await;
+    let got = tokio::time::timeout(Duration::from_secs(10), read_until_closed(&mut over))
+        .await
+        .expect("the connection over the cap is closed");
+    assert_eq!(got, 0, "served over the cap");
+    assert!(
+        served.logs_soon("refusing connections").await
+            && served.log().contains("--max-connections"),
+        "{}",
+        served.log()
+    );
+    // One ends: its slot serves the next client.
+    drop(open.pop());
+    let mut served_again = false;
+    for _ in 0..50 {
+        if let Ok(answer) = client().get(served.url("/healthz")).send().await
+            && answer.status() == 200
+        {
+            served_again = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served_again, "{}", served.log());
+}
+
+/// A throwaway certificate for 127.0.0.1 and localhost: (cert PEM, key PEM).
+fn self_signed() -> (String, String) {
+    let made =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    (made.cert.pem(), made.signing_key.serialize_pem())
+}
+
+/// A client that trusts only `cert_pem`; `http1`: no HTTP/2 offered.
+fn tls_client(cert_pem: &str, http1: bool) -> reqwest::Client {
+    let builder = reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only([reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap()]);
+    let builder = if http1 { builder.http1_only() } else { builder };
+    builder.build().unwrap()
+}
+
+/// `curl --cacert CERT ARGS URL`: its `-w '%{http_version} %{http_code}'`.
+fn curl(cert: &std::path::Path, args: &[&str], url: &str) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version} %{http_code}",
+            "--cacert",
+        ])
+        .arg(cert)
+        .args(args)
+        .arg(url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "curl {args:?} {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `serve --tls-cert --tls-key`: brew's installs over HTTPS, HTTP/2 and
+/// HTTP/1.1 by ALPN (reqwest and curl), a renewed certificate taken on
+/// SIGHUP, a broken one refused with the old one kept; a missing file or
+/// a key of another certificate stops `serve` with exit 2, naming the flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_serves_brew_over_http2_and_http1_and_reloads_on_sighup() {
+    let standin = synced_standin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("mirror");
+    let mut cmd = sync(&standin, root.to_str().unwrap());
+    cmd.args(["--formula", "wget", "--with-deps"]);
+    run(cmd).await.assert_code(0);
+    let root = root.to_str().unwrap();
+    let (cert_pem, key_pem) = self_signed();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, &cert_pem).unwrap();
+    std::fs::write(&key, &key_pem).unwrap();
+    let (cert_arg, key_arg) = (cert.to_str().unwrap(), key.to_str().unwrap());
+
+    // Bad input: exit 2, the flag and the problem named, nothing served.
+    let (other_cert, _) = self_signed();
+    let other = dir.path().join("other.pem");
+    std::fs::write(&other, &other_cert).unwrap();
+    for (cert_file, key_file, flag, problem) in [
+        (
+            "/nonexistent/cert.pem",
+            key_arg,
+            "--tls-cert",
+            "cannot read",
+        ),
+        (cert_arg, "/nonexistent/key.pem", "--tls-key", "cannot read"),
+        (key_arg, key_arg, "--tls-cert", "no PEM certificate"),
+        (other.to_str().unwrap(), key_arg, "--tls-key", "not the key"),
+    ] {
+        let mut cmd = bottlesync();
+        cmd.args(["serve", "--root", root, "--listen", "127.0.0.1:0"])
+            .args(["--tls-cert", cert_file, "--tls-key", key_file]);
+        let out = run(cmd).await;
+        out.assert_code(2);
+        let said = out.all_output();
+        assert!(
+            said.contains(flag) && said.contains(problem),
+            "{cert_file} {key_file}: {said}"
+        );
+    }
+
+    let served = Served::start_with(
+        root,
+        &["--tls-cert", cert_arg, "--tls-key", key_arg],
+        "https",
+        tls_client(&cert_pem, false),
+    )
+    .await;
+    let (path, sha) = bottle_path(&standin, "wget", "arm64_tahoe");
+    for (http1, version) in [
+        (false, reqwest::Version::HTTP_2),
+        (true, reqwest::Version::HTTP_11),
+    ] {
+        let answer = tls_client(&cert_pem, http1)
+            .get(served.url(&path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!((answer.status().as_u16(), answer.version()), (200, version));
+        assert_eq!(sha256_hex(&answer.bytes().await.unwrap()), sha);
+    }
+    assert_eq!(curl(&cert, &["--http2"], &served.url(&path)), "2 200");
+    assert_eq!(curl(&cert, &["--http1.1"], &served.url(&path)), "1.1 200");
+    assert_eq!(curl(&cert, &["--http2", "-I"], &served.url(&path)), "2 200");
+    // brew's own request sequence, over HTTP/2 and over HTTP/1.1.
+    for http1 in [false, true] {
+        let mirror = HttpMirror::with_client(&served.base, tls_client(&cert_pem, http1)).unwrap();
+        for tag in TAGS {
+            let report = replay_install(&mirror, tag, &["wget"]).await.unwrap();
+            assert!(report.is_complete(), "{tag}: {report}\n{}", served.log());
+        }
+    }
+
+    // A renewed certificate: taken for new connections on SIGHUP.
+    let (renewed_pem, renewed_key) = self_signed();
+    std::fs::write(&cert, &renewed_pem).unwrap();
+    std::fs::write(&key, &renewed_key).unwrap();
+    let renewed = tls_client(&renewed_pem, false);
+    assert!(
+        renewed.get(served.url("/healthz")).send().await.is_err(),
+        "renewed before SIGHUP"
+    );
+    served.signal("-HUP");
+    assert!(healthy_soon(&renewed, &served).await, "{}", served.log());
+    assert!(
+        served.logs_soon("reloaded the TLS certificate").await,
+        "{}",
+        served.log()
+    );
+
+    // A broken one: an error logged, the renewed one still served.
+    std::fs::write(&key, "not a key").unwrap();
+    served.signal("-HUP");
+    assert!(
+        served.logs_soon("cannot reload the TLS certificate").await,
+        "{}",
+        served.log()
+    );
+    let fresh = tls_client(&renewed_pem, false);
+    let answer = fresh.get(served.url(&path)).send().await.unwrap();
+    assert_eq!(sha256_hex(&answer.bytes().await.unwrap()), sha);
+}
+
+/// `client` gets 200 from /healthz within a few seconds.
+async fn healthy_soon(client: &reqwest::Client, served: &Served) -> bool {
+    for _ in 0..100 {
+        if let Ok(answer) = client.get(served.url("/healthz")).send().await
+            && answer.status() == 200
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// The peak resident memory of process `pid`, in bytes (VmHWM).
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+/// A directory's big bodies cost no memory per download: they go from the
+/// page cache to the socket (`sendfile`), whole and ranged, so 64 clients
+/// that stop reading hold nothing in `serve` (reading into buffers, they
+/// held ~0.8 MiB each: 50 MiB more at its peak); then every byte arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_bodies_hold_no_memory_per_download_and_arrive_whole_and_ranged() {
+    use tokio::io::AsyncReadExt;
+    const CLIENTS: usize = 64;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("bottles")).unwrap();
+    let big: Vec<u8> = (0..24u32 * 1024 * 1024)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(dir.path().join("bottles/big-1.0.tahoe.bottle.tar.gz"), &big).unwrap();
+    let served = Served::start(dir.path().to_str().unwrap(), &[], &[]).await;
+    let address = served.base.trim_start_matches("http://").to_string();
+    let path = "/bottles/big-1.0.tahoe.bottle.tar.gz";
+    // Warm: the lookup's and the runtime's own memory is not the bodies'.
+    let whole = client().get(served.url(path)).send().await.unwrap();
+    assert_eq!(whole.bytes().await.unwrap(), big);
+    let before = peak_rss(served.child.id());
+
+    let mut stalled = Vec::new();
+    for _ in 0..CLIENTS {
+        stalled.push(answered_head(&address, path).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let grown = peak_rss(served.child.id()).saturating_sub(before);
+    assert!(
+        grown < 16 * 1024 * 1024,
+        "{CLIENTS} stalled downloads grew serve's peak RSS by {} KiB",
+        grown / 1024
+    );
+    let readers: Vec<_> = stalled
+        .into_iter()
+        .map(|mut stream| {
+            tokio::spawn(async move {
+                let mut body = Vec::new();
+                let mut buffer = vec![0u8; 256 * 1024];
+                while body.len() < 24 * 1024 * 1024 {
+                    let n = stream.read(&mut buffer).await.unwrap();
+                    assert!(n > 0, "closed after {} bytes", body.len());
+                    body.extend_from_slice(&buffer[..n]);
+                }
+                sha256_hex(&body)
+            })
+        })
+        .collect();
+    let expected = sha256_hex(&big);
+    for reader in readers {
+        assert_eq!(reader.await.unwrap(), expected);
+    }
+    for (first, last) in [(0, 0), (1, 2 * 1024 * 1024), (5_000_000, big.len() - 1)] {
+        let part = client()
+            .get(served.url(path))
+            .header("Range", format!("bytes={first}-{last}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(part.status(), 206);
+        assert_eq!(part.bytes().await.unwrap(), big[first..=last]);
+    }
 }

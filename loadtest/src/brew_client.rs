@@ -235,6 +235,13 @@ impl HttpMirror {
         Ok(HttpMirror { base, client })
     }
 
+    /// The same with a client of the caller's (e.g. one that trusts a
+    /// test certificate).
+    pub fn with_client(base: impl Into<String>, client: reqwest::Client) -> anyhow::Result<Self> {
+        let base = base.into().trim_end_matches('/').to_string();
+        Ok(HttpMirror { base, client })
+    }
+
     async fn send(
         &self,
         method: &str,

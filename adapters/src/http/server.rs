@@ -7,8 +7,9 @@
 //!   of `.bottlesync/`, else 403: symlinks) and reads a small file whole;
 //!   a big one streams from one reader loop (ETag as `LocalStore::stat`);
 //! - an S3 root's objects come through the `BlobStore` port (`stat`, then
-//!   a ranged `open_read_range`); with `redirect` it answers 307 to a
-//!   presigned GetObject instead;
+//!   a ranged `open_read_range`); with `redirect` it answers a GET with a
+//!   307 to a presigned GetObject instead, and a HEAD itself from the
+//!   `stat` (a presigned URL is valid for its one method);
 //! - registry blobs are looked up in `bottles_hash.json`, read again
 //!   whenever its ETag changes;
 //! - every request is one access-log line (target `access`) once its body
@@ -27,12 +28,14 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::serve::ListenerExt;
 use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
+use super::connections::{self, ConnectionLimits};
 use super::mirror_dir::{self, Content, Found, Lookup};
+use super::sendfile::FileSends;
+use super::tls::ReloadingCert;
 
 use bottlesync_core::journal::read_hash_file;
 use bottlesync_core::model::digest::Sha256Digest;
@@ -105,43 +108,52 @@ impl MirrorServer {
             .with_state(self)
     }
 
-    /// Serves on `listener` until `shutdown` stops it: then new connections
-    /// are refused, idle keep-alive connections closed, and the responses
-    /// in flight finish (on `cancel`, they are abandoned at once).
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: Shutdown) -> Result<()> {
+    /// Serves on `listener` (over TLS with `tls`) within `limits` until
+    /// `shutdown` stops it: then new connections are refused, idle
+    /// keep-alive connections closed, and the responses in flight finish
+    /// (on `cancel`, they are abandoned at once).
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Option<Arc<ReloadingCert>>,
+        limits: ConnectionLimits,
+        shutdown: Shutdown,
+    ) -> Result<()> {
         let address = listener
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
         let location = self.store.location();
-        tracing::info!(%address, root = %location, redirect = self.redirect, "serving the mirror");
-        let mut stop = shutdown.clone();
-        let mut cancel = shutdown;
-        // Headers and body go out in separate writes: without TCP_NODELAY
-        // Nagle holds the second until the client's delayed ACK (~40 ms a
-        // small response; `loadtest/bench/serve.sh`, part b).
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::warn!(error = %e, "could not set TCP_NODELAY on a connection");
-            }
-        });
-        let server = axum::serve(listener, self.router()).with_graceful_shutdown(async move {
-            stop.recv().await;
-            tracing::info!("stopping: no new connections, finishing the responses in flight");
-        });
-        tokio::select! {
-            served = server => served.map_err(|e| Error::destination(address.clone(), format!("serving failed: {e}")))?,
-            _ = cancel.cancelled() => {
-                tracing::warn!("abandoning the responses in flight");
-                return Ok(());
-            }
+        connections::raise_open_file_limit(limits.max_connections);
+        tracing::info!(
+            %address,
+            root = %location,
+            redirect = self.redirect,
+            tls = tls.is_some(),
+            header_timeout_s = limits.header_timeout.as_secs_f64(),
+            idle_timeout_s = limits.idle_timeout.as_secs_f64(),
+            max_connections = limits.max_connections,
+            min_send_rate = limits.min_send_rate,
+            "serving the mirror"
+        );
+        if connections::serve_connections(listener, self.router(), tls, limits, shutdown).await {
+            tracing::info!("every response finished; stopped");
+        } else {
+            tracing::warn!("abandoning the responses in flight");
         }
-        tracing::info!("every response finished; stopped");
         Ok(())
     }
 
     /// Answers one GET or HEAD of an object.
-    async fn object(&self, method: &Method, headers: &HeaderMap, key: &ObjectKey) -> Response {
+    /// `sends`: the connection sends file bodies with `sendfile` (plain
+    /// HTTP/1.1).
+    async fn object(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        key: &ObjectKey,
+        sends: Option<&FileSends>,
+    ) -> Response {
         let (meta, content) = match &self.directory {
             Some(root) => match mirror_dir::lookup(root, key, method == Method::GET).await {
                 Lookup::Found(Found { meta, content }) => (meta, Some(content)),
@@ -181,7 +193,10 @@ impl MirrorServer {
                 .body(Body::empty())
                 .expect("valid response");
         }
-        if self.redirect {
+        // A URL is presigned for one method (SigV4 signs it): a HEAD is
+        // answered here from the metadata just read, never sent to a URL
+        // presigned for GET (real S3 would answer it 403).
+        if self.redirect && method == Method::GET {
             return match self.store.presigned_get(key, PRESIGNED_URL_VALIDITY).await {
                 Ok(Some(url)) => Response::builder()
                     .status(StatusCode::TEMPORARY_REDIRECT)
@@ -235,6 +250,9 @@ impl MirrorServer {
                 } else {
                     Body::from(whole.slice(first as usize..=last as usize))
                 }
+            }
+            Some(Content::Open(file)) if let Some(sends) = sends => {
+                Body::from_stream(sends.body(file, first, len, key.to_string()))
             }
             Some(Content::Open(file)) => {
                 let shown = key.to_string();
@@ -317,11 +335,12 @@ async fn answer(
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
+    let sends = request.extensions().get::<FileSends>();
     match route(request.uri().path()) {
         Ok(MirrorRequest::Health) => plain(StatusCode::OK, "ok"),
-        Ok(MirrorRequest::Object(key)) => server.object(&method, &headers, &key).await,
+        Ok(MirrorRequest::Object(key)) => server.object(&method, &headers, &key, sends).await,
         Ok(MirrorRequest::Blob { sha256, .. }) => match server.blob_key(&sha256).await {
-            Ok(Some(key)) => server.object(&method, &headers, &key).await,
+            Ok(Some(key)) => server.object(&method, &headers, &key, sends).await,
             Ok(None) => plain(StatusCode::NOT_FOUND, "no such blob in this mirror\n"),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read {HASH_FILE_NAME} for a registry blob");
