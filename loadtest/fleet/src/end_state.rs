@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use bottlesync_core::brew::publish::PublishedRecord;
 use bottlesync_core::model::message::salvage_ids;
+use bottlesync_core::ports::fleet_ledger::BottleState;
 use bottlesync_core::services::FleetServices;
 use bottlesync_loadtest::webhook::WebhookReceiver;
 
@@ -51,7 +53,48 @@ pub async fn finish_end_state(
         held_at_kills: driven.held_at_kills.clone(),
         dlq_copies_allowed: false,
         redownloads_allowed_by_lost_answers: 0,
+        published_view: published_view(services).await?,
+        marks_left: marks_left(services).await?,
     })
+}
+
+/// `bottlesync verify`'s findings over the mirror, as (sha256, line).
+async fn published_view(services: &FleetServices) -> anyhow::Result<Option<Vec<(String, String)>>> {
+    let store = services.store.as_ref();
+    if PublishedRecord::read(store).await?.is_none() {
+        return Ok(None);
+    }
+    let report = bottlesync_core::brew::verify::verify(store).await?;
+    let mut findings = Vec::new();
+    for (tag, tag_report) in &report.tags {
+        if let Some(problem) = &tag_report.api_file_problem {
+            findings.push((String::new(), format!("{tag}: {problem}")));
+        }
+        for finding in &tag_report.findings {
+            findings.push((finding.sha256.clone(), finding.line()));
+        }
+    }
+    for finding in &report.portable_ruby.findings {
+        findings.push((finding.sha256.clone(), finding.line()));
+    }
+    Ok(Some(findings))
+}
+
+/// Bottles still marked queued or claimed in the ledger.
+async fn marks_left(services: &FleetServices) -> anyhow::Result<Vec<String>> {
+    Ok(services
+        .ledger
+        .bottle_states()
+        .await?
+        .into_iter()
+        .filter(|(_, state)| {
+            matches!(
+                state,
+                BottleState::Queued { .. } | BottleState::Claimed { .. }
+            )
+        })
+        .map(|(sha, _)| sha.to_string())
+        .collect())
 }
 
 /// The sha256 of every DLQ message (each received once, kept invisible).

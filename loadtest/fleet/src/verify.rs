@@ -42,6 +42,12 @@ pub struct EndState {
     /// over (by design: the first attempt may be dead), and the bottle
     /// comes down twice (counted once). At most one extra download each.
     pub redownloads_allowed_by_lost_answers: u64,
+    /// What `bottlesync verify` finds wrong with the published brew view
+    /// (`core::brew::verify`): each finding's sha256 and line. `None` when
+    /// no API files were published.
+    pub published_view: Option<Vec<(String, String)>>,
+    /// Bottles whose ledger mark (queued, or claimed) outlived the runs.
+    pub marks_left: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -291,6 +297,15 @@ pub fn verify(
         .filter(|m| m.starts_with(TITLE_COMPLETE) || m.starts_with(TITLE_FAILED))
         .collect();
     let runs = 1 + end.other_runs.len();
+    // Each run ended on its own: drained (every bottle it expected
+    // counted) and summarised.
+    for (id, run) in std::iter::once(("the run", &end.run))
+        .chain(end.other_runs.iter().map(|(id, r)| (id.as_str(), r)))
+    {
+        if run.stored + run.skipped + run.failed != run.expected || !run.summary_sent {
+            problems.push(format!("{id} did not end: {run:?}"));
+        }
+    }
     match summaries.as_slice() {
         [summary] if runs == 1 => check_summary(summary, storable, &corrupt, problems),
         other if other.len() == runs => {}
@@ -299,7 +314,31 @@ pub fn verify(
             other.len()
         )),
     }
+    check_view_and_marks(&corrupt, end, problems);
     verdict
+}
+
+/// The published view names only bottles `bottles/` holds with their
+/// digest (a corrupt one, which failed, is missing and named missing), and
+/// no ledger mark outlives the runs.
+fn check_view_and_marks(corrupt: &BTreeSet<&String>, end: &EndState, problems: &mut Vec<String>) {
+    match &end.published_view {
+        None => problems.push("no API files were published".into()),
+        Some(findings) => {
+            for (sha, line) in findings {
+                let missing_corrupt =
+                    corrupt.contains(sha) && line.contains("missing from bottles/");
+                if !missing_corrupt {
+                    problems.push(format!("published view: {}", line.trim()));
+                }
+            }
+        }
+    }
+    for sha in &end.marks_left {
+        problems.push(format!(
+            "ledger: {sha} is still queued or claimed after the runs"
+        ));
+    }
 }
 
 fn check_summary(
@@ -429,6 +468,11 @@ mod tests {
             held_at_kills: [(sha('a'), 1)].into_iter().collect(),
             dlq_copies_allowed: false,
             redownloads_allowed_by_lost_answers: 0,
+            published_view: Some(vec![(
+                sha('c'),
+                "  fcc-1.0.arm64_tahoe.bottle.tar.gz (fcc): missing from bottles/\n".into(),
+            )]),
+            marks_left: vec![],
         };
         (expected, layout, end)
     }
@@ -578,6 +622,40 @@ mod tests {
                 Box::new(|e| {
                     e.other_runs.push(("r2".into(), RunCounts::default()));
                 }),
+            ),
+            (
+                "r2 did not end",
+                Box::new(|e| {
+                    // Together the runs add up, but r2 was never summarised.
+                    e.run.expected = 2;
+                    e.run.stored = 1;
+                    e.other_runs.push((
+                        "r2".into(),
+                        RunCounts {
+                            expected: 1,
+                            stored: 1,
+                            ..RunCounts::default()
+                        },
+                    ));
+                    e.messages.push(format!("{TITLE_COMPLETE}\nNew bottles: 1"));
+                }),
+            ),
+            (
+                "published view: faa",
+                Box::new(|e| {
+                    e.published_view
+                        .as_mut()
+                        .unwrap()
+                        .push((sha('a'), "  faa (faa): wrong sha256 (00)\n".into()));
+                }),
+            ),
+            (
+                "no API files were published",
+                Box::new(|e| e.published_view = None),
+            ),
+            (
+                "still queued or claimed",
+                Box::new(|e| e.marks_left.push(sha('b'))),
             ),
         ];
         for (needle, break_it) in cases {
