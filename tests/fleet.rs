@@ -8,15 +8,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use bottlesync_adapters::aws::sqs_queue::SqsQueue;
 use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
-use bottlesync_core::ports::queue::Queue;
+use bottlesync_core::ports::queue::{Queue, QueueMessage};
 use bottlesync_core::run::messages::{TITLE_COMPLETE, TITLE_FAILED, TITLE_STARTED};
 use bottlesync_loadtest::{Catalog, Fault, FormulaSpec, StandIn, StandInConfig};
 use bottlesync_planner::fleet::{FleetPlanRequest, plan_fleet_run};
 use bottlesync_worker::consumer::{Consumer, Disposition, attempts_allowed};
-use bottlesync_worker::lambda::{Invocation, handle_sqs_event};
+use bottlesync_worker::lambda::{Invocation, handle_batch};
 use common::stack::*;
 use common::*;
 
@@ -136,15 +135,16 @@ async fn duplicate_messages_download_once_and_count_once() {
     assert_eq!(stack.webhook.titles(), [TITLE_STARTED, TITLE_COMPLETE]);
 }
 
-fn sqs_record(id: &str, body: String, receive_count: u32) -> SqsMessage {
-    let mut record = SqsMessage::default();
-    record.message_id = Some(id.into());
-    record.receipt_handle = Some(format!("receipt-{id}"));
-    record.body = Some(body);
-    record
-        .attributes
-        .insert("ApproximateReceiveCount".into(), receive_count.to_string());
-    record
+/// A message as the Lambda event delivers it (the receipt is never used:
+/// Lambda deletes what the handler does not report).
+fn lambda_message(id: &str, body: String) -> QueueMessage {
+    QueueMessage {
+        message_id: id.into(),
+        receipt: format!("receipt-{id}"),
+        body,
+        receive_count: 1,
+        sent_at: None,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,24 +173,18 @@ async fn lambda_handler_reports_exactly_the_failed_record() {
         .cloned()
         .collect();
 
-    let mut event = SqsEvent::default();
-    event.records = vec![
-        sqs_record("good-1", good[0].body.clone(), 1),
-        sqs_record("bad", corrupt_message.body.clone(), 1),
-        sqs_record("good-2", good[1].body.clone(), 1),
-        sqs_record("malformed", "{\"not\": \"a bottle\"}".into(), 1),
+    let batch = vec![
+        lambda_message("good-1", good[0].body.clone()),
+        lambda_message("bad", corrupt_message.body.clone()),
+        lambda_message("good-2", good[1].body.clone()),
+        lambda_message("malformed", "{\"not\": \"a bottle\"}".into()),
     ];
     let consumer = Arc::new(Consumer::new(
         Arc::new(stack.services()),
         "lambda-test".into(),
         Some(MAX_RECEIVES),
     ));
-    let response = handle_sqs_event(consumer, event, Invocation::unlimited()).await;
-    let failed: Vec<String> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone())
-        .collect();
+    let failed = handle_batch(consumer, batch, Invocation::unlimited()).await;
     assert_eq!(
         failed,
         ["bad"],

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use bottlesync_core::Result;
 use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
 use bottlesync_core::model::message::BottleMessage;
@@ -26,7 +25,7 @@ use bottlesync_core::shutdown::Shutdown;
 use bottlesync_loadtest::{Catalog, Fault, FormulaSpec, StandIn, StandInConfig};
 use bottlesync_planner::fleet::{FleetPlanOutcome, FleetPlanRequest, plan_fleet_run};
 use bottlesync_worker::consumer::{Consumer, Disposition};
-use bottlesync_worker::lambda::{Invocation, handle_sqs_event};
+use bottlesync_worker::lambda::{Invocation, handle_batch};
 use bottlesync_worker::work_loop::{WorkOptions, run_work_loop};
 use common::stack::small_catalog;
 use common::*;
@@ -339,18 +338,6 @@ fn big_sha(message: &QueueMessage) -> String {
     sha_of(message).to_string()
 }
 
-fn sqs_record(message: &QueueMessage) -> SqsMessage {
-    let mut record = SqsMessage::default();
-    record.message_id = Some(message.message_id.clone());
-    record.receipt_handle = Some(message.receipt.clone());
-    record.body = Some(message.body.clone());
-    record.attributes.insert(
-        "ApproximateReceiveCount".into(),
-        message.receive_count.to_string(),
-    );
-    record
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bottle_that_cannot_finish_before_the_lambda_deadline_goes_to_ecs() {
     let w = world_with(slow_catalog(), |args| {
@@ -376,15 +363,18 @@ async fn a_bottle_that_cannot_finish_before_the_lambda_deadline_goes_to_ecs() {
         .await
         .unwrap()
         .remove(0);
-    let mut event = SqsEvent::default();
-    event.records = vec![sqs_record(&message)];
     let invocation = Invocation {
         deadline: Some(tokio::time::Instant::now() + Duration::from_secs(3)),
         margin: Duration::from_secs(1),
     };
-    let response = handle_sqs_event(Arc::new(consumer(&w.services)), event, invocation).await;
+    let retry = handle_batch(
+        Arc::new(consumer(&w.services)),
+        vec![message.clone()],
+        invocation,
+    )
+    .await;
     // Acknowledged: Lambda deletes it, and the bottle carries on in ECS.
-    assert!(response.batch_item_failures.is_empty());
+    assert!(retry.is_empty());
     let handed: Vec<QueueMessage> = receive_all(w.services.large_queue.as_ref().unwrap()).await;
     assert_eq!(handed.len(), 1);
     assert_eq!(handed[0].body, message.body);
@@ -427,17 +417,15 @@ async fn on_lambda_a_transient_error_is_retried_after_its_backoff() {
         .unwrap()
         .remove(0);
     ledger.lose_next_claim_answers(1);
-    let mut event = SqsEvent::default();
-    event.records = vec![sqs_record(&message)];
-    let response = handle_sqs_event(
+    let retry = handle_batch(
         Arc::new(consumer(&services)),
-        event,
+        vec![message.clone()],
         Invocation::unlimited(),
     )
     .await;
     assert_eq!(
-        response.batch_item_failures.len(),
-        1,
+        retry,
+        [message.message_id.as_str()],
         "retried, not acknowledged"
     );
     // Back after the backoff (200 ms base, first receive: at most 250 ms), not 900 s.
@@ -455,15 +443,13 @@ async fn on_lambda_a_transient_error_is_retried_after_its_backoff() {
     assert_eq!(again.body, message.body);
     assert_eq!(again.receive_count, 2);
     // The next attempt takes the claim over and stores the bottle.
-    let mut event = SqsEvent::default();
-    event.records = vec![sqs_record(&again)];
-    let response = handle_sqs_event(
+    let retry = handle_batch(
         Arc::new(consumer(&services)),
-        event,
+        vec![again],
         Invocation::unlimited(),
     )
     .await;
-    assert!(response.batch_item_failures.is_empty());
+    assert!(retry.is_empty());
     let run = run_of(&services, planned.run_id.as_deref().unwrap()).await;
     assert_eq!(run.stored, 1);
 }

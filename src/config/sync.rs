@@ -89,7 +89,6 @@ pub struct SyncArgs {
     #[arg(long, env = "BOTTLESYNC_DRY_RUN")]
     pub dry_run: bool,
 
-    /// Retries per bottle after a transient failure.
     /// Bottles larger than this come down in segments of this size, over
     /// several connections at once (units B, KiB, MiB, GiB, KB, MB, GB).
     #[arg(long, env = "BOTTLESYNC_SEGMENT_SIZE", default_value = "64MiB")]
@@ -100,6 +99,7 @@ pub struct SyncArgs {
     #[arg(long, env = "BOTTLESYNC_CONNECTIONS_PER_BOTTLE", default_value_t = 4)]
     pub connections_per_bottle: usize,
 
+    /// Retries per bottle after a transient failure.
     #[arg(long, env = "BOTTLESYNC_RETRIES", default_value_t = 6)]
     pub retries: usize,
 

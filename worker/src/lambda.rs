@@ -1,6 +1,7 @@
 //! The Lambda SQS consumer: a batch is processed concurrently and only the
-//! records that should be retried are reported as batch item failures
-//! (`ReportBatchItemFailures`). A panic fails its own record only.
+//! messages that should be retried are returned, for the binary to report
+//! as batch item failures (`ReportBatchItemFailures`; the SQS event types
+//! stay in the binary). A panic fails its own message only.
 //!
 //! Lambda kills a function at its deadline with no chance to clean up, so a
 //! bottle still in work [`DEADLINE_MARGIN`] before it is stopped: its upload
@@ -11,7 +12,6 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use bottlesync_core::ports::queue::QueueMessage;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -62,31 +62,13 @@ impl Invocation {
     }
 }
 
-fn to_queue_message(record: &SqsMessage) -> QueueMessage {
-    QueueMessage {
-        message_id: record.message_id.clone().unwrap_or_default(),
-        receipt: record.receipt_handle.clone().unwrap_or_default(),
-        body: record.body.clone().unwrap_or_default(),
-        receive_count: record
-            .attributes
-            .get("ApproximateReceiveCount")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1),
-        sent_at: record
-            .attributes
-            .get("SentTimestamp")
-            .and_then(|v| v.parse::<i64>().ok())
-            .and_then(chrono::DateTime::from_timestamp_millis),
-    }
-}
-
-/// The handler: called by `lambda_runtime` in the worker binary and
-/// directly by tests.
-pub async fn handle_sqs_event(
+/// The handler of one batch: called by the worker binary's Lambda handler
+/// and directly by tests. Returns the ids of the messages to retry.
+pub async fn handle_batch(
     consumer: Arc<Consumer>,
-    event: SqsEvent,
+    messages: Vec<QueueMessage>,
     invocation: Invocation,
-) -> SqsBatchResponse {
+) -> Vec<String> {
     // One token for the whole batch: the deadline stops every bottle.
     let deadline = CancellationToken::new();
     let timer = invocation.stop_at().map(|stop_at| {
@@ -97,8 +79,7 @@ pub async fn handle_sqs_event(
         })
     });
     let mut tasks = Vec::new();
-    for record in &event.records {
-        let message = to_queue_message(record);
+    for message in messages {
         let consumer = consumer.clone();
         let deadline = deadline.clone();
         let id = message.message_id.clone();
@@ -107,11 +88,11 @@ pub async fn handle_sqs_event(
             tokio::spawn(async move { settle(&consumer, &message, &deadline).await }),
         ));
     }
-    let response = batch_response(tasks).await;
+    let retry = to_retry(tasks).await;
     if let Some(timer) = timer {
         timer.abort();
     }
-    response
+    retry
 }
 
 /// One record: handled, then, if it was stopped by the deadline, handed to
@@ -142,23 +123,20 @@ async fn settle(
     }
 }
 
-async fn batch_response(
-    tasks: Vec<(String, tokio::task::JoinHandle<Disposition>)>,
-) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
+/// The ids of the messages whose handling asks for a retry (or panicked).
+async fn to_retry(tasks: Vec<(String, tokio::task::JoinHandle<Disposition>)>) -> Vec<String> {
+    let mut retry = Vec::new();
     for (id, task) in tasks {
-        let retry = match task.await {
+        let again = match task.await {
             Ok(disposition) => !disposition.acknowledges(),
             Err(e) => {
-                tracing::error!(message_id = %id, error = %e, "record handler panicked");
+                tracing::error!(message_id = %id, error = %e, "message handler panicked");
                 true
             }
         };
-        if retry {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            response.batch_item_failures.push(failure);
+        if again {
+            retry.push(id);
         }
     }
-    response
+    retry
 }

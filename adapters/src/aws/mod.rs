@@ -11,6 +11,7 @@
 
 pub mod dynamo_ledger;
 pub mod ecs_capacity;
+mod s3_multipart;
 mod s3_parts;
 pub mod s3_store;
 pub mod secrets;

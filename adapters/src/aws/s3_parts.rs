@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use bottlesync_core::error::{Error, Result};
 use bottlesync_core::ports::store::PartsUpload;
 
-use super::s3_store::{AbortOnDrop, MultipartTarget, PartRequest, crc64_header};
+use super::s3_multipart::{AbortOnDrop, MultipartTarget, PartRequest, crc64_header};
 
 /// Where a segmented upload goes.
 pub(crate) struct PartsTarget {

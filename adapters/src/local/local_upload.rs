@@ -1,6 +1,6 @@
 //! Writing one bottle into a directory: a temp file in `.bottlesync/tmp`
 //! (same filesystem), fsynced, then renamed into place by
-//! `local_store::Publisher`. Two shapes:
+//! `durable_rename::Publisher`. Two shapes:
 //! - [`LocalUpload`], bytes in order: chunks are gathered (not copied) into
 //!   batches of [`WRITE_BATCH`] and written by the blocking pool while the
 //!   caller goes on reading the socket (one batch in flight);
@@ -24,7 +24,7 @@ use bottlesync_core::error::{Error, Result};
 use bottlesync_core::model::key::ObjectKey;
 use bottlesync_core::ports::store::{PartsUpload, Upload};
 
-use super::local_store::Publisher;
+use super::durable_rename::Publisher;
 
 /// Bytes gathered before one write call: a 10 GB bottle is ~10,000 calls.
 pub const WRITE_BATCH: usize = 1024 * 1024;

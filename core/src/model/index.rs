@@ -3,7 +3,6 @@
 //! A bad entry is rejected on its own, with a message; the rest goes on.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -100,31 +99,7 @@ impl Formula {
     }
 }
 
-/// Why an index entry (or one bottle file of it) was not accepted.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rejection {
-    /// The entry's name as given (shortened, debug-quoted when shown).
-    pub formula: String,
-    pub tag: Option<String>,
-    pub problem: String,
-}
-
-impl fmt::Display for Rejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.tag {
-            Some(tag) => write!(
-                f,
-                "index entry {:?} bottle {:?} rejected: {}",
-                self.formula, tag, self.problem
-            ),
-            None => write!(
-                f,
-                "index entry {:?} rejected: {}",
-                self.formula, self.problem
-            ),
-        }
-    }
-}
+pub use crate::model::rejection::Rejection;
 
 /// The validated index.
 #[derive(Clone, Debug, Default)]

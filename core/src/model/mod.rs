@@ -12,5 +12,6 @@ pub mod location;
 pub mod message;
 pub mod naming;
 pub mod packages;
+pub mod rejection;
 pub mod request_path;
 pub mod tag;

@@ -25,10 +25,10 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::model::digest::Sha256Digest;
-use crate::model::index::Rejection;
 use crate::model::naming::{
     checked_mirror_file_name, pkg_version, validate_formula_name, validate_version, version_rebuild,
 };
+use crate::model::rejection::Rejection;
 use crate::model::tag::{Tag, TagKind, macos_rank};
 
 /// Upstream's files are a few MB; refuse anything absurd.
