@@ -76,20 +76,27 @@ pub(crate) struct AbortOnDrop {
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        if let (Some(id), Ok(runtime)) =
-            (self.upload_id.take(), tokio::runtime::Handle::try_current())
-        {
-            let request = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(&self.key)
-                .upload_id(id);
-            runtime.spawn(async move {
-                let _ = request.send().await;
-            });
+        if let Some(id) = self.upload_id.take() {
+            abort_in_background(&self.client, &self.bucket, &self.key, id);
         }
     }
+}
+
+/// Aborts multipart upload `upload_id` from a task of its own, when a
+/// runtime is there to run it (a `Drop` cannot wait): the one abort path of
+/// an upload dropped mid-way, whichever upload it was.
+pub(crate) fn abort_in_background(client: &Client, bucket: &str, key: &str, upload_id: String) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let request = client
+        .abort_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id);
+    runtime.spawn(async move {
+        let _ = request.send().await;
+    });
 }
 
 /// A multipart upload in progress, for completing it.

@@ -54,7 +54,8 @@ use bottlesync_core::ports::store::{
 };
 
 use super::s3_multipart::{
-    AbortOnDrop, MultipartTarget, PartRequest, crc64_header, http_status, is_transient, part_retry,
+    AbortOnDrop, MultipartTarget, PartRequest, abort_in_background, crc64_header, http_status,
+    is_transient, part_retry,
 };
 use super::s3_parts::{PartsTarget, S3Parts};
 
@@ -1022,18 +1023,8 @@ impl Drop for S3Upload {
         for task in std::mem::take(&mut self.in_flight) {
             task.abort();
         }
-        if let (Some(id), Ok(runtime)) =
-            (self.upload_id.take(), tokio::runtime::Handle::try_current())
-        {
-            let request = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(&self.key)
-                .upload_id(id);
-            runtime.spawn(async move {
-                let _ = request.send().await;
-            });
+        if let Some(id) = self.upload_id.take() {
+            abort_in_background(&self.client, &self.bucket, &self.key, id);
         }
     }
 }
