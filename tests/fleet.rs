@@ -13,7 +13,7 @@ use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
 use bottlesync_core::ports::queue::{Queue, QueueMessage};
 use bottlesync_core::run::messages::{TITLE_COMPLETE, TITLE_FAILED, TITLE_STARTED};
 use bottlesync_loadtest::{Catalog, Fault, FormulaSpec, StandIn, StandInConfig};
-use bottlesync_planner::fleet::{FleetPlanRequest, plan_fleet_run};
+use bottlesync_planner::fleet::FleetPlanRequest;
 use bottlesync_worker::consumer::{Consumer, Disposition, attempts_allowed};
 use bottlesync_worker::lambda::{Invocation, handle_batch};
 use common::stack::*;
@@ -127,7 +127,7 @@ async fn duplicate_messages_download_once_and_count_once() {
             bottle.mirror_file_name
         );
     }
-    let run = stack.services().ledger.run(&run_id).await.unwrap().unwrap();
+    let run = stack.adapters().ledger.run(&run_id).await.unwrap().unwrap();
     assert_eq!(
         (run.stored, run.skipped, run.failed),
         (bodies.len() as u64, 0, 0)
@@ -180,7 +180,7 @@ async fn lambda_handler_reports_exactly_the_failed_record() {
         lambda_message("malformed", "{\"not\": \"a bottle\"}".into()),
     ];
     let consumer = Arc::new(Consumer::new(
-        Arc::new(stack.services()),
+        stack.adapters().worker(),
         "lambda-test".into(),
         Some(MAX_RECEIVES),
     ));
@@ -218,7 +218,7 @@ async fn a_corrupt_bottle_is_retried_then_dead_lettered_and_named_in_the_summary
         "one download per attempt"
     );
     assert_eq!(stack.dlq_depth().await, 1);
-    let run = stack.services().ledger.run(&run_id).await.unwrap().unwrap();
+    let run = stack.adapters().ledger.run(&run_id).await.unwrap().unwrap();
     assert_eq!(run.failed, 1);
     assert_eq!(run.stored + 1, planned["enqueued"].as_u64().unwrap());
     assert_eq!(stack.webhook.titles(), [TITLE_STARTED, TITLE_FAILED]);
@@ -397,7 +397,7 @@ async fn one_worker_given_two_copies_at_once_downloads_once() {
     })
     .unwrap();
     let services = Arc::new(
-        bottlesync_adapters::wiring::in_process_services(
+        bottlesync_adapters::wiring::in_process_adapters(
             config,
             mirror.path(),
             Duration::from_secs(30),
@@ -409,11 +409,13 @@ async fn one_worker_given_two_copies_at_once_downloads_once() {
         date: Some(DATE.parse().unwrap()),
         ..FleetPlanRequest::default()
     };
-    let planned = plan_fleet_run(&services, &request, "planner")
+    let planned = services
+        .planner()
+        .plan_run(&request, "planner")
         .await
         .unwrap();
     assert!(planned.enqueued > 0);
-    let queue = services.queue.clone().unwrap();
+    let queue = services.queues.lambda.clone().unwrap();
     let mut messages = Vec::new();
     loop {
         let batch = queue.receive(10, Duration::ZERO).await.unwrap();
@@ -424,7 +426,7 @@ async fn one_worker_given_two_copies_at_once_downloads_once() {
     }
     assert_eq!(messages.len() as u64, planned.enqueued);
 
-    let consumer = Consumer::new(services.clone(), "worker".into(), Some(3));
+    let consumer = Consumer::new(services.worker(), "worker".into(), Some(3));
     let cancel = tokio_util::sync::CancellationToken::new();
     for message in &messages {
         let (first, second) = tokio::join!(
@@ -491,7 +493,7 @@ async fn sigterm_mid_download_gives_everything_back_within_the_grace() {
     let key = format!("{PREFIX}/{DATE}/{}", big.mirror_file_name);
     assert!(!stack.objects().await.contains(&key), "nothing stored");
     stack.assert_no_partial_uploads().await;
-    let services = stack.services();
+    let services = stack.adapters();
     let sha = bottlesync_core::Sha256Digest::parse(&big.sha256).unwrap();
     match services.ledger.bottle_state(&sha).await.unwrap() {
         Some(bottlesync_core::ports::fleet_ledger::BottleState::Claimed {
@@ -501,13 +503,7 @@ async fn sigterm_mid_download_gives_everything_back_within_the_grace() {
         }
         other => panic!("expected a released claim, got {other:?}"),
     }
-    let depth = services
-        .large_queue
-        .as_ref()
-        .unwrap()
-        .depth()
-        .await
-        .unwrap();
+    let depth = services.queues.ecs.as_ref().unwrap().depth().await.unwrap();
     assert_eq!(
         (depth.visible, depth.in_flight),
         (1, 0),

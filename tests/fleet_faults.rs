@@ -59,14 +59,14 @@ async fn wait_until(mut children: Vec<Child>, deadline: Instant) -> (Vec<Run>, b
 /// the workers' warnings about it.
 async fn diagnosis(stack: &Stack, runs: &[Run]) -> String {
     let mut out = String::new();
-    if let Ok(states) = stack.services().ledger.bottle_states().await {
+    if let Ok(states) = stack.adapters().ledger.bottle_states().await {
         for (sha, state) in states {
             if !matches!(state, BottleState::Stored(_)) {
                 out.push_str(&format!("ledger: {sha} {state:?}\n"));
             }
         }
     }
-    if let Ok(Some(run)) = stack.services().ledger.latest_run().await {
+    if let Ok(Some(run)) = stack.adapters().ledger.latest_run().await {
         out.push_str(&format!(
             "run {}: expected {} stored {} skipped {} failed {} state {:?} summary_sent {}\n",
             run.run_id,

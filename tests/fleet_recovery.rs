@@ -1,7 +1,7 @@
 //! How a fleet run ends, and reports, after the faults real AWS has: an
 //! answer lost after its write landed, a worker stopped mid-bottle, a Lambda
 //! deadline, a planner that dies between sends, messages that are lost or
-//! dead-lettered uncounted. In process (`adapters::wiring::in_process_services`: local
+//! dead-lettered uncounted. In process (`adapters::wiring::in_process_adapters`: local
 //! store, memory ledger and queues) against the Homebrew stand-in, so each
 //! scenario is built exactly and runs in seconds; the same code runs on
 //! moto in `tests/fleet.rs` and `tests/fleet_faults.rs`.
@@ -13,17 +13,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bottlesync_adapters::wiring::FleetAdapters;
 use bottlesync_core::Result;
 use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
 use bottlesync_core::model::message::BottleMessage;
 use bottlesync_core::ports::fleet_ledger::{BottleState, ClaimOutcome, ClaimOwner};
 use bottlesync_core::ports::queue::{Queue, QueueDepth, QueueMessage, SendOutcome};
-use bottlesync_core::run::reconcile::reconcile;
+use bottlesync_core::run::manifest::RunManifest;
 use bottlesync_core::run::record::{RunRecord, RunState};
-use bottlesync_core::services::FleetServices;
 use bottlesync_core::shutdown::Shutdown;
 use bottlesync_loadtest::{Catalog, Fault, FormulaSpec, StandIn, StandInConfig};
-use bottlesync_planner::fleet::{FleetPlanOutcome, FleetPlanRequest, plan_fleet_run};
+use bottlesync_planner::fleet::{FleetPlanOutcome, FleetPlanRequest};
 use bottlesync_worker::consumer::{Consumer, Disposition};
 use bottlesync_worker::lambda::{Invocation, handle_batch};
 use bottlesync_worker::work_loop::{WorkOptions, run_work_loop};
@@ -38,7 +38,7 @@ const CLAIM: Duration = Duration::from_secs(900);
 struct World {
     standin: StandIn,
     _mirror: tempfile::TempDir,
-    services: Arc<FleetServices>,
+    services: Arc<FleetAdapters>,
 }
 
 async fn world(catalog: Catalog) -> World {
@@ -66,7 +66,7 @@ async fn world_with_visibility(
     tweak(&mut args);
     let config = FleetConfig::from_settings(&args).unwrap();
     let services = Arc::new(
-        bottlesync_adapters::wiring::in_process_services(
+        bottlesync_adapters::wiring::in_process_adapters(
             config,
             mirror.path(),
             visibility,
@@ -88,9 +88,9 @@ fn request() -> FleetPlanRequest {
     }
 }
 
-fn consumer(services: &Arc<FleetServices>) -> Consumer {
-    Consumer::new(services.clone(), "worker".into(), Some(MAX_RECEIVES))
-        .with_source(services.queue.clone().unwrap())
+fn consumer(services: &Arc<FleetAdapters>) -> Consumer {
+    Consumer::new(services.worker(), "worker".into(), Some(MAX_RECEIVES))
+        .with_source(services.queues.lambda.clone().unwrap())
         .with_lease(CLAIM)
         .with_retry_base(Duration::from_millis(200))
 }
@@ -107,13 +107,13 @@ async fn receive_all(queue: &Arc<dyn Queue>) -> Vec<QueueMessage> {
 }
 
 /// Workers on both queues until they stay empty.
-async fn drain(services: &Arc<FleetServices>) {
-    for queue in [&services.queue, &services.large_queue]
+async fn drain(services: &Arc<FleetAdapters>) {
+    for queue in [&services.queues.lambda, &services.queues.ecs]
         .into_iter()
         .flatten()
     {
         let consumer = Arc::new(
-            Consumer::new(services.clone(), "drainer".into(), Some(MAX_RECEIVES))
+            Consumer::new(services.worker(), "drainer".into(), Some(MAX_RECEIVES))
                 .with_source(queue.clone())
                 .with_lease(CLAIM)
                 .with_retry_base(Duration::from_millis(200))
@@ -139,13 +139,16 @@ async fn drain(services: &Arc<FleetServices>) {
     }
 }
 
-async fn run_of(services: &FleetServices, run_id: &str) -> RunRecord {
+async fn run_of(services: &FleetAdapters, run_id: &str) -> RunRecord {
     services.ledger.run(run_id).await.unwrap().unwrap()
 }
 
 /// Plans a run: its outcome, its id, and the queue its messages went to.
 async fn plan(w: &World) -> (FleetPlanOutcome, String, Arc<dyn Queue>) {
-    let planned = plan_fleet_run(&w.services, &request(), "planner")
+    let planned = w
+        .services
+        .planner()
+        .plan_run(&request(), "planner")
         .await
         .unwrap();
     let run_id = planned.run_id.clone().expect("a run was planned");
@@ -154,8 +157,8 @@ async fn plan(w: &World) -> (FleetPlanOutcome, String, Arc<dyn Queue>) {
 }
 
 /// The queue the planner sent the run to (by size).
-async fn run_queue(services: &FleetServices) -> Arc<dyn Queue> {
-    for queue in [&services.large_queue, &services.queue]
+async fn run_queue(services: &FleetAdapters) -> Arc<dyn Queue> {
+    for queue in [&services.queues.ecs, &services.queues.lambda]
         .into_iter()
         .flatten()
     {
@@ -220,11 +223,14 @@ async fn a_claim_whose_answer_was_lost_is_taken_over_by_the_next_receive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_copy_of_a_claimed_bottle_waits_for_the_claim_without_burning_receives() {
     let w = world(small_catalog()).await;
-    let planned = plan_fleet_run(&w.services, &request(), "planner")
+    let planned = w
+        .services
+        .planner()
+        .plan_run(&request(), "planner")
         .await
         .unwrap();
     let run_id = planned.run_id.unwrap();
-    let queue = w.services.queue.clone().unwrap();
+    let queue = w.services.queues.lambda.clone().unwrap();
     let message = queue.receive(1, Duration::ZERO).await.unwrap().remove(0);
     let sha = sha_of(&message);
     // A worker that handled another copy of the message died holding the
@@ -291,7 +297,9 @@ async fn a_stopped_worker_aborts_its_download_and_releases_its_claim() {
             bytes_per_sec: 1024 * 1024,
         },
     );
-    plan_fleet_run(&w.services, &request(), "planner")
+    w.services
+        .planner()
+        .plan_run(&request(), "planner")
         .await
         .unwrap();
     let queue = run_queue(&w.services).await;
@@ -353,11 +361,14 @@ async fn a_bottle_that_cannot_finish_before_the_lambda_deadline_goes_to_ecs() {
             bytes_per_sec: 1024 * 1024,
         },
     );
-    let planned = plan_fleet_run(&w.services, &request(), "planner")
+    let planned = w
+        .services
+        .planner()
+        .plan_run(&request(), "planner")
         .await
         .unwrap();
     assert_eq!(planned.to_ecs, 0);
-    let lambda_queue = w.services.queue.clone().unwrap();
+    let lambda_queue = w.services.queues.lambda.clone().unwrap();
     let message = lambda_queue
         .receive(1, Duration::ZERO)
         .await
@@ -375,7 +386,7 @@ async fn a_bottle_that_cannot_finish_before_the_lambda_deadline_goes_to_ecs() {
     .await;
     // Acknowledged: Lambda deletes it, and the bottle carries on in ECS.
     assert!(retry.is_empty());
-    let handed: Vec<QueueMessage> = receive_all(w.services.large_queue.as_ref().unwrap()).await;
+    let handed: Vec<QueueMessage> = receive_all(w.services.queues.ecs.as_ref().unwrap()).await;
     assert_eq!(handed.len(), 1);
     assert_eq!(handed[0].body, message.body);
     assert!(w.services.store.list(DATE).await.unwrap().is_empty());
@@ -388,7 +399,7 @@ async fn a_bottle_that_cannot_finish_before_the_lambda_deadline_goes_to_ecs() {
     w.standin.clear_faults();
     lambda_queue.delete(&message.receipt).await.unwrap();
     for m in &handed {
-        queue_release(w.services.large_queue.as_ref().unwrap(), m);
+        queue_release(w.services.queues.ecs.as_ref().unwrap(), m);
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     drain(&w.services).await;
@@ -407,10 +418,12 @@ async fn on_lambda_a_transient_error_is_retried_after_its_backoff() {
     let mut services = (*w.services).clone();
     services.ledger = ledger.clone();
     let services = Arc::new(services);
-    let planned = plan_fleet_run(&services, &request(), "planner")
+    let planned = services
+        .planner()
+        .plan_run(&request(), "planner")
         .await
         .unwrap();
-    let lambda_queue = services.queue.clone().unwrap();
+    let lambda_queue = services.queues.lambda.clone().unwrap();
     let message = lambda_queue
         .receive(1, Duration::ZERO)
         .await
@@ -544,13 +557,13 @@ async fn a_planner_killed_between_sends_is_resumed_by_its_rerun() {
     })
     .await;
     let mut dying = (*w.services).clone();
-    dying.queue = Some(Arc::new(SendFaults::dies_after(
-        w.services.queue.clone().unwrap(),
+    dying.queues.lambda = Some(Arc::new(SendFaults::dies_after(
+        w.services.queues.lambda.clone().unwrap(),
         3,
     )));
     let dying = Arc::new(dying);
-    let planner = tokio::spawn(async move { plan_fleet_run(&dying, &request(), "p1").await });
-    let queue = w.services.queue.clone().unwrap();
+    let planner = tokio::spawn(async move { dying.planner().plan_run(&request(), "p1").await });
+    let queue = w.services.queues.lambda.clone().unwrap();
     while queue.depth().await.unwrap().visible < 3 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -559,7 +572,12 @@ async fn a_planner_killed_between_sends_is_resumed_by_its_rerun() {
     assert!(!run.sealed, "killed before sealing");
 
     // The rerun (Lambda's async retry) resumes the run it left.
-    let rerun = plan_fleet_run(&w.services, &request(), "p2").await.unwrap();
+    let rerun = w
+        .services
+        .planner()
+        .plan_run(&request(), "p2")
+        .await
+        .unwrap();
     assert_eq!(
         rerun.run_id, None,
         "every bottle belongs to the resumed run"
@@ -590,11 +608,15 @@ async fn a_send_whose_answers_were_lost_stays_in_the_run() {
     .await;
     let mut lossy = (*w.services).clone();
     // Every attempt at the one chunk of this small run.
-    lossy.queue = Some(Arc::new(SendFaults::loses_answers(
-        w.services.queue.clone().unwrap(),
+    lossy.queues.lambda = Some(Arc::new(SendFaults::loses_answers(
+        w.services.queues.lambda.clone().unwrap(),
         3,
     )));
-    let planned = plan_fleet_run(&lossy, &request(), "planner").await.unwrap();
+    let planned = lossy
+        .planner()
+        .plan_run(&request(), "planner")
+        .await
+        .unwrap();
     let wanted = expected_bottles(&w.standin, &AUTO_TAGS, false).len() as u64;
     assert_eq!(planned.unsent, wanted, "no send was confirmed");
     assert_eq!(planned.enqueued, wanted, "{planned:?}");
@@ -622,7 +644,10 @@ async fn a_second_plan_while_a_run_drains_publishes_nothing_early() {
     let w = world(small_catalog()).await;
     let (first, run_id, _queue) = plan(&w).await;
     assert!(first.enqueued > 0);
-    let again = plan_fleet_run(&w.services, &request(), "planner-retry")
+    let again = w
+        .services
+        .planner()
+        .plan_run(&request(), "planner-retry")
         .await
         .unwrap();
     assert_eq!(again.run_id, None, "nothing to do: all in flight");
@@ -687,16 +712,22 @@ async fn the_last_run_to_finish_publishes_the_newest_api_files() {
         formulae: vec!["curl".into()],
         ..request()
     };
-    let a = plan_fleet_run(&w.services, &only_curl, "planner-a")
+    let a = w
+        .services
+        .planner()
+        .plan_run(&only_curl, "planner-a")
         .await
         .unwrap();
     let run_a = a.run_id.clone().expect("run A planned");
-    let b = plan_fleet_run(&w.services, &request(), "planner-b")
+    let b = w
+        .services
+        .planner()
+        .plan_run(&request(), "planner-b")
         .await
         .unwrap();
     let run_b = b.run_id.clone().expect("run B planned");
     assert!(a.enqueued > 0 && b.enqueued > 0 && b.in_flight as u64 >= a.enqueued);
-    let queue = w.services.queue.clone().unwrap();
+    let queue = w.services.queues.lambda.clone().unwrap();
 
     work_run_only(&w, &queue, &run_b).await;
     assert_eq!(run_of(&w.services, &run_b).await.state, RunState::Finished);
@@ -741,13 +772,13 @@ async fn a_slow_plan_opens_its_run_with_a_live_planning_lease() {
     .await;
     w.standin.set_manifest_delay(Duration::from_millis(1500));
     let mut stuck = (*w.services).clone();
-    stuck.queue = Some(Arc::new(SendFaults::dies_after(
-        w.services.queue.clone().unwrap(),
+    stuck.queues.lambda = Some(Arc::new(SendFaults::dies_after(
+        w.services.queues.lambda.clone().unwrap(),
         0,
     )));
     let stuck = Arc::new(stuck);
     let started = std::time::Instant::now();
-    let planner = tokio::spawn(async move { plan_fleet_run(&stuck, &request(), "p1").await });
+    let planner = tokio::spawn(async move { stuck.planner().plan_run(&request(), "p1").await });
     let run = loop {
         if let Some(run) = w.services.ledger.latest_run().await.unwrap() {
             break run;
@@ -760,7 +791,12 @@ async fn a_slow_plan_opens_its_run_with_a_live_planning_lease() {
     );
     // The planner is sending (stuck in its first send, well within its lease).
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let report = reconcile(&w.services, "reconcile").await.unwrap();
+    let report = w
+        .services
+        .reconciler()
+        .reconcile("reconcile")
+        .await
+        .unwrap();
     let verdict = report
         .runs
         .iter()
@@ -795,7 +831,12 @@ async fn a_stalled_run_resends_lost_messages_once_then_counts_them_lost() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // First pass: sent again, once.
-    let report = reconcile(&w.services, "reconcile-1").await.unwrap();
+    let report = w
+        .services
+        .reconciler()
+        .reconcile("reconcile-1")
+        .await
+        .unwrap();
     let pass = &report.runs[0];
     assert_eq!(
         (pass.verdict.as_str(), pass.resent),
@@ -811,7 +852,12 @@ async fn a_stalled_run_resends_lost_messages_once_then_counts_them_lost() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // Second pass: nothing left that could deliver them: failed, "lost".
-    let report = reconcile(&w.services, "reconcile-2").await.unwrap();
+    let report = w
+        .services
+        .reconciler()
+        .reconcile("reconcile-2")
+        .await
+        .unwrap();
     let pass = &report.runs[0];
     assert_eq!((pass.lost, pass.finished), (2, true), "{report:?}");
     let run = run_of(&w.services, &run_id).await;
@@ -827,10 +873,22 @@ async fn a_stalled_run_resends_lost_messages_once_then_counts_them_lost() {
             .collect::<BTreeSet<_>>(),
         lost_shas
     );
-    // A third pass closes the reported run.
-    let report = reconcile(&w.services, "reconcile-3").await.unwrap();
+    let store = w.services.store.clone();
+    let manifest = || RunManifest::read(store.as_ref(), &run_id);
+    assert!(manifest().await.unwrap().is_some());
+    // A third pass closes the reported run, and deletes its manifest.
+    let report = w
+        .services
+        .reconciler()
+        .reconcile("reconcile-3")
+        .await
+        .unwrap();
     assert_eq!(report.runs[0].verdict, "closed");
     assert!(w.services.ledger.open_runs().await.unwrap().is_empty());
+    assert!(
+        manifest().await.unwrap().is_none(),
+        "a closed run's manifest is deleted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -852,7 +910,12 @@ async fn a_bottle_dead_lettered_uncounted_is_counted_failed_by_the_reconcile() {
     queue.delete(&dead.receipt).await.unwrap();
     drain(&w.services).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let report = reconcile(&w.services, "reconcile-1").await.unwrap();
+    let report = w
+        .services
+        .reconciler()
+        .reconcile("reconcile-1")
+        .await
+        .unwrap();
     let pass = &report.runs[0];
     assert_eq!(
         (pass.dead_lettered, pass.resent, pass.finished),

@@ -231,10 +231,10 @@ async fn dead_letters_are_listed_and_replayed_as_a_new_run_with_one_summary() {
     );
 
     // An interrupted replay (here: the target queues are gone) loses nothing.
-    let mut broken = stack.services();
+    let mut broken = stack.adapters();
     for (queue, url) in [
-        (&mut broken.large_queue, &stack.large_queue_url),
-        (&mut broken.queue, &stack.queue_url),
+        (&mut broken.queues.ecs, &stack.large_queue_url),
+        (&mut broken.queues.lambda, &stack.queue_url),
     ] {
         *queue = Some(Arc::new(SqsQueue::new(
             stack.moto.sqs(),
@@ -248,11 +248,12 @@ async fn dead_letters_are_listed_and_replayed_as_a_new_run_with_one_summary() {
         )
         .unwrap(),
     );
-    let err =
-        bottlesync_planner::replay::replay(&broken, 10, false, "20261129T000000Z-00000001".into())
-            .await
-            .unwrap_err()
-            .to_string();
+    let err = broken
+        .replayer()
+        .replay(10, false, "20261129T000000Z-00000001".into())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("could not confirm any"), "{err}");
     assert_eq!(stack.dlq_depth().await, 1, "the dead letter is still there");
     // Its run holds the bottle (an unconfirmed send may have landed) and
@@ -308,7 +309,7 @@ async fn dead_letters_are_listed_and_replayed_as_a_new_run_with_one_summary() {
         [TITLE_STARTED, TITLE_FAILED, TITLE_COMPLETE]
     );
     let run_id = replayed["run_id"].as_str().unwrap();
-    let run = stack.services().ledger.run(run_id).await.unwrap().unwrap();
+    let run = stack.adapters().ledger.run(run_id).await.unwrap().unwrap();
     assert_eq!((run.expected, run.stored), (1, 1));
 }
 
@@ -330,7 +331,7 @@ async fn import_hashes_makes_the_next_plan_skip_and_refuses_a_bad_file() {
         "{}",
         refused.stderr
     );
-    let states = stack.services().ledger.bottle_states().await.unwrap();
+    let states = stack.adapters().ledger.bottle_states().await.unwrap();
     assert!(states.is_empty(), "a refused file changes nothing");
 
     let first = json_of(&run(stack.command(&["import-hashes", good.to_str().unwrap()])).await);

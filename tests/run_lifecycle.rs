@@ -2,7 +2,7 @@
 //! summary through a Slack outage, `Retry-After` and a slow finisher; DLQ
 //! replays of duplicate dead letters and of letters that cannot be sent or
 //! deleted; a registry token expiring mid-run. In process (memory ledger and
-//! queues, local store: `adapters::wiring::in_process_services`) with the Homebrew and
+//! queues, local store: `adapters::wiring::in_process_adapters`) with the Homebrew and
 //! Slack stand-ins; the DynamoDB side of the ledger methods is in
 //! `adapters/tests/fleet_ledger.rs`, the SQS side of the replay in
 //! `tests/operations.rs`.
@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bottlesync_adapters::http::slack::SlackWebhook;
+use bottlesync_adapters::wiring::FleetAdapters;
 use bottlesync_core::Sha256Digest;
 use bottlesync_core::error::{Error, Result};
 use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
@@ -24,16 +25,14 @@ use bottlesync_core::ports::fleet_ledger::BottleState;
 use bottlesync_core::ports::notifier::{Notification, Notifier};
 use bottlesync_core::ports::queue::{Queue, QueueDepth, QueueMessage, SendOutcome};
 use bottlesync_core::retry::RetryPolicy;
-use bottlesync_core::run::finish::{FinishOutcome, finish_run_if_due, finish_run_with_lease};
+use bottlesync_core::run::finish::FinishOutcome;
 use bottlesync_core::run::manifest::RunManifest;
 use bottlesync_core::run::messages::TITLE_COMPLETE;
 use bottlesync_core::run::record::new_run_id;
 use bottlesync_core::run::record::{RunRecord, RunState};
-use bottlesync_core::services::FleetServices;
 use bottlesync_loadtest::webhook::WebhookReceiver;
 use bottlesync_loadtest::{StandIn, StandInConfig};
-use bottlesync_planner::fleet::{FleetPlanRequest, plan_fleet_run};
-use bottlesync_planner::replay;
+use bottlesync_planner::fleet::FleetPlanRequest;
 use bottlesync_worker::consumer::{Consumer, Disposition};
 use chrono::Utc;
 use common::stack::small_catalog;
@@ -51,7 +50,7 @@ fn fast_retries() -> RetryPolicy {
 }
 
 struct Fleet {
-    services: Arc<FleetServices>,
+    services: Arc<FleetAdapters>,
     hook: WebhookReceiver,
     _mirror: tempfile::TempDir,
 }
@@ -73,7 +72,7 @@ async fn fleet_with(api_url: Option<String>, tweak: impl FnOnce(&mut FleetSettin
     };
     tweak(&mut settings);
     let config = FleetConfig::from_settings(&settings).unwrap();
-    let mut services = bottlesync_adapters::wiring::in_process_services(
+    let mut services = bottlesync_adapters::wiring::in_process_adapters(
         config,
         mirror.path(),
         Duration::from_secs(30),
@@ -93,7 +92,7 @@ fn sha(n: u32) -> Sha256Digest {
 }
 
 /// A new run of `bottles` bottles, sealed (none counted yet).
-async fn sealed_run(services: &FleetServices, run_id: &str, bottles: u32) {
+async fn sealed_run(services: &FleetAdapters, run_id: &str, bottles: u32) {
     let run = RunRecord::new(run_id, DATE, bottles as u64, 0, Route::Lambda, Utc::now());
     services.ledger.create_run(&run).await.unwrap();
     services
@@ -104,7 +103,7 @@ async fn sealed_run(services: &FleetServices, run_id: &str, bottles: u32) {
 }
 
 /// A sealed run of `bottles` bottles, all counted: due to finish.
-async fn drained_run(services: &FleetServices, run_id: &str, bottles: u32) {
+async fn drained_run(services: &FleetAdapters, run_id: &str, bottles: u32) {
     sealed_run(services, run_id, bottles).await;
     for n in 0..bottles {
         services
@@ -115,7 +114,7 @@ async fn drained_run(services: &FleetServices, run_id: &str, bottles: u32) {
     }
 }
 
-async fn run_of(services: &FleetServices, run_id: &str) -> RunRecord {
+async fn run_of(services: &FleetAdapters, run_id: &str) -> RunRecord {
     services.ledger.run(run_id).await.unwrap().unwrap()
 }
 
@@ -139,7 +138,9 @@ async fn a_slack_outage_keeps_the_summary_until_slack_accepts_it() {
     // and three retries), so two calls fail and the third gets through.
     fleet.hook.fail_next_with(10, 500, None);
     for call in 1..=2 {
-        let outcome = finish_run_if_due(services, "r1", &format!("caller-{call}"))
+        let outcome = services
+            .finisher()
+            .finish_if_due("r1", &format!("caller-{call}"))
             .await
             .unwrap();
         assert!(
@@ -157,7 +158,7 @@ async fn a_slack_outage_keeps_the_summary_until_slack_accepts_it() {
         assert!(run.compacted, "compacted once, before the first post");
         assert!(fleet.hook.messages().is_empty());
         // What `bottlesync status --json` shows meanwhile.
-        let status = bottlesync_core::run::status::status(services)
+        let status = bottlesync_core::run::status::status(&services.reconciler())
             .await
             .unwrap();
         let status = serde_json::to_value(status).unwrap();
@@ -171,7 +172,11 @@ async fn a_slack_outage_keeps_the_summary_until_slack_accepts_it() {
             "{status:#}"
         );
     }
-    let outcome = finish_run_if_due(services, "r1", "caller-3").await.unwrap();
+    let outcome = services
+        .finisher()
+        .finish_if_due("r1", "caller-3")
+        .await
+        .unwrap();
     assert_eq!(
         outcome,
         FinishOutcome::Finished {
@@ -186,7 +191,11 @@ async fn a_slack_outage_keeps_the_summary_until_slack_accepts_it() {
     // Anyone else calling afterwards changes nothing and posts nothing.
     for caller in ["reconcile", "planner", "compact"] {
         assert_eq!(
-            finish_run_if_due(services, "r1", caller).await.unwrap(),
+            services
+                .finisher()
+                .finish_if_due("r1", caller)
+                .await
+                .unwrap(),
             FinishOutcome::NotMine
         );
     }
@@ -210,7 +219,12 @@ async fn a_slow_finisher_keeps_its_lease_and_one_summary_goes_out() {
     let lease = Duration::from_secs(2);
     let first = {
         let services = services.clone();
-        tokio::spawn(async move { finish_run_with_lease(&services, "r1", "first", lease).await })
+        tokio::spawn(async move {
+            services
+                .finisher()
+                .finish_with_lease("r1", "first", lease)
+                .await
+        })
     };
     while run_of(&services, "r1").await.state != RunState::Finishing {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -218,7 +232,9 @@ async fn a_slow_finisher_keeps_its_lease_and_one_summary_goes_out() {
     let mut second = Vec::new();
     while !first.is_finished() {
         second.push(
-            finish_run_with_lease(&services, "r1", "second", lease)
+            services
+                .finisher()
+                .finish_with_lease("r1", "second", lease)
                 .await
                 .unwrap(),
         );
@@ -283,14 +299,18 @@ async fn slack_retry_after_is_honoured_and_a_longer_one_is_not_cut_short() {
 
 /// Plans a run on the stand-in's catalog and takes every message of it
 /// out of the work queues (deleted): what the test does with them is up to it.
-async fn planned_messages(services: &Arc<FleetServices>) -> Vec<QueueMessage> {
+async fn planned_messages(services: &Arc<FleetAdapters>) -> Vec<QueueMessage> {
     let request = FleetPlanRequest {
         date: Some(DATE.parse().unwrap()),
         ..FleetPlanRequest::default()
     };
-    let planned = plan_fleet_run(services, &request, "planner").await.unwrap();
+    let planned = services
+        .planner()
+        .plan_run(&request, "planner")
+        .await
+        .unwrap();
     let mut messages = Vec::new();
-    for queue in [&services.queue, &services.large_queue] {
+    for queue in [&services.queues.lambda, &services.queues.ecs] {
         let queue = queue.as_ref().unwrap();
         loop {
             let batch = queue.receive(10, Duration::ZERO).await.unwrap();
@@ -309,11 +329,11 @@ async fn planned_messages(services: &Arc<FleetServices>) -> Vec<QueueMessage> {
 
 /// Runs every message in the work queues through a consumer until they
 /// are empty, then gives `run_id` its chance to finish.
-async fn work_everything(services: &Arc<FleetServices>, run_id: &str) -> Vec<Disposition> {
-    let consumer = Consumer::new(services.clone(), "worker".into(), Some(5));
+async fn work_everything(services: &Arc<FleetAdapters>, run_id: &str) -> Vec<Disposition> {
+    let consumer = Consumer::new(services.worker(), "worker".into(), Some(5));
     let cancel = CancellationToken::new();
     let mut dispositions = Vec::new();
-    for queue in [&services.queue, &services.large_queue] {
+    for queue in [&services.queues.lambda, &services.queues.ecs] {
         let queue = queue.as_ref().unwrap();
         loop {
             let batch = queue.receive(10, Duration::ZERO).await.unwrap();
@@ -329,7 +349,11 @@ async fn work_everything(services: &Arc<FleetServices>, run_id: &str) -> Vec<Dis
             }
         }
     }
-    finish_run_if_due(services, run_id, "worker").await.unwrap();
+    services
+        .finisher()
+        .finish_if_due(run_id, "worker")
+        .await
+        .unwrap();
     dispositions
 }
 
@@ -348,17 +372,19 @@ async fn a_replay_without_the_lambda_queue_names_the_setting_and_changes_nothing
     let services = Arc::get_mut(&mut fleet.services).unwrap();
     let dead = services.dlq.clone().unwrap();
     dead.send_all(vec![messages[0].body.clone()]).await.unwrap();
-    services.queue = None;
+    services.queues.lambda = None;
     let services = fleet.services.clone();
 
     let run_id = new_run_id();
-    let err = replay::replay(&services, 10, false, run_id.clone())
+    let err = services
+        .replayer()
+        .replay(10, false, run_id.clone())
         .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("BOTTLESYNC_QUEUE_URL"), "{err}");
     assert_eq!(dead.depth().await.unwrap().visible, 1, "the letter is back");
-    let large = services.large_queue.as_ref().unwrap();
+    let large = services.queues.ecs.as_ref().unwrap();
     assert_eq!(large.depth().await.unwrap(), QueueDepth::default());
     assert!(services.ledger.run(&run_id).await.unwrap().is_none());
 }
@@ -381,7 +407,9 @@ async fn two_dead_copies_of_one_bottle_replay_as_one_bottle_with_one_summary() {
         .unwrap();
 
     let run_id = new_run_id();
-    let report = replay::replay(services, 10, false, run_id.clone())
+    let report = services
+        .replayer()
+        .replay(10, false, run_id.clone())
         .await
         .unwrap();
     assert_eq!(
@@ -560,11 +588,11 @@ async fn failed_dlq_deletes_and_sends_do_not_stop_the_replay() {
     assert!(messages.len() >= 4);
     let services = Arc::get_mut(&mut fleet.services).unwrap();
     let dead = Arc::new(Faulty::new(services.dlq.clone().unwrap()));
-    let lambda = Arc::new(Faulty::new(services.queue.clone().unwrap()));
-    let large = Arc::new(Faulty::new(services.large_queue.clone().unwrap()));
+    let lambda = Arc::new(Faulty::new(services.queues.lambda.clone().unwrap()));
+    let large = Arc::new(Faulty::new(services.queues.ecs.clone().unwrap()));
     services.dlq = Some(dead.clone());
-    services.queue = Some(lambda.clone());
-    services.large_queue = Some(large.clone());
+    services.queues.lambda = Some(lambda.clone());
+    services.queues.ecs = Some(large.clone());
     let services = fleet.services.clone();
     let bodies: Vec<String> = messages[..4].iter().map(|m| m.body.clone()).collect();
     dead.send_all(bodies.clone()).await.unwrap();
@@ -578,7 +606,9 @@ async fn failed_dlq_deletes_and_sends_do_not_stop_the_replay() {
     }
 
     let run_id = new_run_id();
-    let report = replay::replay(&services, 10, false, run_id.clone())
+    let report = services
+        .replayer()
+        .replay(10, false, run_id.clone())
         .await
         .unwrap();
     assert_eq!(report.replayed, 4, "{report:?}");
@@ -612,9 +642,7 @@ async fn failed_dlq_deletes_and_sends_do_not_stop_the_replay() {
     // Its message never arrived: the reconcile of the stalled run sends it
     // again from the manifest, and the run ends with one summary.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let reconciled = bottlesync_core::run::reconcile::reconcile(&services, "reconcile")
-        .await
-        .unwrap();
+    let reconciled = services.reconciler().reconcile("reconcile").await.unwrap();
     let verdict = reconciled.runs.iter().find(|r| r.run_id == run_id).unwrap();
     assert_eq!(
         (verdict.verdict.as_str(), verdict.resent),
@@ -644,7 +672,11 @@ async fn a_registry_token_that_expires_mid_run_still_stores_every_bottle() {
         date: Some(DATE.parse().unwrap()),
         ..FleetPlanRequest::default()
     };
-    let planned = plan_fleet_run(services, &request, "planner").await.unwrap();
+    let planned = services
+        .planner()
+        .plan_run(&request, "planner")
+        .await
+        .unwrap();
     let run_id = planned.run_id.clone().unwrap();
     let dispositions = work_everything(services, &run_id).await;
     assert!(
@@ -676,7 +708,7 @@ async fn a_registry_token_that_expires_mid_run_still_stores_every_bottle() {
 }
 
 /// A sealed run of `bottles` bottles, all failed with `reason`.
-async fn failed_run(services: &FleetServices, run_id: &str, bottles: u32, reason: &str) {
+async fn failed_run(services: &FleetAdapters, run_id: &str, bottles: u32, reason: &str) {
     sealed_run(services, run_id, bottles).await;
     for n in 0..bottles {
         let note = bottlesync_core::run::record::FailureNote {
@@ -701,7 +733,9 @@ async fn a_summary_slack_refuses_for_good_finishes_the_run_without_it() {
     let services = &fleet.services;
     drained_run(services, "r1", 2).await;
     fleet.hook.revoke();
-    let outcome = finish_run_if_due(services, "r1", "reconcile")
+    let outcome = services
+        .finisher()
+        .finish_if_due("r1", "reconcile")
         .await
         .unwrap();
     assert!(
@@ -715,7 +749,11 @@ async fn a_summary_slack_refuses_for_good_finishes_the_run_without_it() {
     assert_eq!(attempts, [404]);
     for caller in ["reconcile", "planner", "compact"] {
         assert_eq!(
-            finish_run_if_due(services, "r1", caller).await.unwrap(),
+            services
+                .finisher()
+                .finish_if_due("r1", caller)
+                .await
+                .unwrap(),
             FinishOutcome::NotMine
         );
     }
@@ -731,7 +769,11 @@ async fn a_long_failure_list_is_cut_to_slacks_limits_and_posted() {
     let fleet = fleet(None).await;
     let services = &fleet.services;
     failed_run(services, "r1", 30, &"upstream answered 503 ".repeat(60)).await;
-    let outcome = finish_run_if_due(services, "r1", "worker").await.unwrap();
+    let outcome = services
+        .finisher()
+        .finish_if_due("r1", "worker")
+        .await
+        .unwrap();
     assert_eq!(
         outcome,
         FinishOutcome::Finished {
@@ -761,10 +803,10 @@ async fn a_reconcile_leaves_a_replay_that_is_still_sending_alone() {
     let messages = planned_messages(&fleet.services).await;
     assert!(messages.len() >= 4);
     let services = Arc::get_mut(&mut fleet.services).unwrap();
-    let lambda = Arc::new(Faulty::new(services.queue.clone().unwrap()));
-    let large = Arc::new(Faulty::new(services.large_queue.clone().unwrap()));
-    services.queue = Some(lambda.clone());
-    services.large_queue = Some(large.clone());
+    let lambda = Arc::new(Faulty::new(services.queues.lambda.clone().unwrap()));
+    let large = Arc::new(Faulty::new(services.queues.ecs.clone().unwrap()));
+    services.queues.lambda = Some(lambda.clone());
+    services.queues.ecs = Some(large.clone());
     let services = fleet.services.clone();
     let bodies: Vec<String> = messages[..4].iter().map(|m| m.body.clone()).collect();
     services
@@ -782,13 +824,11 @@ async fn a_reconcile_leaves_a_replay_that_is_still_sending_alone() {
     let replaying = {
         let services = services.clone();
         let run_id = run_id.clone();
-        tokio::spawn(async move { replay::replay(&services, 10, false, run_id).await })
+        tokio::spawn(async move { services.replayer().replay(10, false, run_id).await })
     };
     let mut verdicts = Vec::new();
     while !replaying.is_finished() {
-        let report = bottlesync_core::run::reconcile::reconcile(&services, "reconcile")
-            .await
-            .unwrap();
+        let report = services.reconciler().reconcile("reconcile").await.unwrap();
         verdicts.extend(
             report
                 .runs
@@ -810,7 +850,7 @@ async fn a_reconcile_leaves_a_replay_that_is_still_sending_alone() {
         *queue.send_delay.lock().unwrap() = Duration::ZERO;
     }
     let mut sent = 0;
-    for queue in [&services.queue, &services.large_queue] {
+    for queue in [&services.queues.lambda, &services.queues.ecs] {
         let depth = queue.as_ref().unwrap().depth().await.unwrap();
         sent += depth.visible + depth.in_flight + depth.delayed;
     }

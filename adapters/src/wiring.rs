@@ -1,7 +1,8 @@
-//! Building the ports from settings: the fleet's services on AWS or in
-//! process, a mirror store from a `--dest`, an external hash file from
-//! wherever it lives. The shells (`src/`) call these; nothing else builds
-//! an adapter.
+//! Building the ports from settings: the fleet's adapters on AWS or in
+//! process, and from them each use case with exactly the ports it touches
+//! (`Finisher`, `Reconciler`, `FleetPlanner`, `Replayer`, `WorkerPorts`);
+//! a mirror store from a `--dest`; an external hash file from wherever it
+//! lives. The shells (`src/`) call these; nothing else builds an adapter.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,12 +14,18 @@ use bottlesync_core::model::key::ObjectKey;
 use bottlesync_core::model::location::Location;
 use bottlesync_core::ports::capacity::WorkerCapacity;
 use bottlesync_core::ports::documents::Documents;
+use bottlesync_core::ports::fleet_ledger::FleetLedger;
 use bottlesync_core::ports::notifier::{LogNotifier, Notifier};
 use bottlesync_core::ports::queue::Queue;
 use bottlesync_core::ports::registry::Registry;
-use bottlesync_core::ports::store::BlobStore;
+use bottlesync_core::ports::store::{BlobStore, DocumentStore};
 use bottlesync_core::retry::RetryPolicy;
-use bottlesync_core::services::FleetServices;
+use bottlesync_core::run::dispatch::WorkQueues;
+use bottlesync_core::run::finish::Finisher;
+use bottlesync_core::run::reconcile::Reconciler;
+use bottlesync_planner::fleet::FleetPlanner;
+use bottlesync_planner::replay::Replayer;
+use bottlesync_worker::consumer::WorkerPorts;
 
 use crate::aws::dynamo_ledger::DynamoLedger;
 use crate::aws::ecs_capacity::EcsCapacity;
@@ -30,9 +37,88 @@ use crate::local::local_store::LocalStore;
 use crate::local::memory_ledger::MemoryLedger;
 use crate::local::memory_queue::MemoryQueue;
 
+/// The fleet's adapters, built once per process from its settings. Only
+/// the composition root holds them all: each use case is handed the ports
+/// it touches by the methods below. Tests swap a field (a faulty queue, a
+/// Slack stand-in) before building the use case under test.
+#[derive(Clone)]
+pub struct FleetAdapters {
+    pub config: FleetConfig,
+    pub store: Arc<dyn BlobStore>,
+    pub ledger: Arc<dyn FleetLedger>,
+    pub registry: Arc<dyn Registry>,
+    /// External hash files, wherever they are.
+    pub documents: Arc<dyn Documents>,
+    pub notifier: Arc<dyn Notifier>,
+    pub retry: RetryPolicy,
+    /// The Lambda and ECS work queues, each when configured.
+    pub queues: WorkQueues,
+    pub dlq: Option<Arc<dyn Queue>>,
+    /// The ECS workers, when `BOTTLESYNC_ECS_CLUSTER`/`_SERVICE` are set.
+    pub capacity: Option<Arc<dyn WorkerCapacity>>,
+}
+
+impl FleetAdapters {
+    /// Finishing a drained run: compaction, publication, the summary.
+    pub fn finisher(&self) -> Finisher {
+        Finisher {
+            ledger: self.ledger.clone(),
+            store: self.store.clone(),
+            notifier: self.notifier.clone(),
+            dlq: self.dlq.clone(),
+            context: self.config.message_context(),
+            metrics: self.config.metrics(),
+        }
+    }
+
+    /// Resuming, settling and finishing runs (the reconcile, `status`).
+    pub fn reconciler(&self) -> Reconciler {
+        Reconciler {
+            finisher: self.finisher(),
+            queues: self.queues.clone(),
+            hosts: self.config.hosts.clone(),
+            planning_lease: self.config.planning_lease,
+            run_stall: self.config.run_stall,
+        }
+    }
+
+    /// Planning a run (`bottlesync plan`, the planner Lambda).
+    pub fn planner(&self) -> FleetPlanner {
+        FleetPlanner {
+            reconciler: self.reconciler(),
+            registry: self.registry.clone(),
+            documents: self.documents.clone(),
+            retry: self.retry.clone(),
+            capacity: self.capacity.clone(),
+            config: self.config.clone(),
+        }
+    }
+
+    /// `bottlesync dlq replay`.
+    pub fn replayer(&self) -> Replayer {
+        Replayer {
+            reconciler: self.reconciler(),
+            lambda_max_bottle_bytes: self.config.lambda_max_bottle_bytes,
+        }
+    }
+
+    /// A worker's consumer (the worker Lambda, `bottlesync work`).
+    pub fn worker(&self) -> WorkerPorts {
+        WorkerPorts {
+            finisher: self.finisher(),
+            registry: self.registry.clone(),
+            retry: self.retry.clone(),
+            large_queue: self.queues.ecs.clone(),
+            hosts: self.config.hosts.clone(),
+            segments: self.config.segments,
+            progress_interval: self.config.progress_interval,
+        }
+    }
+}
+
 /// The AWS implementations, with clients from the default chain
 /// (`AWS_ENDPOINT_URL` is honoured, for moto).
-pub async fn aws_services(config: FleetConfig) -> Result<FleetServices> {
+pub async fn aws_adapters(config: FleetConfig) -> Result<FleetAdapters> {
     let sdk = crate::aws::sdk_config().await?;
     let registry: Arc<dyn Registry> = Arc::new(RegistryClient::new(&HttpSettings::default())?);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
@@ -51,7 +137,7 @@ pub async fn aws_services(config: FleetConfig) -> Result<FleetServices> {
         }
         slack => notifier_for(slack)?,
     };
-    Ok(FleetServices {
+    Ok(FleetAdapters {
         store: Arc::new(S3Store::new(
             crate::aws::s3_client(&sdk),
             &config.bucket,
@@ -65,8 +151,10 @@ pub async fn aws_services(config: FleetConfig) -> Result<FleetServices> {
         documents: Arc::new(LocationReader { registry }),
         notifier,
         retry: RetryPolicy::default(),
-        queue: queue(&config.queue_url),
-        large_queue: queue(&config.large_queue_url),
+        queues: WorkQueues {
+            lambda: queue(&config.queue_url),
+            ecs: queue(&config.large_queue_url),
+        },
         dlq: queue(&config.dlq_url),
         capacity: config.ecs.clone().map(|service| {
             Arc::new(EcsCapacity::new(aws_sdk_ecs::Client::new(&sdk), service))
@@ -76,17 +164,24 @@ pub async fn aws_services(config: FleetConfig) -> Result<FleetServices> {
     })
 }
 
+/// One SQS queue by URL (`bottlesync work --queue-url`), with clients from
+/// the default chain.
+pub async fn aws_queue(url: &str) -> Result<Arc<dyn Queue>> {
+    let sdk = crate::aws::sdk_config().await?;
+    Ok(Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), url)))
+}
+
 /// The in-process implementations: the mirror in a local directory, an
 /// in-memory ledger, and in-memory Lambda and ECS queues that dead-letter
 /// into an in-memory DLQ after `max_receive_count` receives. The fleet
 /// code runs on them unchanged, at rates moto cannot serve (load tests)
 /// and without any AWS endpoint (tests of the consumer's logic).
-pub fn in_process_services(
+pub fn in_process_adapters(
     config: FleetConfig,
     mirror_root: &Path,
     visibility_timeout: Duration,
     max_receive_count: u32,
-) -> Result<FleetServices> {
+) -> Result<FleetAdapters> {
     let notifier = match &config.slack {
         SlackSource::SecretArn(_) => {
             return Err(Error::config(
@@ -104,15 +199,17 @@ pub fn in_process_services(
                 .with_dead_letter(dlq.clone(), max_receive_count),
         )
     };
-    Ok(FleetServices {
+    Ok(FleetAdapters {
         store: Arc::new(LocalStore::open(mirror_root)?),
         ledger: Arc::new(MemoryLedger::new()),
         registry: registry.clone(),
         documents: Arc::new(LocationReader { registry }),
         notifier,
         retry: RetryPolicy::default(),
-        queue: Some(queue("work")),
-        large_queue: Some(queue("work-large")),
+        queues: WorkQueues {
+            lambda: Some(queue("work")),
+            ecs: Some(queue("work-large")),
+        },
         dlq: Some(dlq.clone()),
         capacity: None,
         config,

@@ -18,6 +18,8 @@ use bottlesync_core::model::layout::{
     CONTENT_TYPE_BOTTLE, CONTENT_TYPE_IMAGE_INDEX, CONTENT_TYPE_JSON, flat_bottle_key,
     manifest_key, packages_key,
 };
+use bottlesync_core::ports::store::BlobWriter;
+use bottlesync_core::ports::store::DocumentStore;
 use bottlesync_core::ports::store::{BlobStore, Precondition, PutIf};
 use bottlesync_core::{ObjectKey, Sha256Digest, Tag};
 use sha2::{Digest, Sha256};

@@ -71,7 +71,6 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         later_receive_takes_over_its_message_claim,
         sealing_and_planning,
         open_runs_and_reconcile_marks,
-        release_queued,
     ]
 }
 
@@ -989,33 +988,4 @@ async fn open_runs_and_reconcile_marks(ledger: Ledger, _: Backend) {
     assert!(after.reconciled_at.is_some());
     assert!(after.last_progress() >= before);
     assert!(ledger.note_reconciled("nope").await.is_err());
-}
-
-async fn release_queued(ledger: Ledger, _: Backend) {
-    let x = sha(70);
-    let until = in_secs(3600);
-    assert!(ledger.mark_queued(&x, "r1", until).await.unwrap());
-    // Another run's release changes nothing.
-    ledger.release_queued(&x, "r2").await.unwrap();
-    assert!(!ledger.mark_queued(&x, "r2", until).await.unwrap());
-    // The run's own release frees the bottle at once.
-    ledger.release_queued(&x, "r1").await.unwrap();
-    assert!(ledger.mark_queued(&x, "r2", until).await.unwrap());
-    // A claimed bottle is not touched.
-    let y = sha(71);
-    assert!(ledger.mark_queued(&y, "r1", until).await.unwrap());
-    assert_eq!(
-        ledger.claim(&y, "r1", "a", HOUR).await.unwrap(),
-        ClaimOutcome::Granted
-    );
-    ledger.release_queued(&y, "r1").await.unwrap();
-    assert!(matches!(
-        state_of(&ledger, &y).await,
-        Some(BottleState::Claimed { .. })
-    ));
-    assert_eq!(
-        ledger.bottle_state(&y).await.unwrap(),
-        state_of(&ledger, &y).await
-    );
-    assert_eq!(ledger.bottle_state(&sha(72)).await.unwrap(), None);
 }

@@ -45,6 +45,7 @@ enum Expect {
     Reject(&'static str),
 }
 use Expect::{Accept, Reject};
+use bottlesync_core::ports::store::DocumentStore;
 
 fn regression(target: &str, file: &str) -> Vec<u8> {
     let path = fuzz_dir().join("regressions").join(target).join(file);
@@ -698,7 +699,6 @@ async fn an_oversized_hash_file_is_refused_without_reading_it() {
 
 #[tokio::test]
 async fn endless_files_are_cut_at_the_limit() {
-    use bottlesync_core::ports::store::BlobStore;
     // /dev/zero says it holds 0 bytes and never ends: the size on disk
     // cannot be trusted, only the count of bytes read.
     let zero = Path::new("/dev/zero");

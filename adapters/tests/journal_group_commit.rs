@@ -13,7 +13,8 @@ use bottlesync_core::journal::{JournalLedger, journal_prefix};
 use bottlesync_core::model::hash_file::MirroredBottle;
 use bottlesync_core::ports::ledger::Ledger;
 use bottlesync_core::ports::store::{
-    BlobStore, ObjectRead, Precondition, PutIf, Upload, VersionToken,
+    BlobReader, BlobStore, BlobWriter, DocumentStore, ObjectRead, Precondition, PutIf,
+    StoreLocation, Upload, VersionToken,
 };
 use bottlesync_core::{ObjectKey, Result, Sha256Digest, Tag};
 use chrono::Utc;
@@ -25,14 +26,21 @@ struct SlowFirstWrite {
     journal_writes: AtomicUsize,
 }
 
-#[async_trait]
-impl BlobStore for SlowFirstWrite {
+impl StoreLocation for SlowFirstWrite {
     fn location(&self) -> String {
         self.inner.location()
     }
+}
+
+#[async_trait]
+impl BlobStore for SlowFirstWrite {
     async fn check_usable(&self) -> Result<()> {
         self.inner.check_usable().await
     }
+}
+
+#[async_trait]
+impl BlobWriter for SlowFirstWrite {
     async fn begin(
         &self,
         key: &ObjectKey,
@@ -41,6 +49,13 @@ impl BlobStore for SlowFirstWrite {
     ) -> Result<Box<dyn Upload>> {
         self.inner.begin(key, expected, size_hint).await
     }
+    async fn put_flat_copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<()> {
+        self.inner.put_flat_copy(from, to).await
+    }
+}
+
+#[async_trait]
+impl DocumentStore for SlowFirstWrite {
     async fn put_atomic(&self, key: &ObjectKey, bytes: Vec<u8>) -> Result<()> {
         if key.as_str().starts_with(&journal_prefix())
             && self.journal_writes.fetch_add(1, Ordering::SeqCst) == 0
@@ -76,11 +91,12 @@ impl BlobStore for SlowFirstWrite {
     async fn delete(&self, keys: &[ObjectKey]) -> Result<()> {
         self.inner.delete(keys).await
     }
+}
+
+#[async_trait]
+impl BlobReader for SlowFirstWrite {
     async fn open_read(&self, key: &ObjectKey) -> Result<Option<ObjectRead>> {
         self.inner.open_read(key).await
-    }
-    async fn put_flat_copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<()> {
-        self.inner.put_flat_copy(from, to).await
     }
 }
 

@@ -14,7 +14,8 @@ use bottlesync_core::brew::publish::{ApiFiles, MirrorScope, publish};
 use bottlesync_core::model::hash_file::MirroredBottle;
 use bottlesync_core::model::packages::PackagesFile;
 use bottlesync_core::ports::store::{
-    BlobStore, ObjectRead, Precondition, PutIf, Upload, VersionToken,
+    BlobReader, BlobStore, BlobWriter, DocumentStore, ObjectRead, Precondition, PutIf,
+    StoreLocation, Upload, VersionToken,
 };
 use bottlesync_core::{ObjectKey, Result, Sha256Digest, Tag};
 use chrono::Utc;
@@ -31,14 +32,21 @@ impl Recording {
     }
 }
 
-#[async_trait]
-impl BlobStore for Recording {
+impl StoreLocation for Recording {
     fn location(&self) -> String {
         self.inner.location()
     }
+}
+
+#[async_trait]
+impl BlobStore for Recording {
     async fn check_usable(&self) -> Result<()> {
         self.inner.check_usable().await
     }
+}
+
+#[async_trait]
+impl BlobWriter for Recording {
     async fn begin(
         &self,
         key: &ObjectKey,
@@ -47,6 +55,14 @@ impl BlobStore for Recording {
     ) -> Result<Box<dyn Upload>> {
         self.inner.begin(key, expected, size_hint).await
     }
+    async fn put_flat_copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<()> {
+        self.note(format!("flat {to}"));
+        self.inner.put_flat_copy(from, to).await
+    }
+}
+
+#[async_trait]
+impl DocumentStore for Recording {
     async fn put_atomic(&self, key: &ObjectKey, bytes: Vec<u8>) -> Result<()> {
         self.note(format!("put {key}"));
         self.inner.put_atomic(key, bytes).await
@@ -79,12 +95,12 @@ impl BlobStore for Recording {
     async fn delete(&self, keys: &[ObjectKey]) -> Result<()> {
         self.inner.delete(keys).await
     }
+}
+
+#[async_trait]
+impl BlobReader for Recording {
     async fn open_read(&self, key: &ObjectKey) -> Result<Option<ObjectRead>> {
         self.inner.open_read(key).await
-    }
-    async fn put_flat_copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<()> {
-        self.note(format!("flat {to}"));
-        self.inner.put_flat_copy(from, to).await
     }
 }
 
@@ -167,7 +183,7 @@ async fn flat_copies_then_the_record_then_the_api_files_and_what_is_lacking_is_n
         api.packages[&tag()].bytes
     );
     // The older entry now names the flat copy, the object that stays.
-    let record = bottlesync_core::journal::read_hash_file(store.as_ref())
+    let record = bottlesync_core::mirror_record::read_hash_file(store.as_ref())
         .await
         .unwrap();
     assert_eq!(

@@ -2,7 +2,7 @@
 
 use bottlesync_adapters::local::local_store::LocalStore;
 use bottlesync_core::plan::route::Route;
-use bottlesync_core::ports::store::BlobStore;
+use bottlesync_core::ports::store::DocumentStore;
 use bottlesync_core::run::manifest::{ManifestMessage, RunManifest};
 
 #[tokio::test]

@@ -405,6 +405,24 @@ impl FleetConfig {
             format!("s3://{}/{}", self.bucket, self.prefix)
         }
     }
+
+    /// What the fleet's Slack messages name (environment, mirror, logs, DLQ).
+    pub fn message_context(&self) -> crate::run::messages::MessageContext {
+        crate::run::messages::MessageContext {
+            environment: self.environment.clone(),
+            mirror: self.mirror_location(),
+            log_group: self.log_group.clone(),
+            dlq: self.dlq_url.clone(),
+        }
+    }
+
+    /// Where the fleet's metrics go.
+    pub fn metrics(&self) -> crate::metrics::Metrics {
+        crate::metrics::Metrics {
+            environment: self.environment.clone(),
+            enabled: self.emit_metrics,
+        }
+    }
 }
 
 #[cfg(test)]

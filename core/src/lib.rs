@@ -24,13 +24,13 @@ pub mod fleet_config;
 pub mod journal;
 pub mod lease;
 pub mod metrics;
+pub mod mirror_record;
 pub mod model;
 pub mod plan;
 pub mod ports;
 pub mod retry;
 pub mod run;
 pub mod segments;
-pub mod services;
 pub mod shutdown;
 pub mod store_lease;
 

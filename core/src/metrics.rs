@@ -6,14 +6,12 @@
 //! properties that Logs Insights can query but that create no metrics.
 //!
 //! Whether to emit at all is `FleetConfig::emit_metrics`
-//! (`BOTTLESYNC_METRICS`); [`emit_for`] checks it, [`emit`] does not.
+//! (`BOTTLESYNC_METRICS`); [`Metrics::emit`] checks it, [`emit`] does not.
 
 use std::io::Write;
 
 use chrono::Utc;
 use serde_json::{Map, Value, json};
-
-use crate::fleet_config::FleetConfig;
 
 pub const NAMESPACE: &str = "bottlesync";
 /// The one dimension every metric has.
@@ -114,9 +112,20 @@ pub fn emit(environment: &str, metrics: &[(&str, f64, Unit)], properties: &[(&st
 }
 
 /// [`emit`] under the configured environment, when metrics are on.
-pub fn emit_for(config: &FleetConfig, metrics: &[(&str, f64, Unit)], properties: &[(&str, &str)]) {
-    if config.emit_metrics {
-        emit(&config.environment, metrics, properties);
+/// Where a use case's metrics go: the environment they are dimensioned by,
+/// and whether to emit at all (`BOTTLESYNC_METRICS`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metrics {
+    pub environment: String,
+    pub enabled: bool,
+}
+
+impl Metrics {
+    /// One EMF line, when enabled.
+    pub fn emit(&self, metrics: &[(&str, f64, Unit)], properties: &[(&str, &str)]) {
+        if self.enabled {
+            emit(&self.environment, metrics, properties);
+        }
     }
 }
 

@@ -4,12 +4,10 @@
 //! with_deps, include_disabled, date, dry_run), or the reconcile schedule's
 //! constant `{"kind": "reconcile"}`.
 
-use bottlesync_core::run::reconcile::reconcile;
-use bottlesync_core::services::FleetServices;
 use bottlesync_core::{Error, Result};
 use serde_json::Value;
 
-use crate::fleet::{FleetPlanRequest, emit_plan_metrics, plan_fleet_run};
+use crate::fleet::{FleetPlanRequest, FleetPlanner, emit_plan_metrics};
 
 /// What one invocation asks for.
 #[derive(Debug)]
@@ -41,18 +39,18 @@ pub fn planner_event(event: &Value) -> Result<PlannerEvent> {
 /// The handler: plans a run or reconciles, and returns what it did.
 /// `owner` names this invocation (its request id).
 pub async fn handle_planner_event(
-    services: &FleetServices,
+    planner: &FleetPlanner,
     event: &Value,
     owner: &str,
 ) -> Result<Value> {
     match planner_event(event)? {
         PlannerEvent::Plan(request) => {
-            let outcome = plan_fleet_run(services, &request, owner).await?;
-            emit_plan_metrics(&services.config, &outcome);
+            let outcome = planner.plan_run(&request, owner).await?;
+            emit_plan_metrics(&planner.reconciler.finisher.metrics, &outcome);
             Ok(serde_json::to_value(outcome).expect("outcomes serialise"))
         }
         PlannerEvent::Reconcile => {
-            let report = reconcile(services, owner).await?.into_result()?;
+            let report = planner.reconciler.reconcile(owner).await?.into_result()?;
             Ok(serde_json::to_value(report).expect("reports serialise"))
         }
     }

@@ -24,8 +24,8 @@ use bottlesync_core::ports::queue::QueueMessage;
 use bottlesync_core::run::dispatch::{Outgoing, RunDispatch};
 use bottlesync_core::run::dlq::{Replayed, by_bottle, dlq, release, take};
 use bottlesync_core::run::manifest::ManifestMessage;
+use bottlesync_core::run::reconcile::Reconciler;
 use bottlesync_core::run::record::RunRecord;
-use bottlesync_core::services::{FleetServices, WorkQueues};
 use bottlesync_core::{Error, Result, Sha256Digest};
 use chrono::Utc;
 use serde::Serialize;
@@ -74,156 +74,164 @@ fn letter_problem(
     }
 }
 
-/// Moves up to `max` dead letters back to work, as one new run: one message
-/// per bottle. Fails, changing nothing, when the run cannot be set up (a
-/// queue not configured, the manifest or the run not written), and when not
-/// one letter could be sent (they all stay in the DLQ).
-pub async fn replay(
-    services: &FleetServices,
-    max: usize,
-    dry_run: bool,
-    run_id: String,
-) -> Result<ReplayReport> {
-    let queue = dlq(services)?;
-    let messages = take(queue, max).await?;
-    let mut valid = Vec::new();
-    let mut invalid = Vec::new();
-    for message in messages {
-        match BottleMessage::parse(&message.body, &services.config.hosts) {
-            Ok(parsed) => valid.push((message, parsed)),
-            Err(_) => invalid.push(message),
-        }
-    }
-    let mut report = ReplayReport {
-        left: invalid.len(),
-        dry_run,
-        ..ReplayReport::default()
-    };
-    release(queue, &invalid).await;
-    let bottles = by_bottle(valid);
-    report.duplicates = bottles.iter().map(|b| b.extra_copies.len()).sum();
-    let held = |bottles: &[Replayed]| -> Vec<QueueMessage> {
-        bottles.iter().flat_map(Replayed::copies).cloned().collect()
-    };
-    if dry_run || bottles.is_empty() {
-        report.replayed = bottles.len();
-        release(queue, &held(&bottles)).await;
-        return Ok(report);
-    }
-    let config = &services.config;
-    // A replay is not routed by the run threshold: each letter goes where
-    // its size routes a bottle of a Lambda run, and the run is an ECS run
-    // when all of them go there.
-    let route_of = |b: &Replayed| {
-        route_for(
-            Route::Lambda,
-            b.parsed.job.size,
-            config.lambda_max_bottle_bytes,
-        )
-    };
-    let run_route = if bottles.iter().all(|b| route_of(b) == Route::Ecs) {
-        Route::Ecs
-    } else {
-        Route::Lambda
-    };
-    let queues = WorkQueues::of(services);
-    // Everything that can refuse the replay as a whole comes before the run.
-    if let Err(e) = queues.check(bottles.iter().map(route_of)) {
-        release(queue, &held(&bottles)).await;
-        return Err(e);
-    }
-    let messages: Vec<Outgoing> = bottles
-        .iter()
-        .map(|bottle| {
-            let mut moved = bottle.parsed.clone();
-            moved.run_id = run_id.clone();
-            Outgoing {
-                sha256: bottle.parsed.job.sha256.clone(),
-                size: bottle.parsed.job.size,
-                message: ManifestMessage {
-                    route: route_of(bottle),
-                    body: moved.to_body(),
-                },
+/// What a replay touches: the reconcile's ports (the DLQ and the ledger
+/// through its finisher, the work queues) and the largest bottle a Lambda
+/// worker takes (`BOTTLESYNC_LAMBDA_MAX_BOTTLE_GB`). Built by
+/// `bottlesync_adapters::wiring`.
+#[derive(Clone)]
+pub struct Replayer {
+    pub reconciler: Reconciler,
+    pub lambda_max_bottle_bytes: u64,
+}
+
+impl Replayer {
+    /// Moves up to `max` dead letters back to work, as one new run: one message
+    /// per bottle. Fails, changing nothing, when the run cannot be set up (a
+    /// queue not configured, the manifest or the run not written), and when not
+    /// one letter could be sent (they all stay in the DLQ).
+    pub async fn replay(&self, max: usize, dry_run: bool, run_id: String) -> Result<ReplayReport> {
+        let reconciler = &self.reconciler;
+        let finisher = &reconciler.finisher;
+        let queue = dlq(&finisher.dlq)?;
+        let messages = take(queue, max).await?;
+        let mut valid = Vec::new();
+        let mut invalid = Vec::new();
+        for message in messages {
+            match BottleMessage::parse(&message.body, &reconciler.hosts) {
+                Ok(parsed) => valid.push((message, parsed)),
+                Err(_) => invalid.push(message),
             }
-        })
-        .collect();
-    let now = Utc::now();
-    let run = RunRecord::new(
-        run_id.clone(),
-        now.format("%Y-%m-%d").to_string(),
-        bottles.len() as u64,
-        bottles.iter().map(|b| b.parsed.job.size).sum(),
-        run_route,
-        now,
-    );
-    // Like a planner's run: opened with its planning lease (a reconcile
-    // leaves a run whose sender is alive alone), marked, sent, sealed by
-    // the lease's holder.
-    let owner = format!("dlq-replay/{run_id}");
-    let dispatch = RunDispatch {
-        ledger: services.ledger.clone(),
-        store: services.store.as_ref(),
-        queues,
-        planning_lease: config.planning_lease,
-        owner: &owner,
-    };
-    let dispatched = match dispatch.open(run, messages, false).await {
-        Ok(dispatched) => dispatched,
-        Err(e) => {
-            // Whatever went out is in the run the reconcile resumes; the
-            // letters stay for the next replay (the ledger dedups).
-            tracing::error!(run_id, error = %e, "replay stopped: its dead letters stay in the DLQ");
+        }
+        let mut report = ReplayReport {
+            left: invalid.len(),
+            dry_run,
+            ..ReplayReport::default()
+        };
+        release(queue, &invalid).await;
+        let bottles = by_bottle(valid);
+        report.duplicates = bottles.iter().map(|b| b.extra_copies.len()).sum();
+        let held = |bottles: &[Replayed]| -> Vec<QueueMessage> {
+            bottles.iter().flat_map(Replayed::copies).cloned().collect()
+        };
+        if dry_run || bottles.is_empty() {
+            report.replayed = bottles.len();
+            release(queue, &held(&bottles)).await;
+            return Ok(report);
+        }
+        // A replay is not routed by the run threshold: each letter goes where
+        // its size routes a bottle of a Lambda run, and the run is an ECS run
+        // when all of them go there.
+        let route_of = |b: &Replayed| {
+            route_for(
+                Route::Lambda,
+                b.parsed.job.size,
+                self.lambda_max_bottle_bytes,
+            )
+        };
+        let run_route = if bottles.iter().all(|b| route_of(b) == Route::Ecs) {
+            Route::Ecs
+        } else {
+            Route::Lambda
+        };
+        let queues = &reconciler.queues;
+        // Everything that can refuse the replay as a whole comes before the run.
+        if let Err(e) = queues.check(bottles.iter().map(route_of)) {
             release(queue, &held(&bottles)).await;
             return Err(e);
         }
-    };
-    report.run_id = Some(run_id.clone());
-    report.replayed = dispatched.sent.len() + dispatched.unconfirmed.len();
-    report.to_ecs = dispatched.to(Route::Ecs);
-    let letter_of = |sha256: &Sha256Digest| {
-        bottles
+        let messages: Vec<Outgoing> = bottles
             .iter()
-            .find(|b| &b.parsed.job.sha256 == sha256)
-            .expect("every message is a letter's")
-    };
-    // An unconfirmed send may not have landed: its letters stay for the
-    // next replay (the bottle is in this run too; the ledger counts it once).
-    for outgoing in &dispatched.unconfirmed {
-        let bottle = letter_of(&outgoing.sha256);
-        report.not_sent.push(letter_problem(
+            .map(|bottle| {
+                let mut moved = bottle.parsed.clone();
+                moved.run_id = run_id.clone();
+                Outgoing {
+                    sha256: bottle.parsed.job.sha256.clone(),
+                    size: bottle.parsed.job.size,
+                    message: ManifestMessage {
+                        route: route_of(bottle),
+                        body: moved.to_body(),
+                    },
+                }
+            })
+            .collect();
+        let now = Utc::now();
+        let run = RunRecord::new(
+            run_id.clone(),
+            now.format("%Y-%m-%d").to_string(),
+            bottles.len() as u64,
+            bottles.iter().map(|b| b.parsed.job.size).sum(),
+            run_route,
+            now,
+        );
+        // Like a planner's run: opened with its planning lease (a reconcile
+        // leaves a run whose sender is alive alone), marked, sent, sealed by
+        // the lease's holder.
+        let owner = format!("dlq-replay/{run_id}");
+        let dispatch = RunDispatch {
+            ledger: finisher.ledger.clone(),
+            store: finisher.store.as_ref(),
+            queues,
+            planning_lease: reconciler.planning_lease,
+            owner: &owner,
+        };
+        let dispatched = match dispatch.open(run, messages, false).await {
+            Ok(dispatched) => dispatched,
+            Err(e) => {
+                // Whatever went out is in the run the reconcile resumes; the
+                // letters stay for the next replay (the ledger dedups).
+                tracing::error!(run_id, error = %e, "replay stopped: its dead letters stay in the DLQ");
+                release(queue, &held(&bottles)).await;
+                return Err(e);
+            }
+        };
+        report.run_id = Some(run_id.clone());
+        report.replayed = dispatched.sent.len() + dispatched.unconfirmed.len();
+        report.to_ecs = dispatched.to(Route::Ecs);
+        let letter_of = |sha256: &Sha256Digest| {
+            bottles
+                .iter()
+                .find(|b| &b.parsed.job.sha256 == sha256)
+                .expect("every message is a letter's")
+        };
+        // An unconfirmed send may not have landed: its letters stay for the
+        // next replay (the bottle is in this run too; the ledger counts it once).
+        for outgoing in &dispatched.unconfirmed {
+            let bottle = letter_of(&outgoing.sha256);
+            report.not_sent.push(letter_problem(
             &bottle.message,
             &bottle.parsed,
             "the send was not confirmed: the bottle stays in the run (the reconcile sends it again if it never arrived) and its dead letter in the DLQ".into(),
         ));
-        release(queue, &bottle.copies().cloned().collect::<Vec<_>>()).await;
-    }
-    for outgoing in &dispatched.sent {
-        let bottle = letter_of(&outgoing.sha256);
-        for copy in bottle.copies() {
-            if let Err(e) = queue.delete(&copy.receipt).await {
-                tracing::warn!(
-                    run_id,
-                    message_id = %copy.message_id,
-                    bottle = %bottle.parsed.job.label(),
-                    error = %e,
-                    "replayed, but could not delete the dead letter: it will be replayed again (the ledger dedups it)"
-                );
-                report
-                    .not_deleted
-                    .push(letter_problem(copy, &bottle.parsed, e.to_string()));
+            release(queue, &bottle.copies().cloned().collect::<Vec<_>>()).await;
+        }
+        for outgoing in &dispatched.sent {
+            let bottle = letter_of(&outgoing.sha256);
+            for copy in bottle.copies() {
+                if let Err(e) = queue.delete(&copy.receipt).await {
+                    tracing::warn!(
+                        run_id,
+                        message_id = %copy.message_id,
+                        bottle = %bottle.parsed.job.label(),
+                        error = %e,
+                        "replayed, but could not delete the dead letter: it will be replayed again (the ledger dedups it)"
+                    );
+                    report
+                        .not_deleted
+                        .push(letter_problem(copy, &bottle.parsed, e.to_string()));
+                }
             }
         }
+        if dispatched.sent.is_empty() {
+            return Err(Error::queue(
+                queue.name(),
+                format!(
+                    "replay could not confirm any of its {} sends; the dead letters are still in the DLQ, and run {run_id} holds the bottles (the reconcile sends again whatever never arrived)",
+                    dispatched.unconfirmed.len()
+                ),
+            ));
+        }
+        // The workers may have drained it already.
+        finisher.finish_if_due(&run_id, "dlq-replay").await?;
+        Ok(report)
     }
-    if dispatched.sent.is_empty() {
-        return Err(Error::queue(
-            queue.name(),
-            format!(
-                "replay could not confirm any of its {} sends; the dead letters are still in the DLQ, and run {run_id} holds the bottles (the reconcile sends again whatever never arrived)",
-                dispatched.unconfirmed.len()
-            ),
-        ));
-    }
-    // The workers may have drained it already.
-    bottlesync_core::run::finish::finish_run_if_due(services, &run_id, "dlq-replay").await?;
-    Ok(report)
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use bottlesync::{config, telemetry};
-use bottlesync_adapters::wiring::aws_services;
+use bottlesync_adapters::wiring::aws_adapters;
 use bottlesync_core::ports::queue::QueueMessage;
 use bottlesync_worker::consumer::Consumer;
 use bottlesync_worker::lambda::{Invocation, handle_batch};
@@ -15,18 +15,21 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init_lambda();
-    let services =
-        Arc::new(aws_services(config::fleet_config_from_env(env!("CARGO_BIN_NAME"))?).await?);
-    let queue = services
-        .queue
+    let fleet = aws_adapters(config::fleet_config_from_env(env!("CARGO_BIN_NAME"))?).await?;
+    let queue = fleet
+        .queues
+        .lambda
         .clone()
         .ok_or("BOTTLESYNC_QUEUE_URL: is not set")?;
     let max_receive_count = queue.max_receive_count().await?;
-    let lease = services.config.claim_lease;
     let consumer = Arc::new(
-        Consumer::new(services, Consumer::default_worker_id(), max_receive_count)
-            .with_source(queue)
-            .with_lease(lease),
+        Consumer::new(
+            fleet.worker(),
+            Consumer::default_worker_id(),
+            max_receive_count,
+        )
+        .with_source(queue)
+        .with_lease(fleet.config.claim_lease),
     );
     run(service_fn(move |event| handler(consumer.clone(), event))).await
 }

@@ -1,5 +1,5 @@
-//! The commands, one module each, and what they share: the AWS services
-//! from the fleet flags, the JSON report on stdout, the signal handling.
+//! The commands, one module each, and what they share: the fleet's AWS
+//! adapters from the fleet flags, the JSON report on stdout, the signal handling.
 
 pub mod ops;
 pub mod plan;
@@ -9,12 +9,11 @@ pub mod verify;
 pub mod work;
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use bottlesync::config::FleetArgs;
+use bottlesync_adapters::wiring::FleetAdapters;
 use bottlesync_core::Result;
 use bottlesync_core::fleet_config::FleetConfig;
-use bottlesync_core::services::FleetServices;
 use bottlesync_core::shutdown::ShutdownSignal;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -36,11 +35,11 @@ pub fn finish(result: Result<serde_json::Value>) -> ExitCode {
     }
 }
 
-pub async fn services(args: &FleetArgs) -> Result<Arc<FleetServices>> {
+/// The fleet's AWS adapters from the fleet flags; each command takes the
+/// use case it runs from them.
+pub async fn adapters(args: &FleetArgs) -> Result<FleetAdapters> {
     let config = FleetConfig::from_settings(&args.clone().into())?;
-    Ok(Arc::new(
-        bottlesync_adapters::wiring::aws_services(config).await?,
-    ))
+    bottlesync_adapters::wiring::aws_adapters(config).await
 }
 
 /// SIGTERM (ECS stopping a task, `kill`, `docker stop`) or SIGINT (Ctrl-C)

@@ -6,20 +6,20 @@ use std::process::ExitCode;
 
 use bottlesync_core::model::hash_file::read_external_hashes;
 use bottlesync_core::model::location::Location;
-use bottlesync_core::run::{dlq, finish as run_finish, import, reconcile as run_reconcile, status};
+use bottlesync_core::run::{dlq, finish as run_finish, import, status};
 use bottlesync_worker::consumer::Consumer;
 
-use super::{finish, services};
+use super::{adapters, finish};
 use crate::cli::{CompactArgs, DlqAction, DlqArgs, ImportArgs, StatusArgs};
 
 pub async fn compact(args: CompactArgs) -> ExitCode {
     finish(
         async {
-            let services = services(&args.fleet).await?;
+            let finisher = adapters(&args.fleet).await?.finisher();
             let worker_id = Consumer::default_worker_id();
-            let finished = run_finish::finish_latest_if_due(&services, &worker_id).await?;
+            let finished = finisher.finish_latest_if_due(&worker_id).await?;
             let bottles =
-                run_finish::compact(services.ledger.as_ref(), services.store.as_ref()).await?;
+                run_finish::compact(finisher.ledger.as_ref(), finisher.store.as_ref()).await?;
             Ok(serde_json::json!({"bottles": bottles, "finished_run": format!("{finished:?}")}))
         }
         .await,
@@ -29,11 +29,9 @@ pub async fn compact(args: CompactArgs) -> ExitCode {
 pub async fn reconcile(args: CompactArgs) -> ExitCode {
     finish(
         async {
-            let services = services(&args.fleet).await?;
+            let reconciler = adapters(&args.fleet).await?.reconciler();
             let worker_id = format!("reconcile-{}", Consumer::default_worker_id());
-            let report = run_reconcile::reconcile(&services, &worker_id)
-                .await?
-                .into_result()?;
+            let report = reconciler.reconcile(&worker_id).await?.into_result()?;
             Ok(serde_json::to_value(report).expect("serialises"))
         }
         .await,
@@ -45,7 +43,10 @@ pub async fn dlq(args: DlqArgs) -> ExitCode {
         async {
             match args.action {
                 DlqAction::List { fleet, max } => {
-                    let letters = dlq::list(&*services(&fleet).await?, max).await?;
+                    let fleet = adapters(&fleet).await?;
+                    let queue = dlq::dlq(&fleet.dlq)?;
+                    let letters =
+                        dlq::list(queue, fleet.ledger.as_ref(), &fleet.config.hosts, max).await?;
                     Ok(serde_json::json!({"count": letters.len(), "messages": letters}))
                 }
                 DlqAction::Replay {
@@ -53,10 +54,9 @@ pub async fn dlq(args: DlqArgs) -> ExitCode {
                     max,
                     dry_run,
                 } => {
-                    let services = services(&fleet).await?;
+                    let replayer = adapters(&fleet).await?.replayer();
                     let run_id = bottlesync_core::run::record::new_run_id();
-                    let report =
-                        bottlesync_planner::replay::replay(&services, max, dry_run, run_id).await?;
+                    let report = replayer.replay(max, dry_run, run_id).await?;
                     Ok(serde_json::to_value(report).expect("serialises"))
                 }
             }
@@ -66,7 +66,7 @@ pub async fn dlq(args: DlqArgs) -> ExitCode {
 }
 
 pub async fn status(args: StatusArgs) -> ExitCode {
-    let status = async { status::status(&*services(&args.fleet).await?).await }.await;
+    let status = async { status::status(&adapters(&args.fleet).await?.reconciler()).await }.await;
     match status {
         Ok(status) if args.json => finish(Ok(serde_json::to_value(status).expect("serialises"))),
         Ok(status) => {
@@ -80,11 +80,10 @@ pub async fn status(args: StatusArgs) -> ExitCode {
 pub async fn import_hashes(args: ImportArgs) -> ExitCode {
     finish(
         async {
-            let services = services(&args.fleet).await?;
+            let fleet = adapters(&args.fleet).await?;
             let location = Location::parse("import-hashes", &args.source, true)?;
-            let hashes = read_external_hashes(&location, services.documents.as_ref()).await?;
-            let report =
-                import::import_hashes(services.ledger.as_ref(), hashes, &args.source).await?;
+            let hashes = read_external_hashes(&location, fleet.documents.as_ref()).await?;
+            let report = import::import_hashes(fleet.ledger.as_ref(), hashes, &args.source).await?;
             Ok(serde_json::to_value(report).expect("serialises"))
         }
         .await,

@@ -2,16 +2,16 @@
 
 use std::process::ExitCode;
 
-use bottlesync_planner::fleet::{FleetPlanRequest, plan_fleet_run};
+use bottlesync_planner::fleet::FleetPlanRequest;
 use bottlesync_worker::consumer::Consumer;
 
-use super::{finish, services};
+use super::{adapters, finish};
 use crate::cli::PlanArgs;
 
 pub async fn run(args: PlanArgs) -> ExitCode {
     finish(
         async {
-            let services = services(&args.fleet).await?;
+            let planner = adapters(&args.fleet).await?.planner();
             let request = FleetPlanRequest {
                 date: args.date,
                 dry_run: args.dry_run,
@@ -21,8 +21,9 @@ pub async fn run(args: PlanArgs) -> ExitCode {
                 linux_host_formulae: Some(args.linux_host_formulae),
                 include_disabled: args.include_disabled,
             };
-            let outcome =
-                plan_fleet_run(&services, &request, &Consumer::default_worker_id()).await?;
+            let outcome = planner
+                .plan_run(&request, &Consumer::default_worker_id())
+                .await?;
             Ok(serde_json::to_value(outcome).expect("serialises"))
         }
         .await,

@@ -5,32 +5,29 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bottlesync_adapters::aws::sqs_queue::SqsQueue;
 use bottlesync_core::Error;
-use bottlesync_core::ports::queue::Queue;
 use bottlesync_core::shutdown::ShutdownSignal;
 use bottlesync_worker::consumer::Consumer;
 use bottlesync_worker::work_loop::{WorkOptions, run_work_loop};
 
-use super::{finish, services, stop_on_signals};
+use super::{adapters, finish, stop_on_signals};
 use crate::cli::WorkArgs;
 
 pub async fn run(args: WorkArgs) -> ExitCode {
     finish(async {
-        let services = services(&args.fleet).await?;
+        let fleet = adapters(&args.fleet).await?;
         let queue_url = match &args.consume_queue_url {
             Some(url) => url.clone(),
-            None => services.config.require_large_queue()?.to_string(),
+            None => fleet.config.require_large_queue()?.to_string(),
         };
-        let sdk = bottlesync_adapters::aws::sdk_config().await?;
-        let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), &queue_url));
+        let queue = bottlesync_adapters::wiring::aws_queue(&queue_url).await?;
         let max_receive_count = queue.max_receive_count().await.map_err(|e| {
             Error::config("--queue-url", format!("cannot read the queue's attributes: {e}"))
         })?;
         let consumer = Arc::new(
-            Consumer::new(services.clone(), Consumer::default_worker_id(), max_receive_count)
+            Consumer::new(fleet.worker(), Consumer::default_worker_id(), max_receive_count)
                 .with_source(queue.clone())
-                .with_lease(args.lease_seconds.map_or(services.config.claim_lease, |s| Duration::from_secs(s.max(1))))
+                .with_lease(args.lease_seconds.map_or(fleet.config.claim_lease, |s| Duration::from_secs(s.max(1))))
                 .with_retry_base(Duration::from_secs(args.retry_delay)),
         );
         let options = WorkOptions {

@@ -12,13 +12,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Stdio};
 
 use bottlesync_adapters::aws::sqs_queue::SqsQueue;
+use bottlesync_adapters::wiring::FleetAdapters;
 use bottlesync_aws_harness::aws_counter::AwsRequestCounter;
 use bottlesync_aws_harness::aws_faults::{FaultPlan, FaultTally};
 use bottlesync_aws_harness::moto::{FleetQueues, ProdLikeTimes};
 use bottlesync_core::ports::queue::Queue;
-use bottlesync_core::services::FleetServices;
 use bottlesync_load::end_state::hash_file_keys;
-use bottlesync_load::moto_backend::moto_fleet_services;
+use bottlesync_load::moto_backend::moto_fleet_adapters;
 use bottlesync_loadtest::webhook::WebhookReceiver;
 use bottlesync_loadtest::{Catalog, StandIn, StandInConfig};
 
@@ -257,13 +257,13 @@ impl Stack {
         .unwrap()
     }
 
-    pub fn services(&self) -> FleetServices {
+    pub fn adapters(&self) -> FleetAdapters {
         let queues = FleetQueues {
             queue_url: self.queue_url.clone(),
             large_queue_url: self.large_queue_url.clone(),
             dlq_url: self.dlq_url.clone(),
         };
-        moto_fleet_services(
+        moto_fleet_adapters(
             &self.moto,
             BUCKET,
             PREFIX,

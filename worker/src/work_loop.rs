@@ -12,7 +12,6 @@ use bottlesync_core::Result;
 use bottlesync_core::lease::{Lease, Renewal};
 use bottlesync_core::ports::protection::ProtectionAgent;
 use bottlesync_core::ports::queue::{Queue, QueueMessage};
-use bottlesync_core::run::finish::finish_latest_if_due;
 use bottlesync_core::shutdown::Shutdown;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -198,7 +197,11 @@ pub async fn run_work_loop(
     }
     if options.drain.is_some()
         && !shutdown.is_shutdown()
-        && let Err(e) = finish_latest_if_due(&consumer.services, &consumer.worker_id).await
+        && let Err(e) = consumer
+            .ports
+            .finisher
+            .finish_latest_if_due(&consumer.worker_id)
+            .await
     {
         tracing::warn!(error = %e, "could not finish the latest run");
     }

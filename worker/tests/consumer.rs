@@ -14,19 +14,19 @@ use async_trait::async_trait;
 use bottlesync_adapters::local::local_store::LocalStore;
 use bottlesync_adapters::local::memory_ledger::MemoryLedger;
 use bottlesync_adapters::local::memory_queue::MemoryQueue;
-use bottlesync_adapters::wiring::LocationReader;
 use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
 use bottlesync_core::model::message::BottleMessage;
 use bottlesync_core::plan::route::Route;
-use bottlesync_core::ports::fleet_ledger::{BottleState, ClaimOutcome, FleetLedger};
+use bottlesync_core::ports::fleet_ledger::{BottleState, ClaimLedger, ClaimOutcome, RunBook};
 use bottlesync_core::ports::notifier::LogNotifier;
 use bottlesync_core::ports::queue::{Queue, QueueMessage};
 use bottlesync_core::ports::registry::{BlobBody, Registry};
-use bottlesync_core::ports::store::{BlobStore, INTERNAL_PREFIX};
+use bottlesync_core::ports::store::{DocumentStore, INTERNAL_PREFIX};
 use bottlesync_core::retry::RetryPolicy;
+use bottlesync_core::run::finish::Finisher;
 use bottlesync_core::run::record::RunRecord;
-use bottlesync_core::services::FleetServices;
 use bottlesync_core::{BottleJob, Error, ObjectKey, Result, Sha256Digest, SizeSource, Tag};
+use bottlesync_worker::consumer::WorkerPorts;
 use bottlesync_worker::consumer::{Consumer, Disposition, attempts_allowed};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -221,15 +221,17 @@ async fn world() -> World {
         ..FleetSettings::default()
     })
     .unwrap();
-    let services = Arc::new(FleetServices {
-        config,
-        store: store.clone(),
-        ledger: ledger.clone(),
+    // Exactly the ports a worker touches, doubles all.
+    let ports = WorkerPorts {
+        finisher: Finisher {
+            ledger: ledger.clone(),
+            store: store.clone(),
+            notifier: Arc::new(LogNotifier),
+            dlq: Some(dlq.clone()),
+            context: config.message_context(),
+            metrics: config.metrics(),
+        },
         registry: registry.clone(),
-        documents: Arc::new(LocationReader {
-            registry: registry.clone(),
-        }),
-        notifier: Arc::new(LogNotifier),
         // Three tries within one receive, milliseconds apart.
         retry: RetryPolicy {
             retries: 2,
@@ -237,13 +239,13 @@ async fn world() -> World {
             max_delay: Duration::from_millis(5),
             max_retry_after: Duration::from_millis(5),
         },
-        queue: Some(source.clone()),
         large_queue: None,
-        dlq: Some(dlq.clone()),
-        capacity: None,
-    });
+        hosts: config.hosts.clone(),
+        segments: config.segments,
+        progress_interval: None,
+    };
     let consumer = Arc::new(
-        Consumer::new(services, "unit-worker".into(), Some(MAX_RECEIVES))
+        Consumer::new(ports, "unit-worker".into(), Some(MAX_RECEIVES))
             .with_source(source.clone())
             .with_lease(LEASE)
             .with_retry_base(RETRY_BASE),

@@ -50,7 +50,8 @@ use bottlesync_core::model::digest::Sha256Digest;
 use bottlesync_core::model::key::ObjectKey;
 use bottlesync_core::model::layout::{archive_tag, content_type};
 use bottlesync_core::ports::store::{
-    BlobStore, ObjectMeta, ObjectRead, PartsUpload, Precondition, PutIf, Upload, VersionToken,
+    BlobReader, BlobStore, BlobWriter, DocumentStore, ObjectMeta, ObjectRead, PartsUpload,
+    Precondition, PutIf, StoreLocation, Upload, VersionToken,
 };
 
 use super::s3_multipart::{
@@ -433,8 +434,7 @@ impl S3Store {
     }
 }
 
-#[async_trait]
-impl BlobStore for S3Store {
+impl StoreLocation for S3Store {
     fn location(&self) -> String {
         if self.prefix.is_empty() {
             format!("s3://{}", self.bucket)
@@ -442,7 +442,10 @@ impl BlobStore for S3Store {
             format!("s3://{}/{}", self.bucket, self.prefix)
         }
     }
+}
 
+#[async_trait]
+impl BlobStore for S3Store {
     async fn check_usable(&self) -> Result<()> {
         self.client
             .head_bucket()
@@ -457,7 +460,10 @@ impl BlobStore for S3Store {
                 )
             })
     }
+}
 
+#[async_trait]
+impl BlobWriter for S3Store {
     async fn begin(
         &self,
         key: &ObjectKey,
@@ -508,6 +514,60 @@ impl BlobStore for S3Store {
         )))
     }
 
+    async fn put_flat_copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<()> {
+        let purpose = format!("cannot put the flat copy {to} of {from}");
+        let Some(source) = self.head(from, &purpose).await? else {
+            return Err(Error::store(
+                self.location(),
+                format!("{purpose}: {from} does not exist"),
+            ));
+        };
+        let size = source.content_length().unwrap_or(0).max(0) as u64;
+        if let Some(existing) = self.head(to, &purpose).await?
+            && existing.content_length() == Some(size as i64)
+        {
+            tracing::debug!(from = %from, to = %to, size, "flat copy already there");
+            return Ok(());
+        }
+        if size <= self.copy_threshold {
+            self.copy_whole(&source, from, to, &purpose).await
+        } else {
+            self.copy_multipart(&source, size, from, to, &purpose).await
+        }
+    }
+
+    async fn abort_incomplete_uploads(&self, key: &ObjectKey) -> Result<usize> {
+        let full = self.full_key(key.as_str());
+        let listed = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .prefix(&full)
+            .send()
+            .await
+            .map_err(|e| self.err(&format!("cannot list uploads of {key}"), e))?;
+        let mut aborted = 0;
+        for upload in listed.uploads() {
+            if let (Some(k), Some(id)) = (upload.key(), upload.upload_id())
+                && k == full
+            {
+                self.client
+                    .abort_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(k)
+                    .upload_id(id)
+                    .send()
+                    .await
+                    .map_err(|e| self.err(&format!("cannot abort an old upload of {key}"), e))?;
+                aborted += 1;
+            }
+        }
+        Ok(aborted)
+    }
+}
+
+#[async_trait]
+impl DocumentStore for S3Store {
     async fn put_atomic(&self, key: &ObjectKey, bytes: Vec<u8>) -> Result<()> {
         let len = bytes.len() as i64;
         self.client
@@ -528,70 +588,6 @@ impl BlobStore for S3Store {
             .get_versioned(key, max_bytes)
             .await?
             .map(|(bytes, _)| bytes))
-    }
-
-    async fn open_read(&self, key: &ObjectKey) -> Result<Option<ObjectRead>> {
-        self.open_read_range(key, None).await
-    }
-
-    async fn stat(&self, key: &ObjectKey) -> Result<Option<ObjectMeta>> {
-        Ok(self.head(key, "stat").await?.map(|head| ObjectMeta {
-            size: head.content_length().unwrap_or(0).max(0) as u64,
-            last_modified: head
-                .last_modified()
-                .and_then(|t| std::time::SystemTime::try_from(*t).ok()),
-            etag: head.e_tag().map(str::to_string),
-            sha256: head
-                .metadata()
-                .and_then(|m| m.get("sha256"))
-                .and_then(|text| Sha256Digest::parse(text).ok()),
-        }))
-    }
-
-    async fn presigned_get(&self, key: &ObjectKey, valid_for: Duration) -> Result<Option<String>> {
-        let full = self.full_key(key.as_str());
-        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(valid_for)
-            .map_err(|e| self.err(&format!("cannot presign {key}"), e))?;
-        let request = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&full)
-            .presigned(config)
-            .await
-            .map_err(|e| self.err(&format!("cannot presign {key}"), e))?;
-        Ok(Some(request.uri().to_string()))
-    }
-
-    /// A ranged `GetObject` for a part.
-    async fn open_read_range(
-        &self,
-        key: &ObjectKey,
-        range: Option<(u64, u64)>,
-    ) -> Result<Option<ObjectRead>> {
-        let Some(response) = self.get_object(key, range).await? else {
-            return Ok(None);
-        };
-        let size = response.content_length().unwrap_or(0).max(0) as u64;
-        let (location, shown) = (self.location(), key.to_string());
-        let body = futures::stream::unfold(Some(response.body), move |body| {
-            let (location, shown) = (location.clone(), shown.clone());
-            async move {
-                let mut body = body?;
-                match body.try_next().await {
-                    Ok(Some(chunk)) => Some((Ok(chunk), Some(body))),
-                    Ok(None) => None,
-                    Err(e) => Some((
-                        Err(Error::store(location, format!("reading {shown}: {e}"))),
-                        None,
-                    )),
-                }
-            }
-        });
-        Ok(Some(ObjectRead {
-            size,
-            body: Box::pin(body),
-        }))
     }
 
     async fn get_versioned(
@@ -692,57 +688,6 @@ impl BlobStore for S3Store {
         Ok(keys)
     }
 
-    async fn put_flat_copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<()> {
-        let purpose = format!("cannot put the flat copy {to} of {from}");
-        let Some(source) = self.head(from, &purpose).await? else {
-            return Err(Error::store(
-                self.location(),
-                format!("{purpose}: {from} does not exist"),
-            ));
-        };
-        let size = source.content_length().unwrap_or(0).max(0) as u64;
-        if let Some(existing) = self.head(to, &purpose).await?
-            && existing.content_length() == Some(size as i64)
-        {
-            tracing::debug!(from = %from, to = %to, size, "flat copy already there");
-            return Ok(());
-        }
-        if size <= self.copy_threshold {
-            self.copy_whole(&source, from, to, &purpose).await
-        } else {
-            self.copy_multipart(&source, size, from, to, &purpose).await
-        }
-    }
-
-    async fn abort_incomplete_uploads(&self, key: &ObjectKey) -> Result<usize> {
-        let full = self.full_key(key.as_str());
-        let listed = self
-            .client
-            .list_multipart_uploads()
-            .bucket(&self.bucket)
-            .prefix(&full)
-            .send()
-            .await
-            .map_err(|e| self.err(&format!("cannot list uploads of {key}"), e))?;
-        let mut aborted = 0;
-        for upload in listed.uploads() {
-            if let (Some(k), Some(id)) = (upload.key(), upload.upload_id())
-                && k == full
-            {
-                self.client
-                    .abort_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(k)
-                    .upload_id(id)
-                    .send()
-                    .await
-                    .map_err(|e| self.err(&format!("cannot abort an old upload of {key}"), e))?;
-                aborted += 1;
-            }
-        }
-        Ok(aborted)
-    }
-
     async fn delete(&self, keys: &[ObjectKey]) -> Result<()> {
         for batch in keys.chunks(1000) {
             let objects = batch
@@ -768,6 +713,73 @@ impl BlobStore for S3Store {
                 .map_err(|e| self.err("cannot delete objects", e))?;
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl BlobReader for S3Store {
+    async fn open_read(&self, key: &ObjectKey) -> Result<Option<ObjectRead>> {
+        self.open_read_range(key, None).await
+    }
+
+    async fn stat(&self, key: &ObjectKey) -> Result<Option<ObjectMeta>> {
+        Ok(self.head(key, "stat").await?.map(|head| ObjectMeta {
+            size: head.content_length().unwrap_or(0).max(0) as u64,
+            last_modified: head
+                .last_modified()
+                .and_then(|t| std::time::SystemTime::try_from(*t).ok()),
+            etag: head.e_tag().map(str::to_string),
+            sha256: head
+                .metadata()
+                .and_then(|m| m.get("sha256"))
+                .and_then(|text| Sha256Digest::parse(text).ok()),
+        }))
+    }
+
+    async fn presigned_get(&self, key: &ObjectKey, valid_for: Duration) -> Result<Option<String>> {
+        let full = self.full_key(key.as_str());
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(valid_for)
+            .map_err(|e| self.err(&format!("cannot presign {key}"), e))?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .presigned(config)
+            .await
+            .map_err(|e| self.err(&format!("cannot presign {key}"), e))?;
+        Ok(Some(request.uri().to_string()))
+    }
+
+    /// A ranged `GetObject` for a part.
+    async fn open_read_range(
+        &self,
+        key: &ObjectKey,
+        range: Option<(u64, u64)>,
+    ) -> Result<Option<ObjectRead>> {
+        let Some(response) = self.get_object(key, range).await? else {
+            return Ok(None);
+        };
+        let size = response.content_length().unwrap_or(0).max(0) as u64;
+        let (location, shown) = (self.location(), key.to_string());
+        let body = futures::stream::unfold(Some(response.body), move |body| {
+            let (location, shown) = (location.clone(), shown.clone());
+            async move {
+                let mut body = body?;
+                match body.try_next().await {
+                    Ok(Some(chunk)) => Some((Ok(chunk), Some(body))),
+                    Ok(None) => None,
+                    Err(e) => Some((
+                        Err(Error::store(location, format!("reading {shown}: {e}"))),
+                        None,
+                    )),
+                }
+            }
+        });
+        Ok(Some(ObjectRead {
+            size,
+            body: Box::pin(body),
+        }))
     }
 }
 

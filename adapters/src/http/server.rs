@@ -37,7 +37,7 @@ use super::mirror_dir::{self, Content, Found, Lookup};
 use super::sendfile::FileSends;
 use super::tls::ReloadingCert;
 
-use bottlesync_core::journal::read_hash_file;
+use bottlesync_core::mirror_record::read_hash_file;
 use bottlesync_core::model::digest::Sha256Digest;
 use bottlesync_core::model::hash_file::HASH_FILE_NAME;
 use bottlesync_core::model::key::ObjectKey;

@@ -20,8 +20,8 @@ use bottlesync_core::error::{Error, Result};
 use bottlesync_core::model::digest::Sha256Digest;
 use bottlesync_core::model::key::ObjectKey;
 use bottlesync_core::ports::store::{
-    BlobStore, INTERNAL_PREFIX, ObjectMeta, ObjectRead, PartsUpload, Precondition, PutIf, Upload,
-    VersionToken,
+    BlobReader, BlobStore, BlobWriter, DocumentStore, INTERNAL_PREFIX, ObjectMeta, ObjectRead,
+    PartsUpload, Precondition, PutIf, StoreLocation, Upload, VersionToken,
 };
 
 use super::durable_rename::Publisher;
@@ -167,17 +167,22 @@ impl LocalStore {
     }
 }
 
-#[async_trait]
-impl BlobStore for LocalStore {
+impl StoreLocation for LocalStore {
     fn location(&self) -> String {
         self.root.display().to_string()
     }
+}
 
+#[async_trait]
+impl BlobStore for LocalStore {
     async fn check_usable(&self) -> Result<()> {
         // `open` already created the directory and took the lock.
         Ok(())
     }
+}
 
+#[async_trait]
+impl BlobWriter for LocalStore {
     async fn begin(
         &self,
         key: &ObjectKey,
@@ -207,6 +212,49 @@ impl BlobStore for LocalStore {
         )?)))
     }
 
+    async fn put_flat_copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<()> {
+        self.ensure_writable()?;
+        let (source, target) = (self.path_of(from), self.path_of(to));
+        let temp = self.temp_path(to);
+        let what = format!("cannot put the flat copy {to} of {from}");
+        let (source_for_link, temp_for_link) = (source.clone(), temp.clone());
+        let linked = tokio::task::spawn_blocking(move || {
+            link_or_copy(&source_for_link, &target, &temp_for_link)
+        })
+        .await
+        .map_err(|e| self.err(format!("{what}: {e}")))?;
+        match linked {
+            Ok(Linked::AlreadyThere) => return Ok(()),
+            Ok(Linked::HardLink) => {}
+            Ok(Linked::Copied(reason)) => {
+                if self.copy_fallback_logged.swap(true, Ordering::Relaxed) {
+                    tracing::debug!(from = %from, to = %to, reason = %reason,
+                        "cannot hard-link a flat copy: copying the bytes");
+                } else {
+                    tracing::info!(
+                        from = %from,
+                        to = %to,
+                        reason = %reason,
+                        "cannot hard-link a flat copy: copying the bytes instead (flat copies \
+                         take disk space on this filesystem; logged once)"
+                    );
+                }
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&temp).await;
+                return Err(self.err(format!("{what}: {e}")));
+            }
+        }
+        let published = self.publisher.publish(&temp, to).await;
+        if published.is_err() {
+            let _ = tokio::fs::remove_file(&temp).await;
+        }
+        published
+    }
+}
+
+#[async_trait]
+impl DocumentStore for LocalStore {
     async fn put_atomic(&self, key: &ObjectKey, bytes: Vec<u8>) -> Result<()> {
         self.ensure_writable()?;
         let temp = self.temp_path(key);
@@ -297,6 +345,55 @@ impl BlobStore for LocalStore {
         }
     }
 
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectKey>> {
+        // At any depth, as S3 lists a prefix (`bottles/` holds flat files
+        // and `<image>/manifests/<ref>`).
+        let mut keys = Vec::new();
+        let mut dirs = vec![prefix.to_string()];
+        while let Some(relative) = dirs.pop() {
+            let dir = self.root.join(&relative);
+            let mut entries = match tokio::fs::read_dir(&dir).await {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.err(format!("cannot list {}: {e}", dir.display()))),
+            };
+            while let Some(entry) = entries
+                .next_entry()
+                .await
+                .map_err(|e| self.err(format!("cannot list {}: {e}", dir.display())))?
+            {
+                let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                    continue;
+                };
+                // Symlinks are neither listed nor followed.
+                match entry.file_type().await {
+                    Ok(t) if t.is_file() => {
+                        keys.push(ObjectKey::parse(&format!("{relative}/{name}"))?)
+                    }
+                    Ok(t) if t.is_dir() => dirs.push(format!("{relative}/{name}")),
+                    _ => {}
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    async fn delete(&self, keys: &[ObjectKey]) -> Result<()> {
+        self.ensure_writable()?;
+        for key in keys {
+            match tokio::fs::remove_file(self.path_of(key)).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(self.err(format!("cannot delete {key}: {e}"))),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl BlobReader for LocalStore {
     async fn open_read(&self, key: &ObjectKey) -> Result<Option<ObjectRead>> {
         self.open_read_range(key, None).await
     }
@@ -384,92 +481,6 @@ impl BlobStore for LocalStore {
             // A directory keeps no digest beside the file.
             sha256: None,
         }))
-    }
-
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectKey>> {
-        // At any depth, as S3 lists a prefix (`bottles/` holds flat files
-        // and `<image>/manifests/<ref>`).
-        let mut keys = Vec::new();
-        let mut dirs = vec![prefix.to_string()];
-        while let Some(relative) = dirs.pop() {
-            let dir = self.root.join(&relative);
-            let mut entries = match tokio::fs::read_dir(&dir).await {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                Err(e) => return Err(self.err(format!("cannot list {}: {e}", dir.display()))),
-            };
-            while let Some(entry) = entries
-                .next_entry()
-                .await
-                .map_err(|e| self.err(format!("cannot list {}: {e}", dir.display())))?
-            {
-                let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-                    continue;
-                };
-                // Symlinks are neither listed nor followed.
-                match entry.file_type().await {
-                    Ok(t) if t.is_file() => {
-                        keys.push(ObjectKey::parse(&format!("{relative}/{name}"))?)
-                    }
-                    Ok(t) if t.is_dir() => dirs.push(format!("{relative}/{name}")),
-                    _ => {}
-                }
-            }
-        }
-        keys.sort();
-        Ok(keys)
-    }
-
-    async fn put_flat_copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<()> {
-        self.ensure_writable()?;
-        let (source, target) = (self.path_of(from), self.path_of(to));
-        let temp = self.temp_path(to);
-        let what = format!("cannot put the flat copy {to} of {from}");
-        let (source_for_link, temp_for_link) = (source.clone(), temp.clone());
-        let linked = tokio::task::spawn_blocking(move || {
-            link_or_copy(&source_for_link, &target, &temp_for_link)
-        })
-        .await
-        .map_err(|e| self.err(format!("{what}: {e}")))?;
-        match linked {
-            Ok(Linked::AlreadyThere) => return Ok(()),
-            Ok(Linked::HardLink) => {}
-            Ok(Linked::Copied(reason)) => {
-                if self.copy_fallback_logged.swap(true, Ordering::Relaxed) {
-                    tracing::debug!(from = %from, to = %to, reason = %reason,
-                        "cannot hard-link a flat copy: copying the bytes");
-                } else {
-                    tracing::info!(
-                        from = %from,
-                        to = %to,
-                        reason = %reason,
-                        "cannot hard-link a flat copy: copying the bytes instead (flat copies \
-                         take disk space on this filesystem; logged once)"
-                    );
-                }
-            }
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&temp).await;
-                return Err(self.err(format!("{what}: {e}")));
-            }
-        }
-        let published = self.publisher.publish(&temp, to).await;
-        if published.is_err() {
-            let _ = tokio::fs::remove_file(&temp).await;
-        }
-        published
-    }
-
-    async fn delete(&self, keys: &[ObjectKey]) -> Result<()> {
-        self.ensure_writable()?;
-        for key in keys {
-            match tokio::fs::remove_file(self.path_of(key)).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(self.err(format!("cannot delete {key}: {e}"))),
-            }
-        }
-        Ok(())
     }
 }
 

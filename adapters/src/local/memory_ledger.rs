@@ -14,7 +14,8 @@ use bottlesync_core::Sha256Digest;
 use bottlesync_core::error::{Error, Result};
 use bottlesync_core::model::hash_file::MirroredBottle;
 use bottlesync_core::ports::fleet_ledger::{
-    BottleState, ClaimOutcome, ClaimOwner, CompleteOutcome, Counted, FleetLedger,
+    BottleState, ClaimLedger, ClaimOutcome, ClaimOwner, CompleteOutcome, Counted, FinishLease,
+    RunBook,
 };
 use bottlesync_core::run::record::{FailureNote, MAX_FAILURE_NOTES, RunRecord, RunState};
 
@@ -128,7 +129,7 @@ fn expiry(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
 }
 
 #[async_trait]
-impl FleetLedger for MemoryLedger {
+impl ClaimLedger for MemoryLedger {
     async fn bottle_states(&self) -> Result<BTreeMap<Sha256Digest, BottleState>> {
         let state = self.lock();
         Ok(state
@@ -335,17 +336,10 @@ impl FleetLedger for MemoryLedger {
         }
         Ok(new)
     }
+}
 
-    async fn release_queued(&self, sha256: &Sha256Digest, run_id: &str) -> Result<()> {
-        let mut state = self.lock();
-        if let Some(Entry::Queued { run_id: by, until }) = state.bottles.get_mut(sha256)
-            && by == run_id
-        {
-            *until = DateTime::<Utc>::UNIX_EPOCH;
-        }
-        Ok(())
-    }
-
+#[async_trait]
+impl RunBook for MemoryLedger {
     async fn seal_run(&self, run_id: &str, expected: u64) -> Result<()> {
         let mut state = self.lock();
         let run = &mut state.run_mut(run_id, "seal_run")?.record;
@@ -470,6 +464,26 @@ impl FleetLedger for MemoryLedger {
             .map(|run| run.record.clone()))
     }
 
+    async fn try_progress_slot(
+        &self,
+        run_id: &str,
+        interval: Duration,
+    ) -> Result<Option<RunRecord>> {
+        let now = Utc::now();
+        let mut state = self.lock();
+        let Some(run) = state.runs.get_mut(run_id) else {
+            return Ok(None);
+        };
+        if run.record.state != RunState::Running || expiry(run.last_progress_at, interval) > now {
+            return Ok(None);
+        }
+        run.last_progress_at = now;
+        Ok(Some(run.record.clone()))
+    }
+}
+
+#[async_trait]
+impl FinishLease for MemoryLedger {
     async fn begin_finish(&self, run_id: &str, owner: &str, lease: Duration) -> Result<bool> {
         let now = Utc::now();
         let mut state = self.lock();
@@ -553,23 +567,6 @@ impl FleetLedger for MemoryLedger {
                 format!("finish: run {run_id:?} is still running"),
             )),
         }
-    }
-
-    async fn try_progress_slot(
-        &self,
-        run_id: &str,
-        interval: Duration,
-    ) -> Result<Option<RunRecord>> {
-        let now = Utc::now();
-        let mut state = self.lock();
-        let Some(run) = state.runs.get_mut(run_id) else {
-            return Ok(None);
-        };
-        if run.record.state != RunState::Running || expiry(run.last_progress_at, interval) > now {
-            return Ok(None);
-        }
-        run.last_progress_at = now;
-        Ok(Some(run.record.clone()))
     }
 }
 

@@ -12,7 +12,7 @@ use crate::brew::publish::{MAX_PUBLISHED_RECORD_BYTES, WantedBottle};
 use crate::brew::verify::TagReport;
 use crate::error::{Error, Result};
 use crate::model::hash_file::MirroredBottle;
-use crate::ports::store::BlobStore;
+use crate::ports::store::DocumentStore;
 use crate::{ObjectKey, Sha256Digest};
 
 /// The wanted Ruby bottles the mirror lacks (not stored under that name,
@@ -36,7 +36,7 @@ pub fn missing(
 
 /// Stages a fleet run's Ruby bottles at `key` (none: nothing written).
 pub async fn stage(
-    store: &dyn BlobStore,
+    store: &dyn DocumentStore,
     key: &ObjectKey,
     api: &crate::brew::publish::ApiFiles,
 ) -> Result<()> {
@@ -48,7 +48,7 @@ pub async fn stage(
 }
 
 /// The Ruby bottles a planner staged at `key`.
-pub async fn read_staged(store: &dyn BlobStore, key: &ObjectKey) -> Result<Vec<WantedBottle>> {
+pub async fn read_staged(store: &dyn DocumentStore, key: &ObjectKey) -> Result<Vec<WantedBottle>> {
     let Some(bytes) = store.get(key, MAX_PUBLISHED_RECORD_BYTES).await? else {
         return Ok(Vec::new());
     };

@@ -29,7 +29,7 @@ use crate::model::key::ObjectKey;
 use crate::model::layout::{BOTTLES_DIR, flat_key_of, formula_jws_key, packages_key};
 use crate::model::packages::{DependencyRules, PackagesFile};
 use crate::model::tag::Tag;
-use crate::ports::store::{BlobStore, INTERNAL_PREFIX};
+use crate::ports::store::{BlobStore, BlobWriter, DocumentStore, INTERNAL_PREFIX};
 use crate::{Sha256Digest, shorten};
 
 /// The signed index is ~30 MB today; refuse anything absurd.
@@ -162,7 +162,7 @@ pub fn published_record_key() -> ObjectKey {
 
 impl PublishedRecord {
     /// Reads the record; `None` when nothing was published yet.
-    pub async fn read(store: &dyn BlobStore) -> Result<Option<PublishedRecord>> {
+    pub async fn read(store: &dyn DocumentStore) -> Result<Option<PublishedRecord>> {
         let key = published_record_key();
         let Some(bytes) = store.get(&key, MAX_PUBLISHED_RECORD_BYTES).await? else {
             return Ok(None);
@@ -210,7 +210,7 @@ pub fn missing_labels(missing: &[WantedBottle]) -> Vec<String> {
 }
 
 /// The flat names present under `bottles/` (not manifests).
-pub async fn flat_names(store: &dyn BlobStore) -> Result<HashSet<String>> {
+pub async fn flat_names(store: &dyn DocumentStore) -> Result<HashSet<String>> {
     Ok(store
         .list(BOTTLES_DIR)
         .await?
@@ -258,7 +258,7 @@ pub async fn make_flat_copies(
     (made, failed)
 }
 
-async fn flat_copy(store: &dyn BlobStore, bottle: &MirroredBottle) -> (String, Result<()>) {
+async fn flat_copy(store: &dyn BlobWriter, bottle: &MirroredBottle) -> (String, Result<()>) {
     let name = bottle.key.file_name().to_string();
     let result = match bottle.archived_key() {
         Some(dated) => put_flat_copy_of(store, dated).await,
@@ -283,7 +283,7 @@ async fn flat_copy(store: &dyn BlobStore, bottle: &MirroredBottle) -> (String, R
 /// entries by file name anyway, so a failure here is logged and changes
 /// nothing; the next publication tries again.
 async fn record_flat_keys(
-    store: &dyn BlobStore,
+    store: &dyn DocumentStore,
     stored: &BTreeMap<Sha256Digest, MirroredBottle>,
     present: &HashSet<String>,
 ) {
@@ -306,7 +306,7 @@ async fn record_flat_keys(
     if moved.is_empty() {
         return;
     }
-    match crate::journal::compact_into(store, moved.iter().cloned()).await {
+    match crate::mirror_record::compact_into(store, moved.iter().cloned()).await {
         Ok(_) => tracing::info!(
             bottles = moved.len(),
             "bottles_hash.json now names the flat key of each bottle an older bottlesync recorded under its dated key"
@@ -322,7 +322,7 @@ async fn record_flat_keys(
 /// Puts the flat copy (`bottles/<its file name>`) of the committed bottle
 /// at `dated`: what the worker does before it records a bottle, and what
 /// publication backfills for an older record.
-pub async fn put_flat_copy_of(store: &dyn BlobStore, dated: &ObjectKey) -> Result<()> {
+pub async fn put_flat_copy_of(store: &dyn BlobWriter, dated: &ObjectKey) -> Result<()> {
     store.put_flat_copy(dated, &flat_key_of(dated)).await
 }
 
@@ -416,7 +416,7 @@ pub async fn publish(
 /// The generation of the published API files when it is newer than
 /// `fetched_at`. A record that cannot be read is logged and replaced.
 async fn newer_generation(
-    store: &dyn BlobStore,
+    store: &dyn DocumentStore,
     fetched_at: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
     match PublishedRecord::read(store).await {

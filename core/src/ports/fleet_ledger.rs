@@ -112,8 +112,10 @@ pub enum CompleteOutcome {
     ClaimLost,
 }
 
+/// The ledger of bottles: queued marks, claims, and each bottle counted
+/// once for its run (what the planner marks and the workers claim).
 #[async_trait]
-pub trait FleetLedger: Send + Sync {
+pub trait ClaimLedger: Send + Sync {
     /// Every bottle item (for planning and compaction).
     async fn bottle_states(&self) -> Result<BTreeMap<Sha256Digest, BottleState>>;
 
@@ -184,12 +186,12 @@ pub trait FleetLedger: Send + Sync {
     /// Records stored bottles without a run (importing an external mirror).
     /// Returns how many were new.
     async fn import_stored(&self, bottles: &[(Sha256Digest, MirroredBottle)]) -> Result<usize>;
+}
 
-    /// Takes back a queued mark of `run_id` whose message was never sent,
-    /// so the next plan may queue the bottle at once. Any other state
-    /// (another run's mark, a claim, stored) is left alone.
-    async fn release_queued(&self, sha256: &Sha256Digest, run_id: &str) -> Result<()>;
-
+/// The run book: run records, from opening (with the planning lease)
+/// through sealing to closing, and what each run counted.
+#[async_trait]
+pub trait RunBook: Send + Sync {
     /// Writes a new run record and points `run#latest` at it.
     async fn create_run(&self, run: &RunRecord) -> Result<()>;
 
@@ -230,6 +232,24 @@ pub trait FleetLedger: Send + Sync {
 
     async fn latest_run(&self) -> Result<Option<RunRecord>>;
 
+    /// Takes the fleet-wide slot for one progress message of a run: one
+    /// conditional write that sets the run's `last_progress_at` to now if
+    /// the run is `Running` and the last progress (initially `started_at`:
+    /// the start message just went out) is at least `interval` ago. Exactly
+    /// one caller per interval gets the run, as it is after the write, so
+    /// it can render the counts without a second read; everyone else (and
+    /// an unknown run) gets `None`.
+    async fn try_progress_slot(
+        &self,
+        run_id: &str,
+        interval: Duration,
+    ) -> Result<Option<RunRecord>>;
+}
+
+/// The finisher lease of a drained run: taken by exactly one caller,
+/// renewed while it compacts, publishes and posts, released at the end.
+#[async_trait]
+pub trait FinishLease: Send + Sync {
     /// Takes the right to finish a run: the run is `Running`, sealed, with
     /// stored + skipped + failed >= expected, or `Finishing` by `owner`
     /// itself (its own retried write whose answer was lost), or under an
@@ -261,17 +281,11 @@ pub trait FleetLedger: Send + Sync {
 
     /// Ends the run: `Finished`, with `finished_at`.
     async fn finish(&self, run_id: &str, owner: &str) -> Result<()>;
-
-    /// Takes the fleet-wide slot for one progress message of a run: one
-    /// conditional write that sets the run's `last_progress_at` to now if
-    /// the run is `Running` and the last progress (initially `started_at`:
-    /// the start message just went out) is at least `interval` ago. Exactly
-    /// one caller per interval gets the run, as it is after the write, so
-    /// it can render the counts without a second read; everyone else (and
-    /// an unknown run) gets `None`.
-    async fn try_progress_slot(
-        &self,
-        run_id: &str,
-        interval: Duration,
-    ) -> Result<Option<RunRecord>>;
 }
+
+/// The whole fleet ledger, one table: what the adapters implement and the
+/// wiring hands out. A use case takes the role it uses (`ClaimLedger`,
+/// `RunBook`, `FinishLease`) where one is enough.
+pub trait FleetLedger: ClaimLedger + RunBook + FinishLease {}
+
+impl<T: ClaimLedger + RunBook + FinishLease + ?Sized> FleetLedger for T {}

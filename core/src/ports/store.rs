@@ -41,72 +41,15 @@ pub enum PutIf {
     PreconditionFailed,
 }
 
-#[async_trait]
-pub trait BlobStore: Send + Sync + 'static {
-    /// `/srv/mirror` or `s3://bucket/prefix`, for messages.
+/// Where a store is, for messages: every role names it in its errors.
+pub trait StoreLocation: Send + Sync {
+    /// `/srv/mirror` or `s3://bucket/prefix`.
     fn location(&self) -> String;
+}
 
-    /// Fails with a clear message when the destination cannot be used.
-    async fn check_usable(&self) -> Result<()>;
-
-    /// Starts writing `key`. The caller streams the bytes, checks their
-    /// digest against `expected`, and only then commits.
-    async fn begin(
-        &self,
-        key: &ObjectKey,
-        expected: &Sha256Digest,
-        size_hint: u64,
-    ) -> Result<Box<dyn Upload>>;
-
-    /// Starts writing `key` (of exactly `size` bytes) from segments that
-    /// arrive in any order (a segmented download). `None` when this store
-    /// takes bytes only in order: the caller then streams with `begin`.
-    async fn begin_parts(
-        &self,
-        _key: &ObjectKey,
-        _expected: &Sha256Digest,
-        _size: u64,
-    ) -> Result<Option<Box<dyn PartsUpload>>> {
-        Ok(None)
-    }
-
-    /// Writes a small object so that readers see the old or the new
-    /// content, never a part.
-    async fn put_atomic(&self, key: &ObjectKey, bytes: Vec<u8>) -> Result<()>;
-
-    /// Reads a small object with its version, for a later `put_if`; `None`
-    /// when it does not exist.
-    async fn get_versioned(
-        &self,
-        key: &ObjectKey,
-        max_bytes: u64,
-    ) -> Result<Option<(Vec<u8>, VersionToken)>>;
-
-    /// Writes a small object atomically (like `put_atomic`) only if
-    /// `precondition` holds at that moment, checked and written as one step
-    /// against every other writer. For objects several writers
-    /// read-modify-write (`bottles_hash.json`, the S3 run lease).
-    async fn put_if(
-        &self,
-        key: &ObjectKey,
-        bytes: Vec<u8>,
-        precondition: Precondition,
-    ) -> Result<PutIf>;
-
-    /// Deletes `key` only if it still holds `version`. False when it holds
-    /// another version or is gone (nothing deleted).
-    async fn delete_if(&self, key: &ObjectKey, version: &VersionToken) -> Result<bool>;
-
-    /// Reads a small object; `None` when it does not exist. Objects larger
-    /// than `max_bytes` are an error rather than a memory hazard.
-    async fn get(&self, key: &ObjectKey, max_bytes: u64) -> Result<Option<Vec<u8>>>;
-
-    /// Keys below `prefix` at any depth (a directory-like prefix without
-    /// trailing `/`), sorted.
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectKey>>;
-
-    async fn delete(&self, keys: &[ObjectKey]) -> Result<()>;
-
+/// Reading objects of any size: what `serve` and `verify` use.
+#[async_trait]
+pub trait BlobReader: StoreLocation {
     /// Streams an object of any size (a bottle); `None` when it does not
     /// exist.
     async fn open_read(&self, key: &ObjectKey) -> Result<Option<ObjectRead>>;
@@ -151,6 +94,32 @@ pub trait BlobStore: Send + Sync + 'static {
     ) -> Result<Option<String>> {
         Ok(None)
     }
+}
+
+/// Writing bottles: an upload committed only after verification, and the
+/// flat copy brew requests.
+#[async_trait]
+pub trait BlobWriter: StoreLocation {
+    /// Starts writing `key`. The caller streams the bytes, checks their
+    /// digest against `expected`, and only then commits.
+    async fn begin(
+        &self,
+        key: &ObjectKey,
+        expected: &Sha256Digest,
+        size_hint: u64,
+    ) -> Result<Box<dyn Upload>>;
+
+    /// Starts writing `key` (of exactly `size` bytes) from segments that
+    /// arrive in any order (a segmented download). `None` when this store
+    /// takes bytes only in order: the caller then streams with `begin`.
+    async fn begin_parts(
+        &self,
+        _key: &ObjectKey,
+        _expected: &Sha256Digest,
+        _size: u64,
+    ) -> Result<Option<Box<dyn PartsUpload>>> {
+        Ok(None)
+    }
 
     /// Makes `to` hold the same bytes as the committed object `from` (a
     /// verified bottle): the flat copy brew requests under `bottles/`, and
@@ -167,6 +136,57 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn abort_incomplete_uploads(&self, _key: &ObjectKey) -> Result<usize> {
         Ok(0)
     }
+}
+
+/// Small objects read and written whole: `bottles_hash.json`, the API
+/// files, run manifests, the store lock, the journal.
+#[async_trait]
+pub trait DocumentStore: StoreLocation {
+    /// Writes a small object so that readers see the old or the new
+    /// content, never a part.
+    async fn put_atomic(&self, key: &ObjectKey, bytes: Vec<u8>) -> Result<()>;
+
+    /// Reads a small object with its version, for a later `put_if`; `None`
+    /// when it does not exist.
+    async fn get_versioned(
+        &self,
+        key: &ObjectKey,
+        max_bytes: u64,
+    ) -> Result<Option<(Vec<u8>, VersionToken)>>;
+
+    /// Writes a small object atomically (like `put_atomic`) only if
+    /// `precondition` holds at that moment, checked and written as one step
+    /// against every other writer. For objects several writers
+    /// read-modify-write (`bottles_hash.json`, the S3 run lease).
+    async fn put_if(
+        &self,
+        key: &ObjectKey,
+        bytes: Vec<u8>,
+        precondition: Precondition,
+    ) -> Result<PutIf>;
+
+    /// Deletes `key` only if it still holds `version`. False when it holds
+    /// another version or is gone (nothing deleted).
+    async fn delete_if(&self, key: &ObjectKey, version: &VersionToken) -> Result<bool>;
+
+    /// Reads a small object; `None` when it does not exist. Objects larger
+    /// than `max_bytes` are an error rather than a memory hazard.
+    async fn get(&self, key: &ObjectKey, max_bytes: u64) -> Result<Option<Vec<u8>>>;
+
+    /// Keys below `prefix` at any depth (a directory-like prefix without
+    /// trailing `/`), sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectKey>>;
+
+    async fn delete(&self, keys: &[ObjectKey]) -> Result<()>;
+}
+
+/// A whole mirror store (a directory or an S3 prefix): what the adapters
+/// implement and the wiring hands out. A use case takes the role it uses
+/// (`BlobReader`, `BlobWriter`, `DocumentStore`) where one is enough.
+#[async_trait]
+pub trait BlobStore: BlobReader + BlobWriter + DocumentStore + 'static {
+    /// Fails with a clear message when the destination cannot be used.
+    async fn check_usable(&self) -> Result<()>;
 }
 
 /// What `stat` knows of an object.

@@ -37,11 +37,11 @@ use crate::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::lease::{Lease, Renewal};
 use crate::plan::route::Route;
-use crate::ports::fleet_ledger::FleetLedger;
-use crate::ports::store::BlobStore;
+use crate::ports::fleet_ledger::{FleetLedger, RunBook};
+use crate::ports::queue::Queue;
+use crate::ports::store::DocumentStore;
 use crate::run::manifest::{ManifestMessage, RunManifest};
 use crate::run::record::RunRecord;
-use crate::services::WorkQueues;
 
 /// A queued mark outlives no message: SQS keeps messages 4 days by default,
 /// so after that a mark left by a crashed sender stops blocking the bottle.
@@ -92,11 +92,46 @@ impl Dispatched {
 /// Sends runs for `owner` (a planner, a replay, a reconcile pass).
 pub struct RunDispatch<'a> {
     pub ledger: Arc<dyn FleetLedger>,
-    pub store: &'a dyn BlobStore,
-    pub queues: WorkQueues<'a>,
+    pub store: &'a dyn DocumentStore,
+    pub queues: &'a WorkQueues,
     /// How long a sender may go silent before its run may be resumed.
     pub planning_lease: Duration,
     pub owner: &'a str,
+}
+
+/// The queue each route sends to, for whatever sends work messages (the
+/// fleet planner, the DLQ replay, the reconcile): a route without its queue
+/// is a setting error naming the variable, never a silent change of route.
+#[derive(Clone, Default)]
+pub struct WorkQueues {
+    /// The Lambda work queue (`BOTTLESYNC_QUEUE_URL`), when configured.
+    pub lambda: Option<Arc<dyn Queue>>,
+    /// The ECS work queue (`BOTTLESYNC_LARGE_QUEUE_URL`), when configured.
+    pub ecs: Option<Arc<dyn Queue>>,
+}
+
+impl WorkQueues {
+    /// The queue of `route`, or the setting that is missing.
+    pub fn get(&self, route: Route) -> Result<&dyn Queue> {
+        let (queue, setting) = match route {
+            Route::Lambda => (&self.lambda, "BOTTLESYNC_QUEUE_URL"),
+            Route::Ecs => (&self.ecs, "BOTTLESYNC_LARGE_QUEUE_URL"),
+        };
+        queue
+            .as_deref()
+            .ok_or_else(|| Error::config(setting, "is not set"))
+    }
+
+    /// Fails, before anything is sent, when one of `routes` has no queue.
+    pub fn check(&self, routes: impl IntoIterator<Item = Route>) -> Result<()> {
+        let routes: Vec<Route> = routes.into_iter().collect();
+        for route in [Route::Ecs, Route::Lambda] {
+            if routes.contains(&route) {
+                self.get(route)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// When a lease taken at `from` for `length` runs out.
@@ -341,7 +376,7 @@ pub async fn send_with_retries(
 
 /// The right to send an unsealed run (`hold_planning`).
 struct PlanningRenewal {
-    ledger: Arc<dyn FleetLedger>,
+    ledger: Arc<dyn RunBook>,
     run_id: String,
     owner: String,
     lease: Duration,

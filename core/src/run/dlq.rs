@@ -9,9 +9,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::model::index::HostPolicy;
 use crate::model::message::BottleMessage;
+use crate::ports::fleet_ledger::RunBook;
 use crate::ports::queue::{Queue, QueueMessage};
-use crate::services::FleetServices;
 
 /// How long received dead letters stay hidden while a replay works.
 const HOLD: Duration = Duration::from_secs(900);
@@ -28,9 +29,8 @@ pub struct DeadLetter {
 }
 
 /// The DLQ, or the setting that is missing.
-pub fn dlq(services: &FleetServices) -> Result<&dyn Queue> {
-    services
-        .dlq
+pub fn dlq(queue: &Option<std::sync::Arc<dyn Queue>>) -> Result<&dyn Queue> {
+    queue
         .as_deref()
         .ok_or_else(|| Error::config("BOTTLESYNC_DLQ_URL", "is not set"))
 }
@@ -65,19 +65,25 @@ pub async fn release(queue: &dyn Queue, messages: &[QueueMessage]) {
     }
 }
 
-/// What is in the DLQ (messages stay there).
-pub async fn list(services: &FleetServices, max: usize) -> Result<Vec<DeadLetter>> {
-    let queue = dlq(services)?;
+/// What is in the DLQ (messages stay there), each letter with the failure
+/// its run recorded (`runs`) and its bottle (a body naming hosts outside
+/// `hosts` is described as invalid).
+pub async fn list(
+    queue: &dyn Queue,
+    runs: &dyn RunBook,
+    hosts: &HostPolicy,
+    max: usize,
+) -> Result<Vec<DeadLetter>> {
     let messages = take(queue, max).await?;
     let mut letters = Vec::with_capacity(messages.len());
     for message in &messages {
-        letters.push(describe(services, message).await);
+        letters.push(describe(runs, hosts, message).await);
     }
     release(queue, &messages).await;
     Ok(letters)
 }
 
-async fn describe(services: &FleetServices, message: &QueueMessage) -> DeadLetter {
+async fn describe(runs: &dyn RunBook, hosts: &HostPolicy, message: &QueueMessage) -> DeadLetter {
     let mut letter = DeadLetter {
         message_id: message.message_id.clone(),
         receive_count: message.receive_count,
@@ -86,11 +92,11 @@ async fn describe(services: &FleetServices, message: &QueueMessage) -> DeadLette
         sha256: None,
         last_error: None,
     };
-    match BottleMessage::parse(&message.body, &services.config.hosts) {
+    match BottleMessage::parse(&message.body, hosts) {
         Ok(parsed) => {
             letter.bottle = Some(parsed.job.label());
             letter.sha256 = Some(parsed.job.sha256.to_string());
-            if let Ok(Some(run)) = services.ledger.run(&parsed.run_id).await {
+            if let Ok(Some(run)) = runs.run(&parsed.run_id).await {
                 letter.last_error = run
                     .failures
                     .iter()

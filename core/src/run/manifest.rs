@@ -4,7 +4,7 @@
 //! goes out, so whatever happens to the messages afterwards (lost, dead-
 //! lettered uncounted, never sent because the planner died) the reconcile
 //! and a resumed planner can still name every bottle of the run and send
-//! it again.
+//! it again. The reconcile deletes it when it closes the run.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::model::key::ObjectKey;
 use crate::model::message::validate_run_id;
 use crate::plan::route::Route;
-use crate::ports::store::{BlobStore, INTERNAL_PREFIX};
+use crate::ports::store::{DocumentStore, INTERNAL_PREFIX};
 
 pub const MANIFEST_SCHEMA: u32 = 1;
 /// 20,000 messages of ~1 KiB are 20 MiB; anything near this is not ours.
@@ -50,14 +50,14 @@ impl RunManifest {
     }
 
     /// Writes the manifest (replacing an older one of the same run atomically).
-    pub async fn write(&self, store: &dyn BlobStore) -> Result<()> {
+    pub async fn write(&self, store: &dyn DocumentStore) -> Result<()> {
         let bytes = serde_json::to_vec(self).expect("manifests serialise");
         store.put_atomic(&Self::key(&self.run_id)?, bytes).await
     }
 
     /// The manifest of `run_id`; `None` when the run has none (a run planned
     /// before manifests existed).
-    pub async fn read(store: &dyn BlobStore, run_id: &str) -> Result<Option<RunManifest>> {
+    pub async fn read(store: &dyn DocumentStore, run_id: &str) -> Result<Option<RunManifest>> {
         let key = Self::key(run_id)?;
         let Some(bytes) = store.get(&key, MAX_MANIFEST_BYTES).await? else {
             return Ok(None);
@@ -79,5 +79,12 @@ impl RunManifest {
             ));
         }
         Ok(Some(manifest))
+    }
+
+    /// Deletes the manifest of a run that is closed: nothing reads it any
+    /// more (the reconcile re-sends only for runs still open). A manifest
+    /// already gone is fine.
+    pub async fn delete(store: &dyn DocumentStore, run_id: &str) -> Result<()> {
+        store.delete(&[Self::key(run_id)?]).await
     }
 }

@@ -34,8 +34,8 @@ use crate::error::{Error, Result};
 use crate::model::key::ObjectKey;
 use crate::model::packages::PackagesFile;
 use crate::model::tag::Tag;
-use crate::ports::fleet_ledger::FleetLedger;
-use crate::ports::store::{BlobStore, INTERNAL_PREFIX};
+use crate::ports::fleet_ledger::RunBook;
+use crate::ports::store::{BlobStore, DocumentStore, INTERNAL_PREFIX};
 use crate::run::record::RunState;
 
 const RUNS_PREFIX: &str = "runs";
@@ -108,7 +108,7 @@ fn staged_key(run_id: &str, file: &str) -> Result<ObjectKey> {
 
 /// Leaves `api` for the finisher (the planner, before it seals the run:
 /// nothing can finish an unsealed run).
-pub async fn stage(store: &dyn BlobStore, run_id: &str, api: &ApiFiles) -> Result<()> {
+pub async fn stage(store: &dyn DocumentStore, run_id: &str, api: &ApiFiles) -> Result<()> {
     for (tag, file) in &api.packages {
         let name = crate::model::layout::packages_file_name(tag);
         store
@@ -138,7 +138,7 @@ pub async fn stage(store: &dyn BlobStore, run_id: &str, api: &ApiFiles) -> Resul
 /// The scope and generation `run_id` staged; `None` when it staged none.
 /// Files staged before generations existed take the run's start as theirs.
 async fn read_staged_scope(
-    store: &dyn BlobStore,
+    store: &dyn DocumentStore,
     run_id: &str,
     started_at: DateTime<Utc>,
 ) -> Result<Option<(MirrorScope, DateTime<Utc>)>> {
@@ -165,7 +165,7 @@ async fn read_staged_scope(
 
 /// The API files `run_id` staged, of scope `scope` fetched at `fetched_at`.
 async fn read_staged(
-    store: &dyn BlobStore,
+    store: &dyn DocumentStore,
     run_id: &str,
     scope: MirrorScope,
     fetched_at: DateTime<Utc>,
@@ -203,7 +203,7 @@ async fn read_staged(
 }
 
 /// The runs with a complete staging (its `scope.json`).
-async fn staged_runs(store: &dyn BlobStore) -> Result<Vec<String>> {
+async fn staged_runs(store: &dyn DocumentStore) -> Result<Vec<String>> {
     Ok(store
         .list(&format!("{INTERNAL_PREFIX}/{RUNS_PREFIX}"))
         .await?
@@ -229,7 +229,7 @@ struct Staging {
 
 /// The stagings of runs that are no longer running (`finishing`, its
 /// own, is not), and orphans, oldest generation first.
-async fn stagings(ledger: &dyn FleetLedger, store: &dyn BlobStore) -> Result<Vec<Staging>> {
+async fn stagings(ledger: &dyn RunBook, store: &dyn DocumentStore) -> Result<Vec<Staging>> {
     let mut stagings = Vec::new();
     for run_id in staged_runs(store).await? {
         let run = ledger.run(&run_id).await?;
@@ -257,7 +257,7 @@ async fn stagings(ledger: &dyn FleetLedger, store: &dyn BlobStore) -> Result<Vec
 }
 
 /// What the finisher of `run_id` kept of its publication, if it got that far.
-pub async fn kept_result(store: &dyn BlobStore, run_id: &str) -> Result<Option<StagedResult>> {
+pub async fn kept_result(store: &dyn DocumentStore, run_id: &str) -> Result<Option<StagedResult>> {
     let bytes = store
         .get(
             &staged_key(run_id, STAGED_RESULT)?,
@@ -272,7 +272,7 @@ pub async fn kept_result(store: &dyn BlobStore, run_id: &str) -> Result<Option<S
 /// The publication step of the finisher of `run_id` (which holds the run's
 /// finishing lease). See the module docs.
 pub async fn publish_at_finish(
-    ledger: &dyn FleetLedger,
+    ledger: &dyn RunBook,
     store: &dyn BlobStore,
     run_id: &str,
 ) -> Result<Publication> {
@@ -306,7 +306,7 @@ pub async fn publish_at_finish(
     // open its run.
     stagings.retain(|s| s.fetched_at < newest.fetched_at);
     let api = read_staged(store, &newest.run_id, newest.scope, newest.fetched_at).await?;
-    let record = crate::journal::read_hash_file(store).await?;
+    let record = crate::mirror_record::read_hash_file(store).await?;
     let report = publish(store, &record.bottles, &api).await?;
     let result = StagedResult {
         api_files: report.api_files.len(),
@@ -328,7 +328,7 @@ pub async fn publish_at_finish(
 /// Deletes the staged files of `older` runs (kept results stay: a
 /// takeover of their finisher reads them). Failures are logged: an old
 /// staging left behind is never published (it is older).
-async fn delete_stagings(store: &dyn BlobStore, older: &[Staging]) {
+async fn delete_stagings(store: &dyn DocumentStore, older: &[Staging]) {
     let deleted = async {
         let mut keys = Vec::new();
         for staging in older {

@@ -20,7 +20,7 @@
 //!   was lost: sent again, once; lost again (and nothing is left in the
 //!   queue that could still deliver it): counted as failed ("lost");
 //! - a run that drained, or whose summary is still owed, is finished
-//!   ([`crate::run::finish::finish_run_if_due`]); a finished, reported run is
+//!   ([`crate::run::finish::Finisher::finish_if_due`]); a finished, reported run is
 //!   closed.
 //!
 //! Every step is idempotent and keyed on ledger conditions, so two
@@ -34,13 +34,14 @@ use serde::Serialize;
 
 use crate::Sha256Digest;
 use crate::error::{Error, Result};
+use crate::model::index::HostPolicy;
 use crate::model::message::BottleMessage;
 use crate::plan::route::Route;
 use crate::ports::fleet_ledger::BottleState;
-use crate::run::dispatch::{Outgoing, RunDispatch, send_with_retries};
+use crate::run::dispatch::{Outgoing, RunDispatch, WorkQueues, send_with_retries};
+use crate::run::finish::{FinishOutcome, Finisher};
 use crate::run::manifest::{ManifestMessage, RunManifest};
 use crate::run::record::{FailureNote, RunRecord, RunState};
-use crate::services::{FleetServices, WorkQueues};
 
 /// How many dead letters a stalled run's check looks at.
 const DLQ_LOOK: usize = 1000;
@@ -123,293 +124,315 @@ pub fn stall_of(run: &RunRecord, stall: Duration, now: DateTime<Utc>) -> Option<
     })
 }
 
-/// One pass over every open run. `owner` names this pass (leases, marks).
-pub async fn reconcile(services: &FleetServices, owner: &str) -> Result<ReconcileReport> {
-    let mut report = ReconcileReport::default();
-    for run in services.ledger.open_runs().await? {
-        let run_id = run.run_id.clone();
-        let outcome = match reconcile_run(services, run, owner).await {
-            Ok(outcome) => outcome,
+/// What the reconcile touches: the finisher (its ledger, store and DLQ),
+/// the work queues it re-sends to, the hosts a message may name, and the
+/// two clocks it judges runs by. Built by `bottlesync_adapters::wiring`;
+/// the planner runs it before planning, the scheduled Lambda on its own.
+#[derive(Clone)]
+pub struct Reconciler {
+    pub finisher: Finisher,
+    pub queues: WorkQueues,
+    pub hosts: HostPolicy,
+    /// How long a sender may go silent before its run is resumed.
+    pub planning_lease: Duration,
+    /// How long a run may count nothing before it is settled.
+    pub run_stall: Duration,
+}
+
+impl Reconciler {
+    /// One pass over every open run. `owner` names this pass (leases, marks).
+    pub async fn reconcile(&self, owner: &str) -> Result<ReconcileReport> {
+        let mut report = ReconcileReport::default();
+        for run in self.finisher.ledger.open_runs().await? {
+            let run_id = run.run_id.clone();
+            let outcome = match self.reconcile_run(run, owner).await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    tracing::error!(run_id, error = %e, "reconcile of the run failed; the next pass tries again");
+                    report.first_error.get_or_insert_with(|| e.clone());
+                    RunReconciled {
+                        run_id,
+                        verdict: "error".into(),
+                        detail: Some(e.to_string()),
+                        ..RunReconciled::default()
+                    }
+                }
+            };
+            report.runs.push(outcome);
+        }
+        Ok(report)
+    }
+
+    async fn reconcile_run(&self, run: RunRecord, owner: &str) -> Result<RunReconciled> {
+        let ledger = &self.finisher.ledger;
+        let now = Utc::now();
+        let mut outcome = RunReconciled {
+            run_id: run.run_id.clone(),
+            idle_seconds: (now - run.last_progress()).num_seconds(),
+            ..RunReconciled::default()
+        };
+        // A finished run is never posted again (its summary went out, or it
+        // had nothing to report): close it.
+        if run.state == RunState::Finished {
+            // Before the close: a failed close is retried by the next pass,
+            // which deletes again (idempotent), so no manifest outlives its run.
+            if let Err(e) = RunManifest::delete(self.finisher.store.as_ref(), &run.run_id).await {
+                tracing::warn!(run_id = %run.run_id, error = %e, "could not delete the closed run's manifest: it stays in .bottlesync/runs/ (harmless: nothing reads it)");
+            }
+            ledger.close_run(&run.run_id).await?;
+            outcome.verdict = "closed".into();
+            return Ok(outcome);
+        }
+        if run.state == RunState::Running {
+            if !run.sealed {
+                if !ledger
+                    .hold_planning(&run.run_id, owner, self.planning_lease)
+                    .await?
+                {
+                    outcome.verdict = "planning".into();
+                    return Ok(outcome);
+                }
+                self.resume(&run, owner, &mut outcome).await?;
+            } else if stall_of(&run, self.run_stall, now).is_some() {
+                self.settle_stalled(&run, owner, &mut outcome).await?;
+            } else {
+                outcome.verdict = "progressing".into();
+            }
+        }
+        match self.finisher.finish_if_due(&run.run_id, owner).await {
+            Ok(FinishOutcome::Finished { .. }) => {
+                outcome.finished = true;
+                outcome.verdict = "finished".into();
+            }
+            Ok(FinishOutcome::SummaryRejected { problem }) => {
+                outcome.finished = true;
+                outcome.verdict = "finished".into();
+                outcome.detail = Some(format!("Slack refused the summary: {problem}"));
+            }
+            Ok(_) => {}
             Err(e) => {
-                tracing::error!(run_id, error = %e, "reconcile of the run failed; the next pass tries again");
-                report.first_error.get_or_insert_with(|| e.clone());
-                RunReconciled {
-                    run_id,
-                    verdict: "error".into(),
-                    detail: Some(e.to_string()),
-                    ..RunReconciled::default()
+                tracing::warn!(run_id = %run.run_id, error = %e, "could not finish the run; the next pass tries again");
+                outcome.detail = Some(format!("finishing: {e}"));
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// A run whose planner died before sealing it: send what is not done, seal.
+    async fn resume(
+        &self,
+        run: &RunRecord,
+        owner: &str,
+        outcome: &mut RunReconciled,
+    ) -> Result<()> {
+        outcome.verdict = "resumed".into();
+        let Some(manifest) = RunManifest::read(self.finisher.store.as_ref(), &run.run_id).await?
+        else {
+            // The manifest is written before any message: none was sent.
+            tracing::error!(run_id = %run.run_id, "resuming a run without a manifest: no message can have been sent; sealing it with what it counted");
+            outcome.detail = Some("no manifest: sealed with what it had counted".into());
+            self.finisher
+                .ledger
+                .seal_run(&run.run_id, run.done())
+                .await?;
+            return Ok(());
+        };
+        let pending = self.uncounted(run, &manifest).await?;
+        let mut resend = Vec::new();
+        for (sha256, message) in pending {
+            match self.finisher.ledger.bottle_state(&sha256).await? {
+                Some(BottleState::Claimed { lease_expires, .. }) if lease_expires >= Utc::now() => {
+                    outcome.in_work += 1;
+                }
+                _ => resend.push(Outgoing {
+                    sha256,
+                    size: 0,
+                    message,
+                }),
+            }
+        }
+        // The lease was just taken (`hold_planning`): sent and sealed as every
+        // run is, under it.
+        outcome.resent = RunDispatch {
+            ledger: self.finisher.ledger.clone(),
+            store: self.finisher.store.as_ref(),
+            queues: &self.queues,
+            planning_lease: self.planning_lease,
+            owner,
+        }
+        .resume(&run.run_id, &manifest, resend)
+        .await?;
+        tracing::warn!(run_id = %run.run_id, planner = ?run.planner, resent = outcome.resent, expected = manifest.messages.len(), by = owner, "resumed a run its planner left unsealed");
+        Ok(())
+    }
+
+    /// A sealed run that stopped counting: account for every uncounted bottle.
+    async fn settle_stalled(
+        &self,
+        run: &RunRecord,
+        owner: &str,
+        outcome: &mut RunReconciled,
+    ) -> Result<()> {
+        let ledger = &self.finisher.ledger;
+        outcome.verdict = "stalled".into();
+        let Some(manifest) = RunManifest::read(self.finisher.store.as_ref(), &run.run_id).await?
+        else {
+            outcome.verdict = "waiting".into();
+            outcome.detail =
+                Some("no manifest (planned before manifests existed): nothing to re-send".into());
+            tracing::error!(run_id = %run.run_id, "stalled run has no manifest: cannot tell which bottles it lost");
+            return Ok(());
+        };
+        let pending = self.uncounted(run, &manifest).await?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let dead: HashMap<(String, String), Option<String>> = match &self.finisher.dlq {
+            Some(dlq) => {
+                crate::run::dlq::list(dlq.as_ref(), ledger.as_ref(), &self.hosts, DLQ_LOOK)
+                    .await?
+                    .into_iter()
+                    .filter_map(|l| Some(((l.run_id?, l.sha256?), l.last_error)))
+                    .collect()
+            }
+            None => HashMap::new(),
+        };
+        let mut queues_empty: HashMap<Route, bool> = HashMap::new();
+        let mut resend = Vec::new();
+        for (sha, message) in pending {
+            let parsed = BottleMessage::parse(&message.body, &self.hosts).ok();
+            let (name, tag) = parsed
+                .as_ref()
+                .map_or(("(unreadable message)".to_string(), String::new()), |m| {
+                    (m.job.name.clone(), m.job.tag.to_string())
+                });
+            let note = |reason: String| FailureNote {
+                name: name.clone(),
+                tag: tag.clone(),
+                sha256: sha.to_string(),
+                reason,
+            };
+            match ledger.bottle_state(&sha).await? {
+                Some(BottleState::Claimed { lease_expires, .. }) if lease_expires >= Utc::now() => {
+                    outcome.in_work += 1;
+                    continue;
+                }
+                Some(BottleState::Stored(_)) => {
+                    ledger.count_skipped(&run.run_id, &sha).await?;
+                    outcome.found_stored += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            if let Some(last_error) = dead.get(&(run.run_id.clone(), sha.to_string())) {
+                let reason = format!(
+                    "dead-lettered: {}",
+                    last_error
+                        .as_deref()
+                        .unwrap_or("no worker counted it before SQS moved it")
+                );
+                ledger
+                    .count_failed(&run.run_id, &sha, &note(reason))
+                    .await?;
+                outcome.dead_lettered += 1;
+                continue;
+            }
+            if ledger.mark_resent(&run.run_id, &sha, owner).await? {
+                resend.push(message);
+                continue;
+            }
+            // Sent again once already and still not counted. Messages still in
+            // its queue could yet deliver it: give up only when it is empty.
+            let empty = match queues_empty.get(&message.route) {
+                Some(empty) => *empty,
+                None => {
+                    // A route without its queue holds nothing that could deliver it.
+                    let empty = match self.queues.get(message.route) {
+                        Ok(queue) => queue.depth().await?.is_empty(),
+                        Err(_) => true,
+                    };
+                    queues_empty.insert(message.route, empty);
+                    empty
+                }
+            };
+            if empty {
+                let reason =
+                    "lost: its message was sent again once by the reconcile and never counted"
+                        .to_string();
+                ledger
+                    .count_failed(&run.run_id, &sha, &note(reason))
+                    .await?;
+                outcome.lost += 1;
+            }
+        }
+        outcome.resent = self.send(&run.run_id, resend).await?;
+        ledger.note_reconciled(&run.run_id).await?;
+        tracing::warn!(
+            run_id = %run.run_id,
+            idle_s = outcome.idle_seconds,
+            resent = outcome.resent,
+            in_work = outcome.in_work,
+            found_stored = outcome.found_stored,
+            dead_lettered = outcome.dead_lettered,
+            lost = outcome.lost,
+            "reconciled a stalled run"
+        );
+        Ok(())
+    }
+
+    /// The manifest's messages whose bottles the run has not counted, by sha256.
+    async fn uncounted(
+        &self,
+        run: &RunRecord,
+        manifest: &RunManifest,
+    ) -> Result<BTreeMap<Sha256Digest, ManifestMessage>> {
+        let mut by_sha = BTreeMap::new();
+        for message in &manifest.messages {
+            match BottleMessage::parse(&message.body, &self.hosts) {
+                Ok(parsed) => {
+                    by_sha.insert(parsed.job.sha256, message.clone());
+                }
+                Err(e) => {
+                    tracing::error!(run_id = %run.run_id, error = %e, "the run's manifest holds an invalid message: skipped");
                 }
             }
-        };
-        report.runs.push(outcome);
+        }
+        let shas: Vec<Sha256Digest> = by_sha.keys().cloned().collect();
+        for sha in self.finisher.ledger.counted(&run.run_id, &shas).await? {
+            by_sha.remove(&sha);
+        }
+        Ok(by_sha)
     }
-    Ok(report)
-}
 
-async fn reconcile_run(
-    services: &FleetServices,
-    run: RunRecord,
-    owner: &str,
-) -> Result<RunReconciled> {
-    let ledger = &services.ledger;
-    let now = Utc::now();
-    let mut outcome = RunReconciled {
-        run_id: run.run_id.clone(),
-        idle_seconds: (now - run.last_progress()).num_seconds(),
-        ..RunReconciled::default()
-    };
-    // A finished run is never posted again (its summary went out, or it
-    // had nothing to report): close it.
-    if run.state == RunState::Finished {
-        ledger.close_run(&run.run_id).await?;
-        outcome.verdict = "closed".into();
-        return Ok(outcome);
-    }
-    if run.state == RunState::Running {
-        if !run.sealed {
-            if !ledger
-                .hold_planning(&run.run_id, owner, services.config.planning_lease)
-                .await?
-            {
-                outcome.verdict = "planning".into();
-                return Ok(outcome);
-            }
-            resume(services, &run, owner, &mut outcome).await?;
-        } else if stall_of(&run, services.config.run_stall, now).is_some() {
-            settle_stalled(services, &run, owner, &mut outcome).await?;
-        } else {
-            outcome.verdict = "progressing".into();
-        }
-    }
-    match crate::run::finish::finish_run_if_due(services, &run.run_id, owner).await {
-        Ok(crate::run::finish::FinishOutcome::Finished { .. }) => {
-            outcome.finished = true;
-            outcome.verdict = "finished".into();
-        }
-        Ok(crate::run::finish::FinishOutcome::SummaryRejected { problem }) => {
-            outcome.finished = true;
-            outcome.verdict = "finished".into();
-            outcome.detail = Some(format!("Slack refused the summary: {problem}"));
-        }
-        Ok(_) => {}
-        Err(e) => {
-            tracing::warn!(run_id = %run.run_id, error = %e, "could not finish the run; the next pass tries again");
-            outcome.detail = Some(format!("finishing: {e}"));
-        }
-    }
-    Ok(outcome)
-}
-
-/// A run whose planner died before sealing it: send what is not done, seal.
-async fn resume(
-    services: &FleetServices,
-    run: &RunRecord,
-    owner: &str,
-    outcome: &mut RunReconciled,
-) -> Result<()> {
-    outcome.verdict = "resumed".into();
-    let Some(manifest) = RunManifest::read(services.store.as_ref(), &run.run_id).await? else {
-        // The manifest is written before any message: none was sent.
-        tracing::error!(run_id = %run.run_id, "resuming a run without a manifest: no message can have been sent; sealing it with what it counted");
-        outcome.detail = Some("no manifest: sealed with what it had counted".into());
-        services.ledger.seal_run(&run.run_id, run.done()).await?;
-        return Ok(());
-    };
-    let pending = uncounted(services, run, &manifest).await?;
-    let mut resend = Vec::new();
-    for (sha256, message) in pending {
-        match services.ledger.bottle_state(&sha256).await? {
-            Some(BottleState::Claimed { lease_expires, .. }) if lease_expires >= Utc::now() => {
-                outcome.in_work += 1;
-            }
-            _ => resend.push(Outgoing {
-                sha256,
-                size: 0,
-                message,
-            }),
-        }
-    }
-    // The lease was just taken (`hold_planning`): sent and sealed as every
-    // run is, under it.
-    outcome.resent = RunDispatch {
-        ledger: services.ledger.clone(),
-        store: services.store.as_ref(),
-        queues: WorkQueues::of(services),
-        planning_lease: services.config.planning_lease,
-        owner,
-    }
-    .resume(&run.run_id, &manifest, resend)
-    .await?;
-    tracing::warn!(run_id = %run.run_id, planner = ?run.planner, resent = outcome.resent, expected = manifest.messages.len(), by = owner, "resumed a run its planner left unsealed");
-    Ok(())
-}
-
-/// A sealed run that stopped counting: account for every uncounted bottle.
-async fn settle_stalled(
-    services: &FleetServices,
-    run: &RunRecord,
-    owner: &str,
-    outcome: &mut RunReconciled,
-) -> Result<()> {
-    let ledger = &services.ledger;
-    outcome.verdict = "stalled".into();
-    let Some(manifest) = RunManifest::read(services.store.as_ref(), &run.run_id).await? else {
-        outcome.verdict = "waiting".into();
-        outcome.detail =
-            Some("no manifest (planned before manifests existed): nothing to re-send".into());
-        tracing::error!(run_id = %run.run_id, "stalled run has no manifest: cannot tell which bottles it lost");
-        return Ok(());
-    };
-    let pending = uncounted(services, run, &manifest).await?;
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let dead: HashMap<(String, String), Option<String>> = match &services.dlq {
-        Some(_) => crate::run::dlq::list(services, DLQ_LOOK)
-            .await?
-            .into_iter()
-            .filter_map(|l| Some(((l.run_id?, l.sha256?), l.last_error)))
-            .collect(),
-        None => HashMap::new(),
-    };
-    let mut queues_empty: HashMap<Route, bool> = HashMap::new();
-    let mut resend = Vec::new();
-    for (sha, message) in pending {
-        let parsed = BottleMessage::parse(&message.body, &services.config.hosts).ok();
-        let (name, tag) = parsed
-            .as_ref()
-            .map_or(("(unreadable message)".to_string(), String::new()), |m| {
-                (m.job.name.clone(), m.job.tag.to_string())
-            });
-        let note = |reason: String| FailureNote {
-            name: name.clone(),
-            tag: tag.clone(),
-            sha256: sha.to_string(),
-            reason,
-        };
-        match ledger.bottle_state(&sha).await? {
-            Some(BottleState::Claimed { lease_expires, .. }) if lease_expires >= Utc::now() => {
-                outcome.in_work += 1;
+    /// Sends messages to their route's queue; returns how many went out.
+    async fn send(&self, run_id: &str, messages: Vec<ManifestMessage>) -> Result<usize> {
+        let mut sent = 0;
+        for route in [Route::Lambda, Route::Ecs] {
+            let bodies: Vec<String> = messages
+                .iter()
+                .filter(|m| m.route == route)
+                .map(|m| m.body.clone())
+                .collect();
+            if bodies.is_empty() {
                 continue;
             }
-            Some(BottleState::Stored(_)) => {
-                ledger.count_skipped(&run.run_id, &sha).await?;
-                outcome.found_stored += 1;
-                continue;
+            let queue = match self.queues.get(route) {
+                Ok(queue) => queue,
+                Err(e) => {
+                    tracing::error!(run_id, error = %e, count = bodies.len(), "cannot re-send these messages: their route has no queue");
+                    continue;
+                }
+            };
+            let count = bodies.len();
+            if !send_with_retries(queue, bodies, run_id).await.is_empty() {
+                // Marked resent all the same: the next pass counts what never
+                // arrived as lost once its queue is empty.
+                tracing::error!(run_id, count, "could not confirm the re-sent messages");
             }
-            _ => {}
+            sent += count;
         }
-        if let Some(last_error) = dead.get(&(run.run_id.clone(), sha.to_string())) {
-            let reason = format!(
-                "dead-lettered: {}",
-                last_error
-                    .as_deref()
-                    .unwrap_or("no worker counted it before SQS moved it")
-            );
-            ledger
-                .count_failed(&run.run_id, &sha, &note(reason))
-                .await?;
-            outcome.dead_lettered += 1;
-            continue;
-        }
-        if ledger.mark_resent(&run.run_id, &sha, owner).await? {
-            resend.push(message);
-            continue;
-        }
-        // Sent again once already and still not counted. Messages still in
-        // its queue could yet deliver it: give up only when it is empty.
-        let empty = match queues_empty.get(&message.route) {
-            Some(empty) => *empty,
-            None => {
-                // A route without its queue holds nothing that could deliver it.
-                let empty = match WorkQueues::of(services).get(message.route) {
-                    Ok(queue) => queue.depth().await?.is_empty(),
-                    Err(_) => true,
-                };
-                queues_empty.insert(message.route, empty);
-                empty
-            }
-        };
-        if empty {
-            let reason = "lost: its message was sent again once by the reconcile and never counted"
-                .to_string();
-            ledger
-                .count_failed(&run.run_id, &sha, &note(reason))
-                .await?;
-            outcome.lost += 1;
-        }
+        Ok(sent)
     }
-    outcome.resent = send(services, &run.run_id, resend).await?;
-    ledger.note_reconciled(&run.run_id).await?;
-    tracing::warn!(
-        run_id = %run.run_id,
-        idle_s = outcome.idle_seconds,
-        resent = outcome.resent,
-        in_work = outcome.in_work,
-        found_stored = outcome.found_stored,
-        dead_lettered = outcome.dead_lettered,
-        lost = outcome.lost,
-        "reconciled a stalled run"
-    );
-    Ok(())
-}
-
-/// The manifest's messages whose bottles the run has not counted, by sha256.
-async fn uncounted(
-    services: &FleetServices,
-    run: &RunRecord,
-    manifest: &RunManifest,
-) -> Result<BTreeMap<Sha256Digest, ManifestMessage>> {
-    let mut by_sha = BTreeMap::new();
-    for message in &manifest.messages {
-        match BottleMessage::parse(&message.body, &services.config.hosts) {
-            Ok(parsed) => {
-                by_sha.insert(parsed.job.sha256, message.clone());
-            }
-            Err(e) => {
-                tracing::error!(run_id = %run.run_id, error = %e, "the run's manifest holds an invalid message: skipped");
-            }
-        }
-    }
-    let shas: Vec<Sha256Digest> = by_sha.keys().cloned().collect();
-    for sha in services.ledger.counted(&run.run_id, &shas).await? {
-        by_sha.remove(&sha);
-    }
-    Ok(by_sha)
-}
-
-/// Sends messages to their route's queue; returns how many went out.
-async fn send(
-    services: &FleetServices,
-    run_id: &str,
-    messages: Vec<ManifestMessage>,
-) -> Result<usize> {
-    let mut sent = 0;
-    for route in [Route::Lambda, Route::Ecs] {
-        let bodies: Vec<String> = messages
-            .iter()
-            .filter(|m| m.route == route)
-            .map(|m| m.body.clone())
-            .collect();
-        if bodies.is_empty() {
-            continue;
-        }
-        let queue = match WorkQueues::of(services).get(route) {
-            Ok(queue) => queue,
-            Err(e) => {
-                tracing::error!(run_id, error = %e, count = bodies.len(), "cannot re-send these messages: their route has no queue");
-                continue;
-            }
-        };
-        let count = bodies.len();
-        if !send_with_retries(queue, bodies, run_id).await.is_empty() {
-            // Marked resent all the same: the next pass counts what never
-            // arrived as lost once its queue is empty.
-            tracing::error!(run_id, count, "could not confirm the re-sent messages");
-        }
-        sent += count;
-    }
-    Ok(sent)
 }
 
 #[cfg(test)]

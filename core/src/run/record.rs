@@ -145,7 +145,7 @@ impl RunRecord {
     }
 
     /// Drained and finishing, but Slack has not accepted the summary yet:
-    /// the next `run::finish::finish_run_if_due` posts it again.
+    /// the next `run::finish::Finisher::finish_if_due` posts it again.
     pub fn summary_pending(&self) -> bool {
         self.state == RunState::Finishing && !self.summary_sent && self.summary_error.is_some()
     }

@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::ports::queue::QueueDepth;
+use crate::run::reconcile::Reconciler;
 use crate::run::record::RunRecord;
-use crate::services::FleetServices;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct QueueStatus {
@@ -40,12 +40,15 @@ pub struct Status {
     pub run: Option<RunStatus>,
 }
 
-pub async fn status(services: &FleetServices) -> Result<Status> {
+/// What the reconcile would see: its queues, the DLQ, and the newest run
+/// judged by its stall clock.
+pub async fn status(reconciler: &Reconciler) -> Result<Status> {
+    let finisher = &reconciler.finisher;
     let mut queues = Vec::new();
     for (name, queue) in [
-        ("lambda", &services.queue),
-        ("ecs", &services.large_queue),
-        ("dlq", &services.dlq),
+        ("lambda", &reconciler.queues.lambda),
+        ("ecs", &reconciler.queues.ecs),
+        ("dlq", &finisher.dlq),
     ] {
         if let Some(queue) = queue {
             queues.push(QueueStatus {
@@ -56,7 +59,7 @@ pub async fn status(services: &FleetServices) -> Result<Status> {
         }
     }
     let now = Utc::now();
-    let run = services.ledger.latest_run().await?.map(|run| {
+    let run = finisher.ledger.latest_run().await?.map(|run| {
         let end = run.finished_at.unwrap_or(now);
         let seconds = (end - run.started_at).num_milliseconds().max(1) as f64 / 1000.0;
         let done = run.done();
@@ -70,13 +73,13 @@ pub async fn status(services: &FleetServices) -> Result<Status> {
             done,
             bytes_per_second: run.bytes_stored as f64 / seconds,
             eta,
-            stalled: crate::run::reconcile::stall_of(&run, services.config.run_stall, now),
+            stalled: crate::run::reconcile::stall_of(&run, reconciler.run_stall, now),
             run,
         }
     });
     Ok(Status {
-        environment: services.config.environment.clone(),
-        mirror: services.config.mirror_location(),
+        environment: finisher.context.environment.clone(),
+        mirror: finisher.context.mirror.clone(),
         queues,
         run,
     })

@@ -8,7 +8,7 @@
 //! started with [`AwsRequestCounter::start_audited`], it also records what
 //! IAM authorises for each call ([`crate::iam_audit`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -31,6 +31,65 @@ struct Shared {
     faults: Option<Faults>,
     /// `None`: no audit.
     audit: Option<Audit>,
+    /// With faults: which message each faulted SQS answer was about.
+    messages: Option<Mutex<SqsMessages>>,
+}
+
+/// The messages behind the SQS answers a lossy proxy lost or held: each
+/// receipt handle mapped to its message's body (from the ReceiveMessage
+/// answers), and the body of every message a faulted write named (sent,
+/// deleted, its visibility changed). A verifier can then explain a
+/// bottle's extra download or second dead letter by that bottle's own lost
+/// answer, not by a pool of them.
+#[derive(Default)]
+struct SqsMessages {
+    bodies_by_receipt: HashMap<String, String>,
+    faulted: Vec<String>,
+}
+
+impl SqsMessages {
+    /// Keeps the receipt -> body pairs of a ReceiveMessage answer.
+    fn received(&mut self, answer: &[u8]) {
+        let Ok(answer) = serde_json::from_slice::<serde_json::Value>(answer) else {
+            return;
+        };
+        for message in answer["Messages"].as_array().into_iter().flatten() {
+            if let (Some(receipt), Some(body)) =
+                (message["ReceiptHandle"].as_str(), message["Body"].as_str())
+            {
+                self.bodies_by_receipt
+                    .insert(receipt.to_string(), body.to_string());
+            }
+        }
+    }
+
+    /// Notes the messages a faulted write named: its bodies (sends) or the
+    /// bodies of its receipt handles (deletes, visibility changes).
+    fn faulted(&mut self, request: &[u8]) {
+        let Ok(request) = serde_json::from_slice::<serde_json::Value>(request) else {
+            return;
+        };
+        let entries = match request["Entries"].as_array() {
+            Some(entries) => entries.iter().collect(),
+            None => vec![&request],
+        };
+        for entry in entries {
+            let body = match (
+                entry["MessageBody"].as_str(),
+                entry["ReceiptHandle"].as_str(),
+            ) {
+                (Some(body), _) => Some(body.to_string()),
+                (None, Some(receipt)) => self.bodies_by_receipt.get(receipt).cloned(),
+                (None, None) => None,
+            };
+            match body {
+                Some(body) => self.faulted.push(body),
+                None => tracing::warn!(
+                    "a faulted SQS write names a message this proxy never saw received: it is attributed to no bottle"
+                ),
+            }
+        }
+    }
 }
 
 /// The calls an audited proxy saw, kept and, with a sink, written as JSON
@@ -96,7 +155,9 @@ impl AwsRequestCounter {
         faults: Option<Faults>,
         audit: Option<Audit>,
     ) -> anyhow::Result<Self> {
+        let messages = faults.as_ref().map(|_| Mutex::new(SqsMessages::default()));
         let shared = Arc::new(Shared {
+            messages,
             upstream: upstream.trim_end_matches('/').to_string(),
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(64)
@@ -156,6 +217,16 @@ impl AwsRequestCounter {
     /// start) until [`AwsRequestCounter::resume`]; the held calls are then
     /// answered 503 without reaching the upstream. For killing a client
     /// between two calls, deterministically. Lossy proxies only.
+    /// The body of every SQS message a lost or held write answer named
+    /// (one entry per faulted message; a lossy proxy only).
+    pub fn faulted_sqs_messages(&self) -> Vec<String> {
+        self.shared
+            .messages
+            .as_ref()
+            .map(|m| m.lock().expect("sqs messages").faulted.clone())
+            .unwrap_or_default()
+    }
+
     pub fn pause_after(&self, api: &str, after: u64) {
         if let Some(faults) = &self.shared.faults {
             faults.pause_after(api, after);
@@ -217,21 +288,24 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
             outgoing = outgoing.header(name, value);
         }
     }
-    // An audited call's JSON body is read first (it names the resources);
-    // everything else streams.
-    let buffered = match &shared.audit {
-        Some(_) if iam_audit::needs_body(&parts.headers, &path_and_query) => {
-            match axum::body::to_bytes(body, usize::MAX).await {
-                Ok(bytes) => Ok(bytes),
-                Err(e) => {
-                    return Response::builder()
-                        .status(StatusCode::BAD_REQUEST)
-                        .body(Body::from(format!("aws counter: reading the request: {e}")))
-                        .expect("static response");
-                }
+    // An audited call's JSON body is read first (it names the resources),
+    // and so is an SQS write whose answer will be faulted (it names the
+    // messages the fault is about); everything else streams.
+    let attribute = fault.is_some() && api.starts_with("SQS.") && shared.messages.is_some();
+    let audited_body =
+        shared.audit.is_some() && iam_audit::needs_body(&parts.headers, &path_and_query);
+    let buffered = if audited_body || attribute {
+        match axum::body::to_bytes(body, usize::MAX).await {
+            Ok(bytes) => Ok(bytes),
+            Err(e) => {
+                return Response::builder()
+                    .status(StatusCode::BAD_REQUEST)
+                    .body(Body::from(format!("aws counter: reading the request: {e}")))
+                    .expect("static response");
             }
         }
-        _ => Err(body),
+    } else {
+        Err(body)
     };
     let audited = shared.audit.as_ref().map(|audit| {
         let bytes = buffered.as_ref().map(|b| b.as_ref()).unwrap_or_default();
@@ -250,6 +324,7 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         };
         (audit, call)
     });
+    let request_bytes = buffered.as_ref().ok().cloned();
     let body = match buffered {
         Ok(bytes) => reqwest::Body::from(bytes),
         Err(body) => reqwest::Body::wrap_stream(body.into_data_stream()),
@@ -271,7 +346,41 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     if let (Some(fault), Some(faults)) = (fault, &shared.faults)
         && answer.status().is_success()
     {
+        if let (Some(messages), Some(request)) = (&shared.messages, &request_bytes)
+            && api.starts_with("SQS.")
+        {
+            messages.lock().expect("sqs messages").faulted(request);
+        }
         return inject(faults, &api, fault, answer).await;
+    }
+    if let Some(messages) = &shared.messages
+        && api == "SQS.ReceiveMessage"
+        && answer.status().is_success()
+    {
+        // Small (10 messages at most): read whole, to map its receipts.
+        let status = answer.status();
+        let headers = answer.headers().clone();
+        let bytes = match answer.bytes().await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                return Response::builder()
+                    .status(StatusCode::BAD_GATEWAY)
+                    .body(Body::from(format!(
+                        "aws counter: reading the upstream answer: {e}"
+                    )))
+                    .expect("static response");
+            }
+        };
+        messages.lock().expect("sqs messages").received(&bytes);
+        let mut response = Response::builder().status(status);
+        for (name, value) in &headers {
+            if !HOP_BY_HOP.contains(&name.as_str()) {
+                response = response.header(name, value);
+            }
+        }
+        return response
+            .body(Body::from(bytes))
+            .expect("response from upstream parts");
     }
     let mut response = Response::builder().status(answer.status());
     for (name, value) in answer.headers() {

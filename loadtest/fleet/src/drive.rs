@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bottlesync_adapters::wiring::FleetAdapters;
 use bottlesync_core::ports::fleet_ledger::{BottleState, ClaimOwner};
 use bottlesync_core::ports::queue::Queue;
 use bottlesync_core::run::messages::{TITLE_COMPLETE, TITLE_FAILED};
-use bottlesync_core::services::FleetServices;
 use bottlesync_loadtest::webhook::WebhookReceiver;
 use rand::Rng;
 use serde::Serialize;
@@ -74,7 +74,7 @@ const SAMPLE_EVERY: usize = 4;
 
 pub async fn drive<P: WorkerPool>(
     options: &LoadOptions,
-    services: &FleetServices,
+    services: &FleetAdapters,
     queue: Arc<dyn Queue>,
     run_id: &str,
     webhook: &WebhookReceiver,

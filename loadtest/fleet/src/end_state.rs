@@ -1,14 +1,14 @@
 //! Reading what a run left behind: the parts both backends read the same
-//! way, through the harness's own [`FleetServices`].
+//! way, through the harness's own [`FleetAdapters`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use bottlesync_adapters::wiring::FleetAdapters;
 use bottlesync_core::brew::publish::PublishedRecord;
 use bottlesync_core::model::message::salvage_ids;
 use bottlesync_core::ports::fleet_ledger::BottleState;
-use bottlesync_core::services::FleetServices;
 use bottlesync_loadtest::webhook::WebhookReceiver;
 
 use crate::drive::Driven;
@@ -18,7 +18,7 @@ use crate::world::World;
 /// The part of the end state both backends read the same way.
 #[allow(clippy::too_many_arguments)]
 pub async fn finish_end_state(
-    services: &FleetServices,
+    services: &FleetAdapters,
     run_id: &str,
     world: &World,
     webhook: &WebhookReceiver,
@@ -51,15 +51,15 @@ pub async fn finish_end_state(
             .map(|sha| (sha.clone(), stats.bottle(sha).storage_gets))
             .collect(),
         held_at_kills: driven.held_at_kills.clone(),
-        dlq_copies_allowed: false,
-        redownloads_allowed_by_lost_answers: 0,
+        dlq_copies_allowed_by_kills: false,
+        lost_answers_by_bottle: Default::default(),
         published_view: published_view(services).await?,
         marks_left: marks_left(services).await?,
     })
 }
 
 /// `bottlesync verify`'s findings over the mirror, as (sha256, line).
-async fn published_view(services: &FleetServices) -> anyhow::Result<Option<Vec<(String, String)>>> {
+async fn published_view(services: &FleetAdapters) -> anyhow::Result<Option<Vec<(String, String)>>> {
     let store = services.store.as_ref();
     if PublishedRecord::read(store).await?.is_none() {
         return Ok(None);
@@ -81,7 +81,7 @@ async fn published_view(services: &FleetServices) -> anyhow::Result<Option<Vec<(
 }
 
 /// Bottles still marked queued or claimed in the ledger.
-async fn marks_left(services: &FleetServices) -> anyhow::Result<Vec<String>> {
+async fn marks_left(services: &FleetAdapters) -> anyhow::Result<Vec<String>> {
     Ok(services
         .ledger
         .bottle_states()
@@ -98,7 +98,7 @@ async fn marks_left(services: &FleetServices) -> anyhow::Result<Vec<String>> {
 }
 
 /// The sha256 of every DLQ message (each received once, kept invisible).
-async fn drain_dlq(services: &FleetServices) -> anyhow::Result<Vec<Option<String>>> {
+async fn drain_dlq(services: &FleetAdapters) -> anyhow::Result<Vec<Option<String>>> {
     let dlq = services.dlq.clone().context("no DLQ")?;
     let mut letters = Vec::new();
     loop {

@@ -1,5 +1,5 @@
 //! The in-process backend: the same planner and consumer code on
-//! `adapters::wiring::in_process_services` (local-directory store, in-memory ledger and
+//! `adapters::wiring::in_process_adapters` (local-directory store, in-memory ledger and
 //! queues), workers as tasks, chaos by aborting a worker's task wherever it
 //! is (its claims and invisible messages stay behind, as with SIGKILL).
 
@@ -8,12 +8,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bottlesync_adapters::wiring::FleetAdapters;
 use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
 use bottlesync_core::ports::queue::Queue;
-use bottlesync_core::services::FleetServices;
 use bottlesync_core::shutdown::ShutdownSignal;
 use bottlesync_loadtest::webhook::WebhookReceiver;
-use bottlesync_planner::fleet::{FleetPlanRequest, plan_fleet_run};
+use bottlesync_planner::fleet::FleetPlanRequest;
 use bottlesync_worker::consumer::Consumer;
 use bottlesync_worker::work_loop::{WorkOptions, run_work_loop};
 use sha2::{Digest, Sha256};
@@ -44,7 +44,7 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
         size_threshold_gb: Some("0.000000001".into()),
         ..FleetSettings::default()
     })?;
-    let services = Arc::new(bottlesync_adapters::wiring::in_process_services(
+    let services = Arc::new(bottlesync_adapters::wiring::in_process_adapters(
         config,
         &mirror,
         VISIBILITY,
@@ -56,7 +56,10 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
         date: Some(DATE.parse()?),
         ..FleetPlanRequest::default()
     };
-    let planned = plan_fleet_run(&services, &request, "load-planner").await?;
+    let planned = services
+        .planner()
+        .plan_run(&request, "load-planner")
+        .await?;
     let plan_seconds = started.elapsed().as_secs_f64();
     let run_id = planned
         .run_id
@@ -69,7 +72,7 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
         world.bottles.len()
     );
 
-    let queue = services.large_queue.clone().expect("in_process sets it");
+    let queue = services.queues.ecs.clone().expect("in_process sets it");
     let mut pool = TaskPool {
         services: services.clone(),
         queue: queue.clone(),
@@ -161,7 +164,7 @@ struct TaskWorker {
 }
 
 struct TaskPool {
-    services: Arc<FleetServices>,
+    services: Arc<FleetAdapters>,
     queue: Arc<dyn Queue>,
     concurrency: usize,
     max_receive_count: u32,
@@ -186,7 +189,7 @@ impl WorkerPool for TaskPool {
         let name = format!("task-w{}", self.spawned);
         let consumer = Arc::new(
             Consumer::new(
-                self.services.clone(),
+                self.services.worker(),
                 name.clone(),
                 Some(self.max_receive_count),
             )

@@ -9,11 +9,11 @@
 //!   processes, chaos by SIGKILL. moto serves about ten SQS messages a
 //!   second here, so this stays at a few thousand bottles.
 //! - `in-process`: the local-directory store, the in-memory ledger and
-//!   queues ([`adapters::wiring::in_process_services`]), workers as tasks of this
+//!   queues ([`adapters::wiring::in_process_adapters`]), workers as tasks of this
 //!   process, chaos by aborting a worker's task at whatever await point it
 //!   is at. This reaches 20,000+ bottles.
 //!
-//! [`adapters::wiring::in_process_services`]: bottlesync_adapters::wiring::in_process_services
+//! [`adapters::wiring::in_process_adapters`]: bottlesync_adapters::wiring::in_process_adapters
 
 pub mod drive;
 pub mod end_state;

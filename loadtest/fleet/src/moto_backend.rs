@@ -15,16 +15,18 @@ use bottlesync_adapters::aws::dynamo_ledger::DynamoLedger;
 use bottlesync_adapters::aws::s3_store::S3Store;
 use bottlesync_adapters::aws::sqs_queue::SqsQueue;
 use bottlesync_adapters::http::registry::{HttpSettings, RegistryClient};
+use bottlesync_adapters::wiring::FleetAdapters;
 use bottlesync_adapters::wiring::LocationReader;
 use bottlesync_aws_harness::aws_counter::AwsRequestCounter;
 use bottlesync_aws_harness::aws_faults::FaultPlan;
 use bottlesync_aws_harness::moto::{FleetQueues, Moto, create_ledger_table};
 use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
+use bottlesync_core::model::message::salvage_ids;
 use bottlesync_core::ports::notifier::LogNotifier;
 use bottlesync_core::ports::queue::Queue;
 use bottlesync_core::ports::registry::Registry;
 use bottlesync_core::retry::RetryPolicy;
-use bottlesync_core::services::FleetServices;
+use bottlesync_core::run::dispatch::WorkQueues;
 use bottlesync_loadtest::webhook::WebhookReceiver;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
@@ -125,7 +127,7 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
     );
 
     let started = Instant::now();
-    let services = moto_fleet_services(
+    let services = moto_fleet_adapters(
         &moto,
         BUCKET,
         PREFIX,
@@ -163,7 +165,7 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
             .to_string()
     };
     let plan_seconds = started.elapsed().as_secs_f64();
-    let queue = services.large_queue.clone().expect("set by services()");
+    let queue = services.queues.ecs.clone().expect("set by moto_fleet_adapters");
     let mut pool = ProcessPool {
         reconcile: Reconcile::if_supported(&options.bottlesync),
         bottlesync: options.bottlesync.clone(),
@@ -187,17 +189,22 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
     };
     let moto_transactions = moto_transaction_rate(&moto).await?;
     let mut end = end_state(&moto, &services, &run_id, &world, &webhook, &driven).await?;
-    // A second dead letter of one bottle is at-least-once at work, not a
-    // bug: a lost answer of SendMessage/DeleteMessage, or a worker killed
-    // between moving a message to the DLQ and deleting it from its queue
-    // (the ECS loop batches deletes for up to 0.5 s), leaves the source
-    // copy to be received and dead-lettered again. `dlq replay` sends one
-    // per bottle.
-    end.dlq_copies_allowed = options.aws_fault_share > 0.0 || driven.kills > 0;
-    end.redownloads_allowed_by_lost_answers = sqs_counter
-        .faults()
-        .get("SQS.ChangeMessageVisibility")
-        .map_or(0, |tally| tally.total());
+    // A second dead letter or an extra download of one bottle is
+    // at-least-once at work, not a bug, when that bottle's own SQS answer
+    // was lost (the proxy says which messages its faults named), or a
+    // worker was killed between moving a message to the DLQ and deleting
+    // it from its queue (the ECS loop batches deletes for up to 0.5 s).
+    end.dlq_copies_allowed_by_kills = driven.kills > 0;
+    for body in sqs_counter.faulted_sqs_messages() {
+        match salvage_ids(&body) {
+            Some((_, sha)) => {
+                *end.lost_answers_by_bottle
+                    .entry(sha.to_string())
+                    .or_default() += 1
+            }
+            None => tracing::warn!("a lost SQS answer named a message that is not a bottle's"),
+        }
+    }
     let verdict = verify(&world.bottles, &layout, &end);
     let mut aws_requests = counter.counts();
     for (api, n) in sqs_counter
@@ -315,14 +322,14 @@ async fn plan(bottlesync: &PathBuf, env: &[(String, String)]) -> anyhow::Result<
 /// A fleet stack on moto as the harness and the tests see it (straight to
 /// moto, not through the counters): the bucket, the ledger table and the
 /// three queues, with the notifier logging instead of posting.
-pub fn moto_fleet_services(
+pub fn moto_fleet_adapters(
     moto: &Moto,
     bucket: &str,
     prefix: &str,
     table: &str,
     queues: &FleetQueues,
     api_url: String,
-) -> anyhow::Result<FleetServices> {
+) -> anyhow::Result<FleetAdapters> {
     let config = FleetConfig::from_settings(&FleetSettings {
         bucket: Some(bucket.into()),
         prefix: Some(prefix.into()),
@@ -337,15 +344,17 @@ pub fn moto_fleet_services(
     let sqs = moto.sqs();
     let queue =
         |url: &str| -> Option<Arc<dyn Queue>> { Some(Arc::new(SqsQueue::new(sqs.clone(), url))) };
-    Ok(FleetServices {
+    Ok(FleetAdapters {
         store: Arc::new(S3Store::new(moto.s3(), bucket, prefix)),
         ledger: Arc::new(DynamoLedger::new(moto.dynamodb(), table)),
         registry: registry.clone(),
         documents: Arc::new(LocationReader { registry }),
         notifier: Arc::new(LogNotifier),
         retry: RetryPolicy::default(),
-        queue: queue(&queues.queue_url),
-        large_queue: queue(&queues.large_queue_url),
+        queues: WorkQueues {
+            lambda: queue(&queues.queue_url),
+            ecs: queue(&queues.large_queue_url),
+        },
         dlq: queue(&queues.dlq_url),
         capacity: None,
         config,
@@ -570,7 +579,7 @@ impl Drop for ProcessPool {
 
 async fn end_state(
     moto: &Moto,
-    services: &FleetServices,
+    services: &FleetAdapters,
     run_id: &str,
     world: &World,
     webhook: &WebhookReceiver,
@@ -625,7 +634,7 @@ async fn end_state(
 /// Every run in the ledger but `run_id` (a killed planner leaves one).
 async fn other_runs(
     moto: &Moto,
-    services: &FleetServices,
+    services: &FleetAdapters,
     run_id: &str,
 ) -> anyhow::Result<Vec<(String, RunCounts)>> {
     use aws_sdk_dynamodb::types::AttributeValue;

@@ -24,15 +24,18 @@ use std::time::{Duration, Instant};
 use bottlesync_core::brew::publish::put_flat_copy_of;
 use bottlesync_core::lease::{Lease, Renewal};
 use bottlesync_core::model::hash_file::MirroredBottle;
+use bottlesync_core::model::index::HostPolicy;
 use bottlesync_core::model::message::BottleMessage;
 use bottlesync_core::plan::route::Route;
 use bottlesync_core::ports::fleet_ledger::{
-    ClaimOutcome, ClaimOwner, CompleteOutcome, FleetLedger,
+    ClaimLedger, ClaimOutcome, ClaimOwner, CompleteOutcome,
 };
 use bottlesync_core::ports::queue::{Queue, QueueMessage};
+use bottlesync_core::ports::registry::Registry;
 use bottlesync_core::ports::store::ObjectMeta;
-use bottlesync_core::run::finish::finish_run_if_due;
-use bottlesync_core::services::FleetServices;
+use bottlesync_core::retry::RetryPolicy;
+use bottlesync_core::run::finish::Finisher;
+use bottlesync_core::segments::SegmentPolicy;
 use bottlesync_core::{BottleJob, Error, Result, Sha256Digest};
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
@@ -46,8 +49,25 @@ use outcome::{HOLDER_CHECK, log_settlement};
 /// Attempts at recording a stored bottle before its message is given back.
 const COMPLETE_ATTEMPTS: u32 = 3;
 
+/// What a worker touches: the finisher (the ledger, the mirror store,
+/// Slack, the DLQ, metrics), the bottle hosts (`registry`, only the hosts
+/// `hosts` allows), the ECS queue a Lambda hands slow bottles to, and how
+/// a transfer and progress go. Built by `bottlesync_adapters::wiring`.
+#[derive(Clone)]
+pub struct WorkerPorts {
+    pub finisher: Finisher,
+    pub registry: Arc<dyn Registry>,
+    pub retry: RetryPolicy,
+    /// The ECS work queue (`BOTTLESYNC_LARGE_QUEUE_URL`), when configured.
+    pub large_queue: Option<Arc<dyn Queue>>,
+    pub hosts: HostPolicy,
+    pub segments: SegmentPolicy,
+    /// How often the fleet posts a progress message (`None`: never).
+    pub progress_interval: Option<Duration>,
+}
+
 pub struct Consumer {
-    pub services: Arc<FleetServices>,
+    pub ports: WorkerPorts,
     /// Names this worker (`<host>-<pid>-<random>` or the Lambda request id);
     /// its claims are owned per receive ([`ClaimOwner`]).
     pub worker_id: String,
@@ -82,7 +102,7 @@ pub struct Consumer {
 /// How a transfer under a claim ended.
 /// A bottle's claim, extended while its transfer runs (`extend_claim`).
 struct ClaimRenewal {
-    ledger: Arc<dyn FleetLedger>,
+    ledger: Arc<dyn ClaimLedger>,
     sha256: Sha256Digest,
     owner: String,
     lease: Duration,
@@ -111,13 +131,9 @@ enum TransferEnd {
 }
 
 impl Consumer {
-    pub fn new(
-        services: Arc<FleetServices>,
-        worker_id: String,
-        max_receive_count: Option<u32>,
-    ) -> Self {
+    pub fn new(ports: WorkerPorts, worker_id: String, max_receive_count: Option<u32>) -> Self {
         Consumer {
-            services,
+            ports,
             worker_id,
             lease: Duration::from_secs(15 * 60),
             max_receive_count,
@@ -174,7 +190,12 @@ impl Consumer {
     pub async fn finish_drained_runs(&self) {
         let runs = std::mem::take(&mut *self.unchecked_runs.lock().expect("unchecked runs"));
         for run_id in runs {
-            if let Err(e) = finish_run_if_due(&self.services, &run_id, &self.worker_id).await {
+            if let Err(e) = self
+                .ports
+                .finisher
+                .finish_if_due(&run_id, &self.worker_id)
+                .await
+            {
                 tracing::warn!(%run_id, error = %e, "could not check whether the run drained");
             }
         }
@@ -191,7 +212,7 @@ impl Consumer {
     /// Step 1: the body is a valid bottle message of a run that exists
     /// (an `Error::Message` otherwise).
     async fn accept(&self, message: &QueueMessage) -> Result<BottleMessage> {
-        let parsed = BottleMessage::parse(&message.body, &self.services.config.hosts)?;
+        let parsed = BottleMessage::parse(&message.body, &self.ports.hosts)?;
         if !self.run_exists(&parsed.run_id).await? {
             return Err(Error::message(format!(
                 "unknown run id {:?}",
@@ -256,7 +277,13 @@ impl Consumer {
         if let Some(route) = self.known_runs.lock().expect("run cache").get(run_id) {
             return Ok(Some(*route));
         }
-        let route = self.services.ledger.run(run_id).await?.map(|run| run.route);
+        let route = self
+            .ports
+            .finisher
+            .ledger
+            .run(run_id)
+            .await?
+            .map(|run| run.route);
         if let Some(route) = route {
             self.known_runs
                 .lock()
@@ -276,7 +303,7 @@ impl Consumer {
         download: &mut Option<Duration>,
     ) -> Result<Disposition> {
         let job = &message.job;
-        let ledger = &self.services.ledger;
+        let ledger = &self.ports.finisher.ledger;
         let attempt = self.attempts.fetch_add(1, Ordering::Relaxed);
         let owner = ClaimOwner::new(
             received.message_id.as_str(),
@@ -338,7 +365,13 @@ impl Consumer {
         let job = &message.job;
         if received.receive_count > 1 {
             // An earlier attempt may have died mid-upload; we hold the claim now.
-            match self.services.store.abort_incomplete_uploads(&job.key).await {
+            match self
+                .ports
+                .finisher
+                .store
+                .abort_incomplete_uploads(&job.key)
+                .await
+            {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(aborted = n, "aborted uploads left by an earlier attempt"),
                 Err(e) => tracing::warn!(error = %e, "could not check for abandoned uploads"),
@@ -396,7 +429,8 @@ impl Consumer {
         let mut attempt = 1;
         let outcome = loop {
             match self
-                .services
+                .ports
+                .finisher
                 .ledger
                 .complete(&message.run_id, owner, &job.sha256, &bottle)
                 .await
@@ -437,7 +471,7 @@ impl Consumer {
     /// bytes with the job's digest and size. `None` (download it) when
     /// neither does, the store keeps no digests, or the look fails.
     async fn already_committed(&self, job: &BottleJob) -> Option<u64> {
-        let store = self.services.store.as_ref();
+        let store = self.ports.finisher.store.as_ref();
         let committed = |meta: &Option<ObjectMeta>| {
             meta.as_ref()
                 .is_some_and(|m| m.sha256.as_ref() == Some(&job.sha256) && m.size == job.size)
@@ -471,7 +505,13 @@ impl Consumer {
     /// Gives a claim back, best effort: a claim that cannot be released now
     /// is taken over by the next receive of the same message, or expires.
     async fn release(&self, sha256: &Sha256Digest, owner: &str, why: &str) {
-        if let Err(e) = self.services.ledger.release_claim(sha256, owner).await {
+        if let Err(e) = self
+            .ports
+            .finisher
+            .ledger
+            .release_claim(sha256, owner)
+            .await
+        {
             tracing::warn!(%owner, error = %e, "could not release the claim ({why}); the next receive of this message takes it over, or it expires");
         }
     }
@@ -484,17 +524,17 @@ impl Consumer {
         owner: &str,
         cancel: &CancellationToken,
     ) -> TransferEnd {
-        let services = &self.services;
+        let ports = &self.ports;
         let job = &message.job;
         let no_progress = |_: u64| {};
         let stop = cancel.child_token();
         let transfer = fetch_verify_store(
-            services.registry.as_ref(),
-            services.store.as_ref(),
+            ports.registry.as_ref(),
+            ports.finisher.store.as_ref(),
             job,
             TransferSettings {
-                retry: &services.retry,
-                segments: &services.config.segments,
+                retry: &ports.retry,
+                segments: &ports.segments,
             },
             &no_progress,
             &stop,
@@ -502,7 +542,7 @@ impl Consumer {
         tokio::pin!(transfer);
         let claim = Lease::keep(
             Arc::new(ClaimRenewal {
-                ledger: services.ledger.clone(),
+                ledger: ports.finisher.ledger.clone(),
                 sha256: job.sha256.clone(),
                 owner: owner.to_string(),
                 lease: self.lease,

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use bottlesync_core::model::message::{BottleMessage, salvage_ids};
 use bottlesync_core::ports::queue::QueueMessage;
-use bottlesync_core::run::finish::finish_run_if_due;
 use bottlesync_core::run::record::FailureNote;
 use bottlesync_core::{Error, Result};
 use chrono::Utc;
@@ -131,7 +130,8 @@ impl Consumer {
         }
         let job = &message.job;
         let note = FailureNote::for_job(job, reason.clone());
-        self.services
+        self.ports
+            .finisher
             .ledger
             .count_failed(&message.run_id, &job.sha256, &note)
             .await?;
@@ -214,14 +214,20 @@ impl Consumer {
         {
             let note = FailureNote::for_invalid_message(&sha256, reason.clone());
             if let Err(e) = self
-                .services
+                .ports
+                .finisher
                 .ledger
                 .count_failed(&run_id, &sha256, &note)
                 .await
             {
                 return self.retry_soon(message, format!("ledger unavailable: {e}"));
             }
-            if let Err(e) = finish_run_if_due(&self.services, &run_id, &self.worker_id).await {
+            if let Err(e) = self
+                .ports
+                .finisher
+                .finish_if_due(&run_id, &self.worker_id)
+                .await
+            {
                 tracing::warn!(error = %e, "could not check whether the run drained");
             }
             let disposition = self
@@ -238,7 +244,7 @@ impl Consumer {
     /// its message goes to the ECS queue as a fresh copy, and this one is
     /// done with. Without an ECS queue it stays for SQS to deliver again.
     pub async fn hand_off_to_ecs(&self, message: &QueueMessage, why: &str) -> Disposition {
-        let Some(ecs) = &self.services.large_queue else {
+        let Some(ecs) = &self.ports.large_queue else {
             return self.retry_soon(
                 message,
                 format!("{why}; no BOTTLESYNC_LARGE_QUEUE_URL to hand it to: left for SQS to deliver again"),
@@ -260,7 +266,7 @@ impl Consumer {
     /// Sends the body to the DLQ, so it can be inspected and replayed; without
     /// a DLQ setting the redrive policy moves it after maxReceiveCount.
     async fn dead_letter(&self, message: &QueueMessage, disposition: Disposition) -> Disposition {
-        let Some(dlq) = &self.services.dlq else {
+        let Some(dlq) = &self.ports.finisher.dlq else {
             return self.retry_soon(
                 message,
                 format!("{disposition:?} (no BOTTLESYNC_DLQ_URL: left for the redrive policy)"),

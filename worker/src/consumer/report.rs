@@ -19,7 +19,7 @@ impl Consumer {
     /// `BOTTLESYNC_PROGRESS_INTERVAL_SECONDS` for all workers together) and
     /// the run has not drained (then the summary says it all).
     pub(super) async fn report_progress(&self, run_id: &str) {
-        let Some(interval) = self.services.config.progress_interval else {
+        let Some(interval) = self.ports.progress_interval else {
             return;
         };
         // The slot is a conditional write: try it at most once per interval
@@ -41,7 +41,8 @@ impl Consumer {
             }
         }
         match self
-            .services
+            .ports
+            .finisher
             .ledger
             .try_progress_slot(run_id, interval)
             .await
@@ -49,7 +50,7 @@ impl Consumer {
             Ok(Some(run)) if run.done() < run.expected => {
                 let message = bottlesync_core::run::messages::progress(
                     &run,
-                    &self.services.message_context(),
+                    &self.ports.finisher.context,
                     Utc::now(),
                 );
                 tracing::info!(
@@ -58,7 +59,7 @@ impl Consumer {
                     expected = run.expected,
                     "posting progress"
                 );
-                notify_or_log(self.services.notifier.as_ref(), &message).await;
+                notify_or_log(self.ports.finisher.notifier.as_ref(), &message).await;
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(run_id, error = %e, "could not take the progress slot"),
@@ -74,7 +75,7 @@ impl Consumer {
         disposition: &Disposition,
         download: Option<Duration>,
     ) {
-        if !self.services.config.emit_metrics {
+        if !self.ports.finisher.metrics.enabled {
             return;
         }
         let mut values: Vec<(&str, f64, Unit)> = match disposition {
@@ -96,7 +97,7 @@ impl Consumer {
             values.push(("TimeInQueueSeconds", waited, Unit::Seconds));
         }
         metrics::emit(
-            &self.services.config.environment,
+            &self.ports.finisher.metrics.environment,
             &values,
             &[("run_id", run_id), ("sha256", sha256)],
         );

@@ -46,7 +46,8 @@ use bottlesync_core::Sha256Digest;
 use bottlesync_core::error::{Error, Result};
 use bottlesync_core::model::hash_file::MirroredBottle;
 use bottlesync_core::ports::fleet_ledger::{
-    BottleState, ClaimOutcome, ClaimOwner, CompleteOutcome, Counted, FleetLedger,
+    BottleState, ClaimLedger, ClaimOutcome, ClaimOwner, CompleteOutcome, Counted, FinishLease,
+    RunBook,
 };
 use bottlesync_core::run::record::{FailureNote, MAX_FAILURE_NOTES, RunRecord, RunState};
 
@@ -307,7 +308,7 @@ impl DynamoLedger {
 }
 
 #[async_trait]
-impl FleetLedger for DynamoLedger {
+impl ClaimLedger for DynamoLedger {
     async fn bottle_states(&self) -> Result<BTreeMap<Sha256Digest, BottleState>> {
         let mut states = BTreeMap::new();
         let mut start: Option<Item> = None;
@@ -645,19 +646,10 @@ impl FleetLedger for DynamoLedger {
             )
             .await
     }
+}
 
-    async fn release_queued(&self, sha256: &Sha256Digest, run_id: &str) -> Result<()> {
-        // The mark expires now; a mark of another run, a claim or a stored
-        // bottle fails the condition and stays as it is.
-        let write = Write::update(bottle_pk(sha256), "SET #queued_until = :zero")
-            .condition("#st = :queued AND #run_id = :run")
-            .value(":queued", s(QUEUED))
-            .value(":run", s(run_id))
-            .value(":zero", AttributeValue::N("0".into()));
-        self.write("release_queued", write).await?;
-        Ok(())
-    }
-
+#[async_trait]
+impl RunBook for DynamoLedger {
     async fn seal_run(&self, run_id: &str, expected: u64) -> Result<()> {
         const LABEL: &str = "seal_run";
         let write = Write::update(
@@ -887,6 +879,68 @@ impl FleetLedger for DynamoLedger {
         }
     }
 
+    async fn try_progress_slot(
+        &self,
+        run_id: &str,
+        interval: Duration,
+    ) -> Result<Option<RunRecord>> {
+        const LABEL: &str = "try_progress_slot";
+        const EXPRESSION: &str = "SET #last_progress_at = :now";
+        let pk = run_pk(run_id);
+        let now = now();
+        // A condition cannot subtract: the cut-off is computed here. Only
+        // one writer per interval can see `last_progress_at <= :due` hold,
+        // because the winner moves it to `:now`.
+        let due = chrono::Duration::from_std(interval)
+            .ok()
+            .and_then(|interval| now.checked_sub_signed(interval))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        // `#state = :running` also fails for a missing item, so the update
+        // never creates a stub run. A run written before `last_progress_at`
+        // existed gets its first slot at once.
+        let write = Write::update(pk.clone(), EXPRESSION)
+            .condition(
+                "#state = :running \
+                 AND (attribute_not_exists(#last_progress_at) OR #last_progress_at <= :due)",
+            )
+            .value(":running", s(run_state(RunState::Running)))
+            .value(":now", epoch(now))
+            .value(":due", epoch(due));
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.clone()))
+            .update_expression(EXPRESSION)
+            .set_condition_expression(write.condition.map(str::to_string))
+            .set_expression_attribute_names(write.names())
+            .set_expression_attribute_values(write.values())
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        let item = match result {
+            Ok(output) => output.attributes,
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => return Ok(None),
+                _ => return Err(self.sdk_error(LABEL, "UpdateItem", &pk, &err)),
+            },
+        };
+        let item = match item {
+            Some(item) if !item.is_empty() => item,
+            // Not what DynamoDB does with ALL_NEW, but a read is as good.
+            _ => match self.get(LABEL, &pk).await? {
+                Some(item) => item,
+                None => return Ok(None),
+            },
+        };
+        parse_run(&item)
+            .map(Some)
+            .map_err(|problem| self.problem(format!("{LABEL}: item {pk} is unreadable: {problem}")))
+    }
+}
+
+#[async_trait]
+impl FinishLease for DynamoLedger {
     async fn begin_finish(&self, run_id: &str, owner: &str, lease: Duration) -> Result<bool> {
         let now = now();
         let write = Write::update(
@@ -995,65 +1049,6 @@ impl FleetLedger for DynamoLedger {
             return Ok(());
         }
         Err(self.not_finisher(LABEL, run_id, owner, old).await)
-    }
-
-    async fn try_progress_slot(
-        &self,
-        run_id: &str,
-        interval: Duration,
-    ) -> Result<Option<RunRecord>> {
-        const LABEL: &str = "try_progress_slot";
-        const EXPRESSION: &str = "SET #last_progress_at = :now";
-        let pk = run_pk(run_id);
-        let now = now();
-        // A condition cannot subtract: the cut-off is computed here. Only
-        // one writer per interval can see `last_progress_at <= :due` hold,
-        // because the winner moves it to `:now`.
-        let due = chrono::Duration::from_std(interval)
-            .ok()
-            .and_then(|interval| now.checked_sub_signed(interval))
-            .unwrap_or(DateTime::<Utc>::MIN_UTC);
-        // `#state = :running` also fails for a missing item, so the update
-        // never creates a stub run. A run written before `last_progress_at`
-        // existed gets its first slot at once.
-        let write = Write::update(pk.clone(), EXPRESSION)
-            .condition(
-                "#state = :running \
-                 AND (attribute_not_exists(#last_progress_at) OR #last_progress_at <= :due)",
-            )
-            .value(":running", s(run_state(RunState::Running)))
-            .value(":now", epoch(now))
-            .value(":due", epoch(due));
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(pk.clone()))
-            .update_expression(EXPRESSION)
-            .set_condition_expression(write.condition.map(str::to_string))
-            .set_expression_attribute_names(write.names())
-            .set_expression_attribute_values(write.values())
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        let item = match result {
-            Ok(output) => output.attributes,
-            Err(err) => match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(_)) => return Ok(None),
-                _ => return Err(self.sdk_error(LABEL, "UpdateItem", &pk, &err)),
-            },
-        };
-        let item = match item {
-            Some(item) if !item.is_empty() => item,
-            // Not what DynamoDB does with ALL_NEW, but a read is as good.
-            _ => match self.get(LABEL, &pk).await? {
-                Some(item) => item,
-                None => return Ok(None),
-            },
-        };
-        parse_run(&item)
-            .map(Some)
-            .map_err(|problem| self.problem(format!("{LABEL}: item {pk} is unreadable: {problem}")))
     }
 }
 
