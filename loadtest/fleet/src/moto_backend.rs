@@ -165,7 +165,11 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
             .to_string()
     };
     let plan_seconds = started.elapsed().as_secs_f64();
-    let queue = services.queues.ecs.clone().expect("set by moto_fleet_adapters");
+    let queue = services
+        .queues
+        .ecs
+        .clone()
+        .expect("set by moto_fleet_adapters");
     let mut pool = ProcessPool {
         reconcile: Reconcile::if_supported(&options.bottlesync),
         bottlesync: options.bottlesync.clone(),
