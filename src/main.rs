@@ -19,7 +19,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match &cli.command {
         // The bar is the output: log lines would tear it.
-        Command::Sync(args) if progress::uses_bar(args.progress) => "warn",
+        Command::Sync(args) if progress::uses_bar(args.transfer.progress) => "warn",
         Command::Status(_) | Command::Verify(_) => "warn",
         _ => "info",
     };

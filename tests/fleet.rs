@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bottlesync_adapters::aws::sqs_queue::SqsQueue;
-use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
+use bottlesync_core::fleet_config::FleetConfig;
 use bottlesync_core::ports::queue::{Queue, QueueMessage};
 use bottlesync_core::run::messages::{TITLE_COMPLETE, TITLE_FAILED, TITLE_STARTED};
 use bottlesync_loadtest::{Catalog, Fault, FormulaSpec, StandIn, StandInConfig};
@@ -389,13 +389,8 @@ async fn one_worker_given_two_copies_at_once_downloads_once() {
         .await
         .unwrap();
     let mirror = tempfile::tempdir().unwrap();
-    let config = FleetConfig::from_settings(&FleetSettings {
-        bucket: Some("in-process".into()),
-        ledger_table: Some("in-process".into()),
-        api_url: Some(standin.api_url()),
-        ..FleetSettings::default()
-    })
-    .unwrap();
+    let config = FleetConfig::new("in-process", "in-process")
+        .with_api_url(standin.api_url().parse().unwrap(), &[]);
     let services = Arc::new(
         bottlesync_adapters::wiring::in_process_adapters(
             config,

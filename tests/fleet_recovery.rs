@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bottlesync_adapters::wiring::FleetAdapters;
 use bottlesync_core::Result;
-use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
+use bottlesync_core::fleet_config::{FleetConfig, gb_to_bytes};
 use bottlesync_core::model::message::BottleMessage;
 use bottlesync_core::ports::fleet_ledger::{BottleState, ClaimOutcome, ClaimOwner};
 use bottlesync_core::ports::queue::{Queue, QueueDepth, QueueMessage, SendOutcome};
@@ -45,7 +45,7 @@ async fn world(catalog: Catalog) -> World {
     world_with(catalog, |_| {}).await
 }
 
-async fn world_with(catalog: Catalog, tweak: impl FnOnce(&mut FleetSettings)) -> World {
+async fn world_with(catalog: Catalog, tweak: impl FnOnce(&mut FleetConfig)) -> World {
     world_with_visibility(catalog, Duration::from_secs(30), tweak).await
 }
 
@@ -53,18 +53,13 @@ async fn world_with(catalog: Catalog, tweak: impl FnOnce(&mut FleetSettings)) ->
 async fn world_with_visibility(
     catalog: Catalog,
     visibility: Duration,
-    tweak: impl FnOnce(&mut FleetSettings),
+    tweak: impl FnOnce(&mut FleetConfig),
 ) -> World {
     let standin = StandIn::start(StandInConfig::new(catalog)).await.unwrap();
     let mirror = tempfile::tempdir().unwrap();
-    let mut args = FleetSettings {
-        bucket: Some("in-process".into()),
-        ledger_table: Some("in-process".into()),
-        api_url: Some(standin.api_url()),
-        ..FleetSettings::default()
-    };
-    tweak(&mut args);
-    let config = FleetConfig::from_settings(&args).unwrap();
+    let mut config = FleetConfig::new("in-process", "in-process")
+        .with_api_url(standin.api_url().parse().unwrap(), &[]);
+    tweak(&mut config);
     let services = Arc::new(
         bottlesync_adapters::wiring::in_process_adapters(
             config,
@@ -350,8 +345,8 @@ fn big_sha(message: &QueueMessage) -> String {
 async fn a_bottle_that_cannot_finish_before_the_lambda_deadline_goes_to_ecs() {
     let w = world_with(slow_catalog(), |args| {
         // Small enough for Lambda by size; too slow for it in fact.
-        args.lambda_max_bottle_gb = Some("1".into());
-        args.size_threshold_gb = Some("1".into());
+        args.lambda_max_bottle_bytes = gb_to_bytes(1.0);
+        args.size_threshold_bytes = gb_to_bytes(1.0);
     })
     .await;
     let big = w.standin.bottle("big", "arm64_tahoe").unwrap();
@@ -552,8 +547,8 @@ impl Queue for SendFaults {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_planner_killed_between_sends_is_resumed_by_its_rerun() {
     let w = world_with(small_catalog(), |args| {
-        args.planning_lease_seconds = Some("1".into());
-        args.size_threshold_gb = Some("1000".into());
+        args.planning_lease = Duration::from_secs(1);
+        args.size_threshold_bytes = gb_to_bytes(1000.0);
     })
     .await;
     let mut dying = (*w.services).clone();
@@ -603,7 +598,7 @@ async fn a_planner_killed_between_sends_is_resumed_by_its_rerun() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_whose_answers_were_lost_stays_in_the_run() {
     let w = world_with(small_catalog(), |args| {
-        args.size_threshold_gb = Some("1000".into());
+        args.size_threshold_bytes = gb_to_bytes(1000.0);
     })
     .await;
     let mut lossy = (*w.services).clone();
@@ -704,7 +699,7 @@ async fn work_run_only(w: &World, queue: &Arc<dyn Queue>, run_id: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_run_to_finish_publishes_the_newest_api_files() {
     let w = world_with(small_catalog(), |args| {
-        args.size_threshold_gb = Some("1000".into());
+        args.size_threshold_bytes = gb_to_bytes(1000.0);
     })
     .await;
     let store = w.services.store.as_ref();
@@ -766,8 +761,8 @@ async fn the_last_run_to_finish_publishes_the_newest_api_files() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_plan_opens_its_run_with_a_live_planning_lease() {
     let w = world_with(small_catalog(), |args| {
-        args.planning_lease_seconds = Some("1".into());
-        args.size_threshold_gb = Some("1000".into());
+        args.planning_lease = Duration::from_secs(1);
+        args.size_threshold_bytes = gb_to_bytes(1000.0);
     })
     .await;
     w.standin.set_manifest_delay(Duration::from_millis(1500));
@@ -810,7 +805,7 @@ async fn a_slow_plan_opens_its_run_with_a_live_planning_lease() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_run_resends_lost_messages_once_then_counts_them_lost() {
     let w = world_with(small_catalog(), |args| {
-        args.run_stall_minutes = Some("0.001".into());
+        args.run_stall = Duration::from_secs_f64(0.06);
     })
     .await;
     let (planned, run_id, queue) = plan(&w).await;
@@ -894,7 +889,7 @@ async fn a_stalled_run_resends_lost_messages_once_then_counts_them_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bottle_dead_lettered_uncounted_is_counted_failed_by_the_reconcile() {
     let w = world_with(small_catalog(), |args| {
-        args.run_stall_minutes = Some("0.001".into());
+        args.run_stall = Duration::from_secs_f64(0.06);
     })
     .await;
     let (_, run_id, queue) = plan(&w).await;

@@ -19,7 +19,7 @@ use bottlesync_adapters::http::slack::SlackWebhook;
 use bottlesync_adapters::wiring::FleetAdapters;
 use bottlesync_core::Sha256Digest;
 use bottlesync_core::error::{Error, Result};
-use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
+use bottlesync_core::fleet_config::{FleetConfig, SlackSource};
 use bottlesync_core::plan::route::Route;
 use bottlesync_core::ports::fleet_ledger::BottleState;
 use bottlesync_core::ports::notifier::{Notification, Notifier};
@@ -60,18 +60,15 @@ async fn fleet(api_url: Option<String>) -> Fleet {
     fleet_with(api_url, |_| {}).await
 }
 
-async fn fleet_with(api_url: Option<String>, tweak: impl FnOnce(&mut FleetSettings)) -> Fleet {
+async fn fleet_with(api_url: Option<String>, tweak: impl FnOnce(&mut FleetConfig)) -> Fleet {
     let hook = WebhookReceiver::start().await.unwrap();
     let mirror = tempfile::tempdir().unwrap();
-    let mut settings = FleetSettings {
-        bucket: Some("in-process".into()),
-        ledger_table: Some("in-process".into()),
-        api_url,
-        slack_webhook_url: Some(hook.url()),
-        ..FleetSettings::default()
-    };
-    tweak(&mut settings);
-    let config = FleetConfig::from_settings(&settings).unwrap();
+    let mut config = FleetConfig::new("in-process", "in-process");
+    if let Some(api_url) = api_url {
+        config = config.with_api_url(api_url.parse().unwrap(), &[]);
+    }
+    config.slack = SlackSource::Url(hook.url());
+    tweak(&mut config);
     let mut services = bottlesync_adapters::wiring::in_process_adapters(
         config,
         mirror.path(),
@@ -581,7 +578,7 @@ async fn failed_dlq_deletes_and_sends_do_not_stop_the_replay() {
         .await
         .unwrap();
     let mut fleet = fleet_with(Some(standin.api_url()), |settings| {
-        settings.run_stall_minutes = Some("0.001".into());
+        settings.run_stall = Duration::from_secs_f64(0.06);
     })
     .await;
     let messages = planned_messages(&fleet.services).await;
@@ -797,7 +794,7 @@ async fn a_reconcile_leaves_a_replay_that_is_still_sending_alone() {
         .await
         .unwrap();
     let mut fleet = fleet_with(Some(standin.api_url()), |settings| {
-        settings.planning_lease_seconds = Some("2".into());
+        settings.planning_lease = Duration::from_secs(2);
     })
     .await;
     let messages = planned_messages(&fleet.services).await;

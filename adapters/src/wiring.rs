@@ -224,6 +224,16 @@ fn notifier_for(slack: &SlackSource) -> Result<Arc<dyn Notifier>> {
     })
 }
 
+/// The registry client: bottle downloads, and documents over HTTP(S).
+pub fn registry_client(settings: &HttpSettings) -> Result<Arc<dyn Registry>> {
+    Ok(Arc::new(RegistryClient::new(settings)?))
+}
+
+/// Documents (external hash files) from a path, S3 or HTTP(S).
+pub fn documents(registry: Arc<dyn Registry>) -> Arc<dyn Documents> {
+    Arc::new(LocationReader { registry })
+}
+
 /// Opens the mirror at `location` (a directory or an S3 prefix).
 /// `read_only` (dry runs) creates nothing and takes no lock.
 pub async fn open_store(location: &Location, read_only: bool) -> Result<Arc<dyn BlobStore>> {

@@ -4,7 +4,6 @@
 
 use bottlesync_core::fleet_config::FleetConfig;
 use bottlesync_core::fleet_config::PORTABLE_RUBY_VARIABLE;
-use bottlesync_core::model::location::Location;
 use bottlesync_core::model::message::BottleMessage;
 use bottlesync_core::plan::route::{Route, route_for};
 use bottlesync_core::plan::select::{PlanRequest, TagSelection};
@@ -110,8 +109,10 @@ impl FleetPlanner {
     ) -> Result<FleetPlanOutcome> {
         let config = &self.config;
         let finisher = &self.reconciler.finisher;
-        let tags_text = request.tags.as_deref().unwrap_or(&config.tags);
-        let tags = TagSelection::parse("BOTTLESYNC_TAGS", tags_text)?;
+        let tags = match &request.tags {
+            Some(text) => TagSelection::parse("BOTTLESYNC_TAGS", text)?,
+            None => config.tags.clone(),
+        };
         let date = request.date.unwrap_or_else(|| Utc::now().date_naive());
 
         // Earlier runs first: one an earlier planner left unsealed (a Lambda
@@ -130,9 +131,9 @@ impl FleetPlanner {
         let external_hash_file =
             config
                 .external_hash_file
-                .as_deref()
-                .map(|text| ExternalHashFile {
-                    location: Location::parse("BOTTLESYNC_EXTERNAL_HASH_FILE", text, true),
+                .clone()
+                .map(|location| ExternalHashFile {
+                    location: Ok(location),
                     required: config.external_hash_file_required,
                 });
         let mut inputs = fetch_inputs(

@@ -5,6 +5,7 @@ pub mod ops;
 pub mod plan;
 pub mod serve;
 pub mod sync;
+pub mod sync_mirror;
 pub mod verify;
 pub mod work;
 
@@ -13,7 +14,6 @@ use std::process::ExitCode;
 use bottlesync::config::FleetArgs;
 use bottlesync_adapters::wiring::FleetAdapters;
 use bottlesync_core::Result;
-use bottlesync_core::fleet_config::FleetConfig;
 use bottlesync_core::shutdown::ShutdownSignal;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -38,8 +38,7 @@ pub fn finish(result: Result<serde_json::Value>) -> ExitCode {
 /// The fleet's AWS adapters from the fleet flags; each command takes the
 /// use case it runs from them.
 pub async fn adapters(args: &FleetArgs) -> Result<FleetAdapters> {
-    let config = FleetConfig::from_settings(&args.clone().into())?;
-    bottlesync_adapters::wiring::aws_adapters(config).await
+    bottlesync_adapters::wiring::aws_adapters(args.clone().config()?).await
 }
 
 /// SIGTERM (ECS stopping a task, `kill`, `docker stop`) or SIGINT (Ctrl-C)

@@ -1,31 +1,24 @@
-//! `bottlesync sync`: the whole pipeline on one machine. Validate settings,
-//! fetch the index and any external hash file, open the destination, read
-//! the ledger, plan, size, fetch-verify-store with bounded concurrency,
-//! compact the ledger into bottles_hash.json, and report. One run at a time
-//! per destination: a directory's flock (taken by `open_store`), an S3
-//! prefix's lease (`StoreLease`, held from here to the end).
+//! `bottlesync sync`: the whole pipeline on one machine. Settings, the
+//! index and any external hash file, the destination (one run at a time:
+//! a directory's flock, an S3 prefix's `StoreLease` held to the end), the
+//! plan, then `sync_mirror`: the transfers (`worker::sync_run`: then
+//! compaction and publication) and the report. Any error before the transfers exits 2 with nothing written.
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bottlesync::config::{SyncArgs, SyncSettings, store_lease_length};
-use bottlesync_adapters::wiring::{LocationReader, open_store};
-use bottlesync_core::brew::publish::publish;
+use bottlesync_adapters::wiring::{documents, open_store, registry_client};
+use bottlesync_core::Error;
 use bottlesync_core::journal::JournalLedger;
 use bottlesync_core::model::location::Location;
-use bottlesync_core::plan::select::PlanRequest;
 use bottlesync_core::ports::ledger::Ledger;
-use bottlesync_core::shutdown::ShutdownSignal;
 use bottlesync_core::store_lease::StoreLease;
-use bottlesync_core::{BottleJob, Error};
-use bottlesync_planner::prepare::{
-    ExternalHashFile, IndexSource, MirrorView, Sources, fetch_inputs, prepare,
-};
-use bottlesync_worker::pool::{PoolContext, PoolOutcome, Progress, run_pool};
+use bottlesync_planner::prepare::{ExternalHashFile, IndexSource, MirrorView, Sources};
+use bottlesync_planner::prepare::{fetch_inputs, prepare};
+use bottlesync_worker::sync_run::SyncRun;
 
-use super::stop_on_signals;
-use crate::report::{SyncReport, add_portable_ruby, portable_ruby_lines, write_report};
+use crate::report::SyncReport;
 
 pub async fn run(args: SyncArgs) -> ExitCode {
     match sync(args).await {
@@ -37,76 +30,48 @@ pub async fn run(args: SyncArgs) -> ExitCode {
     }
 }
 
-/// Everything up to the transfers: any error here exits 2 with nothing written.
 async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
-    let started = Instant::now();
-    let SyncSettings {
-        dest,
-        api_url,
-        tags,
-        hash_file,
-        date,
-        hosts,
-        registry,
-        retry,
-        segments,
-        portable_ruby,
-    } = SyncSettings::from_args(&args)?;
-
-    let documents = LocationReader {
-        registry: registry.clone(),
-    };
+    let started = std::time::Instant::now();
+    let settings = SyncSettings::from_args(&args)?;
+    let registry = registry_client(&settings.http)?;
+    let documents = documents(registry.clone());
     let sources = Sources {
         registry: registry.as_ref(),
-        documents: &documents,
-        retry: &retry,
+        documents: documents.as_ref(),
+        retry: &settings.retry,
         mirror: None,
     };
-    let mut inputs = fetch_inputs(
-        sources,
-        IndexSource {
-            api_url: &api_url,
-            hosts: &hosts,
-            tags: &tags,
-            portable_ruby: ("--portable-ruby", &portable_ruby),
-        },
-        hash_file.map(|location| ExternalHashFile {
-            location: Ok(location),
-            required: true,
-        }),
-    )
-    .await?;
+    let index = IndexSource {
+        api_url: &settings.api_url,
+        hosts: &settings.hosts,
+        tags: &settings.tags,
+        portable_ruby: ("--portable-ruby", &settings.portable_ruby),
+    };
+    let hash_file = settings.hash_file.clone().map(|location| ExternalHashFile {
+        location: Ok(location),
+        required: true,
+    });
+    let mut inputs = fetch_inputs(sources, index, hash_file).await?;
 
-    let store = open_store(&dest, args.dry_run).await?;
-    let lease = match &dest {
+    let store = open_store(&settings.dest, args.dry_run).await?;
+    let lease = match &settings.dest {
         Location::S3 { .. } if !args.dry_run => {
             Some(StoreLease::acquire(store.clone(), store_lease_length()?).await?)
         }
         _ => None,
     };
     let lease_lost = lease.as_ref().map(StoreLease::lost);
-    let result: Result<ExitCode, Error> = async {
-        let ledger = Arc::new(JournalLedger::new(store.clone()));
-        let mirror = MirrorView::from_stored(ledger.stored_bottles().await?);
-
-        let request = PlanRequest {
-            tags,
-            formulae: args.formulae.clone(),
-            with_deps: args.with_deps,
-            linux_host_formulae: args.linux_host_formulae,
-            include_disabled: args.include_disabled,
-            date,
-        };
+    let result = async {
+        let journal = Arc::new(JournalLedger::new(store.clone()));
+        let mirror = MirrorView::from_stored(journal.stored_bottles().await?);
+        let request = args.plan_request(settings.tags.clone(), settings.date);
         inputs.api.scope = request.scope();
         let sources = Sources {
             mirror: (!args.dry_run).then_some(store.as_ref()),
             ..sources
         };
         let mut plan = prepare(sources, &inputs, &request, &mirror).await?.plan;
-        // Largest first: the long downloads start early and finish together.
-        plan.jobs
-            .sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.key.cmp(&b.key)));
-
+        plan.sort_largest_first();
         let location = store.location();
         let report = SyncReport {
             plan: &plan,
@@ -114,84 +79,20 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Error> {
             dest: &location,
         };
         if args.dry_run {
-            report.print_plan();
-            print!("{}", portable_ruby_lines(&inputs.portable_ruby));
-            let mut json = report.plan_json();
-            add_portable_ruby(&mut json, &inputs.portable_ruby);
-            write_report(args.report.as_deref(), json)?;
-            return Ok(ExitCode::SUCCESS);
+            return super::sync_mirror::dry_run(&args, &report, &inputs.portable_ruby);
         }
-        tracing::info!(
-            bottles = plan.jobs.len(),
-            bytes = plan.bytes(),
-            tags = %plan.tags.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(","),
-            dest = %location,
-            "plan ready"
-        );
-        let context = PoolContext {
+        let run = SyncRun {
             registry: registry.clone(),
             store: store.clone(),
-            ledger: ledger.clone(),
-            retry: retry.clone(),
-            segments,
+            journal,
+            retry: settings.retry.clone(),
+            segments: settings.segments,
         };
-        let outcome = transfer(&args, plan.jobs.clone(), plan.bytes(), context, lease_lost).await;
-        // Fold what this run recorded into bottles_hash.json, even after an
-        // interrupt: the journal already holds it durably either way.
-        let record = ledger.compact().await?;
-        // Last, and only after a whole run: the API files name only what
-        // the mirror now holds (or the summary names what it lacks).
-        let published = match outcome.interrupted {
-            false => Some(publish(store.as_ref(), &record.bottles, &inputs.api).await?),
-            true => None,
-        };
-        let elapsed = started.elapsed();
-        report.print_summary(&outcome, elapsed, record.bottles.len(), published.as_ref());
-        print!("{}", portable_ruby_lines(&inputs.portable_ruby));
-        let mut json = report.summary_json(&outcome, elapsed, published.as_ref());
-        add_portable_ruby(&mut json, &inputs.portable_ruby);
-        write_report(args.report.as_deref(), json)?;
-        Ok(match (outcome.interrupted, outcome.failed.is_empty()) {
-            (true, _) => ExitCode::from(130),
-            (false, true) => ExitCode::SUCCESS,
-            (false, false) => ExitCode::from(1),
-        })
+        super::sync_mirror::mirror(&args, run, &report, &inputs, (started, lease_lost)).await
     }
     .await;
     if let Some(lease) = lease {
         lease.release().await;
     }
     result
-}
-
-/// The transfers, until done or stopped: SIGINT or SIGTERM (in-flight
-/// bottles get `--shutdown-grace`), or a lost S3 lease (at once).
-async fn transfer(
-    args: &SyncArgs,
-    jobs: Vec<BottleJob>,
-    bytes: u64,
-    context: PoolContext,
-    lease_lost: Option<bottlesync_core::lease::CancellationToken>,
-) -> PoolOutcome {
-    let shutdown = ShutdownSignal::new();
-    stop_on_signals(&shutdown, "; stored bottles are kept, a rerun resumes");
-    if let Some(lost) = lease_lost {
-        // Another run took the S3 lease over: what is stored stays recorded.
-        shutdown.cancel_when(lost);
-    }
-    let progress = Arc::new(Progress::default());
-    let reporter = crate::progress::spawn(args.progress, progress.clone(), jobs.len(), bytes);
-    let grace = Duration::from_secs(args.shutdown_grace);
-    let (context, concurrency) = (Arc::new(context), args.concurrency as usize);
-    let outcome = run_pool(
-        context,
-        jobs,
-        concurrency,
-        progress,
-        shutdown.subscribe(),
-        grace,
-    )
-    .await;
-    reporter.abort();
-    outcome
 }

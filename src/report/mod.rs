@@ -2,9 +2,11 @@
 //! stdout, JSON with `--report`) and `status`'s text.
 
 mod portable_ruby;
+mod publication;
 mod status;
-mod sync;
+mod sync_plan;
+mod sync_summary;
 
 pub use portable_ruby::{add_portable_ruby, portable_ruby_lines};
 pub use status::print_status;
-pub use sync::{SyncReport, write_report};
+pub use sync_plan::{SyncReport, write_report};

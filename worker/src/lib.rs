@@ -1,6 +1,7 @@
 //! The worker: fetch, verify and store one bottle (`transfer`, large ones in
 //! ranges over several connections: `segmented`); run many of
-//! them under a concurrency bound (`pool`, for `sync`); and the fleet's
+//! them under a concurrency bound (`pool`); `sync` once planned, through
+//! compaction and publication (`sync_run`); and the fleet's
 //! per-message logic (`consumer`) with its two shells, the Lambda SQS
 //! handler (`lambda`) and the ECS long-poll loop (`work_loop`).
 
@@ -9,6 +10,7 @@ pub mod lambda;
 pub mod pool;
 pub mod protection;
 pub mod segmented;
+pub mod sync_run;
 pub mod transfer;
 pub mod work_loop;
 

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use bottlesync_adapters::local::local_store::LocalStore;
 use bottlesync_adapters::local::memory_ledger::MemoryLedger;
 use bottlesync_adapters::local::memory_queue::MemoryQueue;
-use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
+use bottlesync_core::fleet_config::FleetConfig;
 use bottlesync_core::model::message::BottleMessage;
 use bottlesync_core::plan::route::Route;
 use bottlesync_core::ports::fleet_ledger::{BottleState, ClaimLedger, ClaimOutcome, RunBook};
@@ -215,12 +215,7 @@ async fn world() -> World {
     let dlq = Arc::new(MemoryQueue::new("dlq", visibility));
     let source =
         Arc::new(MemoryQueue::new("work", visibility).with_dead_letter(dlq.clone(), MAX_RECEIVES));
-    let config = FleetConfig::from_settings(&FleetSettings {
-        bucket: Some("unit".into()),
-        ledger_table: Some("unit".into()),
-        ..FleetSettings::default()
-    })
-    .unwrap();
+    let config = FleetConfig::new("unit", "unit");
     // Exactly the ports a worker touches, doubles all.
     let ports = WorkerPorts {
         finisher: Finisher {

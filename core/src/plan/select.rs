@@ -112,6 +112,13 @@ impl Plan {
         self.jobs.iter().map(|j| j.size).sum()
     }
 
+    /// Largest first (then by key): `sync`'s order, so the long downloads
+    /// start early and finish together, and its plan prints that way.
+    pub fn sort_largest_first(&mut self) {
+        self.jobs
+            .sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.key.cmp(&b.key)));
+    }
+
     /// Files a wanted bottle: held by the mirror (`mirrored`), listed by an
     /// external hash file (`external`), or to fetch.
     pub fn add(

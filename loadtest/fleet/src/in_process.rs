@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bottlesync_adapters::wiring::FleetAdapters;
-use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
+use bottlesync_core::fleet_config::{FleetConfig, SlackSource, gb_to_bytes};
+use bottlesync_core::plan::select::TagSelection;
 use bottlesync_core::ports::queue::Queue;
 use bottlesync_core::shutdown::ShutdownSignal;
 use bottlesync_loadtest::webhook::WebhookReceiver;
@@ -34,16 +35,14 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
     let world = World::for_options(options).await?;
     let webhook = WebhookReceiver::start().await?;
     let mirror = fresh_mirror_dir(&options.out_dir)?;
-    let config = FleetConfig::from_settings(&FleetSettings {
-        bucket: Some("in-process".into()),
-        ledger_table: Some("in-process".into()),
-        api_url: Some(world.standin.api_url()),
-        tags: Some(CLIENT_TAGS.join(",")),
-        slack_webhook_url: Some(webhook.url()),
-        environment: Some("load".into()),
-        size_threshold_gb: Some("0.000000001".into()),
-        ..FleetSettings::default()
-    })?;
+    let config = FleetConfig {
+        tags: TagSelection::parse("tags", &CLIENT_TAGS.join(","))?,
+        slack: SlackSource::Url(webhook.url()),
+        environment: "load".into(),
+        size_threshold_bytes: gb_to_bytes(0.000000001),
+        ..FleetConfig::new("in-process", "in-process")
+            .with_api_url(url::Url::parse(&world.standin.api_url())?, &[])
+    };
     let services = Arc::new(bottlesync_adapters::wiring::in_process_adapters(
         config,
         &mirror,

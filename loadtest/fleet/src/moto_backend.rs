@@ -20,7 +20,7 @@ use bottlesync_adapters::wiring::LocationReader;
 use bottlesync_aws_harness::aws_counter::AwsRequestCounter;
 use bottlesync_aws_harness::aws_faults::FaultPlan;
 use bottlesync_aws_harness::moto::{FleetQueues, Moto, create_ledger_table};
-use bottlesync_core::fleet_config::{FleetConfig, FleetSettings};
+use bottlesync_core::fleet_config::FleetConfig;
 use bottlesync_core::model::message::salvage_ids;
 use bottlesync_core::ports::notifier::LogNotifier;
 use bottlesync_core::ports::queue::Queue;
@@ -334,16 +334,13 @@ pub fn moto_fleet_adapters(
     queues: &FleetQueues,
     api_url: String,
 ) -> anyhow::Result<FleetAdapters> {
-    let config = FleetConfig::from_settings(&FleetSettings {
-        bucket: Some(bucket.into()),
-        prefix: Some(prefix.into()),
-        ledger_table: Some(table.into()),
+    let config = FleetConfig {
+        prefix: prefix.trim_matches('/').into(),
         queue_url: Some(queues.queue_url.clone()),
         large_queue_url: Some(queues.large_queue_url.clone()),
         dlq_url: Some(queues.dlq_url.clone()),
-        api_url: Some(api_url),
-        ..FleetSettings::default()
-    })?;
+        ..FleetConfig::new(bucket, table).with_api_url(url::Url::parse(&api_url)?, &[])
+    };
     let registry: Arc<dyn Registry> = Arc::new(RegistryClient::new(&HttpSettings::default())?);
     let sqs = moto.sqs();
     let queue =
