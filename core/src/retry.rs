@@ -81,6 +81,35 @@ impl RetryPolicy {
     }
 }
 
+/// A write that must land (a seal, a posted summary's record, a stored
+/// bottle's record), tried up to `attempts` times whatever the error:
+/// each failure but the last is logged at warn as "could not `what`:
+/// trying again", then waits `wait(attempt)`. The last error is returned
+/// for the caller to say what its loss means.
+pub async fn retry_write<T, F, Fut>(
+    what: &str,
+    attempts: u32,
+    wait: impl Fn(u32) -> Duration,
+    mut op: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Err(e) if attempt < attempts => {
+                let wait = wait(attempt);
+                tracing::warn!(attempt, error = %e, wait_ms = wait.as_millis() as u64, "could not {what}: trying again");
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +122,37 @@ mod tests {
             max_delay: Duration::from_millis(2),
             max_retry_after: Duration::from_millis(5),
         }
+    }
+
+    #[tokio::test]
+    async fn a_write_is_tried_the_given_times_then_its_last_error_returned() {
+        let calls = AtomicUsize::new(0);
+        let result: Result<()> = retry_write(
+            "write",
+            3,
+            |_| Duration::ZERO,
+            || async {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                Err(crate::Error::config("x", format!("failure {n}")))
+            },
+        )
+        .await;
+        assert!(result.unwrap_err().to_string().contains("failure 2"));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        let calls = AtomicUsize::new(0);
+        let result = retry_write(
+            "write",
+            3,
+            |_| Duration::ZERO,
+            || async {
+                match calls.fetch_add(1, Ordering::SeqCst) {
+                    0 => Err(crate::Error::config("x", "once")),
+                    n => Ok(n),
+                }
+            },
+        )
+        .await;
+        assert_eq!(result.unwrap(), 1);
     }
 
     #[tokio::test]

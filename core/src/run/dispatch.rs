@@ -40,6 +40,7 @@ use crate::plan::route::Route;
 use crate::ports::fleet_ledger::{FleetLedger, RunBook};
 use crate::ports::queue::Queue;
 use crate::ports::store::DocumentStore;
+use crate::retry::retry_write;
 use crate::run::manifest::{ManifestMessage, RunManifest};
 use crate::run::record::RunRecord;
 
@@ -308,21 +309,12 @@ impl RunDispatch<'_> {
         if !lease.confirm().await? {
             return Err(taken_over(run_id));
         }
-        let mut attempt = 1;
-        loop {
-            match self.ledger.seal_run(run_id, expected).await {
-                Ok(()) => return Ok(()),
-                Err(e) if attempt < SEAL_ATTEMPTS => {
-                    tracing::warn!(run_id, attempt, error = %e, "could not seal the run: trying again");
-                    tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
-                    attempt += 1;
-                }
-                Err(e) => {
-                    tracing::error!(run_id, expected, error = %e, "could not seal the run: it cannot finish until the reconcile resumes and seals it");
-                    return Err(e);
-                }
-            }
-        }
+        let wait = |attempt| Duration::from_millis(500u64 << attempt);
+        retry_write("seal the run", SEAL_ATTEMPTS, wait, || self.ledger.seal_run(run_id, expected))
+            .await
+            .inspect_err(|e| {
+                tracing::error!(run_id, expected, error = %e, "could not seal the run: it cannot finish until the reconcile resumes and seals it");
+            })
     }
 }
 
@@ -366,7 +358,7 @@ pub async fn send_with_retries(
         };
         if attempt < SEND_ATTEMPTS {
             tracing::warn!(run_id, attempt, unconfirmed = pending.len(), error = %e, "sending failed; sending the unconfirmed messages again (duplicates are counted once)");
-            tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+            tokio::time::sleep(Duration::from_millis(500u64 << attempt)).await;
         } else {
             tracing::error!(run_id, attempt, unconfirmed = pending.len(), error = %e, "sending failed on every attempt: these bottles stay in the run, unconfirmed");
         }

@@ -27,6 +27,7 @@ use crate::ports::fleet_ledger::{BottleState, ClaimLedger, FinishLease, FleetLed
 use crate::ports::notifier::Notifier;
 use crate::ports::queue::Queue;
 use crate::ports::store::{BlobStore, DocumentStore};
+use crate::retry::retry_write;
 use crate::run::messages::MessageContext;
 use crate::run::record::{RunRecord, RunState};
 
@@ -259,21 +260,14 @@ impl Finisher {
     /// Slack accepted the summary: record it, trying a few times, because a
     /// summary that is not recorded is posted again by the next finisher.
     async fn record_summary_sent(&self, run_id: &str, owner: &str) -> Result<()> {
-        let mut attempt = 1;
-        loop {
-            match self.ledger.mark_summary_sent(run_id, owner).await {
-                Ok(()) => return Ok(()),
-                Err(e) if attempt < RECORD_ATTEMPTS => {
-                    tracing::warn!(run_id, attempt, error = %e, "could not record the posted summary: trying again");
-                    tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
-                    attempt += 1;
-                }
-                Err(e) => {
-                    tracing::error!(run_id, error = %e, "the summary was posted but could not be recorded: the next finisher will post it again");
-                    return Err(e);
-                }
-            }
-        }
+        let wait = |attempt| Duration::from_millis(250u64 << attempt);
+        retry_write("record the posted summary", RECORD_ATTEMPTS, wait, || {
+            self.ledger.mark_summary_sent(run_id, owner)
+        })
+        .await
+        .inspect_err(|e| {
+            tracing::error!(run_id, error = %e, "the summary was posted but could not be recorded: the next finisher will post it again");
+        })
     }
 
     async fn summary_of(

@@ -505,28 +505,20 @@ mod tests {
     #[test]
     fn an_extra_download_needs_a_lost_visibility_answer_to_explain_it() {
         let (expected, layout, mut end) = correct_run();
+        let unexplained = |end: &EndState| {
+            let verdict = verify(&expected, &layout, end);
+            let found = verdict
+                .problems
+                .iter()
+                .any(|p| p.contains("downloaded 3 times"));
+            assert!(found, "{:?}", verdict.problems);
+        };
         // `a`: once more than its kill explains.
         end.downloads.insert(sha('a'), 3);
-        let verdict = verify(&expected, &layout, &end);
-        assert!(
-            verdict
-                .problems
-                .iter()
-                .any(|p| p.contains("downloaded 3 times")),
-            "{:?}",
-            verdict.problems
-        );
+        unexplained(&end);
         // A lost answer about another bottle explains nothing here.
         end.lost_answers_by_bottle.insert(sha('b'), 1);
-        let verdict = verify(&expected, &layout, &end);
-        assert!(
-            verdict
-                .problems
-                .iter()
-                .any(|p| p.contains("downloaded 3 times")),
-            "{:?}",
-            verdict.problems
-        );
+        unexplained(&end);
         end.lost_answers_by_bottle.insert(sha('a'), 1);
         let verdict = verify(&expected, &layout, &end);
         assert!(verdict.passed(), "{:?}", verdict.problems);

@@ -33,7 +33,7 @@ use bottlesync_core::ports::fleet_ledger::{
 use bottlesync_core::ports::queue::{Queue, QueueMessage};
 use bottlesync_core::ports::registry::Registry;
 use bottlesync_core::ports::store::ObjectMeta;
-use bottlesync_core::retry::RetryPolicy;
+use bottlesync_core::retry::{RetryPolicy, retry_write};
 use bottlesync_core::run::finish::Finisher;
 use bottlesync_core::segments::SegmentPolicy;
 use bottlesync_core::{BottleJob, Error, Result, Sha256Digest};
@@ -426,25 +426,12 @@ impl Consumer {
         // the claim, rather than given back to the queue (whose next
         // receive would at best find the object, at worst wait out the
         // visibility timeout).
-        let mut attempt = 1;
-        let outcome = loop {
-            match self
-                .ports
-                .finisher
-                .ledger
-                .complete(&message.run_id, owner, &job.sha256, &bottle)
-                .await
-            {
-                Ok(outcome) => break outcome,
-                Err(e) if attempt < COMPLETE_ATTEMPTS => {
-                    let wait = backoff_for(self.retry_base, attempt);
-                    tracing::warn!(error = %e, attempt, wait_ms = wait.as_millis() as u64, "stored, but could not record it: trying again");
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let wait = |attempt| backoff_for(self.retry_base, attempt);
+        let outcome = retry_write("record the stored bottle", COMPLETE_ATTEMPTS, wait, || {
+            let ledger = &self.ports.finisher.ledger;
+            ledger.complete(&message.run_id, owner, &job.sha256, &bottle)
+        })
+        .await?;
         match outcome {
             CompleteOutcome::Counted(_) => {
                 tracing::info!(bytes, key = %job.key, "stored");
