@@ -837,9 +837,16 @@ async fn a_reconcile_leaves_a_replay_that_is_still_sending_alone() {
     }
     let report = replaying.await.unwrap().unwrap();
     assert_eq!(report.replayed, 4, "{report:?}");
-    assert!(!verdicts.is_empty(), "the reconcile ran during the replay");
     assert!(
-        verdicts.iter().all(|v| v == "planning"),
+        verdicts.iter().any(|v| v == "planning"),
+        "the reconcile ran while the replay was sending: {verdicts:?}"
+    );
+    // After the replay's seal (before its task ends: it still deletes the
+    // letters), a pass finds the run sealed and progressing: also alone.
+    assert!(
+        verdicts
+            .iter()
+            .all(|v| v == "planning" || v == "progressing"),
         "the reconcile must leave the sending replay alone: {verdicts:?}"
     );
     // Each bottle sent once, and the run sealed by the replay at four.
